@@ -1,0 +1,3 @@
+from batch_payouts.cli import main
+
+main()

@@ -1,0 +1,165 @@
+"""The exception tree of batch-payouts.
+
+Every error carries structured fields; ``str()`` is the sentence a user reads. Only the CLI
+turns these into printed messages and exit codes.
+
+::
+
+    BatchPayoutsError
+    ├── InputFileError            the spreadsheet cannot be used at all (exit 2)
+    ├── ConfigError               missing or unsafe settings: API key, key file mode (exit 2)
+    ├── LedgerError               the local state store
+    │   ├── IllegalTransition     a row state change the life cycle forbids
+    │   ├── BatchLocked           another runner holds the batch lease
+    │   └── BatchNotFound         no batch with that id
+    ├── PlanRefused               balance cannot cover the run, repeats blocked (exit 3)
+    ├── ApiError                  the provider answered with an error status
+    │   ├── AuthenticationError   401
+    │   ├── PermissionDenied      403
+    │   ├── NotFound              404
+    │   ├── BadRequest            400 with a reason we do not classify further
+    │   │   ├── ValidationFailed  400 "Validation failed: ..." with per-field messages
+    │   │   ├── InsufficientFunds 400 "Insufficient funds ..."
+    │   │   └── DuplicateReference 400 "Duplicate referenceId"
+    │   ├── RateLimited           429, with the advised wait in seconds
+    │   └── ServerError           5xx: the request may or may not have been acted on
+    └── NoAnswer                  no HTTP answer at all
+        ├── NotSent               provably never left this machine (refused, DNS, connect/pool timeout)
+        └── AnswerLost            may have reached the provider (timeout after send, reset, deadline)
+"""
+
+from __future__ import annotations
+
+
+class BatchPayoutsError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class InputFileError(BatchPayoutsError):
+    """The input file cannot be used: unreadable, not a spreadsheet, columns missing, empty."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{path}: {cause}")
+
+
+class ConfigError(BatchPayoutsError):
+    """A setting is missing or unsafe."""
+
+
+class LedgerError(BatchPayoutsError):
+    """The local ledger refused an operation."""
+
+
+class IllegalTransition(LedgerError):
+    """A row state change that the life cycle forbids."""
+
+    def __init__(self, row: int, current: str, wanted: str) -> None:
+        self.row = row
+        self.current = current
+        self.wanted = wanted
+        super().__init__(f"row {row}: cannot move from {current} to {wanted}")
+
+
+class BatchLocked(LedgerError):
+    """Another runner holds the lease on this batch."""
+
+    def __init__(self, batch_id: str, holder: str, expires_in: float) -> None:
+        self.batch_id = batch_id
+        self.holder = holder
+        self.expires_in = expires_in
+        super().__init__(
+            f"batch {batch_id} is being run by {holder}; wait for it to finish "
+            f"(its lease expires in {expires_in:.0f} s if that process is gone)"
+        )
+
+
+class BatchNotFound(LedgerError):
+    """No batch with this id in the ledger."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"no batch {batch_id!r} in the ledger")
+
+
+class PlanRefused(BatchPayoutsError):
+    """The plan cannot go ahead as asked (e.g. the balance does not cover it)."""
+
+
+class ApiError(BatchPayoutsError):
+    """The provider answered with an error status."""
+
+    def __init__(self, status: int, message: str, *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"Kotani answered {status}: {message}{where}")
+
+
+class AuthenticationError(ApiError):
+    """401: the API key is missing, wrong or for the other environment."""
+
+
+class PermissionDenied(ApiError):
+    """403: the key lacks a permission, or the customer is suspended."""
+
+
+class NotFound(ApiError):
+    """404: the resource does not exist (yet)."""
+
+
+class BadRequest(ApiError):
+    """400 with a reason: the provider refused before creating anything."""
+
+
+class ValidationFailed(BadRequest):
+    """400 "Validation failed": ``errors`` holds one message per field problem."""
+
+    def __init__(
+        self, status: int, message: str, errors: list[str], *, method: str = "", path: str = ""
+    ) -> None:
+        self.errors = errors
+        super().__init__(status, message, method=method, path=path)
+
+
+class InsufficientFunds(BadRequest):
+    """400: the payout wallet's balance does not cover the payout."""
+
+
+class DuplicateReference(BadRequest):
+    """400 "Duplicate referenceId": a payout with this reference already exists."""
+
+
+class RateLimited(ApiError):
+    """429: wait ``retry_after`` seconds (None when the provider did not say)."""
+
+    def __init__(
+        self, status: int, message: str, retry_after: float | None, *, method: str = "", path: str = ""
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, message, method=method, path=path)
+
+
+class ServerError(ApiError):
+    """5xx: the provider failed; the request may have been acted on."""
+
+
+class NoAnswer(BatchPayoutsError):
+    """No HTTP answer came back."""
+
+    def __init__(self, reason: str, *, method: str = "", path: str = "") -> None:
+        self.reason = reason
+        self.method = method
+        self.path = path
+        super().__init__(f"no answer from Kotani ({reason}) for {method} {path}".rstrip())
+
+
+class NotSent(NoAnswer):
+    """The request provably never left this machine; it is safe to send again."""
+
+
+class AnswerLost(NoAnswer):
+    """The request may have reached the provider; only a status read can tell."""

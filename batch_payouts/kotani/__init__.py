@@ -1,0 +1,1 @@
+"""The Kotani Pay v3 API: client, wire models, webhook signatures."""

@@ -1,0 +1,350 @@
+"""Async client for the Kotani Pay v3 API over httpx: one method per endpoint the tool uses.
+
+:func:`error_for` is the one place that turns an HTTP error answer into the error tree;
+:func:`error_for_transport` is the one place that classifies "no answer". The client never
+retries a POST: whether a payout may be sent again is the engine's decision.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from batch_payouts import errors
+from batch_payouts.kotani import wire
+
+DEFAULT_BASE_URL = "https://sandbox-api.kotanipay.com"
+T = TypeVar("T")
+
+
+class ApiKey:
+    """An API key that never shows itself in a repr, a log line or an exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value or not value.strip():
+            raise errors.ConfigError("the Kotani API key is empty")
+        self._value = value.strip()
+
+    def reveal(self) -> str:
+        """The key itself, for the Authorization header only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "ApiKey('****')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. httpx bounds each phase; ``attempt`` bounds one whole request and response."""
+
+    connect: float = 5.0
+    read: float = 20.0
+    write: float = 10.0
+    pool: float = 5.0
+    attempt: float = 30.0
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished API call, for the audit trail (bodies are redacted by the ledger)."""
+
+    method: str
+    path: str
+    status: int | None
+    duration: float
+    request_body: Any
+    response_body: Any
+    error: str | None = None
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        msg = body.get("message")
+        if isinstance(msg, list):
+            return "; ".join(str(m) for m in msg)
+        if msg:
+            return str(msg)
+        if body.get("error"):
+            return str(body["error"])
+    return "no message"
+
+
+def retry_after_seconds(
+    body: Any, headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds to wait from ``data.retryAfter``, else a ``Retry-After`` header (seconds or date)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and data.get("retryAfter") is not None:
+        try:
+            return max(0.0, float(data["retryAfter"]))
+        except (TypeError, ValueError):
+            pass
+    header = headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def error_for(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str],
+    *,
+    method: str = "",
+    path: str = "",
+    now: Callable[[], float] = time.time,
+) -> errors.ApiError:
+    """Map an error answer (either error shape of REFERENCE.md §2) to the error tree."""
+    msg = _message(body)
+    where: dict[str, str] = {"method": method, "path": path}
+    if status == 401:
+        return errors.AuthenticationError(status, msg, **where)
+    if status == 403:
+        return errors.PermissionDenied(status, msg, **where)
+    if status == 404:
+        return errors.NotFound(status, msg, **where)
+    if status == 429:
+        return errors.RateLimited(status, msg, retry_after_seconds(body, headers, now), **where)
+    if status >= 500:
+        return errors.ServerError(status, msg, **where)
+    lower = msg.lower()
+    data = body.get("data") if isinstance(body, dict) else None
+    field_errors = data.get("errors") if isinstance(data, dict) else None
+    if lower.startswith("validation failed") or isinstance(field_errors, list):
+        return errors.ValidationFailed(status, msg, [str(e) for e in field_errors or []], **where)
+    if "insufficient" in lower:
+        return errors.InsufficientFunds(status, msg, **where)
+    if "duplicate" in lower and "reference" in lower:
+        return errors.DuplicateReference(status, msg, **where)
+    return errors.BadRequest(status, msg, **where)
+
+
+_NEVER_LEFT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def error_for_transport(exc: BaseException, *, method: str, path: str) -> errors.NoAnswer:
+    """No answer: NotSent when the request provably never left, AnswerLost otherwise."""
+    name = type(exc).__name__
+    if isinstance(exc, _NEVER_LEFT):
+        return errors.NotSent(name, method=method, path=path)
+    return errors.AnswerLost(name, method=method, path=path)
+
+
+def api_key_from_env() -> ApiKey:
+    """The key from ``KOTANI_API_KEY``."""
+    value = os.environ.get("KOTANI_API_KEY", "")
+    if not value:
+        raise errors.ConfigError("set KOTANI_API_KEY (or use --sandbox)")
+    return ApiKey(value)
+
+
+class KotaniClient:
+    """One method per endpoint; raises the error tree; never retries a POST."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: ApiKey,
+        *,
+        timeouts: Timeouts | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_call: Callable[[CallRecord], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        t = self.timeouts
+        self._key = api_key
+        self._on_call = on_call
+        self._clock = clock
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+            headers={"Accept": "application/json", "User-Agent": "batch-payouts/0.1"},
+        )
+
+    def __repr__(self) -> str:
+        return f"KotaniClient({str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> KotaniClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- transport -------------------------------------------------------------------
+
+    async def _call(
+        self, method: str, path: str, *, body: wire._Request | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Any:
+        """Send one request within the attempt deadline; return the parsed JSON of a 2xx."""
+        content = wire.encode_body(body) if body is not None else None
+        headers = {"Authorization": f"Bearer {self._key.reveal()}"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        started = self._clock()
+        status: int | None = None
+        parsed: Any = None
+        try:
+            with anyio.fail_after(self.timeouts.attempt):
+                response = await self._http.request(
+                    method, path, content=content, headers=headers, params=params
+                )
+                status = response.status_code
+            parsed = _parse_json(response.content)
+        except TimeoutError as exc:
+            self._record(method, path, None, started, body, None, "attempt deadline")
+            raise errors.AnswerLost("attempt deadline passed", method=method, path=path) from exc
+        except httpx.HTTPError as exc:
+            problem = error_for_transport(exc, method=method, path=path)
+            self._record(method, path, None, started, body, None, problem.reason)
+            raise problem from None
+        self._record(method, path, status, started, body, parsed, None)
+        if 200 <= status < 300:
+            return parsed
+        raise error_for(status, parsed, response.headers, method=method, path=path)
+
+    def _record(
+        self, method: str, path: str, status: int | None, started: float,
+        body: wire._Request | None, parsed: Any, error: str | None,
+    ) -> None:
+        if self._on_call is None:
+            return
+        request = body.model_dump(by_alias=True, exclude_none=True, mode="json") if body else None
+        self._on_call(CallRecord(method, path, status, self._clock() - started, request, parsed, error))
+
+    async def _data(self, method: str, path: str, model: type[T] | TypeAdapter[T], **kw: Any) -> T:
+        parsed = await self._call(method, path, **kw)
+        data = parsed.get("data") if isinstance(parsed, dict) else None
+        adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+        return adapter.validate_python(data)
+
+    # -- wallets ---------------------------------------------------------------------
+
+    async def list_wallets(self) -> list[wire.Wallet]:
+        return await self._data("GET", "/api/v3/wallet/fiat", TypeAdapter(list[wire.Wallet]))
+
+    async def get_wallet(self, wallet_id: str) -> wire.Wallet:
+        return await self._data("GET", f"/api/v3/wallet/fiat/{_seg(wallet_id)}", wire.Wallet)
+
+    # -- customers -------------------------------------------------------------------
+
+    async def create_customer(self, body: wire.CreateCustomer) -> wire.Customer:
+        return await self._data("POST", "/api/v3/customer/mobile-money", wire.Customer, body=body)
+
+    async def get_customer(self, customer_key: str) -> wire.Customer:
+        path = f"/api/v3/customer/mobile-money/{_seg(customer_key)}"
+        return await self._data("GET", path, wire.Customer)
+
+    async def get_customer_by_phone(self, phone: str) -> wire.Customer:
+        path = f"/api/v3/customer/mobile-money/phone/{_seg(phone)}"
+        return await self._data("GET", path, wire.Customer)
+
+    # -- withdrawals -----------------------------------------------------------------
+
+    async def withdraw(self, body: wire.WithdrawalRequest) -> wire.WithdrawalCreated:
+        """Create one withdrawal of whichever kind ``body`` is."""
+        path = {
+            wire.MobileMoneyWithdrawal: "/api/v3/withdraw/mobile-money",
+            wire.LipaNaMpesaWithdrawal: "/api/v3/withdraw/lipa-na-mpesa",
+            wire.PaybillWithdrawal: "/api/v3/withdraw/paybill",
+            wire.BankWithdrawal: "/api/v3/withdraw/v2/bank",
+        }[type(body)]
+        return await self._data("POST", path, wire.WithdrawalCreated, body=body)
+
+    async def withdrawal_status(self, reference_id: str) -> wire.WithdrawalStatus:
+        path = f"/api/v3/withdraw/status/{_seg(reference_id)}"
+        return await self._data("GET", path, wire.WithdrawalStatus)
+
+    async def bank_status(self, reference_id: str) -> wire.WithdrawalStatus:
+        path = f"/api/v3/withdraw/v2/bank/status/{_seg(reference_id)}"
+        return await self._data("GET", path, wire.WithdrawalStatus)
+
+    async def list_withdrawals(
+        self, page: int = 1, per_page: int = 100, **filters: str
+    ) -> wire.TransactionsPage:
+        params: dict[str, str | int] = {"page": page, "per_page": per_page, **filters}
+        parsed = await self._call("GET", "/api/v3/withdraw/transactions", params=params)
+        # The envelope around {data, meta} is undocumented: accept it bare or wrapped.
+        if isinstance(parsed, dict) and "meta" not in parsed and isinstance(parsed.get("data"), dict):
+            parsed = parsed["data"]
+        return wire.TransactionsPage.model_validate(parsed)
+
+    async def iter_withdrawals(self, per_page: int = 100, **filters: str) -> AsyncIterator[wire.TransactionItem]:
+        page = 1
+        while True:
+            result = await self.list_withdrawals(page, per_page, **filters)
+            for item in result.data:
+                yield item
+            if page >= result.meta.total_pages or not result.data:
+                return
+            page += 1
+
+    # -- catalog ---------------------------------------------------------------------
+
+    async def list_banks(self, currency: str) -> list[wire.Bank]:
+        """Supported banks; falls back to the deprecated endpoint when the current one is absent."""
+        banks = TypeAdapter(list[wire.Bank])
+        try:
+            return await self._data(
+                "GET", "/api/v3/customer/support/banks", banks, params={"currency": currency}
+            )
+        except errors.NotFound:
+            path = f"/api/v3/withdraw/v2/bank/supporting-banks/{_seg(currency)}"
+            return await self._data("GET", path, banks)
+
+    async def list_countries(self, service_type: str = "WITHDRAW") -> list[wire.Country]:
+        return await self._data(
+            "GET", "/api/v3/customer/support/countries", TypeAdapter(list[wire.Country]),
+            params={"serviceType": service_type},
+        )
+
+    async def networks(self, country_code: str) -> wire.Networks:
+        path = f"/api/v3/customer/support/networks/{_seg(country_code)}"
+        return await self._data("GET", path, wire.Networks)
+
+
+def _seg(value: str) -> str:
+    """One percent-encoded path segment (``+`` becomes ``%2B``)."""
+    return quote(value, safe="")
+
+
+def _parse_json(content: bytes) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content, parse_float=Decimal)
+    except ValueError:
+        return {"message": content[:200].decode("utf-8", "replace")}
+
+
+def model_dump_json_safe(model: BaseModel) -> dict[str, Any]:
+    """A JSON-safe dict of a response model, for storing in the ledger."""
+    return model.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,7 @@
+"""The offline Kotani sandbox: a starlette app that behaves like the provider (DESIGN.md §6)."""
+
+from batch_payouts.sandbox.app import Sandbox
+from batch_payouts.sandbox.server import RunningSandbox, serve_in_thread
+from batch_payouts.sandbox.state import Knobs, SandboxClock, SandboxState
+
+__all__ = ["Knobs", "RunningSandbox", "Sandbox", "SandboxClock", "SandboxState", "serve_in_thread"]
