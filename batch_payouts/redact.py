@@ -34,9 +34,7 @@ def _walk(value: Any, secrets: list[str]) -> Any:
             lower = str(k).lower()
             if lower in _SECRET_KEYS:
                 out[str(k)] = "[redacted]"
-            elif lower in _PHONE_KEYS and isinstance(v, str):
-                out[str(k)] = mask_phone(v)
-            elif lower in _ACCOUNT_KEYS and isinstance(v, str):
+            elif lower in _PHONE_KEYS | _ACCOUNT_KEYS and isinstance(v, str):
                 out[str(k)] = mask_phone(v)
             else:
                 out[str(k)] = _walk(v, secrets)

@@ -297,7 +297,9 @@ class KotaniClient:
             parsed = parsed["data"]
         return wire.TransactionsPage.model_validate(parsed)
 
-    async def iter_withdrawals(self, per_page: int = 100, **filters: str) -> AsyncIterator[wire.TransactionItem]:
+    async def iter_withdrawals(
+        self, per_page: int = 100, **filters: str
+    ) -> AsyncIterator[wire.TransactionItem]:
         page = 1
         while True:
             result = await self.list_withdrawals(page, per_page, **filters)

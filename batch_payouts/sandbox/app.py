@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -118,7 +119,9 @@ class Sandbox:
                 self.state.delivery_result(delivery, status)
         return len(due)
 
-    def _guard(self, klass: Literal["money", "reads", "none"], fn: Handler, *, money_post: bool = False) -> Handler:
+    def _guard(
+        self, klass: Literal["money", "reads", "none"], fn: Handler, *, money_post: bool = False
+    ) -> Handler:
         async def endpoint(request: Request) -> Response:
             st = self.state
             if st.knobs.latency:
@@ -274,6 +277,8 @@ class Sandbox:
                                      "per_page": per_page, "total_pages": total_pages}})
 
     async def banks(self, request: Request) -> Any:
+        if self.state.knobs.legacy_banks_only and "currency" not in request.path_params:
+            raise Refusal(404, "Cannot GET /api/v3/customer/support/banks")
         currency = (request.path_params.get("currency") or request.query_params.get("currency", "")).upper()
         search = request.query_params.get("search", "").lower()
         rows = [{"code": code, "name": name, "currency": cur}
@@ -304,7 +309,10 @@ class Sandbox:
         body = await _json_body(request)
         with self.state.lock:
             merged = {**self.state.knobs.model_dump(), **body}
-            self.state.knobs = Knobs.model_validate(merged)
+            try:
+                self.state.knobs = Knobs.model_validate(merged)
+            except ValidationError as exc:
+                raise Refusal(400, f"Validation failed: {exc}") from None
             return ok("knobs set", self.state.knobs.model_dump(mode="json"))
 
     async def advance_clock(self, request: Request) -> Any:

@@ -29,7 +29,8 @@ class RunningSandbox:
 
 
 def _config(sandbox: Sandbox, log_level: str, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
-    return uvicorn.Config(sandbox.app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on",
+    return uvicorn.Config(sandbox.app, host=host, port=port, log_level=log_level,
+                          access_log=False, lifespan="on",
                           timeout_graceful_shutdown=1, ws="none")
 
 

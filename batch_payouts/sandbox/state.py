@@ -50,6 +50,7 @@ class Knobs(BaseModel):
     money_burst: int = 20
     reads_per_5s: int = 100
     rate_limits: bool = True
+    legacy_banks_only: bool = False
     create_status: int = 201
     fee_percent: Decimal = Decimal("1")
     fee_mode: Literal["recipient", "integrator", "invoiced"] = "recipient"
@@ -460,8 +461,9 @@ class SandboxState:
                 headers["X-Kotani-Signature"] = sig
         else:
             body, headers = compact_json(data).encode(), {"Content-Type": "application/json"}
-        delivery = {"url": url, "body": body, "headers": headers, "reference": payout.reference,
-                    "status": payout.status, "due": at + k.webhook_delay, "attempt": 0}
+        delivery: dict[str, Any] = {
+            "url": url, "body": body, "headers": headers, "reference": payout.reference,
+            "status": payout.status, "due": at + k.webhook_delay, "attempt": 0}
         if self.rng.random() < k.webhook_drop:
             self.webhooks_sent.append({**_public(delivery), "outcome": "dropped"})
             return

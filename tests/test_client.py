@@ -1,0 +1,179 @@
+"""The client speaks the provider's API and maps every failure onto the error tree."""
+
+from __future__ import annotations
+
+import socket
+from decimal import Decimal
+
+import pytest
+
+from batch_payouts import errors
+from batch_payouts.kotani import wire
+from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts, error_for
+from batch_payouts.sandbox import RunningSandbox
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.anyio
+
+
+# -- error mapping: one function, both error shapes --------------------------------------
+
+SHAPE_A = {"statusCode": 429, "message": "Too Many Requests", "error": "Too Many Requests",
+           "data": {"retryAfter": 7}}
+
+
+def test_429_takes_its_wait_from_the_body() -> None:
+    exc = error_for(429, SHAPE_A, {})
+    assert isinstance(exc, errors.RateLimited) and exc.retry_after == 7
+
+
+def test_429_falls_back_to_retry_after_header_seconds_and_date() -> None:
+    assert error_for(429, {"message": "x"}, {"retry-after": "12"}).retry_after == 12  # type: ignore[attr-defined]
+    dated = error_for(429, {}, {"retry-after": "Sat, 28 Nov 2026 10:00:30 GMT"},
+                      now=lambda: 1795860000.0)
+    assert dated.retry_after == 30  # type: ignore[attr-defined]
+    assert error_for(429, {}, {}).retry_after is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, {"success": False, "message": "Invalid API Key", "data": {}}, errors.AuthenticationError),
+        (403, {"success": False, "message": "Forbidden", "data": {"bannedUntil": "x"}}, errors.PermissionDenied),
+        (404, {"success": False, "message": "Reference Id not found"}, errors.NotFound),
+        (400, {"success": False, "message": "Insufficient funds in fiat wallet"}, errors.InsufficientFunds),
+        (400, {"statusCode": 400, "message": "Duplicate referenceId"}, errors.DuplicateReference),
+        (400, {"success": False, "message": "Transaction Denied", "error_code": 400}, errors.BadRequest),
+        (500, {"statusCode": 500, "message": "Internal server error"}, errors.ServerError),
+        (503, None, errors.ServerError),
+    ],
+)
+def test_statuses_map_onto_the_tree(status: int, body: object, kind: type) -> None:
+    exc = error_for(status, body, {})
+    assert type(exc) is kind and exc.status == status
+
+
+def test_validation_failures_carry_each_field_message() -> None:
+    body = {"success": False, "message": "Validation failed: 2 errors",
+            "data": {"errors": ["amount must be positive", "walletId is required"]}}
+    exc = error_for(400, body, {})
+    assert isinstance(exc, errors.ValidationFailed)
+    assert exc.errors == ["amount must be positive", "walletId is required"]
+
+
+def test_nest_style_list_messages_are_joined() -> None:
+    exc = error_for(400, {"statusCode": 400, "message": ["a is bad", "b is bad"]}, {})
+    assert str(exc) == "Kotani answered 400: a is bad; b is bad"
+
+
+# -- the key never shows ----------------------------------------------------------------------
+
+def test_the_api_key_is_never_in_a_repr() -> None:
+    key = ApiKey(API_KEY)
+    assert API_KEY not in repr(key) and API_KEY not in str(key)
+    assert API_KEY not in repr(KotaniClient("http://127.0.0.1:1", key))
+
+
+async def test_a_wrong_key_is_an_authentication_error_without_the_key(sandbox: RunningSandbox) -> None:
+    async with KotaniClient(sandbox.base_url, ApiKey("wrong-key-123")) as c:
+        with pytest.raises(errors.AuthenticationError) as info:
+            await c.list_wallets()
+    assert str(info.value) == "Kotani answered 401: Invalid API Key (GET /api/v3/wallet/fiat)"
+    assert "wrong-key-123" not in repr(info.value)
+
+
+# -- endpoints ------------------------------------------------------------------------------
+
+async def test_wallets_customers_and_a_payout_round_trip(client: KotaniClient) -> None:
+    wallets = {w.currency: w for w in await client.list_wallets()}
+    kes = await client.get_wallet(wallets["KES"].id)
+    customer = await client.create_customer(
+        wire.CreateCustomer(phone_number="+254712345678", country_code="KE", network="MPESA"))
+    assert (await client.get_customer(customer.customer_key)).phone_number == "+254712345678"
+    assert (await client.get_customer_by_phone("+254712345678")).customer_key == customer.customer_key
+    created = await client.withdraw(wire.MobileMoneyWithdrawal(
+        customer_key=customer.customer_key, amount=Decimal(1500), walletId=kes.id, referenceId="t-1-1"))
+    status = await client.withdrawal_status("t-1-1")
+    assert (created.reference_id, status.status, status.amount) == ("t-1-1", "PENDING", Decimal(1500))
+    assert (await client.get_wallet(kes.id)).balance == kes.balance - 1500
+
+
+async def test_each_withdrawal_kind_has_its_endpoint(client: KotaniClient) -> None:
+    kes = next(w for w in await client.list_wallets() if w.currency == "KES")
+    till = wire.LipaNaMpesaWithdrawal(amount=Decimal(100), walletId=kes.id, referenceId="k-1",
+                                      lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379"))
+    paybill = wire.PaybillWithdrawal(amount=Decimal(100), walletId=kes.id, referenceId="k-2",
+                                     paybillDetails=wire.PaybillDetails(paybillNumber="888880", accountNumber="A1"))
+    bank = wire.BankWithdrawal(currency="ZAR", amount=Decimal("250.75"), referenceId="k-3",
+                               bankDetails=wire.BankDetails(name="T Nkosi", bankCode="250655",
+                                                            accountNumber="62000000001", country="ZA", bankName="FNB"))
+    for body in (till, paybill, bank):
+        assert (await client.withdraw(body)).reference_id == body.reference_id
+    assert (await client.bank_status("k-3")).amount == Decimal("250.75")
+
+
+async def test_unknown_reference_is_not_found(client: KotaniClient) -> None:
+    with pytest.raises(errors.NotFound, match="Reference Id not found"):
+        await client.withdrawal_status("nope")
+
+
+async def test_catalog_endpoints(client: KotaniClient) -> None:
+    assert {c.country_code for c in await client.list_countries()} >= {"KE", "UG", "GH", "TZ", "ZA"}
+    gh = await client.networks("GH")
+    assert gh.is_required and "MTN" in gh.networks
+    assert any(b.name == "Equity Bank" for b in await client.list_banks("KES"))
+
+
+async def test_banks_fall_back_to_the_deprecated_endpoint(client: KotaniClient, sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.legacy_banks_only = True
+    assert any(b.name == "Capitec" for b in await client.list_banks("ZAR"))
+
+
+async def test_withdrawals_list_pages_through_everything(client: KotaniClient) -> None:
+    kes = next(w for w in await client.list_wallets() if w.currency == "KES")
+    for i in range(5):
+        await client.withdraw(wire.LipaNaMpesaWithdrawal(
+            amount=Decimal(10), walletId=kes.id, referenceId=f"p-{i}",
+            lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379")))
+    seen = [item.reference_id async for item in client.iter_withdrawals(per_page=2)]
+    assert seen == [f"p-{i}" for i in range(5)]
+
+
+# -- no answer: kept apart from every HTTP error ------------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_connection_refused_is_not_sent() -> None:
+    async with KotaniClient(f"http://127.0.0.1:{_closed_port()}", ApiKey("k")) as c:
+        with pytest.raises(errors.NotSent):
+            await c.list_wallets()
+
+
+async def _payout_with(sandbox: RunningSandbox, attempt: float) -> None:
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), timeouts=Timeouts(attempt=attempt)) as c:
+        kes = next(w for w in await c.list_wallets() if w.currency == "KES")
+        await c.withdraw(wire.LipaNaMpesaWithdrawal(
+            amount=Decimal(10), walletId=kes.id, referenceId="amb-1",
+            lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379")))
+
+
+@pytest.mark.parametrize("knob", [{"p_hang_after": 1.0, "hang_seconds": 5.0},
+                                  {"p_drop_after": 1.0},
+                                  {"drip_delay": 0.05}])
+async def test_an_answer_lost_after_recording_is_ambiguous(sandbox: RunningSandbox, knob: dict[str, float]) -> None:
+    for name, value in knob.items():
+        setattr(sandbox.state.knobs, name, value)
+    with pytest.raises(errors.AnswerLost):
+        await _payout_with(sandbox, attempt=0.5)
+    assert [p["reference"] for p in sandbox.state.ledger()["payouts"]] == ["amb-1"]
+
+
+async def test_a_5xx_after_recording_is_a_server_error_and_the_payout_exists(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_5xx_after = 1.0
+    with pytest.raises(errors.ServerError):
+        await _payout_with(sandbox, attempt=5)
+    assert len(sandbox.state.ledger()["payouts"]) == 1
