@@ -1,0 +1,1 @@
+"""Orchestration: validate, plan, submit, settle, results."""

@@ -1,0 +1,1 @@
+"""Reading payout spreadsheets and writing reports and results."""

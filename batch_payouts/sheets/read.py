@@ -1,0 +1,209 @@
+"""Read a payout spreadsheet (CSV with polars, XLSX through ``xlsx.py``) as text rows.
+
+Every cell comes back as text and every row keeps its sheet row number, so each problem can be
+shown where the finance team will look for it. The header row is found even below title lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from batch_payouts.errors import InputFileError
+from batch_payouts.sheets import columns, xlsx
+from batch_payouts.sheets.guard import Limits, scan_workbook, sniff
+
+HEADER_SEARCH_ROWS = 30
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One data row: its sheet row number and every cell as text, keyed by original header."""
+
+    row: int
+    cells: dict[str, str]
+
+
+@dataclass
+class RawSheet:
+    """What was read: original headers, the canonical mapping, rows, and notes about the file."""
+
+    path: str
+    kind: str
+    headers: list[str]
+    mapping: dict[str, str]
+    rows: list[RawRow]
+    notes: list[str] = field(default_factory=list)
+    formula_cells: dict[tuple[int, str], str] = field(default_factory=dict)
+
+    def value(self, row: RawRow, canon: str) -> str:
+        """The text of a canonical column in ``row`` ('' when the column is absent)."""
+        header = self.mapping.get(canon)
+        return row.cells.get(header, "") if header else ""
+
+
+def read_sheet(
+    path: str | Path,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+    mapping: dict[str, str] | None = None,
+    limits: Limits | None = None,
+) -> RawSheet:
+    """Read ``path`` into a :class:`RawSheet`, or raise :class:`InputFileError` saying why not."""
+    p = Path(path)
+    lim = limits or Limits()
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise InputFileError(str(p), f"cannot be read ({exc.strerror or exc})") from None
+    if size > lim.max_file_bytes:
+        raise InputFileError(str(p), f"the file is {size // (1024 * 1024)} MiB, more than the "
+                             f"{lim.max_file_bytes // (1024 * 1024)} MiB limit")
+    if size == 0:
+        raise InputFileError(str(p), "the file is empty")
+    kind = sniff(p, head)
+    if kind == "xlsx":
+        scan_workbook(p, lim)
+        grid, formulas, notes = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
+    else:
+        grid, notes = _csv_grid(p, encoding, delimiter, lim), []
+        formulas = {}
+    return _from_grid(str(p), kind, grid, formulas, notes, mapping or {}, lim)
+
+
+def _from_grid(path: str, kind: str, grid: list[list[str]], formulas: dict[tuple[int, int], str],
+               notes: list[str], explicit: dict[str, str], lim: Limits) -> RawSheet:
+    header_index = _find_header(grid, explicit)
+    if header_index is None:
+        raise InputFileError(path, "no header row found: name the columns, e.g. "
+                             "name, phone, amount, currency, country")
+    headers = _unique_headers(grid[header_index])
+    mapping = columns.map_headers(headers, explicit)
+    missing = [c for c in columns.REQUIRED if c not in mapping]
+    if "country" not in mapping and "currency" not in mapping:
+        missing.append("country or currency")
+    if missing:
+        raise InputFileError(path, "required columns missing: " + ", ".join(missing))
+    rows: list[RawRow] = []
+    formula_cells: dict[tuple[int, str], str] = {}
+    for index in range(header_index + 1, len(grid)):
+        cells = grid[index]
+        if not any(c.strip() for c in cells):
+            continue
+        number = index + 1
+        rows.append(RawRow(number, {h: _cell(cells, i) for i, h in enumerate(headers)}))
+        for (r, c), text in formulas.items():
+            if r == index and c < len(headers):
+                formula_cells[(number, headers[c])] = text
+    if not rows:
+        raise InputFileError(path, "no data rows under the header")
+    if len(rows) > lim.max_rows:
+        raise InputFileError(path, f"{len(rows)} rows is more than the {lim.max_rows}-row limit")
+    return RawSheet(path, kind, headers, mapping, rows, notes, formula_cells)
+
+
+def _cell(cells: list[str], i: int) -> str:
+    return cells[i] if i < len(cells) else ""
+
+
+def _find_header(grid: list[list[str]], explicit: dict[str, str]) -> int | None:
+    wanted = {columns.squash(h) for h in explicit.values()}
+    best, best_score = None, 1
+    for index, cells in enumerate(grid[:HEADER_SEARCH_ROWS]):
+        score = columns.header_score(cells) + sum(columns.squash(c) in wanted for c in cells if c)
+        if score > best_score:
+            best, best_score = index, score
+    return best
+
+
+def _unique_headers(cells: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, raw in enumerate(cells):
+        name = raw.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    while out and out[-1].startswith("column_") and all(not c.strip() for c in cells[len(out) - 1:]):
+        out.pop()
+    return out
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+def decode(data: bytes, encoding: str | None) -> tuple[str, str]:
+    """Text and the encoding used: forced, else BOM, else UTF-8, else Windows-1252."""
+    if encoding:
+        try:
+            return data.decode(encoding), encoding
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot be decoded as {encoding} ({exc})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def detect_delimiter(text: str) -> str:
+    """Comma, semicolon or tab: whichever splits the first lines most consistently."""
+    lines = [ln for ln in text.splitlines()[:HEADER_SEARCH_ROWS] if ln.strip()]
+    best, best_key = ",", (0, 0)
+    for delim in (",", ";", "\t"):
+        counts = [len(next(csv.reader([ln], delimiter=delim))) for ln in lines]
+        widest = max(counts, default=1)
+        key = (sum(c == widest for c in counts) if widest > 1 else 0, widest)
+        if key > best_key:
+            best, best_key = delim, key
+    return best
+
+
+def _csv_grid(path: Path, encoding: str | None, delimiter: str | None, lim: Limits) -> list[list[str]]:
+    data = path.read_bytes()
+    try:
+        text, _used = decode(data, encoding)
+    except ValueError as exc:
+        raise InputFileError(str(path), str(exc)) from None
+    if "\x00" in text:
+        raise InputFileError(str(path), "not a spreadsheet: the text contains NUL bytes "
+                             "(wrong --encoding?)")
+    delim = delimiter or detect_delimiter(text)
+    if delim in ("\\t", "tab"):
+        delim = "\t"
+    head_rows = list(csv.reader(io.StringIO(text), delimiter=delim))[:HEADER_SEARCH_ROWS] \
+        if len(text) < 1_000_000 else _first_records(text, delim)
+    width = max((len(r) for r in head_rows), default=1)
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")), has_header=False, separator=delim,
+            schema={f"c{i}": pl.String for i in range(width)}, truncate_ragged_lines=True,
+            quote_char='"', n_rows=lim.max_rows + HEADER_SEARCH_ROWS + 1, missing_columns="insert",
+        )
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise InputFileError(str(path), f"not a readable CSV file ({exc})") from None
+    return [["" if v is None else str(v) for v in row] for row in frame.iter_rows()]
+
+
+def _first_records(text: str, delim: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text[:200_000]), delimiter=delim)
+    out = []
+    for record in reader:
+        out.append(record)
+        if len(out) >= HEADER_SEARCH_ROWS:
+            break
+    return out

@@ -1,0 +1,88 @@
+"""Write reports and results as CSV or XLSX: formula-safe, atomic, private (mode 0600).
+
+Text that a spreadsheet would run as a formula is prefixed with an apostrophe; text that
+already starts with an apostrophe gets one more, so :func:`unescape_cell` undoes it exactly.
+Plain numbers and E.164 phone numbers are left as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from batch_payouts.sheets.xlsx import SheetSpec, write_workbook
+
+_DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_E164 = re.compile(r"^\+\d{7,15}$")
+
+
+def escape_cell(text: str) -> str:
+    """Neutralise text a spreadsheet would execute; reversible with :func:`unescape_cell`."""
+    if not text or _PLAIN_NUMBER.match(text) or _E164.match(text):
+        return text
+    first = unicodedata.normalize("NFKC", text[0])[:1]
+    if first in _DANGER or text[0] in _DANGER or text[0] == "'":
+        return "'" + text
+    return text
+
+
+def unescape_cell(text: str) -> str:
+    """Undo :func:`escape_cell`."""
+    return text[1:] if text.startswith("'") else text
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return value
+    return escape_cell("" if value is None else str(value))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a private temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(path: Path, headers: list[str], rows: Sequence[Sequence[Any]],
+                *, text_columns: set[str] | None = None, extra: list[SheetSpec] | None = None) -> None:
+    """Write one table (plus extra sheets in XLSX) to ``.csv`` or ``.xlsx`` by suffix."""
+    safe_rows = [[_safe(v) for v in row] for row in rows]
+    if path.suffix.lower() == ".xlsx":
+        sheets = [SheetSpec("Results", headers, safe_rows, text_columns or set())]
+        for spec in extra or []:
+            sheets.append(SheetSpec(spec.title, spec.headers,
+                                    [[_safe(v) for v in row] for row in spec.rows],
+                                    spec.text_columns, spec.chart))
+        fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent if path.parent.exists() else None)
+        os.close(fd)
+        try:
+            write_workbook(Path(tmp), sheets)
+            atomic_write(path, Path(tmp).read_bytes())
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([escape_cell(h) for h in headers])
+    for row in safe_rows:
+        writer.writerow(["" if v is None else str(v) for v in row])
+    atomic_write(path, buffer.getvalue().encode("utf-8-sig"))

@@ -1,0 +1,486 @@
+"""Raw text rows to typed payout rows or problems. Pure: the catalog comes in as data.
+
+Every problem names the sheet row, the column, the value seen and a sentence a finance person
+understands. Safe repairs are applied and reported as warnings; warnings never block.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+import phonenumbers
+from phonenumbers import PhoneNumberType, carrier
+from pydantic import TypeAdapter, ValidationError
+
+from batch_payouts.catalog import BANK_COUNTRIES, Catalog, CountryInfo
+from batch_payouts.model import Method, Payout, minor_digits
+
+Severity = Literal["error", "warning"]
+_PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
+SANDBOX_ENDINGS = frozenset({"700000001", "700000002", "700000010", "700000011", "700000012",
+                             "700000013", "700000020", "700000021"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int
+    column: str
+    value: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" + (f", {self.column}" if self.column else "")
+        seen = f" (saw {self.value!r})" if self.value else ""
+        return f"{where}: {self.message}{seen}"
+
+
+@dataclass
+class RowResult:
+    row: int
+    cells: dict[str, str]  # canonical column -> cleaned text
+    payout: Payout | None = None
+    problems: list[Problem] = field(default_factory=list)
+    normalised_phone: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.payout is not None and not any(p.severity == "error" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Operator limits: amounts in major units per currency (``None``: no limit)."""
+
+    max_row_amount: Decimal | None = None
+    max_total: Decimal | None = None
+    strict: bool = False
+
+
+@dataclass
+class Report:
+    rows: list[RowResult]
+
+    @property
+    def valid_rows(self) -> list[RowResult]:
+        return [r for r in self.rows if r.valid]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for r in self.rows for p in r.problems]
+
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def totals(self) -> dict[tuple[str, str], tuple[int, Decimal]]:
+        """(currency, method) -> (valid rows, sum of amounts)."""
+        out: dict[tuple[str, str], tuple[int, Decimal]] = {}
+        for r in self.valid_rows:
+            assert r.payout is not None
+            key = (r.payout.currency, r.payout.method.value)
+            count, total = out.get(key, (0, Decimal(0)))
+            out[key] = (count + 1, total + r.payout.amount)
+        return out
+
+
+# -- text cleaning ------------------------------------------------------------------------------
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+_SPACES = re.compile(r"[\u00a0\u2007\u202f\u2009\u200a\u3000]")
+
+
+def clean(text: str) -> tuple[str, bool]:
+    """Strip, drop zero-width characters, turn odd spaces into plain ones; say if anything changed."""
+    out = _SPACES.sub(" ", text.translate(_ZERO_WIDTH)).strip()
+    return out, out != text.strip()
+
+
+def _non_ascii_digits(text: str) -> bool:
+    return any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text)
+
+
+# -- amounts ---------------------------------------------------------------------------------------
+
+_SYMBOLS = ("KSH", "KSHS", "USH", "TSH", "GH₵", "₵", "ZK", "FRW", "RWF", "CFA", "FCFA", "R", "$", "US$")
+_THOUSANDS_COMMA = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
+_THOUSANDS_DOT = re.compile(r"^\d{1,3}(\.\d{3}){2,}$")
+
+
+class AmountError(ValueError):
+    """An amount that cannot be read safely; the message says why."""
+
+
+def parse_amount(text: str, currency: str) -> Decimal:
+    """Exact decimal major units from text such as ``"1,500.00"`` or ``"KES 1 500"``."""
+    raw, _ = clean(text)
+    if not raw:
+        raise AmountError("the amount is empty")
+    if _non_ascii_digits(raw):
+        raise AmountError("the amount contains digits from another script; type it with 0-9")
+    s = raw.upper().replace(" ", "")
+    code = re.match(r"^([A-Z]{3})|([A-Z]{3})$", s)
+    for match in re.finditer(r"[A-Z]{3}", s):
+        found = match.group(0)
+        if found not in ("KSH", "USH", "TSH", "FRW", "CFA") and currency and found != currency:
+            raise AmountError(f"the amount says {found} but the row's currency is {currency}")
+    del code
+    s = re.sub(r"^(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|US\$|\$|R|[A-Z]{3})", "", s)
+    s = re.sub(r"(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|[A-Z]{3})$", "", s)
+    if s.startswith("(") and s.endswith(")") or s.startswith("-"):
+        raise AmountError("the amount is negative")
+    if "E" in s:
+        raise AmountError("the amount is in scientific notation; type the full number")
+    s = s.replace("'", "").replace("_", "")
+    if "," in s and "." in s:
+        if not _THOUSANDS_COMMA.match(s):
+            raise AmountError("the amount mixes separators in an unusual way; write it like 1500.00")
+        s = s.replace(",", "")
+    elif "," in s:
+        if not _THOUSANDS_COMMA.match(s):
+            raise AmountError("a comma here could be a decimal comma or a thousands separator; "
+                              "write the amount like 1500.50")
+        s = s.replace(",", "")
+    elif _THOUSANDS_DOT.match(s):
+        s = s.replace(".", "")
+    if not re.fullmatch(r"\d+(\.\d+)?", s):
+        raise AmountError("the amount is not a number")
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise AmountError("the amount is not a number") from None
+    if value <= 0:
+        raise AmountError("the amount must be more than zero")
+    digits = minor_digits(currency) if currency else 2
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > digits:
+        unit = "whole units" if digits == 0 else f"at most {digits} decimals"
+        raise AmountError(f"{currency} amounts take {unit}")
+    return value.quantize(Decimal(1).scaleb(-digits)) if digits else value.to_integral_value()
+
+
+# -- phones ----------------------------------------------------------------------------------------
+
+_NETWORK_WORDS = {
+    "SAFARICOM": "MPESA", "MPESA": "MPESA", "M-PESA": "MPESA", "AIRTEL": "AIRTEL",
+    "AIRTELMONEY": "AIRTEL", "MTN": "MTN", "MTNMOMO": "MTN", "MOMO": "MTN", "VODAFONE": "VODAFONE",
+    "VODAFONECASH": "VODAFONE", "TELECEL": "VODAFONE", "TIGO": "TIGO", "AIRTELTIGO": "AIRTEL",
+    "VODACOM": "VODACOM", "MPESATZ": "VODACOM", "HALOTEL": "HALOPESA", "HALOPESA": "HALOPESA",
+    "YAS": "YAS", "ZAMTEL": "ZAMTEL", "ORANGE": "ORANGE", "ORANGEMONEY": "ORANGE", "MOOV": "MOOV",
+    "WAVE": "WAVE", "FREE": "FREE", "EXPRESSO": "EXPRESSO", "TMONEY": "TMONEY",
+}
+
+
+def network_word(text: str) -> str:
+    return _NETWORK_WORDS.get(re.sub(r"[^A-Z-]", "", text.upper()).replace("-", "") , text.upper().strip())
+
+
+@dataclass(frozen=True)
+class Phone:
+    e164: str
+    warnings: tuple[str, ...]
+    carrier_network: str | None
+
+
+class PhoneError(ValueError):
+    """A phone number that cannot be used; the message says why."""
+
+
+def parse_phone(text: str, country: CountryInfo) -> Phone:
+    """E.164 for ``country``, with safe repairs reported, or :class:`PhoneError`."""
+    raw, odd_spaces = clean(text)
+    warnings: list[str] = []
+    if odd_spaces:
+        warnings.append("removed invisible or non-breaking spaces")
+    if not raw:
+        raise PhoneError("the phone number is empty")
+    if _non_ascii_digits(raw):
+        raise PhoneError("the phone number contains digits from another script; type it with 0-9")
+    sci = re.fullmatch(r"(\d)\.(\d+)[eE]\+?(\d+)", raw)
+    if sci:
+        mantissa, exponent = sci.group(1) + sci.group(2), int(sci.group(3))
+        if exponent != len(mantissa) - 1:
+            raise PhoneError("the spreadsheet turned this phone number into a rounded number "
+                             "(scientific notation); digits are lost, retype it as text")
+        raw = mantissa
+        warnings.append("rebuilt from scientific notation (the cell was a number)")
+    if re.fullmatch(r"\d+\.0+", raw):
+        raw = raw.split(".")[0]
+    compact = re.sub(r"[\s\-().]", "", raw)
+    if compact != raw:
+        warnings.append("removed spaces, dashes or brackets")
+    if not re.fullmatch(r"\+?\d+", compact):
+        raise PhoneError("the phone number has characters other than digits")
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    calling = str(phonenumbers.country_code_for_region(country.code))
+    if not compact.startswith("+"):
+        if compact.startswith(calling) and len(compact) > len(calling) + 7:
+            compact = "+" + compact
+            warnings.append("added the + before the country code")
+        elif not compact.startswith("0"):
+            warnings.append("restored the leading 0 the spreadsheet dropped")
+    try:
+        number = phonenumbers.parse(compact, country.code)
+    except phonenumbers.NumberParseException:
+        raise PhoneError("this is not a phone number") from None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    region = phonenumbers.region_code_for_number(number)
+    if region and region != country.code:
+        raise PhoneError(f"this is a number of {region} (+{number.country_code}), "
+                         f"but the row's country is {country.code}")
+    national = str(number.national_number)
+    if str(number.country_code) == calling and len(national) == 9 and national in SANDBOX_ENDINGS:
+        warnings.append("this is a Kotani sandbox test number")
+        return Phone(e164, tuple(warnings), None)
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError(f"this is not a valid {country.name} phone number")
+    if phonenumbers.number_type(number) not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise PhoneError(f"this is not a {country.name} mobile number")
+    name = carrier.name_for_number(number, "en")
+    return Phone(e164, tuple(warnings), _NETWORK_WORDS.get(name.upper().replace(" ", "")) if name else None)
+
+
+# -- rows ------------------------------------------------------------------------------------------
+
+_METHODS = {
+    "": Method.MOBILE_MONEY, "mobilemoney": Method.MOBILE_MONEY, "mobile": Method.MOBILE_MONEY,
+    "momo": Method.MOBILE_MONEY, "mpesa": Method.MOBILE_MONEY, "wallet": Method.MOBILE_MONEY,
+    "till": Method.TILL, "buygoods": Method.TILL, "lipanampesa": Method.TILL, "tillnumber": Method.TILL,
+    "paybill": Method.PAYBILL, "bank": Method.BANK, "banktransfer": Method.BANK, "eft": Method.BANK,
+}
+
+
+class _Row:
+    """Validation of one row; collects problems instead of stopping at the first."""
+
+    def __init__(self, number: int, cells: Mapping[str, str], catalog: Catalog, rules: Rules) -> None:
+        self.result = RowResult(number, {})
+        self.catalog = catalog
+        self.rules = rules
+        for key, value in cells.items():
+            text, changed = clean(value)
+            self.result.cells[key] = text
+            if changed and key not in ("phone",):
+                self.warn(key, value, "removed invisible or non-breaking spaces")
+
+    def error(self, column: str, value: str, message: str) -> None:
+        self.result.problems.append(Problem(self.result.row, column, value, message, "error"))
+
+    def warn(self, column: str, value: str, message: str) -> None:
+        self.result.problems.append(Problem(self.result.row, column, value, message, "warning"))
+
+    def get(self, column: str) -> str:
+        return self.result.cells.get(column, "")
+
+    def run(self) -> RowResult:
+        method = self._method()
+        country, currency = self._country_and_currency()
+        amount = self._amount(currency)
+        name = self.get("name")
+        if not name:
+            self.error("name", "", "the recipient's name is empty")
+        fields: dict[str, object] = {"row": self.result.row, "name": name, "amount": amount,
+                                     "currency": currency, "country": country.code if country else "",
+                                     "reference": self.get("reference") or None,
+                                     "narration": self.get("narration") or None}
+        if method is not None and country is not None:
+            fields.update(self._method_fields(method, country))
+        if any(p.severity == "error" for p in self.result.problems):
+            return self.result
+        try:
+            self.result.payout = _PAYOUT.validate_python({**fields, "method": method})
+        except ValidationError as exc:  # a guard: the checks above should catch everything
+            self.error("", "", f"cannot be paid: {exc.errors()[0]['msg']}")
+        return self.result
+
+    def _method(self) -> Method | None:
+        raw = self.get("method")
+        found = _METHODS.get(re.sub(r"[^a-z]", "", raw.lower()))
+        if found is None:
+            self.error("method", raw, "unknown payment method; use mobile_money, till, paybill or bank")
+        return found
+
+    def _country_and_currency(self) -> tuple[CountryInfo | None, str]:
+        raw_country, currency = self.get("country"), self.get("currency").upper()
+        country = self.catalog.country(raw_country) if raw_country else None
+        if raw_country and country is None:
+            self.error("country", raw_country, "this country is not supported for payouts")
+            return None, currency
+        if country is None:
+            options = self.catalog.countries_for_currency(currency) if currency else []
+            if len(options) == 1:
+                country = options[0]
+                self.warn("country", "", f"no country given; used {country.code} from the currency {currency}")
+            else:
+                self.error("country", "", "the country is missing")
+                return None, currency
+        if not currency:
+            currency = country.currency
+            self.warn("currency", "", f"no currency given; used {currency}, the currency of {country.code}")
+        elif currency not in self.catalog.currencies_for(country):
+            self.error("currency", currency, f"{country.name} is paid in {country.currency}, not {currency}")
+        return country, currency
+
+    def _amount(self, currency: str) -> Decimal:
+        raw = self.get("amount")
+        try:
+            amount = parse_amount(raw, currency)
+        except AmountError as exc:
+            self.error("amount", raw, str(exc))
+            return Decimal(0)
+        if self.rules.max_row_amount is not None and amount > self.rules.max_row_amount:
+            self.error("amount", raw, f"more than the {self.rules.max_row_amount} per-row limit (--max-row-amount)")
+        return amount
+
+    def _method_fields(self, method: Method, country: CountryInfo) -> dict[str, object]:
+        phone = self._phone(country, required=method == Method.MOBILE_MONEY)
+        out: dict[str, object] = {"phone": phone}
+        if method == Method.MOBILE_MONEY:
+            out["network"] = self._network(country)
+        elif method in (Method.TILL, Method.PAYBILL):
+            if country.code != "KE" or (self.get("currency") or "KES").upper() != "KES":
+                self.error("method", method.value, "till and paybill payments exist only in Kenya, in KES")
+            if method == Method.TILL:
+                out["till_number"] = self._digits("till_number", 5, 8, "till number")
+                out["account_reference"] = self.get("account_reference") or None
+            else:
+                out["paybill_number"] = self._digits("paybill_number", 5, 8, "paybill number")
+                ref = self.get("account_reference")
+                if not ref:
+                    self.error("account_reference", "", "a paybill payment needs the account reference")
+                elif len(ref) > 20:
+                    self.error("account_reference", ref, "the account reference is longer than 20 characters")
+                out["account_reference"] = ref
+        else:
+            out.update(self._bank(country))
+        return out
+
+    def _phone(self, country: CountryInfo, required: bool) -> str | None:
+        raw = self.get("phone")
+        if not raw:
+            if required:
+                self.error("phone", "", "a mobile money payment needs a phone number")
+            return None
+        try:
+            phone = parse_phone(raw, country)
+        except PhoneError as exc:
+            if required:
+                self.error("phone", raw, str(exc))
+            else:
+                self.warn("phone", raw, f"ignored: {exc}")
+            return None
+        for warning in phone.warnings:
+            self.warn("phone", raw, warning)
+        self.result.normalised_phone = phone.e164
+        self._carrier = phone.carrier_network
+        return phone.e164
+
+    _carrier: str | None = None
+
+    def _network(self, country: CountryInfo) -> str | None:
+        raw = self.get("network")
+        if not raw:
+            if country.network_required:
+                self.error("network", "", f"{country.name} payments need the network "
+                           f"({', '.join(country.networks)})")
+            return None
+        network = network_word(raw)
+        if country.networks and network not in country.networks:
+            self.error("network", raw, f"not a network Kotani pays in {country.name}; "
+                       f"use one of {', '.join(country.networks)}")
+            return None
+        if self._carrier and self._carrier != network and self._carrier in country.networks:
+            self.warn("network", raw, f"the number looks like a {self._carrier} number")
+        return network
+
+    def _digits(self, column: str, low: int, high: int, what: str) -> str:
+        raw = self.get(column)
+        digits = re.sub(r"[\s-]", "", raw)
+        if digits.endswith(".0"):
+            digits = digits[:-2]
+        if not digits:
+            self.error(column, "", f"the {what} is missing")
+        elif _non_ascii_digits(digits) or not digits.isdigit() or not low <= len(digits) <= high:
+            self.error(column, raw, f"a {what} has {low} to {high} digits")
+        return digits
+
+    def _bank(self, country: CountryInfo) -> dict[str, object]:
+        if country.code not in BANK_COUNTRIES:
+            self.error("method", "bank", "bank payouts are available only in Kenya and South Africa")
+            return {}
+        currency = BANK_COUNTRIES[country.code]
+        banks = self.catalog.banks.get(currency, {})
+        raw_code = self.get("bank_code")
+        code = raw_code.removesuffix(".0")
+        if not code:
+            self.error("bank_code", "", "a bank payment needs the bank code")
+        elif code not in banks:
+            padded = [c for c in banks if c.lstrip("0") == code.lstrip("0")]
+            if len(padded) == 1:
+                self.warn("bank_code", raw_code, f"read as {padded[0]} (leading zeros restored)")
+                code = padded[0]
+            else:
+                self.error("bank_code", raw_code, f"not a bank code Kotani supports for {currency}")
+        name = self.get("bank_name")
+        if country.code == "ZA" and not name:
+            hint = f" (code {code} is {banks[code]})" if code in banks else ""
+            self.error("bank_name", "", f"South African bank payments need the bank name{hint}")
+        account = re.sub(r"[\s-]", "", self.get("account_number")).removesuffix(".0")
+        low, high = (6, 16) if country.code == "KE" else (6, 13)
+        if not account:
+            self.error("account_number", "", "a bank payment needs the account number")
+        elif _non_ascii_digits(account) or not account.isdigit() or not low <= len(account) <= high:
+            self.error("account_number", self.get("account_number"),
+                       f"a {country.name} account number has {low} to {high} digits")
+        return {"bank_code": code, "bank_name": name or None, "account_number": account}
+
+
+def validate_rows(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rules: Rules | None = None) -> Report:
+    """Validate every row, then the batch as a whole."""
+    rls = rules or Rules()
+    results = [_Row(number, cells, catalog, rls).run() for number, cells in rows]
+    _batch_checks(results, rls)
+    return Report(results)
+
+
+def _batch_checks(results: list[RowResult], rules: Rules) -> None:
+    first_seen: dict[tuple[tuple[str, str], ...], int] = {}
+    payees: dict[tuple[str, str], int] = {}
+    references: dict[str, int] = {}
+    for r in results:
+        key = tuple(sorted((k, v) for k, v in r.cells.items() if v))
+        if key in first_seen:
+            r.problems.append(Problem(r.row, "", "", f"exact duplicate of row {first_seen[key]}"))
+            continue
+        first_seen[key] = r.row
+        ref = r.cells.get("reference", "")
+        if ref:
+            if ref in references:
+                r.problems.append(Problem(r.row, "reference", ref, f"this reference is already used in row {references[ref]}"))
+            else:
+                references[ref] = r.row
+        if r.payout is not None:
+            payee = (r.payout.payee(), r.payout.currency)
+            if payee in payees:
+                severity: Severity = "error" if rules.strict else "warning"
+                r.problems.append(Problem(r.row, "", "", f"the same payee is also paid in row {payees[payee]}", severity))
+            else:
+                payees[payee] = r.row
+    if rules.max_total is not None:
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for r in results:
+            if r.valid and r.payout is not None:
+                totals[r.payout.currency] += r.payout.amount
+        for r in results:
+            if r.valid and r.payout is not None and totals[r.payout.currency] > rules.max_total:
+                r.problems.append(Problem(r.row, "amount", "", f"the {r.payout.currency} total "
+                                          f"{totals[r.payout.currency]} is more than --max-total {rules.max_total}"))
