@@ -1,1 +1,593 @@
-def main() -> None: ...
+"""The command line: the only module that prints, prompts or exits.
+
+Exit codes (DESIGN.md §7): 0 every row paid; 1 fatal error; 2 bad usage or unusable file;
+3 finished with failed, rejected or invalid rows; 4 stopped waiting with rows pending;
+5 a row was paid twice (a retry paid a row whose first attempt later succeeded); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets as pysecrets
+import stat
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+from rich.console import Console
+from rich.table import Table
+
+from batch_payouts import errors
+from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.engine import plan as planning
+from batch_payouts.engine import results as results_mod
+from batch_payouts.engine.run import RunResult, run_batch
+from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
+from batch_payouts.ledger import Ledger, default_path
+from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, parse_rate
+from batch_payouts.sheets.guard import Limits
+from batch_payouts.sheets.read import RawSheet, read_sheet
+from batch_payouts.validate import Report, Rules
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+EXIT_PAID_TWICE = 5
+T = TypeVar("T")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the error tree into one sentence and an exit code."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print("interrupted; everything done so far is saved. Run the same command again to continue.")
+        sys.exit(130)
+    except errors.InputFileError as exc:
+        fail(str(exc), 2)
+    except errors.ConfigError as exc:
+        fail(str(exc), 2)
+    except errors.PlanRefused as exc:
+        fail(str(exc), 3)
+    except errors.BatchPayoutsError as exc:
+        fail(str(exc), 1)
+
+
+# -- shared options ------------------------------------------------------------------------------
+
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise click.BadParameter(f"{value!r}: expected {what}")
+        pairs[key.strip()] = val.strip().strip('"')
+    return pairs
+
+
+def decimal_or_none(value: str | None, option: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value.replace(",", ""))
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount", param_hint=option) from None
+
+
+def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--encoding", help="Force the CSV text encoding (e.g. utf-8, utf-16, cp1252)."),
+        click.option("--delimiter", help="Force the CSV delimiter: ',', ';' or 'tab'."),
+        click.option("--sheet", help="The XLSX sheet to read (default: the first)."),
+        click.option("--map", "mapping", multiple=True, metavar='COLUMN="Header"',
+                     help='Map a column explicitly, e.g. phone="Mobile No". Repeatable.'),
+        click.option("--max-row-amount", help="Refuse rows paying more than this amount."),
+        click.option("--max-total", help="Refuse a currency whose total is more than this."),
+        click.option("--strict", is_flag=True, help="Treat repeated payees as errors; invalid rows block the run."),
+        click.option("--max-rows", type=int, default=Limits.max_rows, show_default=True),
+        click.option("--max-file-mb", type=int, default=Limits.max_file_bytes // (1024 * 1024), show_default=True),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--sandbox", is_flag=True, help="Use the built-in offline Kotani sandbox."),
+        click.option("--base-url", envvar="KOTANI_BASE_URL", default=DEFAULT_BASE_URL, show_default=True),
+        click.option("--api-key", "api_key_arg", help="The API key (visible to other users: prefer KOTANI_API_KEY)."),
+        click.option("--api-key-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A file holding the API key; must be mode 0600."),
+        click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path),
+                     help="The ledger file (default: a per-user data directory)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@dataclass
+class FileArgs:
+    encoding: str | None
+    delimiter: str | None
+    sheet: str | None
+    mapping: dict[str, str]
+    rules: Rules
+    limits: Limits
+
+
+def file_args(kw: dict[str, Any]) -> FileArgs:
+    rules = Rules(max_row_amount=decimal_or_none(kw.pop("max_row_amount"), "--max-row-amount"),
+                  max_total=decimal_or_none(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"))
+    limits = Limits(max_rows=kw.pop("max_rows"), max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
+    return FileArgs(kw.pop("encoding"), kw.pop("delimiter"), kw.pop("sheet"),
+                    parse_pairs(kw.pop("mapping"), 'COLUMN="Header"'), rules, limits)
+
+
+def load(path: Path, fa: FileArgs) -> RawSheet:
+    return read_sheet(path, encoding=fa.encoding, delimiter=fa.delimiter, sheet=fa.sheet,
+                      mapping=fa.mapping, limits=fa.limits)
+
+
+def resolve_key(api_key_arg: str | None, api_key_file: Path | None) -> ApiKey:
+    """Environment, then a 0600 key file, then the OS keyring, then a prompt; argv warns."""
+    if api_key_arg:
+        err.print("warning: --api-key is visible to other users of this machine; "
+                  "prefer KOTANI_API_KEY or --api-key-file")
+        return ApiKey(api_key_arg)
+    if os.environ.get("KOTANI_API_KEY"):
+        return ApiKey(os.environ["KOTANI_API_KEY"])
+    if api_key_file is not None:
+        try:
+            mode = stat.S_IMODE(api_key_file.stat().st_mode)
+        except OSError as exc:
+            raise errors.ConfigError(f"cannot read the key file {api_key_file}: {exc.strerror}") from None
+        if mode & 0o077:
+            raise errors.ConfigError(f"the key file {api_key_file} is readable by others "
+                                     f"(mode {mode:04o}); run: chmod 600 {api_key_file}")
+        return ApiKey(api_key_file.read_text().strip())
+    with contextlib.suppress(Exception):
+        import keyring
+
+        stored = keyring.get_password("batch-payouts", "kotani")
+        if stored:
+            return ApiKey(stored)
+    if sys.stdin.isatty():
+        return ApiKey(click.prompt("Kotani API key", hide_input=True))
+    raise errors.ConfigError("no API key: set KOTANI_API_KEY, use --api-key-file, or run with --sandbox")
+
+
+@dataclass
+class Connection:
+    """Where the API is, the ledger, and (with --sandbox) the in-process sandbox."""
+
+    base_url: str
+    key: ApiKey
+    ledger: Ledger
+    sandbox: Any
+    secrets: tuple[str, ...]
+    attempt_timeout: float
+
+    def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
+        """Run ``fn`` with a fresh client in its own event loop."""
+        def audit(call: CallRecord) -> None:
+            self.ledger.audit(method=call.method, path=call.path, status=call.status,
+                              duration=call.duration, request=call.request_body,
+                              response=call.response_body, error=call.error)
+
+        async def go() -> T:
+            async with KotaniClient(self.base_url, self.key, on_call=audit,
+                                    timeouts=Timeouts(attempt=self.attempt_timeout)) as client:
+                return await fn(client)
+        return anyio.run(go)
+
+
+@contextlib.contextmanager
+def connect(kw: dict[str, Any], *, speed: float = 20.0, attempt_timeout: float = 30.0) -> Iterator[Connection]:
+    """The client (real API or in-process sandbox) and the ledger, with the audit trail wired."""
+    use_sandbox = kw.pop("sandbox")
+    base_url, key_arg, key_file = kw.pop("base_url"), kw.pop("api_key_arg"), kw.pop("api_key_file")
+    state_path = kw.pop("state_path") or default_path()
+    stack = contextlib.ExitStack()
+    with stack:
+        sandbox = None
+        if use_sandbox:
+            from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
+
+            key = ApiKey("sandbox-" + pysecrets.token_hex(8))
+            sandbox = stack.enter_context(serve_in_thread(SandboxState(
+                api_key=key.reveal(), clock=SandboxClock(speed=speed))))
+            base_url = sandbox.base_url
+        else:
+            key = resolve_key(key_arg, key_file)
+        secrets = (key.reveal(), *(s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s))
+        ledger = Ledger(state_path, secrets=secrets)
+        stack.callback(ledger.close)
+        yield Connection(base_url, key, ledger, sandbox, secrets, attempt_timeout)
+
+
+def get_catalog(conn: Connection) -> Catalog:
+    return conn.call(fetch_catalog)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+def show_report(report: Report, sheet: RawSheet, first: int = 15) -> None:
+    valid, rows = len(report.valid_rows), len(report.rows)
+    for note in sheet.notes:
+        out.print(f"note: {note}")
+    out.print(f"{rows} rows: {valid} valid, {rows - valid} invalid, {len(report.warnings())} warnings")
+    table = Table("currency", "method", "rows", "total", title="Valid rows")
+    for (cur, method), (count, total) in sorted(report.totals().items()):
+        table.add_row(cur, method, str(count), f"{total:,}")
+    if report.totals():
+        out.print(table)
+    problems = report.errors() + report.warnings()
+    for problem in problems[:first]:
+        out.print(f"  {problem.severity}: {problem}", markup=False)
+    if len(problems) > first:
+        out.print(f"  ... and {len(problems) - first} more (write them all with --report)")
+
+
+def write_report(path: Path, sheet: RawSheet, report: Report) -> None:
+    from batch_payouts.sheets.write import write_table
+
+    by_row = {r.row: r for r in report.rows}
+    headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone"]
+    rows = []
+    for raw in sheet.rows:
+        result = by_row[raw.row]
+        text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
+        rows.append([*(raw.cells.get(h, "") for h in sheet.headers), raw.row,
+                     "yes" if result.valid else "no", text, result.normalised_phone])
+    write_table(path, headers, rows, text_columns={"normalised_phone"})
+
+
+def show_plan(plan: planning.Plan) -> None:
+    table = Table("currency", "rows", "to send", "in flight", "payout balance", "shortfall", title="Plan")
+    for cp in sorted(plan.currencies.values(), key=lambda c: c.currency):
+        table.add_row(cp.currency, str(cp.rows), f"{cp.total:,}", f"{cp.in_flight:,}",
+                      "?" if cp.balance is None else f"{cp.balance:,}",
+                      f"[red]{cp.shortfall:,}[/]" if cp.shortfall else "0")
+    out.print(table)
+
+
+def balances(conn: Connection) -> dict[str, Decimal]:
+    async def fetch(client: KotaniClient) -> dict[str, Decimal]:
+        return {w.currency.upper(): w.balance for w in await client.list_wallets()}
+    return conn.call(fetch)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batch-payouts")
+def main() -> None:
+    """Pay a spreadsheet of recipients through Kotani Pay, exactly once."""
+
+
+@main.command()
+@click.argument("out_path", metavar="OUT.xlsx|OUT.csv", type=click.Path(dir_okay=False, path_type=Path))
+def template(out_path: Path) -> None:
+    """Write an empty payout file with one example row per method."""
+    from batch_payouts.sheets.template import write_template
+
+    with user_errors():
+        if out_path.suffix.lower() not in (".csv", ".xlsx"):
+            fail("the template must be a .csv or .xlsx file", 2)
+        write_template(out_path)
+        out.print(f"wrote {out_path}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every row with its problems to this CSV or XLSX.")
+@file_options
+@api_options
+def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
+    """Check every row of FILE; nothing is paid."""
+    with user_errors():
+        fa = file_args(kw)
+        sheet = load(file, fa)
+        with connect(kw) as conn:
+            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+        show_report(report, sheet)
+        if report_path:
+            write_report(report_path, sheet, report)
+            out.print(f"report: {report_path}")
+        if not report.valid_rows:
+            fail("no valid row in the file", 3)
+        sys.exit(0 if len(report.valid_rows) == len(report.rows) else 3)
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--label", default="", help="Tells 'the same file next month' apart.")
+@file_options
+@api_options
+def plan(file: Path, label: str, **kw: Any) -> None:
+    """Validate FILE and show totals against the payout balances."""
+    with user_errors():
+        fa = file_args(kw)
+        sheet = load(file, fa)
+        with connect(kw) as conn:
+            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            batch_id = planning.batch_key(file.read_bytes(), label)
+            the_plan = planning.make_plan(conn.ledger, batch_id, report, balances(conn))
+        show_report(report, sheet, first=5)
+        show_plan(the_plan)
+        sys.exit(0 if the_plan.covered and len(report.valid_rows) == len(report.rows) else 3)
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+        click.option("--allow-partial", is_flag=True, help="Run even if the balance does not cover everything."),
+        click.option("--allow-repeat", is_flag=True, help="Pay rows already paid in an earlier batch."),
+        click.option("--wallet", multiple=True, metavar="CUR=ID", help="The wallet to pay a currency from."),
+        click.option("--rate", default="60/60,20/5", show_default=True,
+                     help="Payout allowance as limit/seconds windows."),
+        click.option("--reads-rate", default="100/5", show_default=True),
+        click.option("--concurrency", type=int, default=8, show_default=True),
+        click.option("--wait-timeout", type=float, default=3600.0, show_default=True,
+                     help="Seconds to wait for pending rows before exiting with 4."),
+        click.option("--visibility-lag", type=float, default=60.0, show_default=True,
+                     help="Seconds a new payout may take to show at the status endpoint."),
+        click.option("--poll-interval", type=float, default=5.0, show_default=True),
+        click.option("--attempt-timeout", type=float, default=30.0, show_default=True,
+                     help="Seconds one HTTP attempt may take in all."),
+        click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--callback-url", help="Where Kotani should send status callbacks."),
+        click.option("--listen", help="Run the webhook receiver on HOST:PORT."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write progress as JSON lines."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--label", default="", help="Tells 'the same file next month' apart.")
+@file_options
+@api_options
+@run_options
+def run(file: Path, label: str, **kw: Any) -> None:
+    """Validate, plan, confirm, pay every valid row of FILE once, and write the results."""
+    with user_errors():
+        fa = file_args(kw)
+        sheet = load(file, fa)
+        run_kw = _pop_run(kw)
+        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
+            if conn.sandbox is not None:
+                run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
+            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            show_report(report, sheet, first=10)
+            if not report.valid_rows:
+                fail("no valid row in the file; nothing to pay", 3)
+            if fa.rules.strict and len(report.valid_rows) != len(report.rows):
+                fail("--strict: fix the invalid rows first", 3)
+            batch_id = planning.batch_key(file.read_bytes(), label)
+            the_plan = planning.make_plan(conn.ledger, batch_id, report, balances(conn))
+            show_plan(the_plan)
+            if not the_plan.covered and not run_kw["allow_partial"]:
+                raise errors.PlanRefused("the payout balance does not cover this run; top up, "
+                                         "or use --allow-partial to pay what it covers")
+            if the_plan.currencies and not conn.ledger.has_batch(batch_id):
+                confirm(the_plan, run_kw["yes"])
+            blocked = planning.persist_batch(
+                conn.ledger, batch_id, sheet, report, fingerprint=batch_id, label=label,
+                options={"mapping": sheet.mapping}, allow_repeat=run_kw["allow_repeat"])
+            for row, other, other_row in blocked:
+                err.print(f"row {row}: already paid in batch {other} row {other_row}; not paid again "
+                          "(use --allow-repeat)")
+            out.print(f"batch {batch_id}")
+            result = drive(conn, batch_id, run_kw)
+            finish(conn, batch_id, result, run_kw["results_path"] or results_mod.default_results_path(str(file)))
+
+
+@main.command()
+@click.argument("batch_id")
+@api_options
+@run_options
+def resume(batch_id: str, **kw: Any) -> None:
+    """Continue a batch by its id."""
+    with user_errors():
+        run_kw = _pop_run(kw)
+        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
+            batch = conn.ledger.batch(batch_id)
+            result = drive(conn, batch_id, run_kw)
+            finish(conn, batch_id, result, run_kw["results_path"] or results_mod.default_results_path(batch.source))
+
+
+def _pop_run(kw: dict[str, Any]) -> dict[str, Any]:
+    names = ("yes", "allow_partial", "allow_repeat", "wallet", "rate", "reads_rate", "concurrency",
+             "wait_timeout", "visibility_lag", "poll_interval", "attempt_timeout", "results_path",
+             "callback_url", "listen", "quiet", "events_path")
+    return {n: kw.pop(n) for n in names}
+
+
+def confirm(the_plan: planning.Plan, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail("confirmation needed: run in a terminal, or pass --yes", 2)
+    typed = click.prompt(f"Type the total to pay ({the_plan.grand_total}) to confirm")
+    if " ".join(typed.split()).upper() != the_plan.grand_total.upper():
+        fail("the total typed does not match; nothing was paid", 2)
+
+
+def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
+    """Run the engine with progress on the terminal and the receiver if asked."""
+    settings = Settings(concurrency=kw["concurrency"], visibility_lag=kw["visibility_lag"],
+                        poll_interval=kw["poll_interval"], callback_url=kw["callback_url"],
+                        wallets=parse_pairs(kw["wallet"], "CUR=ID"))
+    if conn.sandbox is not None:
+        settings.poll_interval = min(settings.poll_interval, 0.25)
+    money = Limiter(parse_rate(kw["rate"]) if kw["rate"] else MONEY_DEFAULT, name="payouts")
+    reads = Limiter(parse_rate(kw["reads_rate"]) if kw["reads_rate"] else READS_DEFAULT, name="reads")
+    events = kw["events_path"].open("a") if kw["events_path"] else None
+    total = len(conn.ledger.rows(batch_id))
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), console=err, disable=kw["quiet"], transient=False)
+    task = bar.add_task("paying", total=total)
+
+    def progress(counts: dict[str, int]) -> None:
+        settled = sum(counts.get(s, 0) for s in ("succeeded", "failed", "rejected", "invalid",
+                                                  "blocked", "needs_review"))
+        ready = counts.get("ready", 0)
+        eta = ready / max(money.rate_per_minute(), 1e-9) * 60
+        desc = (f"paid {counts.get('succeeded', 0)} · failed {counts.get('failed', 0)} · "
+                f"rejected {counts.get('rejected', 0)} · in flight {counts.get('submitted', 0)} · "
+                f"unknown {counts.get('unknown', 0)} · to send {ready} (≥{eta:.0f} s)")
+        bar.update(task, completed=settled, description=desc)
+        if events:
+            events.write(json.dumps({"at": time.time(), "batch": batch_id, "counts": counts}) + "\n")
+            events.flush()
+
+    receiver_ctx = listening(conn, kw["listen"]) if kw["listen"] else contextlib.nullcontext()
+    try:
+        with bar, receiver_ctx:
+            async def go(client: KotaniClient) -> RunResult:
+                ctx = Context(conn.ledger, client, money, reads, settings)
+                return await run_batch(ctx, batch_id, wait_timeout=kw["wait_timeout"], progress=progress)
+            return conn.call(go)
+    finally:
+        if events:
+            events.close()
+
+
+@contextlib.contextmanager
+def listening(conn: Connection, where: str) -> Iterator[None]:
+    from batch_payouts.engine.receiver_server import serve_receiver
+
+    host, _, port = where.rpartition(":")
+    with serve_receiver(conn.ledger.path, host or "127.0.0.1", int(port), conn.secrets[1:]):
+        yield
+
+
+def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Path) -> None:
+    path = results_mod.write_results(conn.ledger, batch_id, results_path)
+    show_status(conn.ledger, batch_id)
+    out.print(f"results: {path}")
+    for currency, reason in result.paused.items():
+        err.print(f"{currency} rows paused: {reason}. Top up the {currency} payout balance, then run again.")
+    if result.stopped:
+        fail(f"{result.stopped}. Continue with: batch-payouts resume {batch_id}", 1)
+    if result.timed_out and result.pending:
+        err.print(f"{result.pending} rows still pending; continue with: batch-payouts resume {batch_id}")
+    sys.exit(result.exit_code)
+
+
+def show_status(ledger: Ledger, batch_id: str) -> None:
+    rows = ledger.rows(batch_id)
+    table = Table("status", "currency", "rows", "amount", title=f"Batch {batch_id}")
+    for status, currency, count, amount in results_mod.summary(ledger, batch_id):
+        table.add_row(status, currency, str(count), f"{amount:,}")
+    out.print(table)
+    corrections = [r for r in rows if r.note and r.note.startswith("corrected")]
+    for r in corrections:
+        out.print(f"row {r.row}: {r.note}")
+
+
+@main.command()
+@click.argument("batch_id", required=False)
+@click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
+def status(batch_id: str | None, state_path: Path | None) -> None:
+    """One batch in detail, or a table of recent batches."""
+    with user_errors():
+        ledger = Ledger(state_path or default_path())
+        if batch_id:
+            show_status(ledger, batch_id)
+            rows = ledger.rows(batch_id)
+            pending = sum(r.state.value in ("submitted", "unknown", "submitting") for r in rows)
+            bad = sum(r.state.value in ("failed", "rejected", "invalid", "blocked", "needs_review", "ready")
+                      for r in rows)
+            sys.exit(4 if pending else 3 if bad else 0)
+        table = Table("batch", "label", "source", "rows", "created", title="Recent batches")
+        for b in ledger.batches():
+            table.add_row(b.id, b.label, b.source, str(len(ledger.rows(b.id))),
+                          time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at)))
+        out.print(table)
+
+
+@main.command()
+@click.argument("batch_id")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
+def results(batch_id: str, output: Path, state_path: Path | None) -> None:
+    """Write the results file of a batch (also mid-run)."""
+    with user_errors():
+        ledger = Ledger(state_path or default_path())
+        ledger.batch(batch_id)
+        if output.suffix.lower() not in (".csv", ".xlsx"):
+            fail("the results file must be .csv or .xlsx", 2)
+        results_mod.write_results(ledger, batch_id, output)
+        out.print(f"results: {output}")
+
+
+@main.command()
+@click.option("--currency", default="KES", show_default=True)
+@api_options
+def banks(currency: str, **kw: Any) -> None:
+    """List the banks Kotani supports for a currency."""
+    with user_errors(), connect(kw) as conn:
+        async def fetch(client: KotaniClient) -> list[Any]:
+            return await client.list_banks(currency.upper())
+        table = Table("code", "name", title=f"Banks for {currency.upper()}")
+        for bank in conn.call(fetch):
+            table.add_row(bank.code, bank.name)
+        out.print(table)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--api-key", default="test-key", show_default=True, help="The key the sandbox accepts.")
+@click.option("--webhook-secret", help="Sign webhooks with this secret (else direct callbacks).")
+@click.option("--webhook-url", help="Where signed webhooks go (default: each payout's callbackUrl).")
+@click.option("--clock-speed", type=float, default=1.0, show_default=True,
+              help="Sandbox seconds per real second (10 settles a 5 s payout in 0.5 s).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--balance", multiple=True, metavar="CUR=AMOUNT", help="Starting payout balance.")
+@click.option("--knob", multiple=True, metavar="NAME=VALUE",
+              help="A fault knob, e.g. p_5xx_after=0.1, duplicate_mode=accept, visibility_delay=30. "
+                   "See batch_payouts.sandbox.Knobs for all.")
+def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webhook_url: str | None,
+            clock_speed: float, seed: int, balance: tuple[str, ...], knob: tuple[str, ...]) -> None:
+    """Serve the offline Kotani sandbox."""
+    from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState
+    from batch_payouts.sandbox.server import serve_forever
+
+    with user_errors():
+        knobs = Knobs.model_validate({k: _knob_value(v) for k, v in parse_pairs(knob, "NAME=VALUE").items()})
+        amounts = {k.upper(): Decimal(v) for k, v in parse_pairs(balance, "CUR=AMOUNT").items()}
+        state = SandboxState(api_key=api_key, webhook_secret=webhook_secret, webhook_url=webhook_url,
+                             clock=SandboxClock(speed=clock_speed), seed_value=seed, balances=amounts,
+                             knobs=knobs)
+        err.print(f"Kotani sandbox on http://{host}:{port} (ledger at /__sandbox__/ledger)")
+        serve_forever(state, host=host, port=port, log_level="warning")
+
+
+def _knob_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

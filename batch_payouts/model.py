@@ -53,7 +53,7 @@ ALLOWED_MOVES: dict[RowState, frozenset[RowState]] = {
     S.PARSED: frozenset({S.INVALID, S.READY, S.BLOCKED}),
     S.BLOCKED: frozenset({S.READY}),
     S.INVALID: frozenset(),
-    S.READY: frozenset({S.SUBMITTING}),
+    S.READY: frozenset({S.SUBMITTING, S.REJECTED}),  # REJECTED: customer refused
     # NotSent goes back to READY; a provider "no" is REJECTED; anything ambiguous is UNKNOWN.
     S.SUBMITTING: frozenset({S.SUBMITTED, S.UNKNOWN, S.REJECTED, S.READY}),
     # UNKNOWN leaves only through a provider status read (found, or not found twice).

@@ -7,7 +7,6 @@ understands. Safe repairs are applied and reported as warnings; warnings never b
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -135,7 +134,7 @@ def parse_amount(text: str, currency: str) -> Decimal:
     del code
     s = re.sub(r"^(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|US\$|\$|R|[A-Z]{3})", "", s)
     s = re.sub(r"(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|[A-Z]{3})$", "", s)
-    if s.startswith("(") and s.endswith(")") or s.startswith("-"):
+    if (s.startswith("(") and s.endswith(")")) or s.startswith("-"):
         raise AmountError("the amount is negative")
     if "E" in s:
         raise AmountError("the amount is in scientific notation; type the full number")
@@ -465,14 +464,16 @@ def _batch_checks(results: list[RowResult], rules: Rules) -> None:
         ref = r.cells.get("reference", "")
         if ref:
             if ref in references:
-                r.problems.append(Problem(r.row, "reference", ref, f"this reference is already used in row {references[ref]}"))
+                message = f"this reference is already used in row {references[ref]}"
+                r.problems.append(Problem(r.row, "reference", ref, message))
             else:
                 references[ref] = r.row
         if r.payout is not None:
             payee = (r.payout.payee(), r.payout.currency)
             if payee in payees:
                 severity: Severity = "error" if rules.strict else "warning"
-                r.problems.append(Problem(r.row, "", "", f"the same payee is also paid in row {payees[payee]}", severity))
+                message = f"the same payee is also paid in row {payees[payee]}"
+                r.problems.append(Problem(r.row, "", "", message, severity))
             else:
                 payees[payee] = r.row
     if rules.max_total is not None:

@@ -52,14 +52,14 @@ def map_headers(headers: list[str], explicit: dict[str, str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     by_squash = {squash(h): h for h in headers if h}
     for canon, header in explicit.items():
-        found = by_squash.get(squash(header))
-        if found is not None:
-            mapping[canon] = found
+        match = by_squash.get(squash(header))
+        if match is not None:
+            mapping[canon] = match
     taken = set(mapping.values())
     for header in headers:
-        canon = canonical_for(header)
-        if canon and canon not in mapping and header not in taken:
-            mapping[canon] = header
+        found = canonical_for(header)
+        if found and found not in mapping and header not in taken:
+            mapping[found] = header
             taken.add(header)
     return mapping
 

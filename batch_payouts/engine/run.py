@@ -1,0 +1,154 @@
+"""Ties the stages together: lease, take-over, submit, reconcile, poll, until every row is settled.
+
+Progress is reported through a callback; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from batch_payouts.engine import settle, submit
+from batch_payouts.engine.submit import Context, RunStopped
+from batch_payouts.ledger import RowRecord
+from batch_payouts.model import RowState
+
+LEASE_TTL = 30.0
+Progress = Callable[[dict[str, int]], None]
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    counts: dict[str, int]
+    pending: int
+    paused: dict[str, str] = field(default_factory=dict)
+    stopped: str | None = None
+    timed_out: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """DESIGN.md §7: 0 all paid, 3 some not, 4 still pending."""
+        if self.stopped:
+            return 1
+        if self.timed_out and self.pending:
+            return 4
+        bad = sum(self.counts.get(s, 0) for s in ("failed", "rejected", "invalid", "blocked",
+                                                   "needs_review", "ready"))
+        return 3 if bad else 0
+
+
+def counts_of(rows: list[RowRecord]) -> dict[str, int]:
+    return dict(Counter(r.state.value for r in rows))
+
+
+async def run_batch(
+    ctx: Context,
+    batch_id: str,
+    *,
+    wait_timeout: float = 3600.0,
+    progress: Progress | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> RunResult:
+    """Drive one batch until every row is settled, or ``wait_timeout`` seconds pass."""
+    owner = ctx.ledger.acquire_lease(batch_id, ttl=LEASE_TTL)
+    try:
+        for row in ctx.ledger.rows(batch_id, RowState.SUBMITTING):
+            # Whoever held these died between committing and hearing back: only a read can tell.
+            ctx.ledger.move(batch_id, row.row, RowState.UNKNOWN, next_check=ctx.clock(),
+                            note="the previous run stopped while sending")
+        await submit.discover_wallets(ctx)
+        return await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
+    finally:
+        with contextlib.suppress(Exception):
+            ctx.ledger.release_lease(batch_id, owner)
+
+
+async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
+                progress: Progress | None, sleep: Callable[[float], Awaitable[None]]) -> RunResult:
+    started = ctx.clock()
+    last_renew = started
+    active: set[int] = set()
+    limit = anyio.Semaphore(max(1, ctx.settings.concurrency))
+    failure: list[BaseException] = []
+
+    async def guarded(row: RowRecord, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            async with limit:
+                await job()
+        except RunStopped as exc:
+            failure.append(exc)
+        finally:
+            active.discard(row.row)
+
+    timed_out = False
+    async with anyio.create_task_group() as tg:
+        while True:
+            now = ctx.clock()
+            if now - last_renew > LEASE_TTL / 3:
+                ctx.ledger.renew_lease(batch_id, owner, ttl=LEASE_TTL)
+                last_renew = now
+            if failure or ctx.stop_reason:
+                break
+            for row in ctx.ledger.rows(batch_id, RowState.READY):
+                if row.row in active or row.payout is None:
+                    continue
+                if row.payout.currency in ctx.paused_currencies:
+                    continue
+                active.add(row.row)
+                tg.start_soon(guarded, row, _bind(submit.pay, ctx, row))
+            for row in ctx.ledger.due_checks(batch_id, now):
+                if row.row in active:
+                    continue
+                active.add(row.row)
+                if row.state is RowState.UNKNOWN:
+                    tg.start_soon(guarded, row, _bind_reconcile(ctx, row))
+                else:
+                    tg.start_soon(guarded, row, _bind(settle.poll_row, ctx, row))
+            rows = ctx.ledger.rows(batch_id)
+            if progress:
+                progress(counts_of(rows))
+            open_rows = [r for r in rows if _open(r, ctx)]
+            if not open_rows and not active:
+                break
+            if now - started > wait_timeout:
+                timed_out = True
+                break
+            await sleep(ctx.settings.tick)
+        tg.cancel_scope.cancel()
+    rows = ctx.ledger.rows(batch_id)
+    counts = counts_of(rows)
+    if progress:
+        progress(counts)
+    pending = sum(1 for r in rows if r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING))
+    stopped = str(failure[0]) if failure else ctx.stop_reason
+    return RunResult(counts, pending, dict(ctx.paused_currencies), stopped, timed_out)
+
+
+def _open(row: RowRecord, ctx: Context) -> bool:
+    """Still needs work in this run (paused currencies wait for a later run)."""
+    if row.state is RowState.READY:
+        return row.payout is not None and row.payout.currency not in ctx.paused_currencies
+    return row.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN) or row.confirm
+
+
+def _bind(fn: Callable[[Context, RowRecord], Awaitable[None]], ctx: Context,
+          row: RowRecord) -> Callable[[], Awaitable[None]]:
+    async def job() -> None:
+        await fn(ctx, row)
+    return job
+
+
+def _bind_reconcile(ctx: Context, row: RowRecord) -> Callable[[], Awaitable[None]]:
+    def apply(current: RowRecord, status: object) -> None:
+        settle.apply_read(ctx.ledger, current, status, ctx.clock(),  # type: ignore[arg-type]
+                          ctx.settings.poll_interval, ctx.settings.poll_max_interval)
+
+    async def job() -> None:
+        await submit.reconcile(ctx, row, apply)
+    return job

@@ -1,0 +1,170 @@
+"""Settlement: provider statuses applied forward only, the poller, and the webhook receiver.
+
+Webhooks are evidence, not authority (DESIGN.md §5): a verified webhook may move a row forward
+to success; anything that would make a row payable again (a failure, a correction) only
+schedules a fresh status read, and the read decides. Unsigned callbacks only schedule a read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from batch_payouts import crash, errors
+from batch_payouts.engine.submit import Context, read_status
+from batch_payouts.kotani import webhooks, wire
+from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.model import RowState, StatusClass, classify, state_for_status
+
+MAX_BODY = 64 * 1024
+READ_TIMEOUT = 5.0
+TERMINAL = (RowState.SUCCEEDED, RowState.FAILED, RowState.NEEDS_REVIEW)
+
+
+def outcome_fields(status: wire.WithdrawalStatus | dict[str, Any]) -> dict[str, Any]:
+    """Ledger fields from a status read or a webhook's data."""
+    if isinstance(status, dict):
+        status = wire.WithdrawalStatus.model_validate(status)
+    error = status.error_message or status.transaction_error or None
+    fields: dict[str, Any] = {"provider_status": status.status}
+    for name, value in (("fee", status.transaction_cost), ("recipient_amount", status.transaction_amount),
+                        ("telco_receipt", status.telco_id), ("reference_number", status.reference_number),
+                        ("provider_id", status.id)):
+        if value is not None:
+            fields[name] = value
+    if classify(status.status) is not StatusClass.SUCCESS:
+        fields["error"] = error
+    else:
+        fields["error"] = None
+    return fields
+
+
+def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, now: float,
+               poll_interval: float, poll_max: float) -> None:
+    """Apply a fresh status read: authoritative, including corrections of terminal states."""
+    target = state_for_status(status.status)
+    fields = outcome_fields(status)
+    if target is RowState.SUBMITTED:
+        if row.state in TERMINAL:
+            ledger.update(row.batch_id, row.row, confirm=0)
+            return  # an in-flight status after a terminal one is stale
+        wait = min(poll_interval * (2 ** min(row.checks, 6)), poll_max)
+        ledger.update(row.batch_id, row.row, expect=row.state, checks=row.checks + 1,
+                      next_check=now + wait, **fields)
+        return
+    fields["completed_at"] = row.completed_at if row.state is target and row.completed_at else now
+    if row.state in TERMINAL and row.state is not target:
+        fields["note"] = f"corrected by the provider: {row.provider_status} became {status.status}"
+    ledger.move(row.batch_id, row.row, target, confirm=0, **fields)
+    crash.point("after_status_commit")
+
+
+async def poll_row(ctx: Context, row: RowRecord) -> None:
+    """Read one submitted row's status and apply it."""
+    try:
+        status = await read_status(ctx, row)
+    except errors.RateLimited as exc:
+        ctx.note_rate_limit(ctx.reads, exc)
+        return
+    except (errors.NoAnswer, errors.ServerError, errors.NotFound):
+        ctx.ledger.update(row.batch_id, row.row, expect=row.state, next_check=ctx.clock() + ctx.settings.poll_interval)
+        return
+    current = ctx.ledger.row(row.batch_id, row.row)
+    if status is None:
+        # Created, yet not visible: look again later; never resend a submitted row.
+        ctx.ledger.update(row.batch_id, row.row, expect=current.state, confirm=0,
+                          next_check=ctx.clock() + ctx.settings.poll_interval)
+        return
+    apply_read(ctx.ledger, current, status, ctx.clock(), ctx.settings.poll_interval,
+               ctx.settings.poll_max_interval)
+
+
+def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: bool, now: float) -> str:
+    """Apply a webhook as evidence; return what was done (stored with the event)."""
+    row = ledger.row_by_reference(event.reference_id)
+    if row is None:
+        return "ignored: not one of our references"
+    if not verified:
+        ledger.update(row.batch_id, row.row, next_check=now, confirm=1)
+        return "read scheduled (unsigned callback)"
+    target = state_for_status(event.status)
+    if row.state in (RowState.SUBMITTED, RowState.UNKNOWN) and target is RowState.SUCCEEDED:
+        if row.state is RowState.UNKNOWN:
+            ledger.move(row.batch_id, row.row, RowState.SUBMITTED)
+        fields = outcome_fields(event.data)
+        ledger.move(row.batch_id, row.row, RowState.SUCCEEDED, completed_at=now, **fields)
+        return "applied"
+    if target is RowState.SUBMITTED and row.state is RowState.SUBMITTED:
+        ledger.update(row.batch_id, row.row, expect=RowState.SUBMITTED, provider_status=event.status)
+        return "applied"
+    if row.state is target:
+        return "no change (already applied)"
+    # A failure, a correction or a review status: let a fresh read decide.
+    ledger.update(row.batch_id, row.row, next_check=now, confirm=1)
+    return "read scheduled (confirming)"
+
+
+class Receiver:
+    """The webhook receiver: verifies, stores every event, answers fast."""
+
+    def __init__(self, ledger: Ledger, secrets: Sequence[str], clock: Any) -> None:
+        self.ledger = ledger
+        self.secrets = [s for s in secrets if s]
+        self.clock = clock
+        self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> JSONResponse:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return JSONResponse({"message": "expected application/json"}, status_code=415)
+        try:
+            raw = await asyncio.wait_for(self._read(request), READ_TIMEOUT)
+        except (TimeoutError, ClientDisconnect):
+            return JSONResponse({"message": "body too slow"}, status_code=408)
+        except ValueError:
+            return JSONResponse({"message": "body too large"}, status_code=413)
+        return self.accept(raw, request.headers.get(webhooks.SIGNATURE_HEADER))
+
+    async def _read(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            raise ValueError("too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise ValueError("too large")
+        return body
+
+    def accept(self, raw: bytes, signature: str | None) -> JSONResponse:
+        """Verify, parse, store and apply one delivery."""
+        now = self.clock()
+        if self.secrets:
+            if not webhooks.verify(raw, signature, self.secrets):
+                self.ledger.record_event(reference=None, status=None, mode="signed", verified=False,
+                                         outcome="refused: bad or missing signature", body=_preview(raw))
+                return JSONResponse({"message": "invalid signature"}, status_code=401)
+            crash.point("inside_receiver_after_verify")
+        try:
+            event = webhooks.parse_event(raw)
+        except webhooks.MalformedWebhook as exc:
+            self.ledger.record_event(reference=None, status=None, mode="?", verified=bool(self.secrets),
+                                     outcome=f"refused: {exc}", body=_preview(raw))
+            return JSONResponse({"message": str(exc)}, status_code=400)
+        outcome = apply_webhook(self.ledger, event, verified=bool(self.secrets), now=now)
+        self.ledger.record_event(reference=event.reference_id, status=event.status, mode=event.mode,
+                                 verified=bool(self.secrets), outcome=outcome, body=event.data)
+        return JSONResponse({"received": True})
+
+
+def _preview(raw: bytes) -> Any:
+    try:
+        return json.loads(raw[:4096])
+    except ValueError:
+        return raw[:256].decode("utf-8", "replace")

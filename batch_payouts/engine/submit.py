@@ -1,0 +1,261 @@
+"""Customers and withdrawals under the exactly-once protocol (DESIGN.md §3, §9).
+
+* ``submitting`` (with the row's reference) is committed before the request leaves;
+* anything ambiguous (timeout after send, reset, 5xx, kill) makes the row ``unknown``;
+* ``unknown`` is left only through a status read: found means it exists; "not found" is believed
+  only when read twice, ``grace`` seconds apart, and then the row is resent with the same
+  reference;
+* only failures that provably never left this machine are retried straight away.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batch_payouts import crash, errors
+from batch_payouts.kotani import wire
+from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.model import (
+    BankPayout,
+    MobileMoneyPayout,
+    PaybillPayout,
+    RowState,
+    TillPayout,
+)
+from batch_payouts.ratelimit import Limiter
+
+
+@dataclass
+class Settings:
+    """Engine settings. Times in seconds."""
+
+    concurrency: int = 8
+    visibility_lag: float = 60.0
+    grace_margin: float = 5.0
+    poll_interval: float = 5.0
+    poll_max_interval: float = 120.0
+    callback_url: str | None = None
+    wallets: dict[str, str] = field(default_factory=dict)
+    max_rate_pause: float = 900.0
+    tick: float = 0.1
+
+    def grace(self, attempt_deadline: float) -> float:
+        """How long "not found" must hold before it is believed."""
+        return attempt_deadline + self.visibility_lag + self.grace_margin
+
+
+class RunStopped(errors.BatchPayoutsError):
+    """The run cannot go on (bad key, an absurd rate-limit wait); the batch is resumable."""
+
+
+@dataclass
+class Context:
+    """What every stage shares."""
+
+    ledger: Ledger
+    client: KotaniClient
+    money: Limiter
+    reads: Limiter
+    settings: Settings
+    clock: Callable[[], float] = time.time
+    wallets: dict[str, str] = field(default_factory=dict)
+    paused_currencies: dict[str, str] = field(default_factory=dict)
+    stop_reason: str | None = None
+
+    @property
+    def grace(self) -> float:
+        return self.settings.grace(self.client.timeouts.attempt)
+
+    def note_rate_limit(self, limiter: Limiter, exc: errors.RateLimited) -> None:
+        wait = exc.retry_after if exc.retry_after is not None else 5.0
+        if wait > self.settings.max_rate_pause:
+            self.stop_reason = (f"Kotani asked us to wait {wait:.0f} s before sending more "
+                                f"({limiter.name}); the batch is paused, resume it later")
+            raise RunStopped(self.stop_reason)
+        limiter.pause(wait)
+
+
+async def discover_wallets(ctx: Context) -> None:
+    """Wallet id per currency: ``--wallet`` overrides, then the wallets list."""
+    await ctx.reads.acquire()
+    for w in await ctx.client.list_wallets():
+        ctx.wallets.setdefault(w.currency.upper(), w.id)
+    ctx.wallets.update({k.upper(): v for k, v in ctx.settings.wallets.items()})
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
+    """The provider's customer key for this payee: cache, look-up by phone, or create."""
+    cached = ctx.ledger.customer(payout.phone, payout.country, payout.network)
+    if cached:
+        return cached
+    await ctx.reads.acquire()
+    try:
+        found = await ctx.client.get_customer_by_phone(payout.phone)
+        crash.point("after_customer_lookup")
+        key = found.customer_key
+    except errors.NotFound:
+        crash.point("after_customer_lookup")
+        await ctx.reads.acquire()
+        body = wire.CreateCustomer(phone_number=payout.phone, country_code=payout.country,
+                                   network=payout.network, account_name=payout.name)
+        try:
+            key = (await ctx.client.create_customer(body)).customer_key
+        except errors.BadRequest:
+            await ctx.reads.acquire()  # perhaps created meanwhile: look once more before giving up
+            try:
+                key = (await ctx.client.get_customer_by_phone(payout.phone)).customer_key
+            except errors.NotFound:
+                raise
+        crash.point("after_customer_post")
+    ctx.ledger.remember_customer(payout.phone, payout.country, payout.network, key)
+    crash.point("after_customer_commit")
+    return key
+
+
+# -- withdrawals -------------------------------------------------------------------------------
+
+def _wallet(ctx: Context, currency: str) -> str:
+    try:
+        return ctx.wallets[currency]
+    except KeyError:
+        raise errors.BadRequest(400, f"no {currency} wallet on this Kotani account") from None
+
+
+def build_request(ctx: Context, row: RowRecord, customer_key: str | None) -> wire.WithdrawalRequest:
+    """The withdrawal body for this row attempt, with its deterministic reference."""
+    p, ref, cb = row.payout, str(row.reference), ctx.settings.callback_url
+    if isinstance(p, MobileMoneyPayout):
+        return wire.MobileMoneyWithdrawal(customer_key=str(customer_key), amount=p.amount,
+                                          wallet_id=_wallet(ctx, p.currency), reference_id=ref,
+                                          callback_url=cb, network=p.network)
+    if isinstance(p, TillPayout):
+        return wire.LipaNaMpesaWithdrawal(
+            amount=p.amount, wallet_id=_wallet(ctx, p.currency), reference_id=ref, callback_url=cb,
+            details=wire.LipaNaMpesaDetails(
+                business_shortcode=p.till_number, account_reference=p.account_reference,
+                transaction_desc=p.narration, phone_number=p.phone))
+    if isinstance(p, PaybillPayout):
+        return wire.PaybillWithdrawal(
+            amount=p.amount, wallet_id=_wallet(ctx, p.currency), reference_id=ref, callback_url=cb,
+            details=wire.PaybillDetails(paybill_number=p.paybill_number,
+                                               account_number=p.account_reference,
+                                               phone_number=p.phone, remarks=p.narration))
+    if isinstance(p, BankPayout):
+        return wire.BankWithdrawal(
+            currency=p.currency, amount=p.amount, reference_id=ref, callback_url=cb,
+            details=wire.BankDetails(name=p.name, bank_code=p.bank_code,
+                                         account_number=p.account_number, country=p.country,
+                                         bank_name=p.bank_name, phone_number=p.phone))
+    raise errors.LedgerError(f"row {row.row} has no payout to send")
+
+
+async def pay(ctx: Context, row: RowRecord) -> None:
+    """Send one READY row once, recording every outcome before anything else happens."""
+    assert row.payout is not None and row.state is RowState.READY
+    b, n = row.batch_id, row.row
+    try:
+        key = await ensure_customer(ctx, row.payout) if isinstance(row.payout, MobileMoneyPayout) else None
+        body = build_request(ctx, row, key)
+    except errors.RateLimited as exc:
+        ctx.note_rate_limit(ctx.reads, exc)
+        return
+    except (errors.NoAnswer, errors.ServerError):
+        return  # nothing was sent for the payout itself; try the row again later
+    except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
+        ctx.ledger.move(b, n, RowState.REJECTED, error=f"customer: {exc.message}", completed_at=ctx.clock())
+        return
+    await ctx.money.acquire()
+    if row.payout.currency in ctx.paused_currencies:
+        return
+    ctx.ledger.move(b, n, RowState.SUBMITTING, submitting_at=ctx.clock())
+    crash.point("after_submitting_commit")
+    await send(ctx, row, body)
+
+
+async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> None:
+    """POST the withdrawal of a SUBMITTING row and record what came back."""
+    b, n = row.batch_id, row.row
+    try:
+        created = await ctx.client.withdraw(body)
+    except errors.NotSent:
+        ctx.ledger.move(b, n, RowState.READY)  # provably never left: same reference, later
+        return
+    except errors.RateLimited as exc:
+        ctx.ledger.move(b, n, RowState.READY)  # refused before anything was created
+        ctx.note_rate_limit(ctx.money, exc)
+        return
+    except errors.InsufficientFunds as exc:
+        ctx.ledger.move(b, n, RowState.READY, note=f"waiting: {exc.message}")
+        assert row.payout is not None
+        ctx.paused_currencies[row.payout.currency] = exc.message
+        return
+    except errors.DuplicateReference:
+        ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note="provider: duplicate reference")
+        return
+    except errors.AuthenticationError as exc:
+        ctx.ledger.move(b, n, RowState.READY)
+        ctx.stop_reason = f"Kotani refused the API key: {exc.message}"
+        raise RunStopped(ctx.stop_reason) from None
+    except (errors.NoAnswer, errors.ServerError) as exc:
+        ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note=f"no clear answer: {exc}")
+        return
+    except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
+        ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
+        return
+    crash.point("after_response_before_commit")
+    ctx.ledger.move(b, n, RowState.SUBMITTED, provider_id=created.id,
+                    reference_number=created.reference_number, submitted_at=ctx.clock(),
+                    next_check=ctx.clock() + ctx.settings.poll_interval)
+
+
+# -- reconciliation ----------------------------------------------------------------------------
+
+async def read_status(ctx: Context, row: RowRecord) -> wire.WithdrawalStatus | None:
+    """The provider's view of this row's reference; ``None`` when it answers "not found"."""
+    await ctx.reads.acquire()
+    reference = str(row.reference)
+    if isinstance(row.payout, BankPayout):
+        return await ctx.client.bank_status(reference)
+    try:
+        return await ctx.client.withdrawal_status(reference)
+    except errors.NotFound:
+        return None
+
+
+async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wire.WithdrawalStatus], None]) -> None:
+    """Resolve an UNKNOWN row by asking the provider, never by guessing."""
+    now = ctx.clock()
+    try:
+        status = await read_status(ctx, row)
+    except errors.NotFound:
+        status = None
+    except errors.RateLimited as exc:
+        ctx.note_rate_limit(ctx.reads, exc)
+        return
+    except (errors.NoAnswer, errors.ServerError):
+        ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, next_check=now + 1.0)
+        return
+    crash.point("inside_reconcile_after_read")
+    if status is not None:
+        ctx.ledger.move(row.batch_id, row.row, RowState.SUBMITTED, provider_id=status.id,
+                        not_found_at=None, submitted_at=row.submitted_at or now)
+        apply(ctx.ledger.row(row.batch_id, row.row), status)
+        return
+    sent_at = row.submitting_at or row.updated_at
+    first = row.not_found_at
+    if first is None or first < sent_at:
+        ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=now,
+                          next_check=max(now, sent_at) + ctx.grace)
+        return
+    if now - first >= ctx.grace and now - sent_at >= ctx.grace:
+        # Read twice, a grace period apart, long after the lost request could have landed.
+        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None,
+                        note="not found at the provider twice; resent with the same reference")
+        return
+    ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN,
+                      next_check=max(first, sent_at) + ctx.grace)

@@ -1,0 +1,401 @@
+"""The ledger: SQLite state of batches, rows, attempts, customers, events and the audit trail.
+
+Every state change is one committed ``BEGIN IMMEDIATE`` transaction; the row life cycle of
+``model.ALLOWED_MOVES`` is enforced here and nowhere else. WAL with ``synchronous=FULL`` (and
+``fullfsync`` on macOS) is asserted at every open, so a committed ``submitting`` row survives a
+kill or a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from batch_payouts.errors import BatchLocked, BatchNotFound, IllegalTransition, LedgerError
+from batch_payouts.model import Payout, RowState, can_move
+from batch_payouts.redact import redact
+
+SCHEMA_VERSION = 1
+_PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL, options TEXT NOT NULL DEFAULT '{}', headers TEXT NOT NULL DEFAULT '[]',
+        parent TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        lease_owner TEXT, lease_expires REAL NOT NULL DEFAULT 0
+    );
+    CREATE TABLE rows (
+        batch_id TEXT NOT NULL REFERENCES batches(id), row INTEGER NOT NULL,
+        state TEXT NOT NULL, payout TEXT, cells TEXT NOT NULL, problems TEXT NOT NULL DEFAULT '[]',
+        reference TEXT UNIQUE, attempt INTEGER NOT NULL DEFAULT 1, payee_fp TEXT,
+        provider_id TEXT, reference_number TEXT, provider_status TEXT, fee TEXT,
+        recipient_amount TEXT, telco_receipt TEXT, error TEXT, note TEXT,
+        submitting_at REAL, submitted_at REAL, completed_at REAL, not_found_at REAL,
+        next_check REAL NOT NULL DEFAULT 0, checks INTEGER NOT NULL DEFAULT 0,
+        confirm INTEGER NOT NULL DEFAULT 0,
+        origin_batch TEXT, origin_row INTEGER, updated_at REAL NOT NULL,
+        PRIMARY KEY (batch_id, row)
+    );
+    CREATE INDEX rows_state ON rows(batch_id, state);
+    CREATE INDEX rows_payee ON rows(payee_fp);
+    CREATE TABLE customers (
+        phone TEXT NOT NULL, country TEXT NOT NULL, network TEXT NOT NULL DEFAULT '',
+        customer_key TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (phone, country, network)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY, received_at REAL NOT NULL, reference TEXT, status TEXT,
+        mode TEXT, verified INTEGER NOT NULL, outcome TEXT NOT NULL, body TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+        status INTEGER, duration REAL NOT NULL, request TEXT, response TEXT, error TEXT
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class RowRecord:
+    """One row of a batch as the ledger holds it."""
+
+    batch_id: str
+    row: int
+    state: RowState
+    payout: Payout | None
+    cells: dict[str, str]
+    problems: list[dict[str, str]]
+    reference: str | None
+    attempt: int
+    provider_id: str | None
+    reference_number: str | None
+    provider_status: str | None
+    fee: Decimal | None
+    recipient_amount: Decimal | None
+    telco_receipt: str | None
+    error: str | None
+    note: str | None
+    submitting_at: float | None
+    submitted_at: float | None
+    completed_at: float | None
+    not_found_at: float | None
+    next_check: float
+    checks: int
+    confirm: bool
+    origin_batch: str | None
+    origin_row: int | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: str
+    fingerprint: str
+    label: str
+    source: str
+    options: dict[str, Any]
+    headers: list[str]
+    parent: str | None
+    created_at: float
+    updated_at: float
+    lease_owner: str | None
+    lease_expires: float
+
+
+def default_path() -> Path:
+    """``BATCH_PAYOUTS_STATE`` or the per-user data directory."""
+    env = os.environ.get("BATCH_PAYOUTS_STATE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("batch-payouts")) / "ledger.sqlite3"
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return Decimal(text) if text not in (None, "") else None
+
+
+class Ledger:
+    """All persistent state. One connection; every write is one immediate transaction."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
+                 secrets: tuple[str, ...] = ()) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.secrets = secrets
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        if new:
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self._configure()
+        self._migrate()
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        db = self.db
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        if sys.platform == "darwin":  # pragma: no cover - macOS only
+            db.execute("PRAGMA fullfsync = ON")
+        checks = {
+            "journal_mode": ("wal",), "synchronous": (2,), "busy_timeout": (30000,),
+            "foreign_keys": (1,),
+        }
+        for pragma, expected in checks.items():
+            got = db.execute(f"PRAGMA {pragma}").fetchone()[0]
+            if got not in expected:
+                raise LedgerError(f"the ledger at {self.path} could not be opened safely "
+                                  f"(PRAGMA {pragma} is {got!r})")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if version < number:
+                with self.transaction() as db:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {number}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def integrity_ok(self) -> bool:
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def create_batch(self, batch_id: str, *, fingerprint: str, label: str, source: str,
+                     options: dict[str, Any], headers: list[str],
+                     rows: list[tuple[int, RowState, Payout | None, dict[str, str], list[dict[str, str]], str | None]],
+                     parent: str | None = None, origins: dict[int, tuple[str, int, int]] | None = None) -> None:
+        """Persist a batch and all its rows in one transaction.
+
+        ``rows``: (row number, state, payout, cells, problems, payee fingerprint).
+        ``origins``: for retries, row -> (original batch, original row, attempt number).
+        """
+        now = self.clock()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (id, fingerprint, label, source, options, headers, parent,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (batch_id, fingerprint, label, source, json.dumps(options), json.dumps(headers),
+                 parent, now, now))
+            for number, state, payout, cells, problems, payee_fp in rows:
+                origin_batch, origin_row, attempt = (origins or {}).get(number, (None, None, 1))
+                reference = reference_for(batch_id, number, attempt) if payout is not None else None
+                db.execute(
+                    "INSERT INTO rows (batch_id, row, state, payout, cells, problems, reference,"
+                    " attempt, payee_fp, origin_batch, origin_row, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (batch_id, number, state.value,
+                     payout.model_dump_json() if payout is not None else None,
+                     json.dumps(cells), json.dumps(problems), reference, attempt, payee_fp,
+                     origin_batch, origin_row, now))
+
+    def batch(self, batch_id: str) -> BatchRecord:
+        row = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise BatchNotFound(batch_id)
+        return BatchRecord(row["id"], row["fingerprint"], row["label"], row["source"],
+                           json.loads(row["options"]), json.loads(row["headers"]), row["parent"],
+                           row["created_at"], row["updated_at"], row["lease_owner"], row["lease_expires"])
+
+    def has_batch(self, batch_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone() is not None
+
+    def batches(self, limit: int = 20) -> list[BatchRecord]:
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM batches ORDER BY created_at DESC LIMIT ?", (limit,))]
+        return [self.batch(i) for i in ids]
+
+    def children(self, batch_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM batches WHERE parent = ? ORDER BY created_at", (batch_id,))]
+
+    # -- the lease: one runner per batch -----------------------------------------------------------
+
+    def acquire_lease(self, batch_id: str, *, ttl: float = 30.0) -> str:
+        """Take the batch's lease or raise :class:`BatchLocked`; return the owner id."""
+        owner = f"pid {os.getpid()} on {socket.gethostname()}"
+        now = self.clock()
+        with self.transaction() as db:
+            row = db.execute("SELECT lease_owner, lease_expires FROM batches WHERE id = ?",
+                             (batch_id,)).fetchone()
+            if row is None:
+                raise BatchNotFound(batch_id)
+            if row["lease_owner"] and row["lease_owner"] != owner and row["lease_expires"] > now:
+                raise BatchLocked(batch_id, row["lease_owner"], row["lease_expires"] - now)
+            db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                       (owner, now + ttl, batch_id))
+        return owner
+
+    def renew_lease(self, batch_id: str, owner: str, *, ttl: float = 30.0) -> None:
+        with self.transaction() as db:
+            current = db.execute("SELECT lease_owner FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if current is None or current["lease_owner"] != owner:
+                raise BatchLocked(batch_id, str(current["lease_owner"] if current else "?"), 0)
+            db.execute("UPDATE batches SET lease_expires = ? WHERE id = ?", (self.clock() + ttl, batch_id))
+
+    def release_lease(self, batch_id: str, owner: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE batches SET lease_owner = NULL, lease_expires = 0"
+                       " WHERE id = ? AND lease_owner = ?", (batch_id, owner))
+
+    # -- rows --------------------------------------------------------------------------------------
+
+    def rows(self, batch_id: str, *states: RowState) -> list[RowRecord]:
+        sql = "SELECT * FROM rows WHERE batch_id = ?"
+        args: list[Any] = [batch_id]
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
+
+    def row(self, batch_id: str, number: int) -> RowRecord:
+        r = self.db.execute("SELECT * FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
+        if r is None:
+            raise LedgerError(f"batch {batch_id} has no row {number}")
+        return self._record(r)
+
+    def row_by_reference(self, reference: str) -> RowRecord | None:
+        r = self.db.execute("SELECT * FROM rows WHERE reference = ?", (reference,)).fetchone()
+        return self._record(r) if r is not None else None
+
+    def _record(self, r: sqlite3.Row) -> RowRecord:
+        return RowRecord(
+            r["batch_id"], r["row"], RowState(r["state"]),
+            _PAYOUT.validate_json(r["payout"]) if r["payout"] else None,
+            json.loads(r["cells"]), json.loads(r["problems"]), r["reference"], r["attempt"],
+            r["provider_id"], r["reference_number"], r["provider_status"], _dec(r["fee"]),
+            _dec(r["recipient_amount"]), r["telco_receipt"], r["error"], r["note"],
+            r["submitting_at"], r["submitted_at"], r["completed_at"], r["not_found_at"],
+            r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"])
+
+    def move(self, batch_id: str, number: int, to: RowState, **fields: Any) -> RowRecord:
+        """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction."""
+        with self.transaction() as db:
+            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
+                                 (batch_id, number)).fetchone()
+            if current is None:
+                raise LedgerError(f"batch {batch_id} has no row {number}")
+            state = RowState(current["state"])
+            if state != to and not can_move(state, to):
+                raise IllegalTransition(number, state.value, to.value)
+            self._update(db, batch_id, number, {"state": to.value, **fields})
+        return self.row(batch_id, number)
+
+    def update(self, batch_id: str, number: int, *, expect: RowState | None = None, **fields: Any) -> None:
+        """Change fields without a state move (e.g. the time of the next status check)."""
+        with self.transaction() as db:
+            if expect is not None:
+                current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
+                                     (batch_id, number)).fetchone()
+                if current is None or current["state"] != expect.value:
+                    return
+            self._update(db, batch_id, number, fields)
+
+    def _update(self, db: sqlite3.Connection, batch_id: str, number: int, fields: dict[str, Any]) -> None:
+        values = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in fields.items()}
+        values["updated_at"] = self.clock()
+        assigns = ", ".join(f"{k} = ?" for k in values)
+        db.execute(f"UPDATE rows SET {assigns} WHERE batch_id = ? AND row = ?",  # noqa: S608
+                   [*values.values(), batch_id, number])
+        db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (values["updated_at"], batch_id))
+
+    def due_checks(self, batch_id: str, now: float) -> list[RowRecord]:
+        """Rows whose status should be read now: in flight, unknown, or asked to confirm."""
+        rows = self.db.execute(
+            "SELECT * FROM rows WHERE batch_id = ? AND next_check <= ? AND "
+            "(state IN ('submitted', 'unknown') OR confirm = 1) ORDER BY next_check",
+            (batch_id, now))
+        return [self._record(r) for r in rows]
+
+    def paid_elsewhere(self, payee_fp: str, batch_id: str) -> list[tuple[str, int]]:
+        """Rows of other batches with this payee fingerprint that were paid or may have been."""
+        rows = self.db.execute(
+            "SELECT batch_id, row FROM rows WHERE payee_fp = ? AND batch_id != ? AND state IN "
+            "('submitting', 'submitted', 'unknown', 'succeeded', 'needs_review')", (payee_fp, batch_id))
+        return [(r[0], r[1]) for r in rows]
+
+    # -- customers ---------------------------------------------------------------------------------
+
+    def customer(self, phone: str, country: str, network: str | None) -> str | None:
+        r = self.db.execute("SELECT customer_key FROM customers WHERE phone = ? AND country = ?"
+                            " AND network = ?", (phone, country, network or "")).fetchone()
+        return str(r[0]) if r else None
+
+    def remember_customer(self, phone: str, country: str, network: str | None, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?)",
+                       (phone, country, network or "", key, self.clock()))
+
+    # -- events and the audit trail -------------------------------------------------------------
+
+    def record_event(self, *, reference: str | None, status: str | None, mode: str,
+                     verified: bool, outcome: str, body: Any) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO events (received_at, reference, status, mode, verified, outcome, body)"
+                       " VALUES (?,?,?,?,?,?,?)",
+                       (self.clock(), reference, status, mode, int(verified), outcome,
+                        json.dumps(redact(body, self.secrets), default=str)[:20000]))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM events ORDER BY id")]
+
+    def audit(self, *, method: str, path: str, status: int | None, duration: float,
+              request: Any, response: Any, error: str | None) -> None:
+        """Record an API call with the key, secrets and phone numbers masked."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit (at, method, path, status, duration, request, response, error)"
+                       " VALUES (?,?,?,?,?,?,?,?)",
+                       (self.clock(), method, redact(path, self.secrets), status, duration,
+                        json.dumps(redact(request, self.secrets), default=str),
+                        json.dumps(redact(response, self.secrets), default=str)[:20000], error))
+
+    def audit_rows(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+def reference_for(batch_id: str, row: int, attempt: int) -> str:
+    """The deterministic idempotency key of one row attempt: ``<batch>-<row>-<attempt>``."""
+    ref = f"{batch_id}-{row}-{attempt}"
+    if len(ref) > 40:
+        raise LedgerError(f"reference {ref!r} is longer than 40 characters")
+    return ref
