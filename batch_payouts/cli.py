@@ -39,7 +39,7 @@ from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_PAID_TWICE = 5
 T = TypeVar("T")
 
@@ -237,7 +237,7 @@ def show_report(report: Report, sheet: RawSheet, first: int = 15) -> None:
         out.print(table)
     problems = report.errors() + report.warnings()
     for problem in problems[:first]:
-        out.print(f"  {problem.severity}: {problem}", markup=False)
+        out.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
     if len(problems) > first:
         out.print(f"  ... and {len(problems) - first} more (write them all with --report)")
 

@@ -1,0 +1,134 @@
+"""What a user sees: messages, files and exit codes of the commands."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from batch_payouts.cli import main
+from tests.conftest import ROOT
+
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+
+
+def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_a_clean_file_exits_0(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, _ = invoke(runner, "validate", str(SAMPLES / "payouts.csv"), "--sandbox",
+                          "--state", str(tmp_path / "l.db"))
+    assert code == 0
+    assert "22 rows: 22 valid, 0 invalid" in out
+
+
+def test_validate_a_messy_file_exits_3_and_writes_the_full_report(runner: CliRunner, tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    code, out, _ = invoke(runner, "validate", str(SAMPLES / "messy.csv"), "--sandbox",
+                          "--state", str(tmp_path / "l.db"), "--report", str(report))
+    assert code == 3
+    assert "error: row 7, phone: this is not a valid Kenya phone number (saw '0712')" in out
+    rows = read_csv(report)
+    assert rows[0]["row"] == "3" and rows[0]["valid"] == "yes" and rows[0]["normalised_phone"] == "+254712345678"
+    assert {"Full Name", "Notes", "row", "valid", "problems", "normalised_phone"} <= set(rows[0])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"name,amount,currency\n", "no data rows under the header"),
+        (b"foo,bar\n1,2\n", "no header row found"),
+        (b"name,phone\nA,+254712345678\n", "required columns missing: amount, country or currency"),
+    ],
+)
+def test_unusable_files_exit_2_naming_the_cause(runner: CliRunner, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(content)
+    code, _, err = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 2
+    assert f"error: {path}: {message}" in " ".join(err.split())
+
+
+def test_a_missing_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(runner, "validate", str(tmp_path / "nope.csv"), "--sandbox")
+    assert code == 2 and "cannot be read (No such file or directory)" in err
+
+
+def test_template_xlsx_has_examples_instructions_and_text_columns(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    assert invoke(runner, "template", str(path))[0] == 0
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["Results", "Instructions"] or wb.sheetnames[1] == "Instructions"
+    ws = wb.worksheets[0]
+    headers = [c.value for c in ws[1]]
+    assert headers[:5] == ["name", "phone", "country", "network", "amount"]
+    methods = {ws.cell(row=r, column=headers.index("method") + 1).value for r in range(2, 6)}
+    assert methods == {"mobile_money", "till", "paybill", "bank"}
+    assert ws.cell(row=2, column=2).number_format == "@"
+
+
+def test_template_csv_validates_cleanly(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    invoke(runner, "template", str(path))
+    code, out, _ = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 0, out
+
+
+def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "payouts.csv"
+    src.write_bytes((SAMPLES / "payouts.csv").read_bytes())
+    code, out, err = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet",
+                            "--state", str(tmp_path / "l.db"))
+    assert code == 3, out + err  # the sample holds sandbox numbers that end FAILED
+    rows = {r["reference"]: r for r in read_csv(tmp_path / "payouts.results.csv")}
+    assert rows["NOV-001"]["status"] == "paid" and rows["NOV-001"]["telco_receipt"]
+    assert rows["NOV-004"]["status"] == "failed" and rows["NOV-004"]["error"] == "Recipient account not found"
+    assert rows["NOV-005"]["status"] == "failed" and rows["NOV-005"]["error"] == "Cancelled by customer"
+    assert rows["NOV-016"]["status"] == "failed" and rows["NOV-016"]["error"] == "Transaction limit exceeded"
+    assert rows["NOV-022"]["status"] == "paid"
+    assert rows["NOV-019"]["result_amount"] == "1250.50" and rows["NOV-019"]["department"] == "Finance"
+    assert sum(r["status"] == "paid" for r in rows.values()) == 18
+
+
+def test_run_twice_continues_the_same_batch_and_pays_nothing_more(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\n")
+    state = str(tmp_path / "l.db")
+    first = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", state)
+    second = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", state)
+    assert first[0] == 0 and second[0] == 0
+    batch = next(line for line in first[1].splitlines() if line.startswith("batch "))
+    assert batch in second[1]
+
+
+def test_run_without_yes_and_without_a_terminal_refuses(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\n")
+    code, _, err = invoke(runner, "run", str(src), "--sandbox", "--quiet", "--state", str(tmp_path / "l.db"))
+    assert code == 2 and "confirmation needed: run in a terminal, or pass --yes" in err
+
+
+def test_a_key_file_readable_by_others_is_refused(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOTANI_API_KEY", raising=False)
+    key = tmp_path / "key"
+    key.write_text("secret-key")
+    key.chmod(0o644)
+    code, _, err = invoke(runner, "banks", "--api-key-file", str(key), "--base-url", "http://127.0.0.1:9",
+                          "--state", str(tmp_path / "l.db"))
+    assert code == 2
+    assert f"the key file {key} is readable by others (mode 0644); run: chmod 600 {key}" in " ".join(err.split())
