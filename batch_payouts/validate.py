@@ -18,7 +18,7 @@ from phonenumbers import PhoneNumberType, carrier
 from pydantic import TypeAdapter, ValidationError
 
 from batch_payouts.catalog import BANK_COUNTRIES, Catalog, CountryInfo
-from batch_payouts.model import Method, Payout, minor_digits
+from batch_payouts.model import CURRENCY_DIGITS, Method, Payout, minor_digits
 
 Severity = Literal["error", "warning"]
 _PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
@@ -109,7 +109,7 @@ def _non_ascii_digits(text: str) -> bool:
 
 # -- amounts ---------------------------------------------------------------------------------------
 
-_SYMBOLS = ("KSH", "KSHS", "USH", "TSH", "GH₵", "₵", "ZK", "FRW", "RWF", "CFA", "FCFA", "R", "$", "US$")
+_SYMBOLS = ("KSHS", "KSH", "USH", "TSH", "GH₵", "₵", "ZK", "FRW", "FCFA", "CFA", "US$", "$", "R")
 _THOUSANDS_COMMA = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^\d{1,3}(\.\d{3}){2,}$")
 
@@ -126,14 +126,12 @@ def parse_amount(text: str, currency: str) -> Decimal:
     if _non_ascii_digits(raw):
         raise AmountError("the amount contains digits from another script; type it with 0-9")
     s = raw.upper().replace(" ", "")
-    code = re.match(r"^([A-Z]{3})|([A-Z]{3})$", s)
-    for match in re.finditer(r"[A-Z]{3}", s):
-        found = match.group(0)
-        if found not in ("KSH", "USH", "TSH", "FRW", "CFA") and currency and found != currency:
-            raise AmountError(f"the amount says {found} but the row's currency is {currency}")
-    del code
-    s = re.sub(r"^(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|US\$|\$|R|[A-Z]{3})", "", s)
-    s = re.sub(r"(KSHS?|USH|TSH|GH₵|₵|ZK|FRW|FCFA|CFA|[A-Z]{3})$", "", s)
+    for code in re.findall(r"[A-Z]{3}", s):
+        if code in CURRENCY_DIGITS and currency and code != currency:
+            raise AmountError(f"the amount says {code} but the row's currency is {currency}")
+    symbols = "|".join(re.escape(x) for x in sorted({*_SYMBOLS, *CURRENCY_DIGITS}, key=len, reverse=True))
+    s = re.sub(rf"^({symbols})", "", s)
+    s = re.sub(rf"({symbols})$", "", s)
     if (s.startswith("(") and s.endswith(")")) or s.startswith("-"):
         raise AmountError("the amount is negative")
     if "E" in s:
@@ -267,8 +265,11 @@ class _Row:
         self.rules = rules
         for key, value in cells.items():
             text, changed = clean(value)
+            if key == "phone":  # phone repairs are reported by parse_phone itself
+                self.result.cells[key] = value.strip()
+                continue
             self.result.cells[key] = text
-            if changed and key not in ("phone",):
+            if changed:
                 self.warn(key, value, "removed invisible or non-breaking spaces")
 
     def error(self, column: str, value: str, message: str) -> None:

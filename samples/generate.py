@@ -66,6 +66,8 @@ MESSY = [
     ["Narnia", "+254722000888", "Narnia", "", "100", "KES", "", "", "", "", "", "", "", "M-23", "unknown country"],
     ["Padded bank", "", "KE", "", "2500", "KES", "bank", "1", "KCB", "1103456790", "", "", "", "M-24", "bank code lost its 0"],
     ["Comma decimal", "+254722000999", "KE", "", "1500,5", "KES", "", "", "", "", "", "", "", "M-25", "ambiguous comma"],
+    ["Same Payee", "+254712345678", "KE", "", "200", "KES", "", "", "", "", "", "", "", "M-20", "same payee as M-1"],
+    ["Currency in amount", "+254722000123", "KE", "", "UGX 500", "KES", "", "", "", "", "", "", "", "M-27", "UGX amount in KES row"],
 ]
 
 

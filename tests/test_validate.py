@@ -1,0 +1,317 @@
+"""Every validation rule, each shown with a row that breaks it, on files the tests write."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.engine.plan import check_sheet
+from batch_payouts.errors import InputFileError
+from batch_payouts.kotani.client import ApiKey, KotaniClient
+from batch_payouts.sandbox import SandboxState, serve_in_thread
+from batch_payouts.sheets.guard import Limits
+from batch_payouts.sheets.read import read_sheet
+from batch_payouts.validate import AmountError, Report, Rules, parse_amount
+from tests.conftest import ROOT
+
+HEADER = ["name", "phone", "country", "network", "amount", "currency", "method", "bank_code",
+          "bank_name", "account_number", "till_number", "paybill_number", "account_reference", "reference"]
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    async def fetch(url: str) -> Catalog:
+        async with KotaniClient(url, ApiKey("k")) as client:
+            return await fetch_catalog(client)
+    with serve_in_thread(SandboxState(api_key="k"), deliver_webhooks=False) as sb:
+        return anyio.run(fetch, sb.base_url)
+
+
+def row(**cells: str) -> list[str]:
+    base = {"name": "Wanjiru Kamau", "phone": "+254712345678", "country": "KE", "amount": "1500",
+            "currency": "KES"}
+    base.update(cells)
+    return [base.get(h, "") for h in HEADER]
+
+
+def write_csv(path: Path, rows: list[list[str]], *, delimiter: str = ",", bom: bool = False,
+              title: str | None = None, encoding: str = "utf-8") -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter)
+    if title:
+        writer.writerow([title])
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    data = buffer.getvalue().encode(encoding)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    return path
+
+
+def write_xlsx(path: Path, rows: list[list[Any]], *, title: str | None = None) -> Path:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    if title:
+        ws.append([title])
+    ws.append(HEADER)
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+    return path
+
+
+def check(path: Path, catalog: Catalog, rules: Rules | None = None, **kw: Any) -> Report:
+    return check_sheet(read_sheet(path, **kw), catalog, rules)
+
+
+def messages(report: Report, severity: str = "error") -> list[str]:
+    return [str(p) for p in report.problems if p.severity == severity]
+
+
+# -- one rule, one breaking row -------------------------------------------------------------------
+
+RULES = [
+    (row(phone="0712"), "row 2, phone: this is not a valid Kenya phone number (saw '0712')"),
+    (row(phone="2.54712E+11"), "row 2, phone: the spreadsheet turned this phone number into a rounded number "
+     "(scientific notation); digits are lost, retype it as text (saw '2.54712E+11')"),
+    (row(phone="+256772123456"), "row 2, phone: this is a number of UG (+256), but the row's country is KE (saw '+256772123456')"),
+    (row(phone="+254202345678"), "row 2, phone: this is not a Kenya mobile number (saw '+254202345678')"),
+    (row(phone="+25471234567８"), "row 2, phone: the phone number contains digits from another script; type it with 0-9 (saw '+25471234567８')"),
+    (row(phone=""), "row 2, phone: a mobile money payment needs a phone number"),
+    (row(country="Narnia"), "row 2, country: this country is not supported for payouts (saw 'Narnia')"),
+    (row(currency="UGX"), "row 2, currency: Kenya is paid in KES, not UGX (saw 'UGX')"),
+    (row(amount="100.50"), "row 2, amount: KES amounts take whole units (saw '100.50')"),
+    (row(amount="0"), "row 2, amount: the amount must be more than zero (saw '0')"),
+    (row(amount="-5"), "row 2, amount: the amount is negative (saw '-5')"),
+    (row(amount="abc"), "row 2, amount: the amount is not a number (saw 'abc')"),
+    (row(amount="UGX 100"), "row 2, amount: the amount says UGX but the row's currency is KES (saw 'UGX 100')"),
+    (row(amount="1500,5"), "row 2, amount: a comma here could be a decimal comma or a thousands separator; "
+     "write the amount like 1500.50 (saw '1500,5')"),
+    (row(amount="1.5E+03"), "row 2, amount: the amount is in scientific notation; type the full number (saw '1.5E+03')"),
+    (row(country="GH", currency="GHS", phone="+233241234567", amount="10"),
+     "row 2, network: Ghana payments need the network (MTN, VODAFONE, AIRTEL, TIGO)"),
+    (row(country="UG", currency="UGX", phone="+256772123456", network="MPESA"),
+     "row 2, network: not a network Kotani pays in Uganda; use one of MTN, AIRTEL (saw 'MPESA')"),
+    (row(method="cheque"), "row 2, method: unknown payment method; use mobile_money, till, paybill or bank (saw 'cheque')"),
+    (row(country="UG", currency="UGX", phone="", method="till", till_number="174379"),
+     "row 2, method: till and paybill payments exist only in Kenya, in KES (saw 'till')"),
+    (row(phone="", method="till", till_number="12"), "row 2, till_number: a till number has 5 to 8 digits (saw '12')"),
+    (row(phone="", method="paybill", paybill_number="888880"),
+     "row 2, account_reference: a paybill payment needs the account reference"),
+    (row(phone="", method="bank", bank_code="999", account_number="0123456789"),
+     "row 2, bank_code: not a bank code Kotani supports for KES (saw '999')"),
+    (row(phone="", method="bank", bank_code="68", account_number="12ab"),
+     "row 2, account_number: a Kenya account number has 6 to 16 digits (saw '12ab')"),
+    (row(phone="", country="ZA", currency="ZAR", method="bank", bank_code="250655", account_number="62000000001", amount="10"),
+     "row 2, bank_name: South African bank payments need the bank name (code 250655 is FNB)"),
+    (row(phone="", country="UG", currency="UGX", method="bank", bank_code="01", account_number="0123456789"),
+     "row 2, method: bank payouts are available only in Kenya and South Africa (saw 'bank')"),
+    (row(name=""), "row 2, name: the recipient's name is empty"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), RULES, ids=[m.split(": ")[0][7:] + str(i) for i, (_, m) in enumerate(RULES)])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_each_rule_names_row_column_and_value(tmp_path: Path, catalog: Catalog, bad: list[str], message: str, fmt: str) -> None:
+    path = write_csv(tmp_path / "f.csv", [bad]) if fmt == "csv" else write_xlsx(tmp_path / "f.xlsx", [bad])
+    report = check(path, catalog)
+    assert message in messages(report)
+    assert not report.valid_rows
+
+
+def test_batch_checks(tmp_path: Path, catalog: Catalog) -> None:
+    rows = [row(reference="A"), row(reference="A"), row(reference="B", amount="700"), row(reference="C", amount="800")]
+    report = check(write_csv(tmp_path / "f.csv", rows), catalog)
+    assert messages(report) == ["row 3: exact duplicate of row 2"]
+    assert messages(report, "warning") == ["row 4: the same payee is also paid in row 2",
+                                           "row 5: the same payee is also paid in row 2"]
+    strict = check(write_csv(tmp_path / "f.csv", rows[2:]), catalog, Rules(strict=True))
+    assert messages(strict) == ["row 3: the same payee is also paid in row 2"]
+    dup_ref = check(write_csv(tmp_path / "g.csv", [row(reference="X"), row(reference="X", phone="+254722000111")]), catalog)
+    assert messages(dup_ref) == ["row 3, reference: this reference is already used in row 2 (saw 'X')"]
+
+
+def test_operator_limits(tmp_path: Path, catalog: Catalog) -> None:
+    rows = [row(amount="600"), row(amount="500", phone="+254722000111")]
+    report = check(write_csv(tmp_path / "f.csv", rows), catalog, Rules(max_row_amount=Decimal(550)))
+    assert messages(report) == ["row 2, amount: more than the 550 per-row limit (--max-row-amount) (saw '600')"]
+    report = check(write_csv(tmp_path / "f.csv", rows), catalog, Rules(max_total=Decimal(1000)))
+    assert len(messages(report)) == 2 and "the KES total 1100 is more than --max-total 1000" in messages(report)[0]
+
+
+# -- repairs are applied and reported as warnings -------------------------------------------------
+
+REPAIRS = [
+    ("712345678", "+254712345678", "restored the leading 0 the spreadsheet dropped"),
+    ("7.12345678E+08", "+254712345678", "rebuilt from scientific notation (the cell was a number)"),
+    ("+254 712-345-678", "+254712345678", "removed spaces, dashes or brackets"),
+    ("+254\u00a0712345678", "+254712345678", "removed invisible or non-breaking spaces"),
+    ("254712345678", "+254712345678", "added the + before the country code"),
+]
+
+
+@pytest.mark.parametrize(("raw", "e164", "warning"), REPAIRS)
+def test_safe_phone_repairs_are_warnings(tmp_path: Path, catalog: Catalog, raw: str, e164: str, warning: str) -> None:
+    report = check(write_csv(tmp_path / "f.csv", [row(phone=raw)]), catalog)
+    assert report.rows[0].valid and report.rows[0].normalised_phone == e164
+    assert any(warning in m for m in messages(report, "warning"))
+
+
+def test_a_numeric_phone_cell_in_xlsx_keeps_its_digits(tmp_path: Path, catalog: Catalog) -> None:
+    bad = row()
+    bad[HEADER.index("phone")] = 712345678  # type: ignore[call-overload]
+    report = check(write_xlsx(tmp_path / "f.xlsx", [bad]), catalog)
+    assert report.rows[0].valid and report.rows[0].normalised_phone == "+254712345678"
+
+
+def test_a_typed_network_that_disagrees_with_the_prefix_is_a_warning(tmp_path: Path, catalog: Catalog) -> None:
+    report = check(write_csv(tmp_path / "f.csv", [row(network="AIRTEL")]), catalog)
+    assert report.rows[0].valid
+    assert "row 2, network: the number looks like a MPESA number (saw 'AIRTEL')" in messages(report, "warning")
+
+
+@pytest.mark.parametrize(("text", "currency", "expected"), [
+    ("1,500.00", "KES", Decimal(1500)), ("KES 1 500", "KES", Decimal(1500)), ("Ksh 2,000", "KES", Decimal(2000)),
+    ("1500.5", "ZAR", Decimal("1500.50")), ("R 99.99", "ZAR", Decimal("99.99")), ("1.000.000", "UGX", Decimal(1000000)),
+    ("  250 ", "GHS", Decimal("250.00")),
+])
+def test_amounts_are_exact_decimals(text: str, currency: str, expected: Decimal) -> None:
+    assert parse_amount(text, currency) == expected
+
+
+def test_amount_never_becomes_a_float() -> None:
+    value = parse_amount("0.10", "USD") + parse_amount("0.20", "USD")
+    assert value == Decimal("0.30") and isinstance(value, Decimal)
+    with pytest.raises(AmountError):
+        parse_amount("0.001", "USD")
+
+
+# -- files as finance teams make them -------------------------------------------------------------
+
+def test_bom_semicolons_title_line_and_blank_trailing_rows(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_csv(tmp_path / "f.csv", [row(), row(phone="+254722000111", amount="700"), [""] * len(HEADER), [""] * 3],
+                     delimiter=";", bom=True, title="ACME payroll November")
+    sheet = read_sheet(path)
+    assert [r.row for r in sheet.rows] == [3, 4]
+    assert len(check(path, catalog).valid_rows) == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252"])
+def test_other_encodings(tmp_path: Path, catalog: Catalog, encoding: str) -> None:
+    path = write_csv(tmp_path / "f.csv", [row(name="Zoë Ñandú")], encoding=encoding)
+    report = check(path, catalog)
+    assert report.valid_rows and report.valid_rows[0].payout.name == "Zoë Ñandú"  # type: ignore[union-attr]
+
+
+def test_tab_delimiter_and_forced_options(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_csv(tmp_path / "f.txt", [row()], delimiter="\t")
+    assert check(path, catalog).valid_rows
+    assert check(path, catalog, delimiter="\t", encoding="utf-8").valid_rows
+
+
+def test_headers_by_alias_and_explicit_map(tmp_path: Path, catalog: Catalog) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("Beneficiary,Mobile No,Country Code,Value,CCY,Cost centre\nA B,0712345678,KE,100,KES,X1\n")
+    sheet = read_sheet(path)
+    assert sheet.mapping["phone"] == "Mobile No" and sheet.mapping["amount"] == "Value"
+    path.write_text("Payee,Contact,Country,Pay,Currency\nA B,0712345678,KE,100,KES\n")
+    sheet = read_sheet(path, mapping={"phone": "Contact", "amount": "Pay"})
+    assert check_sheet(sheet, catalog).valid_rows
+
+
+def test_formulas_are_read_as_cached_values_and_reported(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_xlsx(tmp_path / "f.xlsx", [row()])
+    wb = openpyxl.load_workbook(path)
+    wb.active["E2"] = "=1000+500"
+    wb.save(path)
+    _set_cached_value(path, "E2", "1500")
+    report = check(path, catalog)
+    assert report.rows[0].valid and report.rows[0].payout.amount == 1500  # type: ignore[union-attr]
+    assert "row 2, amount: this cell is a formula; its saved value was used (saw '=1000+500')" in messages(report, "warning")
+
+
+def _set_cached_value(path: Path, cell: str, value: str) -> None:
+    """openpyxl writes no cached value for a formula; add one as Excel would."""
+    with zipfile.ZipFile(path) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    sheet = sheet.replace("<f>1000+500</f><v></v>", f"<f>1000+500</f><v>{value}</v>").replace(
+        "<f>1000+500</f><v/>", f"<f>1000+500</f><v>{value}</v>")
+    if f"<v>{value}</v>" not in sheet:
+        sheet = sheet.replace("<f>1000+500</f>", f"<f>1000+500</f><v>{value}</v>")
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+# -- protection -----------------------------------------------------------------------------------
+
+def test_limits_on_size_and_rows(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "f.csv", [row(phone=f"+2547123456{i:02d}") for i in range(20)])
+    with pytest.raises(InputFileError, match="20 rows is more than the 10-row limit"):
+        read_sheet(path, limits=Limits(max_rows=10))
+    with pytest.raises(InputFileError, match="more than the 0 MiB limit"):
+        read_sheet(path, limits=Limits(max_file_bytes=100))
+
+
+def test_an_xlsx_zip_bomb_is_refused(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "f.xlsx", [row()])
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/media/padding.xml", b"0" * (20 * 1024 * 1024))
+    with pytest.raises(InputFileError, match=r"part xl/media/padding.xml is compressed more than 100:1; refused as a zip bomb"):
+        read_sheet(path)
+
+
+def test_external_links_and_disguised_files_are_refused(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "f.xlsx", [row()])
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("xl/externalLinks/externalLink1.xml", b"<externalLink/>")
+    with pytest.raises(InputFileError, match="links to other workbooks"):
+        read_sheet(path)
+    html = tmp_path / "report.xlsx"
+    html.write_bytes(b"<html><table><tr><td>1</td></tr></table></html>")
+    with pytest.raises(InputFileError, match="web page saved with a spreadsheet name"):
+        read_sheet(html)
+    ole = tmp_path / "old.xlsx"
+    ole.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    with pytest.raises(InputFileError, match="encrypted workbook or an old .xls file"):
+        read_sheet(ole)
+
+
+def test_the_messy_sample_gives_its_expected_report(catalog: Catalog) -> None:
+    report = check(ROOT / "samples" / "messy.csv", catalog)
+    expected = (ROOT / "samples" / "messy.expected.txt").read_text(encoding="utf-8").splitlines()
+    got = [f"{p.severity}: {p}" for p in report.problems]
+    assert got == expected
+    assert sorted(r.row for r in report.valid_rows) == [3, 4, 5, 6, 22, 26]
+
+
+# -- property: what we write we read back the same ----------------------------------------------
+
+payouts = st.fixed_dictionaries({
+    "name": st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp", "Zs")), min_size=1, max_size=20),
+    "phone": st.integers(10_000_000, 99_999_999).map(lambda n: f"+2547{n}"),
+    "amount": st.integers(1, 10**9).map(str),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payouts)
+def test_any_valid_row_round_trips_through_csv_and_xlsx(tmp_path: Path, catalog: Catalog, p: dict[str, str]) -> None:
+    cells = row(**p)
+    first = check(write_csv(tmp_path / "p.csv", [cells]), catalog)
+    if not first.valid_rows:
+        return  # not every generated number is a valid Kenyan mobile number
+    second = check(write_xlsx(tmp_path / "p.xlsx", [cells]), catalog)
+    assert first.valid_rows[0].payout == second.valid_rows[0].payout
