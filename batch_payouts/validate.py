@@ -99,19 +99,27 @@ _SPACES = re.compile(r"[\u00a0\u2007\u202f\u2009\u200a\u3000]")
 
 def clean(text: str) -> tuple[str, bool]:
     """Strip, drop zero-width characters, turn odd spaces into plain ones; say if anything changed."""
+    if text.isascii():
+        stripped = text.strip()
+        return stripped, False
     out = _SPACES.sub(" ", text.translate(_ZERO_WIDTH)).strip()
     return out, out != text.strip()
 
 
 def _non_ascii_digits(text: str) -> bool:
-    return any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text)
+    return not text.isascii() and any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text)
 
 
 # -- amounts ---------------------------------------------------------------------------------------
 
 _SYMBOLS = ("KSHS", "KSH", "USH", "TSH", "GH₵", "₵", "ZK", "FRW", "FCFA", "CFA", "US$", "$", "R")
+_SYMBOL_ALT = "|".join(re.escape(x) for x in sorted({*_SYMBOLS, *CURRENCY_DIGITS}, key=len, reverse=True))
+_LEADING_SYMBOL = re.compile(rf"^({_SYMBOL_ALT})")
+_TRAILING_SYMBOL = re.compile(rf"({_SYMBOL_ALT})$")
 _THOUSANDS_COMMA = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^\d{1,3}(\.\d{3}){2,}$")
+_CODE = re.compile(r"[A-Z]{3}")
+_PLAIN_AMOUNT = re.compile(r"\d+(\.\d+)?")
 
 
 class AmountError(ValueError):
@@ -126,12 +134,11 @@ def parse_amount(text: str, currency: str) -> Decimal:
     if _non_ascii_digits(raw):
         raise AmountError("the amount contains digits from another script; type it with 0-9")
     s = raw.upper().replace(" ", "")
-    for code in re.findall(r"[A-Z]{3}", s):
+    for code in _CODE.findall(s):
         if code in CURRENCY_DIGITS and currency and code != currency:
             raise AmountError(f"the amount says {code} but the row's currency is {currency}")
-    symbols = "|".join(re.escape(x) for x in sorted({*_SYMBOLS, *CURRENCY_DIGITS}, key=len, reverse=True))
-    s = re.sub(rf"^({symbols})", "", s)
-    s = re.sub(rf"({symbols})$", "", s)
+    s = _LEADING_SYMBOL.sub("", s)
+    s = _TRAILING_SYMBOL.sub("", s)
     if (s.startswith("(") and s.endswith(")")) or s.startswith("-"):
         raise AmountError("the amount is negative")
     if "E" in s:
@@ -148,7 +155,7 @@ def parse_amount(text: str, currency: str) -> Decimal:
         s = s.replace(",", "")
     elif _THOUSANDS_DOT.match(s):
         s = s.replace(".", "")
-    if not re.fullmatch(r"\d+(\.\d+)?", s):
+    if not _PLAIN_AMOUNT.fullmatch(s):
         raise AmountError("the amount is not a number")
     try:
         value = Decimal(s)
@@ -184,7 +191,7 @@ def network_word(text: str) -> str:
 class Phone:
     e164: str
     warnings: tuple[str, ...]
-    carrier_network: str | None
+    number: phonenumbers.PhoneNumber | None
 
 
 class PhoneError(ValueError):
@@ -238,12 +245,20 @@ def parse_phone(text: str, country: CountryInfo) -> Phone:
     if str(number.country_code) == calling and len(national) == 9 and national in SANDBOX_ENDINGS:
         warnings.append("this is a Kotani sandbox test number")
         return Phone(e164, tuple(warnings), None)
-    if not phonenumbers.is_valid_number(number):
+    kind = phonenumbers.number_type(number)
+    if kind is PhoneNumberType.UNKNOWN:  # number_type is UNKNOWN for an invalid number
         raise PhoneError(f"this is not a valid {country.name} phone number")
-    if phonenumbers.number_type(number) not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+    if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise PhoneError(f"this is not a {country.name} mobile number")
-    name = carrier.name_for_number(number, "en")
-    return Phone(e164, tuple(warnings), _NETWORK_WORDS.get(name.upper().replace(" ", "")) if name else None)
+    return Phone(e164, tuple(warnings), number)
+
+
+def carrier_network(phone: Phone) -> str | None:
+    """The network the number's prefix belongs to, when the prefix tells."""
+    if phone.number is None:
+        return None
+    name = carrier.name_for_number(phone.number, "en")
+    return _NETWORK_WORDS.get(name.upper().replace(" ", "")) if name else None
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -381,10 +396,10 @@ class _Row:
         for warning in phone.warnings:
             self.warn("phone", raw, warning)
         self.result.normalised_phone = phone.e164
-        self._carrier = phone.carrier_network
+        self._phone_parsed = phone
         return phone.e164
 
-    _carrier: str | None = None
+    _phone_parsed: Phone | None = None
 
     def _network(self, country: CountryInfo) -> str | None:
         raw = self.get("network")
@@ -398,8 +413,9 @@ class _Row:
             self.error("network", raw, f"not a network Kotani pays in {country.name}; "
                        f"use one of {', '.join(country.networks)}")
             return None
-        if self._carrier and self._carrier != network and self._carrier in country.networks:
-            self.warn("network", raw, f"the number looks like a {self._carrier} number")
+        prefix = carrier_network(self._phone_parsed) if self._phone_parsed else None
+        if prefix and prefix != network and prefix in country.networks:
+            self.warn("network", raw, f"the number looks like a {prefix} number")
         return network
 
     def _digits(self, column: str, low: int, high: int, what: str) -> str:
@@ -447,12 +463,17 @@ class _Row:
 def validate_rows(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rules: Rules | None = None) -> Report:
     """Validate every row, then the batch as a whole."""
     rls = rules or Rules()
-    results = [_Row(number, cells, catalog, rls).run() for number, cells in rows]
-    _batch_checks(results, rls)
+    results = validate_each(rows, catalog, rls)
+    batch_checks(results, rls)
     return Report(results)
 
 
-def _batch_checks(results: list[RowResult], rules: Rules) -> None:
+def validate_each(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rules: Rules) -> list[RowResult]:
+    """Row-by-row checks only (no batch checks): safe to run on chunks in parallel."""
+    return [_Row(number, cells, catalog, rules).run() for number, cells in rows]
+
+
+def batch_checks(results: list[RowResult], rules: Rules) -> None:
     first_seen: dict[tuple[tuple[str, str], ...], int] = {}
     payees: dict[tuple[str, str], int] = {}
     references: dict[str, int] = {}

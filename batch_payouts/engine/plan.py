@@ -18,7 +18,8 @@ from batch_payouts.validate import Problem, Report, Rules, validate_rows
 
 def check_sheet(sheet: RawSheet, catalog: Catalog, rules: Rules | None = None) -> Report:
     """Validate every row of ``sheet``; formula cells are reported as warnings."""
-    rows = [(r.row, {c: sheet.value(r, c) for c in sheet.mapping}) for r in sheet.rows]
+    mapping = list(sheet.mapping.items())
+    rows = [(r.row, {c: r.cells.get(h, "") for c, h in mapping}) for r in sheet.rows]
     report = validate_rows(rows, catalog, rules)
     by_row = {r.row: r for r in report.rows}
     for (number, header), formula in sheet.formula_cells.items():
