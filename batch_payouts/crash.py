@@ -36,3 +36,11 @@ def point(name: str) -> None:
     _passes[name] += 1
     if targets.get(name) == _passes[name]:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def broken(guard: str) -> bool:
+    """True when a test asks for a build without ``guard`` (``BATCH_PAYOUTS_BROKEN``).
+
+    Used only to show that each money-safety test fails when its guard is removed.
+    """
+    return guard in os.environ.get("BATCH_PAYOUTS_BROKEN", "").split(",")

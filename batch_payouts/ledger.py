@@ -260,8 +260,9 @@ class Ledger:
                              (batch_id,)).fetchone()
             if row is None:
                 raise BatchNotFound(batch_id)
-            if row["lease_owner"] and row["lease_owner"] != owner and row["lease_expires"] > now:
-                raise BatchLocked(batch_id, row["lease_owner"], row["lease_expires"] - now)
+            holder = row["lease_owner"]
+            if holder and holder != owner and row["lease_expires"] > now and not _dead_here(holder):
+                raise BatchLocked(batch_id, holder, row["lease_expires"] - now)
             db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
                        (owner, now + ttl, batch_id))
         return owner
@@ -391,6 +392,20 @@ class Ledger:
 
     def audit_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+def _dead_here(holder: str) -> bool:
+    """True when ``holder`` ("pid N on HOST") is a process of this host that no longer exists."""
+    words = holder.split()
+    if len(words) != 4 or words[0] != "pid" or words[3] != socket.gethostname() or not words[1].isdigit():
+        return False
+    try:
+        os.kill(int(words[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def reference_for(batch_id: str, row: int, attempt: int) -> str:

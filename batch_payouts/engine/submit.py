@@ -34,7 +34,7 @@ class Settings:
 
     concurrency: int = 8
     visibility_lag: float = 60.0
-    grace_margin: float = 5.0
+    grace_margin: float = 1.0
     poll_interval: float = 5.0
     poll_max_interval: float = 120.0
     callback_url: str | None = None
@@ -230,6 +230,9 @@ async def read_status(ctx: Context, row: RowRecord) -> wire.WithdrawalStatus | N
 async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wire.WithdrawalStatus], None]) -> None:
     """Resolve an UNKNOWN row by asking the provider, never by guessing."""
     now = ctx.clock()
+    if crash.broken("reconciliation"):  # the deliberately unsafe build of the kill test
+        ctx.ledger.move(row.batch_id, row.row, RowState.READY)
+        return
     try:
         status = await read_status(ctx, row)
     except errors.NotFound:

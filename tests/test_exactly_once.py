@@ -1,0 +1,74 @@
+"""Money safety with real processes: kills at random moments, and a sandbox that accepts reused
+references silently and hides new payouts for a while, so only our reconciliation keeps money safe."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_payouts.ledger import Ledger
+from batch_payouts.model import RowState
+from tests.support import SandboxProcess, kill, payout_file, run_tool, start_tool, tool_env
+
+KEY = "kill-test-key-5d1"
+UNSAFE_SANDBOX = {"duplicate_mode": "accept", "visibility_delay": 20, "latency": 0.08,
+                  "p_5xx_after": 0.1, "rate_limits": False}
+FAST = ["--yes", "--quiet", "--rate", "3000/60,600/5", "--reads-rate", "2000/5", "--visibility-lag", "3",
+        "--attempt-timeout", "2", "--poll-interval", "0.3", "--concurrency", "2"]
+
+
+def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = "") -> dict[str, Any]:
+    data = payout_file(tmp_path / "payouts.csv", rows)
+    state = tmp_path / "ledger.sqlite3"
+    rng = random.Random(seed)
+    with SandboxProcess(KEY, speed=10, knobs=UNSAFE_SANDBOX) as sandbox:
+        env = tool_env(KEY, sandbox.url, BATCH_PAYOUTS_BROKEN=broken)
+        args = ["run", str(data), "--state", str(state), *FAST]
+        done, killed, attempts = False, 0, 0
+        while killed < kills and attempts < kills * 3:
+            attempts += 1
+            proc = start_tool(args, env, tmp_path / "runs.log")
+            time.sleep(rng.uniform(0.9, 2.2))
+            if proc.poll() is not None:
+                done = True
+                break
+            kill(proc)
+            killed += 1
+        final = run_tool(args, env, timeout=240)
+        return {"sandbox": sandbox.ledger(), "state": state, "killed": killed, "final": final,
+                "finished_early": done}
+
+
+def executed_per_reference(sandbox_ledger: dict[str, Any]) -> Counter[str]:
+    return Counter(p["reference"] for p in sandbox_ledger["payouts"] if p["executed"])
+
+
+@pytest.mark.slow
+def test_twenty_kills_pay_every_row_exactly_once(tmp_path: Path) -> None:
+    result = campaign(tmp_path, rows=200, kills=20, seed=11)
+    assert result["final"].returncode == 0, result["final"].stderr[-2000:]
+    assert result["killed"] >= 20 and not result["finished_early"]
+    paid = executed_per_reference(result["sandbox"])
+    ledger = Ledger(result["state"])
+    try:
+        assert ledger.integrity_ok()
+        (batch,) = ledger.batches()
+        rows = ledger.rows(batch.id)
+        assert len(rows) == 200
+        assert {r.reference for r in rows} == set(paid), "every valid row paid, nothing else"
+        assert max(paid.values()) == 1, f"paid twice: {[r for r, n in paid.items() if n > 1]}"
+        assert all(r.state is RowState.SUCCEEDED for r in rows)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.slow
+def test_the_same_campaign_against_a_build_without_reconciliation_pays_twice(tmp_path: Path) -> None:
+    result = campaign(tmp_path, rows=60, kills=5, seed=11, broken="reconciliation")
+    paid = executed_per_reference(result["sandbox"])
+    assert max(paid.values()) > 1, "the kill test must catch a build that resends unknown rows blindly"
