@@ -160,7 +160,6 @@ async def pay(ctx: Context, row: RowRecord) -> None:
     b, n = row.batch_id, row.row
     try:
         key = await ensure_customer(ctx, row.payout) if isinstance(row.payout, MobileMoneyPayout) else None
-        body = build_request(ctx, row, key)
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
@@ -168,6 +167,11 @@ async def pay(ctx: Context, row: RowRecord) -> None:
         return  # nothing was sent for the payout itself; try the row again later
     except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
         ctx.ledger.move(b, n, RowState.REJECTED, error=f"customer: {exc.message}", completed_at=ctx.clock())
+        return
+    try:
+        body = build_request(ctx, row, key)
+    except errors.BadRequest as exc:
+        ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
         return
     await ctx.money.acquire()
     if row.payout.currency in ctx.paused_currencies:

@@ -120,7 +120,7 @@ class Sandbox:
         return len(due)
 
     def _guard(
-        self, klass: Literal["money", "reads", "none"], fn: Handler, *, money_post: bool = False
+        self, klass: Literal["money", "reads", "none"], fn: Handler
     ) -> Handler:
         async def endpoint(request: Request) -> Response:
             st = self.state
@@ -136,8 +136,6 @@ class Sandbox:
                     st.tick()
                     if klass != "none":
                         st.check_rate(klass)
-                if money_post and st.rng.random() < st.knobs.p_5xx_before:
-                    return refusal(Refusal(500, "Internal server error"))
                 result = await fn(request)
             except Refusal as exc:
                 return refusal(exc)
@@ -185,7 +183,7 @@ class Sandbox:
             Route("/__sandbox__/clock", g("none", self.advance_clock), methods=["POST"]),
         ]
         for kind in ("mobile-money", "lipa-na-mpesa", "paybill", "v2/bank"):
-            r.append(Route(f"/api/v3/withdraw/{kind}", g("money", self._withdraw(kind), money_post=True),
+            r.append(Route(f"/api/v3/withdraw/{kind}", g("money", self._withdraw(kind)),
                            methods=["POST"]))
         return r
 
@@ -240,6 +238,9 @@ class Sandbox:
                 seen: dict[str, Any] = {"kind": name, "reference": body.get("referenceId"),
                                         "at": st.clock.now(), "outcome": "refused"}
                 st.posts.append(seen)
+                if st.rng.random() < st.knobs.p_5xx_before:
+                    seen["outcome"] = "500 before recording"
+                    raise Refusal(500, "Internal server error")
                 try:
                     payout = st.create_withdrawal(name, body)
                 except Refusal as exc:
