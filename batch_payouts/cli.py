@@ -354,6 +354,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--callback-url", help="Where Kotani should send status callbacks."),
         click.option("--listen", help="Run the webhook receiver on HOST:PORT."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--no-poll", is_flag=True, help="Rely on webhooks alone (status reads only when they ask)."),
         click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write progress as JSON lines."),
     ]):
@@ -418,7 +419,7 @@ def resume(batch_id: str, **kw: Any) -> None:
 def _pop_run(kw: dict[str, Any]) -> dict[str, Any]:
     names = ("yes", "allow_partial", "allow_repeat", "wallet", "rate", "reads_rate", "concurrency",
              "wait_timeout", "visibility_lag", "poll_interval", "attempt_timeout", "results_path",
-             "callback_url", "listen", "quiet", "events_path")
+             "callback_url", "listen", "quiet", "events_path", "no_poll")
     return {n: kw.pop(n) for n in names}
 
 
@@ -436,7 +437,7 @@ def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
     """Run the engine with progress on the terminal and the receiver if asked."""
     settings = Settings(concurrency=kw["concurrency"], visibility_lag=kw["visibility_lag"],
                         poll_interval=kw["poll_interval"], callback_url=kw["callback_url"],
-                        wallets=parse_pairs(kw["wallet"], "CUR=ID"))
+                        wallets=parse_pairs(kw["wallet"], "CUR=ID"), poll=not kw["no_poll"])
     if conn.sandbox is not None:
         settings.poll_interval = min(settings.poll_interval, 0.25)
     money = Limiter(parse_rate(kw["rate"]) if kw["rate"] else MONEY_DEFAULT, name="payouts")
@@ -487,6 +488,7 @@ def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Pat
     path = results_mod.write_results(conn.ledger, batch_id, results_path)
     show_status(conn.ledger, batch_id)
     out.print(f"results: {path}")
+    report_paid_twice(conn.ledger, batch_id)
     for currency, reason in result.paused.items():
         err.print(f"{currency} rows paused: {reason}. Top up the {currency} payout balance, then run again.")
     if result.stopped:
@@ -494,6 +496,18 @@ def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Pat
     if result.timed_out and result.pending:
         err.print(f"{result.pending} rows still pending; continue with: batch-payouts resume {batch_id}")
     sys.exit(result.exit_code)
+
+
+def report_paid_twice(ledger: Ledger, batch_id: str) -> None:
+    """Say loudly, and exit 5, when a retry paid a row whose earlier attempt was paid too."""
+    from batch_payouts.engine.retry import paid_twice
+
+    twice = paid_twice(ledger, batch_id)
+    for row, earlier, this in twice:
+        err.print(f"[bold red]PAID TWICE: row {row} was paid by {this} and its earlier attempt {earlier} "
+                  "also succeeded. Recover the money from the recipient.[/]", markup=True)
+    if twice:
+        sys.exit(EXIT_PAID_TWICE)
 
 
 def show_status(ledger: Ledger, batch_id: str) -> None:
@@ -505,6 +519,105 @@ def show_status(ledger: Ledger, batch_id: str) -> None:
     corrections = [r for r in rows if r.note and r.note.startswith("corrected")]
     for r in corrections:
         out.print(f"row {r.row}: {r.note}")
+
+
+@main.command()
+@click.argument("source", metavar="RESULTS_FILE|BATCH_ID")
+@click.option("--cooloff", type=float, default=600.0, show_default=True,
+              help="Seconds a failed row must have been failed before it is paid again.")
+@api_options
+@run_options
+def retry(source: str, cooloff: float, **kw: Any) -> None:
+    """Pay again only the rows that definitively failed, as new attempts in a new batch."""
+    from batch_payouts.engine import retry as retry_mod
+    from batch_payouts.sheets.write import unescape_cell
+
+    with user_errors():
+        run_kw = _pop_run(kw)
+        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
+            selection = None
+            parent = source
+            if Path(source).exists():
+                sheet = read_sheet(Path(source))
+                selection = [{h: unescape_cell(v) for h, v in r.cells.items()} for r in sheet.rows]
+                parent = _batch_of(selection)
+            batch = conn.ledger.batch(parent)
+            catalog = get_catalog(conn)
+            plan = retry_mod.plan_retry(conn.ledger, parent, catalog, now=time.time(), cooloff=cooloff,
+                                        selection=selection)
+            for line in plan.corrections:
+                out.print(f"correction: {line}", markup=False)
+            for line in plan.refused + plan.invalid:
+                err.print(f"refused: {line}", markup=False)
+            for line in plan.waiting:
+                out.print(f"waiting: {line}", markup=False)
+            if not plan.rows:
+                out.print("nothing to retry")
+                sys.exit(3 if plan.refused or plan.invalid else 0)
+            totals: dict[str, Decimal] = {}
+            for original, _ in plan.rows:
+                assert original.payout is not None
+                cur = original.payout.currency
+                totals[cur] = totals.get(cur, Decimal(0)) + original.payout.amount
+            the_plan = planning.Plan(currencies={c: planning.CurrencyPlan(c, 0, t, Decimal(0), None)
+                                                 for c, t in totals.items()})
+            out.print(f"retry {len(plan.rows)} rows of batch {parent}: {the_plan.grand_total}")
+            confirm(the_plan, run_kw["yes"])
+            retry_mod.persist_retry(conn.ledger, plan, catalog, batch.headers)
+            out.print(f"batch {plan.batch_id} (retry of {parent})")
+            result = drive(conn, plan.batch_id, run_kw)
+            default = results_mod.default_results_path(batch.source).with_name(
+                f"{Path(batch.source).stem}.{plan.batch_id}.results{Path(batch.source).suffix or '.csv'}")
+            finish(conn, plan.batch_id, result, run_kw["results_path"] or default)
+
+
+def _batch_of(selection: list[dict[str, str]]) -> str:
+    refs = {(r.get("reference_id") or r.get("result_reference_id") or "").strip() for r in selection}
+    batches = {ref.rsplit("-", 2)[0] for ref in refs if ref.count("-") >= 2}
+    if len(batches) != 1:
+        raise errors.InputFileError("results file", "cannot tell which batch these results belong to "
+                                    "(the reference_id column is missing or mixes batches)")
+    return batches.pop()
+
+
+@main.command()
+@click.argument("batch_id")
+@api_options
+def reconcile(batch_id: str, **kw: Any) -> None:
+    """Compare the ledger with the provider's withdrawals list for this batch."""
+    from batch_payouts.engine.reconcile import compare
+
+    with user_errors(), connect(kw) as conn:
+        conn.ledger.batch(batch_id)
+
+        async def go(client: KotaniClient) -> Any:
+            return await compare(conn.ledger, client, batch_id)
+        found = conn.call(go)
+        out.print(f"{found.matched} rows agree with the provider")
+        for line in found.paid_not_recorded:
+            err.print(f"paid at Kotani but not recorded as sent here: {line}", markup=False)
+        for line in found.recorded_unknown:
+            err.print(f"recorded as sent here but unknown to Kotani: {line}", markup=False)
+        for line in found.status_differs:
+            out.print(f"status differs: {line}", markup=False)
+        report_paid_twice(conn.ledger, batch_id)
+        sys.exit(3 if found.paid_not_recorded or found.recorded_unknown else 0)
+
+
+@main.command()
+@click.option("--listen", "where", default="127.0.0.1:8787", show_default=True, help="HOST:PORT")
+@click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
+def listen(where: str, state_path: Path | None) -> None:
+    """Run the webhook receiver alone, writing into the ledger (KOTANI_WEBHOOK_SECRET to verify)."""
+    from batch_payouts.engine.receiver_server import serve_receiver
+
+    with user_errors():
+        secrets = [s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s]
+        host, _, port = where.rpartition(":")
+        with serve_receiver(state_path or default_path(), host or "127.0.0.1", int(port), secrets) as url:
+            err.print(f"receiving webhooks on {url} ({'signed' if secrets else 'unsigned: reads only'}); Ctrl-C stops")
+            while True:
+                time.sleep(3600)
 
 
 @main.command()

@@ -340,12 +340,13 @@ class Ledger:
                    [*values.values(), batch_id, number])
         db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (values["updated_at"], batch_id))
 
-    def due_checks(self, batch_id: str, now: float) -> list[RowRecord]:
-        """Rows whose status should be read now: in flight, unknown, or asked to confirm."""
+    def due_checks(self, batch_id: str, now: float, *, poll: bool = True) -> list[RowRecord]:
+        """Rows whose status should be read now: in flight (when polling), unknown, or asked to confirm."""
+        polled = "submitted" if poll else "unknown"
         rows = self.db.execute(
             "SELECT * FROM rows WHERE batch_id = ? AND next_check <= ? AND "
-            "(state IN ('submitted', 'unknown') OR confirm = 1) ORDER BY next_check",
-            (batch_id, now))
+            "(state IN (?, 'unknown') OR confirm = 1) ORDER BY next_check",
+            (batch_id, now, polled))
         return [self._record(r) for r in rows]
 
     def paid_elsewhere(self, payee_fp: str, batch_id: str) -> list[tuple[str, int]]:

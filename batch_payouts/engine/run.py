@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from batch_payouts import errors
 from batch_payouts.engine import settle, submit
 from batch_payouts.engine.submit import Context, RunStopped
 from batch_payouts.ledger import RowRecord
-from batch_payouts.model import RowState
+from batch_payouts.model import RowState, StatusClass, classify
 
 LEASE_TTL = 30.0
 Progress = Callable[[dict[str, int]], None]
@@ -63,7 +64,9 @@ async def run_batch(
             ctx.ledger.move(batch_id, row.row, RowState.UNKNOWN, next_check=ctx.clock(),
                             note="the previous run stopped while sending")
         await submit.discover_wallets(ctx)
-        return await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
+        result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
+        await watch_origins(ctx, batch_id)
+        return result
     finally:
         with contextlib.suppress(Exception):
             ctx.ledger.release_lease(batch_id, owner)
@@ -101,8 +104,8 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                 if row.payout.currency in ctx.paused_currencies:
                     continue
                 active.add(row.row)
-                tg.start_soon(guarded, row, _bind(submit.pay, ctx, row))
-            for row in ctx.ledger.due_checks(batch_id, now):
+                tg.start_soon(guarded, row, _bind(pay_checked, ctx, row))
+            for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll):
                 if row.row in active:
                     continue
                 active.add(row.row)
@@ -128,6 +131,45 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     pending = sum(1 for r in rows if r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING))
     stopped = str(failure[0]) if failure else ctx.stop_reason
     return RunResult(counts, pending, dict(ctx.paused_currencies), stopped, timed_out)
+
+
+async def pay_checked(ctx: Context, row: RowRecord) -> None:
+    """Pay a row; a retry first re-reads its earlier attempt ("terminal is not final")."""
+    if row.origin_batch is not None and row.origin_row is not None:
+        origin = ctx.ledger.row(row.origin_batch, row.origin_row)
+        try:
+            status = await submit.read_status(ctx, origin)
+        except errors.NotFound:
+            status = None
+        except (errors.NoAnswer, errors.ServerError, errors.RateLimited):
+            return  # cannot confirm now: try again on the next pass
+        if status is not None:
+            settle.apply_read(ctx.ledger, origin, status, ctx.clock(), ctx.settings.poll_interval,
+                              ctx.settings.poll_max_interval)
+        failed_before = origin.state is RowState.REJECTED and status is None
+        if not failed_before and (status is None or classify(status.status) is not StatusClass.FAILURE):
+            seen = status.status if status else "not found"
+            ctx.ledger.move(row.batch_id, row.row, RowState.REJECTED, completed_at=ctx.clock(),
+                            error=f"not re-sent: the earlier attempt {origin.reference} is {seen} at Kotani")
+            return
+    await submit.pay(ctx, row)
+
+
+async def watch_origins(ctx: Context, batch_id: str) -> None:
+    """Fresh reads of the earlier attempts of rows this batch paid (to catch paying twice)."""
+    for row in ctx.ledger.rows(batch_id, RowState.SUCCEEDED):
+        if row.origin_batch is None or row.origin_row is None:
+            continue
+        origin = ctx.ledger.row(row.origin_batch, row.origin_row)
+        if origin.state is RowState.REJECTED:
+            continue
+        try:
+            status = await submit.read_status(ctx, origin)
+        except errors.BatchPayoutsError:
+            continue
+        if status is not None:
+            settle.apply_read(ctx.ledger, ctx.ledger.row(origin.batch_id, origin.row), status, ctx.clock(),
+                              ctx.settings.poll_interval, ctx.settings.poll_max_interval)
 
 
 def _open(row: RowRecord, ctx: Context) -> bool:

@@ -41,6 +41,7 @@ class Settings:
     wallets: dict[str, str] = field(default_factory=dict)
     max_rate_pause: float = 900.0
     tick: float = 0.1
+    poll: bool = True
 
     def grace(self, attempt_deadline: float) -> float:
         """How long "not found" must hold before it is believed."""

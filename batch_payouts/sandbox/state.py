@@ -191,6 +191,7 @@ class SandboxState:
         self.webhooks_sent: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
         self.windows: dict[str, deque[float]] = {}
+        self.rate_limited: dict[str, int] = {"money": 0, "reads": 0}
         self._next_number = 80412000
 
     # -- rate limits ------------------------------------------------------------------
@@ -200,6 +201,7 @@ class SandboxState:
         k = self.knobs
         now = self.clock.now()
         if k.p_429 and self.rng.random() < k.p_429:
+            self.rate_limited[klass] += 1
             raise self._too_many(k.retry_after)
         if not k.rate_limits:
             return
@@ -212,6 +214,7 @@ class SandboxState:
         for window, limit in limits:
             inside = [t for t in log if t > now - window]
             if len(inside) >= limit:
+                self.rate_limited[klass] += 1
                 wait = inside[len(inside) - limit] + window - now
                 raise self._too_many(max(wait, 0.001))
         log.append(now)
@@ -509,6 +512,7 @@ class SandboxState:
             "webhooks": [{k: v for k, v in w.items() if k != "_delivery"} for w in self.webhooks_sent],
             "wallets": [w.view() for w in self.wallets.values()],
             "customers": list(self.customers.values()),
+            "rate_limited": dict(self.rate_limited),
         }
 
 

@@ -1,0 +1,43 @@
+"""Compare the ledger with the provider's withdrawals list (paged) for one batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.ledger import Ledger
+from batch_payouts.model import SENT_STATES, RowState, state_for_status
+
+
+@dataclass
+class Comparison:
+    matched: int = 0
+    paid_not_recorded: list[str] = field(default_factory=list)
+    recorded_unknown: list[str] = field(default_factory=list)
+    status_differs: list[str] = field(default_factory=list)
+
+
+async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Comparison:
+    """Rows paid but not recorded, rows recorded but unknown to the provider, status differences."""
+    prefix = f"{batch_id}-"
+    provider = {item.reference_id: item async for item in client.iter_withdrawals()
+                if item.reference_id.startswith(prefix)}
+    result = Comparison()
+    for row in ledger.rows(batch_id):
+        if row.reference is None:
+            continue
+        item = provider.pop(row.reference, None)
+        if item is None:
+            if row.state in SENT_STATES:
+                result.recorded_unknown.append(f"row {row.row} ({row.reference}, {row.state.value})")
+            continue
+        if row.state not in SENT_STATES:
+            result.paid_not_recorded.append(f"row {row.row} ({row.reference}: {item.status} at Kotani, "
+                                            f"{row.state.value} here)")
+            continue
+        if state_for_status(item.status) is not row.state and row.state is not RowState.SUBMITTED:
+            result.status_differs.append(f"row {row.row}: {item.status} at Kotani, {row.state.value} here")
+        result.matched += 1
+    for reference, item in provider.items():
+        result.paid_not_recorded.append(f"{reference} ({item.status} at Kotani, no such row here)")
+    return result

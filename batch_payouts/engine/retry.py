@@ -1,0 +1,145 @@
+"""Re-running failed rows: a new batch linked to the original, new attempts with new references.
+
+Only rows whose attempt definitively failed (failed, or rejected before anything was created)
+at least ``cooloff`` seconds ago are candidates; each is re-read from the provider right before
+its new attempt is sent. A results file only selects rows and carries corrections; amounts,
+references and verdicts come from the ledger and the provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_payouts.catalog import Catalog
+from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.model import SENT_STATES, RowState
+from batch_payouts.validate import Rules, validate_rows
+
+RETRYABLE = (RowState.FAILED, RowState.REJECTED)
+EDITABLE = ("name", "phone", "network", "bank_code", "bank_name", "account_number", "till_number",
+            "paybill_number", "account_reference", "narration")
+
+
+@dataclass
+class RetryPlan:
+    parent: str
+    batch_id: str
+    rows: list[tuple[RowRecord, dict[str, str]]] = field(default_factory=list)  # (original, cells)
+    refused: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    corrections: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+
+def retry_batch_id(parent: str, ledger: Ledger) -> str:
+    n = len(ledger.children(parent)) + 1
+    return "r" + hashlib.sha256(f"{parent}/retry/{n}".encode()).hexdigest()[:11]
+
+
+def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, cooloff: float,
+               selection: list[dict[str, str]] | None = None) -> RetryPlan:
+    """Which rows of ``parent`` to pay again, with any corrections from a results file."""
+    batch = ledger.batch(parent)
+    mapping: dict[str, str] = batch.options.get("mapping", {})
+    plan = RetryPlan(parent, retry_batch_id(parent, ledger))
+    originals = {r.row: r for r in ledger.rows(parent)}
+    chosen: dict[int, dict[str, str]] = {}
+    if selection is None:
+        chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE}
+    else:
+        for cells in selection:
+            number = _row_number(cells)
+            original = originals.get(number) if number is not None else None
+            if original is None:
+                plan.refused.append(f"a row of the file ({number}) is not in batch {parent}")
+                continue
+            marked = (cells.get("status") or cells.get("result_status") or "").strip().lower()
+            if original.state in SENT_STATES - {RowState.FAILED} or original.state in (
+                    RowState.SUBMITTING, RowState.UNKNOWN):
+                if marked in ("failed", "rejected"):
+                    plan.refused.append(f"row {number}: marked {marked} in the file but "
+                                        f"{original.state.value} in the ledger; not paid again")
+                continue
+            if original.state in RETRYABLE:
+                chosen[original.row] = _apply_edits(original, cells, mapping, plan)
+    for number, cells in sorted(chosen.items()):
+        original = originals[number]
+        if original.completed_at is not None and now - original.completed_at < cooloff:
+            plan.waiting.append(f"row {number}: failed {now - original.completed_at:.0f} s ago; "
+                                f"retry after the {cooloff:.0f} s cool-off")
+            continue
+        plan.rows.append((original, cells))
+    _revalidate(plan, mapping, catalog)
+    return plan
+
+
+def _row_number(cells: dict[str, str]) -> int | None:
+    for key in ("row", "result_row"):
+        value = (cells.get(key) or "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _apply_edits(original: RowRecord, cells: dict[str, str], mapping: dict[str, str],
+                 plan: RetryPlan) -> dict[str, str]:
+    """The original cells with the team's corrections to payee fields; never amounts."""
+    out = dict(original.cells)
+    for canon, header in mapping.items():
+        if header not in cells or cells[header] == original.cells.get(header, ""):
+            continue
+        if canon in EDITABLE:
+            out[header] = cells[header]
+            plan.corrections.append(f"row {original.row}: {header} {original.cells.get(header, '')!r} "
+                                    f"-> {cells[header]!r}")
+        else:
+            plan.corrections.append(f"row {original.row}: the change to {header} is ignored "
+                                    "(amounts and currencies come from the ledger)")
+    return out
+
+
+def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> None:
+    keep: list[tuple[RowRecord, dict[str, str]]] = []
+    inputs = [(o.row, {c: cells.get(h, "") for c, h in mapping.items()}) for o, cells in plan.rows]
+    report = validate_rows(inputs, catalog, Rules())
+    by_row = {r.row: r for r in report.rows}
+    for original, cells in plan.rows:
+        result = by_row[original.row]
+        if not result.valid or result.payout is None or original.payout is None:
+            plan.invalid.append(f"row {original.row}: " + "; ".join(
+                p.message for p in result.problems if p.severity == "error"))
+            continue
+        if (result.payout.amount, result.payout.currency) != (original.payout.amount, original.payout.currency):
+            plan.invalid.append(f"row {original.row}: amount differs from the ledger; not paid")
+            continue
+        keep.append((original, cells))
+    plan.rows = keep
+
+
+def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: list[str]) -> None:
+    mapping: dict[str, str] = ledger.batch(plan.parent).options.get("mapping", {})
+    inputs = [(o.row, {c: cells.get(h, "") for c, h in mapping.items()}) for o, cells in plan.rows]
+    report = validate_rows(inputs, catalog, Rules())
+    payouts = {r.row: r.payout for r in report.rows}
+    rows: list[Any] = []
+    origins: dict[int, tuple[str, int, int]] = {}
+    for original, cells in plan.rows:
+        rows.append((original.row, RowState.READY, payouts[original.row], cells, [], None))
+        origins[original.row] = (original.batch_id, original.row, original.attempt + 1)
+    parent = ledger.batch(plan.parent)
+    ledger.create_batch(plan.batch_id, fingerprint=parent.fingerprint, label=parent.label,
+                        source=parent.source, options=parent.options, headers=headers, rows=rows,
+                        parent=plan.parent, origins=origins)
+
+
+def paid_twice(ledger: Ledger, batch_id: str) -> list[tuple[int, str, str]]:
+    """Rows paid by this batch whose earlier attempt also turned out paid: (row, earlier, this)."""
+    out = []
+    for row in ledger.rows(batch_id, RowState.SUCCEEDED):
+        if row.origin_batch and row.origin_row is not None:
+            origin = ledger.row(row.origin_batch, row.origin_row)
+            if origin.state is RowState.SUCCEEDED:
+                out.append((row.row, str(origin.reference), str(row.reference)))
+    return out
