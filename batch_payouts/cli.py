@@ -38,7 +38,7 @@ from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
 
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_PAID_TWICE = 5
 T = TypeVar("T")

@@ -68,7 +68,7 @@ class SandboxProcess:
             args += ["--webhook-secret", webhook_secret]
         if webhook_url:
             args += ["--webhook-url", webhook_url]
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 20
         while True:

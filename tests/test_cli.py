@@ -73,13 +73,14 @@ def test_template_xlsx_has_examples_instructions_and_text_columns(runner: CliRun
     path = tmp_path / "t.xlsx"
     assert invoke(runner, "template", str(path))[0] == 0
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Results", "Instructions"] or wb.sheetnames[1] == "Instructions"
+    assert wb.sheetnames == ["Payouts", "Instructions"]
     ws = wb.worksheets[0]
     headers = [c.value for c in ws[1]]
     assert headers[:5] == ["name", "phone", "country", "network", "amount"]
     methods = {ws.cell(row=r, column=headers.index("method") + 1).value for r in range(2, 6)}
     assert methods == {"mobile_money", "till", "paybill", "bank"}
     assert ws.cell(row=2, column=2).number_format == "@"
+    assert ws.cell(row=300, column=2).number_format == "@", "rows the team will type in keep leading zeros"
 
 
 def test_template_csv_validates_cleanly(runner: CliRunner, tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_a_provider_refusal_with_a_reason_rejects_the_row(tmp_path: Path) -> Non
     data = tmp_path / "p.csv"
     data.write_text("name,country,amount,currency,method,till_number\nShop,KE,100,KES,till,174379\n")
     state.wallets.pop("KES")
-    code, output = run_cli(tmp_path, state, data, "--allow-partial")
+    code, _output = run_cli(tmp_path, state, data, "--allow-partial")
     assert code == 3
     (row,) = read_results(tmp_path / "p.results.csv")
     assert row["status"] == "rejected" and row["error"] == "no KES wallet on this Kotani account"

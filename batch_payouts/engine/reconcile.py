@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from batch_payouts import errors
+from batch_payouts.engine.settle import apply_read
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import Ledger
-from batch_payouts.model import SENT_STATES, RowState, state_for_status
+from batch_payouts.model import SENT_STATES, BankPayout, RowState, state_for_status
 
 
 @dataclass
@@ -40,4 +43,21 @@ async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Compar
         result.matched += 1
     for reference, item in provider.items():
         result.paid_not_recorded.append(f"{reference} ({item.status} at Kotani, no such row here)")
+    await refresh_origins(ledger, client, batch_id)
     return result
+
+
+async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str) -> None:
+    """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
+    for row in ledger.rows(batch_id, RowState.SUCCEEDED):
+        if row.origin_batch is None or row.origin_row is None:
+            continue
+        origin = ledger.row(row.origin_batch, row.origin_row)
+        if origin.reference is None or origin.state is RowState.REJECTED:
+            continue
+        read = client.bank_status if isinstance(origin.payout, BankPayout) else client.withdrawal_status
+        try:
+            status = await read(origin.reference)
+        except errors.BatchPayoutsError:
+            continue
+        apply_read(ledger, origin, status, time.time(), 5.0, 120.0)

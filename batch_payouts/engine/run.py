@@ -14,6 +14,7 @@ import anyio
 
 from batch_payouts import errors
 from batch_payouts.engine import settle, submit
+from batch_payouts.engine.reconcile import refresh_origins
 from batch_payouts.engine.submit import Context, RunStopped
 from batch_payouts.ledger import RowRecord
 from batch_payouts.model import RowState, StatusClass, classify
@@ -65,7 +66,7 @@ async def run_batch(
                             note="the previous run stopped while sending")
         await submit.discover_wallets(ctx)
         result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
-        await watch_origins(ctx, batch_id)
+        await refresh_origins(ctx.ledger, ctx.client, batch_id)
         return result
     finally:
         with contextlib.suppress(Exception):
@@ -153,23 +154,6 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
                             error=f"not re-sent: the earlier attempt {origin.reference} is {seen} at Kotani")
             return
     await submit.pay(ctx, row)
-
-
-async def watch_origins(ctx: Context, batch_id: str) -> None:
-    """Fresh reads of the earlier attempts of rows this batch paid (to catch paying twice)."""
-    for row in ctx.ledger.rows(batch_id, RowState.SUCCEEDED):
-        if row.origin_batch is None or row.origin_row is None:
-            continue
-        origin = ctx.ledger.row(row.origin_batch, row.origin_row)
-        if origin.state is RowState.REJECTED:
-            continue
-        try:
-            status = await submit.read_status(ctx, origin)
-        except errors.BatchPayoutsError:
-            continue
-        if status is not None:
-            settle.apply_read(ctx.ledger, ctx.ledger.row(origin.batch_id, origin.row), status, ctx.clock(),
-                              ctx.settings.poll_interval, ctx.settings.poll_max_interval)
 
 
 def _open(row: RowRecord, ctx: Context) -> bool:

@@ -43,4 +43,5 @@ TEXT_COLUMNS = {"phone", "bank_code", "account_number", "till_number", "paybill_
 def write_template(path: Path) -> None:
     rows = [[example.get(c, "") for c in CANONICAL] for example in EXAMPLES]
     extra = [SheetSpec("Instructions", ["column", "what to put in it"], INSTRUCTIONS)]
-    write_table(path, list(CANONICAL), rows, text_columns=TEXT_COLUMNS, extra=extra)
+    write_table(path, list(CANONICAL), rows, text_columns=TEXT_COLUMNS, extra=extra, title="Payouts",
+                blank_text_rows=500)

@@ -63,11 +63,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_table(path: Path, headers: list[str], rows: Sequence[Sequence[Any]],
-                *, text_columns: set[str] | None = None, extra: list[SheetSpec] | None = None) -> None:
+                *, text_columns: set[str] | None = None, extra: list[SheetSpec] | None = None,
+                title: str = "Results", blank_text_rows: int = 0) -> None:
     """Write one table (plus extra sheets in XLSX) to ``.csv`` or ``.xlsx`` by suffix."""
     safe_rows = [[_safe(v) for v in row] for row in rows]
     if path.suffix.lower() == ".xlsx":
-        sheets = [SheetSpec("Results", headers, safe_rows, text_columns or set())]
+        sheets = [SheetSpec(title, headers, safe_rows, text_columns or set(), blank_text_rows=blank_text_rows)]
         for spec in extra or []:
             sheets.append(SheetSpec(spec.title, spec.headers,
                                     [[_safe(v) for v in row] for row in spec.rows],

@@ -97,6 +97,7 @@ class SheetSpec:
     rows: Sequence[Sequence[Any]]
     text_columns: set[str] = field(default_factory=set)
     chart: tuple[str, int, int] | None = None  # (title, value column, rows) for a bar chart
+    blank_text_rows: int = 0  # empty rows below the data pre-formatted as text (templates)
 
 
 def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
@@ -120,7 +121,7 @@ def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
         for c, header in enumerate(spec.headers, start=1):
             ws.column_dimensions[get_column_letter(c)].width = max(10, min(40, len(header) + 4))
             if (c - 1) in text_idx:
-                for r in range(2, max(len(spec.rows), 200) + 2):
+                for r in range(len(spec.rows) + 2, len(spec.rows) + 2 + spec.blank_text_rows):
                     ws.cell(row=r, column=c).number_format = "@"
         if spec.chart and spec.rows:
             title, value_col, count = spec.chart
