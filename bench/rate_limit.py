@@ -28,6 +28,12 @@ def payouts_file(path: Path, rows: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def busiest_minute(state: SandboxState) -> int:
+    """The most payouts the provider recorded in any 60-second window."""
+    times = sorted(p["at"] for p in state.posts if p["outcome"] == "recorded")
+    return max((sum(1 for t in times if start <= t < start + 60) for start in times), default=0)
+
+
 def achieved(state: SandboxState) -> tuple[int, float, int]:
     posts = [p for p in state.posts]
     ok = [p["at"] for p in posts if p["outcome"] == "recorded"]
@@ -51,6 +57,7 @@ def ours(n: int, rows: int, tmp: Path) -> tuple[int, float, int, int]:
                                  env={"KOTANI_API_KEY": KEY})
     limited = state.rate_limited["money"]
     count, span, _ = achieved(state)
+    print(f"batch-payouts busiest 60 s window: {busiest_minute(state)} payouts (limit {n})")
     return count, span, limited, res.exit_code
 
 
@@ -69,6 +76,8 @@ def naive(n: int, rows: int) -> tuple[int, float, int]:
                 limited += 1
                 time.sleep(float(r.json()["data"].get("retryAfter", 1)))
         ok = [p["at"] for p in state.posts if p["outcome"] == "recorded"]
+        limited = state.rate_limited["money"]
+    print(f"naive busiest 60 s window: {busiest_minute(state)} payouts (limit {n})")
     return len(ok), max(ok) - min(ok), limited
 
 

@@ -1,0 +1,111 @@
+"""The ledger: durable settings, the row life cycle, the lease, redaction."""
+
+from __future__ import annotations
+
+import json
+import socket
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batch_payouts.errors import BatchLocked, IllegalTransition
+from batch_payouts.ledger import Ledger, reference_for
+from batch_payouts.model import ALLOWED_MOVES, MobileMoneyPayout, RowState
+
+PAYOUT = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712345678")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger(tmp_path / "l.db", clock=lambda: 1000.0, secrets=("canary-key-xyz",))
+    led.create_batch("b1", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
+                     rows=[(2, RowState.READY, PAYOUT, {"name": "A"}, [], "fp")])
+    return led
+
+
+def test_durability_settings_hold_at_every_open(ledger: Ledger) -> None:
+    db = ledger.db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    assert ledger.integrity_ok()
+
+
+def test_the_ledger_file_is_private(ledger: Ledger) -> None:
+    assert (ledger.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_references_are_deterministic_and_short() -> None:
+    assert reference_for("b1a2b3c4d5e6", 1048576, 3) == "b1a2b3c4d5e6-1048576-3"
+    assert len(reference_for("b1a2b3c4d5e6", 1048576, 99)) <= 40
+
+
+def test_an_illegal_move_is_refused_and_changes_nothing(ledger: Ledger) -> None:
+    with pytest.raises(IllegalTransition, match="row 2: cannot move from ready to succeeded"):
+        ledger.move("b1", 2, RowState.SUCCEEDED)
+    assert ledger.row("b1", 2).state is RowState.READY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list(RowState)), max_size=12))
+def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.TempPathFactory,
+                                                       moves: list[RowState]) -> None:
+    led = Ledger(tmp_path_factory.mktemp("h") / "l.db")
+    led.create_batch("b", fingerprint="f", label="", source="s", options={}, headers=[],
+                     rows=[(2, RowState.READY, PAYOUT, {}, [], None)])
+    path = [RowState.READY]
+    for wanted in moves:
+        current = path[-1]
+        try:
+            led.move("b", 2, wanted)
+        except IllegalTransition:
+            assert wanted not in ALLOWED_MOVES[current] and wanted is not current
+            assert led.row("b", 2).state is current
+            continue
+        assert wanted in ALLOWED_MOVES[current] or wanted is current
+        path.append(wanted)
+    # Money safety: a row never goes back to sending without passing through unknown or a NotSent
+    for before, after in zip(path, path[1:], strict=False):
+        if after is RowState.READY:
+            assert before in (RowState.SUBMITTING, RowState.UNKNOWN, RowState.BLOCKED, RowState.READY)
+        assert not (before in (RowState.SUBMITTED, RowState.SUCCEEDED, RowState.FAILED) and after is RowState.READY)
+    led.close()
+
+
+def test_a_live_runner_holds_the_lease(ledger: Ledger) -> None:
+    host = socket.gethostname()
+    ledger.db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 1 on {host}", 1020.0))
+    with pytest.raises(BatchLocked) as info:
+        ledger.acquire_lease("b1")
+    assert str(info.value) == (f"batch b1 is being run by pid 1 on {host}; wait for it to finish "
+                               "(its lease expires in 20 s if that process is gone)")
+
+
+def test_a_lease_of_another_host_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
+    now = [1000.0]
+    led = Ledger(tmp_path / "l.db", clock=lambda: now[0])
+    led.create_batch("b1", fingerprint="f", label="", source="s", options={}, headers=[], rows=[])
+    led.db.execute("UPDATE batches SET lease_owner = 'pid 7 on elsewhere', lease_expires = 1030")
+    with pytest.raises(BatchLocked):
+        led.acquire_lease("b1")
+    now[0] = 1031.0
+    assert led.acquire_lease("b1").startswith("pid ")
+
+
+def test_a_dead_runner_on_this_host_loses_its_lease_at_once(ledger: Ledger) -> None:
+    host = socket.gethostname()
+    ledger.db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 999999 on {host}", 5000.0))
+    assert ledger.acquire_lease("b1")
+
+
+def test_the_audit_trail_masks_keys_secrets_and_phone_numbers(ledger: Ledger) -> None:
+    ledger.audit(method="POST", path="/api/v3/customer/mobile-money/phone/%2B254712345678", status=200,
+                 duration=0.1, request={"phone_number": "+254712345678", "note": "key canary-key-xyz"},
+                 response={"data": {"phoneNumber": "+254712345678", "accountNumber": "0123456789"}}, error=None)
+    row = ledger.audit_rows()[0]
+    text = json.dumps(row)
+    assert "canary-key-xyz" not in text and "712345678" not in text and "0123456789" not in text
+    assert json.loads(row["request"])["phone_number"] == "+2547*****678"
