@@ -22,7 +22,8 @@ turns these into printed messages and exit codes.
     │   │   ├── InsufficientFunds 400 "Insufficient funds ..."
     │   │   └── DuplicateReference 400 "Duplicate referenceId"
     │   ├── RateLimited           429, with the advised wait in seconds
-    │   └── ServerError           5xx: the request may or may not have been acted on
+    │   ├── ServerError           5xx: the request may or may not have been acted on
+    │   └── UnexpectedResponse    a 2xx whose body we cannot read: acted on, but how is unclear
     └── NoAnswer                  no HTTP answer at all
         ├── NotSent               provably never left this machine (refused, DNS, connect/pool timeout)
         └── AnswerLost            may have reached the provider (timeout after send, reset, deadline)
@@ -145,6 +146,10 @@ class RateLimited(ApiError):
 
 class ServerError(ApiError):
     """5xx: the provider failed; the request may have been acted on."""
+
+
+class UnexpectedResponse(ApiError):
+    """A success status with a body we cannot read. For a payout this is ambiguous."""
 
 
 class NoAnswer(BatchPayoutsError):

@@ -177,3 +177,10 @@ async def test_a_5xx_after_recording_is_a_server_error_and_the_payout_exists(san
     with pytest.raises(errors.ServerError):
         await _payout_with(sandbox, attempt=5)
     assert len(sandbox.state.ledger()["payouts"]) == 1
+
+
+async def test_a_success_with_an_unreadable_body_is_an_unexpected_response(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_garbled_after = 1.0
+    with pytest.raises(errors.UnexpectedResponse, match="unreadable answer"):
+        await _payout_with(sandbox, attempt=5)
+    assert len(sandbox.state.ledger()["payouts"]) == 1, "the payout exists: only a status read can tell"

@@ -39,6 +39,7 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Path) -> None:
     knobs = Knobs(p_5xx_before=0.10, p_5xx_after=0.05, p_drop_after=0.05, p_hang_after=0.05, hang_seconds=5,
+                  p_garbled_after=0.02,
                   p_429=0.03, retry_after=1, duplicate_mode="accept", visibility_delay=2, rate_limits=False)
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=knobs, seed_value=3)
     data = payout_file(tmp_path / "p.csv", 500)

@@ -142,7 +142,7 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
             status = await submit.read_status(ctx, origin)
         except errors.NotFound:
             status = None
-        except (errors.NoAnswer, errors.ServerError, errors.RateLimited):
+        except (errors.NoAnswer, errors.ServerError, errors.RateLimited, errors.UnexpectedResponse):
             return  # cannot confirm now: try again on the next pass
         if status is not None:
             settle.apply_read(ctx.ledger, origin, status, ctx.clock(), ctx.settings.poll_interval,

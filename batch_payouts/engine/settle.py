@@ -73,7 +73,7 @@ async def poll_row(ctx: Context, row: RowRecord) -> None:
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except (errors.NoAnswer, errors.ServerError, errors.NotFound):
+    except (errors.NoAnswer, errors.ServerError, errors.NotFound, errors.UnexpectedResponse):
         ctx.ledger.update(row.batch_id, row.row, expect=row.state, next_check=ctx.clock() + ctx.settings.poll_interval)
         return
     current = ctx.ledger.row(row.batch_id, row.row)

@@ -164,7 +164,7 @@ async def pay(ctx: Context, row: RowRecord) -> None:
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except (errors.NoAnswer, errors.ServerError):
+    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse):
         return  # nothing was sent for the payout itself; try the row again later
     except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
         ctx.ledger.move(b, n, RowState.REJECTED, error=f"customer: {exc.message}", completed_at=ctx.clock())
@@ -206,14 +206,14 @@ async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> No
         ctx.ledger.move(b, n, RowState.READY)
         ctx.stop_reason = f"Kotani refused the API key: {exc.message}"
         raise RunStopped(ctx.stop_reason) from None
-    except (errors.NoAnswer, errors.ServerError) as exc:
+    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse) as exc:
         ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note=f"no clear answer: {exc}")
         return
     except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
         ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
         return
     crash.point("after_response_before_commit")
-    ctx.ledger.move(b, n, RowState.SUBMITTED, provider_id=created.id,
+    ctx.ledger.move(b, n, RowState.SUBMITTED, provider_id=created.id or None,
                     reference_number=created.reference_number, submitted_at=ctx.clock(),
                     next_check=ctx.clock() + ctx.settings.poll_interval)
 
@@ -245,7 +245,7 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except (errors.NoAnswer, errors.ServerError):
+    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse):
         ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, next_check=now + 1.0)
         return
     crash.point("inside_reconcile_after_read")

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from batch_payouts import errors
 from batch_payouts.kotani import wire
@@ -244,7 +244,13 @@ class KotaniClient:
         parsed = await self._call(method, path, **kw)
         data = parsed.get("data") if isinstance(parsed, dict) else None
         adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
-        return adapter.validate_python(data)
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "data"
+            raise errors.UnexpectedResponse(
+                200, f"unreadable answer: {where}: {problem['msg']}", method=method, path=path) from None
 
     # -- wallets ---------------------------------------------------------------------
 
@@ -295,7 +301,11 @@ class KotaniClient:
         # The envelope around {data, meta} is undocumented: accept it bare or wrapped.
         if isinstance(parsed, dict) and "meta" not in parsed and isinstance(parsed.get("data"), dict):
             parsed = parsed["data"]
-        return wire.TransactionsPage.model_validate(parsed)
+        try:
+            return wire.TransactionsPage.model_validate(parsed)
+        except ValidationError as exc:
+            raise errors.UnexpectedResponse(200, f"unreadable withdrawals list: {exc.errors()[0]['msg']}",
+                                            method="GET", path="/api/v3/withdraw/transactions") from None
 
     async def iter_withdrawals(
         self, per_page: int = 100, **filters: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from batch_payouts.kotani.webhooks import compact_json
 
@@ -53,7 +53,7 @@ class CreateCustomer(_Request):
 
 
 class Customer(_Response):
-    customer_key: str
+    customer_key: str = Field(validation_alias=AliasChoices("customer_key", "customerKey"))
     phone_number: str | None = None
     country_code: str | None = None
     network: str | None = None
@@ -122,8 +122,8 @@ WithdrawalRequest = MobileMoneyWithdrawal | LipaNaMpesaWithdrawal | PaybillWithd
 
 
 class WithdrawalCreated(_Response):
-    id: str
-    reference_id: str = Field(alias="referenceId")
+    id: str | None = None
+    reference_id: str | None = Field(default=None, alias="referenceId")
     reference_number: str | None = Field(default=None, alias="referenceNumber")
     message: str | None = None
 

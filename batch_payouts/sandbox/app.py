@@ -151,6 +151,9 @@ class Sandbox:
         if roll < k.p_5xx_after:
             return refusal(Refusal(502, "Bad Gateway"))
         roll -= k.p_5xx_after
+        if roll < k.p_garbled_after:
+            return SandboxResponse(response.status_code, {"success": True, "data": "created"})
+        roll -= k.p_garbled_after
         if roll < k.p_drop_after:
             response.fault = "drop"
         elif roll < k.p_drop_after + k.p_hang_after:

@@ -38,6 +38,7 @@ class Knobs(BaseModel):
     p_5xx_after: float = 0.0
     p_drop_after: float = 0.0
     p_hang_after: float = 0.0
+    p_garbled_after: float = 0.0
     hang_seconds: float = 120.0
     drip_delay: float = 0.0
     visibility_delay: float = 0.0
