@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 from decimal import Decimal
@@ -68,7 +69,7 @@ def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.
         assert wanted in ALLOWED_MOVES[current] or wanted is current
         path.append(wanted)
     # Money safety: a row never goes back to sending without passing through unknown or a NotSent
-    for before, after in zip(path, path[1:], strict=False):
+    for before, after in itertools.pairwise(path):
         if after is RowState.READY:
             assert before in (RowState.SUBMITTING, RowState.UNKNOWN, RowState.BLOCKED, RowState.READY)
         assert not (before in (RowState.SUBMITTED, RowState.SUCCEEDED, RowState.FAILED) and after is RowState.READY)

@@ -106,6 +106,8 @@ def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: boo
         return "applied"
     if row.state is target:
         return "no change (already applied)"
+    if target is RowState.SUBMITTED and row.state in TERMINAL:
+        return "ignored: stale (the row is already final)"
     # A failure, a correction or a review status: let a fresh read decide.
     ledger.update(row.batch_id, row.row, next_check=now, confirm=1)
     return "read scheduled (confirming)"

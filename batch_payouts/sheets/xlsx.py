@@ -7,6 +7,7 @@ values and reported, never evaluated; text cells are always written as strings.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,8 +18,12 @@ import openpyxl
 import openpyxl.xml
 from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.escape import escape as xml_escape
+from openpyxl.utils.escape import unescape as xml_unescape
 
 from batch_payouts.errors import InputFileError
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
 if not openpyxl.xml.DEFUSEDXML:  # pragma: no cover - guarded by the dependency list
     raise ImportError("defusedxml must be installed so that openpyxl parses workbooks safely")
@@ -38,7 +43,8 @@ def cell_text(value: Any) -> str:
         return value.isoformat(sep=" ") if value.time() != dt.time() else value.date().isoformat()
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    return xml_unescape(text) if "_x" in text else text
 
 
 def read_grid(
@@ -114,7 +120,9 @@ def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
                 if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
                     cell.value = value
                 else:
-                    cell.value = "" if value is None else str(value)
+                    text = "" if value is None else str(value)
+                    # control characters as _xHHHH_, as Excel does (XML would turn CR into LF)
+                    cell.value = xml_escape(text) if _CONTROL.search(text) else text
                     cell.data_type = "s"  # never a formula, whatever the text starts with
                 if (c - 1) in text_idx:
                     cell.number_format = "@"

@@ -1,0 +1,110 @@
+"""Nothing executable in any output, exact round trips, and no secret anywhere."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import subprocess
+import time
+import urllib.parse
+import zipfile
+from pathlib import Path
+
+import openpyxl
+from click.testing import CliRunner
+
+from batch_payouts.cli import main
+from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sheets.read import read_sheet
+from batch_payouts.sheets.write import escape_cell, unescape_cell
+from tests.support import SandboxProcess, tool_command, tool_env
+
+KEY = "canary-api-key-9f3e1c"
+SECRET = "canary-webhook-secret-0b7d"
+PAYLOADS = ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)", "+cmd|' /C calc'!A0", "-1+1",
+            "\tleading tab", "\rcarriage", "＝1+1", "'=already quoted", "plain name"]
+DANGER = ("=", "+", "-", "@", "\t", "\r")
+
+
+def seeded_file(path: Path) -> Path:
+    rows = [["name", "phone", "country", "amount", "currency", "narration", "cost centre"]]
+    for i, payload in enumerate(PAYLOADS):
+        rows.append([payload, f"+2547120001{i:02d}", "KE", str(100 + i), "KES", payload, payload])
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
+def test_escaping_round_trips_exactly() -> None:
+    for text in [*PAYLOADS, "", "'", "''", "-", "+254712345678", "-1500", "1500.50"]:
+        assert unescape_cell(escape_cell(text)) == text
+    assert escape_cell("+254712345678") == "+254712345678" and escape_cell("-1500") == "-1500"
+
+
+def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp_path: Path) -> None:
+    data = seeded_file(tmp_path / "p.csv")
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+    with serve_in_thread(state) as sb:
+        for suffix in ("csv", "xlsx"):
+            result = CliRunner().invoke(main, ["run", str(data), "--base-url", sb.base_url, "--yes", "--quiet",
+                                               "--state", str(tmp_path / "l.db"), "--results",
+                                               str(tmp_path / f"out.{suffix}"), "--poll-interval", "0.2"],
+                                        env={"KOTANI_API_KEY": KEY})
+            assert result.exit_code == 0, result.output
+    wb = openpyxl.load_workbook(tmp_path / "out.xlsx")
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert not [c.value for c in cells if isinstance(c.value, str) and c.value.startswith(DANGER)
+                and c.value not in ("-",) and not c.value.lstrip("+-").replace(".", "").isdigit()]
+    text = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            assert not cell.startswith(DANGER) or cell.lstrip("+-").replace(".", "").isdigit(), cell
+    for suffix in ("csv", "xlsx"):
+        sheet = read_sheet(tmp_path / f"out.{suffix}")
+        names = [unescape_cell(r.cells["name"]) for r in sheet.rows]
+        centres = [unescape_cell(r.cells["cost centre"]) for r in sheet.rows]
+        assert names == PAYLOADS, suffix
+        assert centres == names
+
+
+def _forms(secret: str) -> list[bytes]:
+    raw = secret.encode()
+    return [raw, base64.b64encode(raw), raw.hex().encode(), urllib.parse.quote(secret).encode(),
+            json.dumps(secret).encode()[1:-1]]
+
+
+def _artifact_bytes(paths: list[Path]) -> bytes:
+    out = b""
+    for path in paths:
+        if not path.exists():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                data = b"".join(z.read(n) for n in z.namelist())
+        out += data
+    return out
+
+
+def test_no_secret_in_any_artifact_and_private_files(tmp_path: Path) -> None:
+    data = seeded_file(tmp_path / "p.csv")
+    with SandboxProcess(KEY, speed=20, webhook_secret=SECRET) as sandbox:
+        env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
+        args = ["run", str(data), "--state", str(tmp_path / "l.db"), "--yes", "--events", str(tmp_path / "ev.jsonl"),
+                "--results", str(tmp_path / "out.xlsx"), "--poll-interval", "0.2"]
+        proc = subprocess.Popen(tool_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes() if Path(f"/proc/{proc.pid}").exists() else b""
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        bad = subprocess.run(tool_command("run", str(tmp_path / "missing.csv"), "--state", str(tmp_path / "l.db")),
+                             env=env, capture_output=True, timeout=60, check=False)
+    artifacts = out + err + cmdline + bad.stdout + bad.stderr + _artifact_bytes(
+        [tmp_path / "l.db", tmp_path / "l.db-wal", tmp_path / "ev.jsonl", tmp_path / "out.xlsx"])
+    hits = [form for s in (KEY, SECRET) for form in _forms(s) if form in artifacts]
+    assert hits == []
+    assert (tmp_path / "l.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "out.xlsx").stat().st_mode & 0o777 == 0o600
