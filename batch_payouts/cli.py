@@ -25,7 +25,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from batch_payouts import errors
+from batch_payouts import crash, errors
 from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine import results as results_mod
@@ -378,6 +378,7 @@ def run(file: Path, label: str, **kw: Any) -> None:
             if conn.sandbox is not None:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
             report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            crash.point("after_validation")
             show_report(report, sheet, first=10)
             if not report.valid_rows:
                 fail("no valid row in the file; nothing to pay", 3)

@@ -100,6 +100,7 @@ def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: boo
             ledger.move(row.batch_id, row.row, RowState.SUBMITTED)
         fields = outcome_fields(event.data)
         ledger.move(row.batch_id, row.row, RowState.SUCCEEDED, completed_at=now, **fields)
+        crash.point("after_status_commit")
         return "applied"
     if target is RowState.SUBMITTED and row.state is RowState.SUBMITTED:
         ledger.update(row.batch_id, row.row, expect=RowState.SUBMITTED, provider_status=event.status)

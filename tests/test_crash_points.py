@@ -1,0 +1,79 @@
+"""Named crash points: the process is SIGKILLed at each point, on its first or third pass, then
+restarted until the run ends. The provider must show every valid row paid exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batch_payouts.crash import POINTS
+from batch_payouts.ledger import Ledger
+from batch_payouts.model import RowState, state_for_status
+from tests.support import SandboxProcess, free_port, run_tool, tool_env
+
+KEY = "crash-key-6b0"
+SECRET = "crash-secret-e1"
+ONCE = {"after_validation", "after_batch_persisted", "while_writing_results"}
+CASES = [(p, n) for p in POINTS for n in ((1,) if p in ONCE else (1, 3))]
+ROWS = """name,phone,country,amount,currency,method,till_number,bank_code,account_number
+A,+2547120{i:02d}301,KE,101,KES,,,,
+B,+2547120{i:02d}302,KE,102,KES,,,,
+C,+254700000011,KE,103,KES,,,,
+D,,KE,104,KES,till,174301,,
+E,+2547120{i:02d}305,KE,105,KES,,,,
+F,,KE,106,KES,bank,,68,0123456789
+G,+2567720{i:02d}307,UG,1007,UGX,,,,
+H,+2547120{i:02d}308,KE,108,KES,,,,
+"""
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[tuple[SandboxProcess, int]]:
+    port = free_port()
+    knobs = {"duplicate_mode": "accept", "visibility_delay": 10, "latency": 0.05, "rate_limits": False,
+             "p_5xx_after": 0.3}
+    with SandboxProcess(KEY, speed=10, knobs=knobs, webhook_secret=SECRET,
+                        webhook_url=f"http://127.0.0.1:{port}/kotani") as sandbox:
+        yield sandbox, port
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "nth"), CASES, ids=[f"{p}:{n}" for p, n in CASES])
+def test_a_kill_at_a_named_point_loses_nothing_and_pays_nothing_twice(
+    tmp_path: Path, rig: tuple[SandboxProcess, int], point: str, nth: int
+) -> None:
+    sandbox, port = rig
+    data = tmp_path / "p.csv"
+    data.write_text(ROWS.format(i=CASES.index((point, nth))))  # new payees: customer creation happens
+    args = ["run", str(data), "--state", str(tmp_path / "l.db"), "--label", f"{point}-{nth}", "--yes", "--quiet",
+            "--listen", f"127.0.0.1:{port}", "--visibility-lag", "1.5", "--attempt-timeout", "2",
+            "--poll-interval", "0.2", "--rate", "3000/60,500/5", "--reads-rate", "2000/5"]
+    env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
+    crashed = run_tool(args, {**env, "BATCH_PAYOUTS_CRASH": f"{point}:{nth}"})
+    final: subprocess.CompletedProcess[str] | None = None
+    for _ in range(5):
+        final = run_tool(args, env)
+        if final.returncode in (0, 3):
+            break
+    assert final is not None and final.returncode == 3, (crashed.returncode, final and final.stderr[-1500:])
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        assert ledger.integrity_ok()
+        batches = ledger.batches()
+        assert len(batches) == 1
+        rows = ledger.rows(batches[0].id)
+        refs = {r.reference for r in rows}
+        paid = Counter(p["reference"] for p in sandbox.ledger()["payouts"] if p["executed"] and p["reference"] in refs)
+        assert set(paid) == refs and max(paid.values()) == 1
+        provider = {p["reference"]: p["status"] for p in sandbox.ledger()["payouts"] if p["reference"] in refs}
+        for r in rows:
+            assert r.state is state_for_status(provider[r.reference]), (r.row, r.state, provider[r.reference])
+        assert sum(r.state is RowState.FAILED for r in rows) == 1
+    finally:
+        ledger.close()
+    if point not in ONCE or nth == 1:
+        assert crashed.returncode == -9, "the crash point was reached"
