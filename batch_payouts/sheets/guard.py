@@ -29,7 +29,7 @@ class Limits:
     max_sheets: int = 100
 
 
-def sniff(path: Path, head: bytes) -> str:
+def sniff(path: Path, head: bytes, *, forced_encoding: str | None = None) -> str:
     """``"xlsx"`` or ``"csv"`` by content, whatever the file is called; refuse the rest."""
     suffix = path.suffix.lower()
     if head.startswith(OLE_MAGIC):
@@ -46,7 +46,10 @@ def sniff(path: Path, head: bytes) -> str:
                                  "not a workbook; save it as .xlsx or CSV")
         raise InputFileError(str(path), f"not a spreadsheet: the file is called {suffix} "
                              "but is not a workbook")
-    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
+    if b"\x00" in head and not forced_encoding and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if head[1::2].count(0) > len(head) // 4 or head[0::2].count(0) > len(head) // 4:
+            raise InputFileError(str(path), "this looks like UTF-16 text without a byte-order mark; "
+                                 "read it with --encoding utf-16-le (or utf-16-be)")
         raise InputFileError(str(path), "not a spreadsheet: the file is binary")
     return "csv"
 

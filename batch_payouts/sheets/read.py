@@ -70,7 +70,7 @@ def read_sheet(
                              f"{lim.max_file_bytes // (1024 * 1024)} MiB limit")
     if size == 0:
         raise InputFileError(str(p), "the file is empty")
-    kind = sniff(p, head)
+    kind = sniff(p, head, forced_encoding=encoding)
     if kind == "xlsx":
         scan_workbook(p, lim)
         grid, formulas, notes = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
@@ -107,7 +107,7 @@ def _from_grid(path: str, kind: str, grid: list[list[str]], formulas: dict[tuple
     if not rows:
         raise InputFileError(path, "no data rows under the header")
     if len(rows) > lim.max_rows:
-        raise InputFileError(path, f"{len(rows)} rows is more than the {lim.max_rows}-row limit")
+        raise InputFileError(path, f"the file has more than {lim.max_rows} rows, the limit (see --max-rows)")
     return RawSheet(path, kind, headers, mapping, rows, notes, formula_cells)
 
 
@@ -182,11 +182,14 @@ def _csv_grid(path: Path, encoding: str | None, delimiter: str | None, lim: Limi
     if "\x00" in text:
         raise InputFileError(str(path), "not a spreadsheet: the text contains NUL bytes "
                              "(wrong --encoding?)")
-    delim = delimiter or detect_delimiter(text)
-    if delim in ("\\t", "tab"):
-        delim = "\t"
-    head_rows = list(csv.reader(io.StringIO(text), delimiter=delim))[:HEADER_SEARCH_ROWS] \
-        if len(text) < 1_000_000 else _first_records(text, delim)
+    try:
+        delim = delimiter or detect_delimiter(text)
+        if delim in ("\\t", "tab"):
+            delim = "\t"
+        head_rows = _first_records(text, delim)
+    except csv.Error as exc:
+        raise InputFileError(str(path), f"not a readable CSV file: {exc} (a cell longer than "
+                             f"{csv.field_size_limit()} characters is refused)") from None
     width = max((len(r) for r in head_rows), default=1)
     try:
         frame = pl.read_csv(
@@ -200,7 +203,7 @@ def _csv_grid(path: Path, encoding: str | None, delimiter: str | None, lim: Limi
 
 
 def _first_records(text: str, delim: str) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text[:200_000]), delimiter=delim)
+    reader = csv.reader(io.StringIO(text[:1_000_000]), delimiter=delim)
     out = []
     for record in reader:
         out.append(record)

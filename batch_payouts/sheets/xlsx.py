@@ -61,9 +61,14 @@ def read_grid(
         names = values.sheetnames
         if sheet is not None and sheet not in names:
             raise InputFileError(str(path), f"no sheet named {sheet!r}; the sheets are: {', '.join(names)}")
-        name = sheet or names[0]
+        visible = [n for n in names if getattr(values[n], "sheet_state", "visible") == "visible"]
+        if sheet is None and not visible:
+            raise InputFileError(str(path), "every sheet of the workbook is hidden")
+        name = sheet or visible[0]
         if sheet is None and len(names) > 1:
-            notes.append(f"read the first sheet {name!r} (use --sheet to pick another)")
+            skipped = [n for n in names[: names.index(name)]]
+            hidden = f"; hidden sheets skipped: {', '.join(skipped)}" if skipped else ""
+            notes.append(f"read the first visible sheet {name!r} (use --sheet to pick another){hidden}")
         grid = _rows(values[name], max_rows, path)
         formulas: dict[tuple[int, int], str] = {}
         for r, row in enumerate(formulas_wb[name].iter_rows(values_only=True)):
