@@ -13,6 +13,7 @@ import pytest
 from batch_payouts.crash import POINTS
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState, state_for_status
+from tests.figures import record
 from tests.support import SandboxProcess, free_port, run_tool, tool_env
 
 KEY = "crash-key-6b0"
@@ -62,16 +63,23 @@ def test_a_kill_at_a_named_point_loses_nothing_and_pays_nothing_twice(
     assert final is not None and final.returncode == 3, (crashed.returncode, final and final.stderr[-1500:])
     ledger = Ledger(tmp_path / "l.db")
     try:
-        assert ledger.integrity_ok()
+        integrity = ledger.integrity_ok()
+        record("integrity_checks", 1, ok=integrity)
+        assert integrity
         batches = ledger.batches()
         assert len(batches) == 1
         rows = ledger.rows(batches[0].id)
         refs = {r.reference for r in rows}
         paid = Counter(p["reference"] for p in sandbox.ledger()["payouts"] if p["executed"] and p["reference"] in refs)
+        record("kill_points", 1 if crashed.returncode == -9 else 0)
+        record("double_paid_rows", sum(1 for n in paid.values() if n > 1))
+        record("lost_rows", len(refs - set(paid)))
         assert set(paid) == refs and max(paid.values()) == 1
         provider = {p["reference"]: p["status"] for p in sandbox.ledger()["payouts"] if p["reference"] in refs}
-        for r in rows:
-            assert r.state is state_for_status(provider[r.reference]), (r.row, r.state, provider[r.reference])
+        disagree = [r.row for r in rows if r.state is not state_for_status(provider[r.reference])]
+        record("ledger_rows_checked", len(rows))
+        record("ledger_rows_disagreeing", len(disagree))
+        assert not disagree
         assert sum(r.state is RowState.FAILED for r in rows) == 1
     finally:
         ledger.close()

@@ -13,6 +13,7 @@ import pytest
 
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState
+from tests.figures import record, scale
 from tests.support import SandboxProcess, kill, payout_file, run_tool, start_tool, tool_env
 
 KEY = "kill-test-key-5d1"
@@ -22,11 +23,12 @@ FAST = ["--yes", "--quiet", "--rate", "3000/60,600/5", "--reads-rate", "2000/5",
         "--attempt-timeout", "2", "--poll-interval", "0.3", "--concurrency", "2"]
 
 
-def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = "") -> dict[str, Any]:
+def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = "",
+             duplicate_mode: str = "accept") -> dict[str, Any]:
     data = payout_file(tmp_path / "payouts.csv", rows)
     state = tmp_path / "ledger.sqlite3"
     rng = random.Random(seed)
-    with SandboxProcess(KEY, speed=10, knobs=UNSAFE_SANDBOX) as sandbox:
+    with SandboxProcess(KEY, speed=10, knobs={**UNSAFE_SANDBOX, "duplicate_mode": duplicate_mode}) as sandbox:
         env = tool_env(KEY, sandbox.url, BATCH_PAYOUTS_BROKEN=broken)
         args = ["run", str(data), "--state", str(state), *FAST]
         done, killed, attempts = False, 0, 0
@@ -49,18 +51,36 @@ def executed_per_reference(sandbox_ledger: dict[str, Any]) -> Counter[str]:
 
 
 @pytest.mark.slow
-def test_twenty_kills_pay_every_row_exactly_once(tmp_path: Path) -> None:
-    result = campaign(tmp_path, rows=200, kills=20, seed=11)
+@pytest.mark.parametrize("duplicate_mode", ["accept", "reject"], ids=["protection-off", "protection-on"])
+def test_twenty_kills_pay_every_row_exactly_once(tmp_path: Path, duplicate_mode: str) -> None:
+    for round_ in range(scale(1, 25)):
+        where = tmp_path / f"round{round_}"
+        where.mkdir()
+        check_campaign(campaign(where, rows=200, kills=20, seed=11 + round_, duplicate_mode=duplicate_mode))
+
+
+def check_campaign(result: dict[str, Any]) -> None:
     assert result["final"].returncode == 0, result["final"].stderr[-2000:]
     assert result["killed"] >= 20 and not result["finished_early"]
     paid = executed_per_reference(result["sandbox"])
     ledger = Ledger(result["state"])
     try:
-        assert ledger.integrity_ok()
+        integrity = ledger.integrity_ok()
         (batch,) = ledger.batches()
         rows = ledger.rows(batch.id)
+        refs = {r.reference for r in rows}
+        provider = {p["reference"]: p["status"] for p in result["sandbox"]["payouts"]}
+        posts = Counter(p["reference"] for p in result["sandbox"]["posts"] if p["reference"] in refs)
+        record("kill_points", result["killed"])
+        record("double_paid_rows", sum(1 for n in paid.values() if n > 1))
+        record("lost_rows", len(refs - set(paid)))
+        record("ledger_rows_checked", len(rows))
+        record("ledger_rows_disagreeing", sum(1 for r in rows if r.provider_status != provider.get(r.reference)))
+        record("integrity_checks", 1, ok=integrity)
+        record("posts_per_row_attempt", sum(posts.values()) / max(len(refs), 1))
+        assert integrity
         assert len(rows) == 200
-        assert {r.reference for r in rows} == set(paid), "every valid row paid, nothing else"
+        assert refs == set(paid), "every valid row paid, nothing else"
         assert max(paid.values()) == 1, f"paid twice: {[r for r, n in paid.items() if n > 1]}"
         assert all(r.state is RowState.SUCCEEDED for r in rows)
     finally:
@@ -71,4 +91,5 @@ def test_twenty_kills_pay_every_row_exactly_once(tmp_path: Path) -> None:
 def test_the_same_campaign_against_a_build_without_reconciliation_pays_twice(tmp_path: Path) -> None:
     result = campaign(tmp_path, rows=60, kills=5, seed=11, broken="reconciliation")
     paid = executed_per_reference(result["sandbox"])
+    record("unsafe_resends_in_broken_build", sum(n - 1 for n in paid.values()))
     assert max(paid.values()) > 1, "the kill test must catch a build that resends unknown rows blindly"

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from batch_payouts.cli import main
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
+from tests.figures import record
 from tests.support import payout_file
 
 KEY = "fault-key-81c"
@@ -46,6 +47,8 @@ def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Pat
     code, output = run_cli(tmp_path, state, data, "--rate", "6000/60,1000/5")
     assert code == 0, output[-3000:]
     paid = executed(state)
+    record("double_paid_rows", sum(1 for n in paid.values() if n > 1))
+    record("lost_rows", 500 - len(paid))
     assert len(paid) == 500 and max(paid.values()) == 1
     outcomes = Counter(p["outcome"].split(" ")[0] for p in state.ledger()["posts"])
     assert outcomes["500"] > 20, "5xx before recording were injected (and retried)"

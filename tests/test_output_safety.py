@@ -19,6 +19,7 @@ from batch_payouts.cli import main
 from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
 from batch_payouts.sheets.read import read_sheet
 from batch_payouts.sheets.write import escape_cell, unescape_cell
+from tests.figures import record
 from tests.support import SandboxProcess, tool_command, tool_env
 
 KEY = "canary-api-key-9f3e1c"
@@ -55,6 +56,12 @@ def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp
             assert result.exit_code == 0, result.output
     wb = openpyxl.load_workbook(tmp_path / "out.xlsx")
     cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    executable = [c.coordinate for c in cells if c.data_type == "f" or (
+        isinstance(c.value, str) and c.value.startswith(DANGER) and not c.value.lstrip("+-").replace(".", "").isdigit())]
+    csv_text = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
+    executable += [cell for row in csv.reader(io.StringIO(csv_text)) for cell in row
+                   if cell.startswith(DANGER) and not cell.lstrip("+-").replace(".", "").isdigit()]
+    record("executable_output_cells", len(executable))
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     assert not [c.value for c in cells if isinstance(c.value, str) and c.value.startswith(DANGER)
                 and c.value not in ("-",) and not c.value.lstrip("+-").replace(".", "").isdigit()]
@@ -66,6 +73,7 @@ def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp
         sheet = read_sheet(tmp_path / f"out.{suffix}")
         names = [unescape_cell(r.cells["name"]) for r in sheet.rows]
         centres = [unescape_cell(r.cells["cost centre"]) for r in sheet.rows]
+        record("round_trip_differences", sum(a != b for a, b in zip(names, PAYLOADS, strict=True)))
         assert names == PAYLOADS, suffix
         assert centres == names
 
@@ -105,6 +113,7 @@ def test_no_secret_in_any_artifact_and_private_files(tmp_path: Path) -> None:
     artifacts = out + err + cmdline + bad.stdout + bad.stderr + _artifact_bytes(
         [tmp_path / "l.db", tmp_path / "l.db-wal", tmp_path / "ev.jsonl", tmp_path / "out.xlsx"])
     hits = [form for s in (KEY, SECRET) for form in _forms(s) if form in artifacts]
+    record("secret_hits", len(hits))
     assert hits == []
     assert (tmp_path / "l.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "out.xlsx").stat().st_mode & 0o777 == 0o600

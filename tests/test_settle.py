@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from batch_payouts.kotani import webhooks
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
+from tests.figures import record
 from tests.support import free_port
 
 KEY = "settle-key-2a9"
@@ -64,9 +66,11 @@ def mixed_file(path: Path) -> Path:
 
 def test_polling_alone_completes_a_batch(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+    started = time.monotonic()
     with serve_in_thread(state) as sb:
         code, out = cli("run", str(mixed_file(tmp_path / "p.csv")), "--base-url", sb.base_url,
                         "--state", str(tmp_path / "l.db"), *FAST)
+    record("time_to_terminal_poll_only", time.monotonic() - started)
     assert code == 3, out
     assert tool_states(tmp_path / "l.db") == provider_states(state)
     assert state.ledger()["webhooks"] == [], "no webhooks were involved"
@@ -84,7 +88,9 @@ def _webhook_run(tmp_path: Path, knobs: Knobs, *extra: str) -> tuple[int, str, S
 
 
 def test_webhooks_alone_complete_a_batch_with_the_poller_off(tmp_path: Path) -> None:
+    started = time.monotonic()
     code, out, state = _webhook_run(tmp_path, Knobs(), "--no-poll", "--wait-timeout", "60")
+    record("time_to_terminal_webhooks_only", time.monotonic() - started)
     assert code == 3, out
     assert tool_states(tmp_path / "l.db") == provider_states(state)
     ledger = Ledger(tmp_path / "l.db")
@@ -104,9 +110,14 @@ def test_without_webhooks_and_without_polling_the_run_waits_then_exits_4(tmp_pat
 
 def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider(tmp_path: Path) -> None:
     knobs = Knobs(webhook_drop=0.5, webhook_duplicate=1.0, webhook_reorder=1.0, webhook_replay=0.3)
+    started = time.monotonic()
     code, out, state = _webhook_run(tmp_path, knobs)
+    record("time_to_terminal_half_dropped", time.monotonic() - started)
+    ours, theirs = tool_states(tmp_path / "l.db"), provider_states(state)
+    record("ledger_rows_checked", len(theirs))
+    record("ledger_rows_disagreeing", sum(ours.get(k) != v for k, v in theirs.items()))
     assert code == 3, out
-    assert tool_states(tmp_path / "l.db") == provider_states(state)
+    assert ours == theirs
 
 
 # -- forged deliveries --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from batch_payouts.kotani import webhooks
+from tests.figures import record
 
 SECRET = "whsec_test"
 # Written by hand, byte for byte, the way JavaScript's JSON.stringify prints it.
@@ -129,4 +130,21 @@ def test_deliveries_signed_by_real_json_stringify_verify(amount: str) -> None:
     out = subprocess.run(["node", "-e", NODE_SIGNER, "rotated", obj], capture_output=True,
                          check=True, text=True)
     result = json.loads(out.stdout)
-    assert webhooks.verify(result["body"].encode(), result["sig"], ["current", "rotated"])
+    ok = webhooks.verify(result["body"].encode(), result["sig"], ["current", "rotated"])
+    record("genuine_deliveries", 1)
+    record("genuine_rejected", 0 if ok else 1)
+    assert ok
+
+
+def test_verification_goes_through_the_constant_time_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", spy)
+    sig = independent_signature(LITERAL, SECRET)
+    assert webhooks.verify(delivered(LITERAL, sig), sig, [SECRET, "other"])
+    assert len(calls) == 2, "every secret is compared in constant time"

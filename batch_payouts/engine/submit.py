@@ -256,6 +256,9 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         return
     sent_at = row.submitting_at or row.updated_at
     first = row.not_found_at
+    if crash.broken("grace"):  # the deliberately unsafe build: one "not found" is believed at once
+        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None)
+        return
     if first is None or first < sent_at:
         ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=now,
                           next_check=max(now, sent_at) + ctx.grace)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from batch_payouts.crash import broken
+
 SIGNATURE_HEADER = "X-Kotani-Signature"
 EVENT_HEADER = "X-Kotani-Event"
 INTEGRATOR_HEADER = "X-Kotani-Integrator"
@@ -103,9 +105,10 @@ def verify(raw_body: bytes, header_value: str | None, secrets: Sequence[str]) ->
     if not isinstance(payload, dict):
         return False
     ok = False
+    naive = broken("constant_time_compare")
     for secret in secrets:
         expected = signature(payload, secret).encode("ascii")
-        ok |= hmac.compare_digest(expected, given)  # check every secret: no early exit
+        ok |= (expected == given) if naive else hmac.compare_digest(expected, given)  # no early exit
     return ok
 
 

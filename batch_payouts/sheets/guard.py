@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from batch_payouts.crash import broken
 from batch_payouts.errors import InputFileError
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -84,7 +85,8 @@ def scan_workbook(path: Path, limits: Limits) -> None:
             if member.filename.lower().endswith((".zip", ".xlsx", ".xlsm", ".jar", ".7z", ".gz")):
                 raise InputFileError(str(path), f"the workbook contains another archive "
                                      f"({member.filename}); refused as unsafe")
-            total += _inflate_counting(archive, member, limits, total, path)
+            if not broken("zip_cap"):
+                total += _inflate_counting(archive, member, limits, total, path)
 
 
 def _inflate_counting(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits,

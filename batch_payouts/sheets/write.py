@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from batch_payouts.crash import broken
 from batch_payouts.sheets.xlsx import SheetSpec, write_workbook
 
 _DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
@@ -27,7 +28,7 @@ _E164 = re.compile(r"^\+\d{7,15}$")
 
 def escape_cell(text: str) -> str:
     """Neutralise text a spreadsheet would execute; reversible with :func:`unescape_cell`."""
-    if not text or _PLAIN_NUMBER.match(text) or _E164.match(text):
+    if not text or _PLAIN_NUMBER.match(text) or _E164.match(text) or broken("output_escaping"):
         return text
     first = unicodedata.normalize("NFKC", text[0])[:1]
     if first in _DANGER or text[0] in _DANGER or text[0] == "'":

@@ -1,0 +1,164 @@
+"""The money-safety campaign and its report.
+
+    python bench/reliability.py            # quick profile (CI): a few minutes
+    python bench/reliability.py --long     # by hand: >= 1,000 kill points; about an hour
+
+Runs the reliability tests with figure recording on, then runs each guard's test against a
+deliberately broken build (BATCH_PAYOUTS_BROKEN) and expects it to fail. Writes
+docs/reliability.md and exits non-zero when any bad figure is not zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = ["tests/test_exactly_once.py", "tests/test_crash_points.py", "tests/test_faults.py",
+            "tests/test_webhook_fuzz.py", "tests/test_webhooks.py", "tests/test_hostile_files.py",
+            "tests/test_output_safety.py", "tests/test_settle.py", "tests/test_rate_limit.py"]
+BROKEN_BUILDS = {
+    "reconciliation": ["tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once"],
+    "grace": ["tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once"],
+    "constant_time_compare": ["tests/test_webhooks.py::test_verification_goes_through_the_constant_time_compare"],
+    "output_escaping": ["tests/test_output_safety.py::test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals"],
+    "zip_cap": ["tests/test_hostile_files.py", "-k", "zip-bomb"],
+}
+BAD = ["double_paid_rows", "lost_rows", "ledger_rows_disagreeing", "forged_accepted", "genuine_rejected",
+       "state_regressions", "rate_limited_429s", "executable_output_cells", "round_trip_differences", "secret_hits"]
+
+
+def pytest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def summarise(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    sums: dict[str, float] = defaultdict(float)
+    for f in figures:
+        sums[f["name"]] += f["value"]
+    posts = [f["value"] for f in figures if f["name"] == "posts_per_row_attempt"]
+    integrity = [f for f in figures if f["name"] == "integrity_checks"]
+    hostile = [f for f in figures if f["name"] == "hostile_files"]
+    times = {k: max((f["value"] for f in figures if f["name"] == k), default=None)
+             for k in ("time_to_terminal_webhooks_only", "time_to_terminal_poll_only", "time_to_terminal_half_dropped")}
+    return {"sums": dict(sums), "posts_per_row_attempt": max(posts, default=0.0),
+            "integrity_passed": sum(1 for f in integrity if f.get("ok")), "integrity_total": len(integrity),
+            "hostile": hostile, "times": times}
+
+
+def broken_builds(env: dict[str, str]) -> dict[str, bool]:
+    """guard -> True when its test failed against the build without it (as it must)."""
+    caught = {}
+    for guard, args in BROKEN_BUILDS.items():
+        result = pytest(["-x", *args], {**env, "BATCH_PAYOUTS_BROKEN": guard, "BATCH_PAYOUTS_FIGURES": ""})
+        caught[guard] = result.returncode != 0
+    return caught
+
+
+def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: bool, seconds: float) -> str:
+    sums = s["sums"]
+    checked = int(sums.get("ledger_rows_checked", 0))
+    disagreeing = int(sums.get("ledger_rows_disagreeing", 0))
+    agreement = 100.0 * (checked - disagreeing) / checked if checked else 0.0
+    refused = [h for h in s["hostile"] if h["outcome"] == "refused"]
+    worst_mem = max((h["peak_mib"] for h in s["hostile"]), default=0.0)
+    worst_time = max((h["seconds"] for h in s["hostile"]), default=0.0)
+    lines = [
+        "# Reliability report",
+        "",
+        f"Profile: **{profile}**, run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min by "
+        "`bench/reliability.py`. Campaign tests " + ("passed." if tests_ok else "**FAILED**."),
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| kill points (SIGKILL at random moments and at named crash points) | {int(sums.get('kill_points', 0))} |",
+        f"| double-paid rows | {int(sums.get('double_paid_rows', 0))} |",
+        f"| lost rows | {int(sums.get('lost_rows', 0))} |",
+        f"| ledger agreement with the provider under faults | {agreement:.2f} % of {checked} rows |",
+        f"| unsafe resends (by our build) | {int(sums.get('double_paid_rows', 0))} |",
+        f"| unsafe resends caught in the build without reconciliation | {int(sums.get('unsafe_resends_in_broken_build', 0))} |",
+        f"| forged deliveries accepted | {int(sums.get('forged_accepted', 0))} of {int(sums.get('forged_deliveries', 0))} |",
+        f"| genuine deliveries rejected | {int(sums.get('genuine_rejected', 0))} of {int(sums.get('genuine_deliveries', 0))} |",
+        f"| state regressions (replays after the final state) | {int(sums.get('state_regressions', 0))} |",
+        f"| 429s with the limiter at the provider's numbers | {int(sums.get('rate_limited_429s', 0))} |",
+        f"| POSTs per row attempt (worst campaign; retries after 5xx/NotSent included) | {s['posts_per_row_attempt']:.2f} |",
+        "| time to terminal, 8 rows, sandbox ×20 (webhooks only / poll only / half dropped) | "
+        + " / ".join(f"{v:.1f} s" if v is not None else "n/a" for v in s["times"].values()) + " |",
+        f"| hostile files refused | {len(refused)} of {len(s['hostile'])} (the rest read and reported) |",
+        f"| worst peak memory / time reading a hostile file | {worst_mem:.0f} MiB / {worst_time:.2f} s |",
+        f"| executable output cells | {int(sums.get('executable_output_cells', 0))} |",
+        f"| round-trip differences | {int(sums.get('round_trip_differences', 0))} |",
+        f"| secret hits | {int(sums.get('secret_hits', 0))} |",
+        f"| integrity checks passed | {s['integrity_passed']} of {s['integrity_total']} |",
+        f"| guards whose test fails against a build without them | {sum(caught.values())} of {len(caught)} "
+        f"({', '.join(f'{g}: {'caught' if c else 'NOT caught'}' for g, c in caught.items())}) |",
+        "",
+        "## Hostile files",
+        "",
+        "| file | outcome | peak MiB | seconds | sentence |",
+        "|---|---|---|---|---|",
+    ]
+    for h in sorted(s["hostile"], key=lambda h: h["name"]):
+        lines.append(f"| {h['name']} | {h['outcome']} | {h['peak_mib']:.0f} | {h['seconds']:.2f} | "
+                     f"{(h.get('message') or '').replace('|', '/')} |")
+    lines += ["", "## What is not covered yet", "",
+              "* The hypothesis stateful model of the whole engine (issue 6, item 3) is not written; the life cycle",
+              "  itself is checked by a hypothesis property over every sequence of moves.",
+              "* Hidden rows inside a visible sheet are read like any other row (hidden sheets are skipped).", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--long", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "reliability.md"))
+    args = parser.parse_args()
+    profile = "long" if args.long else "quick"
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        figures_path = Path(tmp) / "figures.jsonl"
+        env = {**os.environ, "BATCH_PAYOUTS_FIGURES": str(figures_path), "BATCH_PAYOUTS_PROFILE": profile}
+        run = pytest(CAMPAIGN, env)
+        print(run.stdout[-2000:])
+        summary = summarise(load(figures_path))
+    caught = broken_builds({**os.environ})
+    text = report(summary, caught, profile, run.returncode == 0, time.monotonic() - started)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    bad = {k: summary["sums"].get(k, 0) for k in BAD if summary["sums"].get(k, 0)}
+    over_caps = [h["name"] for h in summary["hostile"] if h["peak_mib"] >= 256 or h["seconds"] >= 5]
+    failures = []
+    if run.returncode != 0:
+        failures.append("campaign tests failed")
+    if bad:
+        failures.append(f"bad figures: {bad}")
+    if over_caps:
+        failures.append(f"hostile files over the caps: {over_caps}")
+    if summary["integrity_passed"] != summary["integrity_total"]:
+        failures.append("an integrity check failed")
+    if not all(caught.values()):
+        failures.append(f"guards not caught by their tests: {[g for g, c in caught.items() if not c]}")
+    for failure in failures:
+        print("FAIL:", failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
