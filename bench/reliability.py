@@ -77,6 +77,7 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
     disagreeing = int(sums.get("ledger_rows_disagreeing", 0))
     agreement = 100.0 * (checked - disagreeing) / checked if checked else 0.0
     refused = [h for h in s["hostile"] if h["outcome"] == "refused"]
+    guards = ", ".join(f"{g}: {'caught' if c else 'NOT caught'}" for g, c in caught.items())
     worst_mem = max((h["peak_mib"] for h in s["hostile"]), default=0.0)
     worst_time = max((h["seconds"] for h in s["hostile"]), default=0.0)
     lines = [
@@ -107,7 +108,7 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         f"| secret hits | {int(sums.get('secret_hits', 0))} |",
         f"| integrity checks passed | {s['integrity_passed']} of {s['integrity_total']} |",
         f"| guards whose test fails against a build without them | {sum(caught.values())} of {len(caught)} "
-        f"({', '.join(f'{g}: {'caught' if c else 'NOT caught'}' for g, c in caught.items())}) |",
+        f"({guards}) |",
         "",
         "## Hostile files",
         "",
