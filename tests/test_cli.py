@@ -133,3 +133,54 @@ def test_a_key_file_readable_by_others_is_refused(runner: CliRunner, tmp_path: P
                           "--state", str(tmp_path / "l.db"))
     assert code == 2
     assert f"the key file {key} is readable by others (mode 0644); run: chmod 600 {key}" in " ".join(err.split())
+
+
+def test_the_sandbox_command_serves_the_documented_walkthrough(tmp_path: Path) -> None:
+    from tests.support import SandboxProcess
+
+    with SandboxProcess("test-key", speed=10) as sb:
+        auth = {"Authorization": "Bearer test-key"}
+        import httpx
+
+        with httpx.Client(base_url=sb.url, headers=auth) as http:
+            kes = next(w for w in http.get("/api/v3/wallet/fiat").json()["data"] if w["currency"] == "KES")
+            key = http.post("/api/v3/customer/mobile-money",
+                            json={"phone_number": "+254700000011", "country_code": "KE"}).json()["data"]["customer_key"]
+            created = http.post("/api/v3/withdraw/mobile-money", json={
+                "customer_key": key, "amount": 1500, "walletId": kes["id"], "referenceId": "walk-1"})
+            assert created.status_code == 201
+            assert http.get(f"/api/v3/wallet/fiat/{kes['id']}").json()["data"]["balance"] == kes["balance"] - 1500
+            http.post("/__sandbox__/clock", json={"seconds": 10})
+            assert http.get("/api/v3/withdraw/status/walk-1").json()["data"]["status"] == "FAILED"
+            assert http.get(f"/api/v3/wallet/fiat/{kes['id']}").json()["data"]["balance"] == kes["balance"]
+
+
+def test_plan_shows_the_shortfall_and_exits_3(runner: CliRunner, tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from batch_payouts.sandbox import SandboxState, serve_in_thread
+
+    src = tmp_path / "p.csv"
+    src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,1500,KES\nB,+254722345678,KE,700,KES\n")
+    with serve_in_thread(SandboxState(api_key="k", balances={"KES": Decimal(1000)})) as sb:
+        result = runner.invoke(main, ["plan", str(src), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db")],
+                               env={"KOTANI_API_KEY": "k"})
+    assert result.exit_code == 3
+    line = next(line for line in result.stdout.splitlines() if "KES" in line and "1,000" in line)
+    assert "2,200" in line and "1,200" in line  # to send, balance, shortfall
+
+
+def test_status_and_results_of_a_finished_batch(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\nB,+254700000011,KE,100,KES\n")
+    state = str(tmp_path / "l.db")
+    code, out, _ = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", state)
+    assert code == 3
+    batch = next(line.split()[1] for line in out.splitlines() if line.startswith("batch "))
+    code, out, _ = invoke(runner, "status", batch, "--state", state)
+    assert code == 3 and "paid" in out and "failed" in out
+    code, out, _ = invoke(runner, "status", "--state", state)
+    assert code == 0 and batch in out
+    assert invoke(runner, "results", batch, "-o", str(tmp_path / "r.xlsx"), "--state", state)[0] == 0
+    code, _, err = invoke(runner, "results", "nope", "-o", str(tmp_path / "r.csv"), "--state", state)
+    assert code == 1 and "error: no batch 'nope' in the ledger" in err

@@ -91,7 +91,7 @@ def test_there_are_at_least_thirty_hostile_files(hostile: dict[str, Path]) -> No
 @pytest.mark.parametrize("name", sorted(k for k, v in REFUSED.items() if v))
 def test_a_hostile_file_is_refused_with_a_sentence_within_caps(hostile: dict[str, Path], name: str) -> None:
     result = read_in_child(hostile[name])
-    record("hostile_files", 1, name=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
+    record("hostile_files", 1, file=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
            seconds=result["seconds"], message=result.get("message"))
     assert result["outcome"] == "refused", result
     assert REFUSED[name] in result["message"]
@@ -101,7 +101,7 @@ def test_a_hostile_file_is_refused_with_a_sentence_within_caps(hostile: dict[str
 @pytest.mark.parametrize("name", sorted(READ))
 def test_a_strange_but_readable_file_is_read_within_caps(hostile: dict[str, Path], name: str) -> None:
     result = read_in_child(hostile[name])
-    record("hostile_files", 1, name=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
+    record("hostile_files", 1, file=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
            seconds=result["seconds"], message="; ".join(result.get("notes", [])))
     assert result["outcome"] == "read", result
     assert result["seconds"] < 5 and result["peak_mib"] < 256, result
