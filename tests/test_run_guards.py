@@ -95,3 +95,36 @@ def test_ctrl_c_stops_cleanly_with_130_and_the_batch_resumes(tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr
         refs = [p["reference"] for p in sandbox.ledger()["payouts"]]
         assert len(refs) == 30 == len(set(refs))
+
+
+def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    import anyio
+
+    from batch_payouts.engine.submit import Context, Settings, pay
+    from batch_payouts.kotani.client import ApiKey, KotaniClient
+    from batch_payouts.model import RowState, TillPayout
+    from batch_payouts.ratelimit import READS_DEFAULT, Limiter, Window
+    from tests.support import free_port
+
+    ledger = Ledger(tmp_path / "l.db")
+    till = TillPayout(row=2, name="Shop", amount=Decimal(100), currency="KES", country="KE", till_number="174379")
+    ledger.create_batch("bN", fingerprint="f", label="", source="s", options={}, headers=[],
+                        rows=[(2, RowState.READY, till, {}, [], None)])
+    now = [1000.0]
+
+    async def go() -> None:
+        async with KotaniClient(f"http://127.0.0.1:{free_port()}", ApiKey("k")) as client:
+            ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0), Limiter(READS_DEFAULT),
+                          Settings(send_budget=3), clock=lambda: now[0], wallets={"KES": "w"})
+            for expected in (1, 2, 3):
+                await pay(ctx, ledger.row("bN", 2))
+                row = ledger.row("bN", 2)
+                assert row.state is RowState.READY and row.next_check > now[0]
+                assert ctx.tries[2] == expected
+            assert ctx.gave_up == {2}
+            assert "not sent: ConnectError 3 times; run the batch again later" == ledger.row("bN", 2).note
+
+    anyio.run(go)
+    ledger.close()

@@ -100,7 +100,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
             if failure or ctx.stop_reason:
                 break
             for row in ctx.ledger.rows(batch_id, RowState.READY):
-                if row.row in active or row.payout is None:
+                if row.row in active or row.payout is None or row.row in ctx.gave_up or row.next_check > now:
                     continue
                 if row.payout.currency in ctx.paused_currencies:
                     continue
@@ -159,7 +159,8 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
 def _open(row: RowRecord, ctx: Context) -> bool:
     """Still needs work in this run (paused currencies wait for a later run)."""
     if row.state is RowState.READY:
-        return row.payout is not None and row.payout.currency not in ctx.paused_currencies
+        return (row.payout is not None and row.payout.currency not in ctx.paused_currencies
+                and row.row not in ctx.gave_up)
     return row.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN) or row.confirm
 
 

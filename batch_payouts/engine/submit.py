@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Settings:
     callback_url: str | None = None
     wallets: dict[str, str] = field(default_factory=dict)
     max_rate_pause: float = 900.0
+    send_budget: int = 8  # tries per row and run after failures that never reached the provider
     tick: float = 0.1
     poll: bool = True
 
@@ -65,6 +67,8 @@ class Context:
     wallets: dict[str, str] = field(default_factory=dict)
     paused_currencies: dict[str, str] = field(default_factory=dict)
     stop_reason: str | None = None
+    tries: dict[int, int] = field(default_factory=dict)
+    gave_up: set[int] = field(default_factory=set)
 
     @property
     def grace(self) -> float:
@@ -77,6 +81,22 @@ class Context:
                                 f"({limiter.name}); the batch is paused, resume it later")
             raise RunStopped(self.stop_reason)
         limiter.pause(wait)
+
+
+def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
+    """Try a READY row again later: exponential backoff with jitter, within a per-run budget."""
+    tries = ctx.tries.get(row.row, 0) + 1
+    ctx.tries[row.row] = tries
+    delay = min(2.0 ** tries, 60.0) * random.uniform(0.5, 1.5)
+    note = f"not sent yet ({reason}); try {tries} of {ctx.settings.send_budget}"
+    if tries >= ctx.settings.send_budget:
+        ctx.gave_up.add(row.row)
+        note = f"not sent: {reason} {tries} times; run the batch again later"
+    fields = {"next_check": ctx.clock() + delay, "note": note}
+    if move:
+        ctx.ledger.move(row.batch_id, row.row, RowState.READY, **fields)
+    else:
+        ctx.ledger.update(row.batch_id, row.row, expect=RowState.READY, **fields)
 
 
 async def discover_wallets(ctx: Context) -> None:
@@ -164,8 +184,9 @@ async def pay(ctx: Context, row: RowRecord) -> None:
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse):
-        return  # nothing was sent for the payout itself; try the row again later
+    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse) as exc:
+        back_off(ctx, row, f"customer look-up: {exc}", move=False)  # no payout was sent
+        return
     except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
         ctx.ledger.move(b, n, RowState.REJECTED, error=f"customer: {exc.message}", completed_at=ctx.clock())
         return
@@ -187,8 +208,8 @@ async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> No
     b, n = row.batch_id, row.row
     try:
         created = await ctx.client.withdraw(body)
-    except errors.NotSent:
-        ctx.ledger.move(b, n, RowState.READY)  # provably never left: same reference, later
+    except errors.NotSent as exc:
+        back_off(ctx, row, exc.reason, move=True)  # provably never left: same reference, later
         return
     except errors.RateLimited as exc:
         ctx.ledger.move(b, n, RowState.READY)  # refused before anything was created
