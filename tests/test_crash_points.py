@@ -36,7 +36,7 @@ H,+2547120{i:02d}308,KE,108,KES,,,,
 def rig() -> Iterator[tuple[SandboxProcess, int]]:
     port = free_port()
     knobs = {"duplicate_mode": "accept", "visibility_delay": 10, "latency": 0.05, "rate_limits": False,
-             "p_5xx_after": 0.3}
+             "fault_every": 3}
     with SandboxProcess(KEY, speed=10, knobs=knobs, webhook_secret=SECRET,
                         webhook_url=f"http://127.0.0.1:{port}/kotani") as sandbox:
         yield sandbox, port
@@ -83,5 +83,6 @@ def test_a_kill_at_a_named_point_loses_nothing_and_pays_nothing_twice(
         assert sum(r.state is RowState.FAILED for r in rows) == 1
     finally:
         ledger.close()
-    if point not in ONCE or nth == 1:
+    record("crash_point_reached", 1 if crashed.returncode == -9 else 0, point=point, nth=nth)
+    if nth == 1:
         assert crashed.returncode == -9, "the crash point was reached"

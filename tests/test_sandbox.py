@@ -219,6 +219,13 @@ def test_5xx_before_recording_records_nothing(http: httpx.Client, sandbox: Runni
     assert sandbox.state.ledger()["payouts"] == []
 
 
+def test_every_kth_payout_can_fail_after_recording(http: httpx.Client, sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.fault_every = 2
+    codes = [pay(http, f"+25471200070{i}", f"fe-{i}").status_code for i in range(4)]
+    assert codes == [201, 502, 201, 502]
+    assert len(sandbox.state.ledger()["payouts"]) == 4
+
+
 def test_visibility_delay_hides_a_new_payout_from_status(http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock) -> None:
     sandbox.state.knobs.visibility_delay = 3
     pay(http, "+254712000007", "v-1")

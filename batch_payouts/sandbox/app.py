@@ -147,6 +147,9 @@ class Sandbox:
     def _after_fault(self, response: SandboxResponse) -> SandboxResponse:
         """Faults that strike after a payout was recorded."""
         k, rng = self.state.knobs, self.state.rng
+        recorded = sum(1 for p in self.state.posts if p["outcome"] == "recorded")
+        if k.fault_every and recorded % k.fault_every == 0:
+            return refusal(Refusal(502, "Bad Gateway"))
         roll = rng.random()
         if roll < k.p_5xx_after:
             return refusal(Refusal(502, "Bad Gateway"))

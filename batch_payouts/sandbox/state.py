@@ -39,6 +39,7 @@ class Knobs(BaseModel):
     p_drop_after: float = 0.0
     p_hang_after: float = 0.0
     p_garbled_after: float = 0.0
+    fault_every: int = 0  # every k-th recorded payout answers 502 after recording (deterministic)
     hang_seconds: float = 120.0
     drip_delay: float = 0.0
     visibility_delay: float = 0.0
