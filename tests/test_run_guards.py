@@ -124,7 +124,7 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
                 assert row.state is RowState.READY and row.next_check > now[0]
                 assert ctx.tries[2] == expected
             assert ctx.gave_up == {2}
-            assert "not sent: ConnectError 3 times; run the batch again later" == ledger.row("bN", 2).note
+            assert ledger.row("bN", 2).note == "not sent: ConnectError 3 times; run the batch again later"
 
     anyio.run(go)
     ledger.close()
