@@ -1,0 +1,225 @@
+"""A hypothesis state machine drives the engine in-process against the sandbox, with an injected
+clock: submits, crashes and restarts, webhooks (genuine, duplicated, stale, forged), polls, time,
+provider settlements and corrections, faults, results. Invariants hold after every step."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from batch_payouts.engine import settle, submit
+from batch_payouts.engine.results import STATUS_WORDS, write_results
+from batch_payouts.engine.settle import Receiver
+from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.kotani import webhooks
+from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
+from batch_payouts.ledger import Ledger
+from batch_payouts.model import MobileMoneyPayout, RowState, StatusClass, classify
+from batch_payouts.ratelimit import Limiter, Window
+from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sheets.write import unescape_cell
+from tests.figures import record, scale
+
+KEY = "stateful-canary-key-41"
+SECRET = "stateful-canary-secret-93"
+ROWS = range(2, 6)
+T = TypeVar("T")
+
+
+class PayoutMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp())
+        self.now = 1_000_000.0
+        self.sclock = SandboxClock(speed=0.0)
+        self.state = SandboxState(api_key=KEY, clock=self.sclock, webhook_secret=SECRET,
+                                  webhook_url="http://receiver.invalid/kotani",
+                                  knobs=Knobs(rate_limits=False, duplicate_mode="accept", visibility_delay=2))
+        self.served = serve_in_thread(self.state, deliver_webhooks=False)
+        self.sandbox = self.served.__enter__()
+        self.ledger = Ledger(self.tmp / "l.db", clock=lambda: self.now, secrets=(KEY, SECRET))
+        rows = []
+        for n in ROWS:
+            payout = MobileMoneyPayout(row=n, name=f"P{n}", amount=Decimal(100 + n), currency="KES",
+                                       country="KE", phone=f"+2547120005{n:02d}")
+            rows.append((n, RowState.READY, payout, {"name": f"P{n}"}, [], None))
+        self.ledger.create_batch("bS", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
+                                 rows=rows)
+        self.receiver = Receiver(self.ledger, [SECRET], lambda: self.now)
+        self.delivered: list[tuple[bytes, str]] = []
+        self.wallets: dict[str, str] = {}
+        self.steps = 0
+
+    def teardown(self) -> None:
+        self.served.__exit__(None, None, None)
+        self.ledger.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        record("stateful_steps", self.steps)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def engine(self, job: Callable[[Context], Awaitable[T]]) -> T:
+        async def go() -> T:
+            async with KotaniClient(self.sandbox.base_url, ApiKey(KEY), timeouts=Timeouts(attempt=2.0)) as client:
+                fast = Limiter((Window(100_000, 1.0),), margin=0)
+                ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
+                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1),
+                              clock=lambda: self.now, wallets=dict(self.wallets))
+                if not ctx.wallets:
+                    await submit.discover_wallets(ctx)
+                    self.wallets = dict(ctx.wallets)
+                return await job(ctx)
+        return anyio.run(go)
+
+    def row(self, n: int) -> Any:
+        return self.ledger.row("bS", n)
+
+    # -- rules --------------------------------------------------------------------------------------
+
+    @rule(n=st.sampled_from(list(ROWS)))
+    def submit(self, n: int) -> None:
+        self.steps += 1
+        row = self.row(n)
+        if row.state is RowState.READY:
+            self.engine(lambda ctx: submit.pay(ctx, row))
+
+    @rule(n=st.sampled_from(list(ROWS)))
+    def submit_then_crash_before_the_answer_is_recorded(self, n: int) -> None:
+        self.steps += 1
+        row = self.row(n)
+        if row.state is not RowState.READY:
+            return
+
+        async def job(ctx: Context) -> None:
+            key = await submit.ensure_customer(ctx, row.payout)
+            body = submit.build_request(ctx, row, key)
+            ctx.ledger.move("bS", n, RowState.SUBMITTING, submitting_at=self.now)
+            with contextlib.suppress(Exception):  # whatever came back dies with the process
+                await ctx.client.withdraw(body)
+        self.engine(job)
+        self.restart()
+
+    @rule()
+    def restart(self) -> None:
+        """A new process takes over: rows caught mid-send are unknown."""
+        self.steps += 1
+        for row in self.ledger.rows("bS", RowState.SUBMITTING):
+            self.ledger.move("bS", row.row, RowState.UNKNOWN, next_check=self.now)
+
+    @rule()
+    def poll_and_reconcile(self) -> None:
+        self.steps += 1
+        for row in self.ledger.due_checks("bS", self.now):
+            if row.state is RowState.UNKNOWN:
+                def apply(current: Any, status: Any) -> None:
+                    settle.apply_read(self.ledger, current, status, self.now, 1.0, 10.0)
+                self.engine(lambda ctx, row=row, apply=apply: submit.reconcile(ctx, row, apply))  # type: ignore[misc]
+            else:
+                self.engine(lambda ctx, row=row: settle.poll_row(ctx, row))  # type: ignore[misc]
+
+    @rule(seconds=st.floats(0.5, 30.0))
+    def time_passes(self, seconds: float) -> None:
+        self.steps += 1
+        self.now += seconds
+        self.sclock.advance(seconds)
+        with self.state.lock:
+            self.state.tick()
+
+    @rule(duplicate=st.booleans(), reverse=st.booleans())
+    def webhooks_arrive(self, duplicate: bool, reverse: bool) -> None:
+        self.steps += 1
+        with self.state.lock:
+            self.state.tick()
+            due = self.state.due_deliveries()
+        if reverse:
+            due.reverse()
+        for delivery in due + (due if duplicate else []):
+            response = self.receiver.accept(delivery["body"], delivery["headers"].get("X-Kotani-Signature"))
+            assert response.status_code == 200
+            self.delivered.append((delivery["body"], delivery["headers"]["X-Kotani-Signature"]))
+
+    @precondition(lambda self: bool(self.delivered))
+    @rule(data=st.data())
+    def stale_replay(self, data: st.DataObject) -> None:
+        self.steps += 1
+        body, sig = data.draw(st.sampled_from(self.delivered))
+        assert self.receiver.accept(body, sig).status_code == 200
+
+    @rule(n=st.sampled_from(list(ROWS)), status=st.sampled_from(["SUCCESSFUL", "FAILED", "REVERSED"]))
+    def forged_webhook(self, n: int, status: str) -> None:
+        self.steps += 1
+        before = self.row(n)
+        body, _ = webhooks.signed_body(webhooks.WITHDRAWAL_EVENT, {"referenceId": f"bS-{n}-1", "status": status},
+                                       "a guessed secret")
+        assert self.receiver.accept(body, "sha256=" + "0" * 64).status_code == 401
+        assert self.row(n) == before
+
+    @rule(n=st.sampled_from(list(ROWS)), final=st.sampled_from(["SUCCESSFUL", "FAILED", "CANCELLED", "REVERSED"]))
+    def provider_settles_or_corrects(self, n: int, final: str) -> None:
+        """The provider moves (or corrects) a payout it holds, as Kotani may."""
+        self.steps += 1
+        with self.state.lock:
+            payout = self.state.by_reference.get(f"bS-{n}-1")
+            if payout is not None and not payout.parked:
+                at = self.sclock.now() + 1
+                payout.schedule.append((at, final, "" if final == "SUCCESSFUL" else "scripted"))
+                payout.schedule.sort(key=lambda s: s[0])
+
+    @rule(p=st.sampled_from([0.0, 0.3, 1.0]), kind=st.sampled_from(["p_5xx_after", "p_drop_after", "p_5xx_before"]))
+    def faults(self, p: float, kind: str) -> None:
+        self.steps += 1
+        setattr(self.state.knobs, kind, p)
+
+    @rule()
+    def write_the_results(self) -> None:
+        self.steps += 1
+        path = write_results(self.ledger, "bS", self.tmp / "r.csv")
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+        ledger_rows = {r.row: r for r in self.ledger.rows("bS")}
+        for r in rows:
+            ours = ledger_rows[int(r["row"])]
+            assert unescape_cell(r["status"]) == STATUS_WORDS[ours.state]
+            assert r["reference_id"] == (ours.reference or "")
+
+    # -- invariants -------------------------------------------------------------------------------
+
+    @invariant()
+    def at_most_one_executed_payout_per_row_attempt(self) -> None:
+        executed = Counter(p.reference for p in self.state.payouts if not p.parked)
+        record("stateful_double_paid", sum(1 for n in executed.values() if n > 1))
+        assert all(n == 1 for n in executed.values()), executed
+
+    @invariant()
+    def no_row_failed_without_a_confirming_read(self) -> None:
+        for row in self.ledger.rows("bS"):
+            if row.state is RowState.FAILED:
+                assert row.provider_status and classify(row.provider_status) is StatusClass.FAILURE
+            if row.state is RowState.READY and row.reference in self.state.by_reference:
+                payout = self.state.by_reference[str(row.reference)]
+                visible_since = payout.created_at + self.state.knobs.visibility_delay
+                assert self.sclock.now() < visible_since or payout.parked, \
+                    "a row became payable again while its payout was visible at the provider"
+
+    @invariant()
+    def no_secret_in_the_ledger(self) -> None:
+        dump = json.dumps(self.ledger.audit_rows() + self.ledger.events(), default=str)
+        assert KEY not in dump and SECRET not in dump
+
+
+PayoutMachine.TestCase.settings = settings(
+    max_examples=scale(25, 5000), stateful_step_count=scale(30, 100), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+TestPayoutMachine = PayoutMachine.TestCase
