@@ -41,7 +41,7 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Path) -> None:
     knobs = Knobs(p_5xx_before=0.10, p_5xx_after=0.05, p_drop_after=0.05, p_hang_after=0.05, hang_seconds=5,
                   p_garbled_after=0.02,
-                  p_429=0.03, retry_after=1, duplicate_mode="accept", visibility_delay=2, rate_limits=False)
+                  p_429=0.03, retry_after=1, duplicate_mode="accept", visibility_delay=20, rate_limits=False)
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=knobs, seed_value=3)
     data = payout_file(tmp_path / "p.csv", 500)
     code, output = run_cli(tmp_path, state, data, "--rate", "6000/60,1000/5")
@@ -96,3 +96,14 @@ def test_a_wrong_key_stops_the_run_and_nothing_is_lost(tmp_path: Path) -> None:
     assert code == 1
     assert "Kotani answered 401: Invalid API Key" in output
     assert KEY not in output
+
+
+def test_a_payout_answered_5xx_and_slow_to_appear_is_never_resent(tmp_path: Path) -> None:
+    """The grace rule: "not found" right after an ambiguous answer is not believed."""
+    knobs = Knobs(p_5xx_after=0.3, duplicate_mode="accept", visibility_delay=20, rate_limits=False)
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=knobs, seed_value=3)
+    code, output = run_cli(tmp_path, state, payout_file(tmp_path / "p.csv", 40), "--rate", "6000/60,1000/5")
+    paid = executed(state)
+    record("double_paid_rows", sum(1 for n in paid.values() if n > 1))
+    assert code == 0, output[-2000:]
+    assert len(paid) == 40 and max(paid.values()) == 1
