@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from batch_payouts import errors
 from batch_payouts.kotani import wire
@@ -151,14 +150,6 @@ def error_for_transport(exc: BaseException, *, method: str, path: str) -> errors
     if isinstance(exc, _NEVER_LEFT):
         return errors.NotSent(name, method=method, path=path)
     return errors.AnswerLost(name, method=method, path=path)
-
-
-def api_key_from_env() -> ApiKey:
-    """The key from ``KOTANI_API_KEY``."""
-    value = os.environ.get("KOTANI_API_KEY", "")
-    if not value:
-        raise errors.ConfigError("set KOTANI_API_KEY (or use --sandbox)")
-    return ApiKey(value)
 
 
 class KotaniClient:
@@ -356,7 +347,3 @@ def _parse_json(content: bytes) -> Any:
     except ValueError:
         return {"message": content[:200].decode("utf-8", "replace")}
 
-
-def model_dump_json_safe(model: BaseModel) -> dict[str, Any]:
-    """A JSON-safe dict of a response model, for storing in the ledger."""
-    return model.model_dump(mode="json", by_alias=True)

@@ -8,7 +8,6 @@ status whose time has come: re-crediting failed payouts and queueing webhooks.
 from __future__ import annotations
 
 import random
-import secrets
 import string
 import threading
 import time
@@ -522,6 +521,3 @@ def _public(delivery: dict[str, Any]) -> dict[str, Any]:
     return {"url": delivery["url"], "reference": delivery["reference"], "status": delivery["status"],
             "attempt": delivery["attempt"], "replay": delivery.get("replay", False)}
 
-
-def new_api_key() -> str:
-    return "sk_sandbox_" + secrets.token_hex(12)

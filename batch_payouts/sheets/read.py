@@ -41,10 +41,6 @@ class RawSheet:
     notes: list[str] = field(default_factory=list)
     formula_cells: dict[tuple[int, str], str] = field(default_factory=dict)
 
-    def value(self, row: RawRow, canon: str) -> str:
-        """The text of a canonical column in ``row`` ('' when the column is absent)."""
-        header = self.mapping.get(canon)
-        return row.cells.get(header, "") if header else ""
 
 
 def read_sheet(
