@@ -25,7 +25,9 @@ def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lif
               start_timeout: float = 10.0) -> Iterator[str]:
     """Serve ``app`` until the block ends; yield its base URL (``port=0`` picks a free port)."""
     server = uvicorn.Server(config(app, host=host, port=port, lifespan=lifespan))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
+    # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

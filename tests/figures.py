@@ -16,6 +16,11 @@ def record(name: str, value: float, **detail: object) -> None:
         fh.write(json.dumps({"name": name, "value": value, "at": time.time(), **detail}, default=str) + "\n")
 
 
+def long_profile() -> bool:
+    """True in the long profile (``bench/reliability.py --long``, run by hand)."""
+    return os.environ.get("BATCH_PAYOUTS_PROFILE") == "long"
+
+
 def scale(quick: int, long: int) -> int:
     """How much work a reliability test does: the long profile is for runs by hand."""
-    return long if os.environ.get("BATCH_PAYOUTS_PROFILE") == "long" else quick
+    return long if long_profile() else quick

@@ -110,6 +110,7 @@ def generate(folder: Path) -> dict[str, Path]:
         "cp1252.csv": (HEADER + "Zoë Ñandú,+254712345678,KE,1500,KES\n").encode("cp1252"),
         "hidden-first-sheet.xlsx": _hidden_first_sheet(),
         "merged-cells.xlsx": _merged(),
+        "hidden-rows.xlsx": _hidden_rows(),
         "thousands-of-sheets.xlsx": _many_sheets(),
         "formula-no-cache.xlsx": _xlsx_bytes([["name", "phone", "country", "amount", "currency"],
                                               ["A", "+254712345678", "KE", "=1000+500", "KES"]]),
@@ -123,6 +124,19 @@ def generate(folder: Path) -> dict[str, Path]:
         (folder / name).write_bytes(blob)
         out[name] = folder / name
     return out
+
+
+def _hidden_rows() -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["name", "phone", "country", "amount", "currency"])
+    for i in range(5):
+        ws.append([f"Payee {i}", f"+25471234560{i}", "KE", "1500", "KES"])
+    ws.row_dimensions[3].hidden = True
+    ws.row_dimensions[5].hidden = True
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
 
 
 def _hidden_first_sheet() -> bytes:

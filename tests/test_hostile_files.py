@@ -52,14 +52,15 @@ REFUSED = {
     "too-many-members.xlsx": "parts (more than 500); refused as unsafe",
     "nested-archive.xlsx": "contains another archive (xl/embeddings/inner.zip)",
     "nested-xlsx.xlsx": "contains another archive (xl/embeddings/inner.xlsx)",
-    "billion-laughs.xlsx": "not a readable workbook",
-    "quadratic-blowup.xlsx": "not a readable workbook",
-    "external-entity.xlsx": "not a readable workbook",
+    "billion-laughs.xlsx": "part xl/worksheets/sheet1.xml declares a DTD (XML entities can expand without bound "
+                           "or read other files); refused as unsafe",
+    "quadratic-blowup.xlsx": "part xl/worksheets/sheet1.xml declares a DTD",
+    "external-entity.xlsx": "part xl/worksheets/sheet1.xml declares a DTD",
     "external-link.xlsx": "links to other workbooks",
     "shared-strings-bomb.xlsx": "refused as a zip bomb",
     "encrypted.xlsx": "encrypted workbook or an old .xls file",
     "old-xls-renamed.xlsx": "encrypted workbook or an old .xls file",
-    "xlsb-renamed.xlsx": "not a readable workbook",
+    "xlsb-renamed.xlsx": "not a readable .xlsx workbook: a binary .xlsb workbook; save it as .xlsx or CSV",
     "macro.xlsm": ".xlsm workbooks are not accepted",
     "html-renamed.xlsx": "a web page saved with a spreadsheet name",
     "csv-renamed.xlsx": "not a spreadsheet: the file is called .xlsx but is not a workbook",
@@ -75,7 +76,7 @@ REFUSED = {
     "ten-thousand-columns.csv": None,  # read: one row, many columns, nothing lost
 }
 READ = {"dimension-claim.xlsx", "row-101-breaks-type.csv", "lookalike-digits.csv", "zero-width.csv", "cp1252.csv",
-        "hidden-first-sheet.xlsx", "merged-cells.xlsx", "formula-no-cache.xlsx", "ten-thousand-columns.csv"}
+        "hidden-first-sheet.xlsx", "hidden-rows.xlsx", "merged-cells.xlsx", "formula-no-cache.xlsx", "ten-thousand-columns.csv"}
 
 
 @pytest.fixture(scope="module")
@@ -108,5 +109,9 @@ def test_a_strange_but_readable_file_is_read_within_caps(hostile: dict[str, Path
     if name == "hidden-first-sheet.xlsx":
         assert result["cells"][0][0] == "Wanjiru Kamau"
         assert "hidden sheets skipped: Extra" in result["notes"][0]
+    if name == "hidden-rows.xlsx":
+        assert result["rows"] == 5 and result["cells"][1][0] == "Payee 1"
+        assert result["notes"] == ["2 rows are hidden in the sheet (rows 3, 5); they were read and will be paid "
+                                   "like any other row; unhide them to check"]
     if name == "row-101-breaks-type.csv":
         assert result["rows"] == 101 and result["cells"][0][3] == "100"

@@ -15,6 +15,7 @@ from batch_payouts.crash import broken
 from batch_payouts.errors import InputFileError
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+DTD_MARKERS = (b"<!doctype", b"<!entity")  # a workbook's XML never needs a DTD; entities can expand
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -69,6 +70,9 @@ def scan_workbook(path: Path, limits: Limits) -> None:
         names = [m.filename for m in members]
         if "[Content_Types].xml" not in names or not any(n.startswith("xl/") for n in names):
             raise InputFileError(str(path), "not a spreadsheet: a zip archive but not an .xlsx workbook")
+        if "xl/workbook.xml" not in names:
+            kind = "a binary .xlsb workbook" if "xl/workbook.bin" in names else "missing its xl/workbook.xml part"
+            raise InputFileError(str(path), f"not a readable .xlsx workbook: {kind}; save it as .xlsx or CSV")
         if any("externalLink" in n for n in names):
             raise InputFileError(str(path), "the workbook links to other workbooks (external links); "
                                  "remove the links or save the values as CSV")
@@ -94,10 +98,14 @@ def _inflate_counting(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits:
     """Inflate one member in chunks, stopping at the caps; return its real size."""
     inflated = 0
     compressed = max(member.compress_size, 1)
+    is_xml = member.filename.lower().endswith((".xml", ".rels", ".vml"))
+    tail = b""
     try:
         with archive.open(member) as stream:
             while chunk := stream.read(64 * 1024):
                 inflated += len(chunk)
+                if is_xml:
+                    tail = _refuse_a_dtd(tail + chunk.lower(), member.filename, path)
                 if so_far + inflated > limits.max_inflated_bytes:
                     raise InputFileError(str(path), "the workbook inflates to more than "
                                          f"{limits.max_inflated_bytes // (1024 * 1024)} MiB; refused "
@@ -108,3 +116,12 @@ def _inflate_counting(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits:
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
         raise InputFileError(str(path), f"the workbook is damaged ({exc})") from None
     return inflated
+
+
+def _refuse_a_dtd(window: bytes, part: str, path: Path) -> bytes:
+    """Refuse XML that declares a DTD (entity expansion, external entities); return the bytes to
+    carry into the next chunk so a marker split across chunks is still seen."""
+    if any(marker in window for marker in DTD_MARKERS):
+        raise InputFileError(str(path), f"part {part} declares a DTD (XML entities can expand without bound "
+                             "or read other files); refused as unsafe")
+    return window[-16:]

@@ -16,6 +16,7 @@ from typing import Any
 
 import openpyxl
 import openpyxl.xml
+from defusedxml import ElementTree as SafeXml
 from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.escape import escape as xml_escape
@@ -56,7 +57,8 @@ def read_grid(
         values = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
         formulas_wb = openpyxl.load_workbook(path, read_only=True, data_only=False, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds for damaged files
-        raise InputFileError(str(path), f"not a readable workbook ({type(exc).__name__}: {exc})") from None
+        cause = str(exc).replace(str(path), path.name).splitlines()[0] if str(exc) else ""
+        raise InputFileError(str(path), f"not a readable workbook ({type(exc).__name__}: {cause})") from None
     try:
         names = values.sheetnames
         if sheet is not None and sheet not in names:
@@ -70,6 +72,11 @@ def read_grid(
             hidden = f"; hidden sheets skipped: {', '.join(skipped)}" if skipped else ""
             notes.append(f"read the first visible sheet {name!r} (use --sheet to pick another){hidden}")
         grid = _rows(values[name], max_rows, path)
+        hidden_rows = [r for r in _hidden_rows(formulas_wb[name]) if 1 < r <= len(grid)]
+        if hidden_rows:
+            shown = ", ".join(map(str, hidden_rows[:20])) + (" …" if len(hidden_rows) > 20 else "")
+            notes.append(f"{len(hidden_rows)} rows are hidden in the sheet (rows {shown}); they were read and "
+                         "will be paid like any other row; unhide them to check")
         formulas: dict[tuple[int, int], str] = {}
         for r, row in enumerate(formulas_wb[name].iter_rows(values_only=True)):
             if r >= len(grid):
@@ -84,6 +91,21 @@ def read_grid(
         notes.append(f"{len(formulas)} cells hold formulas; their saved values were used, "
                      "nothing was calculated")
     return grid, formulas, notes
+
+
+def _hidden_rows(ws: Any) -> list[int]:
+    """Sheet row numbers (1-based) marked hidden, read from the sheet's XML as a stream."""
+    part = getattr(ws, "_worksheet_path", None)
+    if part is None:  # pragma: no cover - openpyxl keeps the part path on read-only sheets
+        return []
+    hidden: list[int] = []
+    with ws.parent._archive.open(part) as stream:
+        for _, element in SafeXml.iterparse(stream, events=("end",)):
+            if element.tag.rsplit("}", 1)[-1] == "row":
+                if element.get("hidden") in ("1", "true") and (number := element.get("r", "")).isdigit():
+                    hidden.append(int(number))
+                element.clear()
+    return hidden
 
 
 def _rows(ws: Any, max_rows: int, path: Path) -> list[list[str]]:
