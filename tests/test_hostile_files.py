@@ -113,5 +113,13 @@ def test_a_strange_but_readable_file_is_read_within_caps(hostile: dict[str, Path
         assert result["rows"] == 5 and result["cells"][1][0] == "Payee 1"
         assert result["notes"] == ["2 rows are hidden in the sheet (rows 3, 5); they were read and will be paid "
                                    "like any other row; unhide them to check"]
+    if name == "cp1252.csv":
+        assert result["cells"][0][0] == "Zoë Ñandú"
+        assert result["notes"] == ["the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented "
+                                   "names, or pass --encoding"]
+    if name == "merged-cells.xlsx":
+        assert result["cells"][0][0] == "Wanjiru Kamau"
+        assert result["notes"] == ["1 merged cell ranges (A1:E1): only the first cell of each holds its value, "
+                                   "the others were read as empty"]
     if name == "row-101-breaks-type.csv":
         assert result["rows"] == 101 and result["cells"][0][3] == "100"

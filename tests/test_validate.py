@@ -213,6 +213,16 @@ def test_other_encodings(tmp_path: Path, catalog: Catalog, encoding: str) -> Non
     assert report.valid_rows and report.valid_rows[0].payout.name == "Zoë Ñandú"  # type: ignore[union-attr]
 
 
+def test_bytes_that_windows_1252_cannot_read_are_counted_in_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"name,phone,country,amount,currency\nZo\xeb \x81,+254712345678,KE,100,KES\n")
+    sheet = read_sheet(path)
+    assert sheet.notes == ["the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, "
+                           "or pass --encoding; 1 bytes could not be read and show as \ufffd"]
+    assert sheet.rows[0].cells["name"] == "Zoë \ufffd"
+    assert read_sheet(path, encoding="latin-1").notes == []
+
+
 def test_tab_delimiter_and_forced_options(tmp_path: Path, catalog: Catalog) -> None:
     path = write_csv(tmp_path / "f.txt", [row()], delimiter="\t")
     assert check(path, catalog).valid_rows

@@ -71,7 +71,7 @@ def read_sheet(
         scan_workbook(p, lim)
         grid, formulas, notes = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
     else:
-        grid, notes = _csv_grid(p, encoding, delimiter, lim), []
+        grid, notes = _csv_grid(p, encoding, delimiter, lim)
         formulas = {}
     return _from_grid(str(p), kind, grid, formulas, notes, mapping or {}, lim)
 
@@ -169,12 +169,19 @@ def detect_delimiter(text: str) -> str:
     return best
 
 
-def _csv_grid(path: Path, encoding: str | None, delimiter: str | None, lim: Limits) -> list[list[str]]:
+def _csv_grid(path: Path, encoding: str | None, delimiter: str | None,
+              lim: Limits) -> tuple[list[list[str]], list[str]]:
+    """The cells of a CSV file as text, and notes about how it was read."""
     data = path.read_bytes()
     try:
-        text, _used = decode(data, encoding)
+        text, used = decode(data, encoding)
     except ValueError as exc:
         raise InputFileError(str(path), str(exc)) from None
+    notes = []
+    if used == "cp1252" and not encoding:
+        lost = text.count("\ufffd")
+        notes.append("the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, or "
+                     "pass --encoding" + (f"; {lost} bytes could not be read and show as \ufffd" if lost else ""))
     if "\x00" in text:
         raise InputFileError(str(path), "not a spreadsheet: the text contains NUL bytes "
                              "(wrong --encoding?)")
@@ -195,7 +202,7 @@ def _csv_grid(path: Path, encoding: str | None, delimiter: str | None, lim: Limi
         )
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise InputFileError(str(path), f"not a readable CSV file ({exc})") from None
-    return [["" if v is None else str(v) for v in row] for row in frame.iter_rows()]
+    return [["" if v is None else str(v) for v in row] for row in frame.iter_rows()], notes
 
 
 def _first_records(text: str, delim: str) -> list[list[str]]:

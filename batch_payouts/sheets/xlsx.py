@@ -72,11 +72,7 @@ def read_grid(
             hidden = f"; hidden sheets skipped: {', '.join(skipped)}" if skipped else ""
             notes.append(f"read the first visible sheet {name!r} (use --sheet to pick another){hidden}")
         grid = _rows(values[name], max_rows, path)
-        hidden_rows = [r for r in _hidden_rows(formulas_wb[name]) if 1 < r <= len(grid)]
-        if hidden_rows:
-            shown = ", ".join(map(str, hidden_rows[:20])) + (" …" if len(hidden_rows) > 20 else "")
-            notes.append(f"{len(hidden_rows)} rows are hidden in the sheet (rows {shown}); they were read and "
-                         "will be paid like any other row; unhide them to check")
+        notes += _layout_notes(formulas_wb[name], len(grid))
         formulas: dict[tuple[int, int], str] = {}
         for r, row in enumerate(formulas_wb[name].iter_rows(values_only=True)):
             if r >= len(grid):
@@ -93,19 +89,40 @@ def read_grid(
     return grid, formulas, notes
 
 
-def _hidden_rows(ws: Any) -> list[int]:
-    """Sheet row numbers (1-based) marked hidden, read from the sheet's XML as a stream."""
+def _layout(ws: Any) -> tuple[list[int], list[str]]:
+    """Hidden rows (1-based sheet row numbers) and merged ranges ("A1:E1"), streamed from the
+    sheet's XML: read-only openpyxl does not keep either."""
     part = getattr(ws, "_worksheet_path", None)
     if part is None:  # pragma: no cover - openpyxl keeps the part path on read-only sheets
-        return []
+        return [], []
     hidden: list[int] = []
+    merged: list[str] = []
     with ws.parent._archive.open(part) as stream:
         for _, element in SafeXml.iterparse(stream, events=("end",)):
-            if element.tag.rsplit("}", 1)[-1] == "row":
+            tag = element.tag.rsplit("}", 1)[-1]
+            if tag == "row":
                 if element.get("hidden") in ("1", "true") and (number := element.get("r", "")).isdigit():
                     hidden.append(int(number))
                 element.clear()
-    return hidden
+            elif tag == "mergeCell" and element.get("ref"):
+                merged.append(str(element.get("ref")))
+    return hidden, merged
+
+
+def _layout_notes(ws: Any, rows: int) -> list[str]:
+    """Sentences about what a reader of the sheet might not see: hidden rows, merged cells."""
+    hidden, merged = _layout(ws)
+    hidden = [r for r in hidden if 1 < r <= rows]
+    notes = []
+    if hidden:
+        shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
+        notes.append(f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and "
+                     "will be paid like any other row; unhide them to check")
+    if merged:
+        shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
+        notes.append(f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
+                     "its value, the others were read as empty")
+    return notes
 
 
 def _rows(ws: Any, max_rows: int, path: Path) -> list[list[str]]:
