@@ -143,7 +143,8 @@ def load(path: Path, fa: FileArgs) -> RawSheet:
 
 
 def resolve_key(api_key_arg: str | None, api_key_file: Path | None) -> ApiKey:
-    """Environment, then a 0600 key file, then the OS keyring, then a prompt; argv warns."""
+    """--api-key (with a warning), then KOTANI_API_KEY, then a 0600 key file, then the OS keyring
+    (service "batch-payouts", user "kotani"), then a hidden prompt on a terminal."""
     if api_key_arg:
         err.print("warning: --api-key is visible to other users of this machine; "
                   "prefer KOTANI_API_KEY or --api-key-file")
