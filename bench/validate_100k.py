@@ -14,14 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import anyio
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.support
 
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
 from batch_payouts.engine.plan import check_sheet
-from batch_payouts.kotani.client import ApiKey, KotaniClient
-from batch_payouts.sandbox import SandboxState, serve_in_thread
 from batch_payouts.sheets.read import read_sheet
 from batch_payouts.validate import validate_rows
+from tests.support import sandbox_catalog
 
 
 def make_file(path: Path, rows: int) -> None:
@@ -32,14 +31,6 @@ def make_file(path: Path, rows: int) -> None:
         for i in range(rows):
             w.writerow([f"Person {i}", f"+2547{rng.randint(10_000_000, 29_999_999)}", "KE",
                         f"{rng.randint(100, 50_000):,}", "KES", "mobile_money", "Ops"])
-
-
-def catalog() -> Catalog:
-    async def fetch(url: str) -> Catalog:
-        async with KotaniClient(url, ApiKey("k")) as c:
-            return await fetch_catalog(c)
-    with serve_in_thread(SandboxState(api_key="k"), deliver_webhooks=False) as sb:
-        return anyio.run(fetch, sb.base_url)
 
 
 def naive(path: Path, cat: Catalog, limit: int) -> float:
@@ -57,7 +48,7 @@ def naive(path: Path, cat: Catalog, limit: int) -> float:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    cat = catalog()
+    cat = sandbox_catalog()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.csv"
         make_file(path, rows)

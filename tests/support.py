@@ -1,4 +1,4 @@
-"""Test helpers: serving any ASGI app on a loopback port."""
+"""Test helpers: serving any ASGI app on a loopback port, the sandbox's catalog, real processes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+
 from batch_payouts import serve
+from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.kotani.client import ApiKey, KotaniClient
+from batch_payouts.sandbox import SandboxState, serve_in_thread
 
 
 @contextlib.contextmanager
@@ -16,6 +21,15 @@ def serve_app(app: Any) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a thread; yield its base URL."""
     with serve.in_thread(app, lifespan="off") as url:
         yield url
+
+
+def sandbox_catalog() -> Catalog:
+    """The catalog (countries, networks, banks) as the client fetches it from a loopback sandbox."""
+    async def fetch(url: str) -> Catalog:
+        async with KotaniClient(url, ApiKey("k")) as client:
+            return await fetch_catalog(client)
+    with serve_in_thread(SandboxState(api_key="k"), deliver_webhooks=False) as sb:
+        return anyio.run(fetch, sb.base_url)
 
 
 # -- real processes: the sandbox and the tool, as a user would run them ----------------------------

@@ -9,21 +9,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
 from batch_payouts.engine.plan import check_sheet
 from batch_payouts.errors import InputFileError
-from batch_payouts.kotani.client import ApiKey, KotaniClient
-from batch_payouts.sandbox import SandboxState, serve_in_thread
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import read_sheet
 from batch_payouts.validate import AmountError, Report, Rules, parse_amount
 from tests.conftest import ROOT
+from tests.support import sandbox_catalog
 
 HEADER = ["name", "phone", "country", "network", "amount", "currency", "method", "bank_code",
           "bank_name", "account_number", "till_number", "paybill_number", "account_reference", "reference"]
@@ -31,11 +29,7 @@ HEADER = ["name", "phone", "country", "network", "amount", "currency", "method",
 
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
-    async def fetch(url: str) -> Catalog:
-        async with KotaniClient(url, ApiKey("k")) as client:
-            return await fetch_catalog(client)
-    with serve_in_thread(SandboxState(api_key="k"), deliver_webhooks=False) as sb:
-        return anyio.run(fetch, sb.base_url)
+    return sandbox_catalog()
 
 
 def row(**cells: str) -> list[str]:
