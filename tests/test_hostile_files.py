@@ -99,6 +99,27 @@ def test_a_hostile_file_is_refused_with_a_sentence_within_caps(hostile: dict[str
     assert result["seconds"] < 5 and result["peak_mib"] < 256, result
 
 
+@pytest.mark.parametrize("name", sorted(k for k, v in REFUSED.items() if v))
+def test_running_a_refused_file_persists_nothing(hostile: dict[str, Path], tmp_path: Path, name: str) -> None:
+    state = tmp_path / "ledger.sqlite3"
+    done = subprocess.run([sys.executable, "-m", "batch_payouts", "run", str(hostile[name]), "--sandbox", "--yes",
+                           "--quiet", "--max-rows", "200", "--max-file-mb", "8", "--state", str(state)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=_cap, check=False)
+    assert done.returncode == 2, done.stderr[-800:]
+    assert REFUSED[name] in " ".join(done.stderr.split())
+    assert not state.exists() or _batches(state) == 0, "a refused file left a batch in the ledger"
+
+
+def _batches(state: Path) -> int:
+    from batch_payouts.ledger import Ledger
+
+    ledger = Ledger(state)
+    try:
+        return len(ledger.batches())
+    finally:
+        ledger.close()
+
+
 @pytest.mark.parametrize("name", sorted(READ))
 def test_a_strange_but_readable_file_is_read_within_caps(hostile: dict[str, Path], name: str) -> None:
     result = read_in_child(hostile[name])
