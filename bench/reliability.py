@@ -48,9 +48,18 @@ def pytest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
+def commit() -> str:
+    """The commit the campaign ran on (with "+changes" when the tree differs from it)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True, check=False)
+    return (head.stdout.strip() or "unknown") + (" +changes" if dirty.stdout.strip() else "")
+
+
 def long_jobs() -> list[tuple[list[str], dict[str, str]]]:
     """The campaign as parallel pytest runs: each kill mode in shards, the state machine, the rest."""
-    jobs: list[tuple[list[str], dict[str, str]]] = [(["tests/test_stateful.py"], {})]
+    jobs: list[tuple[list[str], dict[str, str]]] = [
+        (["tests/test_stateful.py", f"--hypothesis-seed={i}"], {"BATCH_PAYOUTS_SHARD": f"{i}/2"}) for i in range(2)]
     for mode in ("protection-off", "protection-on"):
         jobs += [([f"{KILL_TEST}[{mode}]"], {"BATCH_PAYOUTS_SHARD": f"{i}/{KILL_SHARDS}"}) for i in range(KILL_SHARDS)]
     rest = [t for t in CAMPAIGN if t not in ("tests/test_stateful.py", "tests/test_exactly_once.py")]
@@ -130,7 +139,7 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         "# Reliability report",
         "",
         f"Profile: **{profile}**, run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in {seconds / 60:.1f} min by "
-        "`bench/reliability.py`. Campaign tests " + ("passed." if tests_ok else "**FAILED**."),
+        f"`bench/reliability.py` on commit {commit()}. Campaign tests " + ("passed." if tests_ok else "**FAILED**."),
         "",
         "| figure | value |",
         "|---|---|",

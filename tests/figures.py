@@ -24,3 +24,9 @@ def long_profile() -> bool:
 def scale(quick: int, long: int) -> int:
     """How much work a reliability test does: the long profile is for runs by hand."""
     return long if long_profile() else quick
+
+
+def shard() -> tuple[int, int]:
+    """(index, count) from ``BATCH_PAYOUTS_SHARD=i/n``: the long profile splits work over n processes."""
+    index, count = (int(x) for x in os.environ.get("BATCH_PAYOUTS_SHARD", "0/1").split("/"))
+    return index, count

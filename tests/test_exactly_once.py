@@ -3,7 +3,6 @@ references silently and hides new payouts for a while, so only our reconciliatio
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections import Counter
@@ -14,7 +13,7 @@ import pytest
 
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState
-from tests.figures import record, scale
+from tests.figures import record, scale, shard
 from tests.support import SandboxProcess, kill, payout_file, run_tool, start_tool, tool_env
 
 KEY = "kill-test-key-5d1"
@@ -62,8 +61,8 @@ def test_twenty_kills_pay_every_row_exactly_once(tmp_path: Path, duplicate_mode:
 
 
 def my_rounds(rounds: int) -> list[int]:
-    """The rounds this process runs: ``BATCH_PAYOUTS_SHARD=i/n`` splits them over n processes."""
-    index, count = (int(x) for x in os.environ.get("BATCH_PAYOUTS_SHARD", "0/1").split("/"))
+    """The rounds this process runs (its shard of them)."""
+    index, count = shard()
     return [r for r in range(rounds) if r % count == index]
 
 

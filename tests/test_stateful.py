@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from batch_payouts.engine import settle, submit
+from batch_payouts.engine import run, settle, submit
 from batch_payouts.engine.results import STATUS_WORDS, write_results
 from batch_payouts.engine.settle import Receiver
 from batch_payouts.engine.submit import Context, Settings
@@ -32,7 +32,7 @@ from batch_payouts.model import MobileMoneyPayout, RowState, StatusClass, classi
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import Knobs, RunningSandbox, SandboxClock, SandboxState, serve_in_thread
 from batch_payouts.sheets.write import unescape_cell
-from tests.figures import record, scale
+from tests.figures import record, scale, shard
 
 KEY = "stateful-canary-key-41"
 SECRET = "stateful-canary-secret-93"
@@ -85,12 +85,12 @@ class PayoutMachine(RuleBasedStateMachine):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def engine(self, job: Callable[[Context], Awaitable[T]]) -> T:
+    def engine(self, job: Callable[[Context], Awaitable[T]], tick: float = 0.1) -> T:
         async def go() -> T:
             async with KotaniClient(self.sandbox.base_url, ApiKey(KEY), timeouts=Timeouts(attempt=2.0)) as client:
                 fast = Limiter((Window(100_000, 1.0),), margin=0)
                 ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
-                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1),
+                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick),
                               clock=lambda: self.now, wallets=dict(self.wallets))
                 if not ctx.wallets:
                     await submit.discover_wallets(ctx)
@@ -147,10 +147,25 @@ class PayoutMachine(RuleBasedStateMachine):
     @rule(seconds=st.floats(0.5, 30.0))
     def time_passes(self, seconds: float) -> None:
         self.steps += 1
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
         self.now += seconds
         self.sclock.advance(seconds)
         with self.state.lock:
             self.state.tick()
+
+    @rule(seconds=st.floats(1.0, 10.0))
+    def the_run_loop_runs_then_is_interrupted(self, seconds: float) -> None:
+        """The real loop (take-over, submit, reconcile, poll) for a while of injected time; whatever
+        is in flight when it stops is cancelled, as by Ctrl-C."""
+        self.steps += 1
+
+        async def tick(dt: float) -> None:
+            self.advance(dt)
+            await anyio.sleep(0.002)  # real time for loopback answers to arrive
+
+        self.engine(lambda ctx: run.run_batch(ctx, "bS", wait_timeout=seconds, sleep=tick), tick=0.5)
 
     @rule(duplicate=st.booleans(), reverse=st.booleans())
     def webhooks_arrive(self, duplicate: bool, reverse: bool) -> None:
@@ -234,6 +249,6 @@ class PayoutMachine(RuleBasedStateMachine):
 
 
 PayoutMachine.TestCase.settings = settings(
-    max_examples=scale(25, 5600), stateful_step_count=scale(30, 100), deadline=None,
+    max_examples=scale(25, 5600) // shard()[1], stateful_step_count=scale(30, 100), deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestPayoutMachine = PayoutMachine.TestCase
