@@ -5,7 +5,6 @@ Fetched once per run through the client (REFERENCE.md §10) and handed to valida
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from batch_payouts import errors
@@ -54,7 +53,8 @@ class Catalog:
 
 
 async def fetch_catalog(client: KotaniClient) -> Catalog:
-    """Countries (with their networks) and the KES and ZAR bank lists, fetched concurrently."""
+    """Countries (with their networks) and the KES and ZAR bank lists. One read at a time: a
+    dozen small reads, and a 429 on one must hold every later one (the client does that)."""
     countries = await client.list_countries("WITHDRAW")
 
     async def networks_of(code: str) -> tuple[tuple[str, ...], bool] | None:
@@ -64,8 +64,8 @@ async def fetch_catalog(client: KotaniClient) -> Catalog:
             return None
         return tuple(n.upper() for n in found.networks), found.is_required
 
-    nets = await asyncio.gather(*(networks_of(c.country_code) for c in countries))
-    banks = await asyncio.gather(*(client.list_banks(cur) for cur in BANK_COUNTRIES.values()))
+    nets = [await networks_of(c.country_code) for c in countries]
+    banks = [await client.list_banks(cur) for cur in BANK_COUNTRIES.values()]
     infos: dict[str, CountryInfo] = {}
     for country, found in zip(countries, nets, strict=True):
         extra = country.model_extra or {}

@@ -15,7 +15,7 @@ import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -63,6 +63,10 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), 2)
     except errors.PlanRefused as exc:
         fail(str(exc), 3)
+    except errors.RateLimited as exc:
+        wait = f"{exc.retry_after:.0f} s" if exc.retry_after is not None else "a while"
+        fail(f"Kotani asked us to wait {wait} before sending more ({exc.method} {exc.path}); nothing more "
+             "was sent. Run the same command again later", 1)
     except errors.BatchPayoutsError as exc:
         fail(str(exc), 1)
 
@@ -181,6 +185,7 @@ class Connection:
     sandbox: Any
     secrets: tuple[str, ...]
     attempt_timeout: float
+    holds: dict[str, float] = field(default_factory=dict)  # 429 holds shared by this session's clients
 
     def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
         """Run ``fn`` with a fresh client in its own event loop."""
@@ -190,7 +195,7 @@ class Connection:
                               response=call.response_body, error=call.error)
 
         async def go() -> T:
-            async with KotaniClient(self.base_url, self.key, on_call=audit,
+            async with KotaniClient(self.base_url, self.key, on_call=audit, holds=self.holds,
                                     timeouts=Timeouts(attempt=self.attempt_timeout)) as client:
                 return await fn(client)
         return anyio.run(go)
@@ -602,8 +607,10 @@ def reconcile(batch_id: str, **kw: Any) -> None:
             err.print(f"recorded as sent here but unknown to Kotani: {line}", markup=False)
         for line in found.status_differs:
             out.print(f"status differs: {line}", markup=False)
+        for line in found.corrected:
+            err.print(f"corrected by the provider: {line}", markup=False)
         report_paid_twice(conn.ledger, batch_id)
-        sys.exit(3 if found.paid_not_recorded or found.recorded_unknown else 0)
+        sys.exit(3 if found.paid_not_recorded or found.recorded_unknown or found.corrected else 0)
 
 
 @main.command()

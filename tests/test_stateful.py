@@ -19,7 +19,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from batch_payouts.engine import run, settle, submit
 from batch_payouts.engine.results import STATUS_WORDS, write_results
@@ -155,7 +155,7 @@ class PayoutMachine(RuleBasedStateMachine):
         with self.state.lock:
             self.state.tick()
 
-    @rule(seconds=st.floats(1.0, 10.0))
+    @rule(seconds=st.floats(1.0, 4.0))
     def the_run_loop_runs_then_is_interrupted(self, seconds: float) -> None:
         """The real loop (take-over, submit, reconcile, poll) for a while of injected time; whatever
         is in flight when it stops is cancelled, as by Ctrl-C."""
@@ -163,7 +163,7 @@ class PayoutMachine(RuleBasedStateMachine):
 
         async def tick(dt: float) -> None:
             self.advance(dt)
-            await anyio.sleep(0.002)  # real time for loopback answers to arrive
+            await anyio.sleep(0.001)  # real time for loopback answers to arrive
 
         self.engine(lambda ctx: run.run_batch(ctx, "bS", wait_timeout=seconds, sleep=tick), tick=0.5)
 
@@ -180,12 +180,14 @@ class PayoutMachine(RuleBasedStateMachine):
             assert response.status_code == 200
             self.delivered.append((delivery["body"], delivery["headers"]["X-Kotani-Signature"]))
 
-    @precondition(lambda self: bool(self.delivered))
-    @rule(data=st.data())
-    def stale_replay(self, data: st.DataObject) -> None:
+    @rule(pick=st.integers(0, 10_000))
+    def stale_replay(self, pick: int) -> None:
+        # no precondition and a fixed draw: which rules can run must not depend on what the
+        # loopback timing produced, or hypothesis sees different draws for the same choices
         self.steps += 1
-        body, sig = data.draw(st.sampled_from(self.delivered))
-        assert self.receiver.accept(body, sig).status_code == 200
+        if self.delivered:
+            body, sig = self.delivered[pick % len(self.delivered)]
+            assert self.receiver.accept(body, sig).status_code == 200
 
     @rule(n=st.sampled_from(list(ROWS)), status=st.sampled_from(["SUCCESSFUL", "FAILED", "REVERSED"]))
     def forged_webhook(self, n: int, status: str) -> None:

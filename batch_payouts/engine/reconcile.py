@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from batch_payouts import errors
 from batch_payouts.engine.settle import apply_read
+from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Ledger, RowRecord
 from batch_payouts.model import SENT_STATES, BankPayout, RowState, state_for_status
 
 
 @dataclass
 class Comparison:
+    """What the provider's list showed against the ledger; ``corrected`` rows were updated here
+    from a fresh read (the provider corrects terminal statuses: a late REVERSED, say)."""
+
     matched: int = 0
     paid_not_recorded: list[str] = field(default_factory=list)
     recorded_unknown: list[str] = field(default_factory=list)
     status_differs: list[str] = field(default_factory=list)
+    corrected: list[str] = field(default_factory=list)
 
 
 async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Comparison:
@@ -39,12 +45,33 @@ async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Compar
                                             f"{row.state.value} here)")
             continue
         if state_for_status(item.status) is not row.state and row.state is not RowState.SUBMITTED:
-            result.status_differs.append(f"row {row.row}: {item.status} at Kotani, {row.state.value} here")
+            await _correct(ledger, client, row, result)
         result.matched += 1
     for reference, item in provider.items():
         result.paid_not_recorded.append(f"{reference} ({item.status} at Kotani, no such row here)")
     await refresh_origins(ledger, client, batch_id)
     return result
+
+
+async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result: Comparison) -> None:
+    """The list disagrees with a settled row: a fresh read of that one payout decides."""
+    try:
+        status = await _read(client, row)
+    except errors.BatchPayoutsError as exc:
+        result.status_differs.append(f"row {row.row}: {row.state.value} here; the fresh read failed ({exc})")
+        return
+    apply_read(ledger, row, status, time.time(), 5.0, 120.0)
+    now = ledger.row(row.batch_id, row.row)
+    if now.state is row.state:
+        result.status_differs.append(f"row {row.row}: {status.status} at Kotani, {row.state.value} here")
+    else:
+        result.corrected.append(f"row {row.row}: {row.provider_status} became {status.status} at Kotani; "
+                                f"{row.state.value} -> {now.state.value} here")
+
+
+def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStatus]:
+    read = client.bank_status if isinstance(row.payout, BankPayout) else client.withdrawal_status
+    return read(str(row.reference))
 
 
 async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str) -> None:
@@ -55,9 +82,8 @@ async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str) -
         origin = ledger.row(row.origin_batch, row.origin_row)
         if origin.reference is None or origin.state is RowState.REJECTED:
             continue
-        read = client.bank_status if isinstance(origin.payout, BankPayout) else client.withdrawal_status
         try:
-            status = await read(origin.reference)
+            status = await _read(client, origin)
         except errors.BatchPayoutsError:
             continue
         apply_read(ledger, origin, status, time.time(), 5.0, 120.0)

@@ -13,8 +13,8 @@ from batch_payouts.model import RowState
 from batch_payouts.sheets.write import write_table
 from batch_payouts.sheets.xlsx import SheetSpec
 
-OUTCOME_COLUMNS = ("row", "status", "reference_id", "provider_id", "reference_number", "amount",
-                   "fee", "recipient_amount", "telco_receipt", "error", "submitted_at", "completed_at")
+OUTCOME_COLUMNS = ("row", "status", "provider_status", "reference_id", "provider_id", "reference_number",
+                   "amount", "fee", "recipient_amount", "telco_receipt", "error", "submitted_at", "completed_at")
 STATUS_WORDS = {
     RowState.SUCCEEDED: "paid", RowState.FAILED: "failed", RowState.REJECTED: "rejected",
     RowState.INVALID: "invalid", RowState.BLOCKED: "blocked_repeat", RowState.READY: "not_sent",
@@ -42,7 +42,7 @@ def _error(row: RowRecord) -> str:
 
 def outcome(row: RowRecord) -> list[Any]:
     p = row.payout
-    return [row.row, STATUS_WORDS[row.state], row.reference or "", row.provider_id or "",
+    return [row.row, STATUS_WORDS[row.state], row.provider_status or "", row.reference or "", row.provider_id or "",
             row.reference_number or "", p.amount if p else "", row.fee if row.fee is not None else "",
             row.recipient_amount if row.recipient_amount is not None else "", row.telco_receipt or "",
             _error(row), _when(row.submitted_at), _when(row.completed_at)]
@@ -76,7 +76,7 @@ def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
         extra.append(SheetSpec("Summary", ["status", "currency", "rows", "amount"], table,
                                chart=("Rows by status", 3, len(table))))
         first = len(headers) - len(OUTCOME_COLUMNS)
-        status_at, row_at, error_at = first + 1, first, first + 9
+        row_at, status_at, error_at = (first + OUTCOME_COLUMNS.index(c) for c in ("row", "status", "error"))
         problems = [[r[row_at], r[status_at], r[error_at]]
                     for r in rows if r[status_at] in ("invalid", "rejected", "failed", "blocked_repeat",
                                                       "needs_review")]

@@ -3,6 +3,10 @@
 :func:`error_for` is the one place that turns an HTTP error answer into the error tree;
 :func:`error_for_transport` is the one place that classifies "no answer". The client never
 retries a POST: whether a payout may be sent again is the engine's decision.
+
+A 429 holds its whole class of requests (money: payout POSTs; reads: everything else) until the
+advertised wait has passed, whoever sends next; a GET refused by a 429 is sent again after the
+wait, a few times. A wait longer than ``max_hold`` is raised at once instead of slept.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,6 +29,13 @@ from batch_payouts.kotani import wire
 
 DEFAULT_BASE_URL = "https://sandbox-api.kotanipay.com"
 T = TypeVar("T")
+READ_RETRIES_ON_429 = 3
+DEFAULT_HOLD_SECONDS = 5.0  # a 429 that names no wait
+
+
+def request_class(method: str, path: str) -> str:
+    """The provider's rate-limit class of a request: "money" for payout POSTs, else "reads"."""
+    return "money" if method == "POST" and path.startswith("/api/v3/withdraw/") else "reads"
 
 
 class ApiKey:
@@ -164,12 +175,20 @@ class KotaniClient:
         transport: httpx.AsyncBaseTransport | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        max_hold: float = 900.0,
+        holds: dict[str, float] | None = None,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         t = self.timeouts
         self._key = api_key
         self._on_call = on_call
         self._clock = clock
+        self._sleep = sleep
+        self.max_hold = max_hold  # seconds: a longer advertised wait is raised, not slept
+        # class -> clock time before which no request of that class is sent; pass the same dict
+        # to the clients of one session so that a 429 seen by one holds them all
+        self._hold_until: dict[str, float] = {} if holds is None else holds
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -192,6 +211,35 @@ class KotaniClient:
     # -- transport -------------------------------------------------------------------
 
     async def _call(
+        self, method: str, path: str, *, body: wire._Request | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Any:
+        """Send a request after any 429 hold of its class; GETs are sent again after a 429."""
+        klass = request_class(method, path)
+        tries = 0
+        while True:
+            await self._wait_for_hold(klass, method, path)
+            try:
+                return await self._send(method, path, body=body, params=params)
+            except errors.RateLimited as exc:
+                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_HOLD_SECONDS
+                self._hold_until[klass] = max(self._hold_until.get(klass, 0.0), self._clock() + wait)
+                tries += 1
+                if method != "GET" or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
+                    raise
+
+    def held_for(self, klass: str) -> float:
+        """Seconds until requests of ``klass`` may be sent again (0 when not held)."""
+        return max(0.0, self._hold_until.get(klass, 0.0) - self._clock())
+
+    async def _wait_for_hold(self, klass: str, method: str, path: str) -> None:
+        wait = self.held_for(klass)
+        if wait > self.max_hold:
+            raise errors.RateLimited(429, "still waiting out an earlier 429", wait, method=method, path=path)
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def _send(
         self, method: str, path: str, *, body: wire._Request | None = None,
         params: Mapping[str, str | int] | None = None,
     ) -> Any:

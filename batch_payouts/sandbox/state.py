@@ -193,6 +193,9 @@ class SandboxState:
         self.outbox: list[dict[str, Any]] = []
         self.windows: dict[str, deque[float]] = {}
         self.rate_limited: dict[str, int] = {"money": 0, "reads": 0}
+        # a request of a class that arrives before the wait its last 429 advertised has passed
+        self.hold_until: dict[str, float] = {}
+        self.early_requests: dict[str, int] = {"money": 0, "reads": 0}
         self._next_number = 80412000
 
     # -- rate limits ------------------------------------------------------------------
@@ -201,9 +204,11 @@ class SandboxState:
         """Raise a 429 Refusal when this request would pass the class's limits."""
         k = self.knobs
         now = self.clock.now()
+        if now < self.hold_until.get(klass, 0.0):
+            self.early_requests[klass] += 1
         if k.p_429 and self.rng.random() < k.p_429:
             self.rate_limited[klass] += 1
-            raise self._too_many(k.retry_after)
+            raise self._too_many(k.retry_after, klass)
         if not k.rate_limits:
             return
         limits = ([(60.0, k.money_per_minute), (5.0, k.money_burst)] if klass == "money"
@@ -217,12 +222,14 @@ class SandboxState:
             if len(inside) >= limit:
                 self.rate_limited[klass] += 1
                 wait = inside[len(inside) - limit] + window - now
-                raise self._too_many(max(wait, 0.001))
+                raise self._too_many(max(wait, 0.001), klass)
         log.append(now)
 
-    def _too_many(self, wait: float) -> Refusal:
+    def _too_many(self, wait: float, klass: str) -> Refusal:
         style = self.knobs.rate_limit_style
         seconds = max(1, int(-(-wait // 1)))
+        if style != "none":  # what we advertise, in sandbox seconds, is what a client must honour
+            self.hold_until[klass] = self.clock.now() + seconds
         data: dict[str, Any] = {"retryAfter": seconds} if style == "body" else {}
         headers: dict[str, str] = {}
         if style == "header_seconds":
@@ -514,6 +521,7 @@ class SandboxState:
             "wallets": [w.view() for w in self.wallets.values()],
             "customers": list(self.customers.values()),
             "rate_limited": dict(self.rate_limited),
+            "early_requests": dict(self.early_requests),
         }
 
 
