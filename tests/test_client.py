@@ -184,3 +184,63 @@ async def test_a_success_with_an_unreadable_body_is_an_unexpected_response(sandb
     with pytest.raises(errors.UnexpectedResponse, match="unreadable answer"):
         await _payout_with(sandbox, attempt=5)
     assert len(sandbox.state.ledger()["payouts"]) == 1, "the payout exists: only a status read can tell"
+
+
+# -- 429: a hold on the whole class, reads sent again after the wait ------------------------------
+
+class FakeTime:
+    """An injected clock and sleep for the client; sleeping moves the sandbox's clock as much."""
+
+    def __init__(self, sandbox: RunningSandbox, *, then: object = None) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self.sandbox = sandbox
+        self.then = then
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        self.sandbox.state.clock.advance(seconds)
+        if callable(self.then):
+            self.then()
+
+
+async def test_a_read_refused_with_429_is_sent_again_after_the_advertised_wait(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 7
+    fake = FakeTime(sandbox, then=lambda: setattr(sandbox.state.knobs, "p_429", 0.0))
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep) as client:
+        wallets = await client.list_wallets()
+    assert wallets and fake.slept == [7.0]
+    assert sandbox.state.early_requests == {"money": 0, "reads": 0}
+
+
+async def test_a_429_holds_later_requests_of_its_class_only(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 30
+    fake = FakeTime(sandbox)
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep) as client:
+        body = wire.CreateCustomer(phone_number="+254712000901", country_code="KE")
+        with pytest.raises(errors.RateLimited):
+            await client.create_customer(body)  # a POST is never sent again by the client
+        assert client.held_for("reads") == 30.0 and client.held_for("money") == 0.0
+        sandbox.state.knobs.p_429 = 0.0
+        await client.create_customer(body)
+    assert fake.slept == [30.0], "the next read waited out the hold before it was sent"
+    assert sandbox.state.early_requests == {"money": 0, "reads": 0}
+
+
+async def test_a_hold_longer_than_the_limit_is_raised_without_sending(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 86_400
+    fake = FakeTime(sandbox)
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep,
+                            max_hold=900) as client:
+        with pytest.raises(errors.RateLimited) as first:
+            await client.list_wallets()
+        sent = sandbox.state.rate_limited["reads"]
+        with pytest.raises(errors.RateLimited) as second:
+            await client.list_wallets()
+    assert first.value.retry_after == 86_400 and second.value.retry_after == 86_400
+    assert sandbox.state.rate_limited["reads"] == sent == 1, "the second call never reached the provider"
+    assert fake.slept == []
