@@ -295,6 +295,25 @@ class Ledger:
             raise LedgerError(f"batch {batch_id} has no row {number}")
         return self._record(r)
 
+    def earlier_attempts(self, row: RowRecord) -> list[RowRecord]:
+        """The earlier attempts of a retried row, the latest first (empty for a first attempt)."""
+        out: list[RowRecord] = []
+        while row.origin_batch is not None and row.origin_row is not None:
+            row = self.row(row.origin_batch, row.origin_row)
+            out.append(row)
+        return out
+
+    def later_attempts(self, batch_id: str) -> dict[int, list[RowRecord]]:
+        """Row number -> the rows of every retry batch descended from ``batch_id``."""
+        found: dict[int, list[RowRecord]] = {}
+        todo = self.children(batch_id)
+        while todo:
+            child = todo.pop()
+            todo += self.children(child)
+            for r in self.rows(child):
+                found.setdefault(r.row, []).append(r)
+        return found
+
     def row_by_reference(self, reference: str) -> RowRecord | None:
         r = self.db.execute("SELECT * FROM rows WHERE reference = ?", (reference,)).fetchone()
         return self._record(r) if r is not None else None

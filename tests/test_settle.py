@@ -312,3 +312,65 @@ def test_a_failed_attempt_corrected_after_its_retry_is_reported_as_paid_twice(tm
         code, out = cli("reconcile", retry_batch, "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"))
     assert code == 5
     assert "PAID TWICE: row 2 was paid by" in out
+
+
+def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Path) -> None:
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+    data = tmp_path / "p.csv"
+    data.write_text("name,phone,country,amount,currency\nA,+254712000121,KE,100,KES\n")
+    results = str(tmp_path / "p.results.csv")
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        state.knobs.scripts = {"+254712000121": [(0.5, "FAILED")]}
+        assert cli("run", str(data), *where, *FAST)[0] == 3
+        state.knobs.scripts = {}
+        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 0
+        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+    first_retry = [p["reference"] for p in state.ledger()["payouts"]][1].rsplit("-", 2)[0]
+    assert code == 3
+    assert f"refused: row 2: already retried in batch {first_retry} (succeeded); not paid again" in out
+    assert "nothing to retry" in out
+    assert sorted(p["status"] for p in state.ledger()["payouts"]) == ["FAILED", "SUCCESSFUL"]
+
+
+def test_a_row_whose_retry_failed_too_is_retried_as_attempt_3_after_both_are_read_again(tmp_path: Path) -> None:
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+    data = tmp_path / "p.csv"
+    data.write_text("name,phone,country,amount,currency\nA,+254712000122,KE,100,KES\n")
+    results = str(tmp_path / "p.results.csv")
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        state.knobs.scripts = {"+254712000122": [(0.5, "FAILED")]}
+        assert cli("run", str(data), *where, *FAST)[0] == 3
+        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 3
+        state.knobs.scripts = {}
+        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+        reads = list(state.ledger()["payouts"])
+    assert code == 0, out
+    assert [p["reference"].rsplit("-", 1)[1] for p in reads] == ["1", "2", "3"]
+    assert [p["status"] for p in reads] == ["FAILED", "FAILED", "SUCCESSFUL"]
+
+
+def test_a_retry_is_refused_when_an_older_attempt_turned_out_paid(tmp_path: Path) -> None:
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+    data = tmp_path / "p.csv"
+    data.write_text("name,phone,country,amount,currency\nA,+254712000123,KE,100,KES\n")
+    results = str(tmp_path / "p.results.csv")
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        state.knobs.scripts = {"+254712000123": [(0.5, "CANCELLED"), (300, "SUCCESSFUL")]}
+        assert cli("run", str(data), *where, *FAST)[0] == 3
+        state.knobs.scripts = {"+254712000123": [(0.5, "FAILED")]}
+        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 3
+        state.clock.advance(400)  # the first attempt is corrected to SUCCESSFUL at the provider
+        state.knobs.scripts = {}
+        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+        payouts = state.ledger()["payouts"]
+    assert len(payouts) == 2, "no third payout: the first attempt was read again and found paid"
+    assert code == 3
+    ledger = Ledger(tmp_path / "l.db")
+    try:
+        errors = [r.error for b in ledger.batches() for r in ledger.rows(b.id) if r.attempt == 3]
+    finally:
+        ledger.close()
+    assert errors == [f"not re-sent: the earlier attempt {payouts[0]['reference']} is SUCCESSFUL at Kotani"], out

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from batch_payouts.engine import run, settle, submit
+from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.engine import retry, run, settle, submit
 from batch_payouts.engine.results import STATUS_WORDS, write_results
 from batch_payouts.engine.settle import Receiver
 from batch_payouts.engine.submit import Context, Settings
@@ -31,12 +32,16 @@ from batch_payouts.ledger import Ledger
 from batch_payouts.model import MobileMoneyPayout, RowState, StatusClass, classify
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import Knobs, RunningSandbox, SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sandbox.state import FAILURE
 from batch_payouts.sheets.write import unescape_cell
 from tests.figures import record, scale, shard
 
 KEY = "stateful-canary-key-41"
 SECRET = "stateful-canary-secret-93"
 ROWS = range(2, 6)
+# row 5's first attempt fails; row 4's fails and is corrected to paid 40 s later ("terminal is not final")
+FIRST_ATTEMPTS_THAT_FAIL = {"bS-5-1": [(1.0, "FAILED")], "bS-4-1": [(1.0, "CANCELLED"), (40.0, "SUCCESSFUL")]}
+HEADERS = {c: c for c in ("name", "phone", "country", "amount", "currency")}
 T = TypeVar("T")
 SERVER: list[RunningSandbox] = []
 
@@ -59,7 +64,8 @@ class PayoutMachine(RuleBasedStateMachine):
         self.sclock = SandboxClock(speed=0.0)
         self.state = SandboxState(api_key=KEY, clock=self.sclock, webhook_secret=SECRET,
                                   webhook_url="http://receiver.invalid/kotani",
-                                  knobs=Knobs(rate_limits=False, duplicate_mode="accept", visibility_delay=2))
+                                  knobs=Knobs(rate_limits=False, duplicate_mode="accept", visibility_delay=2,
+                                            scripts=FIRST_ATTEMPTS_THAT_FAIL))
         self.sandbox = SERVER[0]
         self.sandbox.sandbox.state = self.state
         self.ledger = Ledger(self.tmp / "l.db", clock=lambda: self.now, secrets=(KEY, SECRET))
@@ -67,9 +73,12 @@ class PayoutMachine(RuleBasedStateMachine):
         for n in ROWS:
             payout = MobileMoneyPayout(row=n, name=f"P{n}", amount=Decimal(100 + n), currency="KES",
                                        country="KE", phone=f"+2547120005{n:02d}")
-            rows.append((n, RowState.READY, payout, {"name": f"P{n}"}, [], None))
-        self.ledger.create_batch("bS", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
-                                 rows=rows)
+            cells = {"name": f"P{n}", "phone": payout.phone, "country": "KE", "amount": str(payout.amount),
+                     "currency": "KES"}
+            rows.append((n, RowState.READY, payout, cells, [], None))
+        self.ledger.create_batch("bS", fingerprint="f", label="", source="s.csv", options={"mapping": HEADERS},
+                                 headers=list(HEADERS), rows=rows)
+        self.catalog: Catalog | None = None
         self.receiver = Receiver(self.ledger, [SECRET], lambda: self.now)
         self.delivered: list[tuple[bytes, str]] = []
         self.wallets: dict[str, str] = {}
@@ -189,6 +198,23 @@ class PayoutMachine(RuleBasedStateMachine):
             body, sig = self.delivered[pick % len(self.delivered)]
             assert self.receiver.accept(body, sig).status_code == 200
 
+    @rule(seconds=st.floats(1.0, 4.0))
+    def retry_the_failed_rows(self, seconds: float) -> None:
+        """`retry` as the CLI does it: plan (a fresh read comes first), persist, run a while."""
+        self.steps += 1
+        if self.catalog is None:
+            self.catalog = self.engine(lambda ctx: fetch_catalog(ctx.client))
+        plan = retry.plan_retry(self.ledger, "bS", self.catalog, now=self.now, cooloff=0)
+        if not plan.rows:
+            return
+        retry.persist_retry(self.ledger, plan, self.catalog, list(HEADERS))
+
+        async def tick(dt: float) -> None:
+            self.advance(dt)
+            await anyio.sleep(0.001)
+
+        self.engine(lambda ctx: run.run_batch(ctx, plan.batch_id, wait_timeout=seconds, sleep=tick), tick=0.5)
+
     @rule(n=st.sampled_from(list(ROWS)), status=st.sampled_from(["SUCCESSFUL", "FAILED", "REVERSED"]))
     def forged_webhook(self, n: int, status: str) -> None:
         self.steps += 1
@@ -232,6 +258,20 @@ class PayoutMachine(RuleBasedStateMachine):
         executed = Counter(p.reference for p in self.state.payouts if not p.parked)
         self.double_paid = max(self.double_paid, sum(1 for n in executed.values() if n > 1))
         assert all(n == 1 for n in executed.values()), executed
+
+    @invariant()
+    def a_row_is_paid_again_only_after_its_earlier_attempt_failed_at_the_provider(self) -> None:
+        for batch in self.ledger.children("bS"):
+            for row in self.ledger.rows(batch):
+                again = self.state.by_reference.get(str(row.reference))
+                if again is None or row.origin_batch is None or row.origin_row is None:
+                    continue
+                earlier = self.state.by_reference.get(str(self.ledger.row(row.origin_batch, row.origin_row).reference))
+                if earlier is None or earlier.parked:
+                    continue  # the earlier attempt never reached the provider
+                failed_before = [h for h in earlier.history
+                                 if h["status"] in FAILURE and h["at"] <= again.created_at]
+                assert failed_before, f"row {row.row} was paid again while its earlier attempt had not failed"
 
     @invariant()
     def no_row_failed_without_a_confirming_read(self) -> None:

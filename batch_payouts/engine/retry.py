@@ -44,13 +44,15 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
     batch = ledger.batch(parent)
     mapping: dict[str, str] = batch.options.get("mapping", {})
     plan = RetryPlan(parent, retry_batch_id(parent, ledger))
-    originals = {r.row: r for r in ledger.rows(parent)}
+    originals, retried = _latest_attempts(ledger, parent, plan)
     chosen: dict[int, dict[str, str]] = {}
     if selection is None:
         chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE}
     else:
         for cells in selection:
             number = _row_number(cells)
+            if number in retried:
+                continue  # already refused: a later attempt is paid or still under way
             original = originals.get(number) if number is not None else None
             if original is None:
                 plan.refused.append(f"a row of the file ({number}) is not in batch {parent}")
@@ -73,6 +75,26 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
         plan.rows.append((original, cells))
     _revalidate(plan, mapping, catalog)
     return plan
+
+
+def _latest_attempts(ledger: Ledger, parent: str, plan: RetryPlan) -> tuple[dict[int, RowRecord], set[int]]:
+    """Row number -> its latest attempt (the row in ``parent`` or in a retry batch below it), and
+    the rows refused because a later attempt is paid or still under way.
+
+    A row already retried is only retried again when every later attempt definitively failed;
+    otherwise running ``retry`` twice on one results file would pay it twice."""
+    latest = {r.row: r for r in ledger.rows(parent)}
+    retried: set[int] = set()
+    for number, later in sorted(ledger.later_attempts(parent).items()):
+        live = [r for r in later if r.state not in RETRYABLE]
+        if live:
+            plan.refused.append(f"row {number}: already retried in batch {live[0].batch_id} "
+                                f"({live[0].state.value}); not paid again")
+            latest.pop(number, None)
+            retried.add(number)
+        elif number in latest:
+            latest[number] = max(later, key=lambda r: r.attempt)
+    return latest, retried
 
 
 def _row_number(cells: dict[str, str]) -> int | None:
@@ -138,8 +160,7 @@ def paid_twice(ledger: Ledger, batch_id: str) -> list[tuple[int, str, str]]:
     """Rows paid by this batch whose earlier attempt also turned out paid: (row, earlier, this)."""
     out = []
     for row in ledger.rows(batch_id, RowState.SUCCEEDED):
-        if row.origin_batch and row.origin_row is not None:
-            origin = ledger.row(row.origin_batch, row.origin_row)
-            if origin.state is RowState.SUCCEEDED:
-                out.append((row.row, str(origin.reference), str(row.reference)))
+        for earlier in ledger.earlier_attempts(row):
+            if earlier.state is RowState.SUCCEEDED:
+                out.append((row.row, str(earlier.reference), str(row.reference)))
     return out

@@ -135,23 +135,22 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
 
 
 async def pay_checked(ctx: Context, row: RowRecord) -> None:
-    """Pay a row; a retry first re-reads its earlier attempt ("terminal is not final")."""
-    if row.origin_batch is not None and row.origin_row is not None:
-        origin = ctx.ledger.row(row.origin_batch, row.origin_row)
+    """Pay a row; a retry first re-reads every earlier attempt ("terminal is not final")."""
+    for earlier in ctx.ledger.earlier_attempts(row):
         try:
-            status = await submit.read_status(ctx, origin)
+            status = await submit.read_status(ctx, earlier)
         except errors.NotFound:
             status = None
         except (errors.NoAnswer, errors.ServerError, errors.RateLimited, errors.UnexpectedResponse):
             return  # cannot confirm now: try again on the next pass
         if status is not None:
-            settle.apply_read(ctx.ledger, origin, status, ctx.clock(), ctx.settings.poll_interval,
+            settle.apply_read(ctx.ledger, earlier, status, ctx.clock(), ctx.settings.poll_interval,
                               ctx.settings.poll_max_interval)
-        failed_before = origin.state is RowState.REJECTED and status is None
+        failed_before = earlier.state is RowState.REJECTED and status is None
         if not failed_before and (status is None or classify(status.status) is not StatusClass.FAILURE):
             seen = status.status if status else "not found"
             ctx.ledger.move(row.batch_id, row.row, RowState.REJECTED, completed_at=ctx.clock(),
-                            error=f"not re-sent: the earlier attempt {origin.reference} is {seen} at Kotani")
+                            error=f"not re-sent: the earlier attempt {earlier.reference} is {seen} at Kotani")
             return
     await submit.pay(ctx, row)
 
