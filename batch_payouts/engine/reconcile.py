@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from batch_payouts import errors
@@ -74,16 +74,15 @@ def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStat
     return read(str(row.reference))
 
 
-async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str) -> None:
+async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
+                          clock: Callable[[], float] = time.time) -> None:
     """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
     for row in ledger.rows(batch_id, RowState.SUCCEEDED):
-        if row.origin_batch is None or row.origin_row is None:
-            continue
-        origin = ledger.row(row.origin_batch, row.origin_row)
-        if origin.reference is None or origin.state is RowState.REJECTED:
-            continue
-        try:
-            status = await _read(client, origin)
-        except errors.BatchPayoutsError:
-            continue
-        apply_read(ledger, origin, status, time.time(), 5.0, 120.0)
+        for earlier in ledger.earlier_attempts(row):
+            if earlier.reference is None or earlier.state is RowState.REJECTED:
+                continue
+            try:
+                status = await _read(client, earlier)
+            except errors.BatchPayoutsError:
+                continue
+            apply_read(ledger, earlier, status, clock(), 5.0, 120.0)

@@ -66,7 +66,7 @@ async def run_batch(
                             note="the previous run stopped while sending")
         await submit.discover_wallets(ctx)
         result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
-        await refresh_origins(ctx.ledger, ctx.client, batch_id)
+        await refresh_origins(ctx.ledger, ctx.client, batch_id, ctx.clock)
         return result
     finally:
         with contextlib.suppress(Exception):
