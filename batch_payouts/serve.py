@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import uvicorn
 
+from batch_payouts import errors
+
 Lifespan = Literal["auto", "on", "off"]
 
 
@@ -29,14 +31,19 @@ def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lif
     # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise errors.ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
             sock.close()
-            raise RuntimeError(f"could not serve on {host}:{port}")
+            raise errors.ConfigError(f"cannot listen on {host}:{port}: the server did not start")
         time.sleep(0.005)
     try:
         yield f"http://{host}:{sock.getsockname()[1]}"

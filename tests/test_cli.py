@@ -135,6 +135,18 @@ def test_a_key_file_readable_by_others_is_refused(runner: CliRunner, tmp_path: P
     assert f"the key file {key} is readable by others (mode 0644); run: chmod 600 {key}" in " ".join(err.split())
 
 
+def test_listen_on_a_port_in_use_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = invoke(runner, "listen", "--listen", f"127.0.0.1:{port}", "--state", str(tmp_path / "l.db"))
+    assert code == 2
+    assert " ".join(err.split()) == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
 def test_the_sandbox_command_serves_the_documented_walkthrough(tmp_path: Path) -> None:
     from tests.support import SandboxProcess
 

@@ -4,7 +4,9 @@ each provider mode, scripted status histories, and a receiver committing beside 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +20,7 @@ from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState, state_for_status
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
-from tests.support import SandboxProcess, free_port, payout_file, start_tool, tool_env
+from tests.support import SandboxProcess, free_port, kill, payout_file, start_tool, tool_env
 
 KEY = "matrix-key-2c9"
 SECRET = "matrix-secret-77"
@@ -199,14 +201,13 @@ def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_separate_receiver_and_the_runner_share_the_ledger_without_locking_errors(tmp_path: Path) -> None:
-    port = free_port()
     state_path = tmp_path / "l.db"
     data = payout_file(tmp_path / "p.csv", 120)
+    env = tool_env(KEY, "http://127.0.0.1:9", KOTANI_WEBHOOK_SECRET=SECRET)  # the receiver calls nobody
+    receiver, port = start_receiver(env, state_path, tmp_path / "listen.log")  # before the sandbox takes a port
     with SandboxProcess(KEY, speed=20, knobs={"rate_limits": False, "webhook_duplicate": 0.5},
                         webhook_secret=SECRET, webhook_url=f"http://127.0.0.1:{port}/kotani") as sandbox:
         env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
-        receiver = start_tool(["listen", "--listen", f"127.0.0.1:{port}", "--state", str(state_path)], env,
-                              tmp_path / "listen.log")
         try:
             runner = start_tool(["run", str(data), "--state", str(state_path), *FAST, "--concurrency", "16",
                                  "--callback-url", f"http://127.0.0.1:{port}/kotani"], env, tmp_path / "run.log")
@@ -229,3 +230,17 @@ def test_a_separate_receiver_and_the_runner_share_the_ledger_without_locking_err
         assert len(ledger.events()) >= len(delivered)
     finally:
         ledger.close()
+
+
+def start_receiver(env: dict[str, str], state: Path, log: Path) -> tuple[Any, int]:
+    """A `listen` process on a free port, once it accepts connections (another port if one was taken)."""
+    for _ in range(5):
+        port = free_port()
+        proc = start_tool(["listen", "--listen", f"127.0.0.1:{port}", "--state", str(state)], env, log)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+            time.sleep(0.05)
+        kill(proc)
+    raise AssertionError("the receiver could not start: " + log.read_text()[-2000:])
