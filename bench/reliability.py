@@ -1,7 +1,7 @@
 """The money-safety campaign and its report.
 
     python bench/reliability.py            # quick profile (CI): a few minutes
-    python bench/reliability.py --long     # by hand: >= 1,000 kill points per mode; about an hour
+    python bench/reliability.py --long     # by hand: >= 1,000 kill points per mode; about 40 minutes on 2 cores
 
 Runs the reliability tests with figure recording on, then runs each guard's test against a
 deliberately broken build (BATCH_PAYOUTS_BROKEN) and expects it to fail. Writes
