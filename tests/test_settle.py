@@ -314,11 +314,15 @@ def test_a_failed_attempt_corrected_after_its_retry_is_reported_as_paid_twice(tm
     assert "PAID TWICE: row 2 was paid by" in out
 
 
-def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Path) -> None:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
+def one_payee(tmp_path: Path, phone: str) -> tuple[SandboxState, Path, str]:
+    """A sandbox, a one-row payout file for ``phone``, and where its results file will be."""
     data = tmp_path / "p.csv"
-    data.write_text("name,phone,country,amount,currency\nA,+254712000121,KE,100,KES\n")
-    results = str(tmp_path / "p.results.csv")
+    data.write_text(f"name,phone,country,amount,currency\nA,{phone},KE,100,KES\n")
+    return SandboxState(api_key=KEY, clock=SandboxClock(speed=20)), data, str(tmp_path / "p.results.csv")
+
+
+def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Path) -> None:
+    state, data, results = one_payee(tmp_path, "+254712000121")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000121": [(0.5, "FAILED")]}
@@ -334,10 +338,7 @@ def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Pa
 
 
 def test_a_row_whose_retry_failed_too_is_retried_as_attempt_3_after_both_are_read_again(tmp_path: Path) -> None:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
-    data = tmp_path / "p.csv"
-    data.write_text("name,phone,country,amount,currency\nA,+254712000122,KE,100,KES\n")
-    results = str(tmp_path / "p.results.csv")
+    state, data, results = one_payee(tmp_path, "+254712000122")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000122": [(0.5, "FAILED")]}
@@ -352,10 +353,7 @@ def test_a_row_whose_retry_failed_too_is_retried_as_attempt_3_after_both_are_rea
 
 
 def test_a_retry_is_refused_when_an_older_attempt_turned_out_paid(tmp_path: Path) -> None:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
-    data = tmp_path / "p.csv"
-    data.write_text("name,phone,country,amount,currency\nA,+254712000123,KE,100,KES\n")
-    results = str(tmp_path / "p.results.csv")
+    state, data, results = one_payee(tmp_path, "+254712000123")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000123": [(0.5, "CANCELLED"), (300, "SUCCESSFUL")]}
