@@ -8,9 +8,12 @@ Exit codes (DESIGN.md §7): 0 every row paid; 1 fatal error; 2 bad usage or unus
 from __future__ import annotations
 
 import contextlib
+import errno
+import getpass
 import json
 import os
-import secrets as pysecrets
+import signal
+import sqlite3
 import stat
 import sys
 import time
@@ -26,13 +29,16 @@ from rich.console import Console
 from rich.table import Table
 
 from batch_payouts import crash, errors
+from batch_payouts import environment as envs
 from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine import results as results_mod
 from batch_payouts.engine.run import RunResult, run_batch
 from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.environment import Environment
 from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
-from batch_payouts.ledger import Ledger, default_path
+from batch_payouts.ledger import BatchRecord, Ledger, RowRecord, default_path
+from batch_payouts.model import RowState
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, parse_rate
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import RawSheet, read_sheet
@@ -42,6 +48,44 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_PAID_TWICE = 5
 T = TypeVar("T")
+
+
+@dataclass
+class Running:
+    """The batch this process is paying, for the sentence an interruption prints."""
+
+    ledger: Ledger | None = None
+    batch_id: str | None = None
+
+
+RUNNING = Running()
+
+
+def interrupted_sentence() -> str:
+    """What Ctrl-C or SIGTERM says: how many payouts had already left, and how to go on."""
+    if RUNNING.ledger is None or RUNNING.batch_id is None:
+        return "interrupted; everything done so far is saved. Run the same command again to continue."
+    sent = RUNNING.ledger.sent_count(RUNNING.batch_id)
+    return (f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {RUNNING.batch_id} had already "
+            f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {RUNNING.batch_id}")
+
+
+def disk_sentence(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (f"the disk is full{where}; what was recorded before is safe. Free some space, then run the "
+                "same command again")
+    if exc.errno == errno.ENOENT:
+        return f"no such file or folder{where}"
+    if exc.errno == errno.EISDIR:
+        return f"{exc.filename or 'that path'} is a folder, not a file"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write there{where}: permission denied"
+    return f"{exc.strerror or exc}{where}"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -55,12 +99,19 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        err.print("interrupted; everything done so far is saved. Run the same command again to continue.")
+        err.print(interrupted_sentence())
         sys.exit(130)
     except errors.InputFileError as exc:
         fail(str(exc), 2)
     except errors.ConfigError as exc:
         fail(str(exc), 2)
+    except errors.WrongEnvironment as exc:
+        fail(str(exc), 2)
+    except sqlite3.DatabaseError as exc:
+        fail(f"the ledger cannot be read ({exc}); it may be damaged or not a ledger. Nothing was paid by "
+             "this command. Keep the file for inspection and point --state at a good copy", 1)
+    except OSError as exc:
+        fail(disk_sentence(exc), 1)
     except errors.PlanRefused as exc:
         fail(str(exc), 3)
     except errors.RateLimited as exc:
@@ -186,6 +237,7 @@ class Connection:
     secrets: tuple[str, ...]
     attempt_timeout: float
     holds: dict[str, float] = field(default_factory=dict)  # 429 holds shared by this session's clients
+    _env: Environment | None = None
 
     def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
         """Run ``fn`` with a fresh client in its own event loop."""
@@ -200,28 +252,69 @@ class Connection:
                 return await fn(client)
         return anyio.run(go)
 
+    def environment(self) -> Environment:
+        """This command's host and Kotani account (asked of the provider once), registered in the ledger."""
+        if self._env is None:
+            if self.sandbox is not None:
+                env = envs.environment(envs.BUILT_IN_SANDBOX_URL, self.sandbox.state.integrator,
+                                       built_in_sandbox=True)
+            else:
+                async def integrators(client: KotaniClient) -> list[str | None]:
+                    return [w.integrator for w in await client.list_wallets()]
+                account = envs.account_from(self.call(integrators), self.key.reveal(), self.ledger.salt())
+                env = envs.environment(self.base_url, account)
+            self.ledger.register_environment(env)
+            self._env = env
+            out.print(f"[bold]{env.describe()}[/]", markup=True)
+        return self._env
+
+    def batch_here(self, batch_id: str) -> BatchRecord:
+        """The batch, if it belongs to this command's environment; else a sentence naming both."""
+        return batch_in(self.ledger, batch_id, self.environment())
+
+
+def batch_in(ledger: Ledger, batch_id: str, env: Environment) -> BatchRecord:
+    batch = ledger.batch(batch_id)
+    if not batch.env_id:  # made before environments existed: it belongs where it is first used
+        ledger.adopt(batch_id, env.id)
+        batch = ledger.batch(batch_id)
+    if batch.env_id != env.id:
+        theirs = ledger.environment(batch.env_id)
+        raise errors.WrongEnvironment(batch_id, theirs.describe() if theirs else batch.env_id, env.describe())
+    return batch
+
+
+def sandbox_books(ledger_path: Path) -> Path:
+    """Where the built-in sandbox of a ledger keeps its books between commands."""
+    return ledger_path.with_name(ledger_path.name + ".sandbox.json")
+
 
 @contextlib.contextmanager
 def connect(kw: dict[str, Any], *, speed: float = 20.0, attempt_timeout: float = 30.0) -> Iterator[Connection]:
-    """The client (real API or in-process sandbox) and the ledger, with the audit trail wired."""
+    """The client (real API or the built-in sandbox) and the ledger, with the audit trail wired."""
     use_sandbox = kw.pop("sandbox")
     base_url, key_arg, key_file = kw.pop("base_url"), kw.pop("api_key_arg"), kw.pop("api_key_file")
     state_path = kw.pop("state_path") or default_path()
     stack = contextlib.ExitStack()
     with stack:
         sandbox = None
-        if use_sandbox:
-            from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
-
-            key = ApiKey("sandbox-" + pysecrets.token_hex(8))
-            sandbox = stack.enter_context(serve_in_thread(SandboxState(
-                api_key=key.reveal(), clock=SandboxClock(speed=speed))))
-            base_url = sandbox.base_url
-        else:
+        if not use_sandbox:
             key = resolve_key(key_arg, key_file)
+        ledger = stack.enter_context(contextlib.closing(Ledger(state_path)))
+        if use_sandbox:
+            from batch_payouts.sandbox import serve_in_thread
+            from batch_payouts.sandbox.persist import SandboxBusy, held
+
+            try:
+                state = stack.enter_context(held(sandbox_books(Path(state_path)), speed=speed))
+            except SandboxBusy:
+                raise errors.ConfigError("the built-in sandbox of this ledger is being used by another command; "
+                                         "wait for it to finish, then try again") from None
+            key = ApiKey(state.api_key)
+            sandbox = stack.enter_context(serve_in_thread(state))
+            base_url = sandbox.base_url
         secrets = (key.reveal(), *(s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s))
-        ledger = Ledger(state_path, secrets=secrets)
-        stack.callback(ledger.close)
+        ledger.secrets = secrets
         yield Connection(base_url, key, ledger, sandbox, secrets, attempt_timeout)
 
 
@@ -320,9 +413,13 @@ def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
         sys.exit(0 if len(report.valid_rows) == len(report.rows) else 3)
 
 
+LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most once per label: "
+              "use a new label to pay the same people again, e.g. next month.")
+
+
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--label", default="", help="Tells 'the same file next month' apart.")
+@click.option("--label", default="", help=LABEL_HELP)
 @file_options
 @api_options
 def plan(file: Path, label: str, **kw: Any) -> None:
@@ -331,19 +428,59 @@ def plan(file: Path, label: str, **kw: Any) -> None:
         fa = file_args(kw)
         sheet = load(file, fa)
         with connect(kw) as conn:
+            env = conn.environment()
             report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
-            batch_id = planning.batch_key(file.read_bytes(), label)
-            the_plan = planning.make_plan(conn.ledger, batch_id, report, balances(conn))
+            batch_id = planning.batch_key(file.read_bytes(), label, env.id)
+            the_plan, _ = plan_for(conn, batch_id, sheet, report, label, {})
         show_report(report, sheet, first=5)
         show_plan(the_plan)
         sys.exit(0 if the_plan.covered and len(report.valid_rows) == len(report.rows) else 3)
+
+
+def plan_for(conn: Connection, batch_id: str, sheet: RawSheet, report: Report, label: str,
+             pay_again: dict[int, str]) -> tuple[planning.Plan, planning.NewBatch | None]:
+    """The plan of the rows that will actually be sent: of a new batch (with its repeats), or
+    what is left of an existing one."""
+    money = balances(conn)
+    if conn.ledger.has_batch(batch_id):
+        to_send, in_flight = planning.open_rows(conn.ledger, batch_id)
+        return planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None
+    new = planning.prepare_batch(conn.ledger, batch_id, sheet, report, env_id=conn.environment().id,
+                                 label=label, pay_again=pay_again)
+    show_repeats(new)
+    return planning.make_plan(report, money, sendable=new.sendable), new
+
+
+def show_repeats(new: planning.NewBatch) -> None:
+    """Repeats summed in one line (each row in the results file), edited amounts one by one."""
+    plain = [r for r in new.repeats if not r.edited_amount]
+    if plain:
+        rows = ", ".join(str(r.row) for r in plain[:12]) + (" …" if len(plain) > 12 else "")
+        batches = sorted({r.other_batch for r in plain})
+        out.print(f"not paid (repeat): {len(plain)} row{'s' if len(plain) != 1 else ''} ({rows}) already paid or "
+                  f"being paid for this label in batch{'es' if len(batches) > 1 else ''} {', '.join(batches)}; "
+                  "to pay one again on purpose: --pay-again ROW --reason TEXT", markup=False)
+    for r in new.repeats:
+        if r.edited_amount:
+            err.print(f"refused: row {r.row}: {r.sentence}", markup=False)
+    taken = sorted({other for other, _, _ in new.supersede})
+    if taken:
+        out.print(f"this run takes over the rows never sent of batch{'es' if len(taken) > 1 else ''} "
+                  f"{', '.join(taken)}: resuming {'them' if len(taken) > 1 else 'it'} will not pay those rows",
+                  markup=False)
+
+
+def _no_allow_repeat(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        raise click.UsageError("--allow-repeat is gone: it let every repeat through. Name the rows to pay "
+                               "again with --pay-again ROW[,ROW…] --reason TEXT, or use a new --label")
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
         click.option("--allow-partial", is_flag=True, help="Run even if the balance does not cover everything."),
-        click.option("--allow-repeat", is_flag=True, help="Pay rows already paid in an earlier batch."),
+        click.option("--allow-repeat", is_flag=True, hidden=True, callback=_no_allow_repeat, expose_value=False),
         click.option("--wallet", multiple=True, metavar="CUR=ID", help="The wallet to pay a currency from."),
         click.option("--rate", default="60/60,20/5", show_default=True,
                      help="Payout allowance as limit/seconds windows."),
@@ -370,17 +507,23 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--label", default="", help="Tells 'the same file next month' apart.")
+@click.option("--label", default="", help=LABEL_HELP)
+@click.option("--pay-again", "pay_again", metavar="ROW[,ROW…]",
+              help="Pay these rows although their payee is already paid for this label (needs --reason).")
+@click.option("--reason", help="Why --pay-again rows are paid again; recorded in the ledger with your name.")
 @file_options
 @api_options
 @run_options
-def run(file: Path, label: str, **kw: Any) -> None:
+def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw: Any) -> None:
     """Validate, plan, confirm, pay every valid row of FILE once, and write the results."""
     with user_errors():
         fa = file_args(kw)
-        sheet = load(file, fa)
+        again = pay_again_rows(pay_again, reason)
         run_kw = _pop_run(kw)
+        check_results_path(run_kw["results_path"], file)
+        sheet = load(file, fa)
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
+            env = conn.environment()
             if conn.sandbox is not None:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
             report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
@@ -390,23 +533,95 @@ def run(file: Path, label: str, **kw: Any) -> None:
                 fail("no valid row in the file; nothing to pay", 3)
             if fa.rules.strict and len(report.valid_rows) != len(report.rows):
                 fail("--strict: fix the invalid rows first", 3)
-            batch_id = planning.batch_key(file.read_bytes(), label)
-            the_plan = planning.make_plan(conn.ledger, batch_id, report, balances(conn))
+            batch_id = planning.batch_key(file.read_bytes(), label, env.id)
+            if conn.ledger.has_batch(batch_id):
+                already_run(conn, batch_id, label, run_kw)
+            the_plan, new = plan_for(conn, batch_id, sheet, report, label, again)
             show_plan(the_plan)
             if not the_plan.covered and not run_kw["allow_partial"]:
                 raise errors.PlanRefused("the payout balance does not cover this run; top up, "
                                          "or use --allow-partial to pay what it covers")
-            if the_plan.currencies and not conn.ledger.has_batch(batch_id):
-                confirm(the_plan, run_kw["yes"])
-            blocked = planning.persist_batch(
-                conn.ledger, batch_id, sheet, report, fingerprint=batch_id, label=label,
-                options={"mapping": sheet.mapping}, allow_repeat=run_kw["allow_repeat"])
-            for row, other, other_row in blocked:
-                err.print(f"row {row}: already paid in batch {other} row {other_row}; not paid again "
-                          "(use --allow-repeat)")
+            if new is not None:
+                if the_plan.currencies:
+                    confirm(the_plan, run_kw["yes"])
+                planning.persist_batch(conn.ledger, new, sheet, fingerprint=batch_id,
+                                       options={"mapping": sheet.mapping}, who=operator())
             out.print(f"batch {batch_id}")
             result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or results_mod.default_results_path(str(file)))
+            finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(str(file), batch_id))
+
+
+def already_run(conn: Connection, batch_id: str, label: str, run_kw: dict[str, Any]) -> None:
+    """A file whose batch is finished: one sentence, then the batch's own outcome."""
+    rows = conn.ledger.rows(batch_id)
+    if any(r.state in OPEN_STATES for r in rows):
+        out.print(f"this file was already started as batch {batch_id}; continuing it")
+        return
+    batch = conn.ledger.batch(batch_id)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[results_mod.STATUS_WORDS[r.state]] = counts.get(results_mod.STATUS_WORDS[r.state], 0) + 1
+    outcome = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created_at))
+    hint = "another --label" if label else "a --label, e.g. --label " + time.strftime("%Y-%m")
+    out.print(f"this file was already paid as batch {batch_id} on {when} ({outcome}); nothing more is sent. "
+              f"To pay it again as a new disbursement, run it with {hint}.", markup=False)
+    path = run_kw["results_path"] or results_path_for(batch.source, batch_id)
+    results_mod.write_results(conn.ledger, batch_id, path)
+    out.print(f"results: {path}")
+    report_paid_twice(conn.ledger, batch_id)
+    sys.exit(exit_code_of(rows))
+
+
+OPEN_STATES = frozenset({RowState.READY, RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN})
+
+
+def exit_code_of(rows: list[RowRecord]) -> int:
+    """DESIGN's exit codes from a batch's rows: 4 pending, 3 not every row paid, 0 all paid."""
+    if any(r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING) for r in rows):
+        return 4
+    return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
+
+
+def pay_again_rows(text: str | None, reason: str | None) -> dict[int, str]:
+    """--pay-again 4,7 with --reason: row -> the reason recorded with the override."""
+    if not text:
+        if reason:
+            raise click.UsageError("--reason goes with --pay-again ROW[,ROW…]")
+        return {}
+    if not reason or not reason.strip():
+        raise click.UsageError("--pay-again needs --reason TEXT: why these rows are paid again is recorded")
+    rows = {}
+    for part in text.split(","):
+        if not part.strip().isdigit():
+            raise click.BadParameter(f"{part.strip()!r} is not a row number", param_hint="--pay-again")
+        rows[int(part)] = reason.strip()
+    return rows
+
+
+def operator() -> str:
+    """Who is running this command, for the ledger's record of overrides."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def results_path_for(source: str, batch_id: str) -> Path:
+    """Next to the input, named after the batch, so that another batch never overwrites it."""
+    default = results_mod.default_results_path(source)
+    return default.with_name(f"{Path(source).stem}.{batch_id}.results{default.suffix}")
+
+
+def check_results_path(path: Path | None, *inputs: Path) -> None:
+    if path is None:
+        return
+    for given in inputs:
+        if given.exists() and path.exists() and path.resolve() == given.resolve():
+            raise click.BadParameter(f"{path} is the input file; choose another name for the results",
+                                     param_hint="--results")
+    if not path.parent.exists():
+        raise click.BadParameter(f"the folder {path.parent} does not exist", param_hint="--results")
 
 
 @main.command()
@@ -417,14 +632,21 @@ def resume(batch_id: str, **kw: Any) -> None:
     """Continue a batch by its id."""
     with user_errors():
         run_kw = _pop_run(kw)
+        check_results_path(run_kw["results_path"])
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
-            batch = conn.ledger.batch(batch_id)
+            batch = conn.batch_here(batch_id)
+            if batch.replaced_by:
+                out.print(f"batch {batch_id} was replaced by batch {batch.replaced_by} (the same file run again): "
+                          f"its rows never sent are paid there, not here. Continue with: batch-payouts resume "
+                          f"{batch.replaced_by}", markup=False)
+            if conn.sandbox is not None:
+                run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
             result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or results_mod.default_results_path(batch.source))
+            finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(batch.source, batch_id))
 
 
 def _pop_run(kw: dict[str, Any]) -> dict[str, Any]:
-    names = ("yes", "allow_partial", "allow_repeat", "wallet", "rate", "reads_rate", "concurrency",
+    names = ("yes", "allow_partial", "wallet", "rate", "reads_rate", "concurrency",
              "wait_timeout", "visibility_lag", "poll_interval", "attempt_timeout", "results_path",
              "callback_url", "listen", "quiet", "events_path", "no_poll")
     return {n: kw.pop(n) for n in names}
@@ -435,9 +657,17 @@ def confirm(the_plan: planning.Plan, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         fail("confirmation needed: run in a terminal, or pass --yes", 2)
-    typed = click.prompt(f"Type the total to pay ({the_plan.grand_total}) to confirm")
-    if " ".join(typed.split()).upper() != the_plan.grand_total.upper():
-        fail("the total typed does not match; nothing was paid", 2)
+    for _ in range(3):
+        typed = click.prompt(f"Type the total to pay ({the_plan.grand_total}) to confirm")
+        if _same_total(typed, the_plan.grand_total):
+            return
+        err.print("that is not the total; type it again (thousands separators are fine)")
+    fail("the total typed does not match; nothing was paid", 2)
+
+
+def _same_total(typed: str, expected: str) -> bool:
+    """The typed total, thousands separators and spacing aside."""
+    return " ".join(typed.replace(",", "").split()).upper() == " ".join(expected.replace(",", "").split()).upper()
 
 
 def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
@@ -474,9 +704,14 @@ def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
     try:
         with bar, receiver_ctx:
             async def go(client: KotaniClient) -> RunResult:
-                ctx = Context(conn.ledger, client, money, reads, settings)
+                ctx = Context(conn.ledger, client, money, reads, settings, env_id=conn.environment().id)
                 return await run_batch(ctx, batch_id, wait_timeout=kw["wait_timeout"], progress=progress)
-            return conn.call(go)
+            RUNNING.ledger, RUNNING.batch_id = conn.ledger, batch_id
+            previous = signal.signal(signal.SIGTERM, _terminate)
+            try:
+                return conn.call(go)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
     finally:
         if events:
             events.close()
@@ -486,9 +721,17 @@ def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
 def listening(conn: Connection, where: str) -> Iterator[None]:
     from batch_payouts.engine.receiver_server import serve_receiver
 
-    host, _, port = where.rpartition(":")
-    with serve_receiver(conn.ledger.path, host or "127.0.0.1", int(port), conn.secrets[1:]):
+    host, port = host_port(where)
+    with serve_receiver(conn.ledger.path, host, port, conn.secrets[1:]):
         yield
+
+
+def host_port(where: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``) for --listen."""
+    host, _, port = where.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{where!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", param_hint="--listen")
+    return host or "127.0.0.1", int(port)
 
 
 def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Path) -> None:
@@ -506,13 +749,13 @@ def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Pat
 
 
 def report_paid_twice(ledger: Ledger, batch_id: str) -> None:
-    """Say loudly, and exit 5, when a retry paid a row whose earlier attempt was paid too."""
-    from batch_payouts.engine.retry import paid_twice
-
-    twice = paid_twice(ledger, batch_id)
-    for row, earlier, this in twice:
-        err.print(f"[bold red]PAID TWICE: row {row} was paid by {this} and its earlier attempt {earlier} "
-                  "also succeeded. Recover the money from the recipient.[/]", markup=True)
+    """Say loudly, and exit 5, when a payee of this batch was also paid for the same obligation by
+    another row of any batch (a retry, an earlier or later run), without an operator override."""
+    twice = ledger.paid_twice(batch_id)
+    for row, other in twice:
+        err.print(f"[bold red]PAID TWICE: row {row.row} of batch {row.batch_id} ({row.reference}) and row "
+                  f"{other.row} of batch {other.batch_id} ({other.reference}) both paid the same payee for this "
+                  "label. Recover the money from the recipient.[/]", markup=True)
     if twice:
         sys.exit(EXIT_PAID_TWICE)
 
@@ -548,7 +791,7 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
                 sheet = read_sheet(Path(source))
                 selection = [{h: unescape_cell(v) for h, v in r.cells.items()} for r in sheet.rows]
                 parent = _batch_of(selection)
-            batch = conn.ledger.batch(parent)
+            batch = conn.batch_here(parent)
             catalog = get_catalog(conn)
             plan = retry_mod.plan_retry(conn.ledger, parent, catalog, now=time.time(), cooloff=cooloff,
                                         selection=selection)
@@ -560,6 +803,7 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
                 out.print(f"waiting: {line}", markup=False)
             if not plan.rows:
                 out.print("nothing to retry")
+                report_paid_twice(conn.ledger, parent)
                 sys.exit(3 if plan.refused or plan.invalid else 0)
             totals: dict[str, Decimal] = {}
             for original, _ in plan.rows:
@@ -573,9 +817,7 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
             retry_mod.persist_retry(conn.ledger, plan, catalog, batch.headers)
             out.print(f"batch {plan.batch_id} (retry of {parent})")
             result = drive(conn, plan.batch_id, run_kw)
-            default = results_mod.default_results_path(batch.source).with_name(
-                f"{Path(batch.source).stem}.{plan.batch_id}.results{Path(batch.source).suffix or '.csv'}")
-            finish(conn, plan.batch_id, result, run_kw["results_path"] or default)
+            finish(conn, plan.batch_id, result, run_kw["results_path"] or results_path_for(batch.source, plan.batch_id))
 
 
 def _batch_of(selection: list[dict[str, str]]) -> str:
@@ -595,7 +837,7 @@ def reconcile(batch_id: str, **kw: Any) -> None:
     from batch_payouts.engine.reconcile import compare
 
     with user_errors(), connect(kw) as conn:
-        conn.ledger.batch(batch_id)
+        conn.batch_here(batch_id)
 
         async def go(client: KotaniClient) -> Any:
             return await compare(conn.ledger, client, batch_id)
@@ -622,30 +864,54 @@ def listen(where: str, state_path: Path | None) -> None:
 
     with user_errors():
         secrets = [s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s]
-        host, _, port = where.rpartition(":")
-        with serve_receiver(state_path or default_path(), host or "127.0.0.1", int(port), secrets) as url:
+        host, port = host_port(where)
+        with serve_receiver(state_path or default_path(), host, port, secrets) as url:
             err.print(f"receiving webhooks on {url} ({'signed' if secrets else 'unsigned: reads only'}); Ctrl-C stops")
             while True:
                 time.sleep(3600)
 
 
+def where_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--state, and --sandbox/--base-url to insist on an environment (commands that send nothing)."""
+    for option in reversed([
+        click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path)),
+        click.option("--sandbox", is_flag=True, help="Only batches of the built-in sandbox."),
+        click.option("--base-url", help="Only batches of this Kotani host."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def local_batch(ledger: Ledger, batch_id: str, sandbox: bool, base_url: str | None) -> BatchRecord:
+    """A batch read without calling the provider; refused when --sandbox or --base-url names
+    another environment than the batch's."""
+    batch = ledger.batch(batch_id)
+    env = ledger.environment(batch.env_id)
+    wanted = envs.BUILT_IN_SANDBOX_URL if sandbox else envs.normalise_url(base_url) if base_url else None
+    if env is not None:
+        out.print(f"[bold]{env.describe()}[/]", markup=True)
+        if wanted is not None and env.base_url != wanted:
+            here = "SANDBOX · built-in sandbox" if sandbox else f"{envs.host_of(wanted)}"
+            raise errors.WrongEnvironment(batch_id, env.describe(), here)
+    return batch
+
+
 @main.command()
 @click.argument("batch_id", required=False)
-@click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
-def status(batch_id: str | None, state_path: Path | None) -> None:
+@where_options
+def status(batch_id: str | None, state_path: Path | None, sandbox: bool, base_url: str | None) -> None:
     """One batch in detail, or a table of recent batches."""
     with user_errors():
         ledger = Ledger(state_path or default_path())
         if batch_id:
+            local_batch(ledger, batch_id, sandbox, base_url)
             show_status(ledger, batch_id)
-            rows = ledger.rows(batch_id)
-            pending = sum(r.state.value in ("submitted", "unknown", "submitting") for r in rows)
-            bad = sum(r.state.value in ("failed", "rejected", "invalid", "blocked", "needs_review", "ready")
-                      for r in rows)
-            sys.exit(4 if pending else 3 if bad else 0)
-        table = Table("batch", "label", "source", "rows", "created", title="Recent batches")
+            report_paid_twice(ledger, batch_id)
+            sys.exit(exit_code_of(ledger.rows(batch_id)))
+        table = Table("batch", "environment", "label", "source", "rows", "created", title="Recent batches")
+        names = {e.id: f"{e.kind} {e.host}" for e in ledger.environments()}
         for b in ledger.batches():
-            table.add_row(b.id, b.label, b.source, str(len(ledger.rows(b.id))),
+            table.add_row(b.id, names.get(b.env_id, "?"), b.label, b.source, str(len(ledger.rows(b.id))),
                           time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at)))
         out.print(table)
 
@@ -653,14 +919,15 @@ def status(batch_id: str | None, state_path: Path | None) -> None:
 @main.command()
 @click.argument("batch_id")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
-def results(batch_id: str, output: Path, state_path: Path | None) -> None:
+@where_options
+def results(batch_id: str, output: Path, state_path: Path | None, sandbox: bool, base_url: str | None) -> None:
     """Write the results file of a batch (also mid-run)."""
     with user_errors():
         ledger = Ledger(state_path or default_path())
-        ledger.batch(batch_id)
+        batch = local_batch(ledger, batch_id, sandbox, base_url)
         if output.suffix.lower() not in (".csv", ".xlsx"):
             fail("the results file must be .csv or .xlsx", 2)
+        check_results_path(output, Path(batch.source))
         results_mod.write_results(ledger, batch_id, output)
         out.print(f"results: {output}")
 
@@ -699,8 +966,13 @@ def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webh
     from batch_payouts.sandbox.server import serve_forever
 
     with user_errors():
-        knobs = Knobs.model_validate({k: _knob_value(v) for k, v in parse_pairs(knob, "NAME=VALUE").items()})
-        amounts = {k.upper(): Decimal(v) for k, v in parse_pairs(balance, "CUR=AMOUNT").items()}
+        try:
+            knobs = Knobs.model_validate({k: _knob_value(v) for k, v in parse_pairs(knob, "NAME=VALUE").items()})
+        except ValueError as exc:
+            raise click.BadParameter(str(exc).splitlines()[0] + ": see batch_payouts.sandbox.Knobs",
+                                     param_hint="--knob") from None
+        amounts = {k.upper(): decimal_or_none(v, "--balance") or Decimal(0)
+                   for k, v in parse_pairs(balance, "CUR=AMOUNT").items()}
         state = SandboxState(api_key=api_key, webhook_secret=webhook_secret, webhook_url=webhook_url,
                              clock=SandboxClock(speed=clock_speed), seed_value=seed, balances=amounts,
                              knobs=knobs)

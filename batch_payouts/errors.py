@@ -11,6 +11,8 @@ turns these into printed messages and exit codes.
     ├── LedgerError               the local state store
     │   ├── IllegalTransition     a row state change the life cycle forbids
     │   ├── BatchLocked           another runner holds the batch lease
+    │   ├── BatchExists           another run created the same batch meanwhile
+    │   ├── WrongEnvironment      a batch used from another host or account (exit 2)
     │   └── BatchNotFound         no batch with that id
     ├── PlanRefused               balance cannot cover the run, repeats blocked (exit 3)
     ├── ApiError                  the provider answered with an error status
@@ -76,12 +78,32 @@ class BatchLocked(LedgerError):
         )
 
 
+class BatchExists(LedgerError):
+    """A batch with this id was created meanwhile (two runs of the same new file at once)."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"batch {batch_id} was just created by another run of the same file; "
+                         f"let that run finish, or follow it with: batch-payouts status {batch_id}")
+
+
+class WrongEnvironment(LedgerError):
+    """A batch of one environment used from another (another host or another Kotani account)."""
+
+    def __init__(self, batch_id: str, batch_env: str, current_env: str) -> None:
+        self.batch_id = batch_id
+        self.batch_env = batch_env
+        self.current_env = current_env
+        super().__init__(f"batch {batch_id} belongs to {batch_env}, but this command is using {current_env}; "
+                         "nothing was done. Run it against the batch's own environment")
+
+
 class BatchNotFound(LedgerError):
     """No batch with this id in the ledger."""
 
     def __init__(self, batch_id: str) -> None:
         self.batch_id = batch_id
-        super().__init__(f"no batch {batch_id!r} in the ledger")
+        super().__init__(f"no batch {batch_id!r} in the ledger; 'batch-payouts status' lists the recent batches")
 
 
 class PlanRefused(BatchPayoutsError):

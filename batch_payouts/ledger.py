@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets as pysecrets
 import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from batch_payouts import errors
+from batch_payouts.environment import Environment
 from batch_payouts.errors import BatchLocked, BatchNotFound, IllegalTransition, LedgerError
 from batch_payouts.model import Payout, RowState, can_move
 from batch_payouts.redact import redact
@@ -66,7 +69,44 @@ MIGRATIONS: tuple[str, ...] = (
         status INTEGER, duration REAL NOT NULL, request TEXT, response TEXT, error TEXT
     );
     """,
+    # 2: environments (host + account), obligations claimed across batches, recorded overrides,
+    # and a customers cache scoped by environment (the old cache, keyed by phone alone, is dropped).
+    """
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE environments (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, base_url TEXT NOT NULL, host TEXT NOT NULL,
+        account TEXT NOT NULL, created_at REAL NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN env_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN replaced_by TEXT;
+    ALTER TABLE rows ADD COLUMN obligation TEXT;
+    CREATE INDEX batches_env ON batches(env_id, label);
+    CREATE TABLE claims (
+        env_id TEXT NOT NULL, key TEXT NOT NULL, batch_id TEXT NOT NULL, row INTEGER NOT NULL,
+        PRIMARY KEY (env_id, key, batch_id, row)
+    );
+    CREATE INDEX claims_row ON claims(batch_id, row);
+    CREATE TABLE overrides (
+        id INTEGER PRIMARY KEY, env_id TEXT NOT NULL, batch_id TEXT NOT NULL, row INTEGER NOT NULL,
+        who TEXT NOT NULL, why TEXT NOT NULL, at REAL NOT NULL
+    );
+    CREATE INDEX overrides_row ON overrides(batch_id, row);
+    DROP TABLE customers;
+    CREATE TABLE customers (
+        env_id TEXT NOT NULL, phone TEXT NOT NULL, country TEXT NOT NULL, network TEXT NOT NULL DEFAULT '',
+        customer_key TEXT NOT NULL, created_at REAL NOT NULL,
+        PRIMARY KEY (env_id, phone, country, network)
+    );
+    """,
 )
+
+
+
+_HOLDERS_SQL = (
+    "SELECT DISTINCT r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
+    " EXISTS (SELECT 1 FROM overrides o WHERE o.batch_id = r.batch_id AND o.row = r.row) AS overridden"
+    " FROM claims c JOIN rows r ON r.batch_id = c.batch_id AND r.row = c.row"
+    " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at")
 
 
 @dataclass(frozen=True)
@@ -99,6 +139,7 @@ class RowRecord:
     origin_batch: str | None
     origin_row: int | None
     updated_at: float
+    obligation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +155,47 @@ class BatchRecord:
     updated_at: float
     lease_owner: str | None
     lease_expires: float
+    env_id: str = ""
+    replaced_by: str | None = None
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A row as a new batch stores it.
+
+    ``keys``: the obligations it pays (docs/obligations.md); ``origin``: for a retry, the
+    (batch, row, attempt number) of the attempt it follows."""
+
+    row: int
+    state: RowState
+    payout: Payout | None
+    cells: dict[str, str]
+    problems: list[dict[str, str]]
+    keys: tuple[str, ...] = ()
+    origin: tuple[str, int, int] | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A row of some batch that pays (or paid) the same obligation."""
+
+    batch_id: str
+    row: int
+    state: RowState
+    amount: Decimal | None
+    currency: str | None
+    ever_sent: bool
+    overridden: bool
+
+    @property
+    def live(self) -> bool:
+        """Paid, being paid, or perhaps paid: a second attempt would risk paying twice."""
+        return self.state in LIVE_STATES or (self.state is RowState.READY and self.ever_sent)
+
+
+LIVE_STATES = frozenset({RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUCCEEDED,
+                         RowState.NEEDS_REVIEW})
 
 
 def default_path() -> Path:
@@ -138,6 +220,9 @@ class Ledger:
         self.path = Path(path)
         self.clock = clock
         self.secrets = secrets
+        if self.path.is_dir():
+            raise LedgerError(f"the ledger path {self.path} is a folder; point --state (or "
+                              "BATCH_PAYOUTS_STATE) at a file, e.g. " + str(self.path / "ledger.sqlite3"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
         if new:
@@ -146,8 +231,14 @@ class Ledger:
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
                                   check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self._configure()
-        self._migrate()
+        try:
+            self._configure()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise LedgerError(f"the ledger at {self.path} cannot be read ({exc}): it is damaged or not a "
+                              "batch-payouts ledger. Nothing was changed. Keep it for inspection and point "
+                              "--state at a good copy") from None
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -201,33 +292,45 @@ class Ledger:
 
     # -- batches ---------------------------------------------------------------------------------
 
-    def create_batch(self, batch_id: str, *, fingerprint: str, label: str, source: str,
-                     options: dict[str, Any], headers: list[str],
-                     rows: list[tuple[int, RowState, Payout | None, dict[str, str], list[dict[str, str]], str | None]],
-                     parent: str | None = None, origins: dict[int, tuple[str, int, int]] | None = None) -> None:
-        """Persist a batch and all its rows in one transaction.
+    def create_batch(self, batch_id: str, *, env_id: str, fingerprint: str, label: str, source: str,
+                     options: dict[str, Any], headers: list[str], rows: Sequence[NewRow],
+                     parent: str | None = None, supersede: Sequence[tuple[str, int, str]] = (),
+                     replaces: Sequence[str] = ()) -> None:
+        """Persist a batch and all its rows, their obligation claims, and what it takes over, in
+        one transaction.
 
-        ``rows``: (row number, state, payout, cells, problems, payee fingerprint).
-        ``origins``: for retries, row -> (original batch, original row, attempt number).
+        ``supersede``: (batch, row, note) of never-sent READY rows in other batches that this
+        batch now pays instead; they become BLOCKED (only if still never sent).
+        ``replaces``: earlier batches of the same file and label that this one replaces.
         """
         now = self.clock()
         with self.transaction() as db:
+            if db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone():
+                raise errors.BatchExists(batch_id)
             db.execute(
                 "INSERT INTO batches (id, fingerprint, label, source, options, headers, parent,"
-                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " created_at, updated_at, env_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (batch_id, fingerprint, label, source, json.dumps(options), json.dumps(headers),
-                 parent, now, now))
-            for number, state, payout, cells, problems, payee_fp in rows:
-                origin_batch, origin_row, attempt = (origins or {}).get(number, (None, None, 1))
-                reference = reference_for(batch_id, number, attempt) if payout is not None else None
+                 parent, now, now, env_id))
+            for new in rows:
+                origin_batch, origin_row, attempt = new.origin or (None, None, 1)
+                reference = reference_for(batch_id, new.row, attempt) if new.payout is not None else None
                 db.execute(
                     "INSERT INTO rows (batch_id, row, state, payout, cells, problems, reference,"
-                    " attempt, payee_fp, origin_batch, origin_row, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (batch_id, number, state.value,
-                     payout.model_dump_json() if payout is not None else None,
-                     json.dumps(cells), json.dumps(problems), reference, attempt, payee_fp,
-                     origin_batch, origin_row, now))
+                    " attempt, obligation, origin_batch, origin_row, note, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (batch_id, new.row, new.state.value,
+                     new.payout.model_dump_json() if new.payout is not None else None,
+                     json.dumps(new.cells), json.dumps(new.problems), reference, attempt,
+                     new.keys[0] if new.keys else None, origin_batch, origin_row, new.note, now))
+                for key in new.keys:
+                    db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?)", (env_id, key, batch_id, new.row))
+            for other, number, note in supersede:
+                db.execute("UPDATE rows SET state = 'blocked', note = ?, updated_at = ? WHERE batch_id = ?"
+                           " AND row = ? AND state = 'ready' AND submitting_at IS NULL",
+                           (note, now, other, number))
+            for other in replaces:
+                db.execute("UPDATE batches SET replaced_by = ?, updated_at = ? WHERE id = ?", (batch_id, now, other))
 
     def batch(self, batch_id: str) -> BatchRecord:
         row = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
@@ -235,15 +338,63 @@ class Ledger:
             raise BatchNotFound(batch_id)
         return BatchRecord(row["id"], row["fingerprint"], row["label"], row["source"],
                            json.loads(row["options"]), json.loads(row["headers"]), row["parent"],
-                           row["created_at"], row["updated_at"], row["lease_owner"], row["lease_expires"])
+                           row["created_at"], row["updated_at"], row["lease_owner"], row["lease_expires"],
+                           row["env_id"], row["replaced_by"])
+
+    def adopt(self, batch_id: str, env_id: str) -> None:
+        """Give a batch made before environments existed the environment it is first used in."""
+        with self.transaction() as db:
+            db.execute("UPDATE batches SET env_id = ? WHERE id = ? AND env_id = ''", (env_id, batch_id))
+            db.execute("UPDATE claims SET env_id = ? WHERE batch_id = ? AND env_id = ''", (env_id, batch_id))
+
+    def unfinished_batches(self, env_id: str, label: str, source_stem: str) -> list[BatchRecord]:
+        """Batches of this environment and label, from a file of this name (any extension), that
+        are not replaced and still have rows never sent."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT b.id FROM batches b JOIN rows r ON r.batch_id = b.id"
+            " WHERE b.env_id = ? AND b.label = ? AND b.replaced_by IS NULL AND b.parent IS NULL"
+            " AND r.state = 'ready' AND r.submitting_at IS NULL", (env_id, label))]
+        return [b for b in (self.batch(i) for i in ids) if Path(b.source).stem == source_stem]
 
     def has_batch(self, batch_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone() is not None
 
-    def batches(self, limit: int = 20) -> list[BatchRecord]:
-        ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM batches ORDER BY created_at DESC LIMIT ?", (limit,))]
+    def batches(self, limit: int = 20, *, env_id: str | None = None) -> list[BatchRecord]:
+        if env_id is None:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM batches ORDER BY created_at DESC LIMIT ?", (limit,))]
+        else:
+            ids = [r[0] for r in self.db.execute(
+                "SELECT id FROM batches WHERE env_id = ? ORDER BY created_at DESC LIMIT ?", (env_id, limit))]
         return [self.batch(i) for i in ids]
+
+    # -- environments ------------------------------------------------------------------------------
+
+    def salt(self) -> bytes:
+        """A random secret of this ledger, for keyed fingerprints of API keys."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
+            if row is None:
+                value = pysecrets.token_hex(32)
+                db.execute("INSERT INTO meta VALUES ('salt', ?)", (value,))
+            else:
+                value = row[0]
+        return bytes.fromhex(value)
+
+    def register_environment(self, env: Environment) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO environments VALUES (?,?,?,?,?,?)",
+                       (env.id, env.kind, env.base_url, env.host, env.account, self.clock()))
+
+    def environment(self, env_id: str) -> Environment | None:
+        r = self.db.execute("SELECT * FROM environments WHERE id = ?", (env_id,)).fetchone()
+        if r is None:
+            return None
+        return Environment(r["id"], r["kind"], r["base_url"], r["host"], r["account"])
+
+    def environments(self) -> list[Environment]:
+        return [Environment(r["id"], r["kind"], r["base_url"], r["host"], r["account"])
+                for r in self.db.execute("SELECT * FROM environments ORDER BY created_at")]
 
     def children(self, batch_id: str) -> list[str]:
         return [r[0] for r in self.db.execute(
@@ -289,6 +440,13 @@ class Ledger:
             args += [s.value for s in states]
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
 
+    def sent_count(self, batch_id: str) -> int:
+        """Rows of the batch whose payout has left (or may have left) this machine."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM rows WHERE batch_id = ? AND state IN"
+            " ('submitting', 'submitted', 'unknown', 'succeeded', 'failed', 'needs_review')",
+            (batch_id,)).fetchone()[0])
+
     def row(self, batch_id: str, number: int) -> RowRecord:
         r = self.db.execute("SELECT * FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
         if r is None:
@@ -326,7 +484,8 @@ class Ledger:
             r["provider_id"], r["reference_number"], r["provider_status"], _dec(r["fee"]),
             _dec(r["recipient_amount"]), r["telco_receipt"], r["error"], r["note"],
             r["submitting_at"], r["submitted_at"], r["completed_at"], r["not_found_at"],
-            r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"])
+            r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"],
+            r["obligation"])
 
     def move(self, batch_id: str, number: int, to: RowState, **fields: Any) -> RowRecord:
         """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction."""
@@ -368,24 +527,106 @@ class Ledger:
             (batch_id, now, polled))
         return [self._record(r) for r in rows]
 
-    def paid_elsewhere(self, payee_fp: str, batch_id: str) -> list[tuple[str, int]]:
-        """Rows of other batches with this payee fingerprint that were paid or may have been."""
-        rows = self.db.execute(
-            "SELECT batch_id, row FROM rows WHERE payee_fp = ? AND batch_id != ? AND state IN "
-            "('submitting', 'submitted', 'unknown', 'succeeded', 'needs_review')", (payee_fp, batch_id))
-        return [(r[0], r[1]) for r in rows]
+    # -- obligations: one live payment per payee --------------------------------------------------
+
+    def holders(self, env_id: str, keys: Sequence[str], *, exclude: tuple[str, int] | None = None) -> list[Holder]:
+        """Rows of any batch of ``env_id`` that claim one of ``keys`` (``exclude`` left out)."""
+        return self._holders(self.db, env_id, keys, exclude)
+
+    def _holders(self, db: sqlite3.Connection, env_id: str, keys: Sequence[str],
+                 exclude: tuple[str, int] | None) -> list[Holder]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        sql = _HOLDERS_SQL.replace("{marks}", marks)
+        found = db.execute(sql, (env_id, *keys))
+        out = []
+        for r in found:
+            if exclude is not None and (r["batch_id"], r["row"]) == exclude:
+                continue
+            payout = _PAYOUT.validate_json(r["payout"]) if r["payout"] else None
+            out.append(Holder(r["batch_id"], r["row"], RowState(r["state"]),
+                              payout.amount if payout else None, payout.currency if payout else None,
+                              r["submitting_at"] is not None, bool(r["overridden"])))
+        return out
+
+    def keys_of(self, batch_id: str, number: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?",
+                                              (batch_id, number))]
+
+    def claim_for_sending(self, batch_id: str, number: int) -> Holder | None:
+        """Mark a READY row SUBMITTING, in the same transaction that checks no other row of its
+        environment holds one of its obligations. Return the holder that stopped it (the row is
+        then BLOCKED), or ``None`` when the row is now SUBMITTING.
+
+        A row with a recorded override is sent whatever else holds its obligation."""
+        now = self.clock()
+        with self.transaction() as db:
+            row = db.execute("SELECT r.state, b.env_id FROM rows r JOIN batches b ON b.id = r.batch_id"
+                             " WHERE r.batch_id = ? AND r.row = ?", (batch_id, number)).fetchone()
+            if row is None:
+                raise LedgerError(f"batch {batch_id} has no row {number}")
+            if row["state"] != RowState.READY.value:
+                raise IllegalTransition(number, row["state"], RowState.SUBMITTING.value)
+            keys = [r[0] for r in db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?",
+                                             (batch_id, number))]
+            overridden = db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?",
+                                    (batch_id, number)).fetchone() is not None
+            live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
+            if live and not overridden:
+                first = live[0]
+                self._update(db, batch_id, number, {
+                    "state": RowState.BLOCKED.value, "completed_at": now,
+                    "error": f"not sent: batch {first.batch_id} row {first.row} already pays this payee "
+                             f"({first.state.value})"})
+                return first
+            self._update(db, batch_id, number, {"state": RowState.SUBMITTING.value, "submitting_at": now})
+        return None
+
+    def record_override(self, env_id: str, batch_id: str, number: int, *, who: str, why: str) -> None:
+        """An operator's decision to pay this row although its payee was paid or is being paid."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO overrides (env_id, batch_id, row, who, why, at) VALUES (?,?,?,?,?,?)",
+                       (env_id, batch_id, number, who, why, self.clock()))
+
+    def overrides(self, batch_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM overrides WHERE batch_id = ? ORDER BY id",
+                                                 (batch_id,))]
+
+    def paid_twice(self, batch_id: str) -> list[tuple[RowRecord, RowRecord]]:
+        """(row of this batch, another paid row) pairs that paid the same obligation twice, in
+        any batch of the environment, unless an operator override covers the later one."""
+        batch = self.batch(batch_id)
+        out = []
+        for row in self.rows(batch_id, RowState.SUCCEEDED):
+            keys = self.keys_of(batch_id, row.row)
+            for h in self.holders(batch.env_id, keys, exclude=(batch_id, row.row)):
+                if h.state is RowState.SUCCEEDED and not h.overridden and not self._overridden(batch_id, row.row):
+                    out.append((row, self.row(h.batch_id, h.row)))
+        return out
+
+    def _overridden(self, batch_id: str, number: int) -> bool:
+        return self.db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?",
+                               (batch_id, number)).fetchone() is not None
 
     # -- customers ---------------------------------------------------------------------------------
 
-    def customer(self, phone: str, country: str, network: str | None) -> str | None:
-        r = self.db.execute("SELECT customer_key FROM customers WHERE phone = ? AND country = ?"
-                            " AND network = ?", (phone, country, network or "")).fetchone()
+    def customer(self, env_id: str, phone: str, country: str, network: str | None) -> str | None:
+        """The customer key the provider of ``env_id`` returned for this phone, if cached."""
+        r = self.db.execute("SELECT customer_key FROM customers WHERE env_id = ? AND phone = ? AND country = ?"
+                            " AND network = ?", (env_id, phone, country, network or "")).fetchone()
         return str(r[0]) if r else None
 
-    def remember_customer(self, phone: str, country: str, network: str | None, key: str) -> None:
+    def remember_customer(self, env_id: str, phone: str, country: str, network: str | None, key: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?)",
-                       (phone, country, network or "", key, self.clock()))
+            db.execute("INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?,?)",
+                       (env_id, phone, country, network or "", key, self.clock()))
+
+    def forget_customer(self, env_id: str, phone: str, country: str, network: str | None) -> None:
+        """Drop a cached key the provider no longer knows."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM customers WHERE env_id = ? AND phone = ? AND country = ? AND network = ?",
+                       (env_id, phone, country, network or ""))
 
     # -- events and the audit trail -------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from batch_payouts.errors import ConfigError
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -90,5 +92,11 @@ def parse_rate(text: str) -> tuple[Window, ...]:
     windows = []
     for part in text.split(","):
         limit, _, seconds = part.strip().partition("/")
-        windows.append(Window(int(limit), float(seconds or 60)))
+        try:
+            window = Window(int(limit), float(seconds or 60))
+        except ValueError:
+            window = Window(0, 0.0)
+        if window.limit <= 0 or not 0 < window.seconds < 86400:
+            raise ConfigError(f"{text!r} is not a rate: write limit/seconds pairs, e.g. 60/60,20/5")
+        windows.append(window)
     return tuple(windows)

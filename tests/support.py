@@ -152,3 +152,9 @@ def payout_file(path: Path, rows: int, *, start: int = 0, currency_mix: bool = F
             lines.append(f"Person {i},+25471{2000000 + i:07d},KE,{100 + i},KES,mobile_money,")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def results_file(folder: Path, stem: str, suffix: str = ".csv") -> Path:
+    """The results file the first run of ``stem`` wrote (its name carries the batch id)."""
+    (found,) = sorted(folder.glob(f"{stem}.b*.results{suffix}"))
+    return found

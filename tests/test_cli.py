@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from batch_payouts.cli import main
 from tests.conftest import ROOT
+from tests.support import results_file
 
 SAMPLES = ROOT / "samples"
 
@@ -96,7 +97,7 @@ def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> Non
     code, out, err = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet",
                             "--state", str(tmp_path / "l.db"))
     assert code == 3, out + err  # the sample holds sandbox numbers that end FAILED
-    rows = {r["reference"]: r for r in read_csv(tmp_path / "payouts.results.csv")}
+    rows = {r["reference"]: r for r in read_csv(results_file(tmp_path, "payouts"))}
     assert rows["NOV-001"]["status"] == "paid" and rows["NOV-001"]["telco_receipt"]
     assert rows["NOV-004"]["status"] == "failed" and rows["NOV-004"]["error"] == "Recipient account not found"
     assert rows["NOV-005"]["status"] == "failed" and rows["NOV-005"]["error"] == "Cancelled by customer"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from batch_payouts.cli import main
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
-from tests.support import payout_file
+from tests.support import payout_file, results_file
 
 KEY = "fault-key-81c"
 FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--visibility-lag", "0.5", "--attempt-timeout", "1",
@@ -53,7 +53,7 @@ def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Pat
     outcomes = Counter(p["outcome"].split(" ")[0] for p in state.ledger()["posts"])
     assert outcomes["500"] > 20, "5xx before recording were injected (and retried)"
     assert outcomes["recorded"] == 500, "ambiguous answers never led to a second payout"
-    assert {r["status"] for r in read_results(tmp_path / "p.results.csv")} == {"paid"}
+    assert {r["status"] for r in read_results(results_file(tmp_path, "p"))} == {"paid"}
 
 
 def test_insufficient_balance_pauses_that_currency_and_the_others_complete(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_insufficient_balance_pauses_that_currency_and_the_others_complete(tmp_p
     code, output = run_cli(tmp_path, state, data, "--allow-partial")
     assert code == 3
     assert "KES rows paused: Insufficient funds in fiat wallet. Top up the KES payout balance, then run again." in output
-    rows = read_results(tmp_path / "p.results.csv")
+    rows = read_results(results_file(tmp_path, "p"))
     ugx = [r for r in rows if r["currency"] == "UGX"]
     kes = [r for r in rows if r["currency"] == "KES"]
     assert ugx and all(r["status"] == "paid" for r in ugx)
@@ -86,7 +86,7 @@ def test_a_provider_refusal_with_a_reason_rejects_the_row(tmp_path: Path) -> Non
     state.wallets.pop("KES")
     code, _output = run_cli(tmp_path, state, data, "--allow-partial")
     assert code == 3
-    (row,) = read_results(tmp_path / "p.results.csv")
+    (row,) = read_results(results_file(tmp_path, "p"))
     assert row["status"] == "rejected" and row["error"] == "no KES wallet on this Kotani account"
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_payouts.errors import BatchLocked, IllegalTransition
-from batch_payouts.ledger import Ledger, reference_for
+from batch_payouts.ledger import Ledger, NewRow, reference_for
 from batch_payouts.model import ALLOWED_MOVES, MobileMoneyPayout, RowState
 
 PAYOUT = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712345678")
@@ -22,8 +22,8 @@ PAYOUT = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES",
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     led = Ledger(tmp_path / "l.db", clock=lambda: 1000.0, secrets=("canary-key-xyz",))
-    led.create_batch("b1", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
-                     rows=[(2, RowState.READY, PAYOUT, {"name": "A"}, [], "fp")])
+    led.create_batch("b1", env_id="e", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
+                     rows=[NewRow(2, RowState.READY, PAYOUT, {"name": "A"}, [])])
     return led
 
 
@@ -55,8 +55,8 @@ def test_an_illegal_move_is_refused_and_changes_nothing(ledger: Ledger) -> None:
 def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.TempPathFactory,
                                                        moves: list[RowState]) -> None:
     led = Ledger(tmp_path_factory.mktemp("h") / "l.db")
-    led.create_batch("b", fingerprint="f", label="", source="s", options={}, headers=[],
-                     rows=[(2, RowState.READY, PAYOUT, {}, [], None)])
+    led.create_batch("b", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
+                     rows=[NewRow(2, RowState.READY, PAYOUT, {}, [])])
     path = [RowState.READY]
     for wanted in moves:
         current = path[-1]
@@ -88,7 +88,7 @@ def test_a_live_runner_holds_the_lease(ledger: Ledger) -> None:
 def test_a_lease_of_another_host_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
     now = [1000.0]
     led = Ledger(tmp_path / "l.db", clock=lambda: now[0])
-    led.create_batch("b1", fingerprint="f", label="", source="s", options={}, headers=[], rows=[])
+    led.create_batch("b1", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[], rows=[])
     led.db.execute("UPDATE batches SET lease_owner = 'pid 7 on elsewhere', lease_expires = 1030")
     with pytest.raises(BatchLocked):
         led.acquire_lease("b1")

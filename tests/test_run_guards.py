@@ -12,8 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
-from batch_payouts.engine.plan import batch_key
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.support import SandboxProcess, payout_file, tool_command, tool_env
 
@@ -31,9 +30,10 @@ def test_a_second_runner_on_the_same_batch_is_refused(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     with serve_in_thread(state) as sb:
         base = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST]
-        assert cli("run", str(data), *base)[0] == 0
+        code, out = cli("run", str(data), *base)
+        assert code == 0
+        batch = next(line.split()[1] for line in out.splitlines() if line.startswith("batch b"))
         ledger = Ledger(tmp_path / "l.db")
-        batch = batch_key(data.read_bytes(), "")
         host = socket.gethostname()
         ledger.db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 1 on {host}", time.time() + 60))
         ledger.close()
@@ -52,7 +52,8 @@ def test_a_repeat_of_an_earlier_batch_is_blocked_unless_allowed(tmp_path: Path) 
         base = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST]
         assert cli("run", str(first), *base)[0] == 0
         code, out = cli("run", str(second), *base)
-        assert code == 3 and "row 2: already paid in batch" in out and "(use --allow-repeat)" in out
+        assert code == 3 and "not paid (repeat): 1 row (2) already paid or being paid for this label" in out
+        assert "to pay one again on purpose: --pay-again ROW --reason TEXT" in out
         assert len(state.ledger()["payouts"]) == 1
         assert cli("run", str(second), *base, "--label", "december")[0] == 0
         assert len(state.ledger()["payouts"]) == 2
@@ -66,7 +67,7 @@ def test_customers_are_looked_up_once_and_reused_across_batches(tmp_path: Path) 
     with serve_in_thread(state) as sb:
         base = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST, "--concurrency", "1"]
         cli("run", str(a), *base)
-        cli("run", str(b), *base)
+        cli("run", str(b), *base, "--label", "bonus")
     assert len(state.ledger()["customers"]) == 1, "one customer even though the sandbox would duplicate"
     assert len(state.ledger()["payouts"]) == 3
 
@@ -110,14 +111,14 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
 
     ledger = Ledger(tmp_path / "l.db")
     till = TillPayout(row=2, name="Shop", amount=Decimal(100), currency="KES", country="KE", till_number="174379")
-    ledger.create_batch("bN", fingerprint="f", label="", source="s", options={}, headers=[],
-                        rows=[(2, RowState.READY, till, {}, [], None)])
+    ledger.create_batch("bN", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
+                        rows=[NewRow(2, RowState.READY, till, {}, [])])
     now = [1000.0]
 
     async def go() -> None:
         async with KotaniClient(f"http://127.0.0.1:{free_port()}", ApiKey("k")) as client:
             ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0), Limiter(READS_DEFAULT),
-                          Settings(send_budget=3), clock=lambda: now[0], wallets={"KES": "w"})
+                          Settings(send_budget=3), env_id="e", clock=lambda: now[0], wallets={"KES": "w"})
             for expected in (1, 2, 3):
                 await pay(ctx, ledger.row("bN", 2))
                 row = ledger.row("bN", 2)

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 from batch_payouts.cli import main
 from batch_payouts.engine.settle import Receiver
 from batch_payouts.kotani import webhooks
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
-from tests.support import free_port
+from tests.support import free_port, results_file
 
 KEY = "settle-key-2a9"
 SECRET = "whsec-settle-77"
@@ -130,8 +130,8 @@ def receiver(tmp_path: Path) -> tuple[Receiver, Ledger, str]:
 
     payout = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE",
                                phone="+254712345678")
-    ledger.create_batch("bX", fingerprint="f", label="", source="s", options={}, headers=[],
-                        rows=[(2, RowState.READY, payout, {}, [], "fp")])
+    ledger.create_batch("bX", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
+                        rows=[NewRow(2, RowState.READY, payout, {}, [])])
     ledger.move("bX", 2, RowState.SUBMITTING)
     ledger.move("bX", 2, RowState.SUBMITTED, next_check=1e12)
     return Receiver(ledger, [SECRET], lambda: 1000.0), ledger, "bX-2-1"
@@ -273,7 +273,7 @@ def test_a_results_file_edited_to_mark_paid_rows_failed_and_change_amounts_pays_
     with serve_in_thread(state) as sb:
         data = mixed_file(tmp_path / "p.csv")
         cli("run", str(data), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST)
-        rows = read_csv(tmp_path / "p.results.csv")
+        rows = read_csv(results_file(tmp_path, "p"))
         for r in rows:
             r["status"] = "failed"
             r["amount"] = "99999"
@@ -304,32 +304,32 @@ def test_a_failed_attempt_corrected_after_its_retry_is_reported_as_paid_twice(tm
         code, _ = cli("run", str(data), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST)
         assert code == 3
         state.knobs.scripts = {}
-        code, out = cli("retry", str(tmp_path / "p.results.csv"), "--cooloff", "0", "--base-url", sb.base_url,
+        code, out = cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", "--base-url", sb.base_url,
                         "--state", str(tmp_path / "l.db"), *FAST)
         assert code == 0, out
         state.clock.advance(500)
         retry_batch = next(line.split()[1] for line in out.splitlines() if line.startswith("batch r"))
         code, out = cli("reconcile", retry_batch, "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"))
     assert code == 5
-    assert "PAID TWICE: row 2 was paid by" in out
+    assert "PAID TWICE: row 2 of batch " in out
 
 
-def one_payee(tmp_path: Path, phone: str) -> tuple[SandboxState, Path, str]:
-    """A sandbox, a one-row payout file for ``phone``, and where its results file will be."""
+def one_payee(tmp_path: Path, phone: str) -> tuple[SandboxState, Path]:
+    """A sandbox and a one-row payout file for ``phone``."""
     data = tmp_path / "p.csv"
     data.write_text(f"name,phone,country,amount,currency\nA,{phone},KE,100,KES\n")
-    return SandboxState(api_key=KEY, clock=SandboxClock(speed=20)), data, str(tmp_path / "p.results.csv")
+    return SandboxState(api_key=KEY, clock=SandboxClock(speed=20)), data
 
 
 def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Path) -> None:
-    state, data, results = one_payee(tmp_path, "+254712000121")
+    state, data = one_payee(tmp_path, "+254712000121")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000121": [(0.5, "FAILED")]}
         assert cli("run", str(data), *where, *FAST)[0] == 3
         state.knobs.scripts = {}
-        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 0
-        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+        assert cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)[0] == 0
+        code, out = cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)
     first_retry = [p["reference"] for p in state.ledger()["payouts"]][1].rsplit("-", 2)[0]
     assert code == 3
     assert f"refused: row 2: already retried in batch {first_retry} (succeeded); not paid again" in out
@@ -338,14 +338,14 @@ def test_running_retry_twice_on_one_results_file_pays_nothing_twice(tmp_path: Pa
 
 
 def test_a_row_whose_retry_failed_too_is_retried_as_attempt_3_after_both_are_read_again(tmp_path: Path) -> None:
-    state, data, results = one_payee(tmp_path, "+254712000122")
+    state, data = one_payee(tmp_path, "+254712000122")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000122": [(0.5, "FAILED")]}
         assert cli("run", str(data), *where, *FAST)[0] == 3
-        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 3
+        assert cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)[0] == 3
         state.knobs.scripts = {}
-        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+        code, out = cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)
         reads = list(state.ledger()["payouts"])
     assert code == 0, out
     assert [p["reference"].rsplit("-", 1)[1] for p in reads] == ["1", "2", "3"]
@@ -353,16 +353,16 @@ def test_a_row_whose_retry_failed_too_is_retried_as_attempt_3_after_both_are_rea
 
 
 def test_a_retry_is_refused_when_an_older_attempt_turned_out_paid(tmp_path: Path) -> None:
-    state, data, results = one_payee(tmp_path, "+254712000123")
+    state, data = one_payee(tmp_path, "+254712000123")
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         state.knobs.scripts = {"+254712000123": [(0.5, "CANCELLED"), (300, "SUCCESSFUL")]}
         assert cli("run", str(data), *where, *FAST)[0] == 3
         state.knobs.scripts = {"+254712000123": [(0.5, "FAILED")]}
-        assert cli("retry", results, "--cooloff", "0", *where, *FAST)[0] == 3
+        assert cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)[0] == 3
         state.clock.advance(400)  # the first attempt is corrected to SUCCESSFUL at the provider
         state.knobs.scripts = {}
-        code, out = cli("retry", results, "--cooloff", "0", *where, *FAST)
+        code, out = cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", *where, *FAST)
         payouts = state.ledger()["payouts"]
     assert len(payouts) == 2, "no third payout: the first attempt was read again and found paid"
     assert code == 3

@@ -28,7 +28,7 @@ from batch_payouts.engine.settle import Receiver
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.kotani import webhooks
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState, StatusClass, classify
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import Knobs, Sandbox, SandboxClock, SandboxState
@@ -72,8 +72,8 @@ class PayoutMachine(RuleBasedStateMachine):
                                        country="KE", phone=f"+2547120005{n:02d}")
             cells = {"name": f"P{n}", "phone": payout.phone, "country": "KE", "amount": str(payout.amount),
                      "currency": "KES"}
-            rows.append((n, RowState.READY, payout, cells, [], None))
-        self.ledger.create_batch("bS", fingerprint="f", label="", source="s.csv", options={"mapping": HEADERS},
+            rows.append(NewRow(n, RowState.READY, payout, cells, []))
+        self.ledger.create_batch("bS", env_id="e", fingerprint="f", label="", source="s.csv", options={"mapping": HEADERS},
                                  headers=list(HEADERS), rows=rows)
         self.catalog: Catalog | None = None
         self.receiver = Receiver(self.ledger, [SECRET], lambda: self.now)
@@ -98,7 +98,7 @@ class PayoutMachine(RuleBasedStateMachine):
                                     transport=transport) as client:
                 fast = Limiter((Window(100_000, 1.0),), margin=0)
                 ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
-                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick),
+                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick), env_id="e",
                               clock=lambda: self.now, wallets=dict(self.wallets))
                 if not ctx.wallets:
                     await submit.discover_wallets(ctx)

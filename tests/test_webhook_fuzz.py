@@ -14,7 +14,7 @@ import pytest
 
 from batch_payouts.engine.settle import Receiver
 from batch_payouts.kotani import webhooks
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState
 from tests.figures import record
 
@@ -28,8 +28,8 @@ def make_ledger(path: Path) -> Ledger:
     for n in range(2, 12):
         payout = MobileMoneyPayout(row=n, name="Zoë", amount=Decimal(100 + n), currency="KES", country="KE",
                                    phone=f"+2547123456{n:02d}")
-        rows.append((n, RowState.READY, payout, {}, [], None))
-    ledger.create_batch("bF", fingerprint="f", label="", source="s", options={}, headers=[], rows=rows)
+        rows.append(NewRow(n, RowState.READY, payout, {}, []))
+    ledger.create_batch("bF", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[], rows=rows)
     for n in range(2, 12):
         ledger.move("bF", n, RowState.SUBMITTING)
         ledger.move("bF", n, RowState.SUBMITTED, next_check=1e12)

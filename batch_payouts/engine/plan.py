@@ -10,7 +10,7 @@ from typing import Any
 
 from batch_payouts import crash
 from batch_payouts.catalog import Catalog
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import Holder, Ledger, NewRow
 from batch_payouts.model import RowState
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Problem, Report, Rules, validate_rows
@@ -29,13 +29,34 @@ def check_sheet(sheet: RawSheet, catalog: Catalog, rules: Rules | None = None) -
     return report
 
 
-def batch_key(content: bytes, label: str) -> str:
-    """Short, stable id of (file content, label): the same file and label continue one batch."""
-    return "b" + hashlib.sha256(content + b"\x00" + label.encode("utf-8")).hexdigest()[:11]
+def batch_key(content: bytes, label: str, env_id: str) -> str:
+    """Short, stable id of (file content, label, environment): the same file and label continue
+    one batch in one environment; the same file in another environment is another batch."""
+    return "b" + hashlib.sha256(content + b"\x00" + label.encode("utf-8") + b"\x00" + env_id.encode()).hexdigest()[:11]
 
 
-def payee_fingerprint(payee: str, amount: Decimal, currency: str, label: str) -> str:
-    return hashlib.sha256(f"{payee}|{amount}|{currency}|{label}".encode()).hexdigest()[:24]
+def obligation_key(label: str, payee: str, currency: str, discriminator: str) -> str:
+    """The payment a row makes (docs/obligations.md): label, payee identity, currency and what
+    tells two payments to one payee in one file apart (their own references, else their order)."""
+    text = "\x00".join((label, payee, currency.upper(), discriminator))
+    return "o" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:23]
+
+
+def obligation_keys(report: Report, label: str) -> dict[int, str]:
+    """Row number -> its obligation key, for every valid row."""
+    seen: dict[tuple[str, str], int] = {}
+    out: dict[int, str] = {}
+    for result in report.valid_rows:
+        p = result.payout
+        assert p is not None
+        if p.reference:
+            discriminator = "ref:" + p.reference.strip()
+        else:
+            count = seen.get((p.payee(), p.currency), 0) + 1
+            seen[(p.payee(), p.currency)] = count
+            discriminator = f"n:{count}"
+        out[result.row] = obligation_key(label, p.payee(), p.currency, discriminator)
+    return out
 
 
 @dataclass
@@ -67,59 +88,135 @@ class Plan:
         return ", ".join(f"{c.currency} {c.total}" for c in sorted(self.currencies.values(), key=lambda c: c.currency))
 
 
-def make_plan(ledger: Ledger | None, batch_id: str | None, report: Report,
-              balances: dict[str, Decimal]) -> Plan:
-    """Totals still to send per currency against the payout balance, money in flight apart."""
+def make_plan(report: Report, balances: dict[str, Decimal], *, sendable: set[int] | None = None,
+              in_flight: dict[str, Decimal] | None = None) -> Plan:
+    """Totals still to send per currency against the payout balance, money in flight apart.
+
+    ``sendable``: the rows that will actually be sent (``None``: every valid row)."""
     plan = Plan(by_method=report.totals())
-    still_to_send: set[int] | None = None
-    in_flight: dict[str, Decimal] = {}
-    if ledger is not None and batch_id and ledger.has_batch(batch_id):
-        rows = ledger.rows(batch_id)
-        still_to_send = {r.row for r in rows if r.state is RowState.READY}
-        for r in rows:
-            if r.payout and r.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN):
-                in_flight[r.payout.currency] = in_flight.get(r.payout.currency, Decimal(0)) + r.payout.amount
     for result in report.valid_rows:
         p = result.payout
         assert p is not None
-        if still_to_send is not None and result.row not in still_to_send:
+        if sendable is not None and result.row not in sendable:
             continue
         cp = plan.currencies.setdefault(
-            p.currency, CurrencyPlan(p.currency, 0, Decimal(0), in_flight.get(p.currency, Decimal(0)),
+            p.currency, CurrencyPlan(p.currency, 0, Decimal(0), (in_flight or {}).get(p.currency, Decimal(0)),
                                      balances.get(p.currency)))
         cp.rows += 1
         cp.total += p.amount
     return plan
 
 
-def persist_batch(
-    ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report, *,
-    fingerprint: str, label: str, options: dict[str, Any], allow_repeat: bool,
-) -> list[tuple[int, str, int]]:
-    """Store the batch and its rows (once). Return rows blocked as repeats: (row, batch, row)."""
-    if ledger.has_batch(batch_id):
-        return []
+def open_rows(ledger: Ledger, batch_id: str) -> tuple[set[int], dict[str, Decimal]]:
+    """Rows of an existing batch still to send, and the money in flight per currency."""
+    rows = ledger.rows(batch_id)
+    to_send = {r.row for r in rows if r.state is RowState.READY}
+    in_flight: dict[str, Decimal] = {}
+    for r in rows:
+        if r.payout and r.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN):
+            in_flight[r.payout.currency] = in_flight.get(r.payout.currency, Decimal(0)) + r.payout.amount
+    return to_send, in_flight
+
+
+@dataclass
+class Repeat:
+    """A row not paid because its payee is already paid (or being paid) for this label."""
+
+    row: int
+    other_batch: str
+    other_row: int
+    sentence: str
+    edited_amount: bool = False
+
+
+@dataclass
+class NewBatch:
+    """What creating a batch from a file will do, before anything is written."""
+
+    batch_id: str
+    env_id: str
+    label: str
+    rows: list[NewRow]
+    repeats: list[Repeat] = field(default_factory=list)
+    supersede: list[tuple[str, int, str]] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+    overrides: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def sendable(self) -> set[int]:
+        return {r.row for r in self.rows if r.state is RowState.READY}
+
+
+def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report, *, env_id: str,
+                  label: str, pay_again: dict[int, str] | None = None) -> NewBatch:
+    """Decide every row of a new batch against every other batch of the environment.
+
+    A payee already paid, or being paid, for this label is not paid again (a repeat), unless the
+    row is in ``pay_again`` (row -> the operator's reason). Rows of earlier batches that were
+    never sent are taken over by this batch, so that resuming those batches cannot pay them too.
+    """
+    keys = obligation_keys(report, label)
+    new = NewBatch(batch_id, env_id, label, [])
+    replaced = ledger.unfinished_batches(env_id, label, Path(sheet.path).stem)
+    new.replaces = [b.id for b in replaced]
+    for other in replaced:
+        for r in ledger.rows(other.id, RowState.READY):
+            if r.submitting_at is None:
+                new.supersede.append((other.id, r.row, f"replaced by batch {batch_id}: the file was run again"))
     cells = {r.row: r.cells for r in sheet.rows}
-    rows: list[Any] = []
-    blocked: list[tuple[int, str, int]] = []
+    pay_again = pay_again or {}
     for result in report.rows:
         problems = [{"column": p.column, "value": p.value, "message": p.message, "severity": p.severity}
                     for p in result.problems]
         if not result.valid or result.payout is None:
-            rows.append((result.row, RowState.INVALID, None, cells[result.row], problems, None))
+            new.rows.append(NewRow(result.row, RowState.INVALID, None, cells[result.row], problems))
             continue
-        p = result.payout
-        fp = payee_fingerprint(p.payee(), p.amount, p.currency, label)
-        state = RowState.READY
-        earlier = ledger.paid_elsewhere(fp, batch_id)
-        if earlier and not allow_repeat:
-            state = RowState.BLOCKED
-            blocked.append((result.row, earlier[0][0], earlier[0][1]))
-            problems.append({"column": "", "value": "", "severity": "error",
-                             "message": f"already paid in batch {earlier[0][0]} row {earlier[0][1]} "
-                                        "(use --allow-repeat to pay again)"})
-        rows.append((result.row, state, p, cells[result.row], problems, fp))
-    ledger.create_batch(batch_id, fingerprint=fingerprint, label=label, source=str(Path(sheet.path)),
-                        options=options, headers=sheet.headers, rows=rows)
+        p, key = result.payout, keys[result.row]
+        state, note = RowState.READY, None
+        for holder in ledger.holders(env_id, [key]):
+            if holder.live and result.row not in pay_again:
+                repeat = _repeat(result.row, p.amount, p.currency, holder, label)
+                new.repeats.append(repeat)
+                problems.append({"column": "amount" if repeat.edited_amount else "", "value": "",
+                                 "severity": "error", "message": repeat.sentence})
+                state = RowState.BLOCKED
+                break
+            if holder.state is RowState.READY and not holder.ever_sent:
+                changed = "" if holder.amount == p.amount else (
+                    f"; the amount changed from {holder.currency} {holder.amount:,} to {p.currency} {p.amount:,}")
+                new.supersede.append((holder.batch_id, holder.row,
+                                      f"replaced by batch {batch_id} row {result.row}: the file was run again"))
+                note = f"replaces row {holder.row} of batch {holder.batch_id}, never sent{changed}"
+        if state is RowState.READY and result.row in pay_again:
+            new.overrides[result.row] = pay_again[result.row]
+        new.rows.append(NewRow(result.row, state, p, cells[result.row], problems, (key,), note=note))
+    return new
+
+
+def _repeat(row: int, amount: Decimal, currency: str, holder: Holder, label: str) -> Repeat:
+    """The sentence for a row whose payee is already paid or being paid for ``label``."""
+    where = f"batch {holder.batch_id} row {holder.row}"
+    labelled = f"label {label!r}" if label else "no --label"
+    if holder.amount is not None and holder.amount != amount:
+        verb = "was already paid" if holder.state is RowState.SUCCEEDED else "is already being paid"
+        return Repeat(row, holder.batch_id, holder.row, (
+            f"this payee {verb} {holder.currency} {holder.amount:,} in {where} ({labelled}); the file now says "
+            f"{currency} {amount:,}. An edited amount is never paid on top: to pay more, use a new --label"),
+            edited_amount=True)
+    if holder.state is RowState.SUCCEEDED:
+        text = f"already paid {currency} {amount:,} to this payee in {where} ({labelled}); not paid again"
+    else:
+        text = f"{where} is already paying this payee ({holder.state.value}); not paid again"
+    return Repeat(row, holder.batch_id, holder.row, text)
+
+
+def persist_batch(ledger: Ledger, new: NewBatch, sheet: RawSheet, *, fingerprint: str,
+                  options: dict[str, Any], who: str) -> None:
+    """Store the batch, its rows and claims, and take over what it replaces, in one transaction;
+    then record the operator's overrides."""
+    ledger.create_batch(new.batch_id, env_id=new.env_id, fingerprint=fingerprint, label=new.label,
+                        source=str(Path(sheet.path)), options=options, headers=sheet.headers, rows=new.rows,
+                        supersede=new.supersede, replaces=new.replaces)
+    for row, why in new.overrides.items():
+        ledger.record_override(new.env_id, new.batch_id, row, who=who, why=why)
     crash.point("after_batch_persisted")
-    return blocked

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from batch_payouts.catalog import Catalog
-from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.engine.plan import obligation_key
+from batch_payouts.ledger import Ledger, NewRow, RowRecord
 from batch_payouts.model import SENT_STATES, RowState
 from batch_payouts.validate import Rules, validate_rows
 
@@ -68,6 +68,10 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
                 chosen[original.row] = _apply_edits(original, cells, mapping, plan)
     for number, cells in sorted(chosen.items()):
         original = originals[number]
+        elsewhere = _paid_elsewhere(ledger, batch.env_id, original)
+        if elsewhere:
+            plan.refused.append(f"row {number}: {elsewhere}; not paid again")
+            continue
         if original.completed_at is not None and now - original.completed_at < cooloff:
             plan.waiting.append(f"row {number}: failed {now - original.completed_at:.0f} s ago; "
                                 f"retry after the {cooloff:.0f} s cool-off")
@@ -95,6 +99,17 @@ def _latest_attempts(ledger: Ledger, parent: str, plan: RetryPlan) -> tuple[dict
         elif number in latest:
             latest[number] = max(later, key=lambda r: r.attempt)
     return latest, retried
+
+
+def _paid_elsewhere(ledger: Ledger, env_id: str, original: RowRecord) -> str | None:
+    """Another batch of the environment that pays, or paid, this row's obligation."""
+    keys = ledger.keys_of(original.batch_id, original.row)
+    for holder in ledger.holders(env_id, keys, exclude=(original.batch_id, original.row)):
+        if holder.live:
+            if holder.state is RowState.SUCCEEDED:
+                return f"batch {holder.batch_id} row {holder.row} already paid this payee"
+            return f"batch {holder.batch_id} row {holder.row} is already paying this payee ({holder.state.value})"
+    return None
 
 
 def _row_number(cells: dict[str, str]) -> int | None:
@@ -141,26 +156,22 @@ def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> N
 
 
 def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: list[str]) -> None:
-    mapping: dict[str, str] = ledger.batch(plan.parent).options.get("mapping", {})
+    """Store the retry batch: each row a new attempt of its original's obligation (and of the
+    corrected payee's, when the team fixed a phone or account), so no other batch pays it too."""
+    parent = ledger.batch(plan.parent)
+    mapping: dict[str, str] = parent.options.get("mapping", {})
     inputs = [(o.row, {c: cells.get(h, "") for c, h in mapping.items()}) for o, cells in plan.rows]
     report = validate_rows(inputs, catalog, Rules())
     payouts = {r.row: r.payout for r in report.rows}
-    rows: list[Any] = []
-    origins: dict[int, tuple[str, int, int]] = {}
+    rows: list[NewRow] = []
     for original, cells in plan.rows:
-        rows.append((original.row, RowState.READY, payouts[original.row], cells, [], None))
-        origins[original.row] = (original.batch_id, original.row, original.attempt + 1)
-    parent = ledger.batch(plan.parent)
-    ledger.create_batch(plan.batch_id, fingerprint=parent.fingerprint, label=parent.label,
+        payout = payouts[original.row]
+        keys = list(ledger.keys_of(original.batch_id, original.row))
+        if payout is not None and original.payout is not None and payout.payee() != original.payout.payee():
+            discriminator = f"ref:{payout.reference.strip()}" if payout.reference else "n:1"
+            keys.append(obligation_key(parent.label, payout.payee(), payout.currency, discriminator))
+        rows.append(NewRow(original.row, RowState.READY, payout, cells, [], tuple(keys),
+                           origin=(original.batch_id, original.row, original.attempt + 1)))
+    ledger.create_batch(plan.batch_id, env_id=parent.env_id, fingerprint=parent.fingerprint, label=parent.label,
                         source=parent.source, options=parent.options, headers=headers, rows=rows,
-                        parent=plan.parent, origins=origins)
-
-
-def paid_twice(ledger: Ledger, batch_id: str) -> list[tuple[int, str, str]]:
-    """Rows paid by this batch whose earlier attempt also turned out paid: (row, earlier, this)."""
-    out = []
-    for row in ledger.rows(batch_id, RowState.SUCCEEDED):
-        for earlier in ledger.earlier_attempts(row):
-            if earlier.state is RowState.SUCCEEDED:
-                out.append((row.row, str(earlier.reference), str(row.reference)))
-    return out
+                        parent=plan.parent)

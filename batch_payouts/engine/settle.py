@@ -73,14 +73,18 @@ async def poll_row(ctx: Context, row: RowRecord) -> None:
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except (errors.NoAnswer, errors.ServerError, errors.NotFound, errors.UnexpectedResponse):
+    except errors.NotFound:
+        status = None
+    except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse):
         ctx.ledger.update(row.batch_id, row.row, expect=row.state, next_check=ctx.clock() + ctx.settings.poll_interval)
         return
     current = ctx.ledger.row(row.batch_id, row.row)
     if status is None:
-        # Created, yet not visible: look again later; never resend a submitted row.
-        ctx.ledger.update(row.batch_id, row.row, expect=current.state, confirm=0,
-                          next_check=ctx.clock() + ctx.settings.poll_interval)
+        # Created, yet not visible: look again later, backing off; never resend a submitted row.
+        # A confirming read keeps its flag, so that webhook-only runs read it again too.
+        wait = min(ctx.settings.poll_interval * (2 ** min(current.checks, 6)), ctx.settings.poll_max_interval)
+        ctx.ledger.update(row.batch_id, row.row, expect=current.state, checks=current.checks + 1,
+                          next_check=ctx.clock() + wait)
         return
     apply_read(ctx.ledger, current, status, ctx.clock(), ctx.settings.poll_interval,
                ctx.settings.poll_max_interval)

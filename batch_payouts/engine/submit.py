@@ -63,12 +63,14 @@ class Context:
     money: Limiter
     reads: Limiter
     settings: Settings
+    env_id: str
     clock: Callable[[], float] = time.time
     wallets: dict[str, str] = field(default_factory=dict)
     paused_currencies: dict[str, str] = field(default_factory=dict)
     stop_reason: str | None = None
     tries: dict[int, int] = field(default_factory=dict)
     gave_up: set[int] = field(default_factory=set)
+    refreshed_customers: set[int] = field(default_factory=set)
 
     @property
     def grace(self) -> float:
@@ -81,6 +83,11 @@ class Context:
                                 f"({limiter.name}); the batch is paused, resume it later")
             raise RunStopped(self.stop_reason)
         limiter.pause(wait)
+
+
+def soon(checks: int) -> float:
+    """Seconds until the next read of an ambiguous row: 1, 2, 4 … up to 30."""
+    return float(min(2 ** min(checks, 5), 30))
 
 
 def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
@@ -110,32 +117,40 @@ async def discover_wallets(ctx: Context) -> None:
 # -- customers ---------------------------------------------------------------------------------
 
 async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
-    """The provider's customer key for this payee: cache, look-up by phone, or create."""
-    cached = ctx.ledger.customer(payout.phone, payout.country, payout.network)
+    """The provider's customer key for this payee in this environment: cache, look-up by phone,
+    or create. A key is only ever one the provider returned for this exact phone."""
+    cached = ctx.ledger.customer(ctx.env_id, payout.phone, payout.country, payout.network)
     if cached:
         return cached
     await ctx.reads.acquire()
     try:
         found = await ctx.client.get_customer_by_phone(payout.phone)
         crash.point("after_customer_lookup")
-        key = found.customer_key
+        key = _for_this_phone(found, payout)
     except errors.NotFound:
         crash.point("after_customer_lookup")
         await ctx.reads.acquire()
         body = wire.CreateCustomer(phone_number=payout.phone, country_code=payout.country,
                                    network=payout.network, account_name=payout.name)
         try:
-            key = (await ctx.client.create_customer(body)).customer_key
+            key = _for_this_phone(await ctx.client.create_customer(body), payout)
         except errors.BadRequest:
             await ctx.reads.acquire()  # perhaps created meanwhile: look once more before giving up
-            try:
-                key = (await ctx.client.get_customer_by_phone(payout.phone)).customer_key
-            except errors.NotFound:
-                raise
+            key = _for_this_phone(await ctx.client.get_customer_by_phone(payout.phone), payout)
         crash.point("after_customer_post")
-    ctx.ledger.remember_customer(payout.phone, payout.country, payout.network, key)
+    ctx.ledger.remember_customer(ctx.env_id, payout.phone, payout.country, payout.network, key)
     crash.point("after_customer_commit")
     return key
+
+
+def _for_this_phone(customer: wire.Customer, payout: MobileMoneyPayout) -> str:
+    """The customer's key, if the provider's record is for this payout's phone number."""
+    theirs = "".join(ch for ch in (customer.phone_number or "") if ch.isdigit())
+    ours = "".join(ch for ch in payout.phone if ch.isdigit())
+    if theirs and theirs != ours:
+        raise errors.BadRequest(400, f"the provider's customer record for {payout.phone} is for another "
+                                     "phone number; not paid")
+    return customer.customer_key
 
 
 # -- withdrawals -------------------------------------------------------------------------------
@@ -198,7 +213,11 @@ async def pay(ctx: Context, row: RowRecord) -> None:
     await ctx.money.acquire()
     if row.payout.currency in ctx.paused_currencies:
         return
-    ctx.ledger.move(b, n, RowState.SUBMITTING, submitting_at=ctx.clock())
+    try:
+        if ctx.ledger.claim_for_sending(b, n) is not None:
+            return  # another batch pays this payee: the row is now BLOCKED, with the sentence
+    except errors.IllegalTransition:
+        return  # taken over by a newer batch of the same file since this pass began
     crash.point("after_submitting_commit")
     await send(ctx, row, body)
 
@@ -231,12 +250,29 @@ async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> No
         ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note=f"no clear answer: {exc}")
         return
     except (errors.BadRequest, errors.NotFound, errors.PermissionDenied) as exc:
+        if _stale_customer(ctx, row, exc):
+            return
         ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
         return
     crash.point("after_response_before_commit")
     ctx.ledger.move(b, n, RowState.SUBMITTED, provider_id=created.id or None,
                     reference_number=created.reference_number, submitted_at=ctx.clock(),
                     next_check=ctx.clock() + ctx.settings.poll_interval)
+
+
+def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
+    """A refused payout whose cached customer key the provider does not know: forget the key
+    and send again once (a refusal created nothing), after looking the payee up afresh."""
+    p = row.payout
+    if not isinstance(p, MobileMoneyPayout) or "customer" not in exc.message.lower():
+        return False
+    if row.row in ctx.refreshed_customers:
+        return False
+    ctx.refreshed_customers.add(row.row)
+    ctx.ledger.forget_customer(ctx.env_id, p.phone, p.country, p.network)
+    ctx.ledger.move(row.batch_id, row.row, RowState.READY, next_check=ctx.clock(),
+                    note="the provider did not know the cached customer; looked up again")
+    return True
 
 
 # -- reconciliation ----------------------------------------------------------------------------
@@ -272,7 +308,7 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
     crash.point("inside_reconcile_after_read")
     if status is not None:
         ctx.ledger.move(row.batch_id, row.row, RowState.SUBMITTED, provider_id=status.id,
-                        not_found_at=None, submitted_at=row.submitted_at or now)
+                        not_found_at=None, checks=0, submitted_at=row.submitted_at or now)
         apply(ctx.ledger.row(row.batch_id, row.row), status)
         return
     sent_at = row.submitting_at or row.updated_at
@@ -281,13 +317,13 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None)
         return
     if first is None or first < sent_at:
-        ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=now,
-                          next_check=max(now, sent_at) + ctx.grace)
-        return
-    if now - first >= ctx.grace and now - sent_at >= ctx.grace:
-        # Read twice, a grace period apart, long after the lost request could have landed.
-        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None,
+        first = now
+    believe_at = max(first, sent_at) + ctx.grace
+    if now >= believe_at and first < now:
+        # Not found from first to last, a grace period apart, long after the lost request could have landed.
+        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None, checks=0,
                         note="not found at the provider twice; resent with the same reference")
         return
-    ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN,
-                      next_check=max(first, sent_at) + ctx.grace)
+    # Look again soon, backing off: a payout that shows up ends the wait at once.
+    ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=first, checks=row.checks + 1,
+                      next_check=min(now + soon(row.checks), believe_at))

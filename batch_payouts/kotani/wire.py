@@ -43,6 +43,7 @@ class Wallet(_Response):
     status: str | None = None
     balance: Decimal = Field(description="payout balance, major units")
     deposit_balance: Decimal = Decimal(0)
+    integrator: str | None = Field(default=None, description="the Kotani account the wallet belongs to")
 
 
 class CreateCustomer(_Request):

@@ -7,6 +7,7 @@ status whose time has come: re-crediting failed payouts and queueing webhooks.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
 import threading
@@ -109,11 +110,12 @@ class Wallet:
     country: str | None
     balance: Decimal
     deposit_balance: Decimal = Decimal(0)
+    integrator: str = ""
 
     def view(self) -> dict[str, Any]:
         return {"id": self.id, "name": f"{self.currency} payouts", "type": "fiat",
                 "currency": self.currency, "country": self.country or "",
-                "integrator": INTEGRATOR, "status": "active", "balance": self.balance,
+                "integrator": self.integrator, "status": "active", "balance": self.balance,
                 "deposit_balance": self.deposit_balance}
 
 
@@ -142,7 +144,6 @@ class Payout:
     parked: bool = False
 
 
-INTEGRATOR = "665f0a11b7e4d90012ab0001"
 _OUTCOMES: dict[str, tuple[str, str, str]] = {
     "700000010": ("FAILED", "Insufficient funds on recipient account", "INSUFFICIENT_FUNDS"),
     "700000011": ("FAILED", "Recipient account not found", "ACCOUNT_NOT_FOUND"),
@@ -172,8 +173,12 @@ class SandboxState:
         seed_value: int = 0,
         balances: dict[str, Decimal] | None = None,
         knobs: Knobs | None = None,
+        integrator: str | None = None,
     ) -> None:
         self.api_key = api_key
+        # Each key is its own account, so that two sandboxes can stand for two Kotani accounts.
+        self.integrator = integrator or hashlib.sha256(api_key.encode()).hexdigest()[:24]
+        self.after_change: Callable[[], None] | None = None
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
         self.clock = clock or SandboxClock()
@@ -184,7 +189,7 @@ class SandboxState:
         for cur in seed.WALLET_CURRENCIES:
             start = (balances or {}).get(cur, Decimal("10000000"))
             country = next((c.code for c in seed.COUNTRIES if c.currency == cur), None)
-            self.wallets[cur] = Wallet(_hex_id(self.rng), cur, country, Decimal(start))
+            self.wallets[cur] = Wallet(_hex_id(self.rng), cur, country, Decimal(start), integrator=self.integrator)
         self.customers: dict[str, dict[str, Any]] = {}
         self.payouts: list[Payout] = []
         self.by_reference: dict[str, Payout] = {}
@@ -266,8 +271,9 @@ class SandboxState:
         key = "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(20))
         customer = {"id": _hex_id(self.rng), "customer_key": key, "phone_number": phone,
                     "country_code": country.code, "network": network or "NOT_SUPPORTED",
-                    "account_name": body.get("account_name") or "", "integrator": INTEGRATOR}
+                    "account_name": body.get("account_name") or "", "integrator": self.integrator}
         self.customers[key] = customer
+        self.changed()
         return customer
 
     def customer_by_phone(self, phone: str) -> dict[str, Any] | None:
@@ -327,7 +333,13 @@ class SandboxState:
             wallet.balance -= debit
         self.payouts.append(payout)
         self.by_reference.setdefault(reference, payout)
+        self.changed()
         return payout
+
+    def changed(self) -> None:
+        """Tell whoever keeps the books on disk (the built-in sandbox) that something changed."""
+        if self.after_change is not None:
+            self.after_change()
 
     def _route(self, kind: str, body: dict[str, Any]) -> tuple[Wallet, str, str]:
         if kind == "bank":
@@ -467,7 +479,7 @@ class SandboxState:
             secret = k.webhook_rotated_secret or self.webhook_secret
             body, sig = signed_body(WITHDRAWAL_EVENT, data, secret)
             headers = {"Content-Type": "application/json", "X-Kotani-Event": WITHDRAWAL_EVENT,
-                       "X-Kotani-Integrator": INTEGRATOR}
+                       "X-Kotani-Integrator": self.integrator}
             if not k.webhook_unsigned:
                 headers["X-Kotani-Signature"] = sig
         else:
