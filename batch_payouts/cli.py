@@ -54,7 +54,7 @@ T = TypeVar("T")
 class Running:
     """The batch this process is paying, for the sentence an interruption prints."""
 
-    ledger: Ledger | None = None
+    ledger: Path | None = None
     batch_id: str | None = None
 
 
@@ -63,9 +63,17 @@ RUNNING = Running()
 
 def interrupted_sentence() -> str:
     """What Ctrl-C or SIGTERM says: how many payouts had already left, and how to go on."""
+    plain = "interrupted; everything done so far is saved. Run the same command again to continue."
     if RUNNING.ledger is None or RUNNING.batch_id is None:
-        return "interrupted; everything done so far is saved. Run the same command again to continue."
-    sent = RUNNING.ledger.sent_count(RUNNING.batch_id)
+        return plain
+    try:
+        ledger = Ledger(RUNNING.ledger)
+        try:
+            sent = ledger.sent_count(RUNNING.batch_id)
+        finally:
+            ledger.close()
+    except (errors.BatchPayoutsError, sqlite3.Error):
+        return plain
     return (f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {RUNNING.batch_id} had already "
             f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {RUNNING.batch_id}")
 
@@ -535,6 +543,9 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                 fail("--strict: fix the invalid rows first", 3)
             batch_id = planning.batch_key(file.read_bytes(), label, env.id)
             if conn.ledger.has_batch(batch_id):
+                if again:
+                    raise click.UsageError(f"this file was already run as batch {batch_id}: --pay-again applies "
+                                           "to a new batch (change the file or its --label)")
                 already_run(conn, batch_id, label, run_kw)
             the_plan, new = plan_for(conn, batch_id, sheet, report, label, again)
             show_plan(the_plan)
@@ -706,7 +717,7 @@ def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
             async def go(client: KotaniClient) -> RunResult:
                 ctx = Context(conn.ledger, client, money, reads, settings, env_id=conn.environment().id)
                 return await run_batch(ctx, batch_id, wait_timeout=kw["wait_timeout"], progress=progress)
-            RUNNING.ledger, RUNNING.batch_id = conn.ledger, batch_id
+            RUNNING.ledger, RUNNING.batch_id = conn.ledger.path, batch_id
             previous = signal.signal(signal.SIGTERM, _terminate)
             try:
                 return conn.call(go)
