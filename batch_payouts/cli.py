@@ -116,8 +116,10 @@ def user_errors() -> Iterator[None]:
     except errors.WrongEnvironment as exc:
         fail(str(exc), 2)
     except sqlite3.DatabaseError as exc:
-        fail(f"the ledger cannot be read ({exc}); it may be damaged or not a ledger. Nothing was paid by "
-             "this command. Keep the file for inspection and point --state at a good copy", 1)
+        if "full" in str(exc):
+            fail(disk_sentence(OSError(errno.ENOSPC, "disk full")), 1)
+        fail(f"the ledger cannot be read ({exc}); it may be damaged or not a ledger. Everything recorded "
+             "before is kept. Keep the file for inspection and point --state at a good copy", 1)
     except OSError as exc:
         fail(disk_sentence(exc), 1)
     except errors.PlanRefused as exc:
