@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -86,6 +86,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (env_id, key, batch_id, row)
     );
     CREATE INDEX claims_row ON claims(batch_id, row);
+    CREATE INDEX rows_due ON rows(batch_id, state, next_check);
+    CREATE INDEX rows_origin ON rows(origin_batch, origin_row);
     CREATE TABLE overrides (
         id INTEGER PRIMARY KEY, env_id TEXT NOT NULL, batch_id TEXT NOT NULL, row INTEGER NOT NULL,
         who TEXT NOT NULL, why TEXT NOT NULL, at REAL NOT NULL
@@ -518,14 +520,65 @@ class Ledger:
                    [*values.values(), batch_id, number])
         db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (values["updated_at"], batch_id))
 
-    def due_checks(self, batch_id: str, now: float, *, poll: bool = True) -> list[RowRecord]:
+    def due_checks(self, batch_id: str, now: float, *, poll: bool = True, limit: int = -1) -> list[RowRecord]:
         """Rows whose status should be read now: in flight (when polling), unknown, or asked to confirm."""
         polled = "submitted" if poll else "unknown"
         rows = self.db.execute(
             "SELECT * FROM rows WHERE batch_id = ? AND next_check <= ? AND "
-            "(state IN (?, 'unknown') OR confirm = 1) ORDER BY next_check",
-            (batch_id, now, polled))
+            "(state IN (?, 'unknown') OR confirm = 1) ORDER BY next_check LIMIT ?",
+            (batch_id, now, polled, limit))
         return [self._record(r) for r in rows]
+
+    def ready_to_send(self, batch_id: str, now: float, *, skip_rows: Collection[int] = (),
+                      skip_currencies: Collection[str] = (), limit: int = -1) -> list[RowRecord]:
+        """READY rows due now (by row number), leaving out ``skip_rows`` and paused currencies."""
+        sql = ("SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check <= ?"
+               " AND payout IS NOT NULL")
+        args: list[Any] = [batch_id, now]
+        if skip_rows:
+            sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
+            args += list(skip_rows)
+        if skip_currencies:
+            sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(skip_currencies))})"
+            args += list(skip_currencies)
+        return [self._record(r) for r in self.db.execute(sql + " ORDER BY row LIMIT ?", [*args, limit])]
+
+    def counts(self, batch_id: str) -> dict[str, int]:
+        """Rows per state, counted by the database."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT state, COUNT(*) FROM rows WHERE batch_id = ? GROUP BY state", (batch_id,))}
+
+    def totals(self, batch_id: str) -> list[tuple[RowState, str, int, Decimal]]:
+        """(state, currency, rows, amount) for every pair present; amounts summed as Decimal."""
+        sums: dict[tuple[str, str], tuple[int, Decimal]] = {}
+        for state, currency, amount in self.db.execute(
+                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount')"
+                " FROM rows WHERE batch_id = ?", (batch_id,)):
+            key = (state, currency or "")
+            count, total = sums.get(key, (0, Decimal(0)))
+            sums[key] = (count + 1, total + (Decimal(str(amount)) if amount is not None else Decimal(0)))
+        return [(RowState(s), c, n, t) for (s, c), (n, t) in sorted(sums.items())]
+
+    def still_open(self, batch_id: str, *, skip_rows: Collection[int] = (),
+                   skip_currencies: Collection[str] = ()) -> int:
+        """Rows that still need work in a run: in flight, asked to confirm, or READY to send (other
+        than ``skip_rows`` and paused currencies)."""
+        sql = ("SELECT COUNT(*) FROM rows WHERE batch_id = ? AND (state IN ('submitting', 'submitted', 'unknown')"
+               " OR confirm = 1 OR (state = 'ready' AND payout IS NOT NULL")
+        args: list[Any] = [batch_id]
+        if skip_rows:
+            sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
+            args += list(skip_rows)
+        if skip_currencies:
+            sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(skip_currencies))})"
+            args += list(skip_currencies)
+        return int(self.db.execute(sql + "))", args).fetchone()[0])
+
+    def retried_successes(self, batch_id: str) -> list[RowRecord]:
+        """Succeeded rows of this batch that are retries of an earlier attempt."""
+        return [self._record(r) for r in self.db.execute(
+            "SELECT * FROM rows WHERE batch_id = ? AND state = 'succeeded' AND origin_batch IS NOT NULL"
+            " ORDER BY row", (batch_id,))]
 
     # -- obligations: one live payment per payee --------------------------------------------------
 
@@ -595,19 +648,18 @@ class Ledger:
 
     def paid_twice(self, batch_id: str) -> list[tuple[RowRecord, RowRecord]]:
         """(row of this batch, another paid row) pairs that paid the same obligation twice, in
-        any batch of the environment, unless an operator override covers the later one."""
-        batch = self.batch(batch_id)
-        out = []
-        for row in self.rows(batch_id, RowState.SUCCEEDED):
-            keys = self.keys_of(batch_id, row.row)
-            for h in self.holders(batch.env_id, keys, exclude=(batch_id, row.row)):
-                if h.state is RowState.SUCCEEDED and not h.overridden and not self._overridden(batch_id, row.row):
-                    out.append((row, self.row(h.batch_id, h.row)))
-        return out
-
-    def _overridden(self, batch_id: str, number: int) -> bool:
-        return self.db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?",
-                               (batch_id, number)).fetchone() is not None
+        any batch of the environment, unless an operator override covers either of them."""
+        pairs = self.db.execute(
+            "SELECT DISTINCT a.row, o.batch_id, o.row FROM claims a"
+            " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key"
+            " AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
+            " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
+            " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state = 'succeeded'"
+            " WHERE a.batch_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = a.batch_id AND v.row = a.row)"
+            " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
+            " ORDER BY a.row", (batch_id,)).fetchall()
+        return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in pairs]
 
     # -- customers ---------------------------------------------------------------------------------
 

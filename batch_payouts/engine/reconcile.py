@@ -77,7 +77,7 @@ def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStat
 async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
                           clock: Callable[[], float] = time.time) -> None:
     """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
-    for row in ledger.rows(batch_id, RowState.SUCCEEDED):
+    for row in ledger.retried_successes(batch_id):
         for earlier in ledger.earlier_attempts(row):
             if earlier.reference is None or earlier.state is RowState.REJECTED:
                 continue

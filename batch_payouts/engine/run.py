@@ -6,7 +6,6 @@ Progress is reported through a callback; nothing here prints.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +19,8 @@ from batch_payouts.ledger import RowRecord
 from batch_payouts.model import RowState, StatusClass, classify
 
 LEASE_TTL = 30.0
+PROGRESS_EVERY = 0.5  # seconds between progress reports
+IN_FLIGHT = (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN)
 Progress = Callable[[dict[str, int]], None]
 
 
@@ -43,10 +44,6 @@ class RunResult:
         bad = sum(self.counts.get(s, 0) for s in ("failed", "rejected", "invalid", "blocked",
                                                    "needs_review", "ready"))
         return 3 if bad else 0
-
-
-def counts_of(rows: list[RowRecord]) -> dict[str, int]:
-    return dict(Counter(r.state.value for r in rows))
 
 
 async def run_batch(
@@ -75,10 +72,13 @@ async def run_batch(
 
 async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                 progress: Progress | None, sleep: Callable[[float], Awaitable[None]]) -> RunResult:
+    """Each tick asks the ledger only for the rows due now (by index), never for the whole batch."""
     started = ctx.clock()
     last_renew = started
+    last_progress = -PROGRESS_EVERY
     active: set[int] = set()
     limit = anyio.Semaphore(max(1, ctx.settings.concurrency))
+    room = 2 * max(1, ctx.settings.concurrency)
     failure: list[BaseException] = []
 
     async def guarded(row: RowRecord, job: Callable[[], Awaitable[None]]) -> None:
@@ -99,14 +99,14 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                 last_renew = now
             if failure or ctx.stop_reason:
                 break
-            for row in ctx.ledger.rows(batch_id, RowState.READY):
-                if row.row in active or row.payout is None or row.row in ctx.gave_up or row.next_check > now:
-                    continue
-                if row.payout.currency in ctx.paused_currencies:
-                    continue
-                active.add(row.row)
-                tg.start_soon(guarded, row, _bind(pay_checked, ctx, row))
-            for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll):
+            skip = active | ctx.gave_up
+            if len(active) < room:
+                for row in ctx.ledger.ready_to_send(batch_id, now, skip_rows=skip,
+                                                    skip_currencies=list(ctx.paused_currencies),
+                                                    limit=room - len(active)):
+                    active.add(row.row)
+                    tg.start_soon(guarded, row, _bind(pay_checked, ctx, row))
+            for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll, limit=room + len(active)):
                 if row.row in active:
                     continue
                 active.add(row.row)
@@ -114,22 +114,21 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                     tg.start_soon(guarded, row, _bind_reconcile(ctx, row))
                 else:
                     tg.start_soon(guarded, row, _bind(settle.poll_row, ctx, row))
-            rows = ctx.ledger.rows(batch_id)
-            if progress:
-                progress(counts_of(rows))
-            open_rows = [r for r in rows if _open(r, ctx)]
-            if not open_rows and not active:
+            if progress and now - last_progress >= PROGRESS_EVERY:
+                progress(ctx.ledger.counts(batch_id))
+                last_progress = now
+            if not active and not ctx.ledger.still_open(batch_id, skip_rows=ctx.gave_up,
+                                                        skip_currencies=list(ctx.paused_currencies)):
                 break
             if now - started > wait_timeout:
                 timed_out = True
                 break
             await sleep(ctx.settings.tick)
         tg.cancel_scope.cancel()
-    rows = ctx.ledger.rows(batch_id)
-    counts = counts_of(rows)
+    counts = ctx.ledger.counts(batch_id)
     if progress:
         progress(counts)
-    pending = sum(1 for r in rows if r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING))
+    pending = sum(counts.get(s.value, 0) for s in IN_FLIGHT)
     stopped = str(failure[0]) if failure else ctx.stop_reason
     return RunResult(counts, pending, dict(ctx.paused_currencies), stopped, timed_out)
 
@@ -153,14 +152,6 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
                             error=f"not re-sent: the earlier attempt {earlier.reference} is {seen} at Kotani")
             return
     await submit.pay(ctx, row)
-
-
-def _open(row: RowRecord, ctx: Context) -> bool:
-    """Still needs work in this run (paused currencies wait for a later run)."""
-    if row.state is RowState.READY:
-        return (row.payout is not None and row.payout.currency not in ctx.paused_currencies
-                and row.row not in ctx.gave_up)
-    return row.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN) or row.confirm
 
 
 def _bind(fn: Callable[[Context, RowRecord], Awaitable[None]], ctx: Context,
