@@ -241,7 +241,7 @@ async def test_every_sandbox_name_match_carries_the_providers_score_and_threshol
 
 async def test_lookup_reasons_accompany_every_outcome_but_matched_and_not_enabled(
         validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
-    for _, _, _, status, got in validate_exchanges:
+    for *_, got in validate_exchanges:
         data = got.get("data") or {}
         outcome = data.get("nameLookupStatus")
         if outcome is not None:

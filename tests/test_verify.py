@@ -13,7 +13,6 @@ from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.lookup import request_for
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
-from batch_payouts.sandbox import RunningSandbox
 from batch_payouts.verify import Decision, Finding, accept, from_cache, name_score, verdict_for
 
 pytestmark = pytest.mark.anyio
@@ -34,9 +33,6 @@ async def ask(client: KotaniClient, payout: Payout) -> wire.AccountValidation:
         return await client.validate_bank(body)
     return await client.validate_mobile_money(body)
 
-
-async def verdict(client: KotaniClient, payout: Payout, **kw: bool) -> object:
-    return verdict_for(await ask(client, payout), payout, **kw)  # type: ignore[arg-type]
 
 
 # -- the provider's own score ---------------------------------------------------------------------
