@@ -2,8 +2,8 @@
 
 Confirmation of payee runs beside payment, not before all of it: :func:`verify_rows` yields each
 verdict as soon as its look-up is back (first rows first), so paying the first row waits only for
-its own look-up. Answers are cached per environment with their time; a TIMEOUT, an ERROR or no
-answer is tried again a bounded number of times, then the row is "not verified".
+its own look-up. Answers that found an active account are cached per environment with their time; a TIMEOUT, an
+ERROR or no answer is tried again a bounded number of times, then the row is "not verified".
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -23,6 +23,7 @@ from batch_payouts import errors
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.kotani.wire import AccountValidation, ValidateBank, ValidateMobileMoney
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
+from batch_payouts.policy import Policy
 from batch_payouts.verify import OUR_THRESHOLD, RETRYABLE, Verdict, from_cache, unverified, verdict_for
 
 DAY = 86400.0
@@ -96,6 +97,20 @@ class VerifySettings:
     max_rate_pause: float = 60.0  # a 429 asking for longer makes the row "not verified" instead
     concurrency: int = 8  # look-ups in flight at once (the reads budget still rules)
     our_threshold: float = OUR_THRESHOLD
+
+
+def settings_from(policy: Policy, environment: str, **overrides: Any) -> VerifySettings:
+    """Verification settings from the policy's ``[verify]`` section (and any field given here)."""
+    v = policy.verify
+    return VerifySettings(environment, allow_unverified=v.allow_unverified, max_age_seconds=v.reuse_days * DAY,
+                          tries=v.tries, our_threshold=v.our_threshold, **overrides)
+
+
+def reusable(answer: AccountValidation) -> bool:
+    """Only an answer that found an active account with a name is reused; any other (not found,
+    frozen, unavailable, name checks off, timed out) is asked again next run: it may have changed."""
+    return ((answer.name_lookup_status or "").upper() == "MATCHED" and answer.is_valid
+            and (answer.account_status or "ACTIVE").upper() == "ACTIVE")
 
 
 def request_for(payout: Payout) -> ValidateMobileMoney | ValidateBank:
@@ -222,7 +237,7 @@ class _Checker:
         if answer is None:
             return [unverified(p, why, tries=tries, allow_unverified=s.allow_unverified) for p in group]
         checked_at = self.clock()
-        if (answer.name_lookup_status or "").upper() not in RETRYABLE:
+        if reusable(answer):
             self.cache.put(s.environment, first.payee(), first.name, answer, checked_at)
         return [replace(self._verdict(answer, p, tries), checked_at=checked_at) for p in group]
 

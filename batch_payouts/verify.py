@@ -220,6 +220,17 @@ def unverified(payout: Payout, why: str, *, tries: int, allow_unverified: bool) 
         "Run again later, accept the row, or allow unverified rows (--allow-unverified)."))
 
 
+def result_columns(verdict: Verdict) -> dict[str, str]:
+    """The columns a results file shows for a row's name check."""
+    score = ""
+    if verdict.score is not None:
+        score = f"{_score_text(verdict.score)} ({'Kotani' if verdict.score_source == 'provider' else 'ours'})"
+    return {"name_check": verdict.decision.value + ("" if verdict.finding is Finding.NAME_MATCHES
+                                                    else f": {verdict.note}"),
+            "registered_name": verdict.registered_name or "", "name_score": score,
+            "name_check_detail": verdict.sentence}
+
+
 def accept(verdict: Verdict, by: str) -> Verdict:
     """An operator lets a held row through; ``by`` names who (recorded by the caller with the time)."""
     if verdict.decision is not Decision.HOLD:

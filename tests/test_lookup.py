@@ -17,10 +17,12 @@ from batch_payouts.lookup import (
     decode_answer,
     encode_answer,
     request_for,
+    settings_from,
     verify_all,
     verify_rows,
 )
 from batch_payouts.model import MobileMoneyPayout, Payout, TillPayout
+from batch_payouts.policy import parse_policy
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import RunningSandbox
 from batch_payouts.verify import Decision, Finding
@@ -197,3 +199,22 @@ async def test_a_thousand_lookups_use_the_reads_allowance_without_a_429(client: 
     assert len(found) == 1000 and sandbox.state.rate_limited["reads"] == 0
     ideal = 1000 / 100 * 5.0 - 5.0  # 100 reads per 5 s, the first hundred at once
     assert ideal / (fake.now - start) >= 0.95
+
+
+async def test_an_answer_that_may_change_is_asked_again_next_run(client: KotaniClient, sandbox: RunningSandbox) -> None:
+    fake = FakeTime(sandbox)
+    cache = MemoryLookupCache(fake.clock)
+    payouts: list[Payout] = [row(2, "+254700000032"), row(3, "+254700000003"), row(4, "+254700000034"),
+                             row(5, "+254700000001")]
+    for _ in range(2):
+        await verify_all(client, reads(fake), payouts, cache, VerifySettings(ENV), clock=fake.clock)
+    looked_up = [x["account"] for x in sandbox.state.lookups]
+    assert looked_up.count("phone:+254700000001") == 1, "an active account with a name is reused"
+    assert all(looked_up.count(f"phone:+2547000000{n}") == 2 for n in ("32", "03", "34")), \
+        "frozen, not found and 'name checks off' are asked again"
+
+
+def test_settings_come_from_the_policys_verify_section() -> None:
+    policy = parse_policy("[verify]\nallow_unverified = true\nreuse_days = 7\ntries = 2\nour_threshold = 90\n")
+    assert settings_from(policy, ENV, concurrency=4) == VerifySettings(
+        ENV, allow_unverified=True, max_age_seconds=7 * DAY, tries=2, our_threshold=90, concurrency=4)

@@ -13,7 +13,7 @@ from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.lookup import request_for
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
-from batch_payouts.verify import Decision, Finding, accept, from_cache, name_score, verdict_for
+from batch_payouts.verify import Decision, Finding, accept, from_cache, name_score, result_columns, verdict_for
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +218,18 @@ async def test_a_reused_answer_says_when_it_was_looked_up(client: KotaniClient) 
     row = phone_row("+254700000001")
     v = from_cache(verdict_for(await ask(client, row), row), checked_at=1_790_000_000)
     assert v.from_cache and v.sentence.endswith("(Kotani's score 76 of 100). (Looked up on 2026-09-21, reused.)")
+
+
+async def test_the_results_file_columns_of_a_verdict(client: KotaniClient) -> None:
+    held = phone_row("+254700000030", name="Wanjiru Kamau")
+    assert result_columns(verdict_for(await ask(client, held), held)) == {
+        "name_check": "held: name differs", "registered_name": "PETER OKELLO MUSA", "name_score": "20 (Kotani)",
+        "name_check_detail": "The account holder is PETER OKELLO MUSA, not Wanjiru Kamau (Kotani's score 20 of 100, "
+                             "70 needed): held, not paid unless you accept the name."}
+    ours = phone_row("+254700000008", name="John Otieno")
+    columns = result_columns(verdict_for(await ask(client, ours), ours))
+    assert (columns["name_check"], columns["name_score"]) == ("payable", "100 (ours)")
+    unchecked = phone_row("+254700000034")
+    columns = result_columns(verdict_for(await ask(client, unchecked), unchecked))
+    assert (columns["name_check"], columns["registered_name"], columns["name_score"]) == \
+        ("payable: name not checked", "", "")
