@@ -21,7 +21,7 @@ from batch_payouts.lookup import (
     verify_all,
     verify_rows,
 )
-from batch_payouts.model import MobileMoneyPayout, Payout, TillPayout
+from batch_payouts.model import BankPayout, MobileMoneyPayout, Payout, TillPayout
 from batch_payouts.policy import parse_policy
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import RunningSandbox
@@ -218,3 +218,16 @@ def test_settings_come_from_the_policys_verify_section() -> None:
     policy = parse_policy("[verify]\nallow_unverified = true\nreuse_days = 7\ntries = 2\nour_threshold = 90\n")
     assert settings_from(policy, ENV, concurrency=4) == VerifySettings(
         ENV, allow_unverified=True, max_age_seconds=7 * DAY, tries=2, our_threshold=90, concurrency=4)
+
+
+async def test_a_lookup_kotani_refuses_is_not_verified_without_asking_again(client: KotaniClient,
+                                                                           sandbox: RunningSandbox) -> None:
+    fake = FakeTime(sandbox)
+    bank = BankPayout(row=2, name="Jane Doe", amount=Decimal(10), currency="KES", country="KE", bank_code="68",
+                      account_number="")
+    found = await verify_all(client, reads(fake), [bank], MemoryLookupCache(fake.clock), VerifySettings(ENV),
+                             clock=fake.clock, sleep=fake.sleep)
+    assert found[2].sentence == ("Not verified: the name could not be checked (Kotani refused the look-up: Validation "
+                                 "failed: accountNumber is required, 1 try): held, not paid. Run again later, accept "
+                                 "the row, or allow unverified rows (--allow-unverified).")
+    assert fake.slept == [], "asking again would get the same refusal"
