@@ -244,3 +244,31 @@ async def test_a_hold_longer_than_the_limit_is_raised_without_sending(sandbox: R
     assert first.value.retry_after == 86_400 and second.value.retry_after == 86_400
     assert sandbox.state.rate_limited["reads"] == sent == 1, "the second call never reached the provider"
     assert fake.slept == []
+
+
+# -- account validation: POSTs that only read ----------------------------------------------------
+
+async def test_a_validate_lookup_refused_with_429_is_sent_again_after_the_wait(sandbox: RunningSandbox) -> None:
+    sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 4
+    fake = FakeTime(sandbox, then=lambda: setattr(sandbox.state.knobs, "p_429", 0.0))
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep) as client:
+        answer = await client.validate_bank(wire.ValidateBank(account_number="1000000002", bank_code="68",
+                                                              country_code="KE", account_name="Jane Doe"))
+        assert client.held_for("money") == 0.0, "a look-up is a read: payouts are not held by its 429"
+    assert (answer.account_name, answer.bank_name, fake.slept) == ("SAMUEL KIPRONO KOECH", "Equity Bank", [4.0])
+    assert sandbox.state.rate_limited == {"money": 0, "reads": 1}
+
+
+async def test_a_validate_request_the_provider_refuses_is_a_validation_failure(client: KotaniClient) -> None:
+    with pytest.raises(errors.ValidationFailed) as refused:
+        await client.validate_bank(wire.ValidateBank(account_number="", bank_code="", country_code="KE"))
+    assert refused.value.errors == ["accountNumber is required", "bankCode is required"]
+
+
+async def test_a_validate_answer_reads_every_documented_field(client: KotaniClient) -> None:
+    answer = await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="+254700000007",
+                                                                         account_name="Jane Doe"))
+    assert (answer.is_valid, answer.is_supported, answer.account_type, answer.name_lookup_status,
+            answer.account_status, answer.account_name, answer.match_score) == \
+        (True, True, "mobile_money", "MATCHED", "ACTIVE", "J*** M*** D**", 76)
+    assert answer.name_match == wire.NameMatch(provided="Jane Doe", score=76, matched=True, threshold=70, masked=True)

@@ -177,3 +177,72 @@ def test_a_request_that_breaks_the_schema_is_caught() -> None:
     with pytest.raises(AssertionError, match=r"'12' is not of type 'number' at \['amount'\]"):
         contract.check_request("POST", "/api/v3/withdraw/mobile-money",
                                {"customer_key": "x", "amount": "12", "walletId": "w"})
+
+
+# -- account validation (confirmation of payee) ---------------------------------------------------
+
+VALIDATE_MOBILE = "/api/v3/customer/validate/mobile-money"
+VALIDATE_BANK = "/api/v3/customer/validate/bank"
+
+
+@pytest.fixture
+async def validate_exchanges(sandbox: RunningSandbox) -> list[tuple[str, str, Any, int, Any]]:
+    """Every documented sandbox test account through the client, plus refused requests."""
+    from batch_payouts.sandbox import seed
+
+    transport = RecordingTransport()
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
+        for ending in seed.PHONE_LOOKUPS:
+            await client.validate_mobile_money(wire.ValidateMobileMoney(
+                phone_number=f"+254{ending}", network="MPESA", account_name="Jane Doe"))
+        await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="+256772000111"))
+        await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="0712 345"))
+        for code in [*seed.SHORTCODE_LOOKUPS, "174379"]:
+            await client.validate_mobile_money(wire.ValidateMobileMoney(
+                account_type="till", short_code=code, country_code="KE", account_name="Acme Trading Ltd"))
+            await client.validate_mobile_money(wire.ValidateMobileMoney(
+                account_type="paybill", short_code=code, account_reference="ACC-1", account_name="Acme"))
+        for number in [*seed.BANK_LOOKUPS, "0123456789"]:
+            await client.validate_bank(wire.ValidateBank(account_number=number, bank_code="68", country_code="KE",
+                                                         account_name="Jane Doe"))
+        await client.validate_bank(wire.ValidateBank(account_number="62000000001", bank_code="250655",
+                                                     country_code="ZA"))
+        await client.validate_bank(wire.ValidateBank(account_number="62000000001", bank_code="999", country_code="ZA"))
+        await client.validate_bank(wire.ValidateBank(account_number="1", bank_code="68", country_code="UG"))
+        with pytest.raises(errors.ValidationFailed):
+            await client.validate_mobile_money(wire.ValidateMobileMoney(account_type="till"))
+    return transport.exchanges
+
+
+async def test_validate_requests_and_answers_match_the_providers_file(
+        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
+    statuses, checked = set(), set()
+    for method, path, sent, status, got in validate_exchanges:
+        contract.check_request(method, path, sent)
+        assert contract.check_response(method, path, status, got)
+        checked.add((path, status))
+        data = got.get("data") or {}
+        statuses.add((data.get("nameLookupStatus"), data.get("accountStatus"), "nameMatch" in data))
+    assert checked >= {(VALIDATE_MOBILE, 200), (VALIDATE_BANK, 200), (VALIDATE_MOBILE, 400)}
+    seen = {s for s, _, _ in statuses}
+    assert seen >= {"MATCHED", "NOT_FOUND", "ACCOUNT_UNAVAILABLE", "UNSUPPORTED", "TIMEOUT", "ERROR", "NOT_ENABLED"}
+    assert {a for _, a, _ in statuses} >= {"ACTIVE", "FROZEN", "RESTRICTED"}
+    assert ("MATCHED", "ACTIVE", False) in statuses  # a name without a score: the corridor scores nothing
+
+
+async def test_every_sandbox_name_match_carries_the_providers_score_and_threshold(
+        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
+    matches = [got["data"]["nameMatch"] for _, _, _, status, got in validate_exchanges
+               if status == 200 and "nameMatch" in got["data"]]
+    assert matches and all(set(m) == {"provided", "score", "matched", "threshold", "masked"} for m in matches)
+    assert {m["masked"] for m in matches} == {True, False} and {m["matched"] for m in matches} == {True, False}
+    assert all(m["matched"] == (m["score"] >= m["threshold"]) for m in matches)
+
+
+async def test_lookup_reasons_accompany_every_outcome_but_matched_and_not_enabled(
+        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
+    for *_, got in validate_exchanges:
+        data = got.get("data") or {}
+        outcome = data.get("nameLookupStatus")
+        if outcome is not None:
+            assert ("nameLookupReason" in data) == (outcome not in ("MATCHED", "NOT_ENABLED")), data

@@ -384,3 +384,12 @@ def test_the_sandbox_ledger_records_payouts_posts_and_wallets(http: httpx.Client
     assert [(p["reference"], p["payee"], p["amount"], p["debit"]) for p in ledger["payouts"]] == [
         ("l-1", "+254712000401", 700, 700)]
     assert [p["outcome"] for p in ledger["posts"]] == ["recorded", "404 Customer not found."]
+
+
+def test_every_name_lookup_test_account_is_documented() -> None:
+    from batch_payouts.sandbox import seed
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "sandbox-numbers.md").read_text()
+    for number in [*seed.PHONE_LOOKUPS, *seed.BANK_LOOKUPS, *seed.SHORTCODE_LOOKUPS]:
+        assert f"| `{number}` |" in doc, number

@@ -212,9 +212,10 @@ class KotaniClient:
 
     async def _call(
         self, method: str, path: str, *, body: wire._Request | None = None,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int] | None = None, idempotent: bool = False,
     ) -> Any:
-        """Send a request after any 429 hold of its class; GETs are sent again after a 429."""
+        """Send a request after any 429 hold of its class; GETs (and POSTs that only read,
+        ``idempotent``) are sent again after a 429."""
         klass = request_class(method, path)
         tries = 0
         while True:
@@ -225,7 +226,8 @@ class KotaniClient:
                 wait = exc.retry_after if exc.retry_after is not None else DEFAULT_HOLD_SECONDS
                 self._hold_until[klass] = max(self._hold_until.get(klass, 0.0), self._clock() + wait)
                 tries += 1
-                if method != "GET" or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
+                resendable = method == "GET" or idempotent
+                if not resendable or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
                     raise
 
     def held_for(self, klass: str) -> float:
@@ -380,6 +382,19 @@ class KotaniClient:
     async def networks(self, country_code: str) -> wire.Networks:
         path = f"/api/v3/customer/support/networks/{_seg(country_code)}"
         return await self._data("GET", path, wire.Networks)
+
+    # -- account validation (confirmation of payee) --------------------------------------
+    # POSTs that only read: the reads class, sent again after a 429 like a GET.
+
+    async def validate_mobile_money(self, body: wire.ValidateMobileMoney) -> wire.AccountValidation:
+        """Whose phone, till or paybill account this is, and how well ``accountName`` matches it."""
+        return await self._data("POST", "/api/v3/customer/validate/mobile-money", wire.AccountValidation,
+                                body=body, idempotent=True)
+
+    async def validate_bank(self, body: wire.ValidateBank) -> wire.AccountValidation:
+        """Whose bank account this is, and how well ``accountName`` matches it."""
+        return await self._data("POST", "/api/v3/customer/validate/bank", wire.AccountValidation,
+                                body=body, idempotent=True)
 
 
 def _seg(value: str) -> str:

@@ -8,7 +8,7 @@ responses are parsed with ``parse_float=Decimal``.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -194,3 +194,59 @@ class PageMeta(_Response):
 class TransactionsPage(_Response):
     data: list[TransactionItem]
     meta: PageMeta
+
+
+# -- account validation (confirmation of payee) ---------------------------------------------------
+
+AccountType = Literal["mobile_money", "paybill", "till"]
+
+
+class ValidateMobileMoney(_Request):
+    """Body of ``POST /api/v3/customer/validate/mobile-money``: a phone, a till or a paybill account,
+    with the name the spreadsheet expects on it."""
+
+    account_type: AccountType = Field(default="mobile_money", alias="accountType")
+    phone_number: str | None = Field(default=None, alias="phoneNumber")
+    short_code: str | None = Field(default=None, alias="shortCode")
+    account_reference: str | None = Field(default=None, alias="accountReference")
+    country_code: str | None = Field(default=None, alias="countryCode")
+    network: str | None = None
+    account_name: str | None = Field(default=None, alias="accountName")
+
+
+class ValidateBank(_Request):
+    """Body of ``POST /api/v3/customer/validate/bank``."""
+
+    account_number: str = Field(alias="accountNumber")
+    bank_code: str = Field(alias="bankCode")
+    country_code: str = Field(alias="countryCode")
+    account_name: str | None = Field(default=None, alias="accountName")
+
+
+class NameMatch(_Response):
+    """The provider's comparison of the name we sent with the name on the account (scores 0-100)."""
+
+    provided: str
+    score: float
+    matched: bool
+    threshold: float
+    masked: bool
+
+
+class AccountValidation(_Response):
+    """What the provider knows about an account before any money moves."""
+
+    is_valid: bool = Field(alias="isValid")
+    is_supported: bool = Field(alias="isSupported")
+    account_type: str = Field(alias="accountType")
+    country_code: str | None = Field(default=None, alias="countryCode")
+    currency: str | None = None
+    network: str | None = None
+    bank_name: str | None = Field(default=None, alias="bankName")
+    message: str | None = None
+    account_name: str | None = Field(default=None, alias="accountName")
+    name_lookup_status: str | None = Field(default=None, alias="nameLookupStatus")
+    name_lookup_reason: str | None = Field(default=None, alias="nameLookupReason")
+    match_score: float | None = Field(default=None, alias="matchScore")
+    account_status: str | None = Field(default=None, alias="accountStatus")
+    name_match: NameMatch | None = Field(default=None, alias="nameMatch")

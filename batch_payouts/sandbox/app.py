@@ -184,6 +184,9 @@ class Sandbox:
             Route("/api/v3/withdraw/v2/bank/supporting-banks/{currency}", g("reads", self.banks)),
             Route("/api/v3/customer/support/countries", g("reads", self.countries)),
             Route("/api/v3/customer/support/networks/{cc}", g("reads", self.networks)),
+            Route("/api/v3/customer/validate/mobile-money", g("reads", self.validate_mobile_money),
+                  methods=["POST"]),
+            Route("/api/v3/customer/validate/bank", g("reads", self.validate_bank), methods=["POST"]),
             Route("/__sandbox__/ledger", g("none", self.ledger)),
             Route("/__sandbox__/knobs", g("none", self.set_knobs), methods=["POST"]),
             Route("/__sandbox__/clock", g("none", self.advance_clock), methods=["POST"]),
@@ -307,6 +310,16 @@ class Sandbox:
             raise Refusal(404, "Country not supported")
         return ok("Networks retrieved successfully", {"countryCode": country.code,
                   "networks": list(country.networks), "isRequired": country.network_required})
+
+    async def validate_mobile_money(self, request: Request) -> Any:
+        body = await _json_body(request)
+        with self.state.lock:
+            return ok("Phone number validated successfully.", self.state.validate_mobile_money(body))
+
+    async def validate_bank(self, request: Request) -> Any:
+        body = await _json_body(request)
+        with self.state.lock:
+            return ok("Bank account validated successfully.", self.state.validate_bank(body))
 
     async def ledger(self, request: Request) -> Any:
         with self.state.lock:

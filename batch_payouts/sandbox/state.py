@@ -7,11 +7,14 @@ status whose time has come: re-crediting failed payouts and queueing webhooks.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import random
+import re
 import string
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +70,7 @@ class Knobs(BaseModel):
     webhook_unsigned: bool = False
     webhook_rotated_secret: str | None = None
     scripts: dict[str, list[tuple[float, str]]] = Field(default_factory=dict)
+    name_match_threshold: float = 70.0  # nameMatch.matched when the score reaches this (0-100)
 
 
 class SandboxClock:
@@ -202,6 +206,7 @@ class SandboxState:
         self.hold_until: dict[str, float] = {}
         self.early_requests: dict[str, int] = {"money": 0, "reads": 0}
         self._next_number = 80412000
+        self.lookups: list[dict[str, Any]] = []  # every validate request: (kind, account, name)
 
     # -- rate limits ------------------------------------------------------------------
 
@@ -535,6 +540,118 @@ class SandboxState:
             "rate_limited": dict(self.rate_limited),
             "early_requests": dict(self.early_requests),
         }
+
+    # -- account validation (confirmation of payee) ------------------------------------------
+
+    def validate_mobile_money(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``POST /customer/validate/mobile-money`` for a phone, a till or a paybill."""
+        kind = str(body.get("accountType") or "mobile_money")
+        expected = _optional_text(body.get("accountName"))
+        if kind not in ("mobile_money", "paybill", "till"):
+            raise Refusal(400, "Validation failed: accountType must be one of mobile_money, paybill, till",
+                          {"errors": ["accountType must be one of mobile_money, paybill, till"]})
+        if kind in ("paybill", "till"):
+            return self._validate_shortcode(kind, body, expected)
+        phone = str(body.get("phoneNumber") or "").strip()
+        if not phone:
+            raise Refusal(400, "Validation failed: phoneNumber is required",
+                          {"errors": ["phoneNumber is required unless accountType is paybill or till"]})
+        found = seed.country_of_phone(phone) if phone.startswith("+") and phone[1:].isdigit() else None
+        if found is None or not 9 <= len(phone) <= 16:
+            return {"isValid": False, "isSupported": False, "accountType": kind,
+                    "requiresInternationalization": not phone.startswith("+"),
+                    "message": "Phone number is not valid; send it in international format, e.g. +254712345678"}
+        country, calling = found
+        national = phone[1 + len(calling):]
+        network = body.get("network") or (country.networks[0] if country.networks else "NOT_SUPPORTED")
+        data: dict[str, Any] = {
+            "isValid": True, "isSupported": bool(country.networks), "accountType": kind,
+            "requiresInternationalization": False, "countryCode": country.code, "countryName": country.name,
+            "callingCode": f"+{calling}", "internationalNumber": phone, "nationalNumber": "0" + national,
+            "currency": country.currency, "network": network}
+        ending = "".join(ch for ch in phone if ch.isdigit())[-9:]
+        customer = self.customer_by_phone(phone)
+        registered = (customer or {}).get("account_name") or None
+        look = seed.PHONE_LOOKUPS.get(ending) or seed.LookupSeed("MATCHED", registered and str(registered).upper())
+        return {**data, **self._name_lookup(f"phone:{phone}", look, expected)}
+
+    def _validate_shortcode(self, kind: str, body: dict[str, Any], expected: str | None) -> dict[str, Any]:
+        code = str(body.get("shortCode") or "").strip()
+        if not code:
+            raise Refusal(400, "Validation failed: shortCode is required",
+                          {"errors": ["shortCode is required when accountType is paybill or till"]})
+        country = seed.country(str(body.get("countryCode") or "KE"))
+        data: dict[str, Any] = {"isValid": code.isdigit() and 5 <= len(code) <= 8,
+                                "isSupported": country is not None and country.code == "KE",
+                                "accountType": kind, "countryCode": country.code if country else "",
+                                "currency": "KES", "network": "MPESA"}
+        if not data["isValid"]:
+            return {**data, "message": "A shortcode has 5 to 8 digits"}
+        look = seed.SHORTCODE_LOOKUPS.get(code) or seed.LookupSeed("MATCHED")
+        account = f"{kind}:{code}:{body.get('accountReference') or ''}"
+        return {**data, **self._name_lookup(account, look, expected)}
+
+    def validate_bank(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``POST /customer/validate/bank``."""
+        missing = [f"{f} is required" for f in ("accountNumber", "bankCode", "countryCode") if not body.get(f)]
+        if missing:
+            raise Refusal(400, "Validation failed: " + "; ".join(missing), {"errors": missing})
+        number, code = str(body["accountNumber"]).strip(), str(body["bankCode"]).strip()
+        expected = _optional_text(body.get("accountName"))
+        country = seed.country(str(body["countryCode"]))
+        data: dict[str, Any] = {"isValid": number.isdigit() and 6 <= len(number) <= 16,
+                                "isSupported": country is not None and country.code in ("KE", "ZA"),
+                                "accountType": "bank", "countryCode": country.code if country else ""}
+        if country is None or not data["isSupported"]:
+            return {**data, "message": "Bank accounts can be validated in Kenya and South Africa only"}
+        data["currency"] = country.currency
+        bank = dict(seed.BANKS.get(country.currency, ())).get(code)
+        if bank is None:
+            return {**data, "isValid": False, "message": f"Unknown bank code {code} for {country.code}"}
+        data["bankName"] = bank
+        if not data["isValid"]:
+            return {**data, "message": "Account number must be 6 to 16 digits"}
+        look = seed.BANK_LOOKUPS.get(number) or seed.LookupSeed("MATCHED")
+        return {**data, **self._name_lookup(f"bank:{code}:{number}", look, expected)}
+
+    def _name_lookup(self, account: str, look: seed.LookupSeed, expected: str | None) -> dict[str, Any]:
+        """The name-lookup fields of an answer; records the lookup."""
+        earlier = sum(1 for x in self.lookups if x["account"] == account)
+        self.lookups.append({"account": account, "name": expected, "at": self.clock.now()})
+        status = "TIMEOUT" if earlier < look.timeouts_first else look.status
+        out: dict[str, Any] = {"nameLookupStatus": status}
+        if status == "TIMEOUT" and look.status != "TIMEOUT":
+            return {**out, "nameLookupReason": seed.PHONE_LOOKUPS["700000005"].reason}
+        if status != "MATCHED":
+            return {**out, "nameLookupReason": look.reason} if look.reason else out
+        real = look.name or (expected or "").upper() or "ACCOUNT HOLDER"
+        shown = _mask(real) if look.masked else real
+        out.update({"accountName": shown, "accountStatus": look.account_status})
+        if look.scored and expected:
+            score = _name_score(expected, real)
+            threshold = self.knobs.name_match_threshold
+            out["matchScore"] = score
+            out["nameMatch"] = {"provided": expected, "score": score, "matched": score >= threshold,
+                                "threshold": threshold, "masked": look.masked}
+        return out
+
+
+def _optional_text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _name_score(expected: str, registered: str) -> int:
+    """0-100: how alike two names are, words in any order (the sandbox's own rough measure)."""
+    def words(name: str) -> str:
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+        return " ".join(sorted(re.findall(r"[a-z]+", plain)))
+    return round(difflib.SequenceMatcher(None, words(expected), words(registered)).ratio() * 100)
+
+
+def _mask(name: str) -> str:
+    """"JANE MARY DOE" -> "J*** M*** D**": the first letter of each word."""
+    return " ".join(word[0] + "*" * (len(word) - 1) for word in name.split())
 
 
 def _public(delivery: dict[str, Any]) -> dict[str, Any]:

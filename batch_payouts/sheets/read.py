@@ -40,6 +40,7 @@ class RawSheet:
     rows: list[RawRow]
     notes: list[str] = field(default_factory=list)
     formula_cells: dict[tuple[int, str], str] = field(default_factory=dict)
+    hidden_rows: frozenset[int] = frozenset()  # sheet row numbers of data rows hidden in Excel
 
 
 
@@ -69,11 +70,13 @@ def read_sheet(
     kind = sniff(p, head, forced_encoding=encoding)
     if kind == "xlsx":
         scan_workbook(p, lim)
-        grid, formulas, notes = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
+        grid, formulas, notes, hidden = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
     else:
         grid, notes = _csv_grid(p, encoding, delimiter, lim)
-        formulas = {}
-    return _from_grid(str(p), kind, grid, formulas, notes, mapping or {}, lim)
+        formulas, hidden = {}, []
+    read = _from_grid(str(p), kind, grid, formulas, notes, mapping or {}, lim)
+    read.hidden_rows = frozenset(hidden) & {r.row for r in read.rows}
+    return read
 
 
 def _from_grid(path: str, kind: str, grid: list[list[str]], formulas: dict[tuple[int, int], str],

@@ -50,8 +50,9 @@ def cell_text(value: Any) -> str:
 
 def read_grid(
     path: Path, sheet: str | None, max_rows: int
-) -> tuple[list[list[str]], dict[tuple[int, int], str], list[str]]:
-    """All cells of one sheet as text, the formulas found (by 0-based row, column), and notes."""
+) -> tuple[list[list[str]], dict[tuple[int, int], str], list[str], list[int]]:
+    """All cells of one sheet as text, the formulas found (by 0-based row, column), notes, and the
+    hidden rows (1-based sheet row numbers)."""
     notes: list[str] = []
     try:
         values = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
@@ -72,7 +73,8 @@ def read_grid(
             hidden = f"; hidden sheets skipped: {', '.join(skipped)}" if skipped else ""
             notes.append(f"read the first visible sheet {name!r} (use --sheet to pick another){hidden}")
         grid = _rows(values[name], max_rows, path)
-        notes += _layout_notes(formulas_wb[name], len(grid))
+        layout_notes, hidden_rows = _layout_notes(formulas_wb[name], len(grid))
+        notes += layout_notes
         formulas: dict[tuple[int, int], str] = {}
         for r, row in enumerate(formulas_wb[name].iter_rows(values_only=True)):
             if r >= len(grid):
@@ -86,7 +88,7 @@ def read_grid(
     if formulas:
         notes.append(f"{len(formulas)} cells hold formulas; their saved values were used, "
                      "nothing was calculated")
-    return grid, formulas, notes
+    return grid, formulas, notes, hidden_rows
 
 
 def _layout(ws: Any) -> tuple[list[int], list[str]]:
@@ -109,8 +111,9 @@ def _layout(ws: Any) -> tuple[list[int], list[str]]:
     return hidden, merged
 
 
-def _layout_notes(ws: Any, rows: int) -> list[str]:
-    """Sentences about what a reader of the sheet might not see: hidden rows, merged cells."""
+def _layout_notes(ws: Any, rows: int) -> tuple[list[str], list[int]]:
+    """Sentences about what a reader of the sheet might not see (hidden rows, merged cells), and
+    the hidden rows' numbers."""
     hidden, merged = _layout(ws)
     hidden = [r for r in hidden if 1 < r <= rows]
     notes = []
@@ -122,7 +125,7 @@ def _layout_notes(ws: Any, rows: int) -> list[str]:
         shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
         notes.append(f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
                      "its value, the others were read as empty")
-    return notes
+    return notes, hidden
 
 
 def _rows(ws: Any, max_rows: int, path: Path) -> list[list[str]]:
