@@ -1,4 +1,4 @@
-"""Checks requests and responses against the provider's OpenAPI file in ../shared/."""
+"""Checks requests and responses against the provider's OpenAPI file, vendored in tests/data/."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import json
 import re
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from openapi_schema_validator import OAS30Validator
 
-from tests.conftest import ROOT
+# Kotani's published v3 OpenAPI document, byte for byte (provenance: tests/data/README.md).
+SPEC_PATH = Path(__file__).resolve().parent / "data" / "kotani-openapi.json"
 
-SPEC_PATH = ROOT.parent / "shared" / "kotani-api" / "openapi.json"
-
-# Assumptions where the file has a hole (REFERENCE.md §12, §14); each is named by a test.
+# Assumptions where the file has a hole (docs/provider.md, "Where the OpenAPI file is silent");
+# each is named by a test.
 ASSUMED_RESPONSE = {
     ("get", "/api/v3/withdraw/v2/bank/status/{referenceId}"): "/api/v3/withdraw/status/{reference_id}",
     ("get", "/api/v3/withdraw/v2/bank/supporting-banks/{currency}"): "/api/v3/customer/support/banks",
@@ -27,7 +28,7 @@ def spec() -> dict[str, Any]:
     if not SPEC_PATH.exists():
         raise FileNotFoundError(
             f"the provider's OpenAPI file is missing: expected {SPEC_PATH} "
-            "(../shared/kotani-api/openapi.json relative to the project root)")
+            "(tests/data/kotani-openapi.json in the repository; see tests/data/README.md)")
     raw = json.loads(SPEC_PATH.read_text())
     patched = copy.deepcopy(raw)
     # Assumption: bank codes are strings or numbers although the file types them as objects.

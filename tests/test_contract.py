@@ -160,7 +160,7 @@ def test_a_missing_openapi_file_fails_with_a_clear_message(monkeypatch: pytest.M
     monkeypatch.setattr(contract, "SPEC_PATH", tmp_path / "openapi.json")
     contract.spec.cache_clear()
     try:
-        with pytest.raises(FileNotFoundError, match=r"../shared/kotani-api/openapi.json"):
+        with pytest.raises(FileNotFoundError, match=r"tests/data/kotani-openapi.json in the repository"):
             contract.spec()
     finally:
         monkeypatch.undo()
