@@ -1,6 +1,6 @@
 """What the provider supports: countries, their currency and networks, banks per currency.
 
-Fetched once per run through the client (REFERENCE.md §10) and handed to validation as data.
+Fetched once per run through the client (docs/provider.md) and handed to validation as data.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from batch_payouts import errors
 from batch_payouts.kotani.client import KotaniClient
 
-# Where USD mobile money is documented (REFERENCE.md §10).
+# Where USD mobile money is documented (docs/provider.md, "Countries, networks, banks").
 USD_COUNTRIES = frozenset({"ZM", "CD"})
 BANK_COUNTRIES = {"KE": "KES", "ZA": "ZAR"}
 

@@ -1,6 +1,6 @@
 """The command line: the only module that prints, prompts or exits.
 
-Exit codes (DESIGN.md §7): 0 every row paid; 1 fatal error; 2 bad usage or unusable file;
+Exit codes (docs/row-lifecycle.md): 0 every row paid; 1 fatal error; 2 bad usage or unusable file;
 3 finished with failed, rejected or invalid rows; 4 stopped waiting with rows pending;
 5 a row was paid twice (a retry paid a row whose first attempt later succeeded); 130 interrupted.
 """

@@ -33,7 +33,7 @@ class Method(StrEnum):
 
 
 class RowState(StrEnum):
-    """Where a row is in its life cycle (DESIGN.md §3)."""
+    """Where a row is in its life cycle (docs/row-lifecycle.md)."""
 
     PARSED = "parsed"
     INVALID = "invalid"
@@ -76,7 +76,7 @@ def can_move(current: RowState, wanted: RowState) -> bool:
 
 
 class StatusClass(StrEnum):
-    """What a provider status string means for us (REFERENCE.md §7)."""
+    """What a provider status string means for us (docs/provider.md)."""
 
     IN_FLIGHT = "in_flight"
     SUCCESS = "success"

@@ -1,4 +1,4 @@
-"""The sandbox behaves like the provider, faults included (DESIGN.md §6)."""
+"""The sandbox behaves like the provider, faults included (docs/provider.md)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN.md §7: 0 all paid, 3 some not, 4 still pending."""
+        """0 all paid, 3 some not, 4 still pending (docs/row-lifecycle.md, "Exit codes")."""
         if self.stopped:
             return 1
         if self.timed_out and self.pending:

@@ -1,6 +1,6 @@
 """Settlement: provider statuses applied forward only, the poller, and the webhook receiver.
 
-Webhooks are evidence, not authority (DESIGN.md §5): a verified webhook may move a row forward
+Webhooks are evidence, not authority (docs/exactly-once.md): a verified webhook may move a row forward
 to success; anything that would make a row payable again (a failure, a correction) only
 schedules a fresh status read, and the read decides. Unsigned callbacks only schedule a read.
 """

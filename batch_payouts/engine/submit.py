@@ -1,4 +1,4 @@
-"""Customers and withdrawals under the exactly-once protocol (DESIGN.md §3, §9).
+"""Customers and withdrawals under the exactly-once protocol (docs/exactly-once.md).
 
 * ``submitting`` (with the row's reference) is committed before the request leaves;
 * anything ambiguous (timeout after send, reset, 5xx, kill) makes the row ``unknown``;

@@ -127,7 +127,7 @@ def error_for(
     path: str = "",
     now: Callable[[], float] = time.time,
 ) -> errors.ApiError:
-    """Map an error answer (either error shape of REFERENCE.md §2) to the error tree."""
+    """Map an error answer (either error shape, docs/provider.md) to the error tree."""
     msg = _message(body)
     where: dict[str, str] = {"method": method, "path": path}
     if status == 401:

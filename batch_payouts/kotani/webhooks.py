@@ -1,4 +1,4 @@
-"""Kotani webhook signatures and payloads (REFERENCE.md §8). Pure: no I/O.
+"""Kotani webhook signatures and payloads (docs/provider.md, "Webhooks"). Pure: no I/O.
 
 Signed deliveries carry ``X-Kotani-Signature: sha256=<hex>``: an HMAC-SHA256, keyed with the
 webhook secret, over the compact JavaScript ``JSON.stringify`` of the body without its

@@ -1,4 +1,4 @@
-"""The offline Kotani sandbox: a starlette app that behaves like the provider (DESIGN.md §6)."""
+"""The offline Kotani sandbox: a starlette app that behaves like the provider (docs/provider.md)."""
 
 from batch_payouts.sandbox.app import Sandbox
 from batch_payouts.sandbox.server import RunningSandbox, serve_in_thread

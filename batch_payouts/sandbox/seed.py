@@ -1,4 +1,4 @@
-"""Seed data of the sandbox: countries, networks, banks (REFERENCE.md §10; inferred tables)."""
+"""Seed data of the sandbox: countries, networks, banks (docs/provider.md; our own tables)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pre-scan of a workbook before any parser sees it (DESIGN.md §9 rule 6).
+"""Pre-scan of a workbook before any parser sees it (docs/architecture.md).
 
 An XLSX is a zip archive: we count members, inflate each one in chunks counting the bytes
 (never trusting the sizes the archive claims), cap the compression ratio, and refuse external
