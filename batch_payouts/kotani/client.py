@@ -24,7 +24,7 @@ import anyio
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from batch_payouts import errors
+from batch_payouts import __version__, errors
 from batch_payouts.kotani import wire
 
 DEFAULT_BASE_URL = "https://sandbox-api.kotanipay.com"
@@ -193,7 +193,7 @@ class KotaniClient:
             base_url=base_url.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-            headers={"Accept": "application/json", "User-Agent": "batch-payouts/0.1"},
+            headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
         )
 
     def __repr__(self) -> str:
