@@ -590,7 +590,7 @@ OPEN_STATES = frozenset({RowState.READY, RowState.SUBMITTING, RowState.SUBMITTED
 
 
 def exit_code_of(rows: list[RowRecord]) -> int:
-    """DESIGN's exit codes from a batch's rows: 4 pending, 3 not every row paid, 0 all paid."""
+    """Exit codes from a batch's rows (docs/row-lifecycle.md): 4 pending, 3 not every row paid, 0 all paid."""
     if any(r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING) for r in rows):
         return 4
     return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
