@@ -53,7 +53,9 @@ ALLOWED_MOVES: dict[RowState, frozenset[RowState]] = {
     S.PARSED: frozenset({S.INVALID, S.READY, S.BLOCKED}),
     S.BLOCKED: frozenset({S.READY}),
     S.INVALID: frozenset(),
-    S.READY: frozenset({S.SUBMITTING, S.REJECTED}),  # REJECTED: customer refused
+    # REJECTED: customer refused; BLOCKED: another batch pays this payee (found when claiming it,
+    # or the row was taken over by a newer run of the same file before it was ever sent).
+    S.READY: frozenset({S.SUBMITTING, S.REJECTED, S.BLOCKED}),
     # NotSent goes back to READY; a provider "no" is REJECTED; anything ambiguous is UNKNOWN.
     S.SUBMITTING: frozenset({S.SUBMITTED, S.UNKNOWN, S.REJECTED, S.READY}),
     # UNKNOWN leaves only through a provider status read (found, or not found twice).
