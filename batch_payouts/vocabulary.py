@@ -128,7 +128,7 @@ def plain(text: str) -> str:
     out = _PATH.sub("", out)
     out = _EXCEPTION.sub(lambda m: _no_answer(m[0]), out)
     out = _CODE_WORDS.sub("the provider refused the request", out)
-    out = out.replace("customer look-up", "looking up the recipient").replace("Kotani", "the provider")
+    out = out.replace("customer look-up", "looking up the recipient")
     return re.sub(r"\s{2,}", " ", out).strip(" ;,")
 
 
