@@ -78,8 +78,9 @@ def results_sheet(title: str, inputs: list[str], lines: list[Line], columns: Seq
     renamed = dict(zip(columns, headers[first:], strict=True))
     text = {renamed[c] for c in TEXT_COLUMNS if c in renamed}
     text |= {h for h in inputs if canonical_for(h) in _PAYEE_COLUMNS}
+    reason_at = first + list(columns).index("reason") + 1
     return SheetSpec(title, headers, table_rows(inputs, lines, columns), text, formats=formats,
-                     table_header=True, printable=True)
+                     table_header=True, printable=True, widths={reason_at: 40.0}, wrap=frozenset({reason_at}))
 
 
 # -- the Cover -----------------------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def problems_sheet(lines: list[Line]) -> SheetSpec:
         formats.append([None, None, None, number_format(line.currency)])
     widths = {1: 7.0, 2: 24.0, 3: 18.0, 4: 14.0, 5: 9.0, 6: 22.0, 7: 60.0, 8: 50.0}
     return SheetSpec("Problems", PROBLEM_HEADERS, rows, {"Phone or account"}, formats=formats,
-                     table_header=True, printable=True, widths=widths)
+                     table_header=True, printable=True, widths=widths, wrap=frozenset({2, 7, 8}))
 
 
 def summary_rows(lines: list[Line]) -> list[list[Any]]:

@@ -118,7 +118,7 @@ def _totals(page: _Page, all_totals: list[CurrencyTotals]) -> None:
     page.cell(0, "Totals per currency", last=True, height=7)
     words = [SHORT[w] for w in ORDER]
     headers = ["Currency", "", "in file", *words, "fees", "debited", "received"]
-    widths = [16.0, 16.0, 25.0, *([21.0] * len(words)), 19.0, 26.0, 26.0]
+    widths = [19.0, 14.0, 25.0, *([21.0] * len(words)), 19.0, 25.0, 25.0]
     aligns = "LLR" + "R" * len(words) + "RRR"
     page.pdf.set_fill_color(221, 228, 238)
     page.row(widths, headers, aligns, bold=True, fill=True)

@@ -18,7 +18,7 @@ import openpyxl
 import openpyxl.xml
 from defusedxml import ElementTree as SafeXml
 from openpyxl.chart import BarChart, Reference
-from openpyxl.styles import Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.escape import escape as xml_escape
 from openpyxl.utils.escape import unescape as xml_unescape
@@ -186,11 +186,14 @@ class SheetSpec:
     widths: dict[int, float] | None = None  # 1-based column -> width; else from the content
     checks: Sequence[ListCheck] = ()
     active: bool = False  # the sheet a spreadsheet opens on
+    wrap: frozenset[int] = frozenset()  # 1-based columns whose text wraps inside the cell
 
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _BOLD = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
 
 
 def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
@@ -240,6 +243,10 @@ def _fill(ws: Any, spec: SheetSpec) -> None:
                 cell.number_format = formats[c - 1]
             if (r - 1 - offset) in spec.bold_rows:
                 cell.font = _BOLD
+            if c in spec.wrap:
+                cell.alignment = _WRAP
+            elif spec.wrap:
+                cell.alignment = _TOP  # level with the first line of the wrapped cells
     for c in text_idx:
         for r in range(len(spec.rows) + 1 + offset, len(spec.rows) + 1 + offset + spec.blank_text_rows):
             ws.cell(row=r, column=c + 1).number_format = "@"
@@ -253,8 +260,9 @@ def _style(ws: Any, spec: SheetSpec) -> None:
         else:
             longest = max([len(str(ws.cell(row=r, column=c).value or "")) for r in range(1, min(ws.max_row, 200) + 1)],
                           default=0)
-            width = max(6, min(30, longest + 2))
+            width = max(6, min(24, longest + 2))
         ws.column_dimensions[get_column_letter(c)].width = width
+    _wrapped_heights(ws, spec)
     if spec.table_header and spec.headers:
         for c in range(1, len(spec.headers) + 1):
             ws.cell(row=1, column=c).font = _BOLD
@@ -270,6 +278,20 @@ def _style(ws: Any, spec: SheetSpec) -> None:
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         if spec.headers:
             ws.print_title_rows = "1:1"
+
+
+def _wrapped_heights(ws: Any, spec: SheetSpec) -> None:
+    """Rows tall enough for their wrapped text (spreadsheets do not all measure it themselves)."""
+    if not spec.wrap:
+        return
+    for r in range(2 if spec.headers else 1, ws.max_row + 1):
+        lines = 1
+        for c in spec.wrap:
+            width = ws.column_dimensions[get_column_letter(c)].width or 10
+            text = str(ws.cell(row=r, column=c).value or "")
+            lines = max(lines, -(-len(text) // int(width)) or 1)
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
 
 
 def _chart(ws: Any, spec: ChartSpec) -> None:
