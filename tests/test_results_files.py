@@ -18,12 +18,16 @@ import openpyxl
 import pypdf
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_payouts.cli import main
 from batch_payouts.engine import results
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sheets.report import Line, totals
+from batch_payouts.vocabulary import STATE_WORDS
 
 KEY = "results-key-5d1"
 FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--rate", "3000/60,500/5", "--visibility-lag", "0.5",
@@ -378,3 +382,36 @@ def test_cover_and_pdf_say_live_or_sandbox_host_account_and_approver_from_the_ba
     text = " ".join(pypdf.PdfReader(tmp_path / "s.pdf").pages[0].extract_text().split())
     assert "Payout summary — SANDBOX" in text and "host 127.0.0.1:8765 · account acct-77" in text
     assert "Approved by Achieng" in text and "KES: w-kes-1" in text
+
+
+# -- the totals reconcile for any mix of rows ---------------------------------------------------------------
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> list[Line]:
+    out = []
+    for n in range(draw(st.integers(0, 30))):
+        state = draw(st.sampled_from(list(RowState)))
+        currency = draw(st.sampled_from(["KES", "GHS", ""]))
+        unreadable = state is RowState.INVALID and draw(st.booleans())
+        amount = None if unreadable else Decimal(draw(st.integers(1, 10**7))) / 100
+        fee = Decimal(draw(st.integers(0, 500))) / 100 if draw(st.booleans()) else None
+        out.append(Line(
+            row=n + 2, cells={}, state=state, word=STATE_WORDS[state], reason="", what_to_do="", name="x",
+            amount=amount, amount_text="abc" if unreadable else str(amount), currency=currency, fee=fee,
+            received=(amount - fee) if amount is not None and fee is not None else None, paid_to="",
+            reference_id="", provider_reference="", receipt="", provider_id="", provider_status="", batch="b",
+            attempt=1, sent_at=None, final_at=None))
+    return out
+
+
+@given(lines())
+def test_rows_and_amounts_in_file_are_the_sum_of_the_words_for_any_rows(rows: list[Line]) -> None:
+    found = totals(rows)
+    assert sum(t.in_file.rows for t in found) == len(rows)
+    assert sum(t.in_file.amount for t in found) == sum(r.amount for r in rows if r.amount is not None)
+    assert sum(len(t.unreadable) for t in found) == sum(r.amount is None for r in rows)
+    for t in found:
+        paid = [r for r in rows if r.currency == t.currency and STATE_WORDS[r.state] == "paid"]
+        assert t.fees == sum((r.fee or 0 for r in paid), Decimal(0))
+        assert t.debited == sum((r.amount for r in paid if r.amount is not None), Decimal(0))
