@@ -181,7 +181,7 @@ def test_every_unpaid_row_has_a_plain_reason_and_failed_rows_no_fee(scenario: Sc
     assert rows[4]["reason"] == "scripted", "the provider's own message, word for word"
     assert rows[6]["reason"] == "sent; the provider has not given a final answer yet (status ON_HOLD_BY_PARTNER)"
     assert rows[7]["reason"].startswith("the payout balance does not cover it")
-    assert rows[8]["reason"].startswith("already paid in batch ")
+    assert rows[8]["reason"].startswith("already paid KES 100 to this payee in batch ")
     assert rows[9]["reason"] == "amount: the amount is not a number" and rows[9]["result_amount"] == "abc"
     ledger = scenario.ledger()
     try:
@@ -225,7 +225,13 @@ def test_cover_names_the_run_the_file_and_its_digest(scenario: Scenario) -> None
     import hashlib
 
     grid = {r[0]: r[1] for r in openpyxl.load_workbook(scenario.xlsx)["Cover"].iter_rows(values_only=True) if r[0]}
-    assert grid["Environment"] == "unknown" and grid["Host"] == "unknown" and grid["Account"] == "unknown"
+    ledger = scenario.ledger()
+    try:
+        env = ledger.environment(ledger.batch(scenario.batch).env_id)
+    finally:
+        ledger.close()
+    assert env is not None and env.host.startswith("127.0.0.1:") and env.account
+    assert (grid["Environment"], grid["Host"], grid["Account"]) == (env.kind, env.host, env.account)
     assert grid["Batch"] == scenario.batch
     assert grid["Source file SHA-256"] == hashlib.sha256((scenario.tmp / "payouts.csv").read_bytes()).hexdigest()
     assert grid["Run by"] == "not recorded" and grid["Approved by"] == "not recorded"
@@ -310,8 +316,14 @@ def test_pdf_summary_is_one_page_with_the_totals_and_the_problem_rows(scenario: 
     reader = pypdf.PdfReader(pdf)
     assert len(reader.pages) == 1
     text = " ".join(reader.pages[0].extract_text().split())
-    assert "Payout summary — environment unknown" in text
-    assert "host unknown · account unknown" in text
+    ledger = scenario.ledger()
+    try:
+        env = ledger.environment(ledger.batch(scenario.batch).env_id)
+    finally:
+        ledger.close()
+    assert env is not None
+    assert f"Payout summary — {env.kind}" in text  # a loopback host is not the provider's sandbox: LIVE
+    assert f"host {env.host} · account {env.account}" in text
     paid = provider_paid(scenario.state, scenario.batch)
     kes_fee = sum(p["fee"] for p in paid if p["currency"] == "KES")
     # KES rows 2, 4, 5, 6, 8, 9, 10: in file, paid, failed, held, waiting, not sent, repeat, invalid
@@ -357,30 +369,39 @@ def test_total_debited_follows_the_fee_arrangement(tmp_path: Path) -> None:
         assert Decimal(str(table["Fees (paid rows)"][cur][1])) == payout["fee"]
 
 
-def test_cover_and_pdf_say_live_or_sandbox_host_account_and_approver_from_the_batch_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("base_url", "built_in", "kind", "host"), [
+    ("https://api.kotanipay.com", False, "LIVE", "api.kotanipay.com"),
+    ("", True, "SANDBOX", "built-in sandbox"),
+])
+def test_cover_and_pdf_say_live_or_sandbox_host_account_and_approver(
+        tmp_path: Path, base_url: str, built_in: bool, kind: str, host: str) -> None:
+    from batch_payouts.environment import environment
+    from batch_payouts.ledger import NewRow
     from batch_payouts.model import MobileMoneyPayout
 
+    env = environment(base_url, "acct-77", built_in_sandbox=built_in)
     ledger = Ledger(tmp_path / "l.db")
     try:
+        ledger.register_environment(env)
         payout = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE",
                                    phone="+254712000501")
-        ledger.create_batch("bIDENTITY001", fingerprint="bIDENTITY001", label="May", source=str(tmp_path / "x.csv"),
-                            options={"mapping": {"name": "name"}, "environment": "sandbox",
-                                     "host": "127.0.0.1:8765", "account": "acct-77", "wallets": {"KES": "w-kes-1"},
+        ledger.create_batch("bIDENTITY001", env_id=env.id, fingerprint="bIDENTITY001", label="May",
+                            source=str(tmp_path / "x.csv"),
+                            options={"mapping": {"name": "name"}, "wallets": {"KES": "w-kes-1"},
                                      "ran_by": "Otieno", "approved_by": "Achieng"},
-                            headers=["name"], rows=[(2, RowState.READY, payout, {"name": "A"}, [], None)])
+                            headers=["name"], rows=[NewRow(2, RowState.READY, payout, {"name": "A"}, [])])
         results.write_results(ledger, "bIDENTITY001", tmp_path / "r.xlsx")
         results.write_summary_pdf(ledger, "bIDENTITY001", tmp_path / "s.pdf")
     finally:
         ledger.close()
     cover = {r[0]: r[1] for r in openpyxl.load_workbook(tmp_path / "r.xlsx")["Cover"].iter_rows(values_only=True)
              if r[0]}
-    assert (cover["Environment"], cover["Host"], cover["Account"]) == ("SANDBOX", "127.0.0.1:8765", "acct-77")
+    assert (cover["Environment"], cover["Host"], cover["Account"]) == (kind, host, "acct-77")
     assert cover["Wallet per currency"] == "KES: w-kes-1"
     assert (cover["Run by"], cover["Approved by"]) == ("Otieno", "Achieng")
     assert cover["Source file SHA-256"] == "not recorded (the file is no longer at this path)"
     text = " ".join(pypdf.PdfReader(tmp_path / "s.pdf").pages[0].extract_text().split())
-    assert "Payout summary — SANDBOX" in text and "host 127.0.0.1:8765 · account acct-77" in text
+    assert f"Payout summary — {kind}" in text and f"host {host} · account acct-77" in text
     assert "Approved by Achieng" in text and "KES: w-kes-1" in text
 
 

@@ -32,19 +32,21 @@ _PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 # -- where and who: the one place to change when the ledger records environments -------------------
 
-def identity_of(batch: BatchRecord) -> Identity:
+def identity_of(ledger: Ledger, batch: BatchRecord) -> Identity:
     """LIVE or SANDBOX, host, account, wallets, who ran and who approved ``batch``.
 
-    The ledger does not record environments yet: this reads whatever the batch's options hold
-    (``environment``, ``host``, ``account``, ``wallets``, ``ran_by``, ``approved_by``) and says
-    "unknown" / "not recorded" for the rest."""
+    Environment, host and account come from the ledger's environment of the batch; wallets and
+    people from the batch's options (``wallets``, ``ran_by``, ``approved_by``) when recorded there.
+    Whatever is not recorded reads "unknown" / "not recorded"."""
     options = batch.options
     default = Identity()
+    env = ledger.environment(batch.env_id) if batch.env_id else None
     wallets = options.get("wallets")
     return Identity(
-        environment=str(options.get("environment") or default.environment).upper().replace("UNKNOWN", "unknown"),
-        host=str(options.get("host") or default.host),
-        account=str(options.get("account") or default.account),
+        environment=env.kind if env else str(options.get("environment") or default.environment).upper()
+        .replace("UNKNOWN", default.environment),
+        host=env.host if env else str(options.get("host") or default.host),
+        account=env.account if env else str(options.get("account") or default.account),
         wallets={str(k): str(v) for k, v in wallets.items()} if isinstance(wallets, dict) else {},
         ran_by=str(options.get("ran_by") or default.ran_by),
         approved_by=str(options.get("approved_by") or default.approved_by),
@@ -201,7 +203,8 @@ def source_digest(batch: BatchRecord) -> str:
         content = Path(batch.source).read_bytes()
     except OSError:
         return "not recorded (the file is no longer at this path)"
-    if batch_key(content, batch.label) != batch.fingerprint:
+    legacy = "b" + hashlib.sha256(content + b"\x00" + batch.label.encode("utf-8")).hexdigest()[:11]
+    if batch.fingerprint not in (batch_key(content, batch.label, batch.env_id), legacy):
         return "not recorded (the file at this path has changed since the batch was made)"
     return hashlib.sha256(content).hexdigest()
 
@@ -214,7 +217,7 @@ def make_cover(ledger: Ledger, batch_id: str, lines: list[Line], *, batches: tup
     sent = [t for r in rows if (t := r.submitting_at or r.submitted_at) is not None]
     answered = [r.completed_at for r in rows if r.completed_at is not None]
     return Cover(
-        identity=identity_of(batch), batch=batch.id, label=batch.label, source=batch.source,
+        identity=identity_of(ledger, batch), batch=batch.id, label=batch.label, source=batch.source,
         source_sha256=source_digest(batch), batches=chain, retry_of=batch.parent,
         created_at=_utc(batch.created_at), first_sent_at=_utc(min(sent)) if sent else None,
         last_answer_at=_utc(max(answered)) if answered else None,
