@@ -26,9 +26,10 @@ turns these into printed messages and exit codes.
     │   ├── RateLimited           429, with the advised wait in seconds
     │   ├── ServerError           5xx: the request may or may not have been acted on
     │   └── UnexpectedResponse    a 2xx whose body we cannot read: acted on, but how is unclear
-    └── NoAnswer                  no HTTP answer at all
-        ├── NotSent               provably never left this machine (refused, DNS, connect/pool timeout)
-        └── AnswerLost            may have reached the provider (timeout after send, reset, deadline)
+    ├── NoAnswer                  no HTTP answer at all
+    │   ├── NotSent               provably never left this machine (refused, DNS, connect/pool timeout)
+    │   └── AnswerLost            may have reached the provider (timeout after send, reset, deadline)
+    └── OutputExists              a file to write is already there (``template`` without --force)
 """
 
 from __future__ import annotations
@@ -190,3 +191,11 @@ class NotSent(NoAnswer):
 
 class AnswerLost(NoAnswer):
     """The request may have reached the provider; only a status read can tell."""
+
+
+class OutputExists(BatchPayoutsError):
+    """A file we were asked to write is already there and may not be replaced."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} already exists; nothing was written (use --force to replace it)")

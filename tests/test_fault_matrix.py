@@ -185,7 +185,7 @@ def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
         code, out = run(tmp_path, sandbox.base_url, data, "--wait-timeout", "8")
         assert code == 4, out[-2000:]  # the unknown status is still in flight when the wait ends
         by_phone = {r["phone"]: r for r in results(results_file(tmp_path, "p"))}
-        assert by_phone["+254712000203"]["status"] == "pending"
+        assert by_phone["+254712000203"]["status"] == "waiting for the provider"
         assert by_phone["+254712000203"]["provider_status"] == "ON_HOLD_BY_PARTNER"
         state.clock.advance(700)
         batch = ledger_rows(tmp_path)[0].batch_id

@@ -67,7 +67,7 @@ def test_insufficient_balance_pauses_that_currency_and_the_others_complete(tmp_p
     ugx = [r for r in rows if r["currency"] == "UGX"]
     kes = [r for r in rows if r["currency"] == "KES"]
     assert ugx and all(r["status"] == "paid" for r in ugx)
-    assert any(r["status"] == "not_sent" and "Insufficient funds" in r["error"] for r in kes)
+    assert any(r["status"] == "not sent yet" and "Insufficient funds" in r["reason"] for r in kes)
     assert sum(Decimal(r["result_amount"]) for r in kes if r["status"] == "paid") <= 400
 
 
@@ -87,7 +87,7 @@ def test_a_provider_refusal_with_a_reason_rejects_the_row(tmp_path: Path) -> Non
     code, _output = run_cli(tmp_path, state, data, "--allow-partial")
     assert code == 3
     (row,) = read_results(results_file(tmp_path, "p"))
-    assert row["status"] == "rejected" and row["error"] == "no KES wallet on this Kotani account"
+    assert row["status"] == "failed" and row["reason"] == "no KES wallet on this Kotani account"
 
 
 def test_a_wrong_key_stops_the_run_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_results_xlsx_matches_the_ledger_and_neutralises_formulas(tmp_path: Path
         code, out = _run_mixed(tmp_path, state, sb.base_url, name=payload)
     assert code == 3, out
     wb = openpyxl.load_workbook(tmp_path / "p.results.xlsx")
-    assert wb.sheetnames == ["Results", "Summary", "Problems"]
+    assert wb.sheetnames == ["Results", "Cover", "Problems", "Summary"]
     ws = wb["Results"]
     headers = [c.value for c in ws[1]]
     rows = [dict(zip(headers, [c.value for c in r], strict=True)) for r in ws.iter_rows(min_row=2)]

@@ -1,96 +1,276 @@
-"""The results file: the input columns unchanged plus each row's outcome, from the ledger."""
+"""Results from the ledger: the results file of a batch, the final outcome across retries, the PDF.
+
+Each row of the ledger becomes a :class:`~batch_payouts.sheets.report.Line` in the finance
+vocabulary (``vocabulary.py``); the cover comes from the batch record. The layout lives in
+``sheets/layout.py`` (XLSX and CSV) and ``sheets/pdf.py``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from decimal import Decimal
+import hashlib
+import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from batch_payouts import crash
-from batch_payouts.ledger import Ledger, RowRecord
-from batch_payouts.model import RowState
-from batch_payouts.sheets.write import write_table
-from batch_payouts.sheets.xlsx import SheetSpec
+from batch_payouts import __version__, crash
+from batch_payouts.engine.plan import batch_key
+from batch_payouts.ledger import BatchRecord, Ledger, RowRecord
+from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
+from batch_payouts.sheets import layout
+from batch_payouts.sheets.report import Cover, Identity, Line, totals
+from batch_payouts.sheets.write import write_csv, write_xlsx
+from batch_payouts.validate import AmountError, parse_amount
+from batch_payouts.vocabulary import ORDER, STATE_WORDS, reason, what_to_do
 
-OUTCOME_COLUMNS = ("row", "status", "provider_status", "reference_id", "provider_id", "reference_number",
-                   "amount", "fee", "recipient_amount", "telco_receipt", "error", "submitted_at", "completed_at")
-STATUS_WORDS = {
-    RowState.SUCCEEDED: "paid", RowState.FAILED: "failed", RowState.REJECTED: "rejected",
-    RowState.INVALID: "invalid", RowState.BLOCKED: "blocked_repeat", RowState.READY: "not_sent",
-    RowState.SUBMITTING: "unknown", RowState.UNKNOWN: "unknown", RowState.SUBMITTED: "pending",
-    RowState.NEEDS_REVIEW: "needs_review", RowState.PARSED: "not_sent",
-}
-TEXT_COLUMNS = {"reference_id", "provider_id", "reference_number", "telco_receipt"}
+# The word of each row state, as text (kept for callers that compare a results file with the ledger).
+STATUS_WORDS: dict[RowState, str] = {state: str(word) for state, word in STATE_WORDS.items()}
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def _when(ts: float | None) -> str:
+# -- where and who: the one place to change when the ledger records environments -------------------
+
+def identity_of(ledger: Ledger, batch: BatchRecord) -> Identity:
+    """LIVE or SANDBOX, host, account, wallets, who ran and who approved ``batch``.
+
+    Environment, host and account come from the ledger's environment of the batch; wallets and
+    people from the batch's options (``wallets``, ``ran_by``, ``approved_by``) when recorded there.
+    Whatever is not recorded reads "unknown" / "not recorded"."""
+    options = batch.options
+    default = Identity()
+    env = ledger.environment(batch.env_id) if batch.env_id else None
+    wallets = options.get("wallets")
+    return Identity(
+        environment=env.kind if env else str(options.get("environment") or default.environment).upper()
+        .replace("UNKNOWN", default.environment),
+        host=env.host if env else str(options.get("host") or default.host),
+        account=env.account if env else str(options.get("account") or default.account),
+        wallets={str(k): str(v) for k, v in wallets.items()} if isinstance(wallets, dict) else {},
+        ran_by=str(options.get("ran_by") or default.ran_by),
+        approved_by=str(options.get("approved_by") or default.approved_by),
+    )
+
+
+# -- rows -------------------------------------------------------------------------------------------
+
+def _utc(ts: float | None) -> dt.datetime | None:
     if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-def _error(row: RowRecord) -> str:
-    if row.state is RowState.INVALID or row.state is RowState.BLOCKED:
-        return "; ".join(p["message"] + (f" ({p['column']})" if p.get("column") else "")
-                         for p in row.problems if p.get("severity") == "error")
-    parts = [row.error or "", row.note or "" if row.state in (RowState.READY, RowState.UNKNOWN) else ""]
-    if row.note and row.note.startswith("corrected"):
-        parts.append(row.note)
-    return "; ".join(p for p in parts if p)
+def paid_to(payout: Payout | None, canon: dict[str, str]) -> str:
+    """The number actually paid (E.164 phone, till, paybill and account, bank and account), or for
+    an unpaid row without a payout the payee cell as written."""
+    if isinstance(payout, MobileMoneyPayout):
+        return payout.phone
+    if isinstance(payout, TillPayout):
+        return f"till {payout.till_number}"
+    if isinstance(payout, PaybillPayout):
+        return f"paybill {payout.paybill_number} account {payout.account_reference}"
+    if isinstance(payout, BankPayout):
+        return f"{payout.bank_name or 'bank'} {payout.bank_code} account {payout.account_number}"
+    for column in ("phone", "account_number", "till_number", "paybill_number"):
+        if canon.get(column, "").strip():
+            return canon[column].strip()
+    return ""
 
 
-def outcome(row: RowRecord) -> list[Any]:
+def readable_amount(text: str, currency: str) -> Decimal | None:
+    """The amount a cell holds, if it can be read at all (a negative or over-precise amount is
+    readable, if invalid); ``None`` for text that is not a number."""
+    try:
+        return parse_amount(text, currency)
+    except AmountError:
+        pass
+    cleaned = text.strip()
+    if _PLAIN_NUMBER.fullmatch(cleaned):
+        try:
+            return Decimal(cleaned)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+            return None
+    return None
+
+
+def _currency_guess(canon: dict[str, str], by_country: dict[str, str]) -> str:
+    code = canon.get("currency", "").strip().upper()
+    if re.fullmatch(r"[A-Z]{3}", code):
+        return code
+    return by_country.get(canon.get("country", "").strip().upper(), "")
+
+
+def _canon(batch: BatchRecord, row: RowRecord) -> dict[str, str]:
+    mapping: dict[str, str] = batch.options.get("mapping", {})
+    return {c: row.cells.get(h, "") for c, h in mapping.items()}
+
+
+def _country_currencies(batch: BatchRecord, rows: list[RowRecord]) -> dict[str, str]:
+    """Country cell text -> currency, learnt from the batch's valid rows (for invalid rows that
+    name a country but no currency)."""
+    found: dict[str, str] = {}
+    for r in rows:
+        if r.payout is not None:
+            found.setdefault(_canon(batch, r).get("country", "").strip().upper(), r.payout.currency)
+    found.pop("", None)
+    return found
+
+
+def line_for(batch: BatchRecord, row: RowRecord, by_country: dict[str, str] | None = None) -> Line:
+    """One ledger row in the finance vocabulary."""
+    canon = _canon(batch, row)
     p = row.payout
-    return [row.row, STATUS_WORDS[row.state], row.provider_status or "", row.reference or "", row.provider_id or "",
-            row.reference_number or "", p.amount if p else "", row.fee if row.fee is not None else "",
-            row.recipient_amount if row.recipient_amount is not None else "", row.telco_receipt or "",
-            _error(row), _when(row.submitted_at), _when(row.completed_at)]
+    if p is not None:
+        amount: Decimal | None = p.amount
+        currency, name, amount_text = p.currency, p.name, str(p.amount)
+    else:
+        currency = _currency_guess(canon, by_country or {})
+        amount_text = canon.get("amount", "")
+        amount = readable_amount(amount_text, currency)
+        name = canon.get("name", "")
+    word = STATE_WORDS[row.state]
+    return Line(
+        row=row.row, cells=dict(row.cells), state=row.state, word=word,
+        reason=reason(row.state, error=row.error, note=row.note, problems=row.problems,
+                      provider_status=row.provider_status),
+        what_to_do=what_to_do(row.state, note=row.note), name=name, amount=amount, amount_text=amount_text,
+        currency=currency, fee=row.fee, received=row.recipient_amount, paid_to=paid_to(p, canon),
+        reference_id=row.reference or "", provider_reference=row.reference_number or "",
+        receipt=row.telco_receipt or "", provider_id=row.provider_id or "",
+        provider_status=row.provider_status or "", batch=row.batch_id, attempt=row.attempt,
+        sent_at=_utc(row.submitting_at or row.submitted_at), final_at=_utc(row.completed_at),
+        batches=(row.batch_id,))
 
 
-def results_table(ledger: Ledger, batch_id: str) -> tuple[list[str], list[list[Any]]]:
+def batch_lines(ledger: Ledger, batch_id: str) -> list[Line]:
     batch = ledger.batch(batch_id)
-    inputs = list(batch.headers)
-    headers = inputs + [f"result_{c}" if c in inputs else c for c in OUTCOME_COLUMNS]
-    rows = [[r.cells.get(h, "") for h in inputs] + outcome(r) for r in ledger.rows(batch_id)]
-    return headers, rows
+    rows = ledger.rows(batch_id)
+    by_country = _country_currencies(batch, rows)
+    return [line_for(batch, r, by_country) for r in rows]
 
 
-def summary(ledger: Ledger, batch_id: str) -> list[list[Any]]:
-    """(status, currency, rows, amount) for every combination present."""
-    sums: dict[tuple[str, str], tuple[int, Decimal]] = {}
-    for r in ledger.rows(batch_id):
-        currency = r.payout.currency if r.payout else (r.cells and "") or ""
-        key = (STATUS_WORDS[r.state], currency)
-        count, total = sums.get(key, (0, Decimal(0)))
-        sums[key] = (count + 1, total + (r.payout.amount if r.payout else Decimal(0)))
-    return [[s, c, n, t] for (s, c), (n, t) in sorted(sums.items())]
+# -- the final outcome across retries ---------------------------------------------------------------
+
+def root_batch(ledger: Ledger, batch_id: str) -> str:
+    """The first batch of a chain of retries (``batch_id`` itself when it is not a retry)."""
+    batch = ledger.batch(batch_id)
+    while batch.parent is not None:
+        batch = ledger.batch(batch.parent)
+    return batch.id
 
 
-def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
-    """Write the results file (CSV or XLSX by suffix) atomically."""
-    headers, rows = results_table(ledger, batch_id)
-    extra = []
-    if path.suffix.lower() == ".xlsx":
-        table = summary(ledger, batch_id)
-        extra.append(SheetSpec("Summary", ["status", "currency", "rows", "amount"], table,
-                               chart=("Rows by status", 3, len(table))))
-        first = len(headers) - len(OUTCOME_COLUMNS)
-        row_at, status_at, error_at = (first + OUTCOME_COLUMNS.index(c) for c in ("row", "status", "error"))
-        problems = [[r[row_at], r[status_at], r[error_at]]
-                    for r in rows if r[status_at] in ("invalid", "rejected", "failed", "blocked_repeat",
-                                                      "needs_review")]
-        extra.append(SheetSpec("Problems", ["row", "status", "reason"], problems))
+def final_lines(ledger: Ledger, batch_id: str) -> list[Line]:
+    """One line per row of the original file: the attempt that decided it (a paid one if any, else
+    the latest) and every batch the row went through."""
+    root = ledger.batch(root_batch(ledger, batch_id))
+    rows = ledger.rows(root.id)
+    later = ledger.later_attempts(root.id)
+    by_country = _country_currencies(root, rows)
+    out = []
+    for first in rows:
+        attempts = sorted([first, *later.get(first.row, [])], key=lambda a: a.attempt)
+        paid = [a for a in attempts if a.state is RowState.SUCCEEDED]
+        deciding = paid[0] if paid else attempts[-1]
+        line = line_for(ledger.batch(deciding.batch_id), deciding, by_country)
+        why = line.reason
+        if len(paid) > 1:
+            refs = ", ".join(a.reference or "" for a in paid)
+            why = f"PAID TWICE: attempts {refs} were all paid; recover the money from the recipient"
+        out.append(dataclasses.replace(line, cells=dict(first.cells), reason=why,
+                            batches=tuple(dict.fromkeys(a.batch_id for a in attempts))))
+    return out
+
+
+def _chain(ledger: Ledger, root: str) -> list[str]:
+    out, todo = [], [root]
+    while todo:
+        batch = todo.pop(0)
+        out.append(batch)
+        todo += ledger.children(batch)
+    return out
+
+
+# -- the cover --------------------------------------------------------------------------------------
+
+def source_digest(batch: BatchRecord) -> str:
+    """SHA-256 of the source file, when the file at the batch's path is still the one it was made
+    from (its content and label give the batch's fingerprint); otherwise a sentence saying why not."""
+    recorded = batch.options.get("source_sha256")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    try:
+        content = Path(batch.source).read_bytes()
+    except OSError:
+        return "not recorded (the file is no longer at this path)"
+    legacy = "b" + hashlib.sha256(content + b"\x00" + batch.label.encode("utf-8")).hexdigest()[:11]
+    if batch.fingerprint not in (batch_key(content, batch.label, batch.env_id), legacy):
+        return "not recorded (the file at this path has changed since the batch was made)"
+    return hashlib.sha256(content).hexdigest()
+
+
+def make_cover(ledger: Ledger, batch_id: str, lines: list[Line], *, batches: tuple[str, ...] | None = None,
+               title: str = "Payout results") -> Cover:
+    batch = ledger.batch(batch_id)
+    chain = batches or (batch_id,)
+    rows = [r for b in chain for r in ledger.rows(b)]
+    sent = [t for r in rows if (t := r.submitting_at or r.submitted_at) is not None]
+    answered = [r.completed_at for r in rows if r.completed_at is not None]
+    return Cover(
+        identity=identity_of(ledger, batch), batch=batch.id, label=batch.label, source=batch.source,
+        source_sha256=source_digest(batch), batches=chain, retry_of=batch.parent,
+        created_at=_utc(batch.created_at), first_sent_at=_utc(min(sent)) if sent else None,
+        last_answer_at=_utc(max(answered)) if answered else None,
+        written_at=_utc(ledger.clock()) or dt.datetime(1970, 1, 1), tool_version=__version__,
+        title=title)
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+def _write(path: Path, cover: Cover, headers: list[str], lines: list[Line], *, final: bool) -> Path:
     crash.point("while_writing_results")
-    write_table(path, headers, rows, text_columns=TEXT_COLUMNS | _phone_like(headers), extra=extra)
+    if path.suffix.lower() == ".xlsx":
+        write_xlsx(path, layout.workbook(cover, headers, lines, final=final))
+    else:
+        columns = layout.FINAL_COLUMNS if final else layout.RESULT_COLUMNS
+        write_csv(path, layout.table_headers(headers, columns), layout.table_rows(headers, lines, columns))
     return path
 
 
-def _phone_like(headers: list[str]) -> set[str]:
-    from batch_payouts.sheets.columns import canonical_for
+def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
+    """Write the results file of one batch (CSV or XLSX by suffix) atomically, mode 0600."""
+    lines = batch_lines(ledger, batch_id)
+    return _write(path, make_cover(ledger, batch_id, lines), ledger.batch(batch_id).headers, lines, final=False)
 
-    return {h for h in headers if canonical_for(h) in ("phone", "account_number", "till_number",
-                                                       "paybill_number", "bank_code")}
+
+def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
+    """Write one line per row of the original file with its final outcome across every retry
+    (``batch_id`` may be the first batch or any retry of it); CSV or XLSX by suffix."""
+    root = root_batch(ledger, batch_id)
+    lines = final_lines(ledger, root)
+    cover = make_cover(ledger, root, lines, batches=tuple(_chain(ledger, root)),
+                       title="Final outcome across retries")
+    return _write(path, cover, ledger.batch(root).headers, lines, final=True)
+
+
+def write_summary_pdf(ledger: Ledger, batch_id: str, path: Path) -> Path:
+    """Write the one-page PDF summary of a batch (approval packs, audit files)."""
+    from batch_payouts.sheets.pdf import write_summary
+
+    lines = batch_lines(ledger, batch_id)
+    write_summary(path, make_cover(ledger, batch_id, lines, title="Payout summary"), lines)
+    return path
+
+
+def summary(ledger: Ledger, batch_id: str) -> list[list[Any]]:
+    """(word, currency, rows, amount) for every combination present, in the vocabulary's order."""
+    out: list[list[Any]] = []
+    for t in totals(batch_lines(ledger, batch_id)):
+        for word in ORDER:
+            bucket = t.by_word[word]
+            if bucket.rows:
+                out.append([str(word), t.currency, bucket.rows, bucket.amount])
+    return out
 
 
 def default_results_path(source: str) -> Path:
@@ -98,3 +278,13 @@ def default_results_path(source: str) -> Path:
     src = Path(source)
     suffix = src.suffix.lower() if src.suffix.lower() in (".csv", ".xlsx") else ".csv"
     return src.with_name(f"{src.stem}.results{suffix}")
+
+
+def default_final_path(source: str) -> Path:
+    src = default_results_path(source)
+    return src.with_name(src.name.replace(".results", ".final"))
+
+
+def default_summary_path(source: str) -> Path:
+    return Path(source).with_name(f"{Path(source).stem}.summary.pdf")
+

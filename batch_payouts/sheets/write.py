@@ -8,6 +8,8 @@ Plain numbers and E.164 phone numbers are left as they are.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime as dt
 import io
 import os
 import re
@@ -42,9 +44,17 @@ def unescape_cell(text: str) -> str:
 
 
 def _safe(value: Any) -> Any:
-    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+    if isinstance(value, Decimal | int | float | dt.datetime | dt.date) and not isinstance(value, bool):
         return value
     return escape_cell("" if value is None else str(value))
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -63,28 +73,41 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def safe_sheet(spec: SheetSpec) -> SheetSpec:
+    """``spec`` with every header and cell made formula-safe (numbers and dates kept as they are)."""
+    return dataclasses.replace(spec, headers=[escape_cell(h) for h in spec.headers],
+                               rows=[[_safe(v) for v in row] for row in spec.rows],
+                               text_columns={escape_cell(h) for h in spec.text_columns})
+
+
+def write_xlsx(path: Path, sheets: list[SheetSpec]) -> None:
+    """Write ``sheets`` as one workbook, formula-safe, atomically, mode 0600."""
+    fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent if path.parent.exists() else None)
+    os.close(fd)
+    try:
+        write_workbook(Path(tmp), [safe_sheet(spec) for spec in sheets])
+        atomic_write(path, Path(tmp).read_bytes())
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_csv(path: Path, headers: list[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write one table as UTF-8 CSV (with BOM, CRLF), formula-safe, atomically, mode 0600."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([escape_cell(h) for h in headers])
+    for row in rows:
+        writer.writerow([_csv_text(_safe(v)) for v in row])
+    atomic_write(path, buffer.getvalue().encode("utf-8-sig"))
+
+
 def write_table(path: Path, headers: list[str], rows: Sequence[Sequence[Any]],
                 *, text_columns: set[str] | None = None, extra: list[SheetSpec] | None = None,
                 title: str = "Results", blank_text_rows: int = 0) -> None:
     """Write one table (plus extra sheets in XLSX) to ``.csv`` or ``.xlsx`` by suffix."""
-    safe_rows = [[_safe(v) for v in row] for row in rows]
     if path.suffix.lower() == ".xlsx":
-        sheets = [SheetSpec(title, headers, safe_rows, text_columns or set(), blank_text_rows=blank_text_rows)]
-        for spec in extra or []:
-            sheets.append(SheetSpec(spec.title, spec.headers,
-                                    [[_safe(v) for v in row] for row in spec.rows],
-                                    spec.text_columns, spec.chart))
-        fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent if path.parent.exists() else None)
-        os.close(fd)
-        try:
-            write_workbook(Path(tmp), sheets)
-            atomic_write(path, Path(tmp).read_bytes())
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        first = SheetSpec(title, headers, rows, text_columns or set(), blank_text_rows=blank_text_rows,
+                          table_header=True)
+        write_xlsx(path, [first, *(extra or [])])
         return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([escape_cell(h) for h in headers])
-    for row in safe_rows:
-        writer.writerow(["" if v is None else str(v) for v in row])
-    atomic_write(path, buffer.getvalue().encode("utf-8-sig"))
+    write_csv(path, headers, rows)

@@ -18,9 +18,11 @@ import openpyxl
 import openpyxl.xml
 from defusedxml import ElementTree as SafeXml
 from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.escape import escape as xml_escape
 from openpyxl.utils.escape import unescape as xml_unescape
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from batch_payouts.errors import InputFileError
 
@@ -141,16 +143,57 @@ def _rows(ws: Any, max_rows: int, path: Path) -> list[list[str]]:
     return grid
 
 
+@dataclass(frozen=True)
+class ChartSpec:
+    """A bar chart of one column against the category labels beside it (1-based columns, data rows
+    from 2 to ``last_row``), placed at ``anchor``."""
+
+    title: str
+    category_column: int
+    value_column: int
+    last_row: int
+    anchor: str
+    y_title: str = ""
+
+
+@dataclass(frozen=True)
+class ListCheck:
+    """A drop-down on one column (1-based) of rows 2..``last_row``. ``strict`` refuses anything else;
+    otherwise other values are allowed after a warning."""
+
+    column: int
+    options: tuple[str, ...]
+    last_row: int
+    strict: bool
+    prompt: str = ""
+
+
 @dataclass
 class SheetSpec:
-    """One sheet to write: headers, rows of cells, which columns are forced to text."""
+    """One sheet to write: headers, rows of cells, which columns are forced to text, and how it
+    looks: per-cell number formats, a bold frozen filtered header, print settings, a chart."""
 
     title: str
     headers: list[str]
     rows: Sequence[Sequence[Any]]
     text_columns: set[str] = field(default_factory=set)
-    chart: tuple[str, int, int] | None = None  # (title, value column, rows) for a bar chart
+    chart: ChartSpec | None = None
     blank_text_rows: int = 0  # empty rows below the data pre-formatted as text (templates)
+    formats: Sequence[Sequence[str | None]] | None = None  # number format per data cell
+    table_header: bool = False  # bold, frozen, filtered header row
+    printable: bool = False  # landscape, one page wide, header row repeated on every page
+    bold_rows: frozenset[int] = frozenset()  # 0-based indexes into ``rows``
+    widths: dict[int, float] | None = None  # 1-based column -> width; else from the content
+    checks: Sequence[ListCheck] = ()
+    active: bool = False  # the sheet a spreadsheet opens on
+    wrap: frozenset[int] = frozenset()  # 1-based columns whose text wraps inside the cell
+
+
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+_BOLD = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
 
 
 def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
@@ -159,30 +202,119 @@ def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
     wb.remove(wb.active)
     for spec in sheets:
         ws = wb.create_sheet(spec.title[:31])
-        ws.append(spec.headers)
-        text_idx = {i for i, h in enumerate(spec.headers) if h in spec.text_columns}
-        for r, values in enumerate(spec.rows, start=2):
-            for c, value in enumerate(values, start=1):
-                cell = ws.cell(row=r, column=c)
-                if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
-                    cell.value = value
-                else:
-                    text = "" if value is None else str(value)
-                    # control characters as _xHHHH_, as Excel does (XML would turn CR into LF)
-                    cell.value = xml_escape(text) if _CONTROL.search(text) else text
-                    cell.data_type = "s"  # never a formula, whatever the text starts with
-                if (c - 1) in text_idx:
-                    cell.number_format = "@"
-        for c, header in enumerate(spec.headers, start=1):
-            ws.column_dimensions[get_column_letter(c)].width = max(10, min(40, len(header) + 4))
-            if (c - 1) in text_idx:
-                for r in range(len(spec.rows) + 2, len(spec.rows) + 2 + spec.blank_text_rows):
-                    ws.cell(row=r, column=c).number_format = "@"
+        _fill(ws, spec)
+        _style(ws, spec)
         if spec.chart and spec.rows:
-            title, value_col, count = spec.chart
-            chart = BarChart()
-            chart.title = title
-            chart.add_data(Reference(ws, min_col=value_col, min_row=1, max_row=count + 1), titles_from_data=True)
-            chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=count + 1))
-            ws.add_chart(chart, f"{get_column_letter(len(spec.headers) + 2)}2")
+            _chart(ws, spec.chart)
+        for check in spec.checks:
+            _list_check(ws, check)
+    active = next((i for i, spec in enumerate(sheets) if spec.active), 0)
+    wb.active = active
+    for i, ws in enumerate(wb.worksheets):
+        ws.sheet_view.tabSelected = i == active
     wb.save(path)
+
+
+def _put(cell: Any, value: Any) -> None:
+    if isinstance(value, Decimal | int | float | dt.datetime | dt.date) and not isinstance(value, bool):
+        cell.value = value
+        if isinstance(value, dt.datetime | dt.date):
+            cell.number_format = DATE_FORMAT
+        return
+    text = "" if value is None else str(value)
+    # control characters as _xHHHH_, as Excel does (XML would turn CR into LF)
+    cell.value = xml_escape(text) if _CONTROL.search(text) else text
+    cell.data_type = "s"  # never a formula, whatever the text starts with
+
+
+def _fill(ws: Any, spec: SheetSpec) -> None:
+    offset = 1 if spec.headers else 0
+    for c, header in enumerate(spec.headers, start=1):
+        _put(ws.cell(row=1, column=c), header)
+    text_idx = {i for i, h in enumerate(spec.headers) if h in spec.text_columns}
+    for r, values in enumerate(spec.rows, start=1 + offset):
+        formats = spec.formats[r - 1 - offset] if spec.formats else ()
+        for c, value in enumerate(values, start=1):
+            cell = ws.cell(row=r, column=c)
+            _put(cell, value)
+            if (c - 1) in text_idx:
+                cell.number_format = "@"
+            elif c - 1 < len(formats) and formats[c - 1]:
+                cell.number_format = formats[c - 1]
+            if (r - 1 - offset) in spec.bold_rows:
+                cell.font = _BOLD
+            if c in spec.wrap:
+                cell.alignment = _WRAP
+            elif spec.wrap:
+                cell.alignment = _TOP  # level with the first line of the wrapped cells
+    for c in text_idx:
+        for r in range(len(spec.rows) + 1 + offset, len(spec.rows) + 1 + offset + spec.blank_text_rows):
+            ws.cell(row=r, column=c + 1).number_format = "@"
+
+
+def _style(ws: Any, spec: SheetSpec) -> None:
+    columns = max([len(spec.headers), *(len(r) for r in spec.rows)], default=0)
+    for c in range(1, columns + 1):
+        if spec.widths and c in spec.widths:
+            width = spec.widths[c]
+        else:
+            longest = max([len(str(ws.cell(row=r, column=c).value or "")) for r in range(1, min(ws.max_row, 200) + 1)],
+                          default=0)
+            width = max(6, min(24, longest + 2))
+        ws.column_dimensions[get_column_letter(c)].width = width
+    _wrapped_heights(ws, spec)
+    if spec.table_header and spec.headers:
+        for c in range(1, len(spec.headers) + 1):
+            ws.cell(row=1, column=c).font = _BOLD
+            ws.cell(row=1, column=c).fill = _HEADER_FILL
+        ws.freeze_panes = "A2"
+        last = max(len(spec.rows), spec.blank_text_rows) + 1
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(spec.headers))}{last}"
+    if spec.printable:
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        if spec.headers:
+            ws.print_title_rows = "1:1"
+
+
+def _wrapped_heights(ws: Any, spec: SheetSpec) -> None:
+    """Rows tall enough for their wrapped text (spreadsheets do not all measure it themselves)."""
+    if not spec.wrap:
+        return
+    for r in range(2 if spec.headers else 1, ws.max_row + 1):
+        lines = 1
+        for c in spec.wrap:
+            width = ws.column_dimensions[get_column_letter(c)].width or 10
+            text = str(ws.cell(row=r, column=c).value or "")
+            lines = max(lines, -(-len(text) // int(width)) or 1)
+        if lines > 1:
+            ws.row_dimensions[r].height = 15 * lines
+
+
+def _chart(ws: Any, spec: ChartSpec) -> None:
+    chart = BarChart()
+    chart.type = "bar"  # horizontal bars: long category labels stay readable
+    chart.title = spec.title
+    chart.y_axis.title = spec.y_title
+    chart.legend = None
+    chart.x_axis.scaling.orientation = "maxMin"  # the first category on top, as in the table
+    chart.height = max(7.5, 0.9 * spec.last_row)
+    chart.width = 18
+    chart.add_data(Reference(ws, min_col=spec.value_column, min_row=1, max_row=spec.last_row), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=spec.category_column, min_row=2, max_row=spec.last_row))
+    ws.add_chart(chart, spec.anchor)
+
+
+def _list_check(ws: Any, check: ListCheck) -> None:
+    letter = get_column_letter(check.column)
+    rule = DataValidation(type="list", formula1='"' + ",".join(check.options) + '"', allow_blank=True,
+                          errorStyle="stop" if check.strict else "warning", showErrorMessage=True,
+                          showInputMessage=bool(check.prompt))
+    rule.error = "Pick a value from the list." if check.strict else "Not in the list; keep it only if you are sure."
+    rule.errorTitle = "Check this cell"
+    rule.prompt = check.prompt
+    ws.add_data_validation(rule)
+    rule.add(f"{letter}2:{letter}{check.last_row}")
