@@ -7,6 +7,11 @@ retries a POST: whether a payout may be sent again is the engine's decision.
 A 429 holds its whole class of requests (money: payout POSTs; reads: everything else) until the
 advertised wait has passed, whoever sends next; a GET refused by a 429 is sent again after the
 wait, a few times. A wait longer than ``max_hold`` is raised at once instead of slept.
+
+Connections: the pool keeps as many connections alive as it may open (``max_connections``, sized
+to the caller's concurrency), and a request takes a connection slot *before* its last look at the
+hold, so that no request passes the hold check and then queues for a connection while a 429
+arrives on another one.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ DEFAULT_BASE_URL = "https://sandbox-api.kotanipay.com"
 T = TypeVar("T")
 READ_RETRIES_ON_429 = 3
 DEFAULT_HOLD_SECONDS = 5.0  # a 429 that names no wait
+DEFAULT_MAX_CONNECTIONS = 100  # covers the engine's largest usual concurrency plus parallel reads
 
 
 def request_class(method: str, path: str) -> str:
@@ -178,6 +184,7 @@ class KotaniClient:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_hold: float = 900.0,
         holds: dict[str, float] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
         t = self.timeouts
@@ -189,11 +196,18 @@ class KotaniClient:
         # class -> clock time before which no request of that class is sent; pass the same dict
         # to the clients of one session so that a 429 seen by one holds them all
         self._hold_until: dict[str, float] = {} if holds is None else holds
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
+        self._slots = anyio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             transport=transport,
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
             headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
+            # every connection the pool may open is kept alive: with httpx's default of 20 kept
+            # alive, a concurrency of 64 closed and reopened connections all the time
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     def __repr__(self) -> str:
@@ -220,15 +234,18 @@ class KotaniClient:
         tries = 0
         while True:
             await self._wait_for_hold(klass, method, path)
-            try:
-                return await self._send(method, path, body=body, params=params)
-            except errors.RateLimited as exc:
-                wait = exc.retry_after if exc.retry_after is not None else DEFAULT_HOLD_SECONDS
-                self._hold_until[klass] = max(self._hold_until.get(klass, 0.0), self._clock() + wait)
-                tries += 1
-                resendable = method == "GET" or idempotent
-                if not resendable or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
-                    raise
+            async with self._slots:
+                if self.held_for(klass) > 0:
+                    continue  # a 429 arrived while this request waited for a connection
+                try:
+                    return await self._send(method, path, body=body, params=params)
+                except errors.RateLimited as exc:
+                    wait = exc.retry_after if exc.retry_after is not None else DEFAULT_HOLD_SECONDS
+                    self._hold_until[klass] = max(self._hold_until.get(klass, 0.0), self._clock() + wait)
+                    tries += 1
+                    resendable = method == "GET" or idempotent
+                    if not resendable or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
+                        raise
 
     def held_for(self, klass: str) -> float:
         """Seconds until requests of ``klass`` may be sent again (0 when not held)."""

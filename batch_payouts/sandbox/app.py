@@ -124,6 +124,7 @@ class Sandbox:
     ) -> Handler:
         async def endpoint(request: Request) -> Response:
             st = self.state
+            arrived = st.clock.now()  # before the simulated latency: when the client had sent it
             if st.knobs.latency:
                 await asyncio.sleep(st.knobs.latency)
             auth = request.headers.get("authorization", "")
@@ -135,7 +136,7 @@ class Sandbox:
                 with st.lock:
                     st.tick()
                     if klass != "none":
-                        st.check_rate(klass)
+                        st.check_rate(klass, arrived)
                 result = await fn(request)
             except Refusal as exc:
                 return refusal(exc)
