@@ -60,6 +60,9 @@ def write_xlsx(path: Path, rows: list[list[Any]], *, title: str | None = None) -
     ws.append(HEADER)
     for r in rows:
         ws.append(r)
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text such as a name "=0", as typed: openpyxl would store a formula
     wb.save(path)
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 CANONICAL: tuple[str, ...] = (
     "name", "phone", "country", "network", "amount", "currency", "method", "bank_code",
@@ -64,6 +65,6 @@ def map_headers(headers: list[str], explicit: dict[str, str]) -> dict[str, str]:
     return mapping
 
 
-def header_score(cells: list[str]) -> int:
+def header_score(cells: Sequence[str]) -> int:
     """How many distinct canonical columns a candidate header row names."""
     return len({c for c in (canonical_for(x) for x in cells if x) if c})

@@ -1,4 +1,4 @@
-"""Read a payout spreadsheet (CSV with polars, XLSX through ``xlsx.py``) as text rows.
+"""Read a payout spreadsheet (CSV with polars, XLSX through ``xlsx_read.py``) as text rows.
 
 Every cell comes back as text and every row keeps its sheet row number, so each problem can be
 shown where the finance team will look for it. The header row is found even below title lines.
@@ -9,13 +9,14 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from batch_payouts.errors import InputFileError
-from batch_payouts.sheets import columns, xlsx
+from batch_payouts.sheets import columns
 from batch_payouts.sheets.guard import Limits, scan_workbook, sniff
 
 HEADER_SEARCH_ROWS = 30
@@ -68,9 +69,12 @@ def read_sheet(
     if size == 0:
         raise InputFileError(str(p), "the file is empty")
     kind = sniff(p, head, forced_encoding=encoding)
+    grid: Sequence[Sequence[str]]
     if kind == "xlsx":
         scan_workbook(p, lim)
-        grid, formulas, notes, hidden = xlsx.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
+        from batch_payouts.sheets import xlsx_read
+
+        grid, formulas, notes, hidden = xlsx_read.read_grid(p, sheet, lim.max_rows + HEADER_SEARCH_ROWS)
     else:
         grid, notes = _csv_grid(p, encoding, delimiter, lim)
         formulas, hidden = {}, []
@@ -79,42 +83,39 @@ def read_sheet(
     return read
 
 
-def _from_grid(path: str, kind: str, grid: list[list[str]], formulas: dict[tuple[int, int], str],
+def _from_grid(path: str, kind: str, grid: Sequence[Sequence[str]], formulas: dict[tuple[int, int], str],
                notes: list[str], explicit: dict[str, str], lim: Limits) -> RawSheet:
     header_index = _find_header(grid, explicit)
     if header_index is None:
         raise InputFileError(path, "no header row found: name the columns, e.g. "
                              "name, phone, amount, currency, country")
-    headers = _unique_headers(grid[header_index])
+    headers = _unique_headers(list(grid[header_index]))
     mapping = columns.map_headers(headers, explicit)
     missing = [c for c in columns.REQUIRED if c not in mapping]
     if "country" not in mapping and "currency" not in mapping:
         missing.append("country or currency")
     if missing:
         raise InputFileError(path, "required columns missing: " + ", ".join(missing))
+    width = len(headers)
+    padding = ("",) * width
     rows: list[RawRow] = []
-    formula_cells: dict[tuple[int, str], str] = {}
     for index in range(header_index + 1, len(grid)):
         cells = grid[index]
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue
-        number = index + 1
-        rows.append(RawRow(number, {h: _cell(cells, i) for i, h in enumerate(headers)}))
-        for (r, c), text in formulas.items():
-            if r == index and c < len(headers):
-                formula_cells[(number, headers[c])] = text
+        if len(cells) < width:
+            cells = (*cells, *padding[len(cells):])
+        rows.append(RawRow(index + 1, dict(zip(headers, cells, strict=False))))
     if not rows:
         raise InputFileError(path, "no data rows under the header")
     if len(rows) > lim.max_rows:
         raise InputFileError(path, f"the file has more than {lim.max_rows} rows, the limit (see --max-rows)")
+    formula_cells = {(r + 1, headers[c]): text for (r, c), text in sorted(formulas.items())
+                     if r > header_index and c < width and "".join(grid[r]).strip()}
     return RawSheet(path, kind, headers, mapping, rows, notes, formula_cells)
 
 
-def _cell(cells: list[str], i: int) -> str:
-    return cells[i] if i < len(cells) else ""
-
-
-def _find_header(grid: list[list[str]], explicit: dict[str, str]) -> int | None:
+def _find_header(grid: Sequence[Sequence[str]], explicit: dict[str, str]) -> int | None:
     wanted = {columns.squash(h) for h in explicit.values()}
     best, best_score = None, 1
     for index, cells in enumerate(grid[:HEADER_SEARCH_ROWS]):
@@ -173,7 +174,7 @@ def detect_delimiter(text: str) -> str:
 
 
 def _csv_grid(path: Path, encoding: str | None, delimiter: str | None,
-              lim: Limits) -> tuple[list[list[str]], list[str]]:
+              lim: Limits) -> tuple[list[tuple[str, ...]], list[str]]:
     """The cells of a CSV file as text, and notes about how it was read."""
     data = path.read_bytes()
     try:
@@ -205,7 +206,7 @@ def _csv_grid(path: Path, encoding: str | None, delimiter: str | None,
         )
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise InputFileError(str(path), f"not a readable CSV file ({exc})") from None
-    return [["" if v is None else str(v) for v in row] for row in frame.iter_rows()], notes
+    return frame.fill_null("").rows(), notes
 
 
 def _first_records(text: str, delim: str) -> list[list[str]]:

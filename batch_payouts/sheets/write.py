@@ -30,7 +30,12 @@ _E164 = re.compile(r"^\+\d{7,15}$")
 
 def escape_cell(text: str) -> str:
     """Neutralise text a spreadsheet would execute; reversible with :func:`unescape_cell`."""
-    if not text or _PLAIN_NUMBER.match(text) or _E164.match(text) or broken("output_escaping"):
+    if not text:
+        return text
+    head = text[0]
+    if head.isascii() and head not in _DANGER and head != "'":
+        return text  # the usual cell: NFKC leaves an ASCII character as it is
+    if _PLAIN_NUMBER.match(text) or _E164.match(text) or broken("output_escaping"):
         return text
     first = unicodedata.normalize("NFKC", text[0])[:1]
     if first in _DANGER or text[0] in _DANGER or text[0] == "'":

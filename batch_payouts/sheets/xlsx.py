@@ -1,14 +1,16 @@
-"""The one place that uses openpyxl: read a workbook's grid as text, write result workbooks.
+"""The one place that uses openpyxl: openpyxl's rules for what a cell value means (dates,
+shared formulas), the text a person sees for a value, and writing result workbooks.
 
-openpyxl parses through defusedxml (asserted at import), formulas are read as their cached
-values and reported, never evaluated; text cells are always written as strings.
+Reading a sheet is one streaming pass in ``xlsx_read.py``; openpyxl never parses an input file
+(defusedxml is still asserted at import, should it ever). Text cells are always written as
+strings, never as formulas.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -16,10 +18,13 @@ from typing import Any
 
 import openpyxl
 import openpyxl.xml
-from defusedxml import ElementTree as SafeXml
 from openpyxl.chart import BarChart, Reference
+from openpyxl.formula.translate import Translator
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles.numbers import builtin_format_code, is_date_format, is_timedelta_format
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import column_index_from_string
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel, from_ISO8601
 from openpyxl.utils.escape import escape as xml_escape
 from openpyxl.utils.escape import unescape as xml_unescape
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -50,97 +55,50 @@ def cell_text(value: Any) -> str:
     return xml_unescape(text) if "_x" in text else text
 
 
-def read_grid(
-    path: Path, sheet: str | None, max_rows: int
-) -> tuple[list[list[str]], dict[tuple[int, int], str], list[str], list[int]]:
-    """All cells of one sheet as text, the formulas found (by 0-based row, column), notes, and the
-    hidden rows (1-based sheet row numbers)."""
-    notes: list[str] = []
+# -- what a cell means, by openpyxl's rules (used by ``xlsx_read.py``) --------------------------
+
+def builtin_format(number_format: int) -> str | None:
+    """The format code of one of Excel's built-in number formats, if it is one."""
+    code = builtin_format_code(number_format)
+    return None if code is None else str(code)
+
+
+def date_kind(code: str | None) -> str | None:
+    """``"date"`` or ``"duration"`` when a number format shows dates or durations, else None."""
+    if not is_date_format(code):
+        return None
+    return "duration" if is_timedelta_format(code) else "date"
+
+
+def excel_date(serial: float, mac_epoch: bool, duration: bool) -> Any:
+    """An Excel date serial as openpyxl reads it; ``"#VALUE!"`` when it is no date at all."""
     try:
-        values = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
-        formulas_wb = openpyxl.load_workbook(path, read_only=True, data_only=False, keep_links=False)
-    except Exception as exc:  # openpyxl raises many kinds for damaged files
-        cause = str(exc).replace(str(path), path.name).splitlines()[0] if str(exc) else ""
-        raise InputFileError(str(path), f"not a readable workbook ({type(exc).__name__}: {cause})") from None
+        return from_excel(serial, CALENDAR_MAC_1904 if mac_epoch else CALENDAR_WINDOWS_1900, timedelta=duration)
+    except (OverflowError, ValueError):
+        return "#VALUE!"
+
+
+def iso_date(text: str) -> Any:
+    """A cell of type ``d`` (ISO 8601 text) as openpyxl reads it."""
+    return from_ISO8601(text)
+
+
+def column_index(letters: str, path: Path) -> int:
+    """1-based column number of ``"A"``, ``"AB"``...; a bad reference is a damaged workbook."""
     try:
-        names = values.sheetnames
-        if sheet is not None and sheet not in names:
-            raise InputFileError(str(path), f"no sheet named {sheet!r}; the sheets are: {', '.join(names)}")
-        visible = [n for n in names if getattr(values[n], "sheet_state", "visible") == "visible"]
-        if sheet is None and not visible:
-            raise InputFileError(str(path), "every sheet of the workbook is hidden")
-        name = sheet or visible[0]
-        if sheet is None and len(names) > 1:
-            skipped = [n for n in names[: names.index(name)]]
-            hidden = f"; hidden sheets skipped: {', '.join(skipped)}" if skipped else ""
-            notes.append(f"read the first visible sheet {name!r} (use --sheet to pick another){hidden}")
-        grid = _rows(values[name], max_rows, path)
-        layout_notes, hidden_rows = _layout_notes(formulas_wb[name], len(grid))
-        notes += layout_notes
-        formulas: dict[tuple[int, int], str] = {}
-        for r, row in enumerate(formulas_wb[name].iter_rows(values_only=True)):
-            if r >= len(grid):
-                break
-            for c, v in enumerate(row):
-                if isinstance(v, str) and v.startswith("="):
-                    formulas[(r, c)] = v
-    finally:
-        values.close()
-        formulas_wb.close()
-    if formulas:
-        notes.append(f"{len(formulas)} cells hold formulas; their saved values were used, "
-                     "nothing was calculated")
-    return grid, formulas, notes, hidden_rows
+        return int(column_index_from_string(letters))
+    except ValueError:
+        raise InputFileError(str(path), f"not a readable workbook (cell column {letters[:10]!r})") from None
 
 
-def _layout(ws: Any) -> tuple[list[int], list[str]]:
-    """Hidden rows (1-based sheet row numbers) and merged ranges ("A1:E1"), streamed from the
-    sheet's XML: read-only openpyxl does not keep either."""
-    part = getattr(ws, "_worksheet_path", None)
-    if part is None:  # pragma: no cover - openpyxl keeps the part path on read-only sheets
-        return [], []
-    hidden: list[int] = []
-    merged: list[str] = []
-    with ws.parent._archive.open(part) as stream:
-        for _, element in SafeXml.iterparse(stream, events=("end",)):
-            tag = element.tag.rsplit("}", 1)[-1]
-            if tag == "row":
-                if element.get("hidden") in ("1", "true") and (number := element.get("r", "")).isdigit():
-                    hidden.append(int(number))
-                element.clear()
-            elif tag == "mergeCell" and element.get("ref"):
-                merged.append(str(element.get("ref")))
-    return hidden, merged
+def formula_translator(formula: str, origin: str) -> Callable[[str], str]:
+    """A function giving the shared formula written at ``origin`` as it applies at another cell."""
+    translator = Translator(formula, origin)
 
+    def at(cell: str) -> str:
+        return str(translator.translate_formula(cell))
 
-def _layout_notes(ws: Any, rows: int) -> tuple[list[str], list[int]]:
-    """Sentences about what a reader of the sheet might not see (hidden rows, merged cells), and
-    the hidden rows' numbers."""
-    hidden, merged = _layout(ws)
-    hidden = [r for r in hidden if 1 < r <= rows]
-    notes = []
-    if hidden:
-        shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
-        notes.append(f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and "
-                     "will be paid like any other row; unhide them to check")
-    if merged:
-        shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
-        notes.append(f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
-                     "its value, the others were read as empty")
-    return notes, hidden
-
-
-def _rows(ws: Any, max_rows: int, path: Path) -> list[list[str]]:
-    if hasattr(ws, "reset_dimensions"):
-        ws.reset_dimensions()  # never trust the size the sheet claims for itself
-    grid: list[list[str]] = []
-    for row in ws.iter_rows(values_only=True):
-        grid.append([cell_text(v) for v in row])
-        if len(grid) > max_rows:
-            raise InputFileError(str(path), f"more than {max_rows} rows; refused")
-    while grid and not any(c.strip() for c in grid[-1]):
-        grid.pop()
-    return grid
+    return at
 
 
 @dataclass(frozen=True)
