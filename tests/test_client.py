@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from batch_payouts import errors
@@ -272,3 +273,64 @@ async def test_a_validate_answer_reads_every_documented_field(client: KotaniClie
             answer.account_status, answer.account_name, answer.match_score) == \
         (True, True, "mobile_money", "MATCHED", "ACTIVE", "J*** M*** D**", 76)
     assert answer.name_match == wire.NameMatch(provided="Jane Doe", score=76, matched=True, threshold=70, masked=True)
+
+
+# -- the catalog: read in parallel, and a 429 still holds every read not yet sent --------------------
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The real transport, counting how many requests are on their way at once."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.in_flight = self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet_sent(sandbox: RunningSandbox) -> None:
+    from batch_payouts.catalog import fetch_catalog
+
+    state = sandbox.state
+    state.knobs.latency = 0.05  # network time: reads sent together are on their way together
+    original = state.check_rate
+    checked: list[str] = []
+
+    def fourth_read_refused(klass: str, arrived: tuple[float, int] | None = None) -> None:
+        checked.append(klass)
+        if len(checked) == 4:
+            raise state._too_many(7, klass)
+        original(klass, arrived)  # type: ignore[arg-type]
+
+    state.check_rate = fourth_read_refused  # type: ignore[method-assign,assignment]
+    fake, transport = FakeTime(sandbox), CountingTransport()
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep,
+                            transport=transport) as client:
+        catalog = await fetch_catalog(client, parallel=4)
+    state.check_rate = original  # type: ignore[method-assign]
+    assert set(catalog.countries) >= {"KE", "UG", "GH", "ZA"} and catalog.banks["KES"] and catalog.banks["ZAR"]
+    assert transport.most == 4, "after the countries list, four reads at a time"
+    assert 7.0 in fake.slept, "the reads not yet sent waited out the advertised 7 s"
+    assert state.early_requests == {"money": 0, "reads": 0}, "no read was sent after the 429 and before its wait"
+    assert len(checked) == 1 + 12 + 2 + 1, "every read once, and the refused one once more"
+
+
+async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: RunningSandbox) -> None:
+    import anyio
+
+    sandbox.state.knobs.latency = 0.02
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), max_connections=6) as client, \
+            anyio.create_task_group() as group:
+        for _ in range(24):  # four times the pool: requests wait for a slot, none fails
+            group.start_soon(client.list_wallets)
+    assert client.max_connections == 6
+    with pytest.raises(ValueError, match="max_connections must be at least 1"):
+        KotaniClient(sandbox.base_url, ApiKey(API_KEY), max_connections=0)

@@ -100,9 +100,9 @@ def test_a_dripped_answer_is_abandoned_at_the_attempt_deadline_and_reconciled(tm
 
 @pytest.mark.parametrize("style", ["body", "header_seconds", "header_date"])
 def test_no_request_is_sent_before_the_wait_a_429_advertised(tmp_path: Path, style: str) -> None:
-    # 20 ms of network latency, as any real link has: the catalog's parallel reads are then on
+    # 100 ms of network latency, as a real link has: the catalog's parallel reads are then on
     # their way together, and only a request sent after a 429 was answered counts as early
-    knobs = Knobs(p_429=0.15, retry_after=1, rate_limit_style=style, rate_limits=False, latency=0.02)
+    knobs = Knobs(p_429=0.15, retry_after=1, rate_limit_style=style, rate_limits=False, latency=0.1)
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=1), knobs=knobs, seed_value=5)
     with serve_in_thread(state) as sandbox:
         code, out = run(tmp_path, sandbox.base_url, payout_file(tmp_path / "p.csv", 12), "--concurrency", "1")
@@ -120,7 +120,7 @@ def test_an_absurd_wait_for_payouts_pauses_the_batch_with_a_message_and_a_rerun_
     with serve_in_thread(state) as sandbox:
         original = state.check_rate
 
-        def payouts_refused(klass: Any, arrived: float | None = None) -> None:
+        def payouts_refused(klass: Any, arrived: tuple[float, int] | None = None) -> None:
             if klass == "money":
                 raise state._too_many(86_400, klass)
             original(klass, arrived)

@@ -393,3 +393,23 @@ def test_every_name_lookup_test_account_is_documented() -> None:
     doc = (ROOT / "docs" / "sandbox-numbers.md").read_text()
     for number in [*seed.PHONE_LOOKUPS, *seed.BANK_LOOKUPS, *seed.SHORTCODE_LOOKUPS]:
         assert f"| `{number}` |" in doc, number
+
+
+def test_a_request_is_early_only_when_sent_after_the_429_was_answered_and_before_its_wait() -> None:
+    from batch_payouts.sandbox import Knobs as _Knobs
+    from batch_payouts.sandbox import SandboxClock as _Clock
+    from batch_payouts.sandbox import SandboxState as _State
+
+    state = _State(api_key="k", clock=_Clock(speed=1), knobs=_Knobs(p_429=1.0, retry_after=10, rate_limits=False))
+    on_its_way = state.arrival()  # reached the sandbox before the 429 below was answered
+    with pytest.raises(Exception, match="Too Many"):
+        state.check_rate("reads", state.arrival())
+    state.knobs.p_429 = 0.0
+    state.check_rate("reads", on_its_way)
+    assert state.early_requests["reads"] == 0
+    state.check_rate("reads", state.arrival())  # sent after the answer, inside the advertised wait
+    assert state.early_requests == {"money": 0, "reads": 1}
+    state.check_rate("money", state.arrival())  # another class is not held
+    state.clock.advance(11)
+    state.check_rate("reads", state.arrival())  # after the wait
+    assert state.early_requests == {"money": 0, "reads": 1}

@@ -322,3 +322,72 @@ def test_any_valid_row_round_trips_through_csv_and_xlsx(tmp_path: Path, catalog:
         return  # not every generated number is a valid Kenyan mobile number
     second = check(write_xlsx(tmp_path / "p.xlsx", [cells]), catalog)
     assert first.valid_rows[0].payout == second.valid_rows[0].payout
+
+
+# -- country names and codes, from the local ISO 3166 table ---------------------------------------
+
+@pytest.mark.parametrize(("written", "code", "currency"), [
+    ("Kenya", "KE", "KES"), ("KEN", "KE", "KES"), ("kenya", "KE", "KES"), (" KENYA ", "KE", "KES"),
+    ("Uganda", "UG", "UGX"), ("UGA", "UG", "UGX"), ("Cote d’Ivoire", "CI", "XOF"), ("Tanzania", "TZ", "TZS"),
+])
+def test_country_names_and_iso3_codes_are_read_with_a_warning(tmp_path: Path, catalog: Catalog, written: str,
+                                                              code: str, currency: str) -> None:
+    phone = {"KE": "+254712345678", "UG": "+256772123456", "CI": "+2250701234567", "TZ": "+255754123456"}[code]
+    report = check(write_csv(tmp_path / "f.csv", [row(country=written, currency=currency, phone=phone, amount="100")]),
+                   catalog)
+    assert report.rows[0].valid, messages(report)
+    assert report.rows[0].payout.country == code  # type: ignore[union-attr]
+    assert f"row 2, country: country {written.strip()!r} read as {code}" in messages(report, "warning")
+
+
+def test_a_two_letter_code_needs_no_warning_and_an_unknown_name_is_still_refused(tmp_path: Path, catalog: Catalog) -> None:
+    report = check(write_csv(tmp_path / "f.csv", [row(country="KE"), row(country="Narnia", phone="+254722000111"),
+                                                  row(country="France", phone="+254733000111")]), catalog)
+    assert report.rows[0].valid and not [m for m in messages(report, "warning") if "country" in m]
+    assert messages(report) == ["row 3, country: this country is not supported for payouts (saw 'Narnia')",
+                                "row 4, country: this country is not supported for payouts (saw 'France')"]
+
+
+def test_the_catalog_reads_names_without_the_providers_optional_fields(catalog: Catalog) -> None:
+    for written in ("KEN", "Kenya", "kenya", "KE", "ke"):
+        found = catalog.country(written)
+        assert found is not None and found.code == "KE", written
+    assert catalog.country("DR Congo") is not None  # the provider's own name for CD
+    assert catalog.country("Narnia") is None
+
+
+# -- the quick lane for plain rows gives the answer the full checks give ------------------------------
+
+CELL_CHOICES = {
+    "name": ["Wanjiru Kamau", "", " Otieno ", "Zoë"],
+    "phone": ["+254712345678", "0712345678", "712345678", "+254 712 345 678", "+256772123456", "+254700000001",
+              "", "0712", "+254202345678"],
+    "country": ["KE", "ke", "Kenya", "UG", "", "Narnia"],
+    "network": ["", "MPESA", "AIRTEL", "mpesa", "MTN"],
+    "amount": ["1500", "1,500", "1500.50", "0", "-5", "KES 1 500", "100.5", "1.000.000", "abc", ""],
+    "currency": ["KES", "kes", "", "UGX"],
+    "method": ["", "mobile_money", "till", "bank", "cheque"],
+    "reference": ["", "R-1"],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in CELL_CHOICES.items()}),
+       st.sampled_from([Rules(), Rules(max_row_amount=Decimal(1000)), Rules(strict=True)]))
+def test_the_plain_row_lane_agrees_with_the_full_checks(catalog: Catalog, cells: dict[str, str], rules: Rules) -> None:
+    from batch_payouts.validate import _Memo, _plain_row, _Row
+
+    quick = _plain_row(2, dict(cells), _Memo(catalog), rules)
+    full = _Row(2, dict(cells), _Memo(catalog), rules).run()
+    if quick is not None:
+        assert (quick.cells, quick.payout, quick.problems, quick.normalised_phone) == \
+            (full.cells, full.payout, full.problems, full.normalised_phone)
+
+
+def test_a_plain_row_takes_the_quick_lane(catalog: Catalog) -> None:
+    from batch_payouts.validate import _Memo, _plain_row
+
+    plain = {"name": "Wanjiru Kamau", "phone": "+254712345678", "country": "KE", "network": "MPESA",
+             "amount": "1,500", "currency": "KES", "method": "mobile_money", "reference": "R-1"}
+    quick = _plain_row(2, plain, _Memo(catalog), Rules())
+    assert quick is not None and quick.valid and quick.payout.amount == Decimal(1500)  # type: ignore[union-attr]

@@ -124,7 +124,7 @@ class Sandbox:
     ) -> Handler:
         async def endpoint(request: Request) -> Response:
             st = self.state
-            arrived = st.clock.now()  # before the simulated latency: when the client had sent it
+            arrived = st.arrival()  # before the simulated latency: when the client had sent it
             if st.knobs.latency:
                 await asyncio.sleep(st.knobs.latency)
             auth = request.headers.get("authorization", "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import random
 import re
 import string
@@ -204,24 +205,30 @@ class SandboxState:
         self.rate_limited: dict[str, int] = {"money": 0, "reads": 0}
         # a request of a class that arrives before the wait its last 429 advertised has passed
         self.hold_until: dict[str, float] = {}
-        self.holds: dict[str, list[tuple[float, float]]] = {}  # class -> (429 answered, wait ends)
+        # class -> (arrival order when a 429 was answered, sandbox time its wait ends)
+        self.holds: dict[str, list[tuple[int, float]]] = {}
+        self._arrivals = itertools.count()
         self.early_requests: dict[str, int] = {"money": 0, "reads": 0}
         self._next_number = 80412000
         self.lookups: list[dict[str, Any]] = []  # every validate request: (kind, account, name)
 
     # -- rate limits ------------------------------------------------------------------
 
-    def check_rate(self, klass: Literal["money", "reads"], arrived: float | None = None) -> None:
+    def arrival(self) -> tuple[float, int]:
+        """When a request reached the sandbox: sandbox seconds, and its place in the order of arrival."""
+        return self.clock.now(), next(self._arrivals)
+
+    def check_rate(self, klass: Literal["money", "reads"], arrived: tuple[float, int] | None = None) -> None:
         """Raise a 429 Refusal when this request would pass the class's limits.
 
-        ``arrived`` (sandbox seconds, taken when the request reached the sandbox, before any
-        simulated latency) decides whether it was early: sent after a 429 of its class was
-        answered and before that 429's advertised wait ended. A request that arrived before the
-        429 was answered was on its way already and could not have known.
+        ``arrived`` (from :meth:`arrival`, taken when the request reached the sandbox, before any
+        simulated latency) decides whether it was early: it reached the sandbox after a 429 of its
+        class had been answered, and before that 429's advertised wait ended. A request that was
+        already on its way when the 429 was answered could not have known of it.
         """
         k = self.knobs
         now = self.clock.now()
-        if self._early(klass, now if arrived is None else arrived):
+        if self._early(klass, arrived or self.arrival()):
             self.early_requests[klass] += 1
         if k.p_429 and self.rng.random() < k.p_429:
             self.rate_limited[klass] += 1
@@ -242,12 +249,13 @@ class SandboxState:
                 raise self._too_many(max(wait, 0.001), klass)
         log.append(now)
 
-    def _early(self, klass: str, arrived: float) -> bool:
+    def _early(self, klass: str, arrived: tuple[float, int]) -> bool:
         """Whether a request that arrived at ``arrived`` fell inside a wait it could have known of."""
         holds = self.holds.get(klass, [])
         horizon = self.clock.now() - 600.0  # no request takes ten sandbox minutes to be checked
-        holds[:] = [(start, end) for start, end in holds if end > horizon]
-        return any(start <= arrived < end for start, end in holds)
+        holds[:] = [(last, end) for last, end in holds if end > horizon]
+        at, order = arrived
+        return any(order > last and at < end for last, end in holds)
 
     def _too_many(self, wait: float, klass: str) -> Refusal:
         style = self.knobs.rate_limit_style
@@ -255,7 +263,8 @@ class SandboxState:
         if style != "none":  # what we advertise, in sandbox seconds, is what a client must honour
             now = self.clock.now()
             self.hold_until[klass] = max(self.hold_until.get(klass, 0.0), now + seconds)
-            self.holds.setdefault(klass, []).append((now, now + seconds))
+            # requests that arrive from now on were sent after this answer could be known
+            self.holds.setdefault(klass, []).append((next(self._arrivals), now + seconds))
         data: dict[str, Any] = {"retryAfter": seconds} if style == "body" else {}
         headers: dict[str, str] = {}
         if style == "header_seconds":
