@@ -7,6 +7,7 @@ through the local ISO 3166 table of ``countries.py``, never through optional fie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import anyio
 
@@ -101,3 +102,21 @@ async def fetch_catalog(client: KotaniClient, *, parallel: int = CATALOG_PARALLE
             networks=networks, network_required=required)
     bank_map = {cur: {b.code: b.name for b in banks[cur]} for cur in BANK_COUNTRIES.values()}
     return Catalog(infos, bank_map)
+
+
+async def fetch_catalog_and_balances(client: KotaniClient) -> tuple[Catalog, dict[str, Decimal]]:
+    """The catalog and the wallets' balances (currency -> major units), read at the same time: the
+    wallets read goes out with the countries list instead of after every catalog read."""
+    found: dict[str, Decimal] = {}
+    catalogs: list[Catalog] = []
+
+    async def wallets() -> None:
+        found.update({w.currency.upper(): w.balance for w in await client.list_wallets()})
+
+    async def catalog() -> None:
+        catalogs.append(await fetch_catalog(client))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(catalog)
+        group.start_soon(wallets)
+    return catalogs[0], found

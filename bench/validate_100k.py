@@ -1,71 +1,148 @@
-"""Validate a 100,000-row CSV and compare with a naive sequential baseline, side by side.
+"""`validate` on a 100,000-row CSV and XLSX as a user runs it, next to a floor measured in the same run.
 
-The baseline reads with the csv module and validates each row alone, re-parsing the header
-mapping and catalog look-ups per row, the way a first script would. Run:
-    python bench/validate_100k.py [ROWS]
+The floor is what any validator of these files must at least do: read the CSV with the csv module,
+parse and check every phone number with phonenumbers (parse + is_valid_number), and read every
+amount as a Decimal. Each `validate` is a separate process (`--sandbox`, `--report` written), timed
+from start to exit, with its peak RSS. `--compare TREE` also times another checkout (e.g. main).
+Run:
+    python bench/validate_100k.py [--rows N] [--compare /work/main]
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from decimal import Decimal
 from pathlib import Path
+from xml.sax.saxutils import escape
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.support
+import phonenumbers
 
-from batch_payouts.catalog import Catalog
-from batch_payouts.engine.plan import check_sheet
-from batch_payouts.sheets.read import read_sheet
-from batch_payouts.validate import validate_rows
-from tests.support import sandbox_catalog
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = ["name", "phone", "country", "amount", "currency", "method", "department"]
 
 
-def make_file(path: Path, rows: int) -> None:
+def rows(count: int) -> list[list[object]]:
     rng = random.Random(1)
+    return [[f"Person {i}", f"+2547{rng.randint(10_000_000, 29_999_999)}", "KE", rng.randint(100, 50_000), "KES",
+             "mobile_money", "Ops"] for i in range(count)]
+
+
+def write_csv(path: Path, data: list[list[object]]) -> None:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["name", "phone", "country", "amount", "currency", "method", "department"])
-        for i in range(rows):
-            w.writerow([f"Person {i}", f"+2547{rng.randint(10_000_000, 29_999_999)}", "KE",
-                        f"{rng.randint(100, 50_000):,}", "KES", "mobile_money", "Ops"])
+        w.writerow(HEADER)
+        w.writerows([[*r[:3], f"{r[3]:,}", *r[4:]] for r in data])
 
 
-def naive(path: Path, cat: Catalog, limit: int) -> float:
-    """Row-at-a-time: csv module, one validate call per row."""
+def _column(i: int) -> str:
+    out, i = "", i + 1
+    while i:
+        i, rem = divmod(i - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def write_xlsx(path: Path, data: list[list[object]]) -> None:
+    """A workbook as Excel writes one: shared strings, a <dimension>, amounts as numbers."""
+    strings: dict[str, int] = {}
+    body = []
+    for r, row in enumerate([HEADER, *data], start=1):
+        cells = []
+        for c, value in enumerate(row):
+            ref = f"{_column(c)}{r}"
+            if isinstance(value, int):
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+            else:
+                cells.append(f'<c r="{ref}" t="s"><v>{strings.setdefault(str(value), len(strings))}</v></c>')
+        body.append(f'<row r="{r}">{"".join(cells)}</row>')
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+        f'<Override PartName="/xl/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+        '<sheet name="Payouts" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{pkg}">'
+        f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}">' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings)
+        + "</sst>",
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><dimension ref="A1:G{len(data) + 1}"/><sheetData>'
+        + "".join(body) + "</sheetData></worksheet>",
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + text)
+
+
+def floor(path: Path) -> float:
+    """csv.reader + phonenumbers (parse, is_valid_number) + Decimal, every row."""
     started = time.perf_counter()
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
-        header = next(reader)
-        for n, cells in enumerate(reader, start=2):
-            if n - 2 >= limit:
-                break
-            validate_rows([(n, dict(zip(header, cells, strict=False)))], cat)
+        next(reader)
+        for cells in reader:
+            number = phonenumbers.parse(cells[1], "KE")
+            phonenumbers.is_valid_number(number)
+            Decimal(cells[3].replace(",", ""))
     return time.perf_counter() - started
 
 
+CHILD = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+         "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+         "done.returncode, repr(done.stderr[-300:]))")
+
+
+def timed(args: list[str], tree: Path) -> tuple[float, float, int]:
+    """Seconds and peak RSS (MiB) of one process, measured by a fresh parent of its own."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", CHILD, sys.executable, "-m", "batch_payouts", *args],
+                         capture_output=True, text=True, env=env, cwd=tree, check=True).stdout.split(maxsplit=3)
+    return float(out[0]), float(out[1]), int(out[2])
+
+
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    cat = sandbox_catalog()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--compare", type=Path, help="another checkout to time the same way (e.g. main)")
+    opts = parser.parse_args()
+    trees = [("this tree", ROOT)] + ([("compare", opts.compare.resolve())] if opts.compare else [])
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.csv"
-        make_file(path, rows)
-        t0 = time.perf_counter()
-        sheet = read_sheet(path)
-        t1 = time.perf_counter()
-        report = check_sheet(sheet, cat)
-        t2 = time.perf_counter()
-        sample = min(rows, 10_000)
-        base = naive(path, cat, sample) * rows / sample
-    ours = t2 - t0
-    print(f"rows: {rows}  valid: {len(report.valid_rows)}")
-    print(f"read:     {t1 - t0:6.2f} s")
-    print(f"validate: {t2 - t1:6.2f} s")
-    print(f"total:    {ours:6.2f} s  ({rows / ours:,.0f} rows/s)")
-    print(f"naive baseline (csv module, one row at a time, extrapolated from {sample}): {base:6.2f} s")
-    print(f"ratio baseline/ours: {base / ours:4.2f}x")
+        folder = Path(tmp)
+        data = rows(opts.rows)
+        write_csv(folder / "big.csv", data)
+        write_xlsx(folder / "big.xlsx", data)
+        floor_s = min(floor(folder / "big.csv") for _ in range(2))
+        print(f"rows: {opts.rows}")
+        print(f"floor (csv.reader + phonenumbers parse/is_valid_number + Decimal): {floor_s:6.2f} s")
+        for label, tree in trees:
+            start_s, start_mib, _ = timed(["--version"], tree)
+            print(f"[{label}] start-up (--version): {start_s:5.2f} s, {start_mib:5.0f} MiB")
+            for kind, goal in (("csv", 1.5), ("xlsx", 4.0)):
+                seconds, mib, code = timed(["validate", str(folder / f"big.{kind}"), "--sandbox",
+                                            "--state", str(folder / f"{label}.db"),
+                                            "--report", str(folder / f"report-{kind}.csv")], tree)
+                verdict = "ok" if seconds <= goal * floor_s and mib < 500 else "over"
+                print(f"[{label}] validate {kind.upper():4} (report written): {seconds:6.2f} s = "
+                      f"{seconds / floor_s:4.2f}x floor (goal <= {goal}x), peak {mib:4.0f} MiB (goal < 500), "
+                      f"exit {code}: {verdict}")
 
 
 if __name__ == "__main__":

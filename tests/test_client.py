@@ -334,3 +334,13 @@ async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: Runnin
     assert client.max_connections == 6
     with pytest.raises(ValueError, match="max_connections must be at least 1"):
         KotaniClient(sandbox.base_url, ApiKey(API_KEY), max_connections=0)
+
+
+async def test_the_catalog_and_the_balances_are_read_together(sandbox: RunningSandbox) -> None:
+    from batch_payouts.catalog import fetch_catalog_and_balances
+
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
+        catalog, balances = await fetch_catalog_and_balances(client)
+        wallets = await client.list_wallets()
+    assert catalog.country("Kenya") is not None
+    assert balances == {w.currency.upper(): w.balance for w in wallets} and "KES" in balances

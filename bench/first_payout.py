@@ -1,0 +1,87 @@
+"""Start to first payout: `run` on the 22-row sample against the sandbox with 100 ms of latency.
+
+The time is from starting the `run` process to the sandbox receiving its first payout POST (the
+sandbox's ledger is polled every 20 ms). Printed next to the floor measured in the same run: the
+tool's own start-up (`--version`) plus the round trips that must happen one after another before a
+payout can leave (countries list, then the other catalog reads together, wallets, the payee's
+customer look-up and creation, the payout itself: 6 x latency). `--compare TREE` times another
+checkout the same way. Run:
+    python bench/first_payout.py [--latency 0.1] [--compare /work/main]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the repository, for tests.support
+
+from tests.support import SandboxProcess  # noqa: E402
+
+KEY = "bench-first-payout-key"
+SEQUENTIAL_ROUND_TRIPS = 6
+
+
+def first_post(sandbox: SandboxProcess, proc: subprocess.Popen[bytes], started: float, deadline: float) -> float:
+    while time.perf_counter() < deadline and proc.poll() is None:
+        try:
+            if sandbox.ledger()["posts"]:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError("no payout reached the sandbox")
+
+
+def once(tree: Path, latency: float, folder: Path) -> float:
+    with SandboxProcess(KEY, speed=1, knobs={"latency": latency}) as sandbox:
+        env = {**os.environ, "PYTHONPATH": str(tree), "KOTANI_API_KEY": KEY}
+        state = folder / f"{time.monotonic_ns()}.db"
+        args = [sys.executable, "-m", "batch_payouts", "run", str(ROOT / "samples" / "payouts.csv"),
+                "--base-url", sandbox.url, "--state", str(state), "--yes", "--quiet",
+                "--results", str(folder / "out.csv")]
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            return first_post(sandbox, proc, started, started + 60)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def startup(tree: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "batch_payouts", "--version"], env=env, cwd=tree,
+                   stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compare", type=Path)
+    opts = parser.parse_args()
+    trees = [("this tree", ROOT)] + ([("compare", opts.compare.resolve())] if opts.compare else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, tree in trees:
+            start = min(startup(tree) for _ in range(opts.runs))
+            best = min(once(tree, opts.latency, Path(tmp)) for _ in range(opts.runs))
+            floor = start + SEQUENTIAL_ROUND_TRIPS * opts.latency
+            print(f"[{label}] start to first payout, 22 rows, {opts.latency * 1000:.0f} ms latency: {best:5.2f} s "
+                  f"(best of {opts.runs}); floor {floor:4.2f} s (start-up {start:4.2f} s + "
+                  f"{SEQUENTIAL_ROUND_TRIPS} x latency) = {best / floor:4.2f}x floor; goal <= 1.5 s: "
+                  f"{'ok' if best <= 1.5 else 'over'}")
+
+
+if __name__ == "__main__":
+    main()
