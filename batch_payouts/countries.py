@@ -9,8 +9,6 @@ from __future__ import annotations
 import unicodedata
 from functools import cache
 
-import pycountry
-
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
 
 
@@ -25,6 +23,8 @@ def fold(text: str) -> str:
 @cache
 def _names() -> dict[str, str]:
     """Folded ISO-3 code, short name, official name and common name -> ISO-2 code."""
+    import pycountry  # loaded at the first country name, not at start-up
+
     index: dict[str, str] = {}
     for country in pycountry.countries:
         for attribute in ("alpha_3", "name", "official_name", "common_name"):
@@ -38,6 +38,13 @@ def iso2_for(text: str) -> str | None:
     """The ISO-2 code ``text`` names (an ISO-2 or ISO-3 code or an English name), else None."""
     folded = fold(text)
     if len(folded) == 2 and folded.isascii() and folded.isalpha():
-        found = pycountry.countries.get(alpha_2=folded.upper())
-        return str(found.alpha_2) if found is not None else None
+        return folded.upper() if folded.upper() in _codes() else None
     return _names().get(folded)
+
+
+@cache
+def _codes() -> frozenset[str]:
+    """Every ISO-2 code."""
+    import pycountry
+
+    return frozenset(str(country.alpha_2) for country in pycountry.countries)
