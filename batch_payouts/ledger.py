@@ -1,9 +1,13 @@
 """The ledger: SQLite state of batches, rows, attempts, customers, events and the audit trail.
 
-Every state change is one committed ``BEGIN IMMEDIATE`` transaction; the row life cycle of
-``model.ALLOWED_MOVES`` is enforced here and nowhere else. WAL with ``synchronous=FULL`` (and
-``fullfsync`` on macOS) is asserted at every open, so a committed ``submitting`` row survives a
-kill or a power cut.
+Every state change is one ``BEGIN IMMEDIATE`` transaction; the row life cycle of
+``model.ALLOWED_MOVES`` is enforced here and nowhere else. The database is in WAL mode with
+``synchronous=NORMAL``, and the transactions that must survive a power cut before anything is
+sent — a new batch with its references, a row claimed for sending, an operator's override — run
+with ``synchronous=FULL`` (and ``fullfsync`` on macOS): their commit syncs the write-ahead log,
+and with it every commit made before. Other changes reach the disk with the next such commit or
+checkpoint; losing one to a power cut loses nothing the provider cannot tell us again (see
+docs/exactly-once.md, "Durability"). A process that is killed loses no committed change at all.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX claims_row ON claims(batch_id, row);
     CREATE INDEX rows_due ON rows(batch_id, state, next_check);
+    CREATE INDEX rows_confirm ON rows(batch_id) WHERE confirm = 1;
     CREATE INDEX rows_origin ON rows(origin_batch, origin_row);
     CREATE TABLE overrides (
         id INTEGER PRIMARY KEY, env_id TEXT NOT NULL, batch_id TEXT NOT NULL, row INTEGER NOT NULL,
@@ -248,12 +253,12 @@ class Ledger:
         db = self.db
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         if sys.platform == "darwin":  # pragma: no cover - macOS only
             db.execute("PRAGMA fullfsync = ON")
         checks = {
-            "journal_mode": ("wal",), "synchronous": (2,), "busy_timeout": (30000,),
+            "journal_mode": ("wal",), "synchronous": (1,), "busy_timeout": (30000,),
             "foreign_keys": (1,),
         }
         for pragma, expected in checks.items():
@@ -276,15 +281,24 @@ class Ledger:
                 os.chmod(f"{self.path}{suffix}", 0o600)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error.
+
+        ``durable``: the commit syncs the log to disk before it returns (and with it every
+        earlier commit), for what must survive a power cut before a request leaves."""
+        if durable:
+            self.db.execute("PRAGMA synchronous = FULL")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        finally:
+            if durable:
+                self.db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self) -> None:
         self.db.close()
@@ -306,7 +320,7 @@ class Ledger:
         ``replaces``: earlier batches of the same file and label that this one replaces.
         """
         now = self.clock()
-        with self.transaction() as db:
+        with self.transaction(durable=True) as db:
             if db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone():
                 raise errors.BatchExists(batch_id)
             db.execute(
@@ -490,8 +504,9 @@ class Ledger:
             r["obligation"])
 
     def move(self, batch_id: str, number: int, to: RowState, **fields: Any) -> RowRecord:
-        """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction."""
-        with self.transaction() as db:
+        """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction
+        (a durable one when the row is about to be sent)."""
+        with self.transaction(durable=to is RowState.SUBMITTING) as db:
             current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
                                  (batch_id, number)).fetchone()
             if current is None:
@@ -560,11 +575,15 @@ class Ledger:
         return [(RowState(s), c, n, t) for (s, c), (n, t) in sorted(sums.items())]
 
     def still_open(self, batch_id: str, *, skip_rows: Collection[int] = (),
-                   skip_currencies: Collection[str] = ()) -> int:
-        """Rows that still need work in a run: in flight, asked to confirm, or READY to send (other
-        than ``skip_rows`` and paused currencies)."""
-        sql = ("SELECT COUNT(*) FROM rows WHERE batch_id = ? AND (state IN ('submitting', 'submitted', 'unknown')"
-               " OR confirm = 1 OR (state = 'ready' AND payout IS NOT NULL")
+                   skip_currencies: Collection[str] = ()) -> bool:
+        """Whether rows still need work in a run: in flight, asked to confirm, or READY to send
+        (other than ``skip_rows`` and paused currencies). Each question is answered by an index."""
+        if self.db.execute("SELECT 1 FROM rows WHERE batch_id = ? AND state IN ('submitting', 'submitted',"
+                           " 'unknown') LIMIT 1", (batch_id,)).fetchone():
+            return True
+        if self.db.execute("SELECT 1 FROM rows WHERE batch_id = ? AND confirm = 1 LIMIT 1", (batch_id,)).fetchone():
+            return True
+        sql = "SELECT 1 FROM rows WHERE batch_id = ? AND state = 'ready' AND payout IS NOT NULL"
         args: list[Any] = [batch_id]
         if skip_rows:
             sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
@@ -572,7 +591,7 @@ class Ledger:
         if skip_currencies:
             sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(skip_currencies))})"
             args += list(skip_currencies)
-        return int(self.db.execute(sql + "))", args).fetchone()[0])
+        return self.db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
     def retried_successes(self, batch_id: str) -> list[RowRecord]:
         """Succeeded rows of this batch that are retries of an earlier attempt."""
@@ -614,7 +633,7 @@ class Ledger:
 
         A row with a recorded override is sent whatever else holds its obligation."""
         now = self.clock()
-        with self.transaction() as db:
+        with self.transaction(durable=True) as db:
             row = db.execute("SELECT r.state, b.env_id FROM rows r JOIN batches b ON b.id = r.batch_id"
                              " WHERE r.batch_id = ? AND r.row = ?", (batch_id, number)).fetchone()
             if row is None:
@@ -638,7 +657,7 @@ class Ledger:
 
     def record_override(self, env_id: str, batch_id: str, number: int, *, who: str, why: str) -> None:
         """An operator's decision to pay this row although its payee was paid or is being paid."""
-        with self.transaction() as db:
+        with self.transaction(durable=True) as db:
             db.execute("INSERT INTO overrides (env_id, batch_id, row, who, why, at) VALUES (?,?,?,?,?,?)",
                        (env_id, batch_id, number, who, why, self.clock()))
 

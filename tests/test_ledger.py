@@ -30,7 +30,7 @@ def ledger(tmp_path: Path) -> Ledger:
 def test_durability_settings_hold_at_every_open(ledger: Ledger) -> None:
     db = ledger.db
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL; FULL around what must be durable
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     assert ledger.integrity_ok()
 
@@ -110,3 +110,15 @@ def test_the_audit_trail_masks_keys_secrets_and_phone_numbers(ledger: Ledger) ->
     text = json.dumps(row)
     assert "canary-key-xyz" not in text and "712345678" not in text and "0123456789" not in text
     assert json.loads(row["request"])["phone_number"] == "+2547*****678"
+
+
+def test_the_commit_that_claims_a_row_for_sending_syncs_the_log_first(ledger: Ledger) -> None:
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    ledger.update("b1", 2, note="an ordinary change")
+    assert "PRAGMA synchronous = FULL" not in statements
+    statements.clear()
+    assert ledger.claim_for_sending("b1", 2) is None
+    assert statements[:2] == ["PRAGMA synchronous = FULL", "BEGIN IMMEDIATE"]
+    assert statements[-2:] == ["COMMIT", "PRAGMA synchronous = NORMAL"]
+    assert ledger.row("b1", 2).state is RowState.SUBMITTING

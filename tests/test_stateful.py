@@ -231,8 +231,7 @@ class PayoutMachine(RuleBasedStateMachine):
             payout = self.state.by_reference.get(f"bS-{n}-1")
             if payout is not None and not payout.parked:
                 at = self.sclock.now() + 1
-                payout.schedule.append((at, final, "" if final == "SUCCESSFUL" else "scripted"))
-                payout.schedule.sort(key=lambda s: s[0])
+                self.state.schedule_status(payout, at, final, "" if final == "SUCCESSFUL" else "scripted")
 
     @rule(p=st.sampled_from([0.0, 0.3, 1.0]), kind=st.sampled_from(["p_5xx_after", "p_drop_after", "p_5xx_before"]))
     def faults(self, p: float, kind: str) -> None:

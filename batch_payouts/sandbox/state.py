@@ -197,6 +197,7 @@ class SandboxState:
             self.wallets[cur] = Wallet(_hex_id(self.rng), cur, country, Decimal(start), integrator=self.integrator)
         self.customers: dict[str, dict[str, Any]] = {}
         self.payouts: list[Payout] = []
+        self.unsettled: dict[str, Payout] = {}  # payouts with statuses still to come, in creation order
         self.by_reference: dict[str, Payout] = {}
         self.posts: list[dict[str, Any]] = []
         self.webhooks_sent: list[dict[str, Any]] = []
@@ -363,6 +364,8 @@ class SandboxState:
             wallet.balance -= debit
         self.payouts.append(payout)
         self.by_reference.setdefault(reference, payout)
+        if payout.schedule:
+            self.unsettled[payout.id] = payout
         self.changed()
         return payout
 
@@ -445,13 +448,22 @@ class SandboxState:
     # -- the passage of time ------------------------------------------------------------
 
     def tick(self) -> None:
-        """Apply every scheduled status whose time has come."""
+        """Apply every scheduled status whose time has come (only payouts with statuses still to
+        come are looked at, so a tick costs the payouts in flight, not every payout ever made)."""
         now = self.clock.now()
-        for payout in self.payouts:
+        for payout in list(self.unsettled.values()):
             while payout.applied < len(payout.schedule) and payout.schedule[payout.applied][0] <= now:
                 at, status, error = payout.schedule[payout.applied]
                 payout.applied += 1
                 self._apply(payout, at, status, error)
+            if payout.applied >= len(payout.schedule):
+                self.unsettled.pop(payout.id, None)
+
+    def schedule_status(self, payout: Payout, at: float, status: str, error: str = "") -> None:
+        """Have the provider move (or correct) ``payout`` to ``status`` at sandbox time ``at``."""
+        payout.schedule.append((at, status, error))
+        payout.schedule[payout.applied:] = sorted(payout.schedule[payout.applied:], key=lambda s: s[0])
+        self.unsettled[payout.id] = payout
 
     def _apply(self, payout: Payout, at: float, status: str, error: str) -> None:
         payout.status = status
