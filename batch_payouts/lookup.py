@@ -22,6 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batch_payouts import errors
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.kotani.wire import AccountValidation, ValidateBank, ValidateMobileMoney
+from batch_payouts.ledger import Ledger
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
 from batch_payouts.policy import Policy
 from batch_payouts.verify import OUR_THRESHOLD, RETRYABLE, Verdict, from_cache, unverified, verdict_for
@@ -83,6 +84,21 @@ def encode_answer(answer: AccountValidation) -> str:
 
 def decode_answer(text: str) -> AccountValidation:
     return AccountValidation.model_validate_json(text)
+
+
+class LedgerLookupCache:
+    """A :class:`LookupCache` in the ledger (the ``lookups`` table), kept across runs; its age is
+    measured by the ledger's clock (epoch seconds)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def get(self, environment: str, payee_key: str, name: str, max_age_seconds: float) -> CachedLookup | None:
+        found = self.ledger.cached_lookup(environment, payee_key, name, max_age_seconds)
+        return CachedLookup(decode_answer(found[0]), found[1]) if found is not None else None
+
+    def put(self, environment: str, payee_key: str, name: str, answer: AccountValidation, checked_at: float) -> None:
+        self.ledger.remember_lookup(environment, payee_key, name, encode_answer(answer), checked_at)
 
 
 @dataclass(frozen=True)
