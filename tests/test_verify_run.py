@@ -5,6 +5,7 @@ after an operator accepts it. Driven in-process against the sandbox over HTTP, w
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from decimal import Decimal
@@ -64,15 +65,16 @@ def new_batch(ledger: Ledger, batch_id: str, payouts: Sequence[MobileMoneyPayout
 
 
 def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, *, env_id: str = "e1",
-        reads: tuple[Window, ...] = OPEN_WINDOW, **settings: object) -> RunResult:
-    """One run of the batch as the front ends start it (``run`` or ``resume``), to the end."""
+        reads: tuple[Window, ...] = OPEN_WINDOW, settings: Settings | None = None, **fields: object) -> RunResult:
+    """One run of the batch as the front ends start it (``run`` or ``resume``), to the end, with
+    ``settings`` (the defaults) and ``fields`` changed."""
+    chosen = dataclasses.replace(settings or Settings(), poll_interval=1.0, tick=0.5, **fields)  # type: ignore[arg-type]
+
     async def go() -> RunResult:
         async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
             money = Limiter(OPEN_WINDOW, clock=fake.clock, sleep=fake.sleep, margin=0, name="money")
             budget = Limiter(reads, clock=fake.clock, sleep=fake.sleep, margin=0, name="reads")
-            ctx = Context(ledger, client, money, budget,
-                          Settings(poll_interval=1.0, tick=0.5, **settings),  # type: ignore[arg-type]
-                          env_id=env_id, clock=fake.clock)
+            ctx = Context(ledger, client, money, budget, chosen, env_id=env_id, clock=fake.clock)
             return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=fake.sleep)
     return anyio.run(go)
 
@@ -163,6 +165,25 @@ def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandb
     assert "Accepted by amina@finance: paid." in (ledger.row("bV", 4).name_check or "")
 
 
+def test_a_row_accepted_while_the_run_goes_on_is_paid_by_that_run(sandbox: RunningSandbox, ledger: Ledger,
+                                                                   fake: FakeTime) -> None:
+    new_batch(ledger, "bL", [person(2, "+254712000002", "Jane Doe"), person(3, "+254700000030", "Wanjiru Kamau")])
+
+    class OperatorMeanwhile(FakeTime):
+        """Someone accepts row 3 from another window as soon as they see it held."""
+
+        async def sleep(self, seconds: float) -> None:
+            if ledger.row("bL", 3).state is RowState.HELD and not ledger.acceptances("bL"):
+                accept_held(ledger, "bL", [3], "amina@finance")
+            await super().sleep(seconds)
+
+    meanwhile = OperatorMeanwhile(sandbox.state.clock)
+    meanwhile.now = fake.now
+    result = run(sandbox, ledger, meanwhile, "bL")
+    assert result.exit_code == 0 and paid_references(sandbox) == ["bL-2-1", "bL-3-1"]
+    assert len(ledger.acceptances("bL")) == 1
+
+
 def test_only_held_rows_can_be_accepted_and_then_none_is(sandbox: RunningSandbox, ledger: Ledger,
                                                          fake: FakeTime) -> None:
     new_batch(ledger, "bV", MIXED)
@@ -201,9 +222,9 @@ def test_a_row_held_because_the_check_timed_out_is_checked_again_next_run(sandbo
 
 def test_unverified_rows_are_paid_when_allowed(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
     new_batch(ledger, "bU", [person(2, "+254700000005", "Jane Doe")])  # TIMEOUT every time
-    settings = with_policy(Settings(), parse_policy("[verify]\nallow_unverified = true\ntries = 2\n"))
-    run(sandbox, ledger, fake, "bU", allow_unverified=settings.allow_unverified, verify_tries=settings.verify_tries)
+    run(sandbox, ledger, fake, "bU", settings=with_policy(Settings(), parse_policy("[verify]\nallow_unverified = true\ntries = 2\n")))
     assert ledger.row("bU", 2).state is RowState.SUCCEEDED and looked_up(sandbox) == ["phone:+254700000005"] * 2
+    assert "paid anyway because unverified rows are allowed" in (ledger.row("bU", 2).name_check or "")
 
 
 # -- the cache: 30 days, per environment ----------------------------------------------------------------
@@ -255,8 +276,10 @@ def test_with_verification_off_rows_are_paid_without_lookups_and_held_rows_stay_
         sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
     new_batch(ledger, "bO", MIXED)
     new_batch(ledger, "bH", [person(2, "+254712000099", "Held Person")], state=RowState.HELD, note="held by a guard")
+    off = with_policy(Settings(), parse_policy("[verify]\nenabled = false\n"))
+    assert off.verify is False
     for batch in ("bO", "bH"):
-        run(sandbox, ledger, fake, batch, verify=False)
+        run(sandbox, ledger, fake, batch, settings=off)
     assert looked_up(sandbox) == []
     assert paid_references(sandbox) == [f"bO-{n}-1" for n in range(2, 8)]
     assert ledger.row("bH", 2).state is RowState.HELD

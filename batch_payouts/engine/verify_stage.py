@@ -25,6 +25,7 @@ from batch_payouts.policy import Policy
 from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.verify import Decision, Verdict, accept, result_columns, verdict_from_json, verdict_to_json
 
+RECHECK_EVERY = 5.0  # seconds between looks for rows accepted during the run, once the first pass is done
 OTHER_HOLD = "held"  # what an acceptance names when the row was held for another reason (a guardrail)
 
 
@@ -55,7 +56,7 @@ class VerifyStage:
 
     async def run(self) -> None:
         """Check every row this run has not checked, pass after pass (rows accepted meanwhile join
-        the next pass), until the run ends and cancels it."""
+        the next pass, within ``RECHECK_EVERY`` seconds), until the run ends and cancels it."""
         while True:
             rows = self.ctx.ledger.rows_to_verify(self.batch_id, self.run_id)
             if rows:
@@ -67,7 +68,7 @@ class VerifyStage:
                     self.busy = False
                     return
             self.busy = False
-            await self.sleep(self.ctx.settings.tick)
+            await self.sleep(max(self.ctx.settings.tick, RECHECK_EVERY))
 
     async def check(self, rows: Sequence[RowRecord]) -> None:
         """Look the payees of ``rows`` up and record each verdict as it comes back."""
