@@ -133,14 +133,15 @@ def test_each_row_is_paid_held_or_refused_as_its_verdict_says(sandbox: RunningSa
             for n in "234567"] == [
         ("paid", "payable", "JANE MARY DOE", "100 (Kotani)"),
         ("paid", "payable", "OTIENO JOHN", "100 (ours)"),
-        ("held", "held: name differs", "PETER OKELLO MUSA", "20 (Kotani)"),
+        ("held (needs a decision)", "held: name differs", "PETER OKELLO MUSA", "20 (Kotani)"),
         ("invalid", "invalid: not found", "", ""),
-        ("held", "held: frozen", "JANE DOE", ""),
+        ("held (needs a decision)", "held: frozen", "JANE DOE", ""),
         ("paid", "payable: name not checked", "", ""),
     ]
     assert results["7"]["name_check_detail"] == ("Name not checked: Kotani cannot check names for this kind of "
                                                  "account. Paid on the details in the file.")
-    assert results["4"]["error"] == ledger.row("bV", 4).note
+    assert results["4"]["reason"] == ledger.row("bV", 4).note
+    assert results["5"]["reason"] == ledger.row("bV", 5).problems[-1]["message"]
 
 
 def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandbox, ledger: Ledger,
