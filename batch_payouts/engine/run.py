@@ -98,7 +98,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     timed_out = False
     async with anyio.create_task_group() as tg:
         if stage is not None:
-            tg.start_soon(stage.run)
+            tg.start_soon(stage.run, limit)  # look-ups share the run's request slots with payment
         while True:
             now = ctx.clock()
             if now - last_renew > LEASE_TTL / 3:

@@ -16,6 +16,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
+import anyio
+
 from batch_payouts import errors
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.ledger import Acceptance, Ledger, RowRecord
@@ -54,15 +56,16 @@ class VerifyStage:
         self.run_id = "v" + secrets.token_hex(8)
         self.busy = True  # a pass is under way (or the first has not started)
 
-    async def run(self) -> None:
+    async def run(self, slots: anyio.Semaphore | None = None) -> None:
         """Check every row this run has not checked, pass after pass (rows accepted meanwhile join
-        the next pass, within ``RECHECK_EVERY`` seconds), until the run ends and cancels it."""
+        the next pass, within ``RECHECK_EVERY`` seconds), until the run ends and cancels it.
+        ``slots``: the run's request slots (``--concurrency``), shared with payment."""
         while True:
             rows = self.ctx.ledger.rows_to_verify(self.batch_id, self.run_id)
             if rows:
                 self.busy = True
                 try:
-                    await self.check(rows)
+                    await self.check(rows, slots)
                 except (errors.AuthenticationError, errors.ConfigError) as exc:
                     self.ctx.stop_reason = f"the payees could not be checked: {exc}"
                     self.busy = False
@@ -70,13 +73,13 @@ class VerifyStage:
             self.busy = False
             await self.sleep(max(self.ctx.settings.tick, RECHECK_EVERY))
 
-    async def check(self, rows: Sequence[RowRecord]) -> None:
+    async def check(self, rows: Sequence[RowRecord], slots: anyio.Semaphore | None = None) -> None:
         """Look the payees of ``rows`` up and record each verdict as it comes back."""
         by_number = {r.row: r for r in rows}
         payouts = [r.payout for r in rows if r.payout is not None]
         ctx = self.ctx
         async with verify_rows(ctx.client, ctx.reads, payouts, LedgerLookupCache(ctx.ledger), verify_settings(ctx),
-                               clock=ctx.clock, sleep=self.sleep) as verdicts:
+                               clock=ctx.clock, sleep=self.sleep, slots=slots) as verdicts:
             async for verdict in verdicts:
                 self.record(by_number[verdict.row], verdict)
 
