@@ -13,6 +13,7 @@ turns these into printed messages and exit codes.
     │   ├── BatchLocked           another runner holds the batch lease
     │   ├── BatchExists           another run created the same batch meanwhile
     │   ├── WrongEnvironment      a batch used from another host or account (exit 2)
+    │   ├── NotHeld               accepting rows that are not held
     │   └── BatchNotFound         no batch with that id
     ├── PlanRefused               balance cannot cover the run, repeats blocked (exit 3)
     ├── ApiError                  the provider answered with an error status
@@ -97,6 +98,17 @@ class WrongEnvironment(LedgerError):
         self.current_env = current_env
         super().__init__(f"batch {batch_id} belongs to {batch_env}, but this command is using {current_env}; "
                          "nothing was done. Run it against the batch's own environment")
+
+
+class NotHeld(LedgerError):
+    """Rows an operator tried to accept are not held; ``rows``: row number -> its state (None: no such row)."""
+
+    def __init__(self, batch_id: str, rows: dict[int, str | None]) -> None:
+        self.batch_id = batch_id
+        self.rows = rows
+        parts = [f"row {n} is {state}" if state else f"there is no row {n}" for n, state in sorted(rows.items())]
+        super().__init__(f"only held rows can be accepted, and in batch {batch_id} {', '.join(parts)}; "
+                         "nothing was accepted")
 
 
 class BatchNotFound(LedgerError):

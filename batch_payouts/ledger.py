@@ -105,6 +105,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (env_id, phone, country, network)
     );
     """,
+    # 3: confirmation of payee: account look-ups cached per environment with their time, the
+    # verdict of each row and the run that made it, and operators' acceptances of held rows.
+    """
+    CREATE TABLE lookups (
+        env_id TEXT NOT NULL, payee TEXT NOT NULL, name TEXT NOT NULL, answer TEXT NOT NULL,
+        checked_at REAL NOT NULL,
+        PRIMARY KEY (env_id, payee, name)
+    );
+    ALTER TABLE rows ADD COLUMN name_check TEXT;
+    ALTER TABLE rows ADD COLUMN verify_run TEXT;
+    CREATE TABLE acceptances (
+        id INTEGER PRIMARY KEY, env_id TEXT NOT NULL, batch_id TEXT NOT NULL, row INTEGER NOT NULL,
+        who TEXT NOT NULL, at REAL NOT NULL, what TEXT NOT NULL, registered_name TEXT,
+        sentence TEXT NOT NULL
+    );
+    CREATE INDEX acceptances_row ON acceptances(batch_id, row);
+    """,
 )
 
 
@@ -147,6 +164,24 @@ class RowRecord:
     origin_row: int | None
     updated_at: float
     obligation: str | None = None
+    name_check: str | None = None  # the payee check's verdict (JSON, ``verify.verdict_to_json``)
+    verify_run: str | None = None  # the run that made it
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An operator let a held row through: who, when (epoch seconds), and what was held.
+
+    ``what``: the finding accepted (``verify.Finding`` value, or ``"held"`` for any other hold);
+    ``registered_name``: the account holder's name as the provider gave it, when that was the point."""
+
+    batch_id: str
+    row: int
+    who: str
+    at: float
+    what: str
+    registered_name: str | None
+    sentence: str
 
 
 @dataclass(frozen=True)
@@ -501,7 +536,7 @@ class Ledger:
             _dec(r["recipient_amount"]), r["telco_receipt"], r["error"], r["note"],
             r["submitting_at"], r["submitted_at"], r["completed_at"], r["not_found_at"],
             r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"],
-            r["obligation"])
+            r["obligation"], r["name_check"], r["verify_run"])
 
     def move(self, batch_id: str, number: int, to: RowState, **fields: Any) -> RowRecord:
         """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction
@@ -545,11 +580,16 @@ class Ledger:
         return [self._record(r) for r in rows]
 
     def ready_to_send(self, batch_id: str, now: float, *, skip_rows: Collection[int] = (),
-                      skip_currencies: Collection[str] = (), limit: int = -1) -> list[RowRecord]:
-        """READY rows due now (by row number), leaving out ``skip_rows`` and paused currencies."""
+                      skip_currencies: Collection[str] = (), limit: int = -1,
+                      verified_in: str | None = None) -> list[RowRecord]:
+        """READY rows due now (by row number), leaving out ``skip_rows`` and paused currencies.
+        With ``verified_in`` (a run id), only rows whose payee that run checked, or that were sent before."""
         sql = ("SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check <= ?"
                " AND payout IS NOT NULL")
         args: list[Any] = [batch_id, now]
+        if verified_in is not None:
+            sql += " AND (verify_run = ? OR submitting_at IS NOT NULL)"
+            args.append(verified_in)
         if skip_rows:
             sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
             args += list(skip_rows)
@@ -679,6 +719,69 @@ class Ledger:
             " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
             " ORDER BY a.row", (batch_id,)).fetchall()
         return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in pairs]
+
+    # -- confirmation of payee: look-ups, verdicts, acceptances -----------------------------------
+
+    def cached_lookup(self, env_id: str, payee: str, name: str, max_age_seconds: float) -> tuple[str, float] | None:
+        """(answer as JSON, epoch seconds it was received) of a look-up in ``env_id`` received at
+        most ``max_age_seconds`` ago by the ledger's clock, if any."""
+        r = self.db.execute("SELECT answer, checked_at FROM lookups WHERE env_id = ? AND payee = ? AND name = ?",
+                            (env_id, payee, name)).fetchone()
+        if r is None or self.clock() - r["checked_at"] > max_age_seconds:
+            return None
+        return str(r["answer"]), float(r["checked_at"])
+
+    def remember_lookup(self, env_id: str, payee: str, name: str, answer: str, checked_at: float) -> None:
+        """Keep a look-up's answer (JSON) received at ``checked_at``, replacing an older one."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO lookups VALUES (?,?,?,?,?)", (env_id, payee, name, answer, checked_at))
+
+    def rows_to_verify(self, batch_id: str, run: str) -> list[RowRecord]:
+        """Rows whose payee run ``run`` has not checked yet: READY rows never sent, and rows HELD by
+        an earlier check (asked again: a timeout may have passed, an account may be active again)."""
+        return [self._record(r) for r in self.db.execute(
+            "SELECT * FROM rows WHERE batch_id = ? AND payout IS NOT NULL AND verify_run IS NOT ?"
+            " AND ((state = 'ready' AND submitting_at IS NULL) OR (state = 'held' AND name_check IS NOT NULL))"
+            " ORDER BY row", (batch_id, run))]
+
+    def accept_held(self, batch_id: str, numbers: Sequence[int], *, who: str,
+                    what: Callable[[RowRecord], tuple[str, str | None]]) -> list[RowRecord]:
+        """Move every HELD row of ``numbers`` to READY, recording who accepted what, in one
+        transaction. ``what(row)`` gives (finding, registered name) of the row's hold. Nothing
+        changes if one of them is not held: :class:`NotHeld` names each with its state."""
+        if not numbers:
+            return []
+        now = self.clock()
+        with self.transaction() as db:
+            batch = db.execute("SELECT env_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if batch is None:
+                raise BatchNotFound(batch_id)
+            found = {r["row"]: self._record(r) for r in db.execute(
+                f"SELECT * FROM rows WHERE batch_id = ? AND row IN ({','.join('?' * len(numbers))})",  # noqa: S608
+                (batch_id, *numbers))}
+            wrong = {n: (found[n].state.value if n in found else None) for n in numbers
+                     if n not in found or found[n].state is not RowState.HELD}
+            if wrong:
+                raise errors.NotHeld(batch_id, wrong)
+            for number in dict.fromkeys(numbers):
+                row = found[number]
+                finding, registered = what(row)
+                db.execute("INSERT INTO acceptances (env_id, batch_id, row, who, at, what, registered_name, sentence)"
+                           " VALUES (?,?,?,?,?,?,?,?)",
+                           (batch["env_id"], batch_id, number, who, now, finding, registered, row.note or ""))
+                self._update(db, batch_id, number, {"state": RowState.READY.value, "next_check": now,
+                                                    "note": f"held, then accepted by {who}"})
+        return [self.row(batch_id, n) for n in dict.fromkeys(numbers)]
+
+    def acceptances(self, batch_id: str, number: int | None = None) -> list[Acceptance]:
+        """Operators' acceptances of held rows of a batch (of one row), oldest first."""
+        sql = "SELECT * FROM acceptances WHERE batch_id = ?"
+        args: list[Any] = [batch_id]
+        if number is not None:
+            sql += " AND row = ?"
+            args.append(number)
+        return [Acceptance(r["batch_id"], r["row"], r["who"], r["at"], r["what"], r["registered_name"], r["sentence"])
+                for r in self.db.execute(sql + " ORDER BY id", args)]
 
     # -- customers ---------------------------------------------------------------------------------
 

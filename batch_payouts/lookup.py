@@ -8,10 +8,11 @@ ERROR or no answer is tried again a bounded number of times, then the row is "no
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batch_payouts import errors
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.kotani.wire import AccountValidation, ValidateBank, ValidateMobileMoney
+from batch_payouts.ledger import Ledger
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
 from batch_payouts.policy import Policy
 from batch_payouts.verify import OUR_THRESHOLD, RETRYABLE, Verdict, from_cache, unverified, verdict_for
@@ -83,6 +85,21 @@ def encode_answer(answer: AccountValidation) -> str:
 
 def decode_answer(text: str) -> AccountValidation:
     return AccountValidation.model_validate_json(text)
+
+
+class LedgerLookupCache:
+    """A :class:`LookupCache` in the ledger (the ``lookups`` table), kept across runs; its age is
+    measured by the ledger's clock (epoch seconds)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def get(self, environment: str, payee_key: str, name: str, max_age_seconds: float) -> CachedLookup | None:
+        found = self.ledger.cached_lookup(environment, payee_key, name, max_age_seconds)
+        return CachedLookup(decode_answer(found[0]), found[1]) if found is not None else None
+
+    def put(self, environment: str, payee_key: str, name: str, answer: AccountValidation, checked_at: float) -> None:
+        self.ledger.remember_lookup(environment, payee_key, name, encode_answer(answer), checked_at)
 
 
 @dataclass(frozen=True)
@@ -154,7 +171,7 @@ class VerdictStream:
 async def verify_rows(
     client: KotaniClient, reads: ReadsBudget, payouts: Sequence[Payout], cache: LookupCache,
     settings: VerifySettings, *, clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep, slots: anyio.Semaphore | None = None,
 ) -> AsyncIterator[VerdictStream]:
     """Confirm every payee while the caller consumes verdicts::
 
@@ -163,13 +180,15 @@ async def verify_rows(
                 ...  # pay verdict.row if verdict.decision is Decision.PAY
 
     Rows with the same payee and name share one look-up. ``clock`` gives epoch seconds for the
-    cache; ``sleep`` waits between tries. Leaving the block early stops the remaining look-ups."""
+    cache; ``sleep`` waits between tries; ``slots``, when given, are request slots shared with other
+    work (a run's ``--concurrency``): each look-up holds one from its budget check until its answer.
+    Leaving the block early stops the remaining look-ups."""
     groups: dict[tuple[str, str], list[Payout]] = {}
     for payout in payouts:
         groups.setdefault((payout.payee(), payout.name), []).append(payout)
     send, receive = anyio.create_memory_object_stream[Verdict](max_buffer_size=math.inf)
     failure: list[BaseException] = []
-    checker = _Checker(client, reads, cache, settings, clock, sleep)
+    checker = _Checker(client, reads, cache, settings, clock, sleep, slots)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(checker.produce, list(groups.values()), send, failure)
@@ -199,13 +218,19 @@ async def verify_all(
 
 class _Checker:
     def __init__(self, client: KotaniClient, reads: ReadsBudget, cache: LookupCache, settings: VerifySettings,
-                 clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]) -> None:
+                 clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
+                 slots: anyio.Semaphore | None = None) -> None:
         self.client = client
         self.reads = reads
         self.cache = cache
         self.settings = settings
         self.clock = clock
         self.sleep = sleep
+        self.slots = slots
+
+    def slot(self) -> AbstractAsyncContextManager[object]:
+        """One of the shared request slots, or nothing to wait for when there are none."""
+        return self.slots if self.slots is not None else contextlib.nullcontext()
 
     async def produce(self, groups: list[list[Payout]], send: MemoryObjectSendStream[Verdict],
                       failure: list[BaseException]) -> None:
@@ -254,12 +279,8 @@ class _Checker:
         for attempt in range(1, s.tries + 1):
             if attempt > 1:
                 await self.sleep(s.retry_wait * 2 ** (attempt - 2))
-            await self.reads.acquire()
             try:
-                if isinstance(body, ValidateBank):
-                    answer = await self.client.validate_bank(body)
-                else:
-                    answer = await self.client.validate_mobile_money(body)
+                answer = await self.ask(body)
             except errors.RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 5.0
                 why = f"Kotani asked us to wait {wait:g} s"
@@ -277,3 +298,11 @@ class _Checker:
             if (answer.name_lookup_status or "").upper() not in RETRYABLE:
                 return answer, attempt, ""
         return answer, s.tries, why
+
+    async def ask(self, body: ValidateMobileMoney | ValidateBank) -> AccountValidation:
+        """One look-up: a request slot (if shared), room in the reads budget, then the request."""
+        async with self.slot():
+            await self.reads.acquire()
+            if isinstance(body, ValidateBank):
+                return await self.client.validate_bank(body)
+            return await self.client.validate_mobile_money(body)

@@ -39,6 +39,7 @@ class RowState(StrEnum):
     INVALID = "invalid"
     BLOCKED = "blocked"  # a repeat of a payment made in an earlier batch
     READY = "ready"
+    HELD = "held"  # valid, not paid until an operator accepts it (confirmation of payee)
     SUBMITTING = "submitting"
     SUBMITTED = "submitted"
     UNKNOWN = "unknown"
@@ -54,8 +55,11 @@ ALLOWED_MOVES: dict[RowState, frozenset[RowState]] = {
     S.BLOCKED: frozenset({S.READY}),
     S.INVALID: frozenset(),
     # REJECTED: customer refused; BLOCKED: another batch pays this payee (found when claiming it,
-    # or the row was taken over by a newer run of the same file before it was ever sent).
-    S.READY: frozenset({S.SUBMITTING, S.REJECTED, S.BLOCKED}),
+    # or the row was taken over by a newer run of the same file before it was ever sent);
+    # HELD / INVALID: the check of the payee's account (before it was ever sent).
+    S.READY: frozenset({S.SUBMITTING, S.REJECTED, S.BLOCKED, S.HELD, S.INVALID}),
+    # An operator accepts (READY), or a later check finds the account gone (INVALID).
+    S.HELD: frozenset({S.READY, S.INVALID}),
     # NotSent goes back to READY; a provider "no" is REJECTED; anything ambiguous is UNKNOWN.
     S.SUBMITTING: frozenset({S.SUBMITTED, S.UNKNOWN, S.REJECTED, S.READY}),
     # UNKNOWN leaves only through a provider status read (found, or not found twice).

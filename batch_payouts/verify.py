@@ -7,10 +7,11 @@ the score with where it came from. Scores are 0-100. The one place that uses rap
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -244,3 +245,14 @@ def from_cache(verdict: Verdict, checked_at: float) -> Verdict:
     day = time.strftime("%Y-%m-%d", time.gmtime(checked_at))
     return replace(verdict, checked_at=checked_at, from_cache=True,
                    sentence=f"{verdict.sentence} (Looked up on {day}, reused.)")
+
+
+def verdict_to_json(verdict: Verdict) -> str:
+    """The verdict as JSON text, for the ledger's row."""
+    return json.dumps(asdict(verdict), ensure_ascii=False)
+
+
+def verdict_from_json(text: str) -> Verdict:
+    """The verdict :func:`verdict_to_json` wrote."""
+    data = json.loads(text)
+    return Verdict(**{**data, "decision": Decision(data["decision"]), "finding": Finding(data["finding"])})

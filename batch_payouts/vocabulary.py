@@ -40,8 +40,10 @@ DEFINITIONS: dict[Word, str] = {
     Word.PAID: "The provider confirmed the money reached the recipient.",
     Word.FAILED: "The provider refused the payment or reported it failed; no money left the wallet "
                  "(or it was returned). It can be paid again with retry.",
-    Word.HELD: "The provider holds the payment for review; ask Kotani before doing anything, "
-               "never pay it again meanwhile.",
+    Word.HELD: "Not paid until a person decides. Either the provider holds the payment for review (ask Kotani "
+               "before doing anything, never pay it again meanwhile), or it was never sent because the check of the "
+               "recipient's account found a problem: a name that differs, a frozen account, a check that could not "
+               "be done. Accept it to pay it, or correct the file.",
     Word.WAITING: "Sent, and the provider has not given a final answer yet (or the answer was lost "
                   "and is being read back); it is never sent twice.",
     Word.NOT_SENT: "Valid, but not sent yet: the run stopped, the payout balance ran out, or the "
@@ -60,6 +62,7 @@ STATE_WORDS: dict[RowState, Word] = {
     RowState.SUBMITTED: Word.WAITING,
     RowState.UNKNOWN: Word.WAITING,
     RowState.READY: Word.NOT_SENT,
+    RowState.HELD: Word.HELD,
     RowState.PARSED: Word.NOT_SENT,
     RowState.BLOCKED: Word.REPEAT,
     RowState.INVALID: Word.INVALID,
@@ -77,6 +80,10 @@ WHAT_TO_DO: dict[Word, str] = {
                  "file with --allow-repeat.",
     Word.INVALID: "Fix the cell named in the reason and run the corrected file.",
 }
+
+
+HELD_BEFORE_SENDING = ("Check the name and account with the recipient. If the payment is right, accept the row "
+                       "(--accept-name ROW) and run the batch again; if not, correct the file.")
 
 
 def word_for(state: RowState) -> Word:
@@ -166,6 +173,8 @@ def reason(state: RowState, *, error: str | None, note: str | None, problems: li
            provider_status: str | None) -> str:
     """Why a row is where it is, in plain words ("" for a plainly paid row)."""
     word = word_for(state)
+    if state is RowState.HELD:  # held before sending: the note is the check's sentence, already plain
+        return plain(note or "")
     corrected = _note_reason(note) if note and note.startswith("corrected by the provider") else ""
     if word is Word.INVALID or word is Word.REPEAT:
         return "; ".join(_problem(p) for p in problems if p.get("severity") == "error")
@@ -198,6 +207,8 @@ def _problem(problem: dict[str, str]) -> str:
 def what_to_do(state: RowState, *, note: str | None = None) -> str:
     """The next step for a row that was not paid ("" for a paid row)."""
     word = word_for(state)
+    if state is RowState.HELD:
+        return HELD_BEFORE_SENDING
     if word is Word.NOT_SENT and note and note.startswith("waiting: "):
         return "Top up the payout balance of this currency, then resume the batch."
     return WHAT_TO_DO[word]
@@ -211,6 +222,8 @@ def markdown() -> str:
              "| word | what it means | what to do |", "|---|---|---|"]
     for word in ORDER:
         todo = WHAT_TO_DO[word] or "Nothing."
+        if word is Word.HELD:
+            todo = f"Held by the provider: {todo} Held before sending: {HELD_BEFORE_SENDING}"
         lines.append(f"| **{word}** | {DEFINITIONS[word]} | {todo} |")
     lines += ["", "Totals reconcile: the rows of a file are exactly the paid, failed, held, waiting, "
               "not sent, repeat and invalid rows, and so are the amounts (an invalid row whose amount "

@@ -71,7 +71,9 @@ def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.
     # Money safety: a row never goes back to sending without passing through unknown or a NotSent
     for before, after in itertools.pairwise(path):
         if after is RowState.READY:
-            assert before in (RowState.SUBMITTING, RowState.UNKNOWN, RowState.BLOCKED, RowState.READY)
+            assert before in (RowState.SUBMITTING, RowState.UNKNOWN, RowState.BLOCKED, RowState.READY, RowState.HELD)
+        if after is RowState.HELD:  # so held -> ready is as safe as ready itself: only a ready row is held
+            assert before in (RowState.READY, RowState.HELD)
         assert not (before in (RowState.SUBMITTED, RowState.SUCCEEDED, RowState.FAILED) and after is RowState.READY)
     led.close()
 

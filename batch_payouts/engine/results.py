@@ -17,6 +17,7 @@ from typing import Any
 
 from batch_payouts import __version__, crash
 from batch_payouts.engine.plan import batch_key
+from batch_payouts.engine.verify_stage import name_check_columns
 from batch_payouts.ledger import BatchRecord, Ledger, RowRecord
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
 from batch_payouts.sheets import layout
@@ -140,7 +141,7 @@ def line_for(batch: BatchRecord, row: RowRecord, by_country: dict[str, str] | No
         receipt=row.telco_receipt or "", provider_id=row.provider_id or "",
         provider_status=row.provider_status or "", batch=row.batch_id, attempt=row.attempt,
         sent_at=_utc(row.submitting_at or row.submitted_at), final_at=_utc(row.completed_at),
-        batches=(row.batch_id,))
+        batches=(row.batch_id,), name_check=name_check_columns(row))
 
 
 def batch_lines(ledger: Ledger, batch_id: str) -> list[Line]:

@@ -15,6 +15,7 @@ from batch_payouts import errors
 from batch_payouts.engine import settle, submit
 from batch_payouts.engine.reconcile import refresh_origins
 from batch_payouts.engine.submit import Context, RunStopped
+from batch_payouts.engine.verify_stage import VerifyStage
 from batch_payouts.ledger import RowRecord
 from batch_payouts.model import RowState, StatusClass, classify
 
@@ -42,7 +43,7 @@ class RunResult:
         if self.timed_out and self.pending:
             return 4
         bad = sum(self.counts.get(s, 0) for s in ("failed", "rejected", "invalid", "blocked",
-                                                   "needs_review", "ready"))
+                                                   "needs_review", "ready", "held"))
         return 3 if bad else 0
 
 
@@ -54,7 +55,8 @@ async def run_batch(
     progress: Progress | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> RunResult:
-    """Drive one batch until every row is settled, or ``wait_timeout`` seconds pass."""
+    """Drive one batch until every row is settled, or ``wait_timeout`` seconds pass. With
+    ``settings.verify``, each payee is checked before its row is paid (``verify_stage``)."""
     owner = ctx.ledger.acquire_lease(batch_id, ttl=LEASE_TTL)
     try:
         for row in ctx.ledger.rows(batch_id, RowState.SUBMITTING):
@@ -62,7 +64,8 @@ async def run_batch(
             ctx.ledger.move(batch_id, row.row, RowState.UNKNOWN, next_check=ctx.clock(),
                             note="the previous run stopped while sending")
         await submit.discover_wallets(ctx)
-        result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep)
+        stage = VerifyStage(ctx, batch_id, sleep=sleep) if ctx.settings.verify else None
+        result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep, stage)
         await refresh_origins(ctx.ledger, ctx.client, batch_id, ctx.clock)
         return result
     finally:
@@ -71,8 +74,10 @@ async def run_batch(
 
 
 async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
-                progress: Progress | None, sleep: Callable[[float], Awaitable[None]]) -> RunResult:
-    """Each tick asks the ledger only for the rows due now (by index), never for the whole batch."""
+                progress: Progress | None, sleep: Callable[[float], Awaitable[None]],
+                stage: VerifyStage | None = None) -> RunResult:
+    """Each tick asks the ledger only for the rows due now (by index), never for the whole batch.
+    With a verification ``stage``, only rows it found payable in this run are sent."""
     started = ctx.clock()
     last_renew = started
     last_progress = -PROGRESS_EVERY
@@ -92,6 +97,8 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
 
     timed_out = False
     async with anyio.create_task_group() as tg:
+        if stage is not None:
+            tg.start_soon(stage.run, limit)  # look-ups share the run's request slots with payment
         while True:
             now = ctx.clock()
             if now - last_renew > LEASE_TTL / 3:
@@ -103,7 +110,8 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
             if len(active) < room:
                 for row in ctx.ledger.ready_to_send(batch_id, now, skip_rows=skip,
                                                     skip_currencies=list(ctx.paused_currencies),
-                                                    limit=room - len(active)):
+                                                    limit=room - len(active),
+                                                    verified_in=stage.run_id if stage else None):
                     active.add(row.row)
                     tg.start_soon(guarded, row, _bind(pay_checked, ctx, row))
             for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll, limit=room + len(active)):
@@ -117,7 +125,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
             if progress and now - last_progress >= PROGRESS_EVERY:
                 progress(ctx.ledger.counts(batch_id))
                 last_progress = now
-            if not active and not ctx.ledger.still_open(batch_id, skip_rows=ctx.gave_up,
+            if not active and not (stage and stage.busy) and not ctx.ledger.still_open(batch_id, skip_rows=ctx.gave_up,
                                                         skip_currencies=list(ctx.paused_currencies)):
                 break
             if now - started > wait_timeout:

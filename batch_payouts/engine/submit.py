@@ -44,6 +44,12 @@ class Settings:
     send_budget: int = 8  # tries per row and run after failures that never reached the provider
     tick: float = 0.1
     poll: bool = True
+    # Confirmation of payee (docs/confirmation-of-payee.md): check each payee's account before paying it.
+    verify: bool = True
+    allow_unverified: bool = False  # pay rows whose check timed out or failed instead of holding them
+    verify_reuse_days: float = 30.0  # reuse a look-up this long (per environment)
+    verify_tries: int = 3  # look-ups per account at most when Kotani times out or fails
+    verify_threshold: float = 85.0  # our own name comparison's pass mark (0-100) when Kotani gives no score
 
     def grace(self, attempt_deadline: float) -> float:
         """How long "not found" must hold before it is believed."""

@@ -17,11 +17,14 @@ from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, problems, r
 from batch_payouts.sheets.xlsx import ChartSpec, SheetSpec
 from batch_payouts.vocabulary import ORDER, SHORT, Word
 
+# The check of the payee's account: payable / held / invalid and why, the name Kotani gave, the score, the sentence.
+NAME_CHECK_COLUMNS = ("name_check", "registered_name", "name_score", "name_check_detail")
 RESULT_COLUMNS = ("row", "status", "reason", "amount", "currency", "fee", "received", "paid_to", "reference_id",
                   "provider_reference", "receipt", "provider_id", "provider_status", "batch", "attempt",
-                  "sent_at_utc", "final_at_utc")
+                  "sent_at_utc", "final_at_utc", *NAME_CHECK_COLUMNS)
 FINAL_COLUMNS = ("row", "status", "reason", "amount", "currency", "fee", "received", "paid_to", "reference_id",
-                 "provider_reference", "receipt", "provider_status", "attempts", "batches", "final_at_utc")
+                 "provider_reference", "receipt", "provider_status", "attempts", "batches", "final_at_utc",
+                 *NAME_CHECK_COLUMNS)
 MONEY_COLUMNS = frozenset({"amount", "fee", "received"})
 TEXT_COLUMNS = frozenset({"paid_to", "reference_id", "provider_reference", "receipt", "provider_id", "batch",
                           "batches"})
@@ -57,6 +60,7 @@ def _value(line: Line, column: str) -> Any:
         "receipt": line.receipt, "provider_id": line.provider_id, "provider_status": line.provider_status,
         "batch": line.batch, "attempt": line.attempt, "attempts": len(line.batches),
         "batches": " > ".join(line.batches), "sent_at_utc": line.sent_at, "final_at_utc": line.final_at,
+        **{c: line.name_check.get(c, "") for c in NAME_CHECK_COLUMNS},
     }
     return values[column]
 

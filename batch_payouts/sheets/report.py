@@ -76,6 +76,7 @@ class Line:
     sent_at: dt.datetime | None
     final_at: dt.datetime | None
     batches: tuple[str, ...] = ()
+    name_check: dict[str, str] = field(default_factory=dict)  # the payee check's columns (``NAME_CHECK_COLUMNS``)
 
     @property
     def charged_fee(self) -> Decimal | None:

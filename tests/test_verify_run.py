@@ -1,0 +1,302 @@
+"""Confirmation of payee inside a run: the engine looks each payee up before paying it, beside
+payment, and pays, holds or refuses each row exactly as its verdict says. A held row is paid only
+after an operator accepts it. Driven in-process against the sandbox over HTTP, with injected time."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import sqlite3
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from batch_payouts import errors
+from batch_payouts.engine.results import write_results
+from batch_payouts.engine.run import RunResult, run_batch
+from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.engine.verify_stage import accept_held, with_policy
+from batch_payouts.kotani.client import ApiKey, KotaniClient
+from batch_payouts.ledger import MIGRATIONS, Ledger, NewRow
+from batch_payouts.model import MobileMoneyPayout, RowState
+from batch_payouts.policy import parse_policy
+from batch_payouts.ratelimit import Limiter, Window
+from batch_payouts.sandbox import RunningSandbox, SandboxClock
+from tests.conftest import API_KEY
+
+START = 1_790_000_000.0  # 2026-09-21, epoch seconds
+DAY = 86400.0
+OPEN_WINDOW = (Window(100_000, 1.0),)
+
+
+class FakeTime:
+    """Epoch seconds that move only when the engine sleeps; the sandbox's clock moves with them."""
+
+    def __init__(self, sandbox_clock: SandboxClock) -> None:
+        self.now = START
+        self.sandbox_clock = sandbox_clock
+
+    def clock(self) -> float:
+        return self.now
+
+    def pass_days(self, days: float) -> None:
+        self.now += days * DAY
+        self.sandbox_clock.advance(days * DAY)
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sandbox_clock.advance(seconds)
+        await anyio.sleep(0)
+
+
+def person(row: int, phone: str, name: str, amount: int = 1500) -> MobileMoneyPayout:
+    return MobileMoneyPayout(row=row, name=name, amount=Decimal(amount), currency="KES", country="KE", phone=phone)
+
+
+def new_batch(ledger: Ledger, batch_id: str, payouts: Sequence[MobileMoneyPayout], *, env_id: str = "e1",
+              state: RowState = RowState.READY, note: str | None = None) -> None:
+    rows = [NewRow(p.row, state, p, {"name": p.name, "phone": p.phone}, [], (f"{batch_id}:{p.row}",), note=note)
+            for p in payouts]
+    ledger.create_batch(batch_id, env_id=env_id, fingerprint=batch_id, label="", source=f"{batch_id}.csv",
+                        options={}, headers=["name", "phone"], rows=rows)
+
+
+def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, *, env_id: str = "e1",
+        reads: tuple[Window, ...] = OPEN_WINDOW, settings: Settings | None = None, **fields: object) -> RunResult:
+    """One run of the batch as the front ends start it (``run`` or ``resume``), to the end, with
+    ``settings`` (the defaults) and ``fields`` changed."""
+    chosen = dataclasses.replace(settings or Settings(), poll_interval=1.0, tick=0.5, **fields)  # type: ignore[arg-type]
+
+    async def go() -> RunResult:
+        async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
+            money = Limiter(OPEN_WINDOW, clock=fake.clock, sleep=fake.sleep, margin=0, name="money")
+            budget = Limiter(reads, clock=fake.clock, sleep=fake.sleep, margin=0, name="reads")
+            ctx = Context(ledger, client, money, budget, chosen, env_id=env_id, clock=fake.clock)
+            return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=fake.sleep)
+    return anyio.run(go)
+
+
+def paid_references(sandbox: RunningSandbox) -> list[str]:
+    return sorted(p.reference for p in sandbox.state.payouts)
+
+
+def looked_up(sandbox: RunningSandbox) -> list[str]:
+    return [x["account"] for x in sandbox.state.lookups]
+
+
+@pytest.fixture
+def fake(sandbox: RunningSandbox) -> FakeTime:
+    return FakeTime(sandbox.state.clock)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, fake: FakeTime) -> Ledger:
+    return Ledger(tmp_path / "ledger.db", clock=fake.clock)
+
+
+MIXED = [
+    person(2, "+254700000001", "doe, JANÉ mary"),  # JANE MARY DOE: word order, case and accents aside
+    person(3, "+254700000008", "John Otiéno"),  # OTIENO JOHN, and Kotani gives no score: ours
+    person(4, "+254700000030", "Wanjiru Kamau"),  # registered to PETER OKELLO MUSA
+    person(5, "+254700000003", "Jane Doe"),  # no such account
+    person(6, "+254700000032", "Jane Doe"),  # frozen
+    person(7, "+254700000004", "Jane Doe"),  # a corridor without name checks
+]
+
+
+# -- every verdict, paid or not, as it says ------------------------------------------------------------
+
+def test_each_row_is_paid_held_or_refused_as_its_verdict_says(sandbox: RunningSandbox, ledger: Ledger,
+                                                                fake: FakeTime, tmp_path: Path) -> None:
+    new_batch(ledger, "bV", MIXED)
+    result = run(sandbox, ledger, fake, "bV")
+    assert paid_references(sandbox) == ["bV-2-1", "bV-3-1", "bV-7-1"]
+    states = {r.row: r.state for r in ledger.rows("bV")}
+    assert states == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.HELD, 5: RowState.INVALID,
+                      6: RowState.HELD, 7: RowState.SUCCEEDED}
+    assert result.counts["held"] == 2 and result.exit_code == 3
+    assert ledger.row("bV", 4).note == (
+        "The account holder is PETER OKELLO MUSA, not Wanjiru Kamau (Kotani's score 20 of 100, 70 needed): "
+        "held, not paid unless you accept the name.")
+    assert ledger.row("bV", 6).note == ("The account behind this phone number is frozen: held, not paid. "
+                                        "Ask the recipient for another account.")
+    assert ledger.row("bV", 5).problems[-1]["message"] == (
+        "Kotani found no account for this phone number (Kotani: No account is registered to this number): "
+        "not paid. Check the details with the recipient.")
+
+    with open(write_results(ledger, "bV", tmp_path / "r.csv"), encoding="utf-8-sig") as fh:
+        results = {r["row"]: r for r in csv.DictReader(fh)}
+    assert [(results[n]["status"], results[n]["name_check"], results[n]["registered_name"], results[n]["name_score"])
+            for n in "234567"] == [
+        ("paid", "payable", "JANE MARY DOE", "100 (Kotani)"),
+        ("paid", "payable", "OTIENO JOHN", "100 (ours)"),
+        ("held (needs a decision)", "held: name differs", "PETER OKELLO MUSA", "20 (Kotani)"),
+        ("invalid", "invalid: not found", "", ""),
+        ("held (needs a decision)", "held: frozen", "JANE DOE", ""),
+        ("paid", "payable: name not checked", "", ""),
+    ]
+    assert results["7"]["name_check_detail"] == ("Name not checked: Kotani cannot check names for this kind of "
+                                                 "account. Paid on the details in the file.")
+    assert results["4"]["reason"] == ledger.row("bV", 4).note
+    assert results["5"]["reason"] == ledger.row("bV", 5).problems[-1]["message"]
+
+
+def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandbox, ledger: Ledger,
+                                                            fake: FakeTime) -> None:
+    new_batch(ledger, "bV", MIXED)
+    run(sandbox, ledger, fake, "bV")
+    fake.pass_days(1)
+    at = fake.now
+    accepted = accept_held(ledger, "bV", [4, 6], "amina@finance")
+    assert [(r.row, r.state, r.note) for r in accepted] == [
+        (4, RowState.READY, "held, then accepted by amina@finance"),
+        (6, RowState.READY, "held, then accepted by amina@finance")]
+    assert [(a.row, a.who, a.at, a.what, a.registered_name) for a in ledger.acceptances("bV")] == [
+        (4, "amina@finance", at, "name_differs", "PETER OKELLO MUSA"),
+        (6, "amina@finance", at, "frozen", "JANE DOE")]
+    assert ledger.acceptances("bV", 4)[0].sentence.startswith("The account holder is PETER OKELLO MUSA")
+
+    result = run(sandbox, ledger, fake, "bV")  # the resume
+    assert paid_references(sandbox) == ["bV-2-1", "bV-3-1", "bV-4-1", "bV-6-1", "bV-7-1"]
+    assert result.exit_code == 3, "row 5 (no such account) stays invalid"
+    assert ledger.row("bV", 4).state is RowState.SUCCEEDED
+    assert "Accepted by amina@finance: paid." in (ledger.row("bV", 4).name_check or "")
+
+
+def test_a_row_accepted_while_the_run_goes_on_is_paid_by_that_run(sandbox: RunningSandbox, ledger: Ledger,
+                                                                   fake: FakeTime) -> None:
+    new_batch(ledger, "bL", [person(2, "+254712000002", "Jane Doe"), person(3, "+254700000030", "Wanjiru Kamau")])
+
+    class OperatorMeanwhile(FakeTime):
+        """Someone accepts row 3 from another window as soon as they see it held."""
+
+        async def sleep(self, seconds: float) -> None:
+            if ledger.row("bL", 3).state is RowState.HELD and not ledger.acceptances("bL"):
+                accept_held(ledger, "bL", [3], "amina@finance")
+            await super().sleep(seconds)
+
+    meanwhile = OperatorMeanwhile(sandbox.state.clock)
+    meanwhile.now = fake.now
+    result = run(sandbox, ledger, meanwhile, "bL")
+    assert result.exit_code == 0 and paid_references(sandbox) == ["bL-2-1", "bL-3-1"]
+    assert len(ledger.acceptances("bL")) == 1
+
+
+def test_only_held_rows_can_be_accepted_and_then_none_is(sandbox: RunningSandbox, ledger: Ledger,
+                                                         fake: FakeTime) -> None:
+    new_batch(ledger, "bV", MIXED)
+    run(sandbox, ledger, fake, "bV")
+    with pytest.raises(errors.NotHeld) as info:
+        accept_held(ledger, "bV", [4, 2, 9], "amina@finance")
+    assert str(info.value) == ("only held rows can be accepted, and in batch bV row 2 is succeeded, there is no row 9; "
+                               "nothing was accepted")
+    assert ledger.row("bV", 4).state is RowState.HELD and ledger.acceptances("bV") == []
+
+
+def test_an_acceptance_covers_only_what_was_held(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
+    """A row held by a guardrail and accepted is still checked; a name that differs holds it again."""
+    new_batch(ledger, "bG", [person(2, "+254700000030", "Wanjiru Kamau", amount=90_000)], state=RowState.HELD,
+              note="Row 2 pays KES 90,000, 60 times the file's typical KES amount: held until you accept it")
+    accept_held(ledger, "bG", [2], "amina@finance")
+    run(sandbox, ledger, fake, "bG")
+    row = ledger.row("bG", 2)
+    assert row.state is RowState.HELD and row.note is not None and row.note.startswith("The account holder is PETER")
+    assert [a.what for a in ledger.acceptances("bG")] == ["held"]
+    assert paid_references(sandbox) == []
+
+
+def test_a_row_held_because_the_check_timed_out_is_checked_again_next_run(sandbox: RunningSandbox, ledger: Ledger,
+                                                                          fake: FakeTime) -> None:
+    new_batch(ledger, "bT", [person(2, "+254700000035", "Jane Doe")])  # TIMEOUT once, then an answer
+    run(sandbox, ledger, fake, "bT", verify_tries=1)
+    assert ledger.row("bT", 2).state is RowState.HELD
+    assert ledger.row("bT", 2).note == (
+        "Not verified: the name could not be checked (timeout (Kotani: The network did not answer the name lookup "
+        "in time), 1 try): held, not paid. Run again later, accept the row, or allow unverified rows "
+        "(--allow-unverified).")
+    run(sandbox, ledger, fake, "bT", verify_tries=1)
+    assert ledger.row("bT", 2).state is RowState.SUCCEEDED and paid_references(sandbox) == ["bT-2-1"]
+
+
+def test_unverified_rows_are_paid_when_allowed(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
+    new_batch(ledger, "bU", [person(2, "+254700000005", "Jane Doe")])  # TIMEOUT every time
+    run(sandbox, ledger, fake, "bU", settings=with_policy(Settings(), parse_policy("[verify]\nallow_unverified = true\ntries = 2\n")))
+    assert ledger.row("bU", 2).state is RowState.SUCCEEDED and looked_up(sandbox) == ["phone:+254700000005"] * 2
+    assert "paid anyway because unverified rows are allowed" in (ledger.row("bU", 2).name_check or "")
+
+
+# -- the cache: 30 days, per environment ----------------------------------------------------------------
+
+def test_a_lookup_is_reused_for_30_days_in_its_own_environment_only(sandbox: RunningSandbox, ledger: Ledger,
+                                                                    fake: FakeTime) -> None:
+    jane = [person(2, "+254700000001", "Jane Mary Doe")]
+    new_batch(ledger, "bA", jane)
+    run(sandbox, ledger, fake, "bA")
+    assert looked_up(sandbox) == ["phone:+254700000001"]
+
+    fake.pass_days(29)
+    new_batch(ledger, "bB", jane)
+    run(sandbox, ledger, fake, "bB")
+    assert looked_up(sandbox) == ["phone:+254700000001"], "reused within 30 days"
+    assert ledger.row("bB", 2).state is RowState.SUCCEEDED
+    assert '(Looked up on 2026-09-21, reused.)' in (ledger.row("bB", 2).name_check or "")
+
+    new_batch(ledger, "bC", jane, env_id="e2")
+    run(sandbox, ledger, fake, "bC", env_id="e2")
+    assert len(looked_up(sandbox)) == 2, "another environment (host or Kotani account) looks up again"
+
+    fake.pass_days(2)
+    new_batch(ledger, "bD", jane)
+    run(sandbox, ledger, fake, "bD")
+    assert len(looked_up(sandbox)) == 3, "31 days later the answer is too old"
+    assert paid_references(sandbox) == ["bA-2-1", "bB-2-1", "bC-2-1", "bD-2-1"]
+
+
+# -- pipelining ------------------------------------------------------------------------------------------
+
+def test_the_first_payout_leaves_before_the_last_lookup(sandbox: RunningSandbox, ledger: Ledger,
+                                                        fake: FakeTime) -> None:
+    """Look-ups are spread over time by the reads budget (two per 5 s here); payment does not wait
+    for them all: the sandbox's own clock shows the first payout before the last look-up."""
+    people = [person(n, f"+2547120{n:05d}", f"Person {n}") for n in range(2, 62)]
+    new_batch(ledger, "bP", people)
+    run(sandbox, ledger, fake, "bP", reads=(Window(2, 5.0),))
+    first_payout = min(p.created_at for p in sandbox.state.payouts)
+    last_lookup = max(x["at"] for x in sandbox.state.lookups)
+    assert len(sandbox.state.lookups) == 60 and len(sandbox.state.payouts) == 60
+    assert last_lookup >= 29 * 5.0, "60 look-ups at two per 5 s take about 150 s"
+    assert first_payout < last_lookup / 2
+
+
+# -- verification off ------------------------------------------------------------------------------------
+
+def test_with_verification_off_rows_are_paid_without_lookups_and_held_rows_stay_held(
+        sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
+    new_batch(ledger, "bO", MIXED)
+    new_batch(ledger, "bH", [person(2, "+254712000099", "Held Person")], state=RowState.HELD, note="held by a guard")
+    off = with_policy(Settings(), parse_policy("[verify]\nenabled = false\n"))
+    assert off.verify is False
+    for batch in ("bO", "bH"):
+        run(sandbox, ledger, fake, batch, settings=off)
+    assert looked_up(sandbox) == []
+    assert paid_references(sandbox) == [f"bO-{n}-1" for n in range(2, 8)]
+    assert ledger.row("bH", 2).state is RowState.HELD
+
+
+# -- the ledger ------------------------------------------------------------------------------------------
+
+def test_a_ledger_from_before_gains_the_lookup_cache_and_acceptances(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
+        old.executescript(script + f";PRAGMA user_version = {number};")
+    old.close()
+    ledger = Ledger(path)
+    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    ledger.remember_lookup("e1", "mobile_money:+254700000001", "Jane", '{"isValid": true}', ledger.clock())
+    assert ledger.cached_lookup("e1", "mobile_money:+254700000001", "Jane", 30 * DAY) is not None
+    assert ledger.cached_lookup("e2", "mobile_money:+254700000001", "Jane", 30 * DAY) is None
+    assert ledger.acceptances("b1") == []
