@@ -26,9 +26,20 @@ from batch_payouts.kotani.wire import AccountValidation, ValidateBank, ValidateM
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, TillPayout
 from batch_payouts.policy import Policy
-from batch_payouts.verify import OUR_THRESHOLD, RETRYABLE, Verdict, from_cache, unverified, verdict_for
+from batch_payouts.verify import (
+    OUR_THRESHOLD,
+    RETRYABLE,
+    Verdict,
+    from_cache,
+    not_offered,
+    unverified,
+    verdict_for,
+)
 
 DAY = 86400.0
+
+
+NOT_OFFERED = "not offered: "
 
 
 class ReadsBudget(Protocol):
@@ -259,6 +270,8 @@ class _Checker:
         if cached is not None:
             return [from_cache(self._verdict(cached.answer, p, 1), cached.checked_at) for p in group]
         answer, tries, why = await self.look_up(first)
+        if answer is None and why.startswith(NOT_OFFERED):
+            return [not_offered(p, why.removeprefix(NOT_OFFERED)) for p in group]
         if answer is None:
             return [unverified(p, why, tries=tries, allow_unverified=s.allow_unverified) for p in group]
         checked_at = self.clock()
@@ -293,7 +306,11 @@ class _Checker:
                 continue
             except errors.AuthenticationError:
                 raise
-            except errors.ApiError as exc:  # 400, 403, 404: asking again will not help
+            except (errors.NotFound, errors.PermissionDenied) as exc:
+                # The look-up itself is not offered to this account (no such endpoint, no permission):
+                # like NOT_ENABLED, the row is paid on the details in the file, with a note.
+                return None, attempt, f"{NOT_OFFERED}Kotani answered {exc.status} to the look-up"
+            except errors.ApiError as exc:  # 400: asking again will not help
                 return None, attempt, f"Kotani refused the look-up: {exc.message}"
             if (answer.name_lookup_status or "").upper() not in RETRYABLE:
                 return answer, attempt, ""

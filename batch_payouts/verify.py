@@ -209,6 +209,13 @@ def _our_match(base: Verdict, answer: AccountValidation, payout: Payout, thresho
         f"of 100, {_score_text(threshold)} needed; Kotani gave no score): held, not paid unless you accept the name."))
 
 
+def not_offered(payout: Payout, why: str) -> Verdict:
+    """Kotani does not offer the look-up to this account: paid on the file's details, with a note."""
+    return Verdict(payout.row, Decision.PAY, Finding.NAME_NOT_CHECKED, (
+        f"Name not checked: Kotani does not offer account look-ups to this account ({why}). "
+        "Paid on the details in the file."))
+
+
 def unverified(payout: Payout, why: str, *, tries: int, allow_unverified: bool) -> Verdict:
     """"Not verified": the look-up failed ``tries`` times; held unless unverified rows are allowed."""
     attempts = "1 try" if tries == 1 else f"{tries} tries"

@@ -231,3 +231,20 @@ async def test_a_lookup_kotani_refuses_is_not_verified_without_asking_again(clie
                                  "failed: accountNumber is required, 1 try): held, not paid. Run again later, accept "
                                  "the row, or allow unverified rows (--allow-unverified).")
     assert fake.slept == [], "asking again would get the same refusal"
+
+
+async def test_an_account_without_the_lookup_endpoint_is_paid_with_a_note(client: KotaniClient,
+                                                                          sandbox: RunningSandbox) -> None:
+    from starlette.routing import Route
+
+    app = sandbox.sandbox.app
+    app.router.routes[:] = [r for r in app.router.routes
+                            if not (isinstance(r, Route) and r.path.startswith("/api/v3/customer/validate"))]
+    fake = FakeTime(sandbox)
+    payout = MobileMoneyPayout(row=2, name="Jane Doe", amount=Decimal(10), currency="KES", country="KE",
+                               phone="+254712345678")
+    found = await verify_all(client, reads(fake), [payout], MemoryLookupCache(fake.clock), VerifySettings(ENV),
+                             clock=fake.clock, sleep=fake.sleep)
+    assert found[2].decision is Decision.PAY
+    assert found[2].sentence == ("Name not checked: Kotani does not offer account look-ups to this account "
+                                 "(Kotani answered 404 to the look-up). Paid on the details in the file.")
