@@ -14,32 +14,32 @@ import json
 import os
 import signal
 import sqlite3
-import stat
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
-import anyio
 import click
 from rich.console import Console
 from rich.table import Table
 
 from batch_payouts import crash, errors
 from batch_payouts import environment as envs
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.app import options as opts
+from batch_payouts.app.keys import KeyOptions, webhook_secrets
+from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine import results as results_mod
 from batch_payouts.engine.run import RunResult, run_batch
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.environment import Environment
-from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
+from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger, RowRecord, default_path
 from batch_payouts.model import RowState
-from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, parse_rate
+from batch_payouts.ratelimit import Limiter
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
@@ -47,7 +47,6 @@ from batch_payouts.validate import Report, Rules
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 EXIT_PAID_TWICE = 5
-T = TypeVar("T")
 
 
 @dataclass
@@ -109,6 +108,10 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print(interrupted_sentence())
         sys.exit(130)
+    except errors.BadValue as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.option) from None
+    except errors.UsageProblem as exc:
+        raise click.UsageError(str(exc)) from None
     except errors.InputFileError as exc:
         fail(str(exc), 2)
     except errors.ConfigError as exc:
@@ -133,25 +136,6 @@ def user_errors() -> Iterator[None]:
 
 
 # -- shared options ------------------------------------------------------------------------------
-
-def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key.strip() or not val.strip():
-            raise click.BadParameter(f"{value!r}: expected {what}")
-        pairs[key.strip()] = val.strip().strip('"')
-    return pairs
-
-
-def decimal_or_none(value: str | None, option: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(value.replace(",", ""))
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not an amount", param_hint=option) from None
-
 
 def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
@@ -195,11 +179,11 @@ class FileArgs:
 
 
 def file_args(kw: dict[str, Any]) -> FileArgs:
-    rules = Rules(max_row_amount=decimal_or_none(kw.pop("max_row_amount"), "--max-row-amount"),
-                  max_total=decimal_or_none(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"))
+    rules = Rules(max_row_amount=opts.amount(kw.pop("max_row_amount"), "--max-row-amount"),
+                  max_total=opts.amount(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"))
     limits = Limits(max_rows=kw.pop("max_rows"), max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
     return FileArgs(kw.pop("encoding"), kw.pop("delimiter"), kw.pop("sheet"),
-                    parse_pairs(kw.pop("mapping"), 'COLUMN="Header"'), rules, limits)
+                    opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'), rules, limits)
 
 
 def load(path: Path, fa: FileArgs) -> RawSheet:
@@ -207,129 +191,25 @@ def load(path: Path, fa: FileArgs) -> RawSheet:
                       mapping=fa.mapping, limits=fa.limits)
 
 
-def resolve_key(api_key_arg: str | None, api_key_file: Path | None) -> ApiKey:
-    """--api-key (with a warning), then KOTANI_API_KEY, then a 0600 key file, then the OS keyring
-    (service "batch-payouts", user "kotani"), then a hidden prompt on a terminal."""
-    if api_key_arg:
-        err.print("warning: --api-key is visible to other users of this machine; "
-                  "prefer KOTANI_API_KEY or --api-key-file")
-        return ApiKey(api_key_arg)
-    if os.environ.get("KOTANI_API_KEY"):
-        return ApiKey(os.environ["KOTANI_API_KEY"])
-    if api_key_file is not None:
-        try:
-            mode = stat.S_IMODE(api_key_file.stat().st_mode)
-        except OSError as exc:
-            raise errors.ConfigError(f"cannot read the key file {api_key_file}: {exc.strerror}") from None
-        if mode & 0o077:
-            raise errors.ConfigError(f"the key file {api_key_file} is readable by others "
-                                     f"(mode {mode:04o}); run: chmod 600 {api_key_file}")
-        return ApiKey(api_key_file.read_text().strip())
-    with contextlib.suppress(Exception):
-        import keyring
-
-        stored = keyring.get_password("batch-payouts", "kotani")
-        if stored:
-            return ApiKey(stored)
-    if sys.stdin.isatty():
-        return ApiKey(click.prompt("Kotani API key", hide_input=True))
-    raise errors.ConfigError("no API key: set KOTANI_API_KEY, use --api-key-file, or run with --sandbox")
+def show_environment(env: Environment) -> None:
+    out.print(f"[bold]{env.describe()}[/]", markup=True)
 
 
-@dataclass
-class Connection:
-    """Where the API is, the ledger, and (with --sandbox) the in-process sandbox."""
-
-    base_url: str
-    key: ApiKey
-    ledger: Ledger
-    sandbox: Any
-    secrets: tuple[str, ...]
-    attempt_timeout: float
-    holds: dict[str, float] = field(default_factory=dict)  # 429 holds shared by this session's clients
-    _env: Environment | None = None
-
-    def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
-        """Run ``fn`` with a fresh client in its own event loop."""
-        def audit(call: CallRecord) -> None:
-            self.ledger.audit(method=call.method, path=call.path, status=call.status,
-                              duration=call.duration, request=call.request_body,
-                              response=call.response_body, error=call.error)
-
-        async def go() -> T:
-            async with KotaniClient(self.base_url, self.key, on_call=audit, holds=self.holds,
-                                    timeouts=Timeouts(attempt=self.attempt_timeout)) as client:
-                return await fn(client)
-        return anyio.run(go)
-
-    def environment(self) -> Environment:
-        """This command's host and Kotani account (asked of the provider once), registered in the ledger."""
-        if self._env is None:
-            if self.sandbox is not None:
-                env = envs.environment(envs.BUILT_IN_SANDBOX_URL, self.sandbox.state.integrator,
-                                       built_in_sandbox=True)
-            else:
-                async def integrators(client: KotaniClient) -> list[str | None]:
-                    return [w.integrator for w in await client.list_wallets()]
-                account = envs.account_from(self.call(integrators), self.key.reveal(), self.ledger.salt())
-                env = envs.environment(self.base_url, account)
-            self.ledger.register_environment(env)
-            self._env = env
-            out.print(f"[bold]{env.describe()}[/]", markup=True)
-        return self._env
-
-    def batch_here(self, batch_id: str) -> BatchRecord:
-        """The batch, if it belongs to this command's environment; else a sentence naming both."""
-        return batch_in(self.ledger, batch_id, self.environment())
+def warn(text: str) -> None:
+    err.print(f"warning: {text}")
 
 
-def batch_in(ledger: Ledger, batch_id: str, env: Environment) -> BatchRecord:
-    batch = ledger.batch(batch_id)
-    if not batch.env_id:  # made before environments existed: it belongs where it is first used
-        ledger.adopt(batch_id, env.id)
-        batch = ledger.batch(batch_id)
-    if batch.env_id != env.id:
-        theirs = ledger.environment(batch.env_id)
-        raise errors.WrongEnvironment(batch_id, theirs.describe() if theirs else batch.env_id, env.describe())
-    return batch
+def ask_key() -> str:
+    return str(click.prompt("Kotani API key", hide_input=True))
 
 
-def sandbox_books(ledger_path: Path) -> Path:
-    """Where the built-in sandbox of a ledger keeps its books between commands."""
-    return ledger_path.with_name(ledger_path.name + ".sandbox.json")
-
-
-@contextlib.contextmanager
-def connect(kw: dict[str, Any], *, speed: float = 20.0, attempt_timeout: float = 30.0) -> Iterator[Connection]:
-    """The client (real API or the built-in sandbox) and the ledger, with the audit trail wired."""
-    use_sandbox = kw.pop("sandbox")
-    base_url, key_arg, key_file = kw.pop("base_url"), kw.pop("api_key_arg"), kw.pop("api_key_file")
-    state_path = kw.pop("state_path") or default_path()
-    stack = contextlib.ExitStack()
-    with stack:
-        sandbox = None
-        if not use_sandbox:
-            key = resolve_key(key_arg, key_file)
-        ledger = stack.enter_context(contextlib.closing(Ledger(state_path)))
-        if use_sandbox:
-            from batch_payouts.sandbox import serve_in_thread
-            from batch_payouts.sandbox.persist import SandboxBusy, held
-
-            try:
-                state = stack.enter_context(held(sandbox_books(Path(state_path)), speed=speed))
-            except SandboxBusy:
-                raise errors.ConfigError("the built-in sandbox of this ledger is being used by another command; "
-                                         "wait for it to finish, then try again") from None
-            key = ApiKey(state.api_key)
-            sandbox = stack.enter_context(serve_in_thread(state))
-            base_url = sandbox.base_url
-        secrets = (key.reveal(), *(s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s))
-        ledger.secrets = secrets
-        yield Connection(base_url, key, ledger, sandbox, secrets, attempt_timeout)
-
-
-def get_catalog(conn: Connection) -> Catalog:
-    return conn.call(fetch_catalog)
+def connect(kw: dict[str, Any], *, attempt_timeout: float = 30.0) -> contextlib.AbstractContextManager[Session]:
+    """The session of a command that talks to the provider (the real API or the built-in sandbox)."""
+    options = SessionOptions(state_path=kw.pop("state_path"), sandbox=kw.pop("sandbox"), base_url=kw.pop("base_url"),
+                             key=KeyOptions(kw.pop("api_key_arg"), kw.pop("api_key_file")),
+                             attempt_timeout=attempt_timeout)
+    return open_session(options, ask_key=ask_key if sys.stdin.isatty() else None, warn=warn,
+                        on_environment=show_environment)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -374,12 +254,6 @@ def show_plan(plan: planning.Plan) -> None:
     out.print(table)
 
 
-def balances(conn: Connection) -> dict[str, Decimal]:
-    async def fetch(client: KotaniClient) -> dict[str, Decimal]:
-        return {w.currency.upper(): w.balance for w in await client.list_wallets()}
-    return conn.call(fetch)
-
-
 # -- commands --------------------------------------------------------------------------------------
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -413,7 +287,7 @@ def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
         fa = file_args(kw)
         sheet = load(file, fa)
         with connect(kw) as conn:
-            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
         show_report(report, sheet)
         if report_path:
             write_report(report_path, sheet, report)
@@ -439,7 +313,7 @@ def plan(file: Path, label: str, **kw: Any) -> None:
         sheet = load(file, fa)
         with connect(kw) as conn:
             env = conn.environment()
-            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
             batch_id = planning.batch_key(file.read_bytes(), label, env.id)
             the_plan, _ = plan_for(conn, batch_id, sheet, report, label, {})
         show_report(report, sheet, first=5)
@@ -447,11 +321,11 @@ def plan(file: Path, label: str, **kw: Any) -> None:
         sys.exit(0 if the_plan.covered and len(report.valid_rows) == len(report.rows) else 3)
 
 
-def plan_for(conn: Connection, batch_id: str, sheet: RawSheet, report: Report, label: str,
+def plan_for(conn: Session, batch_id: str, sheet: RawSheet, report: Report, label: str,
              pay_again: dict[int, str]) -> tuple[planning.Plan, planning.NewBatch | None]:
     """The plan of the rows that will actually be sent: of a new batch (with its repeats), or
     what is left of an existing one."""
-    money = balances(conn)
+    money = conn.balances()
     if conn.ledger.has_batch(batch_id):
         to_send, in_flight = planning.open_rows(conn.ledger, batch_id)
         return planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None
@@ -528,15 +402,15 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
     """Validate, plan, confirm, pay every valid row of FILE once, and write the results."""
     with user_errors():
         fa = file_args(kw)
-        again = pay_again_rows(pay_again, reason)
+        again = opts.pay_again_rows(pay_again, reason)
         run_kw = _pop_run(kw)
         check_results_path(run_kw["results_path"], file)
         sheet = load(file, fa)
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
             env = conn.environment()
-            if conn.sandbox is not None:
+            if conn.is_sandbox:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
-            report = planning.check_sheet(sheet, get_catalog(conn), fa.rules)
+            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
             crash.point("after_validation")
             show_report(report, sheet, first=10)
             if not report.valid_rows:
@@ -564,7 +438,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
             finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(str(file), batch_id))
 
 
-def already_run(conn: Connection, batch_id: str, label: str, run_kw: dict[str, Any]) -> None:
+def already_run(conn: Session, batch_id: str, label: str, run_kw: dict[str, Any]) -> None:
     """A file whose batch is finished: one sentence, then the batch's own outcome."""
     rows = conn.ledger.rows(batch_id)
     if any(r.state in OPEN_STATES for r in rows):
@@ -594,22 +468,6 @@ def exit_code_of(rows: list[RowRecord]) -> int:
     if any(r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING) for r in rows):
         return 4
     return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
-
-
-def pay_again_rows(text: str | None, reason: str | None) -> dict[int, str]:
-    """--pay-again 4,7 with --reason: row -> the reason recorded with the override."""
-    if not text:
-        if reason:
-            raise click.UsageError("--reason goes with --pay-again ROW[,ROW…]")
-        return {}
-    if not reason or not reason.strip():
-        raise click.UsageError("--pay-again needs --reason TEXT: why these rows are paid again is recorded")
-    rows = {}
-    for part in text.split(","):
-        if not part.strip().isdigit():
-            raise click.BadParameter(f"{part.strip()!r} is not a row number", param_hint="--pay-again")
-        rows[int(part)] = reason.strip()
-    return rows
 
 
 def operator() -> str:
@@ -652,7 +510,7 @@ def resume(batch_id: str, **kw: Any) -> None:
                 out.print(f"batch {batch_id} was replaced by batch {batch.replaced_by} (the same file run again): "
                           f"its rows never sent are paid there, not here. Continue with: batch-payouts resume "
                           f"{batch.replaced_by}", markup=False)
-            if conn.sandbox is not None:
+            if conn.is_sandbox:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
             result = drive(conn, batch_id, run_kw)
             finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(batch.source, batch_id))
@@ -683,15 +541,15 @@ def _same_total(typed: str, expected: str) -> bool:
     return " ".join(typed.replace(",", "").split()).upper() == " ".join(expected.replace(",", "").split()).upper()
 
 
-def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
+def drive(conn: Session, batch_id: str, kw: dict[str, Any]) -> RunResult:
     """Run the engine with progress on the terminal and the receiver if asked."""
     settings = Settings(concurrency=kw["concurrency"], visibility_lag=kw["visibility_lag"],
                         poll_interval=kw["poll_interval"], callback_url=kw["callback_url"],
-                        wallets=parse_pairs(kw["wallet"], "CUR=ID"), poll=not kw["no_poll"])
-    if conn.sandbox is not None:
+                        wallets=opts.pairs(kw["wallet"], "CUR=ID"), poll=not kw["no_poll"])
+    if conn.is_sandbox:
         settings.poll_interval = min(settings.poll_interval, 0.25)
-    money = Limiter(parse_rate(kw["rate"]) if kw["rate"] else MONEY_DEFAULT, name="payouts")
-    reads = Limiter(parse_rate(kw["reads_rate"]) if kw["reads_rate"] else READS_DEFAULT, name="reads")
+    money = Limiter(opts.money_rate(kw["rate"]), name="payouts")
+    reads = Limiter(opts.reads_rate(kw["reads_rate"]), name="reads")
     events = kw["events_path"].open("a") if kw["events_path"] else None
     total = len(conn.ledger.rows(batch_id))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -731,23 +589,15 @@ def drive(conn: Connection, batch_id: str, kw: dict[str, Any]) -> RunResult:
 
 
 @contextlib.contextmanager
-def listening(conn: Connection, where: str) -> Iterator[None]:
+def listening(conn: Session, where: str) -> Iterator[None]:
     from batch_payouts.engine.receiver_server import serve_receiver
 
-    host, port = host_port(where)
+    host, port = opts.host_port(where)
     with serve_receiver(conn.ledger.path, host, port, conn.secrets[1:]):
         yield
 
 
-def host_port(where: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT``) for --listen."""
-    host, _, port = where.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{where!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", param_hint="--listen")
-    return host or "127.0.0.1", int(port)
-
-
-def finish(conn: Connection, batch_id: str, result: RunResult, results_path: Path) -> None:
+def finish(conn: Session, batch_id: str, result: RunResult, results_path: Path) -> None:
     path = results_mod.write_results(conn.ledger, batch_id, results_path)
     show_status(conn.ledger, batch_id)
     out.print(f"results: {path}")
@@ -805,7 +655,7 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
                 selection = [{h: unescape_cell(v) for h, v in r.cells.items()} for r in sheet.rows]
                 parent = _batch_of(selection)
             batch = conn.batch_here(parent)
-            catalog = get_catalog(conn)
+            catalog = conn.catalog()
             plan = retry_mod.plan_retry(conn.ledger, parent, catalog, now=time.time(), cooloff=cooloff,
                                         selection=selection)
             for line in plan.corrections:
@@ -876,8 +726,8 @@ def listen(where: str, state_path: Path | None) -> None:
     from batch_payouts.engine.receiver_server import serve_receiver
 
     with user_errors():
-        secrets = [s for s in os.environ.get("KOTANI_WEBHOOK_SECRET", "").split(",") if s]
-        host, port = host_port(where)
+        secrets = webhook_secrets()
+        host, port = opts.host_port(where)
         with serve_receiver(state_path or default_path(), host, port, secrets) as url:
             err.print(f"receiving webhooks on {url} ({'signed' if secrets else 'unsigned: reads only'}); Ctrl-C stops")
             while True:
@@ -980,12 +830,12 @@ def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webh
 
     with user_errors():
         try:
-            knobs = Knobs.model_validate({k: _knob_value(v) for k, v in parse_pairs(knob, "NAME=VALUE").items()})
+            knobs = Knobs.model_validate({k: _knob_value(v) for k, v in opts.pairs(knob, "NAME=VALUE").items()})
         except ValueError as exc:
             raise click.BadParameter(str(exc).splitlines()[0] + ": see batch_payouts.sandbox.Knobs",
                                      param_hint="--knob") from None
-        amounts = {k.upper(): decimal_or_none(v, "--balance") or Decimal(0)
-                   for k, v in parse_pairs(balance, "CUR=AMOUNT").items()}
+        amounts = {k.upper(): opts.amount(v, "--balance") or Decimal(0)
+                   for k, v in opts.pairs(balance, "CUR=AMOUNT").items()}
         state = SandboxState(api_key=api_key, webhook_secret=webhook_secret, webhook_url=webhook_url,
                              clock=SandboxClock(speed=clock_speed), seed_value=seed, balances=amounts,
                              knobs=knobs)

@@ -1,13 +1,22 @@
 """The exception tree of batch-payouts.
 
-Every error carries structured fields; ``str()`` is the sentence a user reads. Only the CLI
-turns these into printed messages and exit codes.
+Every error carries structured fields; ``str()`` is the sentence a user reads. Only the front
+ends (the CLI) turn these into printed messages and exit codes.
 
 ::
 
     BatchPayoutsError
     ├── InputFileError            the spreadsheet cannot be used at all (exit 2)
     ├── ConfigError               missing or unsafe settings: API key, key file mode (exit 2)
+    │   └── UnsupportedFormat     a file to write whose kind we cannot write (exit 2)
+    ├── UsageProblem              options that cannot be used together (exit 2, as a usage error)
+    │   ├── OptionRemoved         an option that no longer exists, and what to use instead
+    │   ├── OverrideOnOldBatch    --pay-again on a file already run as a batch
+    │   └── BadValue              one option's value cannot be used
+    │       ├── NotAnAmount       an amount that is not a number
+    │       ├── NotHostPort       an address that is not HOST:PORT
+    │       └── ResultsPathRefused  the results would overwrite the input, or go nowhere
+    ├── NotConfirmed              the operator did not confirm the total (exit 2)
     ├── LedgerError               the local state store
     │   ├── IllegalTransition     a row state change the life cycle forbids
     │   ├── BatchLocked           another runner holds the batch lease
@@ -35,6 +44,9 @@ turns these into printed messages and exit codes.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import ClassVar, Literal
+
 
 class BatchPayoutsError(Exception):
     """Root of every error this package raises on purpose."""
@@ -51,6 +63,87 @@ class InputFileError(BatchPayoutsError):
 
 class ConfigError(BatchPayoutsError):
     """A setting is missing or unsafe."""
+
+
+class UnsupportedFormat(ConfigError):
+    """A file we would write has a suffix we cannot write (only .csv and .xlsx)."""
+
+    SENTENCES: ClassVar[dict[str, str]] = {"template": "the template must be a .csv or .xlsx file",
+                 "results file": "the results file must be .csv or .xlsx"}
+
+    def __init__(self, path: Path, what: Literal["template", "results file"]) -> None:
+        self.path = path
+        self.what = what
+        super().__init__(self.SENTENCES[what])
+
+
+class UsageProblem(BatchPayoutsError):
+    """Options that cannot be used (together); nothing was done. Front ends show it as a usage error."""
+
+
+class OptionRemoved(UsageProblem):
+    """An option that is gone: why, and what to use instead."""
+
+    def __init__(self, option: str, why: str, instead: str) -> None:
+        self.option = option
+        self.why = why
+        self.instead = instead
+        super().__init__(f"{option} is gone: {why}. {instead}")
+
+
+class OverrideOnOldBatch(UsageProblem):
+    """Rows to pay again were named for a file already run as a batch: overrides belong to a new batch."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"this file was already run as batch {batch_id}: --pay-again applies to a new batch "
+                         "(change the file or its --label)")
+
+
+class BadValue(UsageProblem):
+    """One option's value cannot be used. ``option`` is the setting as the command line spells it
+    (``--results``), or None when the sentence names the value alone."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        self.option = option
+        self.problem = message
+        super().__init__(message)
+
+
+class NotAnAmount(BadValue):
+    def __init__(self, text: str, option: str) -> None:
+        self.text = text
+        super().__init__(f"{text!r} is not an amount", option)
+
+
+class NotHostPort(BadValue):
+    def __init__(self, text: str, option: str = "--listen") -> None:
+        self.text = text
+        super().__init__(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", option)
+
+
+class ResultsPathRefused(BadValue):
+    """The results file would overwrite an input file, or its folder does not exist."""
+
+    def __init__(self, path: Path, cause: Literal["is the input", "no folder"]) -> None:
+        self.path = path
+        self.cause = cause
+        if cause == "is the input":
+            message = f"{path} is the input file; choose another name for the results"
+        else:
+            message = f"the folder {path.parent} does not exist"
+        super().__init__(message, "--results")
+
+
+class NotConfirmed(BatchPayoutsError):
+    """The total was not confirmed: no one could be asked, or the typed total was wrong. Nothing was paid."""
+
+    SENTENCES: ClassVar[dict[str, str]] = {"no terminal": "confirmation needed: run in a terminal, or pass --yes",
+                 "mismatch": "the total typed does not match; nothing was paid"}
+
+    def __init__(self, cause: Literal["no terminal", "mismatch"]) -> None:
+        self.cause = cause
+        super().__init__(self.SENTENCES[cause])
 
 
 class LedgerError(BatchPayoutsError):

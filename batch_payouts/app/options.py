@@ -1,0 +1,68 @@
+"""Text a person typed (a command-line option, a form field) turned into typed values.
+
+Each parser raises :class:`~batch_payouts.errors.BadValue` (or another usage problem) whose
+sentence says what is wrong; ``option`` names the setting as the command line spells it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+from batch_payouts import errors
+from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Window, parse_rate
+
+
+def pairs(values: Iterable[str], what: str, option: str | None = None) -> dict[str, str]:
+    """``KEY=VALUE`` texts (quotes around the value dropped) as a dict; ``what`` shows the form."""
+    found = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise errors.BadValue(f"{value!r}: expected {what}", option)
+        found[key.strip()] = val.strip().strip('"')
+    return found
+
+
+def amount(text: str | None, option: str) -> Decimal | None:
+    """An amount in major units (thousands separators allowed), or None when not given."""
+    if text is None:
+        return None
+    try:
+        return Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        raise errors.NotAnAmount(text, option) from None
+
+
+def host_port(text: str, option: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``, meaning 127.0.0.1)."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.NotHostPort(text, option)
+    return host or "127.0.0.1", int(port)
+
+
+def money_rate(text: str | None) -> tuple[Window, ...]:
+    """The payout allowance, ``limit/seconds`` windows such as ``60/60,20/5`` (empty: the default)."""
+    return parse_rate(text) if text else MONEY_DEFAULT
+
+
+def reads_rate(text: str | None) -> tuple[Window, ...]:
+    """The status-read allowance, as :func:`money_rate` (empty: the default)."""
+    return parse_rate(text) if text else READS_DEFAULT
+
+
+def pay_again_rows(text: str | None, reason: str | None) -> dict[int, str]:
+    """``4,7`` with a reason: row number -> the reason recorded with each operator override."""
+    if not text:
+        if reason:
+            raise errors.UsageProblem("--reason goes with --pay-again ROW[,ROW…]")
+        return {}
+    if not reason or not reason.strip():
+        raise errors.UsageProblem("--pay-again needs --reason TEXT: why these rows are paid again is recorded")
+    rows = {}
+    for part in text.split(","):
+        if not part.strip().isdigit():
+            raise errors.BadValue(f"{part.strip()!r} is not a row number", "--pay-again")
+        rows[int(part)] = reason.strip()
+    return rows
