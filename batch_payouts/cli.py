@@ -23,29 +23,27 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from batch_payouts import crash, errors
+from batch_payouts import crash, errors, render
 from batch_payouts import environment as envs
+from batch_payouts.app import files
 from batch_payouts.app import options as opts
+from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions, webhook_secrets
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine import results as results_mod
 from batch_payouts.engine.run import RunResult, run_batch
 from batch_payouts.engine.submit import Context, Settings
-from batch_payouts.environment import Environment
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger, RowRecord, default_path
 from batch_payouts.model import RowState
 from batch_payouts.ratelimit import Limiter
-from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import RawSheet, read_sheet
-from batch_payouts.validate import Report, Rules
+from batch_payouts.validate import Report
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out, err = render.out, render.err
 EXIT_PAID_TWICE = 5
 
 
@@ -96,7 +94,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    render.error(message)
     sys.exit(code)
 
 
@@ -147,8 +145,8 @@ def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-row-amount", help="Refuse rows paying more than this amount."),
         click.option("--max-total", help="Refuse a currency whose total is more than this."),
         click.option("--strict", is_flag=True, help="Treat repeated payees as errors; invalid rows block the run."),
-        click.option("--max-rows", type=int, default=Limits.max_rows, show_default=True),
-        click.option("--max-file-mb", type=int, default=Limits.max_file_bytes // (1024 * 1024), show_default=True),
+        click.option("--max-rows", type=int, default=FileOptions.max_rows, show_default=True),
+        click.option("--max-file-mb", type=int, default=FileOptions.max_file_bytes // (1024 * 1024), show_default=True),
     ]):
         fn = option(fn)
     return fn
@@ -168,35 +166,13 @@ def api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@dataclass
-class FileArgs:
-    encoding: str | None
-    delimiter: str | None
-    sheet: str | None
-    mapping: dict[str, str]
-    rules: Rules
-    limits: Limits
-
-
-def file_args(kw: dict[str, Any]) -> FileArgs:
-    rules = Rules(max_row_amount=opts.amount(kw.pop("max_row_amount"), "--max-row-amount"),
-                  max_total=opts.amount(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"))
-    limits = Limits(max_rows=kw.pop("max_rows"), max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
-    return FileArgs(kw.pop("encoding"), kw.pop("delimiter"), kw.pop("sheet"),
-                    opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'), rules, limits)
-
-
-def load(path: Path, fa: FileArgs) -> RawSheet:
-    return read_sheet(path, encoding=fa.encoding, delimiter=fa.delimiter, sheet=fa.sheet,
-                      mapping=fa.mapping, limits=fa.limits)
-
-
-def show_environment(env: Environment) -> None:
-    out.print(f"[bold]{env.describe()}[/]", markup=True)
-
-
-def warn(text: str) -> None:
-    err.print(f"warning: {text}")
+def file_args(kw: dict[str, Any]) -> FileOptions:
+    """The file options of a command as data."""
+    return FileOptions(encoding=kw.pop("encoding"), delimiter=kw.pop("delimiter"), sheet=kw.pop("sheet"),
+                       mapping=opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'),
+                       max_row_amount=opts.amount(kw.pop("max_row_amount"), "--max-row-amount"),
+                       max_total=opts.amount(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"),
+                       max_rows=kw.pop("max_rows"), max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
 
 
 def ask_key() -> str:
@@ -208,42 +184,11 @@ def connect(kw: dict[str, Any], *, attempt_timeout: float = 30.0) -> contextlib.
     options = SessionOptions(state_path=kw.pop("state_path"), sandbox=kw.pop("sandbox"), base_url=kw.pop("base_url"),
                              key=KeyOptions(kw.pop("api_key_arg"), kw.pop("api_key_file")),
                              attempt_timeout=attempt_timeout)
-    return open_session(options, ask_key=ask_key if sys.stdin.isatty() else None, warn=warn,
-                        on_environment=show_environment)
+    return open_session(options, ask_key=ask_key if sys.stdin.isatty() else None, warn=render.warning,
+                        on_environment=render.environment)
 
 
 # -- rendering -------------------------------------------------------------------------------------
-
-def show_report(report: Report, sheet: RawSheet, first: int = 15) -> None:
-    valid, rows = len(report.valid_rows), len(report.rows)
-    for note in sheet.notes:
-        out.print(f"note: {note}")
-    out.print(f"{rows} rows: {valid} valid, {rows - valid} invalid, {len(report.warnings())} warnings")
-    table = Table("currency", "method", "rows", "total", title="Valid rows")
-    for (cur, method), (count, total) in sorted(report.totals().items()):
-        table.add_row(cur, method, str(count), f"{total:,}")
-    if report.totals():
-        out.print(table)
-    problems = report.errors() + report.warnings()
-    for problem in problems[:first]:
-        out.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
-    if len(problems) > first:
-        out.print(f"  ... and {len(problems) - first} more (write them all with --report)")
-
-
-def write_report(path: Path, sheet: RawSheet, report: Report) -> None:
-    from batch_payouts.sheets.write import write_table
-
-    by_row = {r.row: r for r in report.rows}
-    headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone"]
-    rows = []
-    for raw in sheet.rows:
-        result = by_row[raw.row]
-        text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
-        rows.append([*(raw.cells.get(h, "") for h in sheet.headers), raw.row,
-                     "yes" if result.valid else "no", text, result.normalised_phone])
-    write_table(path, headers, rows, text_columns={"normalised_phone"})
-
 
 def show_plan(plan: planning.Plan) -> None:
     table = Table("currency", "rows", "to send", "in flight", "payout balance", "shortfall", title="Plan")
@@ -266,13 +211,8 @@ def main() -> None:
 @click.argument("out_path", metavar="OUT.xlsx|OUT.csv", type=click.Path(dir_okay=False, path_type=Path))
 def template(out_path: Path) -> None:
     """Write an empty payout file with one example row per method."""
-    from batch_payouts.sheets.template import write_template
-
     with user_errors():
-        if out_path.suffix.lower() not in (".csv", ".xlsx"):
-            fail("the template must be a .csv or .xlsx file", 2)
-        write_template(out_path)
-        out.print(f"wrote {out_path}")
+        render.wrote(files.write_template(out_path))
 
 
 @main.command()
@@ -284,17 +224,15 @@ def template(out_path: Path) -> None:
 def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
     """Check every row of FILE; nothing is paid."""
     with user_errors():
-        fa = file_args(kw)
-        sheet = load(file, fa)
+        options = file_args(kw)
+        sheet = files.load(file, options)
         with connect(kw) as conn:
-            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
-        show_report(report, sheet)
+            report = files.check(conn, sheet, options)
+        render.report(report, sheet)
         if report_path:
-            write_report(report_path, sheet, report)
-            out.print(f"report: {report_path}")
-        if not report.valid_rows:
-            fail("no valid row in the file", 3)
-        sys.exit(0 if len(report.valid_rows) == len(report.rows) else 3)
+            render.written("report", files.write_report(report_path, sheet, report))
+        files.require_valid_rows(report)
+        sys.exit(files.validation_exit_code(report))
 
 
 LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most once per label: "
@@ -309,14 +247,14 @@ LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most o
 def plan(file: Path, label: str, **kw: Any) -> None:
     """Validate FILE and show totals against the payout balances."""
     with user_errors():
-        fa = file_args(kw)
-        sheet = load(file, fa)
+        options = file_args(kw)
+        sheet = files.load(file, options)
         with connect(kw) as conn:
             env = conn.environment()
-            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
+            report = files.check(conn, sheet, options)
             batch_id = planning.batch_key(file.read_bytes(), label, env.id)
             the_plan, _ = plan_for(conn, batch_id, sheet, report, label, {})
-        show_report(report, sheet, first=5)
+        render.report(report, sheet, first=5)
         show_plan(the_plan)
         sys.exit(0 if the_plan.covered and len(report.valid_rows) == len(report.rows) else 3)
 
@@ -401,21 +339,21 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw: Any) -> None:
     """Validate, plan, confirm, pay every valid row of FILE once, and write the results."""
     with user_errors():
-        fa = file_args(kw)
+        options = file_args(kw)
         again = opts.pay_again_rows(pay_again, reason)
         run_kw = _pop_run(kw)
         check_results_path(run_kw["results_path"], file)
-        sheet = load(file, fa)
+        sheet = files.load(file, options)
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
             env = conn.environment()
             if conn.is_sandbox:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
-            report = planning.check_sheet(sheet, conn.catalog(), fa.rules)
+            report = files.check(conn, sheet, options)
             crash.point("after_validation")
-            show_report(report, sheet, first=10)
+            render.report(report, sheet, first=10)
             if not report.valid_rows:
                 fail("no valid row in the file; nothing to pay", 3)
-            if fa.rules.strict and len(report.valid_rows) != len(report.rows):
+            if options.strict and len(report.valid_rows) != len(report.rows):
                 fail("--strict: fix the invalid rows first", 3)
             batch_id = planning.batch_key(file.read_bytes(), label, env.id)
             if conn.ledger.has_batch(batch_id):
@@ -801,12 +739,7 @@ def results(batch_id: str, output: Path, state_path: Path | None, sandbox: bool,
 def banks(currency: str, **kw: Any) -> None:
     """List the banks Kotani supports for a currency."""
     with user_errors(), connect(kw) as conn:
-        async def fetch(client: KotaniClient) -> list[Any]:
-            return await client.list_banks(currency.upper())
-        table = Table("code", "name", title=f"Banks for {currency.upper()}")
-        for bank in conn.call(fetch):
-            table.add_row(bank.code, bank.name)
-        out.print(table)
+        render.banks(currency, files.banks(conn, currency))
 
 
 @main.command()

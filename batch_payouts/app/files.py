@@ -1,0 +1,100 @@
+"""A payout file: read it (through the hostile-file guard), check every row against what the
+provider can pay, write the validation report; the empty template; the provider's bank list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from batch_payouts import errors
+from batch_payouts.app.session import Session
+from batch_payouts.engine import plan as planning
+from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.kotani.wire import Bank
+from batch_payouts.sheets.guard import Limits
+from batch_payouts.sheets.read import RawSheet, read_sheet
+from batch_payouts.validate import Report, Rules
+
+__all__ = ["Bank", "FileOptions", "RawSheet", "Report", "banks", "check", "load", "require_valid_rows",
+           "validation_exit_code", "write_report", "write_template"]
+WRITABLE = (".csv", ".xlsx")
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How to read a file and what to refuse in it. ``mapping``: canonical column -> header;
+    amounts in major units of each row's currency; ``max_file_bytes`` in bytes."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    max_row_amount: Decimal | None = None
+    max_total: Decimal | None = None
+    strict: bool = False
+    max_rows: int = Limits.max_rows
+    max_file_bytes: int = Limits.max_file_bytes
+
+    @property
+    def rules(self) -> Rules:
+        return Rules(max_row_amount=self.max_row_amount, max_total=self.max_total, strict=self.strict)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_rows=self.max_rows, max_file_bytes=self.max_file_bytes)
+
+
+def load(path: Path, options: FileOptions) -> RawSheet:
+    """The file's rows and headers, or InputFileError saying why it cannot be used."""
+    return read_sheet(path, encoding=options.encoding, delimiter=options.delimiter, sheet=options.sheet,
+                      mapping=options.mapping, limits=options.limits)
+
+
+def check(session: Session, sheet: RawSheet, options: FileOptions) -> Report:
+    """Every row checked against the provider's catalog (countries, networks, banks) and the limits."""
+    return planning.check_sheet(sheet, session.catalog(), options.rules)
+
+
+def require_valid_rows(report: Report) -> None:
+    """PlanRefused when no row of the file can be paid."""
+    if not report.valid_rows:
+        raise errors.PlanRefused("no valid row in the file")
+
+
+def validation_exit_code(report: Report) -> int:
+    """0 when every row is valid, else 3."""
+    return 0 if len(report.valid_rows) == len(report.rows) else 3
+
+
+def write_report(path: Path, sheet: RawSheet, report: Report) -> Path:
+    """Every row with its problems and normalised phone, as CSV or XLSX by suffix."""
+    from batch_payouts.sheets.write import write_table
+
+    by_row = {r.row: r for r in report.rows}
+    headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone"]
+    rows = []
+    for raw in sheet.rows:
+        result = by_row[raw.row]
+        text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
+        rows.append([*(raw.cells.get(h, "") for h in sheet.headers), raw.row,
+                     "yes" if result.valid else "no", text, result.normalised_phone])
+    write_table(path, headers, rows, text_columns={"normalised_phone"})
+    return path
+
+
+def write_template(path: Path) -> Path:
+    """An empty payout file with one example row per method (.csv or .xlsx)."""
+    from batch_payouts.sheets.template import write_template as write
+
+    if path.suffix.lower() not in WRITABLE:
+        raise errors.UnsupportedFormat(path, "template")
+    write(path)
+    return path
+
+
+def banks(session: Session, currency: str) -> list[Bank]:
+    """The banks the provider pays in ``currency``."""
+    async def fetch(client: KotaniClient) -> list[Bank]:
+        return await client.list_banks(currency.upper())
+    return session.call(fetch)
