@@ -26,9 +26,10 @@ import click
 from rich.table import Table
 
 from batch_payouts import crash, errors, render
-from batch_payouts import environment as envs
 from batch_payouts.app import files
 from batch_payouts.app import options as opts
+from batch_payouts.app import results as app_results
+from batch_payouts.app import status as app_status
 from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions, webhook_secrets
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
@@ -37,14 +38,12 @@ from batch_payouts.engine import results as results_mod
 from batch_payouts.engine.run import RunResult, run_batch
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.kotani.client import KotaniClient
-from batch_payouts.ledger import BatchRecord, Ledger, RowRecord, default_path
-from batch_payouts.model import RowState
+from batch_payouts.ledger import default_path
 from batch_payouts.ratelimit import Limiter
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report
 
 out, err = render.out, render.err
-EXIT_PAID_TWICE = 5
 
 
 @dataclass
@@ -56,23 +55,6 @@ class Running:
 
 
 RUNNING = Running()
-
-
-def interrupted_sentence() -> str:
-    """What Ctrl-C or SIGTERM says: how many payouts had already left, and how to go on."""
-    plain = "interrupted; everything done so far is saved. Run the same command again to continue."
-    if RUNNING.ledger is None or RUNNING.batch_id is None:
-        return plain
-    try:
-        ledger = Ledger(RUNNING.ledger)
-        try:
-            sent = ledger.sent_count(RUNNING.batch_id)
-        finally:
-            ledger.close()
-    except (errors.BatchPayoutsError, sqlite3.Error):
-        return plain
-    return (f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {RUNNING.batch_id} had already "
-            f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {RUNNING.batch_id}")
 
 
 def disk_sentence(exc: OSError) -> str:
@@ -104,7 +86,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        err.print(interrupted_sentence())
+        sent = app_status.sent_so_far(RUNNING.ledger, RUNNING.batch_id) if RUNNING.ledger and RUNNING.batch_id else None
+        render.interrupted(sent, RUNNING.batch_id)
         sys.exit(130)
     except errors.BadValue as exc:
         raise click.BadParameter(exc.problem, param_hint=exc.option) from None
@@ -342,7 +325,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
         options = file_args(kw)
         again = opts.pay_again_rows(pay_again, reason)
         run_kw = _pop_run(kw)
-        check_results_path(run_kw["results_path"], file)
+        app_results.check_path(run_kw["results_path"], file)
         sheet = files.load(file, options)
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
             env = conn.environment()
@@ -373,13 +356,13 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                                        options={"mapping": sheet.mapping}, who=operator())
             out.print(f"batch {batch_id}")
             result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(str(file), batch_id))
+            finish(conn, batch_id, result, run_kw["results_path"] or app_results.default_path(str(file), batch_id))
 
 
 def already_run(conn: Session, batch_id: str, label: str, run_kw: dict[str, Any]) -> None:
     """A file whose batch is finished: one sentence, then the batch's own outcome."""
     rows = conn.ledger.rows(batch_id)
-    if any(r.state in OPEN_STATES for r in rows):
+    if any(r.state in app_status.OPEN_STATES for r in rows):
         out.print(f"this file was already started as batch {batch_id}; continuing it")
         return
     batch = conn.ledger.batch(batch_id)
@@ -391,21 +374,12 @@ def already_run(conn: Session, batch_id: str, label: str, run_kw: dict[str, Any]
     hint = "another --label" if label else "a --label, e.g. --label " + time.strftime("%Y-%m")
     out.print(f"this file was already paid as batch {batch_id} on {when} ({outcome}); nothing more is sent. "
               f"To pay it again as a new disbursement, run it with {hint}.", markup=False)
-    path = run_kw["results_path"] or results_path_for(batch.source, batch_id)
-    results_mod.write_results(conn.ledger, batch_id, path)
-    out.print(f"results: {path}")
-    report_paid_twice(conn.ledger, batch_id)
-    sys.exit(exit_code_of(rows))
-
-
-OPEN_STATES = frozenset({RowState.READY, RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN})
-
-
-def exit_code_of(rows: list[RowRecord]) -> int:
-    """Exit codes from a batch's rows (docs/row-lifecycle.md): 4 pending, 3 not every row paid, 0 all paid."""
-    if any(r.state in (RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING) for r in rows):
-        return 4
-    return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
+    path = app_results.write(conn.ledger, batch_id,
+                             run_kw["results_path"] or app_results.default_path(batch.source, batch_id))
+    render.written("results", path)
+    verdict = app_status.verdict(conn.ledger, batch_id, app_status.exit_code_of(rows))
+    render.paid_twice(verdict.paid_twice)
+    sys.exit(verdict.exit_code)
 
 
 def operator() -> str:
@@ -416,23 +390,6 @@ def operator() -> str:
         return f"uid {os.getuid()}"
 
 
-def results_path_for(source: str, batch_id: str) -> Path:
-    """Next to the input, named after the batch, so that another batch never overwrites it."""
-    default = results_mod.default_results_path(source)
-    return default.with_name(f"{Path(source).stem}.{batch_id}.results{default.suffix}")
-
-
-def check_results_path(path: Path | None, *inputs: Path) -> None:
-    if path is None:
-        return
-    for given in inputs:
-        if given.exists() and path.exists() and path.resolve() == given.resolve():
-            raise click.BadParameter(f"{path} is the input file; choose another name for the results",
-                                     param_hint="--results")
-    if not path.parent.exists():
-        raise click.BadParameter(f"the folder {path.parent} does not exist", param_hint="--results")
-
-
 @main.command()
 @click.argument("batch_id")
 @api_options
@@ -441,7 +398,7 @@ def resume(batch_id: str, **kw: Any) -> None:
     """Continue a batch by its id."""
     with user_errors():
         run_kw = _pop_run(kw)
-        check_results_path(run_kw["results_path"])
+        app_results.check_path(run_kw["results_path"])
         with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
             batch = conn.batch_here(batch_id)
             if batch.replaced_by:
@@ -451,7 +408,7 @@ def resume(batch_id: str, **kw: Any) -> None:
             if conn.is_sandbox:
                 run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
             result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or results_path_for(batch.source, batch_id))
+            finish(conn, batch_id, result, run_kw["results_path"] or app_results.default_path(batch.source, batch_id))
 
 
 def _pop_run(kw: dict[str, Any]) -> dict[str, Any]:
@@ -536,10 +493,13 @@ def listening(conn: Session, where: str) -> Iterator[None]:
 
 
 def finish(conn: Session, batch_id: str, result: RunResult, results_path: Path) -> None:
-    path = results_mod.write_results(conn.ledger, batch_id, results_path)
-    show_status(conn.ledger, batch_id)
-    out.print(f"results: {path}")
-    report_paid_twice(conn.ledger, batch_id)
+    path = app_results.write(conn.ledger, batch_id, results_path)
+    render.batch_status(app_status.batch_status(conn.ledger, batch_id))
+    render.written("results", path)
+    verdict = app_status.verdict(conn.ledger, batch_id, result.exit_code)
+    render.paid_twice(verdict.paid_twice)
+    if verdict.paid_twice:
+        sys.exit(verdict.exit_code)
     for currency, reason in result.paused.items():
         err.print(f"{currency} rows paused: {reason}. Top up the {currency} payout balance, then run again.")
     if result.stopped:
@@ -547,29 +507,6 @@ def finish(conn: Session, batch_id: str, result: RunResult, results_path: Path) 
     if result.timed_out and result.pending:
         err.print(f"{result.pending} rows still pending; continue with: batch-payouts resume {batch_id}")
     sys.exit(result.exit_code)
-
-
-def report_paid_twice(ledger: Ledger, batch_id: str) -> None:
-    """Say loudly, and exit 5, when a payee of this batch was also paid for the same obligation by
-    another row of any batch (a retry, an earlier or later run), without an operator override."""
-    twice = ledger.paid_twice(batch_id)
-    for row, other in twice:
-        err.print(f"[bold red]PAID TWICE: row {row.row} of batch {row.batch_id} ({row.reference}) and row "
-                  f"{other.row} of batch {other.batch_id} ({other.reference}) both paid the same payee for this "
-                  "label. Recover the money from the recipient.[/]", markup=True)
-    if twice:
-        sys.exit(EXIT_PAID_TWICE)
-
-
-def show_status(ledger: Ledger, batch_id: str) -> None:
-    rows = ledger.rows(batch_id)
-    table = Table("status", "currency", "rows", "amount", title=f"Batch {batch_id}")
-    for status, currency, count, amount in results_mod.summary(ledger, batch_id):
-        table.add_row(status, currency, str(count), f"{amount:,}")
-    out.print(table)
-    corrections = [r for r in rows if r.note and r.note.startswith("corrected")]
-    for r in corrections:
-        out.print(f"row {r.row}: {r.note}")
 
 
 @main.command()
@@ -604,8 +541,9 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
                 out.print(f"waiting: {line}", markup=False)
             if not plan.rows:
                 out.print("nothing to retry")
-                report_paid_twice(conn.ledger, parent)
-                sys.exit(3 if plan.refused or plan.invalid else 0)
+                verdict = app_status.verdict(conn.ledger, parent, 3 if plan.refused or plan.invalid else 0)
+                render.paid_twice(verdict.paid_twice)
+                sys.exit(verdict.exit_code)
             totals: dict[str, Decimal] = {}
             for original, _ in plan.rows:
                 assert original.payout is not None
@@ -618,7 +556,8 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
             retry_mod.persist_retry(conn.ledger, plan, catalog, batch.headers)
             out.print(f"batch {plan.batch_id} (retry of {parent})")
             result = drive(conn, plan.batch_id, run_kw)
-            finish(conn, plan.batch_id, result, run_kw["results_path"] or results_path_for(batch.source, plan.batch_id))
+            finish(conn, plan.batch_id, result,
+                   run_kw["results_path"] or app_results.default_path(batch.source, plan.batch_id))
 
 
 def _batch_of(selection: list[dict[str, str]]) -> str:
@@ -652,8 +591,10 @@ def reconcile(batch_id: str, **kw: Any) -> None:
             out.print(f"status differs: {line}", markup=False)
         for line in found.corrected:
             err.print(f"corrected by the provider: {line}", markup=False)
-        report_paid_twice(conn.ledger, batch_id)
-        sys.exit(3 if found.paid_not_recorded or found.recorded_unknown or found.corrected else 0)
+        verdict = app_status.verdict(conn.ledger, batch_id,
+                                     3 if found.paid_not_recorded or found.recorded_unknown or found.corrected else 0)
+        render.paid_twice(verdict.paid_twice)
+        sys.exit(verdict.exit_code)
 
 
 @main.command()
@@ -683,38 +624,19 @@ def where_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def local_batch(ledger: Ledger, batch_id: str, sandbox: bool, base_url: str | None) -> BatchRecord:
-    """A batch read without calling the provider; refused when --sandbox or --base-url names
-    another environment than the batch's."""
-    batch = ledger.batch(batch_id)
-    env = ledger.environment(batch.env_id)
-    wanted = envs.BUILT_IN_SANDBOX_URL if sandbox else envs.normalise_url(base_url) if base_url else None
-    if env is not None:
-        out.print(f"[bold]{env.describe()}[/]", markup=True)
-        if wanted is not None and env.base_url != wanted:
-            here = "SANDBOX · built-in sandbox" if sandbox else f"{envs.host_of(wanted)}"
-            raise errors.WrongEnvironment(batch_id, env.describe(), here)
-    return batch
-
-
 @main.command()
 @click.argument("batch_id", required=False)
 @where_options
 def status(batch_id: str | None, state_path: Path | None, sandbox: bool, base_url: str | None) -> None:
     """One batch in detail, or a table of recent batches."""
     with user_errors():
-        ledger = Ledger(state_path or default_path())
+        where = app_status.Where(state_path, sandbox, base_url)
         if batch_id:
-            local_batch(ledger, batch_id, sandbox, base_url)
-            show_status(ledger, batch_id)
-            report_paid_twice(ledger, batch_id)
-            sys.exit(exit_code_of(ledger.rows(batch_id)))
-        table = Table("batch", "environment", "label", "source", "rows", "created", title="Recent batches")
-        names = {e.id: f"{e.kind} {e.host}" for e in ledger.environments()}
-        for b in ledger.batches():
-            table.add_row(b.id, names.get(b.env_id, "?"), b.label, b.source, str(len(ledger.rows(b.id))),
-                          time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at)))
-        out.print(table)
+            found = app_status.status_of(where, batch_id, on_environment=render.environment)
+            render.batch_status(found)
+            render.paid_twice(found.verdict.paid_twice)
+            sys.exit(found.verdict.exit_code)
+        render.recent_batches(app_status.recent_batches(where))
 
 
 @main.command()
@@ -724,13 +646,8 @@ def status(batch_id: str | None, state_path: Path | None, sandbox: bool, base_ur
 def results(batch_id: str, output: Path, state_path: Path | None, sandbox: bool, base_url: str | None) -> None:
     """Write the results file of a batch (also mid-run)."""
     with user_errors():
-        ledger = Ledger(state_path or default_path())
-        batch = local_batch(ledger, batch_id, sandbox, base_url)
-        if output.suffix.lower() not in (".csv", ".xlsx"):
-            fail("the results file must be .csv or .xlsx", 2)
-        check_results_path(output, Path(batch.source))
-        results_mod.write_results(ledger, batch_id, output)
-        out.print(f"results: {output}")
+        where = app_status.Where(state_path, sandbox, base_url)
+        render.written("results", app_results.write_for(where, batch_id, output, on_environment=render.environment))
 
 
 @main.command()

@@ -1,0 +1,45 @@
+"""Results files: where they go (never over the input, never over another batch's), and writing
+one for any batch, also mid-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batch_payouts import errors
+from batch_payouts.app.status import OnEnvironment, Where, open_ledger, read_batch
+from batch_payouts.engine import results as results_mod
+from batch_payouts.ledger import Ledger
+
+WRITABLE = (".csv", ".xlsx")
+
+
+def default_path(source: str, batch_id: str) -> Path:
+    """Next to the input, named after the batch, so that another batch never overwrites it."""
+    default = results_mod.default_results_path(source)
+    return default.with_name(f"{Path(source).stem}.{batch_id}.results{default.suffix}")
+
+
+def check_path(path: Path | None, *inputs: Path) -> None:
+    """ResultsPathRefused when ``path`` is one of the ``inputs`` or its folder does not exist."""
+    if path is None:
+        return
+    for given in inputs:
+        if given.exists() and path.exists() and path.resolve() == given.resolve():
+            raise errors.ResultsPathRefused(path, "is the input")
+    if not path.parent.exists():
+        raise errors.ResultsPathRefused(path, "no folder")
+
+
+def write(ledger: Ledger, batch_id: str, path: Path) -> Path:
+    """The batch's results file (CSV or XLSX by suffix), written atomically."""
+    return results_mod.write_results(ledger, batch_id, path)
+
+
+def write_for(where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None) -> Path:
+    """The results file of a batch, from the ledger alone (also while the batch runs)."""
+    with open_ledger(where) as ledger:
+        batch = read_batch(ledger, batch_id, where, on_environment)
+        if output.suffix.lower() not in WRITABLE:
+            raise errors.UnsupportedFormat(output, "results file")
+        check_path(output, Path(batch.source))
+        return write(ledger, batch_id, output)
