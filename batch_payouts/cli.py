@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
 import json
-import os
 import signal
 import sqlite3
 import sys
@@ -23,10 +21,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.table import Table
 
-from batch_payouts import crash, errors, render
-from batch_payouts.app import files
+from batch_payouts import errors, render
+from batch_payouts.app import files, payouts
 from batch_payouts.app import options as opts
 from batch_payouts.app import results as app_results
 from batch_payouts.app import status as app_status
@@ -34,14 +31,9 @@ from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions, webhook_secrets
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
 from batch_payouts.engine import plan as planning
-from batch_payouts.engine import results as results_mod
-from batch_payouts.engine.run import RunResult, run_batch
-from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import default_path
-from batch_payouts.ratelimit import Limiter
-from batch_payouts.sheets.read import RawSheet, read_sheet
-from batch_payouts.validate import Report
+from batch_payouts.sheets.read import read_sheet
 
 out, err = render.out, render.err
 
@@ -71,10 +63,6 @@ def disk_sentence(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def fail(message: str, code: int) -> NoReturn:
     render.error(message)
     sys.exit(code)
@@ -98,6 +86,8 @@ def user_errors() -> Iterator[None]:
     except errors.ConfigError as exc:
         fail(str(exc), 2)
     except errors.WrongEnvironment as exc:
+        fail(str(exc), 2)
+    except errors.NotConfirmed as exc:
         fail(str(exc), 2)
     except sqlite3.DatabaseError as exc:
         if "full" in str(exc):
@@ -171,17 +161,6 @@ def connect(kw: dict[str, Any], *, attempt_timeout: float = 30.0) -> contextlib.
                         on_environment=render.environment)
 
 
-# -- rendering -------------------------------------------------------------------------------------
-
-def show_plan(plan: planning.Plan) -> None:
-    table = Table("currency", "rows", "to send", "in flight", "payout balance", "shortfall", title="Plan")
-    for cp in sorted(plan.currencies.values(), key=lambda c: c.currency):
-        table.add_row(cp.currency, str(cp.rows), f"{cp.total:,}", f"{cp.in_flight:,}",
-                      "?" if cp.balance is None else f"{cp.balance:,}",
-                      f"[red]{cp.shortfall:,}[/]" if cp.shortfall else "0")
-    out.print(table)
-
-
 # -- commands --------------------------------------------------------------------------------------
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -233,52 +212,21 @@ def plan(file: Path, label: str, **kw: Any) -> None:
         options = file_args(kw)
         sheet = files.load(file, options)
         with connect(kw) as conn:
-            env = conn.environment()
+            conn.environment()
             report = files.check(conn, sheet, options)
-            batch_id = planning.batch_key(file.read_bytes(), label, env.id)
-            the_plan, _ = plan_for(conn, batch_id, sheet, report, label, {})
+            planned = payouts.plan_batch(conn, payouts.batch_id_for(conn, file, label), sheet, report, label=label)
+            if planned.new is not None:
+                render.repeats(planned.new)
         render.report(report, sheet, first=5)
-        show_plan(the_plan)
-        sys.exit(0 if the_plan.covered and len(report.valid_rows) == len(report.rows) else 3)
-
-
-def plan_for(conn: Session, batch_id: str, sheet: RawSheet, report: Report, label: str,
-             pay_again: dict[int, str]) -> tuple[planning.Plan, planning.NewBatch | None]:
-    """The plan of the rows that will actually be sent: of a new batch (with its repeats), or
-    what is left of an existing one."""
-    money = conn.balances()
-    if conn.ledger.has_batch(batch_id):
-        to_send, in_flight = planning.open_rows(conn.ledger, batch_id)
-        return planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None
-    new = planning.prepare_batch(conn.ledger, batch_id, sheet, report, env_id=conn.environment().id,
-                                 label=label, pay_again=pay_again)
-    show_repeats(new)
-    return planning.make_plan(report, money, sendable=new.sendable), new
-
-
-def show_repeats(new: planning.NewBatch) -> None:
-    """Repeats summed in one line (each row in the results file), edited amounts one by one."""
-    plain = [r for r in new.repeats if not r.edited_amount]
-    if plain:
-        rows = ", ".join(str(r.row) for r in plain[:12]) + (" …" if len(plain) > 12 else "")
-        batches = sorted({r.other_batch for r in plain})
-        out.print(f"not paid (repeat): {len(plain)} row{'s' if len(plain) != 1 else ''} ({rows}) already paid or "
-                  f"being paid for this label in batch{'es' if len(batches) > 1 else ''} {', '.join(batches)}; "
-                  "to pay one again on purpose: --pay-again ROW --reason TEXT", markup=False)
-    for r in new.repeats:
-        if r.edited_amount:
-            err.print(f"refused: row {r.row}: {r.sentence}", markup=False)
-    taken = sorted({other for other, _, _ in new.supersede})
-    if taken:
-        out.print(f"this run takes over the rows never sent of batch{'es' if len(taken) > 1 else ''} "
-                  f"{', '.join(taken)}: resuming {'them' if len(taken) > 1 else 'it'} will not pay those rows",
-                  markup=False)
+        render.plan(planned.plan)
+        sys.exit(payouts.plan_exit_code(planned, report))
 
 
 def _no_allow_repeat(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
-        raise click.UsageError("--allow-repeat is gone: it let every repeat through. Name the rows to pay "
-                               "again with --pay-again ROW[,ROW…] --reason TEXT, or use a new --label")
+        raise click.UsageError(str(errors.OptionRemoved(
+            "--allow-repeat", "it let every repeat through",
+            "Name the rows to pay again with --pay-again ROW[,ROW…] --reason TEXT, or use a new --label")))
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -310,6 +258,30 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+@dataclass(frozen=True)
+class RunArgs:
+    """The run options of a command: the engine's as data, and what only the terminal needs."""
+
+    options: payouts.RunOptions
+    attempt_timeout: float
+    results_path: Path | None
+    yes: bool
+    allow_partial: bool
+    quiet: bool
+
+
+def run_args(kw: dict[str, Any]) -> RunArgs:
+    options = payouts.RunOptions(
+        concurrency=kw.pop("concurrency"), wait_timeout=kw.pop("wait_timeout"),
+        visibility_lag=kw.pop("visibility_lag"), poll_interval=kw.pop("poll_interval"),
+        money_rate=opts.money_rate(kw.pop("rate")), reads_rate=opts.reads_rate(kw.pop("reads_rate")),
+        wallets=opts.pairs(kw.pop("wallet"), "CUR=ID"), callback_url=kw.pop("callback_url"),
+        listen=opts.host_port(where) if (where := kw.pop("listen")) else None, poll=not kw.pop("no_poll"),
+        events_path=kw.pop("events_path"))
+    return RunArgs(options, kw.pop("attempt_timeout"), kw.pop("results_path"), kw.pop("yes"),
+                   kw.pop("allow_partial"), kw.pop("quiet"))
+
+
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--label", default="", help=LABEL_HELP)
@@ -324,70 +296,34 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
     with user_errors():
         options = file_args(kw)
         again = opts.pay_again_rows(pay_again, reason)
-        run_kw = _pop_run(kw)
-        app_results.check_path(run_kw["results_path"], file)
+        args = run_args(kw)
+        app_results.check_path(args.results_path, file)
         sheet = files.load(file, options)
-        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
-            env = conn.environment()
-            if conn.is_sandbox:
-                run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
+        with connect(kw, attempt_timeout=args.attempt_timeout) as conn:
+            conn.environment()
             report = files.check(conn, sheet, options)
-            crash.point("after_validation")
             render.report(report, sheet, first=10)
-            if not report.valid_rows:
-                fail("no valid row in the file; nothing to pay", 3)
-            if options.strict and len(report.valid_rows) != len(report.rows):
-                fail("--strict: fix the invalid rows first", 3)
-            batch_id = planning.batch_key(file.read_bytes(), label, env.id)
-            if conn.ledger.has_batch(batch_id):
-                if again:
-                    raise click.UsageError(f"this file was already run as batch {batch_id}: --pay-again applies "
-                                           "to a new batch (change the file or its --label)")
-                already_run(conn, batch_id, label, run_kw)
-            the_plan, new = plan_for(conn, batch_id, sheet, report, label, again)
-            show_plan(the_plan)
-            if not the_plan.covered and not run_kw["allow_partial"]:
-                raise errors.PlanRefused("the payout balance does not cover this run; top up, "
-                                         "or use --allow-partial to pay what it covers")
-            if new is not None:
-                if the_plan.currencies:
-                    confirm(the_plan, run_kw["yes"])
-                planning.persist_batch(conn.ledger, new, sheet, fingerprint=batch_id,
-                                       options={"mapping": sheet.mapping}, who=operator())
-            out.print(f"batch {batch_id}")
-            result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or app_results.default_path(str(file), batch_id))
-
-
-def already_run(conn: Session, batch_id: str, label: str, run_kw: dict[str, Any]) -> None:
-    """A file whose batch is finished: one sentence, then the batch's own outcome."""
-    rows = conn.ledger.rows(batch_id)
-    if any(r.state in app_status.OPEN_STATES for r in rows):
-        out.print(f"this file was already started as batch {batch_id}; continuing it")
-        return
-    batch = conn.ledger.batch(batch_id)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[results_mod.STATUS_WORDS[r.state]] = counts.get(results_mod.STATUS_WORDS[r.state], 0) + 1
-    outcome = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created_at))
-    hint = "another --label" if label else "a --label, e.g. --label " + time.strftime("%Y-%m")
-    out.print(f"this file was already paid as batch {batch_id} on {when} ({outcome}); nothing more is sent. "
-              f"To pay it again as a new disbursement, run it with {hint}.", markup=False)
-    path = app_results.write(conn.ledger, batch_id,
-                             run_kw["results_path"] or app_results.default_path(batch.source, batch_id))
-    render.written("results", path)
-    verdict = app_status.verdict(conn.ledger, batch_id, app_status.exit_code_of(rows))
-    render.paid_twice(verdict.paid_twice)
-    sys.exit(verdict.exit_code)
-
-
-def operator() -> str:
-    """Who is running this command, for the ledger's record of overrides."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+            prepared = payouts.prepare_run(conn, file, sheet, report, label=label, pay_again=again,
+                                           strict=options.strict)
+            if isinstance(prepared, payouts.AlreadyPaid):
+                render.already_paid(prepared)
+                path, verdict = payouts.write_finished(conn, prepared, args.results_path)
+                render.written("results", path)
+                render.paid_twice(verdict.paid_twice)
+                sys.exit(verdict.exit_code)
+            if prepared.continuing:
+                render.continuing(prepared.batch_id)
+            if prepared.new is not None:
+                render.repeats(prepared.new)
+            render.plan(prepared.plan)
+            payouts.require_covered(prepared, allow_partial=args.allow_partial)
+            if payouts.needs_confirmation(prepared):
+                confirm(prepared.plan, args.yes)
+            payouts.create_batch(conn, prepared, sheet)
+            render.batch_started(prepared.batch_id)
+            result = drive(conn, prepared.batch_id, args)
+            finish(conn, prepared.batch_id, result,
+                   args.results_path or app_results.default_path(str(file), prepared.batch_id))
 
 
 @main.command()
@@ -397,116 +333,48 @@ def operator() -> str:
 def resume(batch_id: str, **kw: Any) -> None:
     """Continue a batch by its id."""
     with user_errors():
-        run_kw = _pop_run(kw)
-        app_results.check_path(run_kw["results_path"])
-        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
-            batch = conn.batch_here(batch_id)
+        args = run_args(kw)
+        app_results.check_path(args.results_path)
+        with connect(kw, attempt_timeout=args.attempt_timeout) as conn:
+            batch = payouts.resumable(conn, batch_id)
             if batch.replaced_by:
-                out.print(f"batch {batch_id} was replaced by batch {batch.replaced_by} (the same file run again): "
-                          f"its rows never sent are paid there, not here. Continue with: batch-payouts resume "
-                          f"{batch.replaced_by}", markup=False)
-            if conn.is_sandbox:
-                run_kw["visibility_lag"] = min(run_kw["visibility_lag"], 2.0)
-            result = drive(conn, batch_id, run_kw)
-            finish(conn, batch_id, result, run_kw["results_path"] or app_results.default_path(batch.source, batch_id))
+                render.replaced(batch_id, batch.replaced_by)
+            result = drive(conn, batch_id, args)
+            finish(conn, batch_id, result, args.results_path or app_results.default_path(batch.source, batch_id))
 
 
-def _pop_run(kw: dict[str, Any]) -> dict[str, Any]:
-    names = ("yes", "allow_partial", "wallet", "rate", "reads_rate", "concurrency",
-             "wait_timeout", "visibility_lag", "poll_interval", "attempt_timeout", "results_path",
-             "callback_url", "listen", "quiet", "events_path", "no_poll")
-    return {n: kw.pop(n) for n in names}
-
-
-def confirm(the_plan: planning.Plan, yes: bool) -> None:
+def confirm(plan: payouts.Plan, yes: bool) -> None:
+    """The person types the total to pay (three tries); NotConfirmed when no one can be asked."""
     if yes:
         return
     if not sys.stdin.isatty():
-        fail("confirmation needed: run in a terminal, or pass --yes", 2)
+        raise errors.NotConfirmed("no terminal")
     for _ in range(3):
-        typed = click.prompt(f"Type the total to pay ({the_plan.grand_total}) to confirm")
-        if _same_total(typed, the_plan.grand_total):
+        if payouts.total_matches(click.prompt(f"Type the total to pay ({plan.grand_total}) to confirm"), plan):
             return
-        err.print("that is not the total; type it again (thousands separators are fine)")
-    fail("the total typed does not match; nothing was paid", 2)
+        render.confirm_again()
+    raise errors.NotConfirmed("mismatch")
 
 
-def _same_total(typed: str, expected: str) -> bool:
-    """The typed total, thousands separators and spacing aside."""
-    return " ".join(typed.replace(",", "").split()).upper() == " ".join(expected.replace(",", "").split()).upper()
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
-def drive(conn: Session, batch_id: str, kw: dict[str, Any]) -> RunResult:
-    """Run the engine with progress on the terminal and the receiver if asked."""
-    settings = Settings(concurrency=kw["concurrency"], visibility_lag=kw["visibility_lag"],
-                        poll_interval=kw["poll_interval"], callback_url=kw["callback_url"],
-                        wallets=opts.pairs(kw["wallet"], "CUR=ID"), poll=not kw["no_poll"])
-    if conn.is_sandbox:
-        settings.poll_interval = min(settings.poll_interval, 0.25)
-    money = Limiter(opts.money_rate(kw["rate"]), name="payouts")
-    reads = Limiter(opts.reads_rate(kw["reads_rate"]), name="reads")
-    events = kw["events_path"].open("a") if kw["events_path"] else None
-    total = len(conn.ledger.rows(batch_id))
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn(), console=err, disable=kw["quiet"], transient=False)
-    task = bar.add_task("paying", total=total)
-
-    def progress(counts: dict[str, int]) -> None:
-        settled = sum(counts.get(s, 0) for s in ("succeeded", "failed", "rejected", "invalid",
-                                                  "blocked", "needs_review"))
-        ready = counts.get("ready", 0)
-        eta = ready / max(money.rate_per_minute(), 1e-9) * 60
-        desc = (f"paid {counts.get('succeeded', 0)} · failed {counts.get('failed', 0)} · "
-                f"rejected {counts.get('rejected', 0)} · in flight {counts.get('submitted', 0)} · "
-                f"unknown {counts.get('unknown', 0)} · to send {ready} (≥{eta:.0f} s)")
-        bar.update(task, completed=settled, description=desc)
-        if events:
-            events.write(json.dumps({"at": time.time(), "batch": batch_id, "counts": counts}) + "\n")
-            events.flush()
-
-    receiver_ctx = listening(conn, kw["listen"]) if kw["listen"] else contextlib.nullcontext()
-    try:
-        with bar, receiver_ctx:
-            async def go(client: KotaniClient) -> RunResult:
-                ctx = Context(conn.ledger, client, money, reads, settings, env_id=conn.environment().id)
-                return await run_batch(ctx, batch_id, wait_timeout=kw["wait_timeout"], progress=progress)
-            RUNNING.ledger, RUNNING.batch_id = conn.ledger.path, batch_id
-            previous = signal.signal(signal.SIGTERM, _terminate)
-            try:
-                return conn.call(go)
-            finally:
-                signal.signal(signal.SIGTERM, previous)
-    finally:
-        if events:
-            events.close()
+def drive(conn: Session, batch_id: str, args: RunArgs) -> payouts.RunResult:
+    """Run the batch with a progress bar; SIGTERM stops it like Ctrl-C (resumable)."""
+    with render.progress_bar(quiet=args.quiet) as show:
+        RUNNING.ledger, RUNNING.batch_id = conn.ledger.path, batch_id
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return payouts.run_batch(conn, batch_id, args.options, progress=show)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def listening(conn: Session, where: str) -> Iterator[None]:
-    from batch_payouts.engine.receiver_server import serve_receiver
-
-    host, port = opts.host_port(where)
-    with serve_receiver(conn.ledger.path, host, port, conn.secrets[1:]):
-        yield
-
-
-def finish(conn: Session, batch_id: str, result: RunResult, results_path: Path) -> None:
-    path = app_results.write(conn.ledger, batch_id, results_path)
-    render.batch_status(app_status.batch_status(conn.ledger, batch_id))
-    render.written("results", path)
-    verdict = app_status.verdict(conn.ledger, batch_id, result.exit_code)
-    render.paid_twice(verdict.paid_twice)
-    if verdict.paid_twice:
-        sys.exit(verdict.exit_code)
-    for currency, reason in result.paused.items():
-        err.print(f"{currency} rows paused: {reason}. Top up the {currency} payout balance, then run again.")
-    if result.stopped:
-        fail(f"{result.stopped}. Continue with: batch-payouts resume {batch_id}", 1)
-    if result.timed_out and result.pending:
-        err.print(f"{result.pending} rows still pending; continue with: batch-payouts resume {batch_id}")
-    sys.exit(result.exit_code)
+def finish(conn: Session, batch_id: str, result: payouts.RunResult, results_path: Path) -> NoReturn:
+    outcome = payouts.finish(conn, batch_id, result, results_path)
+    render.run_outcome(outcome)
+    sys.exit(outcome.verdict.exit_code)
 
 
 @main.command()
@@ -521,8 +389,8 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
     from batch_payouts.sheets.write import unescape_cell
 
     with user_errors():
-        run_kw = _pop_run(kw)
-        with connect(kw, attempt_timeout=run_kw["attempt_timeout"]) as conn:
+        args = run_args(kw)
+        with connect(kw, attempt_timeout=args.attempt_timeout) as conn:
             selection = None
             parent = source
             if Path(source).exists():
@@ -552,12 +420,12 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
             the_plan = planning.Plan(currencies={c: planning.CurrencyPlan(c, 0, t, Decimal(0), None)
                                                  for c, t in totals.items()})
             out.print(f"retry {len(plan.rows)} rows of batch {parent}: {the_plan.grand_total}")
-            confirm(the_plan, run_kw["yes"])
+            confirm(the_plan, args.yes)
             retry_mod.persist_retry(conn.ledger, plan, catalog, batch.headers)
             out.print(f"batch {plan.batch_id} (retry of {parent})")
-            result = drive(conn, plan.batch_id, run_kw)
+            result = drive(conn, plan.batch_id, args)
             finish(conn, plan.batch_id, result,
-                   run_kw["results_path"] or app_results.default_path(batch.source, plan.batch_id))
+                   args.results_path or app_results.default_path(batch.source, plan.batch_id))
 
 
 def _batch_of(selection: list[dict[str, str]]) -> str:

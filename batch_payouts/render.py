@@ -6,13 +6,16 @@ The only module that uses rich. Nothing here decides anything: it shows the type
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
+from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
 from batch_payouts.app.status import BatchLine, BatchStatus, PaidTwice
 from batch_payouts.environment import Environment
 
@@ -102,3 +105,99 @@ def interrupted(sent: int | None, batch_id: str | None) -> None:
         return
     err.print(f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {batch_id} had already "
               f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {batch_id}")
+
+
+def plan(plan: Plan) -> None:
+    """Per currency: rows and money to send, money in flight, the payout balance, the shortfall."""
+    table = Table("currency", "rows", "to send", "in flight", "payout balance", "shortfall", title="Plan")
+    for cp in sorted(plan.currencies.values(), key=lambda c: c.currency):
+        table.add_row(cp.currency, str(cp.rows), f"{cp.total:,}", f"{cp.in_flight:,}",
+                      "?" if cp.balance is None else f"{cp.balance:,}",
+                      f"[red]{cp.shortfall:,}[/]" if cp.shortfall else "0")
+    out.print(table)
+
+
+def repeats(new: NewBatch) -> None:
+    """Repeats summed in one line (each row in the results file), edited amounts one by one, and
+    the batches whose rows never sent this run takes over."""
+    plain = [r for r in new.repeats if not r.edited_amount]
+    if plain:
+        rows = ", ".join(str(r.row) for r in plain[:12]) + (" …" if len(plain) > 12 else "")
+        batches = sorted({r.other_batch for r in plain})
+        out.print(f"not paid (repeat): {len(plain)} row{'s' if len(plain) != 1 else ''} ({rows}) already paid or "
+                  f"being paid for this label in batch{'es' if len(batches) > 1 else ''} {', '.join(batches)}; "
+                  "to pay one again on purpose: --pay-again ROW --reason TEXT", markup=False)
+    for r in new.repeats:
+        if r.edited_amount:
+            err.print(f"refused: row {r.row}: {r.sentence}", markup=False)
+    taken = sorted({other for other, _, _ in new.supersede})
+    if taken:
+        out.print(f"this run takes over the rows never sent of batch{'es' if len(taken) > 1 else ''} "
+                  f"{', '.join(taken)}: resuming {'them' if len(taken) > 1 else 'it'} will not pay those rows",
+                  markup=False)
+
+
+def already_paid(finished: AlreadyPaid) -> None:
+    """A file whose batch is finished, in one sentence: when, the outcome, how to pay it again."""
+    outcome = ", ".join(f"{n} {word}" for word, n in sorted(finished.outcome.items()))
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(finished.batch.created_at))
+    hint = "another --label" if finished.label else "a --label, e.g. --label " + time.strftime("%Y-%m")
+    out.print(f"this file was already paid as batch {finished.batch.id} on {when} ({outcome}); nothing more is "
+              f"sent. To pay it again as a new disbursement, run it with {hint}.", markup=False)
+
+
+def continuing(batch_id: str) -> None:
+    out.print(f"this file was already started as batch {batch_id}; continuing it")
+
+
+def batch_started(batch_id: str) -> None:
+    out.print(f"batch {batch_id}")
+
+
+def replaced(batch_id: str, by: str) -> None:
+    """A batch whose rows never sent were taken over by a later run of the same file."""
+    out.print(f"batch {batch_id} was replaced by batch {by} (the same file run again): its rows never sent are "
+              f"paid there, not here. Continue with: batch-payouts resume {by}", markup=False)
+
+
+def confirm_again() -> None:
+    err.print("that is not the total; type it again (thousands separators are fine)")
+
+
+@contextlib.contextmanager
+def progress_bar(*, quiet: bool) -> Iterator[Callable[[RunProgress], None]]:
+    """A progress bar on stderr (nothing when ``quiet``); yields the run's progress listener."""
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), console=err, disable=quiet, transient=False)
+    task: list[TaskID] = []
+
+    def show(p: RunProgress) -> None:
+        c = p.counts
+        desc = (f"paid {c.get('succeeded', 0)} · failed {c.get('failed', 0)} · "
+                f"rejected {c.get('rejected', 0)} · in flight {c.get('submitted', 0)} · "
+                f"unknown {c.get('unknown', 0)} · to send {p.to_send} (≥{p.eta:.0f} s)")
+        if not task:
+            task.append(bar.add_task("paying", total=p.rows))
+        bar.update(task[0], total=p.rows, completed=p.settled, description=desc)
+
+    with bar:
+        yield show
+
+
+def run_outcome(outcome: RunOutcome) -> None:
+    """How a run ended: the batch's totals, its results file, PAID TWICE (which says nothing more),
+    paused currencies, why it stopped, rows still pending."""
+    batch_status(outcome.status)
+    written("results", outcome.results_path)
+    paid_twice(outcome.verdict.paid_twice)
+    if outcome.verdict.paid_twice:
+        return
+    for currency, reason in outcome.result.paused.items():
+        err.print(f"{currency} rows paused: {reason}. Top up the {currency} payout balance, then run again.")
+    if outcome.result.stopped:
+        error(f"{outcome.result.stopped}. Continue with: batch-payouts resume {outcome.batch_id}")
+    elif outcome.still_pending:
+        err.print(f"{outcome.still_pending} rows still pending; continue with: batch-payouts resume "
+                  f"{outcome.batch_id}")

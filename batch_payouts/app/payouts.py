@@ -1,0 +1,264 @@
+"""Paying a file: its batch id, the plan of what will actually be sent, the facts of a file
+already run, creating the batch, running it (progress through a callback), and how it ended."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batch_payouts import crash, errors
+from batch_payouts.app import results
+from batch_payouts.app import status as facts
+from batch_payouts.app.receiver import receiving
+from batch_payouts.app.session import Session
+from batch_payouts.engine import plan as planning
+from batch_payouts.engine import results as results_mod
+from batch_payouts.engine.plan import NewBatch, Plan
+from batch_payouts.engine.run import RunResult
+from batch_payouts.engine.run import run_batch as engine_run
+from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.ledger import BatchRecord
+from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
+from batch_payouts.sheets.read import RawSheet
+from batch_payouts.validate import Report
+
+__all__ = ["AlreadyPaid", "NewBatch", "Plan", "Planned", "RunOptions", "RunOutcome", "RunProgress", "RunResult",
+           "batch_id_for", "create_batch", "finish", "needs_confirmation", "operator", "plan_batch",
+           "plan_exit_code", "prepare_run", "require_covered", "resumable", "run_batch", "total_matches",
+           "write_finished"]
+SANDBOX_VISIBILITY_LAG = 2.0  # seconds: the built-in sandbox shows a payout at once
+SANDBOX_POLL_INTERVAL = 0.25  # seconds
+SETTLED = ("succeeded", "failed", "rejected", "invalid", "blocked", "needs_review")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a batch. Times in seconds; rates are limit/seconds windows; ``wallets``:
+    currency -> the wallet to pay it from; ``listen``: serve the webhook receiver on (host, port)
+    during the run; ``events_path``: append progress there as JSON lines."""
+
+    concurrency: int = 8
+    wait_timeout: float = 3600.0
+    visibility_lag: float = 60.0
+    poll_interval: float = 5.0
+    money_rate: tuple[Window, ...] = MONEY_DEFAULT
+    reads_rate: tuple[Window, ...] = READS_DEFAULT
+    wallets: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    listen: tuple[str, int] | None = None
+    poll: bool = True
+    events_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What paying a file will do: the plan counts only the rows that will actually be sent.
+
+    ``new`` is the batch to create (with its repeats and the rows it takes over), None when the
+    file's batch exists and the plan is what is left of it (``continuing``)."""
+
+    batch_id: str
+    plan: Plan
+    new: NewBatch | None
+    continuing: bool = False
+
+
+@dataclass(frozen=True)
+class AlreadyPaid:
+    """A file whose batch is finished: nothing more is sent. ``outcome``: status word -> rows."""
+
+    batch: BatchRecord
+    outcome: dict[str, int]
+    label: str
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands: rows per state, how many are settled, and at least how many seconds
+    the rows still to send need at the payout allowance."""
+
+    batch_id: str
+    counts: dict[str, int]
+    rows: int
+    settled: int
+    to_send: int
+    eta: float
+
+
+ProgressListener = Callable[[RunProgress], None]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, its results file written. ``verdict.exit_code``: 5 a payee paid twice,
+    1 stopped, 4 rows still pending, 3 rows not paid, 0 every row paid."""
+
+    batch_id: str
+    result: RunResult
+    results_path: Path
+    status: facts.BatchStatus
+
+    @property
+    def verdict(self) -> facts.Verdict:
+        return self.status.verdict
+
+    @property
+    def still_pending(self) -> int:
+        """Rows still pending when the run stopped waiting."""
+        return self.result.pending if self.result.timed_out else 0
+
+
+def batch_id_for(session: Session, file: Path, label: str) -> str:
+    """The batch a file pays in this environment: the same bytes and label continue one batch."""
+    return planning.batch_key(file.read_bytes(), label, session.environment().id)
+
+
+def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report, *, label: str,
+               pay_again: dict[int, str] | None = None, continuing: bool = False) -> Planned:
+    """The plan of the rows that will actually be sent: of a new batch (its repeats decided
+    against every batch of the environment; ``pay_again``: row -> the operator's reason), or of
+    what is left of an existing one."""
+    money = session.balances()
+    if session.ledger.has_batch(batch_id):
+        to_send, in_flight = planning.open_rows(session.ledger, batch_id)
+        return Planned(batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None,
+                       continuing)
+    new = planning.prepare_batch(session.ledger, batch_id, sheet, report, env_id=session.environment().id,
+                                 label=label, pay_again=pay_again or {})
+    return Planned(batch_id, planning.make_plan(report, money, sendable=new.sendable), new, continuing)
+
+
+def plan_exit_code(planned: Planned, report: Report) -> int:
+    """0 when the balance covers the plan and every row is valid, else 3."""
+    return 0 if planned.plan.covered and len(report.valid_rows) == len(report.rows) else 3
+
+
+def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *, label: str,
+                pay_again: dict[int, str], strict: bool) -> Planned | AlreadyPaid:
+    """Before paying a checked file: refuse a file with nothing to pay (or, ``strict``, with
+    invalid rows); a file whose batch is finished is AlreadyPaid; else the plan."""
+    crash.point("after_validation")
+    if not report.valid_rows:
+        raise errors.PlanRefused("no valid row in the file; nothing to pay")
+    if strict and len(report.valid_rows) != len(report.rows):
+        raise errors.PlanRefused("--strict: fix the invalid rows first")
+    batch_id = batch_id_for(session, file, label)
+    continuing = session.ledger.has_batch(batch_id)
+    if continuing:
+        if pay_again:
+            raise errors.OverrideOnOldBatch(batch_id)
+        rows = session.ledger.rows(batch_id)
+        if not any(r.state in facts.OPEN_STATES for r in rows):
+            counts: dict[str, int] = {}
+            for r in rows:
+                word = results_mod.STATUS_WORDS[r.state]
+                counts[word] = counts.get(word, 0) + 1
+            return AlreadyPaid(session.ledger.batch(batch_id), counts, label)
+    return plan_batch(session, batch_id, sheet, report, label=label, pay_again=pay_again, continuing=continuing)
+
+
+def write_finished(session: Session, finished: AlreadyPaid, results_path: Path | None) -> tuple[Path, facts.Verdict]:
+    """The finished batch's results file (``results_path`` None: named after the batch, next to
+    its file), and the verdict its rows call for."""
+    batch_id = finished.batch.id
+    path = results.write(session.ledger, batch_id, results_path or results.default_path(finished.batch.source,
+                                                                                        batch_id))
+    return path, facts.verdict(session.ledger, batch_id, facts.exit_code_of(session.ledger.rows(batch_id)))
+
+
+def require_covered(planned: Planned, *, allow_partial: bool) -> None:
+    """PlanRefused when the payout balance does not cover the plan, unless paying what it covers is allowed."""
+    if not planned.plan.covered and not allow_partial:
+        raise errors.PlanRefused("the payout balance does not cover this run; top up, "
+                                 "or use --allow-partial to pay what it covers")
+
+
+def needs_confirmation(planned: Planned) -> bool:
+    """A new batch that will send money is confirmed by a person first (the typed total)."""
+    return planned.new is not None and bool(planned.plan.currencies)
+
+
+def total_matches(typed: str, plan: Plan) -> bool:
+    """The total a person typed, thousands separators, spacing and case aside."""
+    def canon(text: str) -> str:
+        return " ".join(text.replace(",", "").split()).upper()
+    return canon(typed) == canon(plan.grand_total)
+
+
+def operator() -> str:
+    """Who is running this process, for the ledger's record of overrides."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def create_batch(session: Session, planned: Planned, sheet: RawSheet, *, who: str | None = None) -> None:
+    """Store a new batch with its rows, claims, overrides (recorded as ``who``, default the
+    operator) and the rows it takes over, in one transaction. Nothing for an existing batch."""
+    if planned.new is None:
+        return
+    planning.persist_batch(session.ledger, planned.new, sheet, fingerprint=planned.batch_id,
+                           options={"mapping": sheet.mapping}, who=who or operator())
+
+
+def resumable(session: Session, batch_id: str) -> BatchRecord:
+    """A batch to continue, if it belongs to this session's environment. ``replaced_by`` names the
+    batch that took over its rows never sent (the same file run again)."""
+    return session.batch_here(batch_id)
+
+
+def settings_for(session: Session, options: RunOptions) -> Settings:
+    """The engine's settings; the built-in sandbox shows payouts at once, so it is read sooner."""
+    settings = Settings(concurrency=options.concurrency, visibility_lag=options.visibility_lag,
+                        poll_interval=options.poll_interval, callback_url=options.callback_url,
+                        wallets=dict(options.wallets), poll=options.poll)
+    if session.is_sandbox:
+        settings.visibility_lag = min(settings.visibility_lag, SANDBOX_VISIBILITY_LAG)
+        settings.poll_interval = min(settings.poll_interval, SANDBOX_POLL_INTERVAL)
+    return settings
+
+
+def run_batch(session: Session, batch_id: str, options: RunOptions, *,
+              progress: ProgressListener | None = None) -> RunResult:
+    """Pay every row of the batch still to pay, once, and follow them until settled or
+    ``options.wait_timeout`` seconds pass. One runner per batch (a lease in the ledger: a second
+    runner is refused with BatchLocked). ``progress`` hears every pass of the run loop."""
+    settings = settings_for(session, options)
+    money = Limiter(options.money_rate, name="payouts")
+    reads = Limiter(options.reads_rate, name="reads")
+    env_id = session.environment().id
+    total = len(session.ledger.rows(batch_id))
+    with contextlib.ExitStack() as stack:
+        events = stack.enter_context(options.events_path.open("a")) if options.events_path else None
+
+        def heard(counts: dict[str, int]) -> None:
+            ready = counts.get("ready", 0)
+            if progress is not None:
+                progress(RunProgress(batch_id, counts, total, sum(counts.get(s, 0) for s in SETTLED), ready,
+                                     ready / max(money.rate_per_minute(), 1e-9) * 60))
+            if events is not None:
+                events.write(json.dumps({"at": time.time(), "batch": batch_id, "counts": counts}) + "\n")
+                events.flush()
+
+        if options.listen is not None:
+            host, port = options.listen
+            stack.enter_context(receiving(session.ledger.path, host, port, session.secrets[1:]))
+
+        async def go(client: KotaniClient) -> RunResult:
+            ctx = Context(session.ledger, client, money, reads, settings, env_id=env_id, clock=session.clock)
+            return await engine_run(ctx, batch_id, wait_timeout=options.wait_timeout, progress=heard)
+        return session.call(go)
+
+
+def finish(session: Session, batch_id: str, result: RunResult, results_path: Path) -> RunOutcome:
+    """Write the results file and gather how the run ended."""
+    path = results.write(session.ledger, batch_id, results_path)
+    return RunOutcome(batch_id, result, path, facts.batch_status(session.ledger, batch_id, code=result.exit_code))
