@@ -26,14 +26,13 @@ from batch_payouts import errors, render
 from batch_payouts.app import files, payouts
 from batch_payouts.app import options as opts
 from batch_payouts.app import results as app_results
+from batch_payouts.app import retry as app_retry
 from batch_payouts.app import status as app_status
 from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions, webhook_secrets
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
-from batch_payouts.engine import plan as planning
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import default_path
-from batch_payouts.sheets.read import read_sheet
 
 out, err = render.out, render.err
 
@@ -385,56 +384,21 @@ def finish(conn: Session, batch_id: str, result: payouts.RunResult, results_path
 @run_options
 def retry(source: str, cooloff: float, **kw: Any) -> None:
     """Pay again only the rows that definitively failed, as new attempts in a new batch."""
-    from batch_payouts.engine import retry as retry_mod
-    from batch_payouts.sheets.write import unescape_cell
-
     with user_errors():
         args = run_args(kw)
         with connect(kw, attempt_timeout=args.attempt_timeout) as conn:
-            selection = None
-            parent = source
-            if Path(source).exists():
-                sheet = read_sheet(Path(source))
-                selection = [{h: unescape_cell(v) for h, v in r.cells.items()} for r in sheet.rows]
-                parent = _batch_of(selection)
-            batch = conn.batch_here(parent)
-            catalog = conn.catalog()
-            plan = retry_mod.plan_retry(conn.ledger, parent, catalog, now=time.time(), cooloff=cooloff,
-                                        selection=selection)
-            for line in plan.corrections:
-                out.print(f"correction: {line}", markup=False)
-            for line in plan.refused + plan.invalid:
-                err.print(f"refused: {line}", markup=False)
-            for line in plan.waiting:
-                out.print(f"waiting: {line}", markup=False)
-            if not plan.rows:
-                out.print("nothing to retry")
-                verdict = app_status.verdict(conn.ledger, parent, 3 if plan.refused or plan.invalid else 0)
+            planned = app_retry.plan_retry(conn, source, cooloff=cooloff)
+            render.retry_plan(planned)
+            if not planned.plan.rows:
+                verdict = app_retry.nothing_to_retry(conn, planned)
                 render.paid_twice(verdict.paid_twice)
                 sys.exit(verdict.exit_code)
-            totals: dict[str, Decimal] = {}
-            for original, _ in plan.rows:
-                assert original.payout is not None
-                cur = original.payout.currency
-                totals[cur] = totals.get(cur, Decimal(0)) + original.payout.amount
-            the_plan = planning.Plan(currencies={c: planning.CurrencyPlan(c, 0, t, Decimal(0), None)
-                                                 for c, t in totals.items()})
-            out.print(f"retry {len(plan.rows)} rows of batch {parent}: {the_plan.grand_total}")
-            confirm(the_plan, args.yes)
-            retry_mod.persist_retry(conn.ledger, plan, catalog, batch.headers)
-            out.print(f"batch {plan.batch_id} (retry of {parent})")
-            result = drive(conn, plan.batch_id, args)
-            finish(conn, plan.batch_id, result,
-                   args.results_path or app_results.default_path(batch.source, plan.batch_id))
-
-
-def _batch_of(selection: list[dict[str, str]]) -> str:
-    refs = {(r.get("reference_id") or r.get("result_reference_id") or "").strip() for r in selection}
-    batches = {ref.rsplit("-", 2)[0] for ref in refs if ref.count("-") >= 2}
-    if len(batches) != 1:
-        raise errors.InputFileError("results file", "cannot tell which batch these results belong to "
-                                    "(the reference_id column is missing or mixes batches)")
-    return batches.pop()
+            confirm(planned.totals, args.yes)
+            batch_id = app_retry.create_retry(conn, planned)
+            render.retry_started(batch_id, planned.parent.id)
+            result = drive(conn, batch_id, args)
+            finish(conn, batch_id, result,
+                   args.results_path or app_results.default_path(planned.parent.source, batch_id))
 
 
 @main.command()

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
+from batch_payouts.app.retry import PlannedRetry
 from batch_payouts.app.status import BatchLine, BatchStatus, PaidTwice
 from batch_payouts.environment import Environment
 
@@ -201,3 +202,22 @@ def run_outcome(outcome: RunOutcome) -> None:
     elif outcome.still_pending:
         err.print(f"{outcome.still_pending} rows still pending; continue with: batch-payouts resume "
                   f"{outcome.batch_id}")
+
+
+def retry_plan(planned: PlannedRetry) -> None:
+    """Corrections taken from the results file, rows refused or invalid, rows still cooling off."""
+    plan = planned.plan
+    for line in plan.corrections:
+        out.print(f"correction: {line}", markup=False)
+    for line in plan.refused + plan.invalid:
+        err.print(f"refused: {line}", markup=False)
+    for line in plan.waiting:
+        out.print(f"waiting: {line}", markup=False)
+    if not plan.rows:
+        out.print("nothing to retry")
+    else:
+        out.print(f"retry {len(plan.rows)} rows of batch {planned.parent.id}: {planned.totals.grand_total}")
+
+
+def retry_started(batch_id: str, parent: str) -> None:
+    out.print(f"batch {batch_id} (retry of {parent})")
