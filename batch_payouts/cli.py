@@ -25,13 +25,13 @@ import click
 from batch_payouts import errors, render
 from batch_payouts.app import files, payouts
 from batch_payouts.app import options as opts
+from batch_payouts.app import reconcile as app_reconcile
 from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
 from batch_payouts.app import status as app_status
 from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions, webhook_secrets
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
-from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import default_path
 
 out, err = render.out, render.err
@@ -406,27 +406,10 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
 @api_options
 def reconcile(batch_id: str, **kw: Any) -> None:
     """Compare the ledger with the provider's withdrawals list for this batch."""
-    from batch_payouts.engine.reconcile import compare
-
     with user_errors(), connect(kw) as conn:
-        conn.batch_here(batch_id)
-
-        async def go(client: KotaniClient) -> Any:
-            return await compare(conn.ledger, client, batch_id)
-        found = conn.call(go)
-        out.print(f"{found.matched} rows agree with the provider")
-        for line in found.paid_not_recorded:
-            err.print(f"paid at Kotani but not recorded as sent here: {line}", markup=False)
-        for line in found.recorded_unknown:
-            err.print(f"recorded as sent here but unknown to Kotani: {line}", markup=False)
-        for line in found.status_differs:
-            out.print(f"status differs: {line}", markup=False)
-        for line in found.corrected:
-            err.print(f"corrected by the provider: {line}", markup=False)
-        verdict = app_status.verdict(conn.ledger, batch_id,
-                                     3 if found.paid_not_recorded or found.recorded_unknown or found.corrected else 0)
-        render.paid_twice(verdict.paid_twice)
-        sys.exit(verdict.exit_code)
+        done = app_reconcile.reconcile(conn, batch_id)
+        render.reconciled(done)
+        sys.exit(done.verdict.exit_code)
 
 
 @main.command()

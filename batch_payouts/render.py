@@ -16,6 +16,7 @@ from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
+from batch_payouts.app.reconcile import Reconciled
 from batch_payouts.app.retry import PlannedRetry
 from batch_payouts.app.status import BatchLine, BatchStatus, PaidTwice
 from batch_payouts.environment import Environment
@@ -221,3 +222,18 @@ def retry_plan(planned: PlannedRetry) -> None:
 
 def retry_started(batch_id: str, parent: str) -> None:
     out.print(f"batch {batch_id} (retry of {parent})")
+
+
+def reconciled(done: Reconciled) -> None:
+    """Rows that agree; disagreements on stderr, status differences and corrections."""
+    found = done.found
+    out.print(f"{found.matched} rows agree with the provider")
+    for line in found.paid_not_recorded:
+        err.print(f"paid at Kotani but not recorded as sent here: {line}", markup=False)
+    for line in found.recorded_unknown:
+        err.print(f"recorded as sent here but unknown to Kotani: {line}", markup=False)
+    for line in found.status_differs:
+        out.print(f"status differs: {line}", markup=False)
+    for line in found.corrected:
+        err.print(f"corrected by the provider: {line}", markup=False)
+    paid_twice(done.verdict.paid_twice)
