@@ -9,32 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import files, payouts
+from batch_payouts.app import files, payouts, sandbox_server
 from batch_payouts.app import options as opts
+from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
 from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
 from batch_payouts.app import status as app_status
 from batch_payouts.app.files import FileOptions
-from batch_payouts.app.keys import KeyOptions, webhook_secrets
+from batch_payouts.app.keys import KeyOptions
+from batch_payouts.app.sandbox_server import SandboxServerOptions
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
-from batch_payouts.ledger import default_path
-
-out, err = render.out, render.err
 
 
 @dataclass
@@ -417,13 +414,10 @@ def reconcile(batch_id: str, **kw: Any) -> None:
 @click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path))
 def listen(where: str, state_path: Path | None) -> None:
     """Run the webhook receiver alone, writing into the ledger (KOTANI_WEBHOOK_SECRET to verify)."""
-    from batch_payouts.engine.receiver_server import serve_receiver
-
     with user_errors():
-        secrets = webhook_secrets()
         host, port = opts.host_port(where)
-        with serve_receiver(state_path or default_path(), host, port, secrets) as url:
-            err.print(f"receiving webhooks on {url} ({'signed' if secrets else 'unsigned: reads only'}); Ctrl-C stops")
+        with app_receiver.receiving(state_path, host, port) as receiving:
+            render.receiving(receiving)
             while True:
                 time.sleep(3600)
 
@@ -490,26 +484,10 @@ def banks(currency: str, **kw: Any) -> None:
 def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webhook_url: str | None,
             clock_speed: float, seed: int, balance: tuple[str, ...], knob: tuple[str, ...]) -> None:
     """Serve the offline Kotani sandbox."""
-    from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState
-    from batch_payouts.sandbox.server import serve_forever
-
     with user_errors():
-        try:
-            knobs = Knobs.model_validate({k: _knob_value(v) for k, v in opts.pairs(knob, "NAME=VALUE").items()})
-        except ValueError as exc:
-            raise click.BadParameter(str(exc).splitlines()[0] + ": see batch_payouts.sandbox.Knobs",
-                                     param_hint="--knob") from None
-        amounts = {k.upper(): opts.amount(v, "--balance") or Decimal(0)
-                   for k, v in opts.pairs(balance, "CUR=AMOUNT").items()}
-        state = SandboxState(api_key=api_key, webhook_secret=webhook_secret, webhook_url=webhook_url,
-                             clock=SandboxClock(speed=clock_speed), seed_value=seed, balances=amounts,
-                             knobs=knobs)
-        err.print(f"Kotani sandbox on http://{host}:{port} (ledger at /__sandbox__/ledger)")
-        serve_forever(state, host=host, port=port, log_level="warning")
-
-
-def _knob_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        options = SandboxServerOptions(host=host, port=port, api_key=api_key, webhook_secret=webhook_secret,
+                                       webhook_url=webhook_url, clock_speed=clock_speed, seed=seed,
+                                       knobs=sandbox_server.knobs_from(knob),
+                                       balances=sandbox_server.balances_from(balance))
+        render.sandbox_serving(options.url)
+        sandbox_server.serve_sandbox(options)

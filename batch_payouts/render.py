@@ -16,6 +16,7 @@ from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
+from batch_payouts.app.receiver import Receiving
 from batch_payouts.app.reconcile import Reconciled
 from batch_payouts.app.retry import PlannedRetry
 from batch_payouts.app.status import BatchLine, BatchStatus, PaidTwice
@@ -237,3 +238,12 @@ def reconciled(done: Reconciled) -> None:
     for line in found.corrected:
         err.print(f"corrected by the provider: {line}", markup=False)
     paid_twice(done.verdict.paid_twice)
+
+
+def receiving(where: Receiving) -> None:
+    err.print(f"receiving webhooks on {where.url} ({'signed' if where.signed else 'unsigned: reads only'}); "
+              "Ctrl-C stops")
+
+
+def sandbox_serving(url: str) -> None:
+    err.print(f"Kotani sandbox on {url} (ledger at /__sandbox__/ledger)")

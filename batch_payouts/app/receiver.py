@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batch_payouts.app.keys import webhook_secrets
-from batch_payouts.engine.receiver_server import serve_receiver
 from batch_payouts.ledger import default_path
 
 
@@ -26,6 +25,8 @@ def receiving(ledger_path: Path | None, host: str, port: int,
               secrets: tuple[str, ...] | None = None) -> Iterator[Receiving]:
     """Serve the receiver in a background thread until the block ends. ``secrets`` None: the
     webhook secrets of the environment (``KOTANI_WEBHOOK_SECRET``)."""
+    from batch_payouts.engine.receiver_server import serve_receiver
+
     secrets = webhook_secrets() if secrets is None else secrets
     with serve_receiver(ledger_path or default_path(), host, port, secrets) as url:
         yield Receiving(url, bool(secrets))
