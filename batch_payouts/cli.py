@@ -1,4 +1,8 @@
-"""The command line: the only module that prints, prompts or exits.
+"""The command line: click commands over the application layer (``batch_payouts.app``).
+
+Each command turns its options into the app layer's typed options, calls the use cases, shows
+their results through ``render`` and turns errors into one sentence and an exit code. The only
+module that prompts (the API key, the typed total), handles signals or exits.
 
 Exit codes (docs/row-lifecycle.md): 0 every row paid; 1 fatal error; 2 bad usage or unusable file;
 3 finished with failed, rejected or invalid rows; 4 stopped waiting with rows pending;
