@@ -307,10 +307,10 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                                            strict=options.strict)
             if isinstance(prepared, payouts.AlreadyPaid):
                 render.already_paid(prepared)
-                path, verdict = payouts.write_finished(conn, prepared, args.results_path)
-                render.written("results", path)
-                render.paid_twice(verdict.paid_twice)
-                sys.exit(verdict.exit_code)
+                written = payouts.write_finished(conn, prepared, args.results_path)
+                render.written("results", written.path)
+                render.paid_twice(written.verdict.paid_twice)
+                sys.exit(written.verdict.exit_code)
             if prepared.continuing:
                 render.continuing(prepared.batch_id)
             if prepared.new is not None:

@@ -113,8 +113,8 @@ def test_the_same_file_again_is_already_paid_and_overrides_belong_to_a_new_batch
             payouts.prepare_run(session, data, sheet, report, label="2026-11", pay_again={2: "bank returned it"},
                                 strict=False)
         assert refused.value.batch_id == first.batch_id
-        path, verdict = payouts.write_finished(session, again, None)
-    assert path == first.results_path and verdict.exit_code == 0
+        written = payouts.write_finished(session, again, None)
+    assert written.path == first.results_path and written.verdict.exit_code == 0
 
 
 def test_a_batch_read_from_the_ledger_alone_names_its_environment_and_refuses_another(tmp_path: Path) -> None:

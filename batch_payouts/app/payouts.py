@@ -29,8 +29,8 @@ from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Windo
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Report
 
-__all__ = ["AlreadyPaid", "NewBatch", "Plan", "Planned", "RunOptions", "RunOutcome", "RunProgress", "RunResult",
-           "batch_id_for", "create_batch", "finish", "needs_confirmation", "operator", "plan_batch",
+__all__ = ["AlreadyPaid", "NewBatch", "Plan", "Planned", "ResultsWritten", "RunOptions", "RunOutcome", "RunProgress",
+           "RunResult", "batch_id_for", "create_batch", "finish", "needs_confirmation", "operator", "plan_batch",
            "plan_exit_code", "prepare_run", "require_covered", "resumable", "run_batch", "total_matches",
            "write_finished"]
 SANDBOX_VISIBILITY_LAG = 2.0  # seconds: the built-in sandbox shows a payout at once
@@ -77,6 +77,14 @@ class AlreadyPaid:
     batch: BatchRecord
     outcome: dict[str, int]
     label: str
+
+
+@dataclass(frozen=True)
+class ResultsWritten:
+    """A batch's results file, and how the command about it ends."""
+
+    path: Path
+    verdict: facts.Verdict
 
 
 @dataclass(frozen=True)
@@ -164,13 +172,14 @@ def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *
     return plan_batch(session, batch_id, sheet, report, label=label, pay_again=pay_again, continuing=continuing)
 
 
-def write_finished(session: Session, finished: AlreadyPaid, results_path: Path | None) -> tuple[Path, facts.Verdict]:
+def write_finished(session: Session, finished: AlreadyPaid, results_path: Path | None) -> ResultsWritten:
     """The finished batch's results file (``results_path`` None: named after the batch, next to
     its file), and the verdict its rows call for."""
     batch_id = finished.batch.id
     path = results.write(session.ledger, batch_id, results_path or results.default_path(finished.batch.source,
                                                                                         batch_id))
-    return path, facts.verdict(session.ledger, batch_id, facts.exit_code_of(session.ledger.rows(batch_id)))
+    return ResultsWritten(path, facts.verdict(session.ledger, batch_id,
+                                              facts.exit_code_of(session.ledger.rows(batch_id))))
 
 
 def require_covered(planned: Planned, *, allow_partial: bool) -> None:
