@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -85,7 +85,7 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), 2)
     except errors.ConfigError as exc:
         fail(str(exc), 2)
-    except errors.WrongEnvironment as exc:
+    except (errors.WrongEnvironment, errors.NotHeld) as exc:
         fail(str(exc), 2)
     except errors.NotConfirmed as exc:
         fail(str(exc), 2)
@@ -253,6 +253,15 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-poll", is_flag=True, help="Rely on webhooks alone (status reads only when they ask)."),
         click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write progress as JSON lines."),
+        click.option("--accept-name", "accept_name", metavar="ROW[,ROW…]",
+                     help="Pay these held rows of the batch (a name that differs, an account that could not be "
+                          "checked); recorded with your name."),
+        click.option("--no-name-check", "no_name_check", is_flag=True,
+                     help="Pay without asking Kotani whose account each number is (confirmation of payee)."),
+        click.option("--allow-unverified", is_flag=True,
+                     help="Pay rows whose name could not be checked (Kotani timed out) instead of holding them."),
+        click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A policy file (TOML): limits, duplicates, name checks. See docs/policy.md."),
     ]):
         fn = option(fn)
     return fn
@@ -268,6 +277,7 @@ class RunArgs:
     yes: bool
     allow_partial: bool
     quiet: bool
+    accept_names: list[int] = field(default_factory=list)
 
 
 def run_args(kw: dict[str, Any]) -> RunArgs:
@@ -277,9 +287,10 @@ def run_args(kw: dict[str, Any]) -> RunArgs:
         money_rate=opts.money_rate(kw.pop("rate")), reads_rate=opts.reads_rate(kw.pop("reads_rate")),
         wallets=opts.pairs(kw.pop("wallet"), "CUR=ID"), callback_url=kw.pop("callback_url"),
         listen=opts.host_port(where) if (where := kw.pop("listen")) else None, poll=not kw.pop("no_poll"),
-        events_path=kw.pop("events_path"))
+        events_path=kw.pop("events_path"), policy=opts.policy(kw.pop("policy_path")),
+        name_check=not kw.pop("no_name_check"), allow_unverified=kw.pop("allow_unverified"))
     return RunArgs(options, kw.pop("attempt_timeout"), kw.pop("results_path"), kw.pop("yes"),
-                   kw.pop("allow_partial"), kw.pop("quiet"))
+                   kw.pop("allow_partial"), kw.pop("quiet"), opts.row_numbers(kw.pop("accept_name"), "--accept-name"))
 
 
 @main.command()
@@ -321,6 +332,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                 confirm(prepared.plan, args.yes)
             payouts.create_batch(conn, prepared, sheet)
             render.batch_started(prepared.batch_id)
+            accept(conn, prepared.batch_id, args)
             result = drive(conn, prepared.batch_id, args)
             finish(conn, prepared.batch_id, result,
                    args.results_path or app_results.default_path(str(file), prepared.batch_id))
@@ -339,8 +351,16 @@ def resume(batch_id: str, **kw: Any) -> None:
             batch = payouts.resumable(conn, batch_id)
             if batch.replaced_by:
                 render.replaced(batch_id, batch.replaced_by)
+            accept(conn, batch_id, args)
             result = drive(conn, batch_id, args)
             finish(conn, batch_id, result, args.results_path or app_results.default_path(batch.source, batch_id))
+
+
+def accept(conn: Session, batch_id: str, args: RunArgs) -> None:
+    """--accept-name: the operator lets held rows through before the run pays."""
+    if args.accept_names:
+        rows = payouts.accept_names(conn, batch_id, args.accept_names)
+        render.accepted(batch_id, rows)
 
 
 def confirm(plan: payouts.Plan, yes: bool) -> None:

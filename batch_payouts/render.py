@@ -247,3 +247,10 @@ def receiving(where: Receiving) -> None:
 
 def sandbox_serving(url: str) -> None:
     err.print(f"Kotani sandbox on {url} (ledger at /__sandbox__/ledger)")
+
+
+def accepted(batch_id: str, rows: list[int]) -> None:
+    """Held rows the operator let through, before the run pays them."""
+    listed = ", ".join(str(r) for r in rows)
+    out.print(f"accepted: row{'s' if len(rows) != 1 else ''} {listed} of batch {batch_id} will be paid; "
+              "your acceptance is recorded", markup=False)

@@ -434,3 +434,25 @@ def test_sigterm_stops_a_run_resumably_and_counts_what_had_left(tmp_path: Path) 
         code, out = cli("resume", batch, "--base-url", sb.url, "--state", str(tmp_path / "l.db"), *FAST)
         assert code == 0, out
         assert sorted(Counter(p["payee"] for p in sb.ledger()["payouts"]).values()) == [1, 1, 1, 1]
+
+
+# -- confirmation of payee through the command line ---------------------------------------------
+
+def test_a_name_that_differs_is_held_until_accepted_and_the_check_can_be_switched_off(tmp_path: Path) -> None:
+    state = sandbox()
+    data = write(tmp_path / "pay.csv", "Amina Njeri,+254700000030,KE,100,KES", PEOPLE[1])
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        code, out = cli("run", str(data), *where, *FAST)
+        batch = batch_of(out)
+        assert code == 3, out
+        assert paid(state) == Counter({"+254712300002": 1})
+        code, out = cli("resume", batch, *where, *FAST, "--accept-name", "3")
+        assert code == 2 and "only held rows can be accepted" in out
+        code, out = cli("resume", batch, *where, *FAST, "--accept-name", "2")
+        assert code == 0, out
+        assert f"accepted: row 2 of batch {batch} will be paid; your acceptance is recorded" in out
+        other = write(tmp_path / "other.csv", "Amina Njeri,+254700000030,KE,100,KES")
+        code, out = cli("run", str(other), *where, *FAST, "--label", "dec", "--no-name-check")
+    assert code == 0, out
+    assert paid(state) == Counter({"+254712300002": 1, "+254700000030": 2})

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from batch_payouts import errors
+from batch_payouts.policy import Policy, load_policy
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Window, parse_rate
 
 
@@ -66,3 +68,20 @@ def pay_again_rows(text: str | None, reason: str | None) -> dict[int, str]:
             raise errors.BadValue(f"{part.strip()!r} is not a row number", "--pay-again")
         rows[int(part)] = reason.strip()
     return rows
+
+
+def row_numbers(text: str | None, option: str) -> list[int]:
+    """``4,7``: sheet row numbers (empty when not given)."""
+    if not text:
+        return []
+    rows = []
+    for part in text.split(","):
+        if not part.strip().isdigit():
+            raise errors.BadValue(f"{part.strip()!r} is not a row number", option)
+        rows.append(int(part))
+    return rows
+
+
+def policy(path: Path | None) -> Policy:
+    """The policy file given (or the defaults): limits, duplicates, name checks (docs/policy.md)."""
+    return load_policy(path)

@@ -8,7 +8,7 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,10 @@ from batch_payouts.engine.plan import NewBatch, Plan
 from batch_payouts.engine.run import RunResult
 from batch_payouts.engine.run import run_batch as engine_run
 from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.engine.verify_stage import accept_held, with_policy
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord
+from batch_payouts.policy import Policy
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Report
@@ -55,6 +57,9 @@ class RunOptions:
     listen: tuple[str, int] | None = None
     poll: bool = True
     events_path: Path | None = None
+    policy: Policy | None = None  # the [verify] section sets the name check's defaults
+    name_check: bool = True  # confirmation of payee before each row is paid
+    allow_unverified: bool = False  # pay rows whose name could not be checked
 
 
 @dataclass(frozen=True)
@@ -229,10 +234,21 @@ def settings_for(session: Session, options: RunOptions) -> Settings:
     settings = Settings(concurrency=options.concurrency, visibility_lag=options.visibility_lag,
                         poll_interval=options.poll_interval, callback_url=options.callback_url,
                         wallets=dict(options.wallets), poll=options.poll)
+    if options.policy is not None:
+        settings = with_policy(settings, options.policy)
+    settings.verify = settings.verify and options.name_check
+    settings.allow_unverified = settings.allow_unverified or options.allow_unverified
     if session.is_sandbox:
         settings.visibility_lag = min(settings.visibility_lag, SANDBOX_VISIBILITY_LAG)
         settings.poll_interval = min(settings.poll_interval, SANDBOX_POLL_INTERVAL)
     return settings
+
+
+def accept_names(session: Session, batch_id: str, rows: Sequence[int], who: str | None = None) -> list[int]:
+    """An operator accepts held rows of a batch of this environment (recorded with who and when);
+    the run that follows pays them. Raises NotHeld, and accepts none, if one of them is not held."""
+    resumable(session, batch_id)
+    return [r.row for r in accept_held(session.ledger, batch_id, rows, who or operator())]
 
 
 def run_batch(session: Session, batch_id: str, options: RunOptions, *,
