@@ -21,6 +21,8 @@ from batch_payouts.app.reconcile import Reconciled
 from batch_payouts.app.retry import PlannedRetry
 from batch_payouts.app.status import BatchLine, BatchStatus, PaidTwice
 from batch_payouts.environment import Environment
+from batch_payouts.model import RowState
+from batch_payouts.vocabulary import ORDER, SHORT, Word, word_for
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -167,23 +169,43 @@ def confirm_again() -> None:
     err.print("that is not the total; type it again (thousands separators are fine)")
 
 
-@contextlib.contextmanager
-def progress_bar(*, quiet: bool) -> Iterator[Callable[[RunProgress], None]]:
-    """A progress bar on stderr (nothing when ``quiet``); yields the run's progress listener."""
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn(), console=err, disable=quiet, transient=False)
+
+def progress_line(p: RunProgress) -> str:
+    """Rows per finance word (those present), and the least time the rows still to send need:
+    short enough for an 80-column terminal next to the bar."""
+    words: dict[Word, int] = {}
+    for state, n in p.counts.items():
+        word = word_for(RowState(state))
+        words[word] = words.get(word, 0) + n
+    parts = [f"{SHORT[w]} {words[w]}" for w in ORDER if words.get(w)]
+    eta = f"ETA {int(p.eta // 60)}:{int(p.eta % 60):02d}" if p.to_send else "all sent"
+    return " · ".join([*parts, eta])
+
+
+@contextlib.contextmanager
+def progress_bar(*, quiet: bool,
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[Callable[[RunProgress], None]]:
+    """A progress bar on stderr that fits 80 columns; when stderr is not a terminal, one plain
+    line every PLAIN_EVERY seconds instead (nothing when ``quiet``). Yields the run's listener."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    live = err.is_terminal and not quiet
+    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+                   console=err, disable=not live, transient=False)
     task: list[TaskID] = []
+    last = [-PLAIN_EVERY]
 
     def show(p: RunProgress) -> None:
-        c = p.counts
-        desc = (f"paid {c.get('succeeded', 0)} · failed {c.get('failed', 0)} · "
-                f"rejected {c.get('rejected', 0)} · in flight {c.get('submitted', 0)} · "
-                f"unknown {c.get('unknown', 0)} · to send {p.to_send} (≥{p.eta:.0f} s)")
-        if not task:
-            task.append(bar.add_task("paying", total=p.rows))
-        bar.update(task[0], total=p.rows, completed=p.settled, description=desc)
+        line = progress_line(p)
+        if live:
+            if not task:
+                task.append(bar.add_task(line, total=p.rows))
+            bar.update(task[0], total=p.rows, completed=p.settled, description=line)
+        elif not quiet and (clock() - last[0] >= PLAIN_EVERY or p.settled == p.rows):
+            last[0] = clock()
+            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}", markup=False, soft_wrap=True)
 
     with bar:
         yield show

@@ -175,3 +175,27 @@ def test_status_and_results_of_a_finished_batch(runner: CliRunner, tmp_path: Pat
     assert invoke(runner, "results", batch, "-o", str(tmp_path / "r.xlsx"), "--state", state)[0] == 0
     code, _, err = invoke(runner, "results", "nope", "-o", str(tmp_path / "r.csv"), "--state", state)
     assert code == 1 and "error: no batch 'nope' in the ledger" in err
+
+
+def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_piped() -> None:
+    from batch_payouts import render
+    from batch_payouts.app.payouts import RunProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    with render.err.capture() as captured, render.progress_bar(quiet=False, clock=lambda: now[0]) as show:
+        big = RunProgress("b0123456789a", {"succeeded": 99_812, "failed": 1_203, "held": 12, "submitted": 4_511,
+                                           "ready": 94_462, "blocked": 7, "invalid": 3}, 200_010, 101_037,
+                          94_462, 94_462.0)
+        show(big)  # the first report is printed at once
+        now[0] = 5.0
+        show(big)  # and the next only after ten seconds
+        now[0] = 10.0
+        show(big)
+    lines = captured.get().splitlines()
+    assert len(lines) == 2
+    line = render.progress_line(big)
+    assert line == ("paid 99812 · failed 1203 · held 12 · waiting 4511 · not sent 94462 · repeat 7 · invalid 3 "
+                    "· ETA 1574:22")
+    assert lines[0] == f"batch b0123456789a: 101037/200010 settled · {line}"
+    assert len(render.progress_line(RunProgress("b", {"succeeded": 1000, "ready": 10}, 1010, 1000, 10, 9.0))) <= 60
