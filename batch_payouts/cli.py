@@ -85,7 +85,7 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), 2)
     except errors.ConfigError as exc:
         fail(str(exc), 2)
-    except (errors.WrongEnvironment, errors.NotHeld) as exc:
+    except (errors.WrongEnvironment, errors.NotHeld, errors.OutputExists) as exc:
         fail(str(exc), 2)
     except errors.NotConfirmed as exc:
         fail(str(exc), 2)
@@ -171,10 +171,11 @@ def main() -> None:
 
 @main.command()
 @click.argument("out_path", metavar="OUT.xlsx|OUT.csv", type=click.Path(dir_okay=False, path_type=Path))
-def template(out_path: Path) -> None:
-    """Write an empty payout file with one example row per method."""
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def template(out_path: Path, force: bool) -> None:
+    """Write an empty payout file: drop-downs, an Examples sheet and Instructions (XLSX), or the header (CSV)."""
     with user_errors():
-        render.wrote(files.write_template(out_path))
+        render.wrote(files.write_template(out_path, force=force))
 
 
 @main.command()
@@ -474,13 +475,17 @@ def status(batch_id: str | None, state_path: Path | None, sandbox: bool, base_ur
 
 @main.command()
 @click.argument("batch_id")
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="OUT.csv or OUT.xlsx (the results), or OUT.pdf (a one-page summary).")
+@click.option("--final", is_flag=True, help="One line per row of the original file: its outcome after every retry.")
 @where_options
-def results(batch_id: str, output: Path, state_path: Path | None, sandbox: bool, base_url: str | None) -> None:
-    """Write the results file of a batch (also mid-run)."""
+def results(batch_id: str, output: Path, final: bool, state_path: Path | None, sandbox: bool,
+            base_url: str | None) -> None:
+    """Write the results file of a batch (also mid-run), its final outcome across retries, or a PDF summary."""
     with user_errors():
         where = app_status.Where(state_path, sandbox, base_url)
-        render.written("results", app_results.write_for(where, batch_id, output, on_environment=render.environment))
+        render.written("results", app_results.write_for(where, batch_id, output, on_environment=render.environment,
+                                                        final=final))
 
 
 @main.command()

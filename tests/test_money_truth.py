@@ -456,3 +456,22 @@ def test_a_name_that_differs_is_held_until_accepted_and_the_check_can_be_switche
         code, out = cli("run", str(other), *where, *FAST, "--label", "dec", "--no-name-check")
     assert code == 0, out
     assert paid(state) == Counter({"+254712300002": 1, "+254700000030": 2})
+
+
+def test_results_final_and_the_pdf_summary_from_the_command_line(tmp_path: Path) -> None:
+    state = sandbox()
+    master = write(tmp_path / "pay.csv", "Amina Njeri,+254700000011,KE,100,KES", PEOPLE[1])
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        code, out = cli("run", str(master), *where, *FAST)
+        original = batch_of(out)
+        corrected = correct(results_file(tmp_path, "pay"), tmp_path / "fix.csv", "+254700000011", "+254712999001")
+        assert cli("retry", str(corrected), "--cooloff", "0", *where, *FAST)[0] == 0
+    final = tmp_path / "final.csv"
+    code, out = cli("results", original, "-o", str(final), "--final", "--state", str(tmp_path / "l.db"))
+    assert code == 0, out
+    rows = list(csv.DictReader(final.read_text(encoding="utf-8-sig").splitlines()))
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"paid"}
+    pdf = tmp_path / "summary.pdf"
+    code, out = cli("results", original, "-o", str(pdf), "--state", str(tmp_path / "l.db"))
+    assert code == 0 and pdf.read_bytes().startswith(b"%PDF")

@@ -94,9 +94,9 @@ def test_an_existing_file_is_not_overwritten_without_force(tmp_path: Path) -> No
     assert str(info.value) == f"{path} already exists; nothing was written (use --force to replace it)"
     assert path.read_bytes() == b"my own work"
     result = CliRunner().invoke(main, ["template", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"error: {path} already exists; nothing was written (use --force to replace it)" in " ".join(
         result.stderr.split())
     assert path.read_bytes() == b"my own work"
-    write_template(path, force=True)
+    assert CliRunner().invoke(main, ["template", str(path), "--force"]).exit_code == 0
     assert openpyxl.load_workbook(path).sheetnames == ["Payouts", "Examples", "Instructions"]

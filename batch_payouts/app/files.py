@@ -83,13 +83,14 @@ def write_report(path: Path, sheet: RawSheet, report: Report) -> Path:
     return path
 
 
-def write_template(path: Path) -> Path:
-    """An empty payout file with one example row per method (.csv or .xlsx)."""
+def write_template(path: Path, *, force: bool = False) -> Path:
+    """An empty payout file (.csv or .xlsx; the workbook with drop-downs, examples and
+    instructions); an existing file is replaced only with ``force``."""
     from batch_payouts.sheets.template import write_template as write
 
     if path.suffix.lower() not in WRITABLE:
         raise errors.UnsupportedFormat(path, "template")
-    write(path)
+    write(path, force=force)
     return path
 
 

@@ -35,11 +35,19 @@ def write(ledger: Ledger, batch_id: str, path: Path) -> Path:
     return results_mod.write_results(ledger, batch_id, path)
 
 
-def write_for(where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None) -> Path:
-    """The results file of a batch, from the ledger alone (also while the batch runs)."""
+def write_for(where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None,
+              final: bool = False) -> Path:
+    """The results file of a batch, from the ledger alone (also while the batch runs). ``final``:
+    one line per row of the original file with its latest attempt's outcome across every retry.
+    An output ending in .pdf is the one-page summary of the batch."""
     with open_ledger(where) as ledger:
         batch = read_batch(ledger, batch_id, where, on_environment)
-        if output.suffix.lower() not in WRITABLE:
+        suffix = output.suffix.lower()
+        if suffix not in (*WRITABLE, ".pdf") or (final and suffix == ".pdf"):
             raise errors.UnsupportedFormat(output, "results file")
         check_path(output, Path(batch.source))
+        if suffix == ".pdf":
+            return results_mod.write_summary_pdf(ledger, batch_id, output)
+        if final:
+            return results_mod.write_final_results(ledger, batch_id, output)
         return write(ledger, batch_id, output)
