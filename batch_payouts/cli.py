@@ -740,9 +740,9 @@ def listening(conn: Connection, where: str) -> Iterator[None]:
 
 
 def host_port(where: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT``) for --listen."""
+    """``HOST:PORT`` (or ``:PORT``) for --listen; port 0 is any free port (``listen`` prints the one bound)."""
     host, _, port = where.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:
         raise click.BadParameter(f"{where!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", param_hint="--listen")
     return host or "127.0.0.1", int(port)
 
