@@ -41,7 +41,7 @@ BROKEN_BUILDS = {
 }
 KILL_TEST = "tests/test_exactly_once.py::test_twenty_kills_pay_every_row_exactly_once"
 KILL_SHARDS = 2
-BAD = ["stateful_double_paid", "double_paid_rows", "lost_rows", "ledger_rows_disagreeing", "forged_accepted", "genuine_rejected",
+BAD = ["stateful_double_paid", "batch_graph_double payments", "batch_graph_false paid", "double_paid_rows", "lost_rows", "ledger_rows_disagreeing", "forged_accepted", "genuine_rejected",
        "state_regressions", "rate_limited_429s", "executable_output_cells", "round_trip_differences", "secret_hits"]
 
 
@@ -63,12 +63,14 @@ def commit() -> str:
 
 
 def long_jobs() -> list[tuple[list[str], dict[str, str]]]:
-    """The campaign as parallel pytest runs: each kill mode in shards, the state machine, the rest."""
+    """The campaign as parallel pytest runs: each kill mode in shards, the two state machines in
+    shards, the rest."""
+    machines = ("tests/test_stateful.py", "tests/test_batch_graph.py")
     jobs: list[tuple[list[str], dict[str, str]]] = [
-        (["tests/test_stateful.py", f"--hypothesis-seed={i}"], {"BATCH_PAYOUTS_SHARD": f"{i}/2"}) for i in range(2)]
+        ([machine, f"--hypothesis-seed={i}"], {"BATCH_PAYOUTS_SHARD": f"{i}/2"}) for machine in machines for i in range(2)]
     for mode in ("protection-off", "protection-on"):
         jobs += [([f"{KILL_TEST}[{mode}]"], {"BATCH_PAYOUTS_SHARD": f"{i}/{KILL_SHARDS}"}) for i in range(KILL_SHARDS)]
-    jobs.append((["--ignore=tests/test_stateful.py", "-k", "not twenty_kills"], {}))
+    jobs.append(([*(f"--ignore={m}" for m in machines), "-k", "not twenty_kills"], {}))
     return jobs
 
 
@@ -171,6 +173,9 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         f"| stateful model (hypothesis, engine against the loopback sandbox): examples / steps | "
         f"{int(sums.get('stateful_examples', 0))} / {int(sums.get('stateful_steps', 0))} |",
         f"| double-paid rows seen by the stateful model | {int(sums.get('stateful_double_paid', 0))} |",
+        "| batch graph (hypothesis, the commands over two accounts): examples / steps / double payments / false "
+        f"\"paid\" | {int(sums.get('batch_graph_examples', 0))} / {int(sums.get('batch_graph_steps', 0))} / "
+        f"{int(sums.get('batch_graph_double payments', 0))} / {int(sums.get('batch_graph_false paid', 0))} |",
         f"| guards whose test fails against a build without them | {sum(caught.values())} of {len(caught)} "
         f"({guards}) |",
         "",

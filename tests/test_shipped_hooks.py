@@ -5,6 +5,7 @@ in-process with monkeypatch, in real processes through tests/launch.py.)"""
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +17,7 @@ import pytest
 from batch_payouts import crash
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests import hooks
-from tests.support import payout_file, tool_env
+from tests.support import payout_file, results_file, tool_env
 
 KEY = "shipped-key-4e2"
 SWITCHES = {
@@ -51,8 +52,9 @@ def pay(tmp_path: Path, name: str, extra_env: dict[str, str]) -> tuple[int, str,
              "--rate", "3000/60,500/5"],
             env={**tool_env(KEY, sb.base_url), **extra_env}, capture_output=True, text=True, timeout=120, check=False)
     paid = Counter(p["reference"] for p in state.ledger()["payouts"] if p["executed"])
-    statuses = [r["status"] for r in csv.DictReader((where / "p.results.csv").read_text(encoding="utf-8-sig").splitlines())]
-    said = (done.stdout + done.stderr).replace(str(where), "<folder>").replace(url, "<provider>")
+    statuses = [r["status"] for r in csv.DictReader(results_file(where, "p").read_text(encoding="utf-8-sig").splitlines())]
+    said = (done.stdout + done.stderr).replace(str(where), "<folder>").replace(url.removeprefix("http://"), "<provider>")
+    said = re.sub(r"\bb[0-9a-f]{8,}\b", "<batch>", said)  # the batch id names the provider's address too
     return done.returncode, said, paid, statuses
 
 
