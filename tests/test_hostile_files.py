@@ -18,6 +18,8 @@ from batch_payouts.cli import main
 from tests.figures import record
 from tests.hostile import generate
 
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
+
 CHILD = r"""
 import json, resource, sys, time
 from batch_payouts import crash
