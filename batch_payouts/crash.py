@@ -1,14 +1,15 @@
-"""Named crash points for kill tests: inert unless ``BATCH_PAYOUTS_CRASH`` is set.
+"""Hook points for the kill tests and the broken-build tests: inert in the shipped package.
 
-``BATCH_PAYOUTS_CRASH=after_submitting_commit:3`` SIGKILLs this process the third time it
-passes that point. Several points may be given, separated by commas.
+``point(name)`` calls ``on_point`` when a test has installed one (the crash-point tests install a
+hook that SIGKILLs the process on a chosen pass); ``broken(guard)`` is true only for a guard a
+test has put in ``removed_guards`` (to show that the guard's own test fails without it). Nothing
+in the package sets either, and no environment variable does: the tests inject them, in-process
+with monkeypatch and in real processes through ``tests/launch.py``.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-from collections import Counter
+from collections.abc import Callable
 
 POINTS = (
     "after_validation", "after_batch_persisted", "after_customer_lookup", "after_customer_post",
@@ -16,31 +17,19 @@ POINTS = (
     "after_status_commit", "inside_reconcile_after_read", "inside_receiver_after_verify",
     "while_writing_results",
 )
-_passes: Counter[str] = Counter()
+GUARDS = ("reconciliation", "grace", "constant_time_compare", "output_escaping", "zip_cap")
 
-
-def _targets() -> dict[str, int]:
-    spec = os.environ.get("BATCH_PAYOUTS_CRASH", "")
-    out: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, count = part.partition(":")
-        out[name] = int(count or 1)
-    return out
+on_point: Callable[[str], None] | None = None
+removed_guards: frozenset[str] = frozenset()
 
 
 def point(name: str) -> None:
-    """Die here, without any clean-up, on the configured pass."""
-    targets = _targets()
-    if not targets:
-        return
-    _passes[name] += 1
-    if targets.get(name) == _passes[name]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """A named moment a kill test may stop the process at; does nothing unless a hook is installed."""
+    hook = on_point
+    if hook is not None:
+        hook(name)
 
 
 def broken(guard: str) -> bool:
-    """True when a test asks for a build without ``guard`` (``BATCH_PAYOUTS_BROKEN``).
-
-    Used only to show that each money-safety test fails when its guard is removed.
-    """
-    return guard in os.environ.get("BATCH_PAYOUTS_BROKEN", "").split(",")
+    """True only when a test removed ``guard`` to see its test fail; never in normal use."""
+    return guard in removed_guards

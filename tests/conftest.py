@@ -8,12 +8,26 @@ from pathlib import Path
 import httpx
 import pytest
 
+from batch_payouts import crash
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
 from batch_payouts.sandbox import RunningSandbox, SandboxClock, SandboxState, serve_in_thread
 
 API_KEY = "canary-key-7c1e"
 WEBHOOK_SECRET = "canary-secret-93fa"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--without-guard", action="append", default=[], choices=crash.GUARDS, metavar="GUARD",
+                     help="run against a build without this money-safety guard, to see its test fail "
+                          "(bench/reliability.py); also passed to processes started through tests/launch.py")
+
+
+@pytest.fixture(autouse=True)
+def build_without_guards(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guards ``--without-guard`` removed, for this test; none in a normal run."""
+    if removed := request.config.getoption("--without-guard"):
+        monkeypatch.setattr(crash, "removed_guards", frozenset(removed))
 
 
 @pytest.fixture

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import socket
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from batch_payouts import serve
+from batch_payouts import crash, serve
 from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.kotani.client import ApiKey, KotaniClient
 from batch_payouts.sandbox import SandboxState, serve_in_thread
+from tests import hooks
 
 
 @contextlib.contextmanager
@@ -34,33 +47,19 @@ def sandbox_catalog() -> Catalog:
 
 # -- real processes: the sandbox and the tool, as a user would run them ----------------------------
 
-import json  # noqa: E402
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import httpx  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+LAUNCHER = Path(__file__).resolve().parent / "launch.py"
+_LISTENING = re.compile(rb"Kotani sandbox listening on (http://\S+)")
 
 
 class SandboxProcess:
-    """``batch-payouts sandbox`` in its own process, so that it outlives the runs it serves."""
+    """``batch-payouts sandbox --port 0`` in its own process, so that it outlives the runs it serves;
+    its URL is the one it printed once listening."""
 
     def __init__(self, api_key: str, *, speed: float = 10.0, knobs: dict[str, Any] | None = None,
                  balances: dict[str, str] | None = None, webhook_secret: str | None = None,
                  webhook_url: str | None = None) -> None:
         self.api_key = api_key
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "batch_payouts", "sandbox", "--port", str(self.port),
+        args = [sys.executable, "-m", "batch_payouts", "sandbox", "--port", "0",
                 "--api-key", api_key, "--clock-speed", str(speed)]
         for name, value in (knobs or {}).items():
             args += ["--knob", f"{name}={json.dumps(value)}"]
@@ -72,17 +71,18 @@ class SandboxProcess:
             args += ["--webhook-url", webhook_url]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 20
+        self.url = self._announced_url(deadline=time.monotonic() + 20)
+
+    def _announced_url(self, deadline: float) -> str:
         while True:
-            try:
-                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            self.log.seek(0)
+            said = self.log.read()
+            if found := _LISTENING.search(said):
+                return found.group(1).decode()
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.log.seek(0)
-                raise RuntimeError("sandbox did not start: " + self.log.read().decode())
-            time.sleep(0.05)
+                self.close()
+                raise RuntimeError("sandbox did not start: " + said.decode(errors="replace"))
+            time.sleep(0.02)  # waiting on another process's start-up, not on test time
 
     def get(self, path: str) -> Any:
         r = httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=10)
@@ -97,7 +97,8 @@ class SandboxProcess:
         return dict(self.get("/__sandbox__/ledger"))
 
     def close(self) -> None:
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -112,18 +113,71 @@ class SandboxProcess:
         self.close()
 
 
-def tool_command(*args: str) -> list[str]:
+class WebhookRelay:
+    """The public callback URL in front of a tool's webhook receiver, as a reverse proxy would be:
+    the sandbox delivers to ``url`` for good, while the receiver behind it listens on a port of its
+    own choosing (port 0) in each new process. A tool started with ``relay.hook_env()`` tells the
+    relay where its receiver listens; while nothing listens there the relay answers 502, and the
+    sandbox delivers again later, as it would to a public URL whose host is down."""
+
+    def __init__(self) -> None:
+        self.target: str | None = None
+        app = Starlette(routes=[Route("/kotani", self._forward, methods=["POST"]),
+                                Route("/receiver", self._point_at, methods=["POST"])])
+        self._serving = serve_app(app)
+        self.base_url = self._serving.__enter__()
+        self.url = self.base_url + "/kotani"
+
+    def hook_env(self) -> dict[str, str]:
+        return {hooks.RECEIVER_VAR: self.base_url + "/receiver"}
+
+    async def _point_at(self, request: Request) -> Response:
+        self.target = str((await request.json())["url"]) + "/kotani"
+        return Response(status_code=204)
+
+    async def _forward(self, request: Request) -> Response:
+        if self.target is None:
+            return Response(status_code=502)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                answer = await http.post(self.target, content=await request.body(), headers=headers)
+        except httpx.HTTPError:
+            return Response(status_code=502)
+        return Response(answer.content, status_code=answer.status_code)
+
+    def close(self) -> None:
+        self._serving.__exit__(None, None, None)
+
+    def __enter__(self) -> WebhookRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def tool_command(*args: str, with_hooks: bool = False) -> list[str]:
+    """The tool as a user runs it; ``with_hooks=True`` runs it through tests/launch.py, which installs
+    the test-only hooks its environment asks for (the package itself reads none)."""
+    if with_hooks:
+        return [sys.executable, str(LAUNCHER), *args]
     return [sys.executable, "-m", "batch_payouts", *args]
 
 
+def asks_for_hooks(env: dict[str, str]) -> bool:
+    """True when ``env`` sets a test-only hook: only then is the tool started through the launcher."""
+    return any(name in env for name in hooks.VARS)
+
+
 def run_tool(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(tool_command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(tool_command(*args, with_hooks=asks_for_hooks(env)), env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def start_tool(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
     try:
-        return subprocess.Popen(tool_command(*args), env=env, stdout=fh, stderr=fh)
+        return subprocess.Popen(tool_command(*args, with_hooks=asks_for_hooks(env)), env=env, stdout=fh, stderr=fh)
     finally:
         fh.close()
 
@@ -135,9 +189,16 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def tool_env(api_key: str, base_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTANI_", "BATCH_PAYOUTS_"))}
-    env.update({"KOTANI_API_KEY": api_key, "KOTANI_BASE_URL": base_url, **extra})
+    """A clean environment for the tool. A build with guards removed (``--without-guard``) is passed
+    on to processes started through tests/launch.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTANI_", "BATCH_PAYOUTS_", "PAYOUTS_TEST_"))}
+    env.update({"KOTANI_API_KEY": api_key, "KOTANI_BASE_URL": base_url, **without_guards_env(), **extra})
     return env
+
+
+def without_guards_env() -> dict[str, str]:
+    """tests/launch.py's variable for the guards ``--without-guard`` removed in this test run, if any."""
+    return {hooks.BROKEN_VAR: ",".join(sorted(crash.removed_guards))} if crash.removed_guards else {}
 
 
 def payout_file(path: Path, rows: int, *, start: int = 0, currency_mix: bool = False) -> Path:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -55,6 +56,9 @@ from batch_payouts.sandbox import Knobs, RunningSandbox, SandboxClock, SandboxSt
 from batch_payouts.sandbox.state import FAILURE
 from batch_payouts.sheets.write import unescape_cell
 from tests.figures import record, scale, shard
+
+# a minute of commands even in the quick profile: the slow tier, and bench/reliability.py reports it
+pytestmark = [pytest.mark.slow, pytest.mark.campaign]
 
 KEYS = {"A": "graph-account-a-5c1e", "B": "graph-account-b-9e7d"}
 OTHER = {"A": "B", "B": "A"}

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import httpx
+import openpyxl
 import pytest
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
+from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
 from tests.conftest import ROOT
 from tests.support import results_file
 
@@ -86,14 +89,23 @@ def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> Non
 
 
 def test_run_twice_continues_the_same_batch_and_pays_nothing_more(runner: CliRunner, tmp_path: Path) -> None:
+    """Both runs talk to one provider, whose own ledger shows what the second run sent: nothing."""
     src = tmp_path / "p.csv"
     src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\n")
-    state = str(tmp_path / "l.db")
-    first = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", state)
-    second = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", state)
-    assert first[0] == 0 and second[0] == 0
-    batch = next(line for line in first[1].splitlines() if line.startswith("batch "))
-    assert batch in second[1]
+    args = ["run", str(src), "--yes", "--quiet", "--state", str(tmp_path / "l.db"), "--poll-interval", "0.2"]
+    with serve_in_thread(SandboxState(api_key="k", clock=SandboxClock(speed=20))) as sb, \
+            httpx.Client(base_url=sb.base_url, headers={"Authorization": "Bearer k"}) as provider:
+        first = runner.invoke(main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"}, catch_exceptions=False)
+        after_first = provider.get("/__sandbox__/ledger").json()["data"]
+        second = runner.invoke(main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"},
+                               catch_exceptions=False)
+        after_second = provider.get("/__sandbox__/ledger").json()["data"]
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    batch = next(line for line in first.stdout.splitlines() if line.startswith("batch "))
+    assert batch in second.stdout
+    assert [p["status"] for p in after_first["payouts"]] == ["SUCCESSFUL"]
+    assert after_second["posts"] == after_first["posts"], "the second run sent no payout request"
+    assert after_second["payouts"] == after_first["payouts"]
 
 
 def test_run_without_yes_and_without_a_terminal_refuses(runner: CliRunner, tmp_path: Path) -> None:
@@ -148,8 +160,6 @@ def test_the_sandbox_command_serves_the_documented_walkthrough(tmp_path: Path) -
 
 def test_plan_shows_the_shortfall_and_exits_3(runner: CliRunner, tmp_path: Path) -> None:
     from decimal import Decimal
-
-    from batch_payouts.sandbox import SandboxState, serve_in_thread
 
     src = tmp_path / "p.csv"
     src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,1500,KES\nB,+254722345678,KE,700,KES\n")

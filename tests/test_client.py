@@ -142,16 +142,12 @@ async def test_withdrawals_list_pages_through_everything(client: KotaniClient) -
 
 # -- no answer: kept apart from every HTTP error ------------------------------------------
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_connection_refused_is_not_sent() -> None:
-    async with KotaniClient(f"http://127.0.0.1:{_closed_port()}", ApiKey("k")) as c:
-        with pytest.raises(errors.NotSent):
-            await c.list_wallets()
+    with socket.socket() as bound_not_listening:  # held for the whole test: connections to it are refused
+        bound_not_listening.bind(("127.0.0.1", 0))
+        async with KotaniClient(f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}", ApiKey("k")) as c:
+            with pytest.raises(errors.NotSent):
+                await c.list_wallets()
 
 
 async def _payout_with(sandbox: RunningSandbox, attempt: float) -> None:

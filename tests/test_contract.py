@@ -88,7 +88,13 @@ async def exercise_every_endpoint(client: KotaniClient, sandbox: RunningSandbox)
 @pytest.fixture
 async def exchanges(sandbox: RunningSandbox) -> list[tuple[str, str, Any, int, Any]]:
     transport = RecordingTransport()
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
+    now = [0.0]
+
+    async def wait(seconds: float) -> None:  # the 429 holds pass in injected time, not real time
+        now[0] += seconds
+
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport, clock=lambda: now[0],
+                            sleep=wait) as client:
         await exercise_every_endpoint(client, sandbox)
     return transport.exchanges
 

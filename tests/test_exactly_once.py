@@ -14,7 +14,10 @@ import pytest
 from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState
 from tests.figures import record, scale, shard
+from tests.hooks import BROKEN_VAR
 from tests.support import SandboxProcess, kill, payout_file, run_tool, start_tool, tool_env
+
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "kill-test-key-5d1"
 UNSAFE_SANDBOX = {"duplicate_mode": "accept", "visibility_delay": 20, "latency": 0.08,
@@ -29,7 +32,7 @@ def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = 
     state = tmp_path / "ledger.sqlite3"
     rng = random.Random(seed)
     with SandboxProcess(KEY, speed=10, knobs={**UNSAFE_SANDBOX, "duplicate_mode": duplicate_mode}) as sandbox:
-        env = tool_env(KEY, sandbox.url, BATCH_PAYOUTS_BROKEN=broken)
+        env = tool_env(KEY, sandbox.url, **({BROKEN_VAR: broken} if broken else {}))
         args = ["run", str(data), "--state", str(state), *FAST]
         done, killed, attempts = False, 0, 0
         while killed < kills and attempts < kills * 3:

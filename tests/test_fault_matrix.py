@@ -4,9 +4,8 @@ each provider mode, scripted status histories, and a receiver committing beside 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import socket
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +19,9 @@ from batch_payouts.ledger import Ledger
 from batch_payouts.model import RowState, state_for_status
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
-from tests.support import SandboxProcess, free_port, kill, payout_file, results_file, start_tool, tool_env
+from tests.support import SandboxProcess, kill, payout_file, results_file, start_tool, tool_env
+
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "matrix-key-2c9"
 SECRET = "matrix-secret-77"
@@ -69,6 +70,7 @@ def assert_paid_once_and_agreeing(tmp_path: Path, state: SandboxState, rows: int
 
 # -- reused references: the provider refuses, parks or silently pays them -----------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["reject", "park", "accept"])
 def test_ambiguous_answers_are_safe_whatever_the_provider_does_with_a_reused_reference(
         tmp_path: Path, mode: str) -> None:
@@ -98,6 +100,7 @@ def test_a_dripped_answer_is_abandoned_at_the_attempt_deadline_and_reconciled(tm
 
 # -- 429 in every style: no request of that class before the advertised wait --------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["body", "header_seconds", "header_date"])
 def test_no_request_is_sent_before_the_wait_a_429_advertised(tmp_path: Path, style: str) -> None:
     # 100 ms of network latency, as a real link has: the catalog's parallel reads are then on
@@ -178,6 +181,7 @@ HISTORIES = {
 }
 
 
+@pytest.mark.slow
 def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
     data = tmp_path / "p.csv"
     data.write_text("name,phone,country,amount,currency\n"
@@ -207,13 +211,13 @@ def test_a_separate_receiver_and_the_runner_share_the_ledger_without_locking_err
     state_path = tmp_path / "l.db"
     data = payout_file(tmp_path / "p.csv", 120)
     env = tool_env(KEY, "http://127.0.0.1:9", KOTANI_WEBHOOK_SECRET=SECRET)  # the receiver calls nobody
-    receiver, port = start_receiver(env, state_path, tmp_path / "listen.log")  # before the sandbox takes a port
+    receiver, receiver_url = start_receiver(env, state_path, tmp_path / "listen.log")
     with SandboxProcess(KEY, speed=20, knobs={"rate_limits": False, "webhook_duplicate": 0.5},
-                        webhook_secret=SECRET, webhook_url=f"http://127.0.0.1:{port}/kotani") as sandbox:
+                        webhook_secret=SECRET, webhook_url=f"{receiver_url}/kotani") as sandbox:
         env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
         try:
             runner = start_tool(["run", str(data), "--state", str(state_path), *FAST, "--concurrency", "16",
-                                 "--callback-url", f"http://127.0.0.1:{port}/kotani"], env, tmp_path / "run.log")
+                                 "--callback-url", f"{receiver_url}/kotani"], env, tmp_path / "run.log")
             assert runner.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()[-2000:]
             time.sleep(1.0)  # let the last deliveries land while the receiver still runs
             assert receiver.poll() is None, "the receiver died"
@@ -235,15 +239,13 @@ def test_a_separate_receiver_and_the_runner_share_the_ledger_without_locking_err
         ledger.close()
 
 
-def start_receiver(env: dict[str, str], state: Path, log: Path) -> tuple[Any, int]:
-    """A `listen` process on a free port, once it accepts connections (another port if one was taken)."""
-    for _ in range(5):
-        port = free_port()
-        proc = start_tool(["listen", "--listen", f"127.0.0.1:{port}", "--state", str(state)], env, log)
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-            time.sleep(0.05)
-        kill(proc)
+def start_receiver(env: dict[str, str], state: Path, log: Path) -> tuple[Any, str]:
+    """A `listen` process on a port of its own choosing; its URL is the one it says it receives on."""
+    proc = start_tool(["listen", "--listen", "127.0.0.1:0", "--state", str(state)], env, log)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if said := re.search(r"receiving webhooks on (http://\S+)", log.read_text()):
+            return proc, said.group(1)
+        time.sleep(0.02)  # waiting on another process's start-up
+    kill(proc)
     raise AssertionError("the receiver could not start: " + log.read_text()[-2000:])

@@ -16,6 +16,8 @@ from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_th
 from tests.figures import record
 from tests.support import payout_file, results_file
 
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
+
 KEY = "fault-key-81c"
 FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--visibility-lag", "0.5", "--attempt-timeout", "1",
         "--poll-interval", "0.2", "--concurrency", "8"]
@@ -80,14 +82,18 @@ def test_a_plan_the_balance_cannot_cover_is_refused_without_allow_partial(tmp_pa
 
 
 def test_a_provider_refusal_with_a_reason_rejects_the_row(tmp_path: Path) -> None:
+    """The payout goes to a wallet id the provider does not hold: the provider's own 404 and its
+    reason end the row as rejected, and nothing was paid."""
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     data = tmp_path / "p.csv"
     data.write_text("name,country,amount,currency,method,till_number\nShop,KE,100,KES,till,174379\n")
-    state.wallets.pop("KES")
-    code, _output = run_cli(tmp_path, state, data, "--allow-partial")
+    code, _output = run_cli(tmp_path, state, data, "--allow-partial", "--wallet", "KES=wallet-closed-last-year")
     assert code == 3
     (row,) = read_results(results_file(tmp_path, "p"))
-    assert row["status"] == "failed" and row["reason"] == "no KES wallet on this Kotani account"
+    assert row["status"] == "failed" and row["reason"] == "Wallet Not Found"
+    seen = state.ledger()
+    assert [p["outcome"] for p in seen["posts"]] == ["404 Wallet Not Found"], "the refusal came from the provider"
+    assert seen["payouts"] == []
 
 
 def test_a_wrong_key_stops_the_run_and_nothing_is_lost(tmp_path: Path) -> None:

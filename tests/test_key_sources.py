@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.support import SandboxProcess, tool_command, tool_env
 
+pytestmark = pytest.mark.slow  # real processes and a terminal, a few seconds each
+
 KEY = "key-source-canary-7f3"
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import pytest
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
@@ -411,6 +412,7 @@ def test_9_a_confirming_read_that_answers_404_is_read_again_within_the_visibilit
 
 # -- SIGTERM is Ctrl-C: resumable, and it says how many payouts had left ------------------------
 
+@pytest.mark.slow  # a real process and a real signal
 def test_sigterm_stops_a_run_resumably_and_counts_what_had_left(tmp_path: Path) -> None:
     import signal
     import time

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import pytest
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
@@ -21,6 +22,8 @@ from batch_payouts.sheets.read import read_sheet
 from batch_payouts.sheets.write import escape_cell, unescape_cell
 from tests.figures import record
 from tests.support import SandboxProcess, tool_command, tool_env
+
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "canary-api-key-9f3e1c"
 SECRET = "canary-webhook-secret-0b7d"
@@ -97,6 +100,7 @@ def _artifact_bytes(paths: list[Path]) -> bytes:
     return out
 
 
+@pytest.mark.slow  # a real process watched from outside (its command line, its files)
 def test_no_secret_in_any_artifact_and_private_files(tmp_path: Path) -> None:
     data = seeded_file(tmp_path / "p.csv")
     with SandboxProcess(KEY, speed=20, webhook_secret=SECRET) as sandbox:

@@ -12,6 +12,8 @@ from batch_payouts.cli import main
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
 
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
+
 
 @pytest.mark.slow
 def test_no_429_with_the_limiter_at_the_providers_numbers(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
@@ -81,6 +82,7 @@ def test_events_are_written_as_json_lines(tmp_path: Path) -> None:
     assert lines and lines[-1]["counts"] == {"succeeded": 3}
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_130_and_the_batch_resumes(tmp_path: Path) -> None:
     data = payout_file(tmp_path / "p.csv", 30)
     with SandboxProcess(KEY, speed=5, knobs={"latency": 0.2, "rate_limits": False}) as sandbox:
@@ -109,7 +111,6 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
     from batch_payouts.kotani.client import ApiKey, KotaniClient
     from batch_payouts.model import RowState, TillPayout
     from batch_payouts.ratelimit import READS_DEFAULT, Limiter, Window
-    from tests.support import free_port
 
     ledger = Ledger(tmp_path / "l.db")
     till = TillPayout(row=2, name="Shop", amount=Decimal(100), currency="KES", country="KE", till_number="174379")
@@ -117,8 +118,8 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
                         rows=[NewRow(2, RowState.READY, till, {}, [])])
     now = [1000.0]
 
-    async def go() -> None:
-        async with KotaniClient(f"http://127.0.0.1:{free_port()}", ApiKey("k")) as client:
+    async def go(nobody_listens: str) -> None:
+        async with KotaniClient(nobody_listens, ApiKey("k")) as client:
             ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0), Limiter(READS_DEFAULT),
                           Settings(send_budget=3), env_id="e", clock=lambda: now[0], wallets={"KES": "w"})
             for expected in (1, 2, 3):
@@ -129,5 +130,7 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
             assert ctx.gave_up == {2}
             assert ledger.row("bN", 2).note == "not sent: ConnectError 3 times; run the batch again later"
 
-    anyio.run(go)
+    with socket.socket() as bound_not_listening:  # held for the whole test: connections to it are refused
+        bound_not_listening.bind(("127.0.0.1", 0))
+        anyio.run(go, f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}")
     ledger.close()

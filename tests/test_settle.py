@@ -15,13 +15,17 @@ import pytest
 from click.testing import CliRunner
 
 from batch_payouts.cli import main
+from batch_payouts.engine import receiver_server
 from batch_payouts.engine.settle import Receiver
 from batch_payouts.kotani import webhooks
 from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
-from tests.support import free_port, results_file
+from tests.hooks import reporting_to
+from tests.support import results_file
+
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "settle-key-2a9"
 SECRET = "whsec-settle-77"
@@ -76,20 +80,26 @@ def test_polling_alone_completes_a_batch(tmp_path: Path) -> None:
     assert state.ledger()["webhooks"] == [], "no webhooks were involved"
 
 
-def _webhook_run(tmp_path: Path, knobs: Knobs, *extra: str) -> tuple[int, str, SandboxState]:
-    port = free_port()
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), webhook_secret=SECRET,
-                         webhook_url=f"http://127.0.0.1:{port}/kotani", knobs=knobs, seed_value=5)
+def _webhook_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, knobs: Knobs,
+                 *extra: str) -> tuple[int, str, SandboxState]:
+    """A run whose receiver listens on a port of its own choosing; the sandbox is told where."""
+    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), webhook_secret=SECRET, knobs=knobs, seed_value=5)
+
+    def deliver_to(url: str) -> None:
+        with state.lock:
+            state.webhook_url = f"{url}/kotani"
+
+    monkeypatch.setattr(receiver_server, "serve_receiver", reporting_to(receiver_server.serve_receiver, deliver_to))
     with serve_in_thread(state) as sb:
         code, out = cli("run", str(mixed_file(tmp_path / "p.csv")), "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), "--listen", f"127.0.0.1:{port}", *FAST, *extra,
+                        "--state", str(tmp_path / "l.db"), "--listen", "127.0.0.1:0", *FAST, *extra,
                         env={"KOTANI_WEBHOOK_SECRET": SECRET})
     return code, out, state
 
 
-def test_webhooks_alone_complete_a_batch_with_the_poller_off(tmp_path: Path) -> None:
+def test_webhooks_alone_complete_a_batch_with_the_poller_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     started = time.monotonic()
-    code, out, state = _webhook_run(tmp_path, Knobs(), "--no-poll", "--wait-timeout", "60")
+    code, out, state = _webhook_run(monkeypatch, tmp_path, Knobs(), "--no-poll", "--wait-timeout", "60")
     record("time_to_terminal_webhooks_only", time.monotonic() - started)
     assert code == 3, out
     assert tool_states(tmp_path / "l.db") == provider_states(state)
@@ -108,10 +118,10 @@ def test_without_webhooks_and_without_polling_the_run_waits_then_exits_4(tmp_pat
     assert "8 rows still pending; continue with: batch-payouts resume" in out
 
 
-def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider(tmp_path: Path) -> None:
+def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     knobs = Knobs(webhook_drop=0.5, webhook_duplicate=1.0, webhook_reorder=1.0, webhook_replay=0.3)
     started = time.monotonic()
-    code, out, state = _webhook_run(tmp_path, knobs)
+    code, out, state = _webhook_run(monkeypatch, tmp_path, knobs)
     record("time_to_terminal_half_dropped", time.monotonic() - started)
     ours, theirs = tool_states(tmp_path / "l.db"), provider_states(state)
     record("ledger_rows_checked", len(theirs))

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -35,6 +36,8 @@ from batch_payouts.sandbox import Knobs, Sandbox, SandboxClock, SandboxState
 from batch_payouts.sandbox.state import FAILURE
 from batch_payouts.sheets.write import unescape_cell
 from tests.figures import record, scale, shard
+
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "stateful-canary-key-41"
 SECRET = "stateful-canary-secret-93"

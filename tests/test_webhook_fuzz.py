@@ -18,6 +18,8 @@ from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState
 from tests.figures import record
 
+pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
+
 SECRET = "whsec-fuzz-31"
 ROTATED = "whsec-fuzz-old"
 
@@ -81,6 +83,7 @@ def mutations(rng: random.Random) -> list[Callable[[bytes, str], tuple[bytes, st
     ]
 
 
+@pytest.mark.slow
 def test_ten_thousand_forgeries_are_refused_and_change_no_row(tmp_path: Path) -> None:
     rng = random.Random(20261128)
     fuzzed = make_ledger(tmp_path / "fuzzed.db")

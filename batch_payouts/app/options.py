@@ -39,7 +39,7 @@ def amount(text: str | None, option: str) -> Decimal | None:
 def host_port(text: str, option: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (or ``:PORT``, meaning 127.0.0.1)."""
     host, _, port = text.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:
         raise errors.NotHostPort(text, option)
     return host or "127.0.0.1", int(port)
 

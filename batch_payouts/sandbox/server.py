@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from batch_payouts import serve
@@ -35,6 +36,13 @@ def serve_in_thread(
         yield RunningSandbox(url, sandbox)
 
 
-def serve_forever(state: SandboxState, *, host: str, port: int, log_level: str = "info") -> None:
-    """Serve in the foreground until interrupted."""
-    serve.forever(Sandbox(state).app, host=host, port=port, log_level=log_level)
+def serve_forever(state: SandboxState, *, host: str, port: int, log_level: str = "info",
+                  announce: Callable[[str], None] | None = None) -> None:
+    """Serve in the foreground until interrupted. Once it accepts connections, ``announce`` is told
+    the URL bound (default: a line on stderr), so ``port=0`` is usable: the real port is printed."""
+    serve.forever(Sandbox(state).app, host=host, port=port, log_level=log_level, announce=announce or say_listening)
+
+
+def say_listening(url: str) -> None:
+    """``Kotani sandbox listening on URL`` on stderr: the line that tells a caller the real port."""
+    print(f"Kotani sandbox listening on {url}", file=sys.stderr, flush=True)
