@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import httpx
-import openpyxl
 import pytest
 from click.testing import CliRunner
 
