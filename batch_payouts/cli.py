@@ -141,7 +141,8 @@ def api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def file_args(kw: dict[str, Any]) -> FileOptions:
     """The file options of a command as data."""
-    return FileOptions(encoding=kw.pop("encoding"), delimiter=kw.pop("delimiter"), sheet=kw.pop("sheet"),
+    return FileOptions(encoding=kw.pop("encoding"), delimiter=opts.delimiter(kw.pop("delimiter")),
+                       sheet=kw.pop("sheet"),
                        mapping=opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'),
                        max_row_amount=opts.amount(kw.pop("max_row_amount"), "--max-row-amount"),
                        max_total=opts.amount(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"),

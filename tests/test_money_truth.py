@@ -477,3 +477,11 @@ def test_results_final_and_the_pdf_summary_from_the_command_line(tmp_path: Path)
     pdf = tmp_path / "summary.pdf"
     code, out = cli("results", original, "-o", str(pdf), "--state", str(tmp_path / "l.db"))
     assert code == 0 and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_a_delimiter_that_is_not_one_is_a_sentence(tmp_path: Path) -> None:
+    data = write(tmp_path / "pay.csv", *PEOPLE[:1])
+    code, out = cli("validate", str(data), "--sandbox", "--state", str(tmp_path / "l.db"), "--delimiter", "xx")
+    assert code == 2 and "'xx' is not a delimiter: use ',', ';', '|' or 'tab'" in out and "Traceback" not in out
+    code, out = cli("validate", str(data), "--sandbox", "--state", str(tmp_path / "l.db"), "--delimiter", ",")
+    assert code == 0, out

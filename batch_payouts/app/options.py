@@ -85,3 +85,15 @@ def row_numbers(text: str | None, option: str) -> list[int]:
 def policy(path: Path | None) -> Policy:
     """The policy file given (or the defaults): limits, duplicates, name checks (docs/policy.md)."""
     return load_policy(path)
+
+
+DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}
+
+
+def delimiter(text: str | None, option: str = "--delimiter") -> str | None:
+    """The CSV delimiter a person named: ``,``, ``;``, ``|`` or ``tab`` (None: detect it)."""
+    if text is None:
+        return None
+    if text.strip().lower() not in DELIMITERS and text not in DELIMITERS:
+        raise errors.BadValue(f"{text!r} is not a delimiter: use ',', ';', '|' or 'tab'", option)
+    return DELIMITERS.get(text, DELIMITERS.get(text.strip().lower()))
