@@ -590,12 +590,9 @@ class Ledger:
         if verified_in is not None:
             sql += " AND (verify_run = ? OR submitting_at IS NOT NULL)"
             args.append(verified_in)
-        if skip_rows:
-            sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
-            args += list(skip_rows)
-        if skip_currencies:
-            sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(skip_currencies))})"
-            args += list(skip_currencies)
+        more, more_args = _leaving_out(skip_rows, skip_currencies)
+        sql += more
+        args += more_args
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row LIMIT ?", [*args, limit])]
 
     def counts(self, batch_id: str) -> dict[str, int]:
@@ -625,12 +622,9 @@ class Ledger:
             return True
         sql = "SELECT 1 FROM rows WHERE batch_id = ? AND state = 'ready' AND payout IS NOT NULL"
         args: list[Any] = [batch_id]
-        if skip_rows:
-            sql += f" AND row NOT IN ({','.join('?' * len(skip_rows))})"
-            args += list(skip_rows)
-        if skip_currencies:
-            sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(skip_currencies))})"
-            args += list(skip_currencies)
+        more, more_args = _leaving_out(skip_rows, skip_currencies)
+        sql += more
+        args += more_args
         return self.db.execute(sql + " LIMIT 1", args).fetchone() is not None
 
     def retried_successes(self, batch_id: str) -> list[RowRecord]:
@@ -827,6 +821,19 @@ class Ledger:
 
     def audit_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+def _leaving_out(rows: Collection[int], currencies: Collection[str]) -> tuple[str, list[Any]]:
+    """SQL conditions (and their arguments) leaving out these row numbers and payout currencies."""
+    sql = ""
+    args: list[Any] = []
+    if rows:
+        sql += f" AND row NOT IN ({','.join('?' * len(rows))})"
+        args += list(rows)
+    if currencies:
+        sql += f" AND json_extract(payout, '$.currency') NOT IN ({','.join('?' * len(currencies))})"
+        args += list(currencies)
+    return sql, args
 
 
 def _dead_here(holder: str) -> bool:
