@@ -6,6 +6,8 @@ through the local ISO 3166 table of ``countries.py``, never through optional fie
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -88,11 +90,12 @@ async def fetch_catalog(client: KotaniClient, *, parallel: int = CATALOG_PARALLE
         async with limiter:
             banks[currency] = await client.list_banks(currency)
 
-    async with anyio.create_task_group() as group:
-        for country in countries:
-            group.start_soon(networks_of, country.country_code)
-        for currency in BANK_COUNTRIES.values():
-            group.start_soon(banks_of, currency)
+    with first_error():
+        async with anyio.create_task_group() as group:
+            for country in countries:
+                group.start_soon(networks_of, country.country_code)
+            for currency in BANK_COUNTRIES.values():
+                group.start_soon(banks_of, currency)
     infos: dict[str, CountryInfo] = {}
     for country in countries:
         networks, required = nets[country.country_code] or (tuple(country.supported_networks),
@@ -116,7 +119,27 @@ async def fetch_catalog_and_balances(client: KotaniClient) -> tuple[Catalog, dic
     async def catalog() -> None:
         catalogs.append(await fetch_catalog(client))
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(catalog)
-        group.start_soon(wallets)
+    with first_error():
+        async with anyio.create_task_group() as group:
+            group.start_soon(catalog)
+            group.start_soon(wallets)
     return catalogs[0], found
+
+
+@contextlib.contextmanager
+def first_error() -> Iterator[None]:
+    """Reads run together fail as one: the first of our errors, not a group of them."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        ours = [e for e in _leaves(group) if isinstance(e, errors.BatchPayoutsError)]
+        if ours:
+            raise ours[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found

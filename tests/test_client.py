@@ -315,7 +315,9 @@ async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet
     assert set(catalog.countries) >= {"KE", "UG", "GH", "ZA"} and catalog.banks["KES"] and catalog.banks["ZAR"]
     assert transport.most == 4, "after the countries list, four reads at a time"
     assert 7.0 in fake.slept, "the reads not yet sent waited out the advertised 7 s"
-    assert state.early_requests == {"money": 0, "reads": 0}, "no read was sent after the 429 and before its wait"
+    # A read that passed the hold before the 429 reached the client cannot be called back: at most
+    # the other three of the wave; every read started after the client heard the 429 waited.
+    assert state.early_requests["money"] == 0 and state.early_requests["reads"] <= 3
     assert len(checked) == 1 + 12 + 2 + 1, "every read once, and the refused one once more"
 
 
@@ -340,3 +342,17 @@ async def test_the_catalog_and_the_balances_are_read_together(sandbox: RunningSa
         wallets = await client.list_wallets()
     assert catalog.country("Kenya") is not None
     assert balances == {w.currency.upper(): w.balance for w in wallets} and "KES" in balances
+
+
+async def test_reads_that_fail_together_surface_as_one_of_our_errors() -> None:
+    import anyio
+
+    from batch_payouts.catalog import first_error
+
+    async def refused() -> None:
+        raise errors.NoAnswer("timed out", method="GET", path="/api/v3/customer/support/networks/KE")
+
+    with pytest.raises(errors.NoAnswer), first_error():
+        async with anyio.create_task_group() as group:
+            group.start_soon(refused)
+            group.start_soon(refused)
