@@ -390,7 +390,8 @@ class BatchGraph(RuleBasedStateMachine):
         order = data.draw(st.permutations(range(MAX_ROWS)), label="order")
         account, label = data.draw(ACCOUNTS, label="account"), data.draw(LABELS, label="label")
         which = data.draw(st.sampled_from(["current", "current", "other"]), label="file")
-        again, stop = data.draw(st.sampled_from([False] * 5 + [True]), label="pay a row again"), data.draw(STOPS, label="stopped after")
+        again = data.draw(st.sampled_from([False] * 5 + [True]), label="pay a row again")
+        stop = data.draw(STOPS, label="stopped after")
         self.edit(edit, pick, order)
         if again:
             extra = ["--pay-again", str(2 + pick % len(self.people)), "--reason", "agreed top-up"]
@@ -410,7 +411,8 @@ class BatchGraph(RuleBasedStateMachine):
         FIGURES["commands refused in the other account"] += 1
 
     def resume_a_batch(self, data: st.DataObject) -> None:
-        pick, elsewhere, stop = data.draw(PICKS, label="batch"), data.draw(ELSEWHERE, label="in the other account"), data.draw(STOPS, label="stopped after")
+        pick, elsewhere = data.draw(PICKS, label="batch"), data.draw(ELSEWHERE, label="in the other account")
+        stop = data.draw(STOPS, label="stopped after")
         found = self.batch_and_account(pick)
         if found is None:
             return
@@ -548,7 +550,8 @@ class BatchGraph(RuleBasedStateMachine):
         """An operator chose to pay this row again (or the row it retries), with a recorded reason."""
         row = ledger.row_by_reference(reference)
         assert row is not None
-        return any(o["row"] == r.row for r in [row, *ledger.earlier_attempts(row)] for o in ledger.overrides(r.batch_id))
+        attempts = [row, *ledger.earlier_attempts(row)]
+        return any(o["row"] == r.row for r in attempts for o in ledger.overrides(r.batch_id))
 
     def double_payments(self, ledger: Ledger, account: str) -> list[PaidTwice]:
         """Pairs of payouts of one obligation at ``account`` that are both not definitively failed."""
@@ -581,7 +584,8 @@ class BatchGraph(RuleBasedStateMachine):
                 twice = self.double_payments(ledger, account)
                 ours = [str(p) for p in twice if not p.corrected]
                 FIGURES["double payments"] += len(ours)
-                FIGURES["steps ending with a payee paid twice by a provider correction"] += any(p.corrected for p in twice)
+                corrected = any(p.corrected for p in twice)
+                FIGURES["steps ending with a payee paid twice by a provider correction"] += corrected
                 assert not ours, "paid twice: " + "; ".join(ours)
 
     @invariant()
