@@ -485,3 +485,20 @@ def test_a_delimiter_that_is_not_one_is_a_sentence(tmp_path: Path) -> None:
     assert code == 2 and "'xx' is not a delimiter: use ',', ';', '|' or 'tab'" in out and "Traceback" not in out
     code, out = cli("validate", str(data), "--sandbox", "--state", str(tmp_path / "l.db"), "--delimiter", ",")
     assert code == 0, out
+
+
+def test_4_reconcile_of_the_later_batch_finds_an_earlier_batchs_failure_turned_payment(tmp_path: Path) -> None:
+    state = sandbox()
+    data = write(tmp_path / "pay.csv", "Amina Njeri,+254712000131,KE,100,KES")
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        state.knobs.scripts = {"+254712000131": [(0.5, "CANCELLED"), (50_000, "SUCCESSFUL")]}
+        assert cli("run", str(data), *where, *FAST)[0] == 3
+        state.knobs.scripts = {}
+        write(data, "Amina Njeri Wambui,+254712000131,KE,100,KES")  # a name fixed, the file run again
+        code, out = cli("run", str(data), *where, *FAST)
+        assert code == 0, out
+        later = batch_of(out)
+        state.clock.advance(100_000)  # the provider turns the cancelled payout into a payment
+        code, out = cli("reconcile", later, *where)
+    assert code == 5 and "PAID TWICE" in out

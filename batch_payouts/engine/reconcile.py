@@ -77,6 +77,14 @@ def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStat
 async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
                           clock: Callable[[], float] = time.time) -> None:
     """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
+    for other in ledger.failed_elsewhere(batch_id):  # another batch of the same payees, e.g. an edited file
+        if other.reference is None:
+            continue
+        try:
+            status = await _read(client, other)
+        except errors.BatchPayoutsError:
+            continue
+        apply_read(ledger, other, status, clock(), 5.0, 120.0)
     for row in ledger.retried_successes(batch_id):
         for earlier in ledger.earlier_attempts(row):
             if earlier.reference is None or earlier.state is RowState.REJECTED:
