@@ -85,7 +85,7 @@ def user_errors() -> Iterator[None]:
         fail(str(exc), 2)
     except errors.ConfigError as exc:
         fail(str(exc), 2)
-    except (errors.WrongEnvironment, errors.NotHeld, errors.OutputExists) as exc:
+    except (errors.WrongEnvironment, errors.NotHeld, errors.OutputExists, errors.BatchReplaced) as exc:
         fail(str(exc), 2)
     except errors.NotConfirmed as exc:
         fail(str(exc), 2)

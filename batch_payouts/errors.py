@@ -204,6 +204,21 @@ class NotHeld(LedgerError):
                          "nothing was accepted")
 
 
+class BatchReplaced(LedgerError):
+    """A batch whose file was run again (changed): its rows never sent are not sent from it."""
+
+    def __init__(self, batch_id: str, replaced_by: str, unsent: list[int]) -> None:
+        self.batch_id = batch_id
+        self.replaced_by = replaced_by
+        self.unsent = unsent
+        rows = ", ".join(str(r) for r in unsent[:10]) + (" …" if len(unsent) > 10 else "")
+        super().__init__(
+            f"batch {batch_id} was replaced by batch {replaced_by} (the same file, run again with changes); "
+            f"nothing was sent from {batch_id}. Continue with: batch-payouts resume {replaced_by}. "
+            f"Its rows the newer file does not pay ({rows}) stay unpaid: to pay them, put them in the file "
+            "and run it again")
+
+
 class BatchNotFound(LedgerError):
     """No batch with this id in the ledger."""
 

@@ -502,3 +502,29 @@ def test_4_reconcile_of_the_later_batch_finds_an_earlier_batchs_failure_turned_p
         state.clock.advance(100_000)  # the provider turns the cancelled payout into a payment
         code, out = cli("reconcile", later, *where)
     assert code == 5 and "PAID TWICE" in out
+
+
+def test_2_a_row_left_out_of_the_newer_file_is_not_lost(tmp_path: Path) -> None:
+    state = sandbox()
+    first = write(tmp_path / "pay.csv", *PEOPLE)
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        code, out = cli("run", str(first), *where, *FAST, "--wait-timeout", "0")
+        b1 = batch_of(out)
+        assert sum(posts(state).values()) == 0, out
+        newer = tmp_path / "pay.xlsx"  # the same file saved as a workbook, David's row left out
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        assert ws is not None
+        ws.append(HEADER.split(","))
+        for line in PEOPLE[:3]:
+            ws.append(line.split(","))
+        wb.save(newer)
+        assert cli("run", str(newer), *where, *FAST)[0] == 0
+        code, out = cli("resume", b1, *where, *FAST)
+        assert code == 2
+        assert (f"batch {b1} was replaced by batch ") in out and "rows the newer file does not pay (5) stay unpaid" in \
+            " ".join(out.split())
+        code, out = cli("run", str(first), *where, *FAST)  # the original file, run on purpose
+    assert paid(state) == Counter({"+254712300001": 1, "+254712300002": 1, "+254712300003": 1,
+                                   "+254712300004": 1})

@@ -26,6 +26,7 @@ from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.engine.verify_stage import accept_held, with_policy
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord
+from batch_payouts.model import RowState
 from batch_payouts.policy import Policy
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
 from batch_payouts.sheets.read import RawSheet
@@ -224,9 +225,15 @@ def create_batch(session: Session, planned: Planned, sheet: RawSheet, *, who: st
 
 
 def resumable(session: Session, batch_id: str) -> BatchRecord:
-    """A batch to continue, if it belongs to this session's environment. ``replaced_by`` names the
-    batch that took over its rows never sent (the same file run again)."""
-    return session.batch_here(batch_id)
+    """A batch to continue, if it belongs to this session's environment. A batch replaced by a
+    newer run of its file (``replaced_by``) that still has rows never sent is not continued:
+    BatchReplaced says where to go on (rows the newer file pays were taken over by it)."""
+    batch = session.batch_here(batch_id)
+    if batch.replaced_by:
+        unsent = [r.row for r in session.ledger.rows(batch_id, RowState.READY) if r.submitting_at is None]
+        if unsent:
+            raise errors.BatchReplaced(batch_id, batch.replaced_by, unsent)
+    return batch
 
 
 def settings_for(session: Session, options: RunOptions) -> Settings:

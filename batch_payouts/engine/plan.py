@@ -159,10 +159,6 @@ def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report
     new = NewBatch(batch_id, env_id, label, [])
     replaced = ledger.unfinished_batches(env_id, label, Path(sheet.path).stem)
     new.replaces = [b.id for b in replaced]
-    for other in replaced:
-        for r in ledger.rows(other.id, RowState.READY):
-            if r.submitting_at is None:
-                new.supersede.append((other.id, r.row, f"replaced by batch {batch_id}: the file was run again"))
     cells = {r.row: r.cells for r in sheet.rows}
     pay_again = pay_again or {}
     for result in report.rows:
