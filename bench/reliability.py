@@ -33,8 +33,9 @@ CAMPAIGN = ["-m", "campaign"]  # the marker selects the campaign's tests, fast a
 BROKEN_BUILDS = {
     "reconciliation": ["tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once",
                        "tests/test_stateful.py"],
-    "grace": ["tests/test_faults.py::test_a_payout_answered_5xx_and_slow_to_appear_is_never_resent",
-              "tests/test_stateful.py"],
+    # The stateful model no longer meets the build without the grace rule in its quick profile, since
+    # ambiguous rows are read again soon (a payout found early ends the wait): the dedicated test does.
+    "grace": ["tests/test_faults.py::test_a_payout_answered_5xx_and_slow_to_appear_is_never_resent"],
     "constant_time_compare": ["tests/test_webhooks.py::test_verification_goes_through_the_constant_time_compare"],
     "output_escaping": ["tests/test_output_safety.py::test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals"],
     "zip_cap": ["tests/test_hostile_files.py", "-k", "zip-bomb"],
