@@ -88,7 +88,7 @@ async def test_each_account_is_looked_up_once_per_run(client: KotaniClient, sand
     payouts: list[Payout] = [row(2, "+254712000001"), row(3, "+254712000001", amount=99), row(4, "+254712000002")]
     found = await verdicts_of(client, fake, payouts, MemoryLookupCache(fake.clock))
     assert set(found) == {2, 3, 4}
-    assert [x["account"] for x in sandbox.state.lookups] == ["phone:+254712000001", "phone:+254712000002"]
+    assert sorted(x["account"] for x in sandbox.state.lookups) == ["phone:+254712000001", "phone:+254712000002"]
 
 
 async def test_answers_are_reused_per_environment_until_they_are_too_old(client: KotaniClient,
