@@ -77,7 +77,9 @@ def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStat
 async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
                           clock: Callable[[], float] = time.time) -> None:
     """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
-    for other in ledger.failed_elsewhere(batch_id):  # another batch of the same payees, e.g. an edited file
+    earlier = [e for row in ledger.retried_successes(batch_id) for e in ledger.earlier_attempts(row)
+               if e.state is not RowState.REJECTED]
+    for other in [*ledger.failed_elsewhere(batch_id), *earlier]:  # other batches of the same payees, retries
         if other.reference is None:
             continue
         try:
@@ -85,12 +87,3 @@ async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
         except errors.BatchPayoutsError:
             continue
         apply_read(ledger, other, status, clock(), 5.0, 120.0)
-    for row in ledger.retried_successes(batch_id):
-        for earlier in ledger.earlier_attempts(row):
-            if earlier.reference is None or earlier.state is RowState.REJECTED:
-                continue
-            try:
-                status = await _read(client, earlier)
-            except errors.BatchPayoutsError:
-                continue
-            apply_read(ledger, earlier, status, clock(), 5.0, 120.0)
