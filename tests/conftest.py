@@ -25,11 +25,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "(bench/reliability.py); also passed to processes started through tests/launch.py")
 
 
-@pytest.fixture(autouse=True)
-def build_without_guards(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guards ``--without-guard`` removed, for this test; none in a normal run."""
-    if removed := request.config.getoption("--without-guard"):
-        monkeypatch.setattr(crash, "removed_guards", frozenset(removed))
+@pytest.fixture(scope="session", autouse=True)
+def build_without_guards(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The guards ``--without-guard`` removed, for the whole session (fixtures of every scope see
+    the same build); none in a normal run."""
+    with pytest.MonkeyPatch.context() as patch:
+        if removed := request.config.getoption("--without-guard"):
+            patch.setattr(crash, "removed_guards", frozenset(removed))
+        yield
 
 
 @pytest.fixture
