@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import Response
 
-from batch_payouts import crash
+from batch_payouts import crash, serve
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
-from batch_payouts.sandbox import RunningSandbox, SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sandbox import RunningSandbox, Sandbox, SandboxClock, SandboxState
 
 API_KEY = "canary-key-7c1e"
 WEBHOOK_SECRET = "canary-secret-93fa"
@@ -23,11 +25,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "(bench/reliability.py); also passed to processes started through tests/launch.py")
 
 
-@pytest.fixture(autouse=True)
-def build_without_guards(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guards ``--without-guard`` removed, for this test; none in a normal run."""
-    if removed := request.config.getoption("--without-guard"):
-        monkeypatch.setattr(crash, "removed_guards", frozenset(removed))
+@pytest.fixture(scope="session", autouse=True)
+def build_without_guards(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The guards ``--without-guard`` removed, for the whole session (fixtures of every scope see
+    the same build); none in a normal run."""
+    with pytest.MonkeyPatch.context() as patch:
+        if removed := request.config.getoption("--without-guard"):
+            patch.setattr(crash, "removed_guards", frozenset(removed))
+        yield
 
 
 @pytest.fixture
@@ -46,10 +51,35 @@ def state(clock: SandboxClock) -> SandboxState:
     return SandboxState(api_key=API_KEY, clock=clock, seed_value=7)
 
 
+class AppOfTheTest:
+    """An ASGI app that hands every request to the app of the test running now: one loopback server
+    serves the whole session, each test its own sandbox (stopping a server per test cost ~0.2 s)."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.current or Response("no test is running", status_code=503)  # a straggler between tests
+        await app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def loopback() -> Iterator[tuple[AppOfTheTest, str]]:
+    app = AppOfTheTest()
+    with serve.in_thread(app, lifespan="off") as url:
+        yield app, url
+
+
 @pytest.fixture
-def sandbox(state: SandboxState) -> Iterator[RunningSandbox]:
-    with serve_in_thread(state, deliver_webhooks=False) as running:
+def sandbox(state: SandboxState, loopback: tuple[AppOfTheTest, str]) -> Iterator[RunningSandbox]:
+    """A fresh sandbox (its webhooks not delivered) served over HTTP on loopback."""
+    app, url = loopback
+    running = RunningSandbox(url, Sandbox(state, deliver_webhooks=False))
+    app.current = running.sandbox.app
+    try:
         yield running
+    finally:
+        app.current = None
 
 
 @pytest.fixture
