@@ -552,6 +552,19 @@ class Ledger:
             self._update(db, batch_id, number, {"state": to.value, **fields})
         return self.row(batch_id, number)
 
+    def move_if(self, batch_id: str, number: int, expect: RowState, to: RowState, **fields: Any) -> RowRecord | None:
+        """Move a row from ``expect`` to ``to`` only if it is still in ``expect`` (another process, such as a
+        webhook listener, may have moved it since it was read); return the moved row, or ``None``."""
+        with self.transaction(durable=to is RowState.SUBMITTING) as db:
+            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
+                                 (batch_id, number)).fetchone()
+            if current is None or current["state"] != expect.value:
+                return None
+            if expect != to and not can_move(expect, to):
+                raise IllegalTransition(number, expect.value, to.value)
+            self._update(db, batch_id, number, {"state": to.value, **fields})
+        return self.row(batch_id, number)
+
     def update(self, batch_id: str, number: int, *, expect: RowState | None = None, **fields: Any) -> None:
         """Change fields without a state move (e.g. the time of the next status check)."""
         with self.transaction() as db:

@@ -191,6 +191,20 @@ class PayoutMachine(RuleBasedStateMachine):
             assert response.status_code == 200
             self.delivered.append((delivery["body"], delivery["headers"]["X-Kotani-Signature"]))
 
+    @rule(n=st.sampled_from(list(ROWS)))
+    def a_webhook_lands_while_an_unknown_row_is_read(self, n: int) -> None:
+        """The runner read an unknown row, then a webhook listener in another process settled it
+        before the runner wrote what it found: the runner's write must not undo the listener's."""
+        self.steps += 1
+        row = self.row(n)
+        if row.state is not RowState.UNKNOWN:
+            return
+        self.webhooks_arrive(duplicate=False, reverse=False)
+
+        def apply(current: Any, status: Any) -> None:
+            settle.apply_read(self.ledger, current, status, self.now, 1.0, 10.0)
+        self.engine(lambda ctx: submit.reconcile(ctx, row, apply))
+
     @rule(pick=st.integers(0, 10_000))
     def stale_replay(self, pick: int) -> None:
         # no precondition and a fixed draw: which rules can run must not depend on what the
@@ -295,3 +309,18 @@ PayoutMachine.TestCase.settings = settings(
     max_examples=scale(25, 5600) // shard()[1], stateful_step_count=scale(30, 100), deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestPayoutMachine = PayoutMachine.TestCase
+
+
+def test_a_webhook_settling_a_row_mid_reconcile_is_kept() -> None:
+    """Directed case of the rule above: row 2 is sent, the process dies before the answer is
+    recorded, the provider settles it and says so by webhook while the runner reads the row."""
+    machine = PayoutMachine()
+    try:
+        machine.submit_then_crash_before_the_answer_is_recorded(2)
+        assert machine.row(2).state is RowState.UNKNOWN
+        machine.time_passes(10.0)
+        machine.a_webhook_lands_while_an_unknown_row_is_read(2)
+        assert machine.row(2).state is RowState.SUCCEEDED
+        assert [p.reference for p in machine.state.payouts].count("bS-2-1") == 1
+    finally:
+        machine.teardown()

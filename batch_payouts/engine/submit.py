@@ -313,9 +313,11 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         return
     crash.point("inside_reconcile_after_read")
     if status is not None:
-        ctx.ledger.move(row.batch_id, row.row, RowState.SUBMITTED, provider_id=status.id,
-                        not_found_at=None, checks=0, submitted_at=row.submitted_at or now)
-        apply(ctx.ledger.row(row.batch_id, row.row), status)
+        found = ctx.ledger.move_if(row.batch_id, row.row, RowState.UNKNOWN, RowState.SUBMITTED,
+                                   provider_id=status.id, not_found_at=None, checks=0,
+                                   submitted_at=row.submitted_at or now)
+        if found is not None:  # else a webhook listener settled it meanwhile
+            apply(found, status)
         return
     sent_at = row.submitting_at or row.updated_at
     first = row.not_found_at
@@ -327,8 +329,8 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
     believe_at = max(first, sent_at) + ctx.grace
     if now >= believe_at and first < now:
         # Not found from first to last, a grace period apart, long after the lost request could have landed.
-        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None, checks=0,
-                        note="not found at the provider twice; resent with the same reference")
+        ctx.ledger.move_if(row.batch_id, row.row, RowState.UNKNOWN, RowState.READY, not_found_at=None, checks=0,
+                           note="not found at the provider twice; resent with the same reference")
         return
     # Look again soon, backing off: a payout that shows up ends the wait at once.
     ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=first, checks=row.checks + 1,
