@@ -519,5 +519,4 @@ def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webh
                                        webhook_url=webhook_url, clock_speed=clock_speed, seed=seed,
                                        knobs=sandbox_server.knobs_from(knob),
                                        balances=sandbox_server.balances_from(balance))
-        render.sandbox_serving(options.url)
-        sandbox_server.serve_sandbox(options)
+        sandbox_server.serve_sandbox(options, announce=render.sandbox_serving)

@@ -268,7 +268,7 @@ def receiving(where: Receiving) -> None:
 
 
 def sandbox_serving(url: str) -> None:
-    err.print(f"Kotani sandbox on {url} (ledger at /__sandbox__/ledger)")
+    err.print(f"Kotani sandbox listening on {url} (ledger at /__sandbox__/ledger)", markup=False, soft_wrap=True)
 
 
 def accepted(batch_id: str, rows: list[int]) -> None:

@@ -141,6 +141,10 @@ def test_the_sandbox_command_serves_the_documented_walkthrough(tmp_path: Path) -
     from tests.support import SandboxProcess
 
     with SandboxProcess("test-key", speed=10) as sb:
+        sb.log.seek(0)
+        said = sb.log.read().decode()
+        assert said.count("Kotani sandbox listening on") == 1, said  # one line, with the port really bound
+        assert ":0 " not in said and sb.url.rsplit(":", 1)[1] != "0"
         auth = {"Authorization": "Bearer test-key"}
         import httpx
 

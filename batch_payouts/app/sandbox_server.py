@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -57,12 +57,13 @@ def _knob_value(text: str) -> Any:
         return text
 
 
-def serve_sandbox(options: SandboxServerOptions) -> None:
-    """Serve until interrupted (blocks)."""
+def serve_sandbox(options: SandboxServerOptions, announce: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted (blocks); ``announce`` is told the URL once connections are accepted
+    (with port 0, the port the system chose)."""
     from batch_payouts.sandbox import SandboxClock, SandboxState
     from batch_payouts.sandbox.server import serve_forever
 
     state = SandboxState(api_key=options.api_key, webhook_secret=options.webhook_secret,
                          webhook_url=options.webhook_url, clock=SandboxClock(speed=options.clock_speed),
                          seed_value=options.seed, balances=dict(options.balances), knobs=options.knobs)
-    serve_forever(state, host=options.host, port=options.port, log_level="warning")
+    serve_forever(state, host=options.host, port=options.port, log_level="warning", announce=announce)
