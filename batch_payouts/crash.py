@@ -17,7 +17,7 @@ POINTS = (
     "after_status_commit", "inside_reconcile_after_read", "inside_receiver_after_verify",
     "while_writing_results",
 )
-GUARDS = ("reconciliation", "grace", "constant_time_compare", "output_escaping", "zip_cap")
+GUARDS = ("reconciliation", "grace", "constant_time_compare", "output_escaping", "zip_cap", "send_time_claim")
 
 on_point: Callable[[str], None] | None = None
 removed_guards: frozenset[str] = frozenset()

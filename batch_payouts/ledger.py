@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from batch_payouts import errors
+from batch_payouts import crash, errors
 from batch_payouts.environment import Environment
 from batch_payouts.errors import BatchLocked, BatchNotFound, IllegalTransition, LedgerError
 from batch_payouts.model import Payout, RowState, can_move
@@ -702,7 +702,7 @@ class Ledger:
             overridden = db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?",
                                     (batch_id, number)).fetchone() is not None
             live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
-            if live and not overridden:
+            if live and not overridden and not crash.broken("send_time_claim"):
                 first = live[0]
                 self._update(db, batch_id, number, {
                     "state": RowState.BLOCKED.value, "completed_at": now,
@@ -717,6 +717,12 @@ class Ledger:
         with self.transaction(durable=True) as db:
             db.execute("INSERT INTO overrides (env_id, batch_id, row, who, why, at) VALUES (?,?,?,?,?,?)",
                        (env_id, batch_id, number, who, why, self.clock()))
+
+    def override_of(self, batch_id: str, number: int) -> dict[str, Any] | None:
+        """The operator's recorded decision to pay this row again, if any."""
+        r = self.db.execute("SELECT * FROM overrides WHERE batch_id = ? AND row = ? ORDER BY id LIMIT 1",
+                            (batch_id, number)).fetchone()
+        return dict(r) if r is not None else None
 
     def overrides(self, batch_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM overrides WHERE batch_id = ? ORDER BY id",

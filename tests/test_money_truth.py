@@ -135,6 +135,37 @@ def test_3_a_retried_correction_is_not_paid_again_by_the_corrected_master_file(t
     assert paid(state) == Counter({"+254712999001": 1, "+254712300002": 1})
 
 
+def test_only_the_claim_at_the_moment_of_sending_stops_a_resumed_batch(tmp_path: Path) -> None:
+    """A payee's payment fails; an edited copy of the file is run and stopped before it sends anything
+    (its row for that payee is rightly ready: the earlier attempt failed); the original is retried and
+    pays; then the stopped batch is resumed. Nothing at batch creation can see the retry's payment:
+    only the claim taken in the same transaction that marks a row sending stops the second one."""
+    state = sandbox()
+    amina = "+254712300001"
+    state.knobs.scripts = {amina: [(0.5, "FAILED")]}
+    master = write(tmp_path / "pay.csv", *PEOPLE[:2])
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        code, out = cli("run", str(master), *where, *FAST)
+        assert code == 3, out
+        original = batch_of(out)
+        state.knobs.scripts = {}
+        edited = write(tmp_path / "edited.csv", PEOPLE[0].replace("Amina Njeri", "Amina W. Njeri"), PEOPLE[1])
+        code, out = cli("run", str(edited), *where, *FAST, "--wait-timeout", "0")
+        stopped = batch_of(out)
+        assert Ledger(tmp_path / "l.db").row(stopped, 2).state.value == "ready", out
+        code, out = cli("retry", original, "--cooloff", "0", *where, *FAST)
+        assert code == 0, out
+        retried = batch_of(out)
+        assert paid(state)[amina] == 1
+        code, out = cli("resume", stopped, *where, *FAST)
+        row = Ledger(tmp_path / "l.db").row(stopped, 2)
+    assert paid(state)[amina] == 1, out
+    assert code == 3 and "│ not paid (repeat) │ KES      │ 2    │ 300    │" in out
+    assert row.state.value == "blocked"
+    assert row.error == f"not sent: batch {retried} row 2 already pays this payee (succeeded)"
+
+
 def correct(results: Path, out: Path, old: str, new: str) -> Path:
     rows = list(csv.DictReader(results.read_text(encoding="utf-8-sig").splitlines()))
     for r in rows:
@@ -283,6 +314,28 @@ def test_7_one_row_is_paid_again_only_by_a_recorded_override(tmp_path: Path) -> 
     assert paid(state) == Counter({"+254712300001": 2, "+254712300002": 1})
     (override,) = Ledger(tmp_path / "l.db").overrides(second)
     assert override["row"] == 2 and override["why"] == "bank returned it" and override["who"]
+
+
+def test_7_an_override_that_failed_is_carried_to_its_retry(tmp_path: Path) -> None:
+    state = sandbox()
+    amina = "+254712300001"
+    data = write(tmp_path / "pay.csv", PEOPLE[0])
+    copy = tmp_path / "copy.csv"
+    copy.write_text(f"{HEADER},note\n{PEOPLE[0]},again\n")
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        assert cli("run", str(data), *where, *FAST)[0] == 0
+        state.knobs.scripts = {amina: [(0.5, "FAILED")]}
+        code, out = cli("run", str(copy), *where, *FAST, "--pay-again", "2", "--reason", "bank returned it")
+        assert code == 3, out  # the payment decided again failed at the provider
+        second = batch_of(out)
+        state.knobs.scripts = {}
+        code, out = cli("retry", second, "--cooloff", "0", *where, *FAST)
+        assert code == 0, out
+        retried = batch_of(out)
+    assert paid(state)[amina] == 2
+    (carried,) = Ledger(tmp_path / "l.db").overrides(retried)
+    assert carried["row"] == 2 and carried["why"] == f"bank returned it (decided for batch {second} row 2)"
 
 
 # -- 8. status of a batch the ledger does not hold ----------------------------------------------
