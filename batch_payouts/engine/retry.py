@@ -68,7 +68,8 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
                 chosen[original.row] = _apply_edits(original, cells, mapping, plan)
     for number, cells in sorted(chosen.items()):
         original = originals[number]
-        elsewhere = _paid_elsewhere(ledger, batch.env_id, original)
+        elsewhere = None if ledger.override_of(original.batch_id, original.row) else \
+            _paid_elsewhere(ledger, batch.env_id, original)
         if elsewhere:
             plan.refused.append(f"row {number}: {elsewhere}; not paid again")
             continue
@@ -175,3 +176,16 @@ def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: li
     ledger.create_batch(plan.batch_id, env_id=parent.env_id, fingerprint=parent.fingerprint, label=parent.label,
                         source=parent.source, options=parent.options, headers=headers, rows=rows,
                         parent=plan.parent)
+    _carry_overrides(ledger, plan)
+
+
+def _carry_overrides(ledger: Ledger, plan: RetryPlan) -> None:
+    """A row paid again by an operator's recorded decision stays so in its retry: the decision was
+    about the payment, not about one attempt of it. (Were this lost to a crash just after the batch
+    was stored, the retry row would be refused as a repeat: the safe side.)"""
+    env_id = ledger.batch(plan.batch_id).env_id
+    for original, _ in plan.rows:
+        decided = ledger.override_of(original.batch_id, original.row)
+        if decided is not None:
+            ledger.record_override(env_id, plan.batch_id, original.row, who=decided["who"],
+                                   why=f"{decided['why']} (decided for batch {original.batch_id} row {original.row})")
