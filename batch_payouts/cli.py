@@ -56,6 +56,8 @@ def disk_sentence(exc: OSError) -> str:
                 "same command again")
     if exc.errno == errno.ENOENT:
         return f"no such file or folder{where}"
+    if exc.errno == errno.ENOTDIR:
+        return f"cannot write there{where}: part of that path is a file, not a folder"
     if exc.errno == errno.EISDIR:
         return f"{exc.filename or 'that path'} is a folder, not a file"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

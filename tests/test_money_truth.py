@@ -7,9 +7,12 @@ payment that never happened. Every figure is read from the sandboxes' own books.
 from __future__ import annotations
 
 import csv
+import errno
+import sqlite3
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -347,6 +350,61 @@ def test_8_status_of_an_unknown_batch_says_so_and_exits_1(tmp_path: Path) -> Non
 
 
 # -- what must still work ---------------------------------------------------------------------
+
+def test_a_template_path_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("a file, not a folder")
+    for name in ("t.xlsx", "t.csv"):
+        target = tmp_path / "f" / name
+        code, out = cli("template", str(target))
+        assert (code, out) == (1, f"error: cannot write there ({target}): part of that path is a file, not a folder\n")
+
+
+def test_a_full_disk_while_writing_results_is_a_sentence_and_leaves_no_partial_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write(tmp_path / "pay.csv", *PEOPLE[:2])
+    where = ["--state", str(tmp_path / "l.db")]
+    code, out = cli("run", str(data), "--sandbox", *where, *FAST, "--results", str(tmp_path / "first.csv"))
+    assert code == 0, out
+    batch = batch_of(out)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("batch_payouts.sheets.write.os.fsync", disk_full)
+    for name in ("out.csv", "out.xlsx"):
+        target = tmp_path / name
+        code, out = cli("results", batch, "-o", str(target), *where)
+        assert code == 1
+        assert out.splitlines()[-1] == (f"error: the disk is full ({target}); what was recorded before is safe. "
+                                        "Free some space, then run the same command again")
+        assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))) == []
+
+
+def test_a_full_disk_during_a_run_stops_it_with_a_sentence_and_resume_finishes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = sandbox()
+    data = write(tmp_path / "pay.csv", *PEOPLE)
+    real_update = Ledger._update
+    writes = {"left": 12}
+
+    def filling(self: Ledger, *args: Any, **kw: Any) -> None:
+        writes["left"] -= 1
+        if writes["left"] < 0:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_update(self, *args, **kw)
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        monkeypatch.setattr(Ledger, "_update", filling)
+        code, out = cli("run", str(data), *where, *FAST)
+        assert code == 1, out
+        assert out.splitlines()[-1] == ("error: the disk is full; what was recorded before is safe. "
+                                        "Free some space, then run the same command again")
+        monkeypatch.setattr(Ledger, "_update", real_update)
+        batch = next(b.id for b in Ledger(tmp_path / "l.db").batches())
+        code, out = cli("resume", batch, *where, *FAST)
+        assert code == 0, out
+    assert sorted(paid(state).values()) == [1, 1, 1, 1]
+
 
 def test_next_month_with_a_new_label_pays_everyone_again(tmp_path: Path) -> None:
     state = sandbox()
