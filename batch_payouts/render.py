@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -184,28 +185,61 @@ def progress_line(p: RunProgress) -> str:
     return " · ".join([*parts, eta])
 
 
+def amount_lines(p: RunProgress, width: int = 80) -> list[str]:
+    """One line per currency: the amount per finance word (``KES paid 24,000 · failed 2,000``),
+    cut to ``width`` columns at a word boundary."""
+    per: dict[str, dict[Word, Decimal]] = {}
+    for state, currency, amount in p.amounts:
+        words = per.setdefault(currency or "?", {})
+        word = word_for(RowState(state))
+        words[word] = words.get(word, Decimal(0)) + amount
+    lines = []
+    for currency, words in sorted(per.items()):
+        line = currency
+        for i, word in enumerate(w for w in ORDER if w in words):
+            part = f"{SHORT[word]} {words[word]:,}"
+            joined = f"{line} {part}" if i == 0 else f"{line} · {part}"
+            if len(joined) > width:
+                break
+            line = joined
+        lines.append(line)
+    return lines
+
+
 @contextlib.contextmanager
 def progress_bar(*, quiet: bool,
                  clock: Callable[[], float] = time.monotonic) -> Iterator[Callable[[RunProgress], None]]:
     """A progress bar on stderr that fits 80 columns; when stderr is not a terminal, one plain
     line every PLAIN_EVERY seconds instead (nothing when ``quiet``). Yields the run's listener."""
+    from rich.console import RenderableType
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+    from rich.text import Text
 
     live = err.is_terminal and not quiet
-    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
-                   console=err, disable=not live, transient=False)
+    amounts: list[str] = []
+
+    class WithAmounts(Progress):
+        def get_renderables(self) -> Iterable[RenderableType]:
+            yield self.make_tasks_table(self.tasks)
+            yield from (Text(line) for line in amounts)
+
+    bar = WithAmounts(TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+                      console=err, disable=not live, transient=False)
     task: list[TaskID] = []
     last = [-PLAIN_EVERY]
 
     def show(p: RunProgress) -> None:
         line = progress_line(p)
         if live:
+            amounts[:] = amount_lines(p, width=min(err.width, 80))
             if not task:
                 task.append(bar.add_task(line, total=p.rows))
             bar.update(task[0], total=p.rows, completed=p.settled, description=line)
         elif not quiet and (clock() - last[0] >= PLAIN_EVERY or p.settled == p.rows):
             last[0] = clock()
-            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}", markup=False, soft_wrap=True)
+            money = "".join(f" · {a}" for a in amount_lines(p, width=10_000))
+            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}{money}", markup=False,
+                      soft_wrap=True)
 
     with bar:
         yield show

@@ -190,6 +190,25 @@ def test_status_and_results_of_a_finished_batch(runner: CliRunner, tmp_path: Pat
     assert code == 1 and "error: no batch 'nope' in the ledger" in err
 
 
+def test_progress_shows_amounts_per_currency_in_finance_words_cut_to_the_width() -> None:
+    from decimal import Decimal
+
+    from batch_payouts import render
+    from batch_payouts.app.payouts import RunProgress
+
+    p = RunProgress("b", {"succeeded": 3, "failed": 1, "submitted": 1, "ready": 2}, 7, 4, 2, 2.0,
+                    (("succeeded", "KES", Decimal("2500000.50")), ("failed", "KES", Decimal(700)),
+                     ("submitted", "KES", Decimal(300)), ("unknown", "KES", Decimal(5)),
+                     ("ready", "KES", Decimal(1200)), ("succeeded", "ZAR", Decimal("99.99"))))
+    assert render.amount_lines(p) == ["KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200",
+                                      "ZAR paid 99.99"]
+    assert render.amount_lines(p, width=40) == ["KES paid 2,500,000.50 · failed 700", "ZAR paid 99.99"]
+    with render.err.capture() as captured, render.progress_bar(quiet=False) as show:
+        show(p)
+    assert captured.get() == ("batch b: 4/7 settled · paid 3 · failed 1 · waiting 1 · not sent 2 · ETA 0:02 · "
+                              "KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200 · ZAR paid 99.99\n")
+
+
 def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_piped() -> None:
     from batch_payouts import render
     from batch_payouts.app.payouts import RunProgress
