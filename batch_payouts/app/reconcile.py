@@ -9,6 +9,7 @@ from batch_payouts.app import status as facts
 from batch_payouts.app.session import Session
 from batch_payouts.engine.reconcile import Comparison, compare
 from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.ratelimit import READS_DEFAULT, Limiter
 
 __all__ = ["Comparison", "Reconciled", "reconcile"]
 
@@ -28,7 +29,8 @@ def reconcile(session: Session, batch_id: str) -> Reconciled:
     session.batch_here(batch_id)
 
     async def go(client: KotaniClient) -> Comparison:
-        return await compare(session.ledger, client, batch_id)
+        return await compare(session.ledger, client, batch_id, reads=Limiter(READS_DEFAULT, name="reads"),
+                             clock=session.clock)
     found = session.call(go)
     disagree = bool(found.paid_not_recorded or found.recorded_unknown or found.corrected)
     return Reconciled(batch_id, found, facts.verdict(session.ledger, batch_id, 3 if disagree else 0))

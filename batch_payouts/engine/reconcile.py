@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batch_payouts import errors
+from batch_payouts.engine.provider_status import read_status
 from batch_payouts.engine.settle import apply_read
-from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import Ledger, RowRecord
-from batch_payouts.model import SENT_STATES, BankPayout, RowState, state_for_status
+from batch_payouts.model import SENT_STATES, RowState, state_for_status
+from batch_payouts.ratelimit import Limiter
 
 
 @dataclass
@@ -26,8 +27,25 @@ class Comparison:
     corrected: list[str] = field(default_factory=list)
 
 
-async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Comparison:
-    """Rows paid but not recorded, rows recorded but unknown to the provider, status differences."""
+@dataclass(frozen=True)
+class PollTimes:
+    """When to read an in-flight payout again after a fresh read: seconds, doubling up to a cap."""
+
+    interval: float = 5.0
+    max_interval: float = 120.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    reads: Limiter | None
+    clock: Callable[[], float]
+    poll: PollTimes
+
+
+async def compare(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads: Limiter | None = None,
+                  clock: Callable[[], float] = time.time, poll: PollTimes = PollTimes()) -> Comparison:
+    """Rows paid but not recorded, rows recorded but unknown to the provider, status differences.
+    Fresh reads of single payouts wait for the ``reads`` allowance."""
     prefix = f"{batch_id}-"
     provider = {item.reference_id: item async for item in client.iter_withdrawals()
                 if item.reference_id.startswith(prefix)}
@@ -45,22 +63,25 @@ async def compare(ledger: Ledger, client: KotaniClient, batch_id: str) -> Compar
                                             f"{row.state.value} here)")
             continue
         if state_for_status(item.status) is not row.state and row.state is not RowState.SUBMITTED:
-            await _correct(ledger, client, row, result)
+            await _correct(ledger, client, row, result, Reading(reads, clock, poll))
         result.matched += 1
     for reference, item in provider.items():
         result.paid_not_recorded.append(f"{reference} ({item.status} at Kotani, no such row here)")
-    await refresh_origins(ledger, client, batch_id)
+    await refresh_origins(ledger, client, batch_id, reads=reads, clock=clock, poll=poll)
     return result
 
 
-async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result: Comparison) -> None:
+async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result: Comparison, how: Reading) -> None:
     """The list disagrees with a settled row: a fresh read of that one payout decides."""
     try:
-        status = await _read(client, row)
+        status = await read_status(client, row, how.reads)
     except errors.BatchPayoutsError as exc:
         result.status_differs.append(f"row {row.row}: {row.state.value} here; the fresh read failed ({exc})")
         return
-    apply_read(ledger, row, status, time.time(), 5.0, 120.0)
+    if status is None:
+        result.status_differs.append(f"row {row.row}: {row.state.value} here; not found at Kotani on a fresh read")
+        return
+    apply_read(ledger, row, status, how.clock(), how.poll.interval, how.poll.max_interval)
     now = ledger.row(row.batch_id, row.row)
     if now.state is row.state:
         result.status_differs.append(f"row {row.row}: {status.status} at Kotani, {row.state.value} here")
@@ -69,13 +90,8 @@ async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result:
                                 f"{row.state.value} -> {now.state.value} here")
 
 
-def _read(client: KotaniClient, row: RowRecord) -> Awaitable[wire.WithdrawalStatus]:
-    read = client.bank_status if isinstance(row.payout, BankPayout) else client.withdrawal_status
-    return read(str(row.reference))
-
-
-async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
-                          clock: Callable[[], float] = time.time) -> None:
+async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads: Limiter | None = None,
+                          clock: Callable[[], float] = time.time, poll: PollTimes = PollTimes()) -> None:
     """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
     earlier = [e for row in ledger.retried_successes(batch_id) for e in ledger.earlier_attempts(row)
                if e.state is not RowState.REJECTED]
@@ -83,7 +99,8 @@ async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str,
         if other.reference is None:
             continue
         try:
-            status = await _read(client, other)
+            status = await read_status(client, other, reads)
         except errors.BatchPayoutsError:
             continue
-        apply_read(ledger, other, status, clock(), 5.0, 120.0)
+        if status is not None:
+            apply_read(ledger, other, status, clock(), poll.interval, poll.max_interval)

@@ -13,7 +13,8 @@ import anyio
 
 from batch_payouts import errors
 from batch_payouts.engine import settle, submit
-from batch_payouts.engine.reconcile import refresh_origins
+from batch_payouts.engine.provider_status import read_status
+from batch_payouts.engine.reconcile import PollTimes, refresh_origins
 from batch_payouts.engine.submit import Context, RunStopped
 from batch_payouts.engine.verify_stage import VerifyStage
 from batch_payouts.ledger import RowRecord
@@ -66,7 +67,8 @@ async def run_batch(
         await submit.discover_wallets(ctx)
         stage = VerifyStage(ctx, batch_id, sleep=sleep) if ctx.settings.verify else None
         result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep, stage)
-        await refresh_origins(ctx.ledger, ctx.client, batch_id, ctx.clock)
+        await refresh_origins(ctx.ledger, ctx.client, batch_id, reads=ctx.reads, clock=ctx.clock,
+                              poll=PollTimes(ctx.settings.poll_interval, ctx.settings.poll_max_interval))
         return result
     finally:
         with contextlib.suppress(Exception):
@@ -145,9 +147,7 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
     """Pay a row; a retry first re-reads every earlier attempt ("terminal is not final")."""
     for earlier in ctx.ledger.earlier_attempts(row):
         try:
-            status = await submit.read_status(ctx, earlier)
-        except errors.NotFound:
-            status = None
+            status = await read_status(ctx.client, earlier, ctx.reads)
         except (errors.NoAnswer, errors.ServerError, errors.RateLimited, errors.UnexpectedResponse):
             return  # cannot confirm now: try again on the next pass
         if status is not None:

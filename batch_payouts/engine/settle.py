@@ -18,7 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from batch_payouts import crash, errors
-from batch_payouts.engine.submit import Context, read_status
+from batch_payouts.engine.provider_status import read_status
+from batch_payouts.engine.submit import Context
 from batch_payouts.kotani import webhooks, wire
 from batch_payouts.ledger import Ledger, RowRecord
 from batch_payouts.model import RowState, StatusClass, classify, state_for_status
@@ -69,12 +70,10 @@ def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, no
 async def poll_row(ctx: Context, row: RowRecord) -> None:
     """Read one submitted row's status and apply it."""
     try:
-        status = await read_status(ctx, row)
+        status = await read_status(ctx.client, row, ctx.reads)
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
-    except errors.NotFound:
-        status = None
     except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse):
         ctx.ledger.update(row.batch_id, row.row, expect=row.state, next_check=ctx.clock() + ctx.settings.poll_interval)
         return

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batch_payouts import crash, errors
+from batch_payouts.engine.provider_status import read_status
 from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import Ledger, RowRecord
@@ -283,18 +284,6 @@ def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
 
 # -- reconciliation ----------------------------------------------------------------------------
 
-async def read_status(ctx: Context, row: RowRecord) -> wire.WithdrawalStatus | None:
-    """The provider's view of this row's reference; ``None`` when it answers "not found"."""
-    await ctx.reads.acquire()
-    reference = str(row.reference)
-    if isinstance(row.payout, BankPayout):
-        return await ctx.client.bank_status(reference)
-    try:
-        return await ctx.client.withdrawal_status(reference)
-    except errors.NotFound:
-        return None
-
-
 async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wire.WithdrawalStatus], None]) -> None:
     """Resolve an UNKNOWN row by asking the provider, never by guessing."""
     now = ctx.clock()
@@ -302,9 +291,7 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         ctx.ledger.move(row.batch_id, row.row, RowState.READY)
         return
     try:
-        status = await read_status(ctx, row)
-    except errors.NotFound:
-        status = None
+        status = await read_status(ctx.client, row, ctx.reads)
     except errors.RateLimited as exc:
         ctx.note_rate_limit(ctx.reads, exc)
         return
