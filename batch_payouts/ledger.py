@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 from batch_payouts import crash, errors
 from batch_payouts.environment import Environment
 from batch_payouts.errors import BatchLocked, BatchNotFound, IllegalTransition, LedgerError
-from batch_payouts.model import Payout, RowState, can_move
+from batch_payouts.model import IN_FLIGHT_STATES, LIVE_STATES, SENT_STATES, Payout, RowState, can_move
 from batch_payouts.redact import redact
 
 SCHEMA_VERSION = 1
@@ -236,8 +236,13 @@ class Holder:
         return self.state in LIVE_STATES or (self.state is RowState.READY and self.ever_sent)
 
 
-LIVE_STATES = frozenset({RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUCCEEDED,
-                         RowState.NEEDS_REVIEW})
+def _sql_set(states: frozenset[RowState]) -> str:
+    """``('a', 'b')``: a named set of states as an SQL list (the values are our own enum's)."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+_IN_FLIGHT = _sql_set(IN_FLIGHT_STATES)
+_IN_FLIGHT_OR_SENT = _sql_set(IN_FLIGHT_STATES | SENT_STATES)
 
 
 def default_path() -> Path:
@@ -493,10 +498,8 @@ class Ledger:
 
     def sent_count(self, batch_id: str) -> int:
         """Rows of the batch whose payout has left (or may have left) this machine."""
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM rows WHERE batch_id = ? AND state IN"
-            " ('submitting', 'submitted', 'unknown', 'succeeded', 'failed', 'needs_review')",
-            (batch_id,)).fetchone()[0])
+        sql = f"SELECT COUNT(*) FROM rows WHERE batch_id = ? AND state IN {_IN_FLIGHT_OR_SENT}"  # noqa: S608
+        return int(self.db.execute(sql, (batch_id,)).fetchone()[0])
 
     def row(self, batch_id: str, number: int) -> RowRecord:
         r = self.db.execute("SELECT * FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
@@ -628,8 +631,8 @@ class Ledger:
                    skip_currencies: Collection[str] = ()) -> bool:
         """Whether rows still need work in a run: in flight, asked to confirm, or READY to send
         (other than ``skip_rows`` and paused currencies). Each question is answered by an index."""
-        if self.db.execute("SELECT 1 FROM rows WHERE batch_id = ? AND state IN ('submitting', 'submitted',"
-                           " 'unknown') LIMIT 1", (batch_id,)).fetchone():
+        in_flight = f"SELECT 1 FROM rows WHERE batch_id = ? AND state IN {_IN_FLIGHT} LIMIT 1"  # noqa: S608
+        if self.db.execute(in_flight, (batch_id,)).fetchone():
             return True
         if self.db.execute("SELECT 1 FROM rows WHERE batch_id = ? AND confirm = 1 LIMIT 1", (batch_id,)).fetchone():
             return True

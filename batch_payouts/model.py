@@ -35,7 +35,6 @@ class Method(StrEnum):
 class RowState(StrEnum):
     """Where a row is in its life cycle (docs/row-lifecycle.md)."""
 
-    PARSED = "parsed"
     INVALID = "invalid"
     BLOCKED = "blocked"  # a repeat of a payment made in an earlier batch
     READY = "ready"
@@ -51,7 +50,6 @@ class RowState(StrEnum):
 
 S = RowState
 ALLOWED_MOVES: dict[RowState, frozenset[RowState]] = {
-    S.PARSED: frozenset({S.INVALID, S.READY, S.BLOCKED}),
     S.BLOCKED: frozenset({S.READY}),
     S.INVALID: frozenset(),
     # REJECTED: customer refused; BLOCKED: another batch pays this payee (found when claiming it,
@@ -72,8 +70,15 @@ ALLOWED_MOVES: dict[RowState, frozenset[RowState]] = {
     S.NEEDS_REVIEW: frozenset({S.SUCCEEDED, S.FAILED}),
 }
 
-SENT_STATES = frozenset({S.SUBMITTED, S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW})
-SETTLED_STATES = frozenset({S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW, S.REJECTED, S.INVALID, S.BLOCKED})
+# Named sets of states: every question about "which rows" is asked with one of these.
+SENT_STATES = frozenset({S.SUBMITTED, S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW})  # the provider holds a payout
+SETTLED_STATES = frozenset({S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW, S.REJECTED, S.INVALID, S.BLOCKED})  # nothing to do
+IN_FLIGHT_STATES = frozenset({S.SUBMITTING, S.SUBMITTED, S.UNKNOWN})  # sent or maybe sent, outcome not known
+OPEN_STATES = IN_FLIGHT_STATES | {S.READY}  # the run still has work on these
+PROVIDER_FINAL_STATES = frozenset({S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW})  # final at the provider (until corrected)
+RETRYABLE_STATES = frozenset({S.FAILED, S.REJECTED})  # definitively not paid: a retry may pay them
+# A payment that is, or may be, or was made: holds the row's obligation against other batches.
+LIVE_STATES = frozenset({S.SUBMITTING, S.SUBMITTED, S.UNKNOWN, S.SUCCEEDED, S.NEEDS_REVIEW})
 
 
 def can_move(current: RowState, wanted: RowState) -> bool:
@@ -181,18 +186,3 @@ class BankPayout(_Row):
 Payout = Annotated[
     MobileMoneyPayout | TillPayout | PaybillPayout | BankPayout, Field(discriminator="method")
 ]
-
-
-class Outcome(BaseModel):
-    """What the provider last told us about one payout attempt."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: str
-    provider_id: str | None = None
-    reference_number: str | None = None
-    fee: Decimal | None = None
-    recipient_amount: Decimal | None = None
-    telco_receipt: str | None = None
-    error: str | None = None
-    completed_at: str | None = None

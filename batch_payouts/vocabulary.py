@@ -63,7 +63,6 @@ STATE_WORDS: dict[RowState, Word] = {
     RowState.UNKNOWN: Word.WAITING,
     RowState.READY: Word.NOT_SENT,
     RowState.HELD: Word.HELD,
-    RowState.PARSED: Word.NOT_SENT,
     RowState.BLOCKED: Word.REPEAT,
     RowState.INVALID: Word.INVALID,
 }

@@ -27,7 +27,7 @@ from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.engine.verify_stage import accept_held, with_policy
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger
-from batch_payouts.model import RowState
+from batch_payouts.model import OPEN_STATES, SETTLED_STATES, RowState
 from batch_payouts.policy import Policy
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
 from batch_payouts.sheets.read import RawSheet
@@ -39,7 +39,6 @@ __all__ = ["AlreadyPaid", "NewBatch", "Plan", "Planned", "ResultsWritten", "RunO
            "write_finished"]
 SANDBOX_VISIBILITY_LAG = 2.0  # seconds: the built-in sandbox shows a payout at once
 SANDBOX_POLL_INTERVAL = 0.25  # seconds
-SETTLED = ("succeeded", "failed", "rejected", "invalid", "blocked", "needs_review")
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,7 @@ def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *
         if pay_again:
             raise errors.OverrideOnOldBatch(batch_id)
         rows = session.ledger.rows(batch_id)
-        if not any(r.state in facts.OPEN_STATES for r in rows):
+        if not any(r.state in OPEN_STATES for r in rows):
             counts: dict[str, int] = {}
             for r in rows:
                 word = results_mod.STATUS_WORDS[r.state]
@@ -296,7 +295,8 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
         def heard(counts: dict[str, int]) -> None:
             ready = counts.get("ready", 0)
             if progress is not None:
-                progress(RunProgress(batch_id, counts, total, sum(counts.get(s, 0) for s in SETTLED), ready,
+                settled = sum(counts.get(s.value, 0) for s in SETTLED_STATES)
+                progress(RunProgress(batch_id, counts, total, settled, ready,
                                      ready / max(money.rate_per_minute(), 1e-9) * 60, amounts.now(counts)))
             if events is not None:
                 events.write(json.dumps({"at": time.time(), "batch": batch_id, "counts": counts}) + "\n")

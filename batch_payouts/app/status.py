@@ -15,11 +15,9 @@ from batch_payouts import errors
 from batch_payouts.engine import results as results_mod
 from batch_payouts.environment import Environment
 from batch_payouts.ledger import BatchRecord, Ledger, RowRecord, default_path
-from batch_payouts.model import RowState
+from batch_payouts.model import IN_FLIGHT_STATES, RowState
 
 EXIT_PAID_TWICE = 5
-OPEN_STATES = frozenset({RowState.READY, RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN})
-PENDING_STATES = frozenset({RowState.SUBMITTED, RowState.UNKNOWN, RowState.SUBMITTING})
 OnEnvironment = Callable[[Environment], None]
 
 
@@ -86,7 +84,7 @@ class BatchLine:
 def exit_code_of(rows: list[RowRecord]) -> int:
     """The exit code a batch's rows call for (docs/row-lifecycle.md): 4 some pending, 3 not every row
     paid, 0 all paid."""
-    if any(r.state in PENDING_STATES for r in rows):
+    if any(r.state in IN_FLIGHT_STATES for r in rows):
         return 4
     return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
 

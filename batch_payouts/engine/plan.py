@@ -11,7 +11,7 @@ from typing import Any
 from batch_payouts import crash
 from batch_payouts.catalog import Catalog
 from batch_payouts.ledger import Holder, Ledger, NewRow
-from batch_payouts.model import RowState
+from batch_payouts.model import IN_FLIGHT_STATES, RowState
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Problem, Report, Rules, validate_rows
 
@@ -113,7 +113,7 @@ def open_rows(ledger: Ledger, batch_id: str) -> tuple[set[int], dict[str, Decima
     to_send = {r.row for r in rows if r.state is RowState.READY}
     in_flight: dict[str, Decimal] = {}
     for r in rows:
-        if r.payout and r.state in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN):
+        if r.payout and r.state in IN_FLIGHT_STATES:
             in_flight[r.payout.currency] = in_flight.get(r.payout.currency, Decimal(0)) + r.payout.amount
     return to_send, in_flight
 

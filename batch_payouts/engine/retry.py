@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from batch_payouts.catalog import Catalog
 from batch_payouts.engine.plan import obligation_key
 from batch_payouts.ledger import Ledger, NewRow, RowRecord
-from batch_payouts.model import SENT_STATES, RowState
+from batch_payouts.model import LIVE_STATES, RETRYABLE_STATES, RowState
 from batch_payouts.validate import Rules, validate_rows
 
-RETRYABLE = (RowState.FAILED, RowState.REJECTED)
 EDITABLE = ("name", "phone", "network", "bank_code", "bank_name", "account_number", "till_number",
             "paybill_number", "account_reference", "narration")
 
@@ -47,7 +46,7 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
     originals, retried = _latest_attempts(ledger, parent, plan)
     chosen: dict[int, dict[str, str]] = {}
     if selection is None:
-        chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE}
+        chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE_STATES}
     else:
         for cells in selection:
             number = _row_number(cells)
@@ -58,13 +57,12 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
                 plan.refused.append(f"a row of the file ({number}) is not in batch {parent}")
                 continue
             marked = (cells.get("status") or cells.get("result_status") or "").strip().lower()
-            if original.state in SENT_STATES - {RowState.FAILED} or original.state in (
-                    RowState.SUBMITTING, RowState.UNKNOWN):
+            if original.state in LIVE_STATES:
                 if marked in ("failed", "rejected"):
                     plan.refused.append(f"row {number}: marked {marked} in the file but "
                                         f"{original.state.value} in the ledger; not paid again")
                 continue
-            if original.state in RETRYABLE:
+            if original.state in RETRYABLE_STATES:
                 chosen[original.row] = _apply_edits(original, cells, mapping, plan)
     for number, cells in sorted(chosen.items()):
         original = originals[number]
@@ -91,7 +89,7 @@ def _latest_attempts(ledger: Ledger, parent: str, plan: RetryPlan) -> tuple[dict
     latest = {r.row: r for r in ledger.rows(parent)}
     retried: set[int] = set()
     for number, later in sorted(ledger.later_attempts(parent).items()):
-        live = [r for r in later if r.state not in RETRYABLE]
+        live = [r for r in later if r.state not in RETRYABLE_STATES]
         if live:
             plan.refused.append(f"row {number}: already retried in batch {live[0].batch_id} "
                                 f"({live[0].state.value}); not paid again")

@@ -18,11 +18,10 @@ from batch_payouts.engine.reconcile import PollTimes, refresh_origins
 from batch_payouts.engine.submit import Context, RunStopped
 from batch_payouts.engine.verify_stage import VerifyStage
 from batch_payouts.ledger import RowRecord
-from batch_payouts.model import RowState, StatusClass, classify
+from batch_payouts.model import IN_FLIGHT_STATES, RowState, StatusClass, classify
 
 LEASE_TTL = 30.0
 PROGRESS_EVERY = 0.5  # seconds between progress reports
-IN_FLIGHT = (RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN)
 Progress = Callable[[dict[str, int]], None]
 
 
@@ -138,7 +137,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     counts = ctx.ledger.counts(batch_id)
     if progress:
         progress(counts)
-    pending = sum(counts.get(s.value, 0) for s in IN_FLIGHT)
+    pending = sum(counts.get(s.value, 0) for s in IN_FLIGHT_STATES)
     stopped = str(failure[0]) if failure else ctx.stop_reason
     return RunResult(counts, pending, dict(ctx.paused_currencies), stopped, timed_out)
 

@@ -22,11 +22,10 @@ from batch_payouts.engine.provider_status import read_status
 from batch_payouts.engine.submit import Context
 from batch_payouts.kotani import webhooks, wire
 from batch_payouts.ledger import Ledger, RowRecord
-from batch_payouts.model import RowState, StatusClass, classify, state_for_status
+from batch_payouts.model import PROVIDER_FINAL_STATES, RowState, StatusClass, classify, state_for_status
 
 MAX_BODY = 64 * 1024
 READ_TIMEOUT = 5.0
-TERMINAL = (RowState.SUCCEEDED, RowState.FAILED, RowState.NEEDS_REVIEW)
 
 
 def outcome_fields(status: wire.WithdrawalStatus | dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, no
     target = state_for_status(status.status)
     fields = outcome_fields(status)
     if target is RowState.SUBMITTED:
-        if row.state in TERMINAL:
+        if row.state in PROVIDER_FINAL_STATES:
             ledger.update(row.batch_id, row.row, confirm=0)
             return  # an in-flight status after a terminal one is stale
         wait = min(poll_interval * (2 ** min(row.checks, 6)), poll_max)
@@ -61,7 +60,7 @@ def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, no
                       next_check=now + wait, **fields)
         return
     fields["completed_at"] = row.completed_at if row.state is target and row.completed_at else now
-    if row.state in TERMINAL and row.state is not target:
+    if row.state in PROVIDER_FINAL_STATES and row.state is not target:
         fields["note"] = f"corrected by the provider: {row.provider_status} became {status.status}"
     ledger.move(row.batch_id, row.row, target, confirm=0, **fields)
     crash.point("after_status_commit")
@@ -98,7 +97,7 @@ def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: boo
         ledger.update(row.batch_id, row.row, next_check=now, confirm=1)
         return "read scheduled (unsigned callback)"
     target = state_for_status(event.status)
-    if row.state in (RowState.SUBMITTED, RowState.UNKNOWN) and target is RowState.SUCCEEDED:
+    if row.state in {RowState.SUBMITTED, RowState.UNKNOWN} and target is RowState.SUCCEEDED:
         if row.state is RowState.UNKNOWN:
             ledger.move(row.batch_id, row.row, RowState.SUBMITTED)
         fields = outcome_fields(event.data)
@@ -110,7 +109,7 @@ def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: boo
         return "applied"
     if row.state is target:
         return "no change (already applied)"
-    if target is RowState.SUBMITTED and row.state in TERMINAL:
+    if target is RowState.SUBMITTED and row.state in PROVIDER_FINAL_STATES:
         return "ignored: stale (the row is already final)"
     # A failure, a correction or a review status: let a fresh read decide.
     ledger.update(row.batch_id, row.row, next_check=now, confirm=1)
