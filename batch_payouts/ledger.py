@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic import TypeAdapter
 
@@ -234,6 +234,30 @@ class Holder:
     def live(self) -> bool:
         """Paid, being paid, or perhaps paid: a second attempt would risk paying twice."""
         return self.state in LIVE_STATES or (self.state is RowState.READY and self.ever_sent)
+
+
+class RowFields(TypedDict, total=False):
+    """Columns of a row that engine steps write (times in epoch seconds; money as Decimal)."""
+
+    payout: str | None
+    problems: str
+    provider_id: str | None
+    reference_number: str | None
+    provider_status: str | None
+    fee: Decimal | None
+    recipient_amount: Decimal | None
+    telco_receipt: str | None
+    error: str | None
+    note: str | None
+    submitting_at: float | None
+    submitted_at: float | None
+    completed_at: float | None
+    not_found_at: float | None
+    next_check: float
+    checks: int
+    confirm: int
+    name_check: str | None
+    verify_run: str | None
 
 
 def _sql_set(states: frozenset[RowState]) -> str:
@@ -541,7 +565,7 @@ class Ledger:
             r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"],
             r["obligation"], r["name_check"], r["verify_run"])
 
-    def move(self, batch_id: str, number: int, to: RowState, **fields: Any) -> RowRecord:
+    def move(self, batch_id: str, number: int, to: RowState, **fields: Unpack[RowFields]) -> RowRecord:
         """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction
         (a durable one when the row is about to be sent)."""
         with self.transaction(durable=to is RowState.SUBMITTING) as db:
@@ -555,7 +579,8 @@ class Ledger:
             self._update(db, batch_id, number, {"state": to.value, **fields})
         return self.row(batch_id, number)
 
-    def move_if(self, batch_id: str, number: int, expect: RowState, to: RowState, **fields: Any) -> RowRecord | None:
+    def move_if(self, batch_id: str, number: int, expect: RowState, to: RowState,
+                **fields: Unpack[RowFields]) -> RowRecord | None:
         """Move a row from ``expect`` to ``to`` only if it is still in ``expect`` (another process, such as a
         webhook listener, may have moved it since it was read); return the moved row, or ``None``."""
         with self.transaction(durable=to is RowState.SUBMITTING) as db:
@@ -568,7 +593,8 @@ class Ledger:
             self._update(db, batch_id, number, {"state": to.value, **fields})
         return self.row(batch_id, number)
 
-    def update(self, batch_id: str, number: int, *, expect: RowState | None = None, **fields: Any) -> None:
+    def update(self, batch_id: str, number: int, *, expect: RowState | None = None,
+               **fields: Unpack[RowFields]) -> None:
         """Change fields without a state move (e.g. the time of the next status check)."""
         with self.transaction() as db:
             if expect is not None:
@@ -576,7 +602,7 @@ class Ledger:
                                      (batch_id, number)).fetchone()
                 if current is None or current["state"] != expect.value:
                     return
-            self._update(db, batch_id, number, fields)
+            self._update(db, batch_id, number, dict(fields))
 
     def _update(self, db: sqlite3.Connection, batch_id: str, number: int, fields: dict[str, Any]) -> None:
         values = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in fields.items()}

@@ -21,28 +21,30 @@ from batch_payouts import crash, errors
 from batch_payouts.engine.provider_status import read_status
 from batch_payouts.engine.submit import Context
 from batch_payouts.kotani import webhooks, wire
-from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.ledger import Ledger, RowFields, RowRecord
 from batch_payouts.model import PROVIDER_FINAL_STATES, RowState, StatusClass, classify, state_for_status
 
 MAX_BODY = 64 * 1024
 READ_TIMEOUT = 5.0
 
 
-def outcome_fields(status: wire.WithdrawalStatus | dict[str, Any]) -> dict[str, Any]:
-    """Ledger fields from a status read or a webhook's data."""
+def outcome_fields(status: wire.WithdrawalStatus | dict[str, Any]) -> RowFields:
+    """Ledger fields from a status read or a webhook's data (what the provider left out is kept)."""
     if isinstance(status, dict):
         status = wire.WithdrawalStatus.model_validate(status)
-    error = status.error_message or status.transaction_error or None
-    fields: dict[str, Any] = {"provider_status": status.status}
-    for name, value in (("fee", status.transaction_cost), ("recipient_amount", status.transaction_amount),
-                        ("telco_receipt", status.telco_id), ("reference_number", status.reference_number),
-                        ("provider_id", status.id)):
-        if value is not None:
-            fields[name] = value
-    if classify(status.status) is not StatusClass.SUCCESS:
-        fields["error"] = error
-    else:
-        fields["error"] = None
+    fields: RowFields = {"provider_status": status.status}
+    if status.transaction_cost is not None:
+        fields["fee"] = status.transaction_cost
+    if status.transaction_amount is not None:
+        fields["recipient_amount"] = status.transaction_amount
+    if status.telco_id is not None:
+        fields["telco_receipt"] = status.telco_id
+    if status.reference_number is not None:
+        fields["reference_number"] = status.reference_number
+    if status.id is not None:
+        fields["provider_id"] = status.id
+    failed = classify(status.status) is not StatusClass.SUCCESS
+    fields["error"] = (status.error_message or status.transaction_error or None) if failed else None
     return fields
 
 
@@ -56,13 +58,15 @@ def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, no
             ledger.update(row.batch_id, row.row, confirm=0)
             return  # an in-flight status after a terminal one is stale
         wait = min(poll_interval * (2 ** min(row.checks, 6)), poll_max)
-        ledger.update(row.batch_id, row.row, expect=row.state, checks=row.checks + 1,
-                      next_check=now + wait, **fields)
+        fields["checks"] = row.checks + 1
+        fields["next_check"] = now + wait
+        ledger.update(row.batch_id, row.row, expect=row.state, **fields)
         return
     fields["completed_at"] = row.completed_at if row.state is target and row.completed_at else now
     if row.state in PROVIDER_FINAL_STATES and row.state is not target:
         fields["note"] = f"corrected by the provider: {row.provider_status} became {status.status}"
-    ledger.move(row.batch_id, row.row, target, confirm=0, **fields)
+    fields["confirm"] = 0
+    ledger.move(row.batch_id, row.row, target, **fields)
     crash.point("after_status_commit")
 
 
@@ -101,7 +105,8 @@ def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: boo
         if row.state is RowState.UNKNOWN:
             ledger.move(row.batch_id, row.row, RowState.SUBMITTED)
         fields = outcome_fields(event.data)
-        ledger.move(row.batch_id, row.row, RowState.SUCCEEDED, completed_at=now, **fields)
+        fields["completed_at"] = now
+        ledger.move(row.batch_id, row.row, RowState.SUCCEEDED, **fields)
         crash.point("after_status_commit")
         return "applied"
     if target is RowState.SUBMITTED and row.state is RowState.SUBMITTED:

@@ -19,7 +19,7 @@ from batch_payouts import crash, errors
 from batch_payouts.engine.provider_status import read_status
 from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
-from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.ledger import Ledger, RowFields, RowRecord
 from batch_payouts.model import (
     BankPayout,
     MobileMoneyPayout,
@@ -106,7 +106,7 @@ def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
     if tries >= ctx.settings.send_budget:
         ctx.gave_up.add(row.row)
         note = f"not sent: {reason} {tries} times; run the batch again later"
-    fields = {"next_check": ctx.clock() + delay, "note": note}
+    fields: RowFields = {"next_check": ctx.clock() + delay, "note": note}
     if move:
         ctx.ledger.move(row.batch_id, row.row, RowState.READY, **fields)
     else:

@@ -11,6 +11,7 @@ a held row back to READY; the next run pays it, unless the account now says some
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,7 @@ import anyio
 
 from batch_payouts import errors
 from batch_payouts.engine.submit import Context, Settings
-from batch_payouts.ledger import Acceptance, Ledger, RowRecord
+from batch_payouts.ledger import Acceptance, Ledger, RowFields, RowRecord
 from batch_payouts.lookup import DAY, LedgerLookupCache, VerifySettings, verify_rows
 from batch_payouts.model import RowState
 from batch_payouts.policy import Policy
@@ -91,20 +92,22 @@ class VerifyStage:
             return  # the row moved on meanwhile (taken over by a newer batch of the same file): leave it
         if verdict.decision is Decision.HOLD:
             verdict = accepted(ledger, row, verdict)
-        fields = {"name_check": verdict_to_json(verdict), "verify_run": self.run_id}
-        try:
-            if verdict.decision is Decision.PAY and row.state is RowState.HELD:
-                ledger.move(b, n, RowState.READY, next_check=self.ctx.clock(), note=verdict.sentence, **fields)
-            elif verdict.decision is Decision.PAY:
-                ledger.move(b, n, RowState.READY, **fields)
-            elif verdict.decision is Decision.HOLD:
-                ledger.move(b, n, RowState.HELD, note=verdict.sentence, **fields)
-            else:
-                problem = {"column": "", "value": "", "message": verdict.sentence, "severity": "error"}
-                ledger.move(b, n, RowState.INVALID, problems=json.dumps([*row.problems, problem]),
-                            note=verdict.sentence, **fields)
-        except errors.IllegalTransition:
-            pass  # moved on between the two reads: leave it
+        fields: RowFields = {"name_check": verdict_to_json(verdict), "verify_run": self.run_id}
+        if verdict.decision is Decision.PAY:
+            to = RowState.READY
+            if row.state is RowState.HELD:
+                fields["next_check"] = self.ctx.clock()
+                fields["note"] = verdict.sentence
+        elif verdict.decision is Decision.HOLD:
+            to = RowState.HELD
+            fields["note"] = verdict.sentence
+        else:
+            to = RowState.INVALID
+            problem = {"column": "", "value": "", "message": verdict.sentence, "severity": "error"}
+            fields["problems"] = json.dumps([*row.problems, problem])
+            fields["note"] = verdict.sentence
+        with contextlib.suppress(errors.IllegalTransition):  # moved on between the two reads: leave it
+            ledger.move(b, n, to, **fields)
 
 
 def accepted(ledger: Ledger, row: RowRecord, verdict: Verdict) -> Verdict:
