@@ -3,7 +3,11 @@
 The provider counts requests in sliding windows (money movement: 60 per minute and 20 per 5 s;
 reads: 100 per 5 s). A limiter keeps the send times of its class and lets a request go only when
 every window has room, widened by a small margin so that network jitter cannot make two
-requests look closer together at the provider than they were here. A 429 pauses the class.
+requests look closer together at the provider than they were here.
+
+A 429 holds its whole class: :class:`Holds` is the one record of those holds, shared by a
+session's HTTP clients and limiters, and the one place that knows how long a hold may be waited
+out (``max_hold``) before a run stops instead.
 
 Why not aiolimiter or similar: they use the event loop's clock (no injection for tests) and a
 single leaky bucket, which cannot express two windows at once.
@@ -33,37 +37,62 @@ class Window:
 
 MONEY_DEFAULT = (Window(60, 60.0), Window(20, 5.0))
 READS_DEFAULT = (Window(100, 5.0),)
+MONEY, READS = "money", "reads"  # the provider's request classes: payout POSTs, and everything else
+MAX_HOLD = 900.0  # seconds: a longer advertised wait stops the run (resumable) instead of being slept
+
+
+class Holds:
+    """The provider's 429 holds per request class: no request of a held class is sent before its
+    hold ends. One per session, shared by its clients and limiters (times on ``clock``, seconds)."""
+
+    def __init__(self, *, clock: Clock = time.monotonic, max_hold: float = MAX_HOLD) -> None:
+        self.clock = clock
+        self.max_hold = max_hold
+        self._until: dict[str, float] = {}
+
+    def hold(self, klass: str, seconds: float) -> None:
+        """Hold ``klass`` for ``seconds`` from now (a later end wins)."""
+        self._until[klass] = max(self._until.get(klass, 0.0), self.clock() + seconds)
+
+    def held_for(self, klass: str) -> float:
+        """Seconds until requests of ``klass`` may be sent again (0 when not held)."""
+        return max(0.0, self._until.get(klass, 0.0) - self.clock())
+
+    def too_long(self, seconds: float) -> bool:
+        """True when a wait of ``seconds`` is longer than a run waits out."""
+        return seconds > self.max_hold
 
 
 class Limiter:
     """Waits until a request of this class may go; never exceeds any of its windows."""
 
-    def __init__(self, windows: tuple[Window, ...], *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, margin: float = 0.5, name: str = "") -> None:
+    def __init__(self, windows: tuple[Window, ...], *, klass: str = READS, holds: Holds | None = None,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, margin: float = 0.5) -> None:
         if not windows or any(w.limit < 1 or w.seconds <= 0 for w in windows):
             raise ValueError("a limiter needs windows with a positive limit and length")
         self.windows = windows
-        self.name = name
+        self.klass = klass
+        self.holds = holds if holds is not None else Holds(clock=clock)
         self._clock = clock
         self._sleep = sleep
         self._margin = margin
         self._sent: deque[float] = deque()
-        self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self.waited = 0.0
 
-    def pause(self, seconds: float) -> None:
-        """Send nothing of this class for ``seconds`` (after a 429)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
     @property
-    def paused_for(self) -> float:
-        return max(0.0, self._paused_until - self._clock())
+    def name(self) -> str:
+        """What a person reads for this class: "payouts" or "reads"."""
+        return "payouts" if self.klass == MONEY else self.klass
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing of this class for ``seconds`` (after a 429): a hold of the whole class."""
+        self.holds.hold(self.klass, seconds)
 
     def delay(self) -> float:
         """Seconds until the next request may go (0 when it may go now)."""
         now = self._clock()
-        wait = self._paused_until - now
+        wait = self.holds.held_for(self.klass)
         longest = max(w.seconds for w in self.windows) + self._margin
         while self._sent and self._sent[0] <= now - longest:
             self._sent.popleft()

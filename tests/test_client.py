@@ -11,6 +11,7 @@ import pytest
 from batch_payouts import errors
 from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts, error_for
+from batch_payouts.ratelimit import Holds
 from batch_payouts.sandbox import RunningSandbox
 from tests.conftest import API_KEY
 
@@ -232,7 +233,7 @@ async def test_a_hold_longer_than_the_limit_is_raised_without_sending(sandbox: R
     sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 86_400
     fake = FakeTime(sandbox)
     async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep,
-                            max_hold=900) as client:
+                            holds=Holds(clock=fake.clock, max_hold=900)) as client:
         with pytest.raises(errors.RateLimited) as first:
             await client.list_wallets()
         sent = sandbox.state.rate_limited["reads"]

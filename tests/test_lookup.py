@@ -59,7 +59,7 @@ def row(number: int, phone: str, name: str = "Jane Doe", amount: int = 1500) -> 
 
 
 def reads(fake: FakeTime, windows: tuple[Window, ...] = (Window(100, 5.0),)) -> Limiter:
-    return Limiter(windows, clock=fake.clock, sleep=fake.sleep, margin=0.1, name="reads")
+    return Limiter(windows, clock=fake.clock, sleep=fake.sleep, margin=0.1, klass="reads")
 
 
 async def verdicts_of(client: KotaniClient, fake: FakeTime, payouts: list[Payout], cache: MemoryLookupCache,

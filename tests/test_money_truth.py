@@ -502,7 +502,7 @@ def test_9_a_confirming_read_that_answers_404_is_read_again_within_the_visibilit
 
     async def go(url: str) -> None:
         async with KotaniClient(url, ApiKey(KEY)) as client:
-            fast = Limiter((Window(1000, 1.0),), margin=0)
+            fast = Limiter((Window(1000, 1.0),), margin=0, klass="money")
             ctx = Context(ledger, client, fast, fast, Settings(poll=False, poll_interval=1.0), env_id="e",
                           clock=ledger.clock)
             await submit.discover_wallets(ctx)

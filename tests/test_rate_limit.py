@@ -30,3 +30,19 @@ def test_no_429_with_the_limiter_at_the_providers_numbers(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert state.rate_limited == {"money": 0, "reads": 0}
     assert len(state.ledger()["payouts"]) == 45
+
+
+def test_one_record_of_holds_serves_the_clients_and_the_limiters_of_a_session() -> None:
+    from batch_payouts.ratelimit import MONEY, READS, Holds, Limiter, Window
+
+    now = [0.0]
+    holds = Holds(clock=lambda: now[0], max_hold=900)
+    payouts = Limiter((Window(60, 60.0),), klass=MONEY, holds=holds, clock=lambda: now[0], margin=0)
+    reads = Limiter((Window(100, 5.0),), klass=READS, holds=holds, clock=lambda: now[0], margin=0)
+    holds.hold(READS, 30)  # as the client records a 429 on a status read
+    assert (reads.delay(), payouts.delay()) == (30.0, 0.0)
+    payouts.pause(10)  # as the engine notes a 429 on a payout
+    now[0] = 12.0
+    assert (reads.delay(), payouts.delay(), holds.held_for(MONEY)) == (18.0, 0.0, 0.0)
+    assert payouts.name == "payouts" and reads.name == "reads"
+    assert holds.too_long(901) and not holds.too_long(900)

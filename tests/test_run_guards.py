@@ -120,7 +120,7 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
 
     async def go(nobody_listens: str) -> None:
         async with KotaniClient(nobody_listens, ApiKey("k")) as client:
-            ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0), Limiter(READS_DEFAULT),
+            ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0, klass="money"), Limiter(READS_DEFAULT),
                           Settings(send_budget=3), env_id="e", clock=lambda: now[0], wallets={"KES": "w"})
             for expected in (1, 2, 3):
                 await pay(ctx, ledger.row("bN", 2))

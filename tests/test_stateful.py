@@ -99,7 +99,7 @@ class PayoutMachine(RuleBasedStateMachine):
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
             async with KotaniClient("http://sandbox.invalid", ApiKey(KEY), timeouts=Timeouts(attempt=2.0),
                                     transport=transport) as client:
-                fast = Limiter((Window(100_000, 1.0),), margin=0)
+                fast = Limiter((Window(100_000, 1.0),), margin=0, klass="money")
                 ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
                               Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick), env_id="e",
                               clock=lambda: self.now, wallets=dict(self.wallets))

@@ -72,8 +72,8 @@ def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, 
 
     async def go() -> RunResult:
         async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
-            money = Limiter(OPEN_WINDOW, clock=fake.clock, sleep=fake.sleep, margin=0, name="money")
-            budget = Limiter(reads, clock=fake.clock, sleep=fake.sleep, margin=0, name="reads")
+            money = Limiter(OPEN_WINDOW, clock=fake.clock, sleep=fake.sleep, margin=0, klass="money")
+            budget = Limiter(reads, clock=fake.clock, sleep=fake.sleep, margin=0, klass="reads")
             ctx = Context(ledger, client, money, budget, chosen, env_id=env_id, clock=fake.clock)
             return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=fake.sleep)
     return anyio.run(go)

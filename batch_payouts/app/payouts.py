@@ -29,7 +29,7 @@ from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger
 from batch_payouts.model import OPEN_STATES, SETTLED_STATES, RowState
 from batch_payouts.policy import Policy
-from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
+from batch_payouts.ratelimit import MONEY, MONEY_DEFAULT, READS, READS_DEFAULT, Limiter, Window
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Report
 
@@ -284,8 +284,8 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
     ``options.wait_timeout`` seconds pass. One runner per batch (a lease in the ledger: a second
     runner is refused with BatchLocked). ``progress`` hears every pass of the run loop."""
     settings = settings_for(session, options)
-    money = Limiter(options.money_rate, name="payouts")
-    reads = Limiter(options.reads_rate, name="reads")
+    money = Limiter(options.money_rate, klass=MONEY, holds=session.holds)
+    reads = Limiter(options.reads_rate, klass=READS, holds=session.holds)
     env_id = session.environment().id
     total = sum(session.ledger.counts(batch_id).values())
     amounts = AmountsByState(session.ledger, batch_id, every=total / 20_000)  # 5 s at 100,000 rows

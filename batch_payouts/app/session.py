@@ -20,6 +20,7 @@ from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.environment import Environment
 from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
 from batch_payouts.ledger import BatchRecord, Ledger, default_path
+from batch_payouts.ratelimit import Holds
 
 if TYPE_CHECKING:
     from batch_payouts.sandbox import RunningSandbox
@@ -56,7 +57,7 @@ class Session:
     attempt_timeout: float
     on_environment: Callable[[Environment], None] | None = None
     clock: Callable[[], float] = time.time
-    holds: dict[str, float] = field(default_factory=dict)  # 429 holds shared by this session's clients
+    holds: Holds = field(default_factory=Holds)  # 429 holds shared by this session's clients and limiters
     _env: Environment | None = None
 
     @property

@@ -41,7 +41,6 @@ class Settings:
     poll_max_interval: float = 120.0
     callback_url: str | None = None
     wallets: dict[str, str] = field(default_factory=dict)
-    max_rate_pause: float = 900.0
     send_budget: int = 8  # tries per row and run after failures that never reached the provider
     tick: float = 0.1
     poll: bool = True
@@ -84,8 +83,10 @@ class Context:
         return self.settings.grace(self.client.timeouts.attempt)
 
     def note_rate_limit(self, limiter: Limiter, exc: errors.RateLimited) -> None:
+        """A 429 holds the limiter's whole class (the client has held it already when it saw the
+        answer; this also covers a caller without one); a wait too long to sit out stops the run."""
         wait = exc.retry_after if exc.retry_after is not None else 5.0
-        if wait > self.settings.max_rate_pause:
+        if limiter.holds.too_long(wait):
             self.stop_reason = (f"Kotani asked us to wait {wait:.0f} s before sending more "
                                 f"({limiter.name}); the batch is paused, resume it later")
             raise RunStopped(self.stop_reason)

@@ -5,8 +5,9 @@
 retries a POST: whether a payout may be sent again is the engine's decision.
 
 A 429 holds its whole class of requests (money: payout POSTs; reads: everything else) until the
-advertised wait has passed, whoever sends next; a GET refused by a 429 is sent again after the
-wait, a few times. A wait longer than ``max_hold`` is raised at once instead of slept.
+advertised wait has passed, whoever sends next (the holds are a :class:`ratelimit.Holds`, shared
+with the session's limiters); a GET refused by a 429 is sent again after the wait, a few times.
+A wait longer than the holds' ``max_hold`` is raised at once instead of slept.
 
 Connections: the pool keeps as many connections alive as it may open (``max_connections``, sized
 to the caller's concurrency), and a request takes a connection slot *before* its last look at the
@@ -31,6 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from batch_payouts import __version__, errors
 from batch_payouts.kotani import wire
+from batch_payouts.ratelimit import MONEY, READS, Holds
 
 DEFAULT_BASE_URL = "https://sandbox-api.kotanipay.com"
 T = TypeVar("T")
@@ -41,7 +43,7 @@ DEFAULT_MAX_CONNECTIONS = 100  # covers the engine's largest usual concurrency p
 
 def request_class(method: str, path: str) -> str:
     """The provider's rate-limit class of a request: "money" for payout POSTs, else "reads"."""
-    return "money" if method == "POST" and path.startswith("/api/v3/withdraw/") else "reads"
+    return MONEY if method == "POST" and path.startswith("/api/v3/withdraw/") else READS
 
 
 class ApiKey:
@@ -182,8 +184,7 @@ class KotaniClient:
         on_call: Callable[[CallRecord], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        max_hold: float = 900.0,
-        holds: dict[str, float] | None = None,
+        holds: Holds | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
@@ -192,10 +193,8 @@ class KotaniClient:
         self._on_call = on_call
         self._clock = clock
         self._sleep = sleep
-        self.max_hold = max_hold  # seconds: a longer advertised wait is raised, not slept
-        # class -> clock time before which no request of that class is sent; pass the same dict
-        # to the clients of one session so that a 429 seen by one holds them all
-        self._hold_until: dict[str, float] = {} if holds is None else holds
+        # pass one Holds to the clients and limiters of a session: a 429 seen by one holds them all
+        self.holds = holds if holds is not None else Holds(clock=clock)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
@@ -241,19 +240,19 @@ class KotaniClient:
                     return await self._send(method, path, body=body, params=params)
                 except errors.RateLimited as exc:
                     wait = exc.retry_after if exc.retry_after is not None else DEFAULT_HOLD_SECONDS
-                    self._hold_until[klass] = max(self._hold_until.get(klass, 0.0), self._clock() + wait)
+                    self.holds.hold(klass, wait)
                     tries += 1
                     resendable = method == "GET" or idempotent
-                    if not resendable or tries > READ_RETRIES_ON_429 or wait > self.max_hold:
+                    if not resendable or tries > READ_RETRIES_ON_429 or self.holds.too_long(wait):
                         raise
 
     def held_for(self, klass: str) -> float:
         """Seconds until requests of ``klass`` may be sent again (0 when not held)."""
-        return max(0.0, self._hold_until.get(klass, 0.0) - self._clock())
+        return self.holds.held_for(klass)
 
     async def _wait_for_hold(self, klass: str, method: str, path: str) -> None:
         wait = self.held_for(klass)
-        if wait > self.max_hold:
+        if self.holds.too_long(wait):
             raise errors.RateLimited(429, "still waiting out an earlier 429", wait, method=method, path=path)
         if wait > 0:
             await self._sleep(wait)
