@@ -107,7 +107,7 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
 
     import anyio
 
-    from batch_payouts.engine.submit import Context, Settings, pay
+    from batch_payouts.engine.submit import Context, RunState, Settings, pay
     from batch_payouts.kotani.client import ApiKey, KotaniClient
     from batch_payouts.model import RowState, TillPayout
     from batch_payouts.ratelimit import READS_DEFAULT, Limiter, Window
@@ -121,13 +121,13 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
     async def go(nobody_listens: str) -> None:
         async with KotaniClient(nobody_listens, ApiKey("k")) as client:
             ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0, klass="money"), Limiter(READS_DEFAULT),
-                          Settings(send_budget=3), env_id="e", clock=lambda: now[0], wallets={"KES": "w"})
+                          Settings(send_budget=3), env_id="e", clock=lambda: now[0], run=RunState(wallets={"KES": "w"}))
             for expected in (1, 2, 3):
                 await pay(ctx, ledger.row("bN", 2))
                 row = ledger.row("bN", 2)
                 assert row.state is RowState.READY and row.next_check > now[0]
-                assert ctx.tries[2] == expected
-            assert ctx.gave_up == {2}
+                assert ctx.run.tries[2] == expected
+            assert ctx.run.gave_up == {2}
             assert ledger.row("bN", 2).note == "not sent: ConnectError 3 times; run the batch again later"
 
     with socket.socket() as bound_not_listening:  # held for the whole test: connections to it are refused

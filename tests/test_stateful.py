@@ -26,7 +26,7 @@ from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.engine import retry, run, settle, submit
 from batch_payouts.engine.results import STATUS_WORDS, write_results
 from batch_payouts.engine.settle import Receiver
-from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.engine.submit import Context, RunState, Settings
 from batch_payouts.kotani import webhooks
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
 from batch_payouts.ledger import Ledger, NewRow
@@ -102,10 +102,10 @@ class PayoutMachine(RuleBasedStateMachine):
                 fast = Limiter((Window(100_000, 1.0),), margin=0, klass="money")
                 ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
                               Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick), env_id="e",
-                              clock=lambda: self.now, wallets=dict(self.wallets))
-                if not ctx.wallets:
+                              clock=lambda: self.now, run=RunState(wallets=dict(self.wallets)))
+                if not ctx.run.wallets:
                     await submit.discover_wallets(ctx)
-                    self.wallets = dict(ctx.wallets)
+                    self.wallets = dict(ctx.run.wallets)
                 return await job(ctx)
         return anyio.run(go)
 

@@ -85,14 +85,13 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     active: set[int] = set()
     limit = anyio.Semaphore(max(1, ctx.settings.concurrency))
     room = 2 * max(1, ctx.settings.concurrency)
-    failure: list[BaseException] = []
 
     async def guarded(row: RowRecord, job: Callable[[], Awaitable[None]]) -> None:
         try:
             async with limit:
                 await job()
-        except RunStopped as exc:
-            failure.append(exc)
+        except RunStopped:
+            pass  # recorded in ctx.run.stopped by whoever stopped the run
         finally:
             active.discard(row.row)
 
@@ -105,12 +104,12 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
             if now - last_renew > LEASE_TTL / 3:
                 ctx.ledger.renew_lease(batch_id, owner, ttl=LEASE_TTL)
                 last_renew = now
-            if failure or ctx.stop_reason:
+            if ctx.run.stopped:
                 break
-            skip = active | ctx.gave_up
+            skip = active | ctx.run.gave_up
             if len(active) < room:
                 for row in ctx.ledger.ready_to_send(batch_id, now, skip_rows=skip,
-                                                    skip_currencies=list(ctx.paused_currencies),
+                                                    skip_currencies=list(ctx.run.paused_currencies),
                                                     limit=room - len(active),
                                                     verified_in=stage.run_id if stage else None):
                     active.add(row.row)
@@ -126,8 +125,9 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
             if progress and now - last_progress >= PROGRESS_EVERY:
                 progress(ctx.ledger.counts(batch_id))
                 last_progress = now
-            if not active and not (stage and stage.busy) and not ctx.ledger.still_open(batch_id, skip_rows=ctx.gave_up,
-                                                        skip_currencies=list(ctx.paused_currencies)):
+            idle = not active and not (stage and stage.busy)
+            if idle and not ctx.ledger.still_open(batch_id, skip_rows=ctx.run.gave_up,
+                                                  skip_currencies=list(ctx.run.paused_currencies)):
                 break
             if now - started > wait_timeout:
                 timed_out = True
@@ -138,8 +138,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     if progress:
         progress(counts)
     pending = sum(counts.get(s.value, 0) for s in IN_FLIGHT_STATES)
-    stopped = str(failure[0]) if failure else ctx.stop_reason
-    return RunResult(counts, pending, dict(ctx.paused_currencies), stopped, timed_out)
+    return RunResult(counts, pending, dict(ctx.run.paused_currencies), ctx.run.stopped, timed_out)
 
 
 async def pay_checked(ctx: Context, row: RowRecord) -> None:

@@ -61,8 +61,27 @@ class RunStopped(errors.BatchPayoutsError):
 
 
 @dataclass
+class RunState:
+    """What one run learns as it goes: a fresh one per run. ``stop`` is the one way to end a run
+    early (the loop sees ``stopped`` on its next pass)."""
+
+    wallets: dict[str, str] = field(default_factory=dict)  # currency -> wallet id
+    paused_currencies: dict[str, str] = field(default_factory=dict)  # currency -> why
+    tries: dict[int, int] = field(default_factory=dict)  # row -> sends that never reached the provider
+    gave_up: set[int] = field(default_factory=set)  # rows out of tries for this run
+    refreshed_customers: set[int] = field(default_factory=set)  # rows whose cached customer was looked up again
+    stopped: str | None = None  # why the run stops, in a sentence
+
+    def stop(self, reason: str) -> RunStopped:
+        """Stop the run for ``reason`` (the first reason wins); returns the error a step raises to unwind."""
+        if self.stopped is None:
+            self.stopped = reason
+        return RunStopped(self.stopped)
+
+
+@dataclass(frozen=True)
 class Context:
-    """What every stage shares."""
+    """What every stage of a run shares: its dependencies (fixed) and the run's own state."""
 
     ledger: Ledger
     client: KotaniClient
@@ -71,12 +90,7 @@ class Context:
     settings: Settings
     env_id: str
     clock: Callable[[], float] = time.time
-    wallets: dict[str, str] = field(default_factory=dict)
-    paused_currencies: dict[str, str] = field(default_factory=dict)
-    stop_reason: str | None = None
-    tries: dict[int, int] = field(default_factory=dict)
-    gave_up: set[int] = field(default_factory=set)
-    refreshed_customers: set[int] = field(default_factory=set)
+    run: RunState = field(default_factory=RunState)
 
     @property
     def grace(self) -> float:
@@ -87,9 +101,8 @@ class Context:
         answer; this also covers a caller without one); a wait too long to sit out stops the run."""
         wait = exc.retry_after if exc.retry_after is not None else 5.0
         if limiter.holds.too_long(wait):
-            self.stop_reason = (f"Kotani asked us to wait {wait:.0f} s before sending more "
+            raise self.run.stop(f"Kotani asked us to wait {wait:.0f} s before sending more "
                                 f"({limiter.name}); the batch is paused, resume it later")
-            raise RunStopped(self.stop_reason)
         limiter.pause(wait)
 
 
@@ -100,12 +113,12 @@ def soon(checks: int) -> float:
 
 def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
     """Try a READY row again later: exponential backoff with jitter, within a per-run budget."""
-    tries = ctx.tries.get(row.row, 0) + 1
-    ctx.tries[row.row] = tries
+    tries = ctx.run.tries.get(row.row, 0) + 1
+    ctx.run.tries[row.row] = tries
     delay = min(2.0 ** tries, 60.0) * random.uniform(0.5, 1.5)
     note = f"not sent yet ({reason}); try {tries} of {ctx.settings.send_budget}"
     if tries >= ctx.settings.send_budget:
-        ctx.gave_up.add(row.row)
+        ctx.run.gave_up.add(row.row)
         note = f"not sent: {reason} {tries} times; run the batch again later"
     fields: RowFields = {"next_check": ctx.clock() + delay, "note": note}
     if move:
@@ -118,8 +131,8 @@ async def discover_wallets(ctx: Context) -> None:
     """Wallet id per currency: ``--wallet`` overrides, then the wallets list."""
     await ctx.reads.acquire()
     for w in await ctx.client.list_wallets():
-        ctx.wallets.setdefault(w.currency.upper(), w.id)
-    ctx.wallets.update({k.upper(): v for k, v in ctx.settings.wallets.items()})
+        ctx.run.wallets.setdefault(w.currency.upper(), w.id)
+    ctx.run.wallets.update({k.upper(): v for k, v in ctx.settings.wallets.items()})
 
 
 # -- customers ---------------------------------------------------------------------------------
@@ -165,7 +178,7 @@ def _for_this_phone(customer: wire.Customer, payout: MobileMoneyPayout) -> str:
 
 def _wallet(ctx: Context, currency: str) -> str:
     try:
-        return ctx.wallets[currency]
+        return ctx.run.wallets[currency]
     except KeyError:
         raise errors.BadRequest(400, f"no {currency} wallet on this Kotani account") from None
 
@@ -219,7 +232,7 @@ async def pay(ctx: Context, row: RowRecord) -> None:
         ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
         return
     await ctx.money.acquire()
-    if row.payout.currency in ctx.paused_currencies:
+    if row.payout.currency in ctx.run.paused_currencies:
         return
     try:
         if ctx.ledger.claim_for_sending(b, n) is not None:
@@ -245,15 +258,14 @@ async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> No
     except errors.InsufficientFunds as exc:
         ctx.ledger.move(b, n, RowState.READY, note=f"waiting: {exc.message}")
         assert row.payout is not None
-        ctx.paused_currencies[row.payout.currency] = exc.message
+        ctx.run.paused_currencies[row.payout.currency] = exc.message
         return
     except errors.DuplicateReference:
         ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note="provider: duplicate reference")
         return
     except errors.AuthenticationError as exc:
         ctx.ledger.move(b, n, RowState.READY)
-        ctx.stop_reason = f"Kotani refused the API key: {exc.message}"
-        raise RunStopped(ctx.stop_reason) from None
+        raise ctx.run.stop(f"Kotani refused the API key: {exc.message}") from None
     except (errors.NoAnswer, errors.ServerError, errors.UnexpectedResponse) as exc:
         ctx.ledger.move(b, n, RowState.UNKNOWN, next_check=ctx.clock(), note=f"no clear answer: {exc}")
         return
@@ -274,9 +286,9 @@ def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
     p = row.payout
     if not isinstance(p, MobileMoneyPayout) or "customer" not in exc.message.lower():
         return False
-    if row.row in ctx.refreshed_customers:
+    if row.row in ctx.run.refreshed_customers:
         return False
-    ctx.refreshed_customers.add(row.row)
+    ctx.run.refreshed_customers.add(row.row)
     ctx.ledger.forget_customer(ctx.env_id, p.phone, p.country, p.network)
     ctx.ledger.move(row.batch_id, row.row, RowState.READY, next_check=ctx.clock(),
                     note="the provider did not know the cached customer; looked up again")

@@ -68,7 +68,7 @@ class VerifyStage:
                 try:
                     await self.check(rows, slots)
                 except (errors.AuthenticationError, errors.ConfigError) as exc:
-                    self.ctx.stop_reason = f"the payees could not be checked: {exc}"
+                    self.ctx.run.stop(f"the payees could not be checked: {exc}")
                     self.busy = False
                     return
             self.busy = False
