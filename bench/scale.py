@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from batch_payouts.catalog import fetch_catalog
+from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine.run import run_batch
 from batch_payouts.engine.submit import Context, Settings

@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batch_payouts import crash, serve
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
+from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.kotani.client import ApiKey, KotaniClient
 from batch_payouts.sandbox import SandboxState, serve_in_thread
 from tests import hooks

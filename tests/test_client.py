@@ -294,7 +294,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 
 async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet_sent(sandbox: RunningSandbox) -> None:
-    from batch_payouts.catalog import fetch_catalog
+    from batch_payouts.catalog_reads import fetch_catalog
 
     state = sandbox.state
     state.knobs.latency = 0.05  # network time: reads sent together are on their way together
@@ -336,7 +336,7 @@ async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: Runnin
 
 
 async def test_the_catalog_and_the_balances_are_read_together(sandbox: RunningSandbox) -> None:
-    from batch_payouts.catalog import fetch_catalog_and_balances
+    from batch_payouts.catalog_reads import fetch_catalog_and_balances
 
     async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
         catalog, balances = await fetch_catalog_and_balances(client)
@@ -348,7 +348,7 @@ async def test_the_catalog_and_the_balances_are_read_together(sandbox: RunningSa
 async def test_reads_that_fail_together_surface_as_one_of_our_errors() -> None:
     import anyio
 
-    from batch_payouts.catalog import first_error
+    from batch_payouts.concurrency import first_error
 
     async def refused() -> None:
         raise errors.NoAnswer("timed out", method="GET", path="/api/v3/customer/support/networks/KE")

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
+from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import retry, run, settle, submit
 from batch_payouts.engine.results import STATUS_WORDS, write_results
 from batch_payouts.engine.settle import Receiver

@@ -390,3 +390,15 @@ def test_a_plain_row_takes_the_quick_lane(catalog: Catalog) -> None:
              "amount": "1,500", "currency": "KES", "method": "mobile_money", "reference": "R-1"}
     quick = _plain_row(2, plain, _Memo(catalog), Rules())
     assert quick is not None and quick.valid and quick.payout.amount == Decimal(1500)  # type: ignore[union-attr]
+
+
+def test_validation_is_pure_it_cannot_reach_the_network() -> None:
+    """Checking a sheet imports no HTTP client: validation works on data the run read before."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, batch_payouts.validate; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'anyio') "
+             "or m.startswith('batch_payouts.kotani')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -16,7 +16,9 @@ import anyio
 from batch_payouts import environment as envs
 from batch_payouts import errors
 from batch_payouts.app.keys import KeyOptions, resolve_key, webhook_secrets
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
+from batch_payouts.catalog_reads import fetch_catalog
+from batch_payouts.concurrency import first_error
 from batch_payouts.environment import Environment
 from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
 from batch_payouts.ledger import BatchRecord, Ledger, default_path
@@ -76,10 +78,8 @@ class Session:
             async with KotaniClient(self.base_url, self.key, on_call=audit, holds=self.holds,
                                     timeouts=Timeouts(attempt=self.attempt_timeout)) as client:
                 return await fn(client)
-        try:
+        with first_error():  # concurrent steps failed: report the first cause as itself
             return anyio.run(go)
-        except BaseExceptionGroup as group:  # concurrent steps failed: report the first cause as itself
-            raise first_cause(group) from group
 
     def environment(self) -> Environment:
         """This session's host and Kotani account (asked of the provider once), registered in the ledger."""
@@ -161,19 +161,3 @@ def open_session(options: SessionOptions, *, ask_key: Callable[[], str] | None =
         secrets = (key.reveal(), *webhook_secrets())
         ledger.secrets = secrets
         yield Session(base_url, key, ledger, sandbox, secrets, options.attempt_timeout, on_environment)
-
-
-def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first failure inside ``group`` (nested groups opened), so that front ends turn it into
-    the same sentence as when it happens alone: a full disk is a full disk, whichever task met it.
-    Errors come before interruptions and cancellations (``BaseException`` that are not ``Exception``)."""
-    leaves = list(_leaves(group))
-    return next((exc for exc in leaves if isinstance(exc, Exception)), leaves[0])
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
