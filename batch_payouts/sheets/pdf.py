@@ -15,7 +15,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, money, problems, rows_text, totals, when
+from batch_payouts.sheets.layout import cover_notes
+from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, money, problems, totals, when
 from batch_payouts.sheets.write import atomic_write
 from batch_payouts.vocabulary import ORDER, SHORT
 
@@ -130,14 +131,7 @@ def _totals(page: _Page, all_totals: list[CurrencyTotals]) -> None:
         page.row(widths, ["", "amount", *amounts], aligns)
     page.font(7.5, colour=GREY)
     page.pdf.ln(1)
-    notes = ["In file = paid + failed + held + waiting + not sent + repeat + invalid, in rows and in amounts. "
-             "Fees are for paid rows only; a failed payout's money and fee go back to the wallet."]
-    for t in all_totals:
-        if t.unreadable:
-            notes.append(f"{t.label}: {rows_text(t.unreadable)} invalid with an amount that cannot be read: "
-                         "counted in rows, not in amounts.")
-    notes.append("Debited: the amount where the fee came out of what the recipient received, amount + fee where "
-                 "the recipient received the full amount (invoiced accounts: the amount only).")
+    notes = cover_notes(all_totals)  # the same sentences as the workbook's cover
     for note in notes:
         page.pdf.multi_cell(0, 3.6, page.text(note), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     page.pdf.ln(2)
