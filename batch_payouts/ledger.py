@@ -364,6 +364,12 @@ class Ledger:
             if durable:
                 self.db.execute("PRAGMA synchronous = NORMAL")
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.db.close()
 

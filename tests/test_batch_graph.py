@@ -411,16 +411,22 @@ class BatchGraph(RuleBasedStateMachine):
         assert self.counts() == before
         FIGURES["commands refused in the other account"] += 1
 
-    def resume_a_batch(self, data: st.DataObject) -> None:
+    def target(self, data: st.DataObject, command: str) -> tuple[str, str] | None:
+        """Draw a batch and its account for ``command``; drawn in the other account instead, the
+        command is checked to be refused there (and ``None`` is returned: nothing more to do)."""
         pick, elsewhere = data.draw(PICKS, label="batch"), data.draw(ELSEWHERE, label="in the other account")
-        stop = data.draw(STOPS, label="stopped after")
         found = self.batch_and_account(pick)
+        if found is not None and elsewhere:
+            self.refused_elsewhere(found[1], found[0], command, found[0])
+            return None
+        return found
+
+    def resume_a_batch(self, data: st.DataObject) -> None:
+        stop = data.draw(STOPS, label="stopped after")
+        found = self.target(data, "resume")
         if found is None:
             return
         batch, account = found
-        if elsewhere:
-            self.refused_elsewhere(account, batch, "resume", batch)
-            return
         code, out = self.cli(account, "resume", batch, stop=stop)
         assert code in (0, 3, 4, 5) or (code == 2 and "was replaced by batch" in out), out
 
@@ -475,14 +481,10 @@ class BatchGraph(RuleBasedStateMachine):
         return path
 
     def reconcile_a_batch(self, data: st.DataObject) -> None:
-        pick, elsewhere = data.draw(PICKS, label="batch"), data.draw(ELSEWHERE, label="in the other account")
-        found = self.batch_and_account(pick)
+        found = self.target(data, "reconcile")
         if found is None:
             return
         batch, account = found
-        if elsewhere:
-            self.refused_elsewhere(account, batch, "reconcile", batch)
-            return
         code, out = self.cli(account, "reconcile", batch)
         assert code in (0, 3, 5), out
         with self.ledger() as ledger:

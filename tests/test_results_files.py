@@ -131,11 +131,8 @@ def test_every_row_ends_in_its_word_and_the_ledger_agrees(scenario: Scenario) ->
     ws = openpyxl.load_workbook(scenario.xlsx)["Results"]
     by_row = {r["row"]: r for r in sheet_dicts(ws)}
     assert {n: r["status"] for n, r in by_row.items()} == {n: word for n, (_, word) in ROWS.items()}
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         states = {r.row: r.state for r in ledger.rows(scenario.batch)}
-    finally:
-        ledger.close()
     assert states == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.FAILED, 5: RowState.NEEDS_REVIEW,
                       6: RowState.SUBMITTED, 7: RowState.READY, 8: RowState.BLOCKED, 9: RowState.INVALID,
                       10: RowState.INVALID}
@@ -183,11 +180,8 @@ def test_every_unpaid_row_has_a_plain_reason_and_failed_rows_no_fee(scenario: Sc
     assert rows[7]["reason"].startswith("the payout balance does not cover it")
     assert rows[8]["reason"].startswith("already paid KES 100 to this payee in batch ")
     assert rows[9]["reason"] == "amount: the amount is not a number" and rows[9]["result_amount"] == "abc"
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         assert ledger.row(scenario.batch, 4).fee is not None, "the provider did report a fee on the failed row"
-    finally:
-        ledger.close()
     assert rows[4]["fee"] is None and rows[4]["received"] is None
     texts = [str(c.value) for ws in wb.worksheets for r in ws.iter_rows() for c in r if c.value is not None]
     assert [t for t in texts if HTTP_TERMS.search(t)] == []
@@ -225,11 +219,8 @@ def test_cover_names_the_run_the_file_and_its_digest(scenario: Scenario) -> None
     import hashlib
 
     grid = {r[0]: r[1] for r in openpyxl.load_workbook(scenario.xlsx)["Cover"].iter_rows(values_only=True) if r[0]}
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         env = ledger.environment(ledger.batch(scenario.batch).env_id)
-    finally:
-        ledger.close()
     assert env is not None and env.host.startswith("127.0.0.1:") and env.account
     assert (grid["Environment"], grid["Host"], grid["Account"]) == (env.kind, env.host, env.account)
     assert grid["Batch"] == scenario.batch
@@ -282,13 +273,10 @@ def test_csv_results_carry_the_same_columns_and_values_as_the_results_sheet(scen
 # -- after retries: one line per row of the original file -------------------------------------------------
 
 def test_final_outcome_has_one_line_per_row_of_the_file_and_the_batches_it_went_through(scenario: Scenario) -> None:
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         path = results.write_final_results(ledger, scenario.retry, scenario.tmp / "final.csv")
         xlsx = results.write_final_results(ledger, scenario.batch, scenario.tmp / "final.xlsx")
         retried = ledger.row(scenario.retry, 4)
-    finally:
-        ledger.close()
     rows = {int(r["row"]): r for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines())}
     assert sorted(rows) == sorted(ROWS)
     assert retried.state is RowState.SUCCEEDED
@@ -308,19 +296,13 @@ def test_final_outcome_has_one_line_per_row_of_the_file_and_the_batches_it_went_
 # -- the one-page PDF -------------------------------------------------------------------------------------
 
 def test_pdf_summary_is_one_page_with_the_totals_and_the_problem_rows(scenario: Scenario) -> None:
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         pdf = results.write_summary_pdf(ledger, scenario.batch, scenario.tmp / "summary.pdf")
-    finally:
-        ledger.close()
     reader = pypdf.PdfReader(pdf)
     assert len(reader.pages) == 1
     text = " ".join(reader.pages[0].extract_text().split())
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         env = ledger.environment(ledger.batch(scenario.batch).env_id)
-    finally:
-        ledger.close()
     assert env is not None
     assert f"Payout summary — {env.kind}" in text  # a loopback host is not the provider's sandbox: LIVE
     assert f"host {env.host} · account {env.account}" in text
@@ -336,11 +318,8 @@ def test_pdf_summary_is_one_page_with_the_totals_and_the_problem_rows(scenario: 
 
 
 def test_pdf_summary_renders_to_a_picture(scenario: Scenario) -> None:
-    ledger = scenario.ledger()
-    try:
+    with scenario.ledger() as ledger:
         pdf = results.write_summary_pdf(ledger, scenario.batch, scenario.tmp / "render.pdf")
-    finally:
-        ledger.close()
     pdftoppm = shutil.which("pdftoppm")
     assert pdftoppm, "pdftoppm is missing: apt-get install -y poppler-utils"
     subprocess.run([pdftoppm, "-png", "-r", "40", "-singlefile", str(pdf), str(scenario.tmp / "render")],
