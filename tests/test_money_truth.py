@@ -220,6 +220,30 @@ def test_4_paid_twice_is_seen_from_any_batch_of_the_obligation(tmp_path: Path) -
     assert code == 5 and "PAID TWICE" in out
 
 
+def test_4_reconcile_reads_another_batchs_payment_still_in_flight_to_see_paid_twice(tmp_path: Path) -> None:
+    """Found by the batch graph's long profile: a payee's payment fails (and the provider will turn
+    it into a payment much later); an edited copy pays the payee again and is stopped while that
+    payout is in flight; the provider pays it, then corrects the first. Reconciling the first batch
+    must read the second batch's payout too, or it cannot know the payee was paid twice."""
+    state = sandbox()
+    amina = "+254712300001"
+    master = write(tmp_path / "pay.csv", PEOPLE[0])
+    with serve_in_thread(state) as sb:
+        where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
+        state.knobs.scripts = {amina: [(0.5, "CANCELLED"), (400, "SUCCESSFUL")]}
+        code, out = cli("run", str(master), *where, *FAST)
+        assert code == 3, out
+        original = batch_of(out)
+        state.knobs.scripts = {amina: [(300, "SUCCESSFUL")]}
+        edited = write(tmp_path / "edited.csv", PEOPLE[0].replace("Amina Njeri", "Amina W. Njeri"))
+        code, out = cli("run", str(edited), *where, *FAST, "--wait-timeout", "1")
+        assert code == 4, out  # stopped with the payout in flight
+        state.clock.advance(500)  # the provider pays the second, then corrects the first to paid
+        code, out = cli("reconcile", original, *where)
+    assert paid(state)[amina] == 2
+    assert code == 5 and "PAID TWICE: row 2 of batch" in out, out
+
+
 # -- 5. an amount edited in a paid file ---------------------------------------------------------
 
 def test_5_an_edited_amount_is_refused_naming_the_earlier_payment(tmp_path: Path) -> None:

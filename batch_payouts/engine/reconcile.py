@@ -92,15 +92,18 @@ async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result:
 
 async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads: Limiter | None = None,
                           clock: Callable[[], float] = time.time, poll: PollTimes = PollTimes()) -> None:
-    """Fresh reads of the earlier attempts of rows this batch paid: "terminal is not final"."""
+    """Fresh reads of the other attempts at what this batch paid: earlier attempts of its retried
+    rows, and other batches' rows of the same obligations that failed or are still in flight, so
+    that a payee paid twice is seen from this batch too."""
     earlier = [e for row in ledger.retried_successes(batch_id) for e in ledger.earlier_attempts(row)
                if e.state is not RowState.REJECTED]
-    for other in [*ledger.failed_elsewhere(batch_id), *earlier]:  # other batches of the same payees, retries
+    for other in [*ledger.unsettled_elsewhere(batch_id), *earlier]:
         if other.reference is None:
             continue
         try:
             status = await read_status(client, other, reads)
+            if status is not None:  # "not found" decides nothing here: that row's own run reads it again
+                apply_read(ledger, ledger.row(other.batch_id, other.row), status, clock(), poll.interval,
+                           poll.max_interval)
         except errors.BatchPayoutsError:
-            continue
-        if status is not None:
-            apply_read(ledger, other, status, clock(), poll.interval, poll.max_interval)
+            continue  # a failed read, or the row moved on meanwhile: its own run reads it again
