@@ -267,7 +267,7 @@ def _sql_set(states: frozenset[RowState]) -> str:
 
 _IN_FLIGHT = _sql_set(IN_FLIGHT_STATES)
 _IN_FLIGHT_OR_SENT = _sql_set(IN_FLIGHT_STATES | SENT_STATES)
-_READ_AGAIN = _sql_set(frozenset({RowState.FAILED, RowState.SUBMITTED, RowState.UNKNOWN}))
+READ_AGAIN_STATES = (RowState.FAILED.value, RowState.SUBMITTED.value, RowState.UNKNOWN.value)
 
 
 def default_path() -> Path:
@@ -680,12 +680,12 @@ class Ledger:
         """Rows of other batches that pay an obligation this batch paid and whose outcome a fresh
         read may still change: failed ones (the provider may yet turn one into a payment: "terminal
         is not final") and ones in flight (their run may have stopped before it heard they were paid)."""
-        sql = ("SELECT DISTINCT o.* FROM claims a"
-               " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
-               " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND b.batch_id != a.batch_id"
-               f" JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state IN {_READ_AGAIN}"
-               " WHERE a.batch_id = ?")
-        return [self._record(r) for r in self.db.execute(sql, (batch_id,))]
+        return [self._record(r) for r in self.db.execute(
+            "SELECT DISTINCT o.* FROM claims a"
+            " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
+            " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND b.batch_id != a.batch_id"
+            " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state IN (?, ?, ?)"
+            " WHERE a.batch_id = ?", (*READ_AGAIN_STATES, batch_id))]
 
     def retried_successes(self, batch_id: str) -> list[RowRecord]:
         """Succeeded rows of this batch that are retries of an earlier attempt."""
