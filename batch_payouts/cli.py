@@ -117,8 +117,13 @@ def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sheet", help="The XLSX sheet to read (default: the first)."),
         click.option("--map", "mapping", multiple=True, metavar='COLUMN="Header"',
                      help='Map a column explicitly, e.g. phone="Mobile No". Repeatable.'),
-        click.option("--max-row-amount", help="Refuse rows paying more than this amount."),
-        click.option("--max-total", help="Refuse a currency whose total is more than this."),
+        click.option("--max-row-amount", multiple=True, metavar="CUR=AMOUNT",
+                     help="Hold rows paying more than this, per currency, e.g. KES=50000. Repeatable."),
+        click.option("--max-total", multiple=True, metavar="CUR=AMOUNT",
+                     help="Hold every row of a currency whose total is more than this, e.g. KES=1000000."),
+        click.option("--allow-duplicates", is_flag=True,
+                     help="Pay rows that repeat another row (an exact copy, or the same payee, amount and method)."),
+        click.option("--include-hidden", is_flag=True, help="Pay rows hidden in the spreadsheet."),
         click.option("--strict", is_flag=True, help="Treat repeated payees as errors; invalid rows block the run."),
         click.option("--max-rows", type=int, default=FileOptions.max_rows, show_default=True),
         click.option("--max-file-mb", type=int, default=FileOptions.max_file_bytes // (1024 * 1024), show_default=True),
@@ -141,26 +146,35 @@ def api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def policy_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="A policy file (TOML): limits, duplicates, outliers, name checks. See docs/policy.md.")(fn)
+
+
 def file_args(kw: dict[str, Any]) -> FileOptions:
-    """The file options of a command as data."""
+    """The file options of a command as data (the policy file is read here; ``run_args`` takes it too)."""
+    policy = opts.guard_policy(kw.get("policy_path"), allow_duplicates=kw.pop("allow_duplicates"),
+                               include_hidden=kw.pop("include_hidden"), max_row_amount=kw.pop("max_row_amount"),
+                               max_total=kw.pop("max_total"))
     return FileOptions(encoding=kw.pop("encoding"), delimiter=opts.delimiter(kw.pop("delimiter")),
                        sheet=kw.pop("sheet"),
-                       mapping=opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'),
-                       max_row_amount=opts.amount(kw.pop("max_row_amount"), "--max-row-amount"),
-                       max_total=opts.amount(kw.pop("max_total"), "--max-total"), strict=kw.pop("strict"),
-                       max_rows=kw.pop("max_rows"), max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
+                       mapping=opts.pairs(kw.pop("mapping"), 'COLUMN="Header"'), policy=policy,
+                       strict=kw.pop("strict"), max_rows=kw.pop("max_rows"),
+                       max_file_bytes=kw.pop("max_file_mb") * 1024 * 1024)
 
 
 def ask_key() -> str:
     return str(click.prompt("Kotani API key", hide_input=True))
 
 
-def connect(kw: dict[str, Any], *, attempt_timeout: float = 30.0) -> contextlib.AbstractContextManager[Session]:
-    """The session of a command that talks to the provider (the real API or the built-in sandbox)."""
+def connect(kw: dict[str, Any], *, attempt_timeout: float = 30.0,
+            may_ask: bool = True) -> contextlib.AbstractContextManager[Session]:
+    """The session of a command that talks to the provider (the real API or the built-in sandbox);
+    ``may_ask``: a person at a terminal is asked for the key when no other source has it."""
     options = SessionOptions(state_path=kw.pop("state_path"), sandbox=kw.pop("sandbox"), base_url=kw.pop("base_url"),
                              key=KeyOptions(kw.pop("api_key_arg"), kw.pop("api_key_file")),
                              attempt_timeout=attempt_timeout)
-    return open_session(options, ask_key=ask_key if sys.stdin.isatty() else None, warn=render.warning,
+    return open_session(options, ask_key=ask_key if may_ask and sys.stdin.isatty() else None, warn=render.warning,
                         on_environment=render.environment)
 
 
@@ -186,14 +200,19 @@ def template(out_path: Path, force: bool) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every row with its problems to this CSV or XLSX.")
 @file_options
+@policy_option
 @api_options
 def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
-    """Check every row of FILE; nothing is paid."""
+    """Check every row of FILE; nothing is paid. Without an API key, against the built-in sandbox's lists."""
     with user_errors():
         options = file_args(kw)
         sheet = files.load(file, options)
-        with connect(kw) as conn:
-            report = files.check(conn, sheet, options)
+        try:
+            with connect(kw, may_ask=False) as conn:
+                report = files.check(conn, sheet, options)
+        except errors.NoApiKey:
+            render.note(files.OFFLINE_NOTE)
+            report = files.check_offline(sheet, options)
         render.report(report, sheet)
         if report_path:
             render.written("report", files.write_report(report_path, sheet, report))
@@ -209,6 +228,7 @@ LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most o
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--label", default="", help=LABEL_HELP)
 @file_options
+@policy_option
 @api_options
 def plan(file: Path, label: str, **kw: Any) -> None:
     """Validate FILE and show totals against the payout balances."""
@@ -259,13 +279,13 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Write progress as JSON lines."),
         click.option("--accept-name", "accept_name", metavar="ROW[,ROW…]",
                      help="Pay these held rows of the batch (a name that differs, an account that could not be "
-                          "checked); recorded with your name."),
+                          "checked, a likely duplicate, an unusual amount); recorded with your name."),
         click.option("--no-name-check", "no_name_check", is_flag=True,
                      help="Pay without asking Kotani whose account each number is (confirmation of payee)."),
         click.option("--allow-unverified", is_flag=True,
                      help="Pay rows whose name could not be checked (Kotani timed out) instead of holding them."),
         click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="A policy file (TOML): limits, duplicates, name checks. See docs/policy.md."),
+                     help="A policy file (TOML): limits, duplicates, outliers, name checks. See docs/policy.md."),
     ]):
         fn = option(fn)
     return fn
@@ -319,7 +339,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
             report = files.check(conn, sheet, options)
             render.report(report, sheet, first=10)
             prepared = payouts.prepare_run(conn, file, sheet, report, label=label, pay_again=again,
-                                           strict=options.strict)
+                                           strict=options.strict, accepted=args.accept_names)
             if isinstance(prepared, payouts.AlreadyPaid):
                 render.already_paid(prepared)
                 written = payouts.write_finished(conn, prepared, args.results_path)
@@ -328,6 +348,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                 sys.exit(written.verdict.exit_code)
             if prepared.continuing:
                 render.continuing(prepared.batch_id)
+                render.guarded_again(prepared.batch_id, prepared.reheld, prepared.released)
             if prepared.new is not None:
                 render.repeats(prepared.new)
             render.plan(prepared.plan)

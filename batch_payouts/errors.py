@@ -65,6 +65,13 @@ class ConfigError(BatchPayoutsError):
     """A setting is missing or unsafe."""
 
 
+class NoApiKey(ConfigError):
+    """No source has the Kotani API key (and no one can be asked)."""
+
+    def __init__(self) -> None:
+        super().__init__("no API key: set KOTANI_API_KEY, use --api-key-file, or run with --sandbox")
+
+
 class UnsupportedFormat(ConfigError):
     """A file we would write has a suffix we cannot write (only .csv and .xlsx)."""
 

@@ -1,9 +1,11 @@
 """Payroll guardrails: everyday spreadsheet mistakes stopped before money moves.
 
 Works on validation's :class:`Report` and the :class:`RawSheet` it came from, under a
-:class:`Policy`. A refused row gets an error in the returned report (it is no longer valid); a held
-row stays valid but is not paid until an operator accepts it; a warning only informs. Every
-finding carries a sentence and names its override. Money is ``Decimal`` major units.
+:class:`Policy`. A held row stays valid but is not paid until an operator accepts it (or the
+override named in its sentence is given): the returned report carries the hold as a problem of
+severity ``"held"``. A refused row (only a repeated payee under ``--strict``) gets an error; a
+warning only informs. Every finding carries a sentence naming the row, the column and the value,
+and names its override. Money is ``Decimal`` major units.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Guard:
     message: str
     override: str
     column: str = ""
+    value: str = ""  # the cell as the file has it
 
     @property
     def sentence(self) -> str:
@@ -102,10 +105,11 @@ class _Check:
     def add(self, result: RowResult, guard: Guard) -> None:
         if guard.action is Action.HOLD and guard.row in self.accepted:
             guard = replace(guard, action=Action.WARN, message=f"{guard.message}; accepted by the operator")
+        if guard.column and not guard.value:
+            guard = replace(guard, value=result.cells.get(guard.column, ""))
         self.findings.append(guard)
-        if guard.action is not Action.HOLD:
-            severity: Severity = "error" if guard.action is Action.REFUSE else "warning"
-            result.problems.append(Problem(result.row, guard.column, "", guard.message, severity))
+        severity: Severity = {Action.REFUSE: "error", Action.HOLD: "held", Action.WARN: "warning"}[guard.action]
+        result.problems.append(Problem(result.row, guard.column, guard.value, guard.message, severity))
 
     def payable(self) -> list[RowResult]:
         return [r for r in self.rows if r.valid]
@@ -118,9 +122,10 @@ class _Check:
         examples = {_example_key(e): e["name"] for e in EXAMPLES}
         for r in self.rows:
             if _example_key(r.cells, r.normalised_phone) in examples:
-                self.add(r, Guard(r.row, Rule.TEMPLATE_EXAMPLE, Action.REFUSE,
-                                  f"is the template's example row for {r.cells.get('name', '')}: refused; "
-                                  "delete it from the file", "refuse_template_examples = false in the policy"))
+                self.add(r, Guard(r.row, Rule.TEMPLATE_EXAMPLE, Action.HOLD,
+                                  f"is the template's example row for {r.cells.get('name', '')}: held, not "
+                                  "paid; delete it from the file", "refuse_template_examples = false in the policy",
+                                  "name"))
 
     def hidden(self) -> None:
         for r in self.rows:
@@ -131,8 +136,8 @@ class _Check:
                                   "is hidden in the spreadsheet; paid because hidden rows are included",
                                   "--include-hidden"))
             else:
-                self.add(r, Guard(r.row, Rule.HIDDEN_ROW, Action.REFUSE,
-                                  "is hidden in the spreadsheet: refused; unhide it to check it, or pass "
+                self.add(r, Guard(r.row, Rule.HIDDEN_ROW, Action.HOLD,
+                                  "is hidden in the spreadsheet: held, not paid; unhide it to check it, or pass "
                                   "--include-hidden to pay hidden rows", "--include-hidden"))
 
     # -- duplicates ----------------------------------------------------------------------------
@@ -161,9 +166,9 @@ class _Check:
                               f"is an exact copy of row {first}; both are paid because duplicates are allowed",
                               "--allow-duplicates"))
         else:
-            self.add(r, Guard(r.row, Rule.EXACT_DUPLICATE, Action.REFUSE,
-                              f"is an exact copy of row {first}: refused as a duplicate; pass --allow-duplicates "
-                              "if both payments are intended", "--allow-duplicates"))
+            self.add(r, Guard(r.row, Rule.EXACT_DUPLICATE, Action.HOLD,
+                              f"is an exact copy of row {first}: held as a duplicate, not paid; pass "
+                              "--allow-duplicates if both payments are intended", "--allow-duplicates"))
 
     def _same_payee(self, r: RowResult, earlier: list[RowResult], allow: bool) -> None:
         assert r.payout is not None
@@ -177,17 +182,17 @@ class _Check:
                               f"pays the same recipient the same amount ({pay}) by the same method as row "
                               f"{same.row}; both are paid because duplicates are allowed", "--allow-duplicates"))
         elif same is not None:
-            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.REFUSE,
+            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.HOLD,
                               f"pays the same recipient the same amount ({pay}) by the same method as row "
-                              f"{same.row}: refused as a likely duplicate; pass --allow-duplicates if both "
-                              "payments are intended", "--allow-duplicates"))
+                              f"{same.row}: held as a likely duplicate, not paid; pass --allow-duplicates if both "
+                              "payments are intended", "--allow-duplicates", "amount"))
         else:
             other = earlier[0]
             assert other.payout is not None
             self.add(r, Guard(r.row, Rule.SAME_PAYEE, Action.REFUSE if strict else Action.WARN,
                               f"pays the same recipient as row {other.row} a different amount ({pay} here, "
                               f"{money(other.payout.amount, other.payout.currency)} there): check that both "
-                              "payments are intended", "without --strict" if strict else ""))
+                              "payments are intended", "without --strict" if strict else "", "amount"))
 
     # -- amounts -------------------------------------------------------------------------------
 
@@ -198,9 +203,10 @@ class _Check:
             limit = limits.get(r.payout.currency)
             if limit is not None and r.payout.amount > limit:
                 cur = r.payout.currency
-                self.add(r, Guard(r.row, Rule.ROW_LIMIT, Action.REFUSE,
+                self.add(r, Guard(r.row, Rule.ROW_LIMIT, Action.HOLD,
                                   f"pays {money(r.payout.amount, cur)}, more than the {money(limit, cur)} limit per "
-                                  "row: refused", "a higher max_row_amount (policy) or --max-row-amount", "amount"))
+                                  "row: held, not paid", "a higher max_row_amount (policy) or --max-row-amount",
+                                  "amount"))
 
     def batch_limits(self) -> None:
         totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -215,9 +221,9 @@ class _Check:
             cur = r.payout.currency
             limit = self.policy.limits.max_batch_total.get(cur)
             if limit is not None and totals[cur] > limit:
-                self.add(r, Guard(r.row, Rule.BATCH_LIMIT, Action.REFUSE,
+                self.add(r, Guard(r.row, Rule.BATCH_LIMIT, Action.HOLD,
                                   f"is one of {counts[cur]} {cur} rows totalling {money(totals[cur], cur)}, more than "
-                                  f"the {money(limit, cur)} limit per batch: refused",
+                                  f"the {money(limit, cur)} limit per batch: held, not paid",
                                   "a higher max_batch_total (policy) or --max-total", "amount"))
 
     def outliers(self) -> None:

@@ -126,6 +126,15 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 
+# A row's payee as ``Payout.payee()`` spells it, from its stored payout.
+_PAYEE_SQL = ("CASE json_extract(r.payout, '$.method')"
+              " WHEN 'mobile_money' THEN 'mobile_money:' || json_extract(r.payout, '$.phone')"
+              " WHEN 'till' THEN 'till:' || json_extract(r.payout, '$.till_number')"
+              " WHEN 'paybill' THEN 'paybill:' || json_extract(r.payout, '$.paybill_number') || ':'"
+              " || json_extract(r.payout, '$.account_reference')"
+              " ELSE 'bank:' || json_extract(r.payout, '$.country') || ':' || json_extract(r.payout, '$.bank_code')"
+              " || ':' || json_extract(r.payout, '$.account_number') END")
+
 _HOLDERS_SQL = (
     "SELECT DISTINCT r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
     " EXISTS (SELECT 1 FROM overrides o WHERE o.batch_id = r.batch_id AND o.row = r.row) AS overridden"
@@ -779,6 +788,21 @@ class Ledger:
             " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
             " ORDER BY a.row", (batch_id,)).fetchall()
         return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in pairs]
+
+    def paid_amounts(self, env_id: str, currencies: Collection[str]) -> dict[tuple[str, str], list[Decimal]]:
+        """(payee as ``Payout.payee()``, currency) -> amounts paid (succeeded rows) in ``env_id``, in
+        ``currencies``: what the payroll guardrails compare a new amount with."""
+        if not currencies:
+            return {}
+        marks = ",".join("?" * len(currencies))
+        found: dict[tuple[str, str], list[Decimal]] = {}
+        for payee, currency, amount in self.db.execute(
+                f"SELECT {_PAYEE_SQL}, json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"  # noqa: S608
+                " FROM rows r JOIN batches b ON b.id = r.batch_id"
+                f" WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})",
+                (env_id, *currencies)):
+            found.setdefault((payee, currency), []).append(Decimal(str(amount)))
+        return found
 
     # -- confirmation of payee: look-ups, verdicts, acceptances -----------------------------------
 

@@ -43,17 +43,29 @@ def environment(env: Environment) -> None:
     out.print(f"[bold]{env.describe()}[/]", markup=True)
 
 
+def note(text: str) -> None:
+    """``note: …``: something the person should know about how the command worked."""
+    out.print(f"note: {text}", markup=False)
+
+
 def report(report: Report, sheet: RawSheet, first: int = 15) -> None:
-    """Counts, valid totals per currency and method, and the first ``first`` problems."""
+    """Counts, valid totals per currency and method, every row a guardrail holds (row, column,
+    value and why: never cut short), then the first ``first`` other problems."""
     valid, rows = len(report.valid_rows), len(report.rows)
-    for note in sheet.notes:
-        out.print(f"note: {note}")
-    out.print(f"{rows} rows: {valid} valid, {rows - valid} invalid, {len(report.warnings())} warnings")
+    for line in sheet.notes:
+        note(line)
+    held = report.held_rows()
+    counts = f"{rows} rows: {valid} valid, {rows - valid} invalid, {len(report.warnings())} warnings"
+    if held:
+        counts += f"; {len(held)} of the valid rows held, not paid until a person accepts them"
+    out.print(counts)
     table = Table("currency", "method", "rows", "total", title="Valid rows")
     for (cur, method), (count, total) in sorted(report.totals().items()):
         table.add_row(cur, method, str(count), f"{total:,}")
     if report.totals():
         out.print(table)
+    for hold in report.holds():
+        out.print(f"  held: {hold}", markup=False, soft_wrap=True)
     problems = report.errors() + report.warnings()
     for problem in problems[:first]:
         out.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
@@ -150,10 +162,31 @@ def already_paid(finished: AlreadyPaid) -> None:
     hint = "another --label" if finished.label else "a --label, e.g. --label " + time.strftime("%Y-%m")
     out.print(f"this file was already paid as batch {finished.batch.id} on {when} ({outcome}); nothing more is "
               f"sent. To pay it again as a new disbursement, run it with {hint}.", markup=False)
+    if finished.held:
+        out.print(f"held, not paid: {_rows(finished.held)}. To pay a held row, run the same file again with "
+                  "--accept-name ROW[,ROW…] (your decision is recorded)", markup=False)
 
 
 def continuing(batch_id: str) -> None:
     out.print(f"this file was already started as batch {batch_id}; continuing it")
+
+
+def _rows(numbers: list[int]) -> str:
+    return f"row{'s' if len(numbers) != 1 else ''} {', '.join(map(str, numbers))}"
+
+
+def _are(numbers: list[int]) -> str:
+    return "are" if len(numbers) != 1 else "is"
+
+
+def guarded_again(batch_id: str, held: list[int], released: list[int]) -> None:
+    """A batch continued under this run's guardrails: rows now held, rows now let through."""
+    if held:
+        out.print(f"held now: {_rows(held)} of batch {batch_id}, never sent, {_are(held)} held under this run's "
+                  "options", markup=False)
+    if released:
+        out.print(f"released: {_rows(released)} of batch {batch_id} {_are(released)} no longer held under this "
+                  "run's options and will be paid; your decision is recorded", markup=False)
 
 
 def batch_started(batch_id: str) -> None:

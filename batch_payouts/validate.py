@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from batch_payouts.catalog import BANK_COUNTRIES, Catalog, CountryInfo
 from batch_payouts.model import CURRENCY_DIGITS, Method, Payout, minor_digits
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning", "held"]  # held: valid, not paid until a person accepts it (guardrails)
 _PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
 SANDBOX_ENDINGS = frozenset({"700000001", "700000002", "700000010", "700000011", "700000012",
                              "700000013", "700000020", "700000021"})
@@ -80,6 +80,17 @@ class Report:
 
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
+
+    def holds(self) -> list[Problem]:
+        """Why valid rows will not be paid until a person accepts them (payroll guardrails)."""
+        return [p for p in self.problems if p.severity == "held"]
+
+    def held_rows(self) -> dict[int, list[Problem]]:
+        """Valid rows held by a guardrail, with their reasons, by row number."""
+        out: dict[int, list[Problem]] = {}
+        for problem in self.holds():
+            out.setdefault(problem.row, []).append(problem)
+        return out
 
     def totals(self) -> dict[tuple[str, str], tuple[int, Decimal]]:
         """(currency, method) -> (valid rows, sum of amounts)."""

@@ -57,12 +57,14 @@ def said(guarded: Guarded, rule: Rule) -> list[tuple[int, Action, str]]:
 
 
 def valid(guarded: Guarded) -> list[int]:
-    return [r.row for r in guarded.report.valid_rows]
+    """Rows paid as the file stands: valid and not held."""
+    held = guarded.report.held_rows()
+    return [r.row for r in guarded.report.valid_rows if r.row not in held]
 
 
 # -- rows that should not be in the file ------------------------------------------------------------
 
-def test_the_templates_example_rows_are_refused_if_left_in(tmp_path: Path, catalog: Catalog) -> None:
+def test_the_templates_example_rows_are_held_if_left_in(tmp_path: Path, catalog: Catalog) -> None:
     template = tmp_path / "payouts.xlsx"
     write_template(template)
     wb = openpyxl.load_workbook(template)
@@ -75,11 +77,11 @@ def test_the_templates_example_rows_are_refused_if_left_in(tmp_path: Path, catal
     wb.save(template)
     _, _, guarded = check(template, catalog)
     assert said(guarded, Rule.TEMPLATE_EXAMPLE) == [
-        (2, Action.REFUSE, "Row 2 is the template's example row for Akinyi Odera: refused; delete it from the file."),
-        (3, Action.REFUSE, "Row 3 is the template's example row for Kofi Mensah: refused; delete it from the file."),
-        (4, Action.REFUSE, "Row 4 is the template's example row for Mama Mboga Stores: refused; delete it from the file."),
-        (5, Action.REFUSE, "Row 5 is the template's example row for Kisumu Water: refused; delete it from the file."),
-        (6, Action.REFUSE, "Row 6 is the template's example row for Lindiwe Dube: refused; delete it from the file.")]
+        (2, Action.HOLD, "Row 2 is the template's example row for Akinyi Odera: held, not paid; delete it from the file."),
+        (3, Action.HOLD, "Row 3 is the template's example row for Kofi Mensah: held, not paid; delete it from the file."),
+        (4, Action.HOLD, "Row 4 is the template's example row for Mama Mboga Stores: held, not paid; delete it from the file."),
+        (5, Action.HOLD, "Row 5 is the template's example row for Kisumu Water: held, not paid; delete it from the file."),
+        (6, Action.HOLD, "Row 6 is the template's example row for Lindiwe Dube: held, not paid; delete it from the file.")]
     assert valid(guarded) == [7]
     allowed = parse_policy("[rows]\nrefuse_template_examples = false\n")
     assert valid(check(template, catalog, allowed)[2]) == [2, 3, 4, 5, 6, 7]
@@ -90,7 +92,7 @@ def test_a_real_person_who_shares_the_example_name_is_paid(tmp_path: Path, catal
     assert valid(check(path, catalog)[2]) == [2]
 
 
-def test_rows_hidden_in_excel_are_refused_unless_included(tmp_path: Path, catalog: Catalog) -> None:
+def test_rows_hidden_in_excel_are_held_unless_included(tmp_path: Path, catalog: Catalog) -> None:
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(HEADER)
@@ -101,9 +103,9 @@ def test_rows_hidden_in_excel_are_refused_unless_included(tmp_path: Path, catalo
     wb.save(path)
     _, sheet, guarded = check(path, catalog)
     assert sheet.hidden_rows == {4}
-    assert said(guarded, Rule.HIDDEN_ROW) == [(4, Action.REFUSE, "Row 4 is hidden in the spreadsheet: refused; unhide "
-                                                                  "it to check it, or pass --include-hidden to pay "
-                                                                  "hidden rows.")]
+    assert said(guarded, Rule.HIDDEN_ROW) == [(4, Action.HOLD, "Row 4 is hidden in the spreadsheet: held, not paid; "
+                                                                  "unhide it to check it, or pass --include-hidden to "
+                                                                  "pay hidden rows.")]
     assert valid(guarded) == [2, 3, 5, 6]
     _, _, included = check(path, catalog, Policy().with_overrides(include_hidden=True))
     assert said(included, Rule.HIDDEN_ROW) == [(4, Action.WARN, "Row 4 is hidden in the spreadsheet; paid because "
@@ -118,15 +120,15 @@ def test_a_csv_has_no_hidden_rows(tmp_path: Path, catalog: Catalog) -> None:
 
 # -- duplicates --------------------------------------------------------------------------------------
 
-def test_an_exact_copy_is_refused_unless_duplicates_are_allowed(tmp_path: Path, catalog: Catalog) -> None:
+def test_an_exact_copy_is_held_unless_duplicates_are_allowed(tmp_path: Path, catalog: Catalog) -> None:
     path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1)])
     report, _, guarded = check(path, catalog)
     assert said(guarded, Rule.EXACT_DUPLICATE) == [
-        (4, Action.REFUSE, "Row 4 is an exact copy of row 2: refused as a duplicate; pass --allow-duplicates if "
-                           "both payments are intended.")]
-    assert [str(p) for p in guarded.report.rows[2].problems] == [
-        "row 4: is an exact copy of row 2: refused as a duplicate; pass --allow-duplicates if both payments are "
-        "intended"]
+        (4, Action.HOLD, "Row 4 is an exact copy of row 2: held as a duplicate, not paid; pass --allow-duplicates "
+                         "if both payments are intended.")]
+    assert [(p.severity, str(p)) for p in guarded.report.rows[2].problems] == [
+        ("held", "row 4: is an exact copy of row 2: held as a duplicate, not paid; pass --allow-duplicates if both "
+                 "payments are intended")]
     assert valid(guarded) == [2, 3]
     _, _, allowed = check(path, catalog, Policy().with_overrides(allow_duplicates=True))
     assert said(allowed, Rule.EXACT_DUPLICATE) == [
@@ -135,12 +137,12 @@ def test_an_exact_copy_is_refused_unless_duplicates_are_allowed(tmp_path: Path, 
     assert [str(p) for p in report.rows[2].problems] == ["row 4: exact duplicate of row 2"], "input left unchanged"
 
 
-def test_the_same_payee_amount_and_method_twice_is_refused_unless_allowed(tmp_path: Path, catalog: Catalog) -> None:
+def test_the_same_payee_amount_and_method_twice_is_held_unless_allowed(tmp_path: Path, catalog: Catalog) -> None:
     path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1, reference="NOV-900")])
     _, _, guarded = check(path, catalog)
     assert said(guarded, Rule.REPEATED_PAYMENT) == [
-        (4, Action.REFUSE, "Row 4 pays the same recipient the same amount (KES 2,000) by the same method as row 2: "
-                           "refused as a likely duplicate; pass --allow-duplicates if both payments are intended.")]
+        (4, Action.HOLD, "Row 4 pays the same recipient the same amount (KES 2,000) by the same method as row 2: "
+                         "held as a likely duplicate, not paid; pass --allow-duplicates if both payments are intended.")]
     assert valid(guarded) == [2, 3]
     _, _, allowed = check(path, catalog, parse_policy("[duplicates]\nallow = true\n"))
     assert said(allowed, Rule.REPEATED_PAYMENT) == [
@@ -169,8 +171,12 @@ def test_per_currency_row_limits(tmp_path: Path, catalog: Catalog) -> None:
     policy = parse_policy("[limits]\nmax_row_amount = { KES = 200000, ugx = 5000000 }\n")
     _, _, guarded = check(path, catalog, policy)
     assert said(guarded, Rule.ROW_LIMIT) == [
-        (2, Action.REFUSE, "Row 2 pays KES 250,000, more than the KES 200,000 limit per row: refused."),
-        (3, Action.REFUSE, "Row 3 pays UGX 6,000,000, more than the UGX 5,000,000 limit per row: refused.")]
+        (2, Action.HOLD, "Row 2 pays KES 250,000, more than the KES 200,000 limit per row: held, not paid."),
+        (3, Action.HOLD, "Row 3 pays UGX 6,000,000, more than the UGX 5,000,000 limit per row: held, not paid.")]
+    assert [str(p) for p in guarded.report.holds()] == [
+        "row 2, amount: pays KES 250,000, more than the KES 200,000 limit per row: held, not paid (saw '250000')",
+        "row 3, amount: pays UGX 6,000,000, more than the UGX 5,000,000 limit per row: held, not paid "
+        "(saw '6000000')"]
     assert valid(guarded) == [4]
     raised = policy.with_overrides(max_row_amount={"KES": Decimal(300000), "UGX": Decimal(7000000)})
     assert valid(check(path, catalog, raised)[2]) == [2, 3, 4]
@@ -182,10 +188,10 @@ def test_per_currency_batch_limits(tmp_path: Path, catalog: Catalog) -> None:
     policy = Policy().with_overrides(max_batch_total={"KES": Decimal(1000000)})
     _, _, guarded = check(path, catalog, policy)
     assert said(guarded, Rule.BATCH_LIMIT) == [
-        (2, Action.REFUSE, "Row 2 is one of 2 KES rows totalling KES 1,100,000, more than the KES 1,000,000 limit "
-                           "per batch: refused."),
-        (3, Action.REFUSE, "Row 3 is one of 2 KES rows totalling KES 1,100,000, more than the KES 1,000,000 limit "
-                           "per batch: refused.")]
+        (2, Action.HOLD, "Row 2 is one of 2 KES rows totalling KES 1,100,000, more than the KES 1,000,000 limit "
+                         "per batch: held, not paid."),
+        (3, Action.HOLD, "Row 3 is one of 2 KES rows totalling KES 1,100,000, more than the KES 1,000,000 limit "
+                         "per batch: held, not paid.")]
     assert valid(guarded) == [4]
     assert valid(check(path, catalog, policy.with_overrides(max_batch_total={"KES": Decimal(1100000)}))[2]) == [2, 3, 4]
 
@@ -200,7 +206,8 @@ def test_an_amount_far_above_the_files_typical_amount_is_held(tmp_path: Path, ca
     assert said(guarded, Rule.FILE_OUTLIER) == [
         (11, Action.HOLD, "Row 11 pays KES 1,000,000, 500 times the file's typical KES amount (the median of its "
                           "10 KES rows is KES 2,000): held until you accept it.")]
-    assert list(guarded.held_rows()) == [11] and 11 in valid(guarded), "held is not invalid: it waits for a person"
+    assert list(guarded.held_rows()) == [11] and 11 not in valid(guarded)
+    assert 11 in [r.row for r in guarded.report.valid_rows], "held is not invalid: it waits for a person"
 
 
 def test_an_accepted_outlier_is_paid_with_a_warning(tmp_path: Path, catalog: Catalog) -> None:
@@ -238,4 +245,4 @@ def test_the_issues_file_shows_every_mistake_at_once(tmp_path: Path, catalog: Ca
     rows = [person(n) for n in range(1, 15)] + [person(3, reference="NOV-903"), person(15, amount="1000000")]
     _, _, guarded = check(write_csv(tmp_path / "p.csv", rows), catalog)
     assert [(g.row, g.rule, g.action) for g in guarded.findings] == [
-        (16, Rule.REPEATED_PAYMENT, Action.REFUSE), (17, Rule.FILE_OUTLIER, Action.HOLD)]
+        (16, Rule.REPEATED_PAYMENT, Action.HOLD), (17, Rule.FILE_OUTLIER, Action.HOLD)]

@@ -152,8 +152,9 @@ def test_a_strange_but_readable_file_is_read_within_caps(reads: dict[str, Future
         assert "hidden sheets skipped: Extra" in result["notes"][0]
     if name == "hidden-rows.xlsx":
         assert result["rows"] == 5 and result["cells"][1][0] == "Payee 1"
-        assert result["notes"] == ["2 rows are hidden in the sheet (rows 3, 5); they were read and will be paid "
-                                   "like any other row; unhide them to check"]
+        assert result["notes"] == ["2 rows are hidden in the sheet (rows 3, 5); they were read and are held, not "
+                                   "paid, unless hidden rows are included (--include-hidden); unhide them to check "
+                                   "them"]
     if name == "cp1252.csv":
         assert result["cells"][0][0] == "Zoë Ñandú"
         assert result["notes"] == ["the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented "

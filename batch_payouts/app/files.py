@@ -1,44 +1,51 @@
 """A payout file: read it (through the hostile-file guard), check every row against what the
-provider can pay, write the validation report; the empty template; the provider's bank list."""
+provider can pay and against the payroll guardrails of the policy, write the validation report;
+the empty template; the provider's bank list."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
+
+import anyio
 
 from batch_payouts import errors
 from batch_payouts.app.session import Session
+from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.engine import plan as planning
-from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.guardrails import PayeeHistory, apply_guardrails
+from batch_payouts.kotani.client import ApiKey, KotaniClient
 from batch_payouts.kotani.wire import Bank
+from batch_payouts.policy import Policy
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
 
-__all__ = ["Bank", "FileOptions", "RawSheet", "Report", "banks", "check", "load", "require_valid_rows",
-           "validation_exit_code", "write_report", "write_template"]
+__all__ = ["OFFLINE_NOTE", "Bank", "FileOptions", "RawSheet", "Report", "banks", "check", "check_offline", "load",
+           "require_valid_rows", "validation_exit_code", "write_report", "write_template"]
+OFFLINE_NOTE = ("no API key: the file was checked against the sandbox's built-in list of countries, currencies, "
+                "networks and banks; Kotani's live lists were not asked. Set KOTANI_API_KEY to check against them")
 WRITABLE = (".csv", ".xlsx")
 
 
 @dataclass(frozen=True)
 class FileOptions:
-    """How to read a file and what to refuse in it. ``mapping``: canonical column -> header;
-    amounts in major units of each row's currency; ``max_file_bytes`` in bytes."""
+    """How to read a file and what to hold or refuse in it. ``mapping``: canonical column -> header;
+    ``policy``: the payroll guardrails (limits per currency in major units, duplicates, outliers,
+    hidden and example rows), the command line's overrides applied; ``max_file_bytes`` in bytes."""
 
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)
-    max_row_amount: Decimal | None = None
-    max_total: Decimal | None = None
+    policy: Policy = field(default_factory=Policy)
     strict: bool = False
     max_rows: int = Limits.max_rows
     max_file_bytes: int = Limits.max_file_bytes
 
     @property
     def rules(self) -> Rules:
-        return Rules(max_row_amount=self.max_row_amount, max_total=self.max_total, strict=self.strict)
+        return Rules(strict=self.strict)
 
     @property
     def limits(self) -> Limits:
@@ -52,8 +59,36 @@ def load(path: Path, options: FileOptions) -> RawSheet:
 
 
 def check(session: Session, sheet: RawSheet, options: FileOptions) -> Report:
-    """Every row checked against the provider's catalog (countries, networks, banks) and the limits."""
-    return planning.check_sheet(sheet, session.catalog(), options.rules)
+    """Every row checked against the provider's catalog (countries, networks, banks), then against
+    the guardrails (each hold a problem of severity ``"held"``), with what this environment paid
+    the same payees before."""
+    report = planning.check_sheet(sheet, session.catalog(), options.rules)
+    currencies = {r.payout.currency for r in report.valid_rows if r.payout is not None}
+    history = session.ledger.paid_amounts(session.environment().id, currencies)
+    return guard(report, sheet, options.policy, history)
+
+
+def check_offline(sheet: RawSheet, options: FileOptions) -> Report:
+    """As :func:`check` without an API key: against the catalog of the built-in sandbox (say
+    :data:`OFFLINE_NOTE`), and without earlier payouts to compare amounts with."""
+    return guard(planning.check_sheet(sheet, bundled_catalog(), options.rules), sheet, options.policy, {})
+
+
+def guard(report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory) -> Report:
+    """``report`` with the guardrails' holds, refusals and warnings added."""
+    return apply_guardrails(report, sheet, policy, history=history).report
+
+
+def bundled_catalog() -> Catalog:
+    """The countries, currencies, networks and banks of the built-in sandbox, read the way the live
+    catalog is read (from a sandbox served on a loopback port for the moment)."""
+    from batch_payouts.sandbox import SandboxState, serve_in_thread
+
+    async def fetch(url: str) -> Catalog:
+        async with KotaniClient(url, ApiKey("offline")) as client:
+            return await fetch_catalog(client)
+    with serve_in_thread(SandboxState(api_key="offline"), deliver_webhooks=False) as sandbox:
+        return anyio.run(fetch, sandbox.base_url)
 
 
 def require_valid_rows(report: Report) -> None:
@@ -63,8 +98,8 @@ def require_valid_rows(report: Report) -> None:
 
 
 def validation_exit_code(report: Report) -> int:
-    """0 when every row is valid, else 3."""
-    return 0 if len(report.valid_rows) == len(report.rows) else 3
+    """0 when every row is valid and none is held, else 3."""
+    return 0 if len(report.valid_rows) == len(report.rows) and not report.holds() else 3
 
 
 def write_report(path: Path, sheet: RawSheet, report: Report) -> Path:

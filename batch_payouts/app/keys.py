@@ -48,7 +48,7 @@ def resolve_key(options: KeyOptions, *, ask: Callable[[], str] | None = None,
         return ApiKey(stored)
     if ask is not None:
         return ApiKey(ask())
-    raise errors.ConfigError("no API key: set KOTANI_API_KEY, use --api-key-file, or run with --sandbox")
+    raise errors.NoApiKey
 
 
 def _read_key_file(path: Path) -> str:

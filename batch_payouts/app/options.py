@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from batch_payouts import errors
-from batch_payouts.policy import Policy, load_policy
+from batch_payouts.policy import Policy, load_policy, parse_currency_amounts
 from batch_payouts.ratelimit import MONEY_DEFAULT, READS_DEFAULT, Window, parse_rate
 
 
@@ -85,6 +85,24 @@ def row_numbers(text: str | None, option: str) -> list[int]:
 def policy(path: Path | None) -> Policy:
     """The policy file given (or the defaults): limits, duplicates, name checks (docs/policy.md)."""
     return load_policy(path)
+
+
+def limits(values: Iterable[str], option: str) -> dict[str, Decimal]:
+    """``KES=200000`` texts (each may list several, ``KES=200000,UGX=5000000``): major units per
+    currency; a later value for a currency replaces an earlier one."""
+    found: dict[str, Decimal] = {}
+    for value in values:
+        found.update(parse_currency_amounts(value, option))
+    return found
+
+
+def guard_policy(path: Path | None, *, allow_duplicates: bool = False, include_hidden: bool = False,
+                 max_row_amount: Iterable[str] = (), max_total: Iterable[str] = ()) -> Policy:
+    """The policy file (or the defaults) with the command line's guardrail options applied:
+    ``--allow-duplicates``, ``--include-hidden``, ``--max-row-amount KES=…``, ``--max-total KES=…``."""
+    return load_policy(path).with_overrides(
+        allow_duplicates=allow_duplicates, include_hidden=include_hidden,
+        max_row_amount=limits(max_row_amount, "--max-row-amount"), max_batch_total=limits(max_total, "--max-total"))
 
 
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}

@@ -8,8 +8,8 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from batch_payouts.engine.plan import NewBatch, Plan
 from batch_payouts.engine.run import RunResult
 from batch_payouts.engine.run import run_batch as engine_run
 from batch_payouts.engine.submit import Context, Settings
-from batch_payouts.engine.verify_stage import accept_held, with_policy
+from batch_payouts.engine.verify_stage import OTHER_HOLD, accept_held, hold_of, with_policy
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger
 from batch_payouts.model import OPEN_STATES, SETTLED_STATES, RowState
@@ -74,6 +74,9 @@ class Planned:
     plan: Plan
     new: NewBatch | None
     continuing: bool = False
+    released: list[int] = field(default_factory=list)  # held rows this run's options let through
+    accepted: list[int] = field(default_factory=list)  # held rows a person accepts in this run
+    reheld: list[int] = field(default_factory=list)  # rows never sent this run's guardrails hold
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class AlreadyPaid:
     batch: BatchRecord
     outcome: dict[str, int]
     label: str
+    held: list[int] = field(default_factory=list)  # rows held, not paid until a person accepts them
 
 
 @dataclass(frozen=True)
@@ -136,18 +140,44 @@ def batch_id_for(session: Session, file: Path, label: str) -> str:
 
 
 def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report, *, label: str,
-               pay_again: dict[int, str] | None = None, continuing: bool = False) -> Planned:
+               pay_again: dict[int, str] | None = None, continuing: bool = False,
+               accepted: Collection[int] = ()) -> Planned:
     """The plan of the rows that will actually be sent: of a new batch (its repeats decided
-    against every batch of the environment; ``pay_again``: row -> the operator's reason), or of
-    what is left of an existing one."""
+    against every batch of the environment; ``pay_again``: row -> the operator's reason; rows a
+    guardrail holds left out unless ``accepted``), or of what is left of an existing one."""
     money = session.balances()
     if session.ledger.has_batch(batch_id):
         to_send, in_flight = planning.open_rows(session.ledger, batch_id)
+        to_send |= {r.row for r in session.ledger.rows(batch_id, RowState.HELD) if r.row in accepted}
         return Planned(batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None,
                        continuing)
     new = planning.prepare_batch(session.ledger, batch_id, sheet, report, env_id=session.environment().id,
                                  label=label, pay_again=pay_again or {})
-    return Planned(batch_id, planning.make_plan(report, money, sendable=new.sendable), new, continuing)
+    wrong = {n: next((r.state.value for r in new.rows if r.row == n), None) for n in accepted if n not in new.held}
+    if wrong:
+        raise errors.NotHeld(batch_id, wrong)
+    return Planned(batch_id, planning.make_plan(report, money, sendable=new.sendable | set(accepted)), new, continuing,
+                   accepted=sorted(accepted))
+
+
+def guard_continued(session: Session, batch_id: str, report: Report, who: str | None = None) -> tuple[list[int],
+                                                                                                      list[int]]:
+    """A batch continued under this run's guardrails: rows never sent that they now hold become
+    HELD (unless a person accepted their hold before); rows a guardrail held that they now let
+    through (say ``--allow-duplicates`` was given) are released, recorded as accepted by ``who``
+    (default: the operator). Returns (rows held, rows released)."""
+    ledger, held_now = session.ledger, report.held_rows()
+    reheld, released = [], []
+    for row in ledger.rows(batch_id, RowState.READY, RowState.HELD):
+        if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
+            continue  # sent before, or held by the payee check: not the guardrails' to decide
+        if row.state is RowState.READY and row.row in held_now and not ledger.acceptances(batch_id, row.row):
+            ledger.move(batch_id, row.row, RowState.HELD, note=planning.hold_note(held_now[row.row]))
+            reheld.append(row.row)
+        elif row.state is RowState.HELD and row.row not in held_now:
+            released.append(row.row)
+    accept_held(ledger, batch_id, released, who or operator())
+    return reheld, released
 
 
 def plan_exit_code(planned: Planned, report: Report) -> int:
@@ -156,27 +186,32 @@ def plan_exit_code(planned: Planned, report: Report) -> int:
 
 
 def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *, label: str,
-                pay_again: dict[int, str], strict: bool) -> Planned | AlreadyPaid:
+                pay_again: dict[int, str], strict: bool, accepted: Collection[int] = ()) -> Planned | AlreadyPaid:
     """Before paying a checked file: refuse a file with nothing to pay (or, ``strict``, with
-    invalid rows); a file whose batch is finished is AlreadyPaid; else the plan."""
+    invalid rows); a file whose batch is finished is AlreadyPaid; else the plan (``accepted``:
+    held rows a person accepts in this run, counted in it). A batch continued is first brought
+    under this run's guardrails (:func:`guard_continued`)."""
     crash.point("after_validation")
     if not report.valid_rows:
         raise errors.PlanRefused("no valid row in the file; nothing to pay")
     if strict and len(report.valid_rows) != len(report.rows):
         raise errors.PlanRefused("--strict: fix the invalid rows first")
     batch_id = batch_id_for(session, file, label)
-    continuing = session.ledger.has_batch(batch_id)
-    if continuing:
-        if pay_again:
-            raise errors.OverrideOnOldBatch(batch_id)
-        rows = session.ledger.rows(batch_id)
-        if not any(r.state in OPEN_STATES for r in rows):
-            counts: dict[str, int] = {}
-            for r in rows:
-                word = results_mod.STATUS_WORDS[r.state]
-                counts[word] = counts.get(word, 0) + 1
-            return AlreadyPaid(session.ledger.batch(batch_id), counts, label)
-    return plan_batch(session, batch_id, sheet, report, label=label, pay_again=pay_again, continuing=continuing)
+    if not session.ledger.has_batch(batch_id):
+        return plan_batch(session, batch_id, sheet, report, label=label, pay_again=pay_again, accepted=accepted)
+    if pay_again:
+        raise errors.OverrideOnOldBatch(batch_id)
+    reheld, released = guard_continued(session, batch_id, report)
+    rows = session.ledger.rows(batch_id)
+    held = [r.row for r in rows if r.state is RowState.HELD]
+    if not any(r.state in OPEN_STATES for r in rows) and not set(held) & set(accepted):
+        counts: dict[str, int] = {}
+        for r in rows:
+            word = results_mod.STATUS_WORDS[r.state]
+            counts[word] = counts.get(word, 0) + 1
+        return AlreadyPaid(session.ledger.batch(batch_id), counts, label, held)
+    planned = plan_batch(session, batch_id, sheet, report, label=label, continuing=True, accepted=accepted)
+    return replace(planned, released=released, reheld=reheld, accepted=[n for n in held if n in accepted])
 
 
 def write_finished(session: Session, finished: AlreadyPaid, results_path: Path | None) -> ResultsWritten:
@@ -197,8 +232,10 @@ def require_covered(planned: Planned, *, allow_partial: bool) -> None:
 
 
 def needs_confirmation(planned: Planned) -> bool:
-    """A new batch that will send money is confirmed by a person first (the typed total)."""
-    return planned.new is not None and bool(planned.plan.currencies)
+    """A new batch that will send money, or a batch continued with rows that were held, is
+    confirmed by a person first (the typed total)."""
+    changed = planned.new is not None or bool(planned.released) or bool(planned.accepted)
+    return changed and bool(planned.plan.currencies)
 
 
 def total_matches(typed: str, plan: Plan) -> bool:

@@ -146,13 +146,19 @@ class NewBatch:
     def sendable(self) -> set[int]:
         return {r.row for r in self.rows if r.state is RowState.READY}
 
+    @property
+    def held(self) -> set[int]:
+        """Rows a guardrail holds: not sent until a person accepts them."""
+        return {r.row for r in self.rows if r.state is RowState.HELD}
+
 
 def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report, *, env_id: str,
                   label: str, pay_again: dict[int, str] | None = None) -> NewBatch:
     """Decide every row of a new batch against every other batch of the environment.
 
     A payee already paid, or being paid, for this label is not paid again (a repeat), unless the
-    row is in ``pay_again`` (row -> the operator's reason). Rows of earlier batches that were
+    row is in ``pay_again`` (row -> the operator's reason). A row a guardrail holds (a problem of
+    severity ``"held"``) is stored HELD with the holds' sentences. Rows of earlier batches that were
     never sent are taken over by this batch, so that resuming those batches cannot pay them too.
     """
     keys = obligation_keys(report, label)
@@ -183,10 +189,18 @@ def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report
                 new.supersede.append((holder.batch_id, holder.row,
                                       f"replaced by batch {batch_id} row {result.row}: the file was run again"))
                 note = f"replaces row {holder.row} of batch {holder.batch_id}, never sent{changed}"
+        held = [p for p in result.problems if p.severity == "held"]
+        if state is RowState.READY and held:
+            state, note = RowState.HELD, hold_note(held)
         if state is RowState.READY and result.row in pay_again:
             new.overrides[result.row] = pay_again[result.row]
         new.rows.append(NewRow(result.row, state, p, cells[result.row], problems, (key,), note=note))
     return new
+
+
+def hold_note(held: list[Problem]) -> str:
+    """The sentences of a row's guardrail holds, as its note says them."""
+    return " ".join(f"Row {p.row} {p.message}." for p in held)
 
 
 def _repeat(row: int, amount: Decimal, currency: str, holder: Holder, label: str) -> Repeat:

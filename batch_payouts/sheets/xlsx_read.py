@@ -447,8 +447,8 @@ def _layout_notes(hidden: list[int], merged: list[str], rows: int) -> list[str]:
     notes = []
     if hidden:
         shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
-        notes.append(f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and "
-                     "will be paid like any other row; unhide them to check")
+        notes.append(f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and are held, "
+                     "not paid, unless hidden rows are included (--include-hidden); unhide them to check them")
     if merged:
         shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
         notes.append(f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
