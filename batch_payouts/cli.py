@@ -341,6 +341,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
             prepared = payouts.prepare_run(conn, file, sheet, report, label=label, pay_again=again,
                                            strict=options.strict, accepted=args.accept_names)
             if isinstance(prepared, payouts.AlreadyPaid):
+                render.guarded_again(prepared.batch.id, prepared.reheld, [])
                 render.already_paid(prepared)
                 written = payouts.write_finished(conn, prepared, args.results_path)
                 render.written("results", written.path)

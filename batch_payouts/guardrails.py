@@ -34,6 +34,9 @@ class Action(StrEnum):
     WARN = "warning"
 
 
+_SEVERITY: dict[Action, Severity] = {Action.REFUSE: "error", Action.HOLD: "held", Action.WARN: "warning"}
+
+
 class Rule(StrEnum):
     EXACT_DUPLICATE = "exact_duplicate"
     REPEATED_PAYMENT = "repeated_payment"  # same payee, amount and method
@@ -108,7 +111,7 @@ class _Check:
         if guard.column and not guard.value:
             guard = replace(guard, value=result.cells.get(guard.column, ""))
         self.findings.append(guard)
-        severity: Severity = {Action.REFUSE: "error", Action.HOLD: "held", Action.WARN: "warning"}[guard.action]
+        severity = _SEVERITY[guard.action]
         result.problems.append(Problem(result.row, guard.column, guard.value, guard.message, severity))
 
     def payable(self) -> list[RowResult]:
@@ -180,7 +183,8 @@ class _Check:
         if same is not None and allow:
             self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.WARN,
                               f"pays the same recipient the same amount ({pay}) by the same method as row "
-                              f"{same.row}; both are paid because duplicates are allowed", "--allow-duplicates"))
+                              f"{same.row}; both are paid because duplicates are allowed", "--allow-duplicates",
+                              "amount"))
         elif same is not None:
             self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.HOLD,
                               f"pays the same recipient the same amount ({pay}) by the same method as row "

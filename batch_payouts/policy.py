@@ -23,14 +23,14 @@ DEFAULT_POLICY = """\
 
 [duplicates]
 # Two rows that are exact copies, or that pay the same recipient the same amount by the same
-# method, are refused. true: pay both (--allow-duplicates).
+# method, are held. true: pay both (--allow-duplicates).
 allow = false
 
 [limits]
-# Refuse a row paying more than this, per currency, e.g. { KES = 200000, UGX = 5000000 }
+# Hold a row paying more than this, per currency, e.g. { KES = 200000, UGX = 5000000 }
 # (--max-row-amount KES=200000,UGX=5000000). Empty: no limit.
 max_row_amount = {}
-# Refuse every row of a currency whose total in the file is more than this (--max-total).
+# Hold every row of a currency whose total in the file is more than this (--max-total KES=…).
 max_batch_total = {}
 
 [outliers]
@@ -42,9 +42,9 @@ min_rows = 5
 history_multiple = 5
 
 [rows]
-# Refuse rows hidden in Excel (true: pay them, --include-hidden).
+# Hold rows hidden in Excel (true: pay them, --include-hidden).
 include_hidden = false
-# Refuse the template's example rows if they were left in the file.
+# Hold the template's example rows if they were left in the file.
 refuse_template_examples = true
 
 [verify]

@@ -87,6 +87,7 @@ class AlreadyPaid:
     outcome: dict[str, int]
     label: str
     held: list[int] = field(default_factory=list)  # rows held, not paid until a person accepts them
+    reheld: list[int] = field(default_factory=list)  # of them, rows this run's guardrails held
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report,
 def guard_continued(session: Session, batch_id: str, report: Report, who: str | None = None) -> tuple[list[int],
                                                                                                       list[int]]:
     """A batch continued under this run's guardrails: rows never sent that they now hold become
-    HELD (unless a person accepted their hold before); rows a guardrail held that they now let
+    HELD (unless a person accepted this very hold, the same sentences, before); rows a guardrail held that they now let
     through (say ``--allow-duplicates`` was given) are released, recorded as accepted by ``who``
     (default: the operator). Returns (rows held, rows released)."""
     ledger, held_now = session.ledger, report.held_rows()
@@ -171,8 +172,10 @@ def guard_continued(session: Session, batch_id: str, report: Report, who: str | 
     for row in ledger.rows(batch_id, RowState.READY, RowState.HELD):
         if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
             continue  # sent before, or held by the payee check: not the guardrails' to decide
-        if row.state is RowState.READY and row.row in held_now and not ledger.acceptances(batch_id, row.row):
-            ledger.move(batch_id, row.row, RowState.HELD, note=planning.hold_note(held_now[row.row]))
+        note = planning.hold_note(held_now.get(row.row, []))
+        if row.state is RowState.READY and note and note not in {a.sentence for a in ledger.acceptances(batch_id,
+                                                                                                         row.row)}:
+            ledger.move(batch_id, row.row, RowState.HELD, note=note)
             reheld.append(row.row)
         elif row.state is RowState.HELD and row.row not in held_now:
             released.append(row.row)
@@ -209,7 +212,7 @@ def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *
         for r in rows:
             word = results_mod.STATUS_WORDS[r.state]
             counts[word] = counts.get(word, 0) + 1
-        return AlreadyPaid(session.ledger.batch(batch_id), counts, label, held)
+        return AlreadyPaid(session.ledger.batch(batch_id), counts, label, held, reheld)
     planned = plan_batch(session, batch_id, sheet, report, label=label, continuing=True, accepted=accepted)
     return replace(planned, released=released, reheld=reheld, accepted=[n for n in held if n in accepted])
 

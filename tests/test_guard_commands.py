@@ -1,0 +1,230 @@
+"""The payroll guardrails as a user meets them in `validate`, `plan` and `run`: every held row is
+listed with its row, column, value and reason (never cut short), a held row is stored HELD and
+not paid, and it is paid once a person accepts it or passes the option that lets it through."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from batch_payouts.cli import main
+from batch_payouts.ledger import Ledger
+from batch_payouts.model import RowState
+from tests.support import results_file, run_tool
+
+HEADER = ["name", "phone", "country", "amount", "currency", "method", "reference"]
+
+
+def student(n: int, amount: int = 2000, reference: str | None = None) -> list[str]:
+    return [f"Student {n}", f"+2547120{n:05d}", "KE", str(amount), "KES", "mobile_money",
+            reference or f"NOV-{n:03d}"]
+
+
+def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def stipends(tmp_path: Path) -> Path:
+    """Five stipends, a 1,000,000 typo (row 7) and Student 1 again with the same amount (row 8)."""
+    rows = [student(n) for n in range(1, 6)] + [student(6, 1_000_000), student(1, reference="NOV-901")]
+    return write_csv(tmp_path / "stipends.csv", rows)
+
+
+OUTLIER = ("  held: row 7, amount: pays KES 1,000,000, 500 times the file's typical KES amount (the median of its 7 "
+           "KES rows is KES 2,000): held until you accept it (saw '1000000')")
+DUPLICATE = ("  held: row 8, amount: pays the same recipient the same amount (KES 2,000) by the same method as row 2: "
+             "held as a likely duplicate, not paid; pass --allow-duplicates if both payments are intended (saw '2000')")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> tuple[int, list[str], str]:
+    result = runner.invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout.splitlines(), result.stderr
+
+
+def batch_of(ledger_path: Path) -> str:
+    ledger = Ledger(ledger_path)
+    try:
+        (batch,) = ledger.batches()
+        return batch.id
+    finally:
+        ledger.close()
+
+
+def states(ledger_path: Path) -> dict[int, RowState]:
+    ledger = Ledger(ledger_path)
+    try:
+        (batch,) = ledger.batches()
+        return {r.row: r.state for r in ledger.rows(batch.id)}
+    finally:
+        ledger.close()
+
+
+# -- validate -------------------------------------------------------------------------------------------
+
+def test_validate_lists_every_hold_with_its_row_column_and_value(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, _ = invoke(runner, "validate", str(stipends(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 3, "a held row needs a decision: the file is not ready as it stands"
+    assert "7 rows: 7 valid, 0 invalid, 0 warnings; 2 of the valid rows held, not paid until a person accepts them" \
+        in out
+    assert [line for line in out if line.startswith("  held: ")] == [OUTLIER, DUPLICATE]
+
+
+def test_holds_are_never_cut_short_like_other_problems(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [student(n) for n in range(1, 21)] + [student(n, reference=f"DUP-{n}") for n in range(1, 21)]
+    rows += [student(40 + n, amount=0) for n in range(20)]  # 20 invalid amounts: more problems than shown
+    code, out, _ = invoke(runner, "validate", str(write_csv(tmp_path / "f.csv", rows)), "--sandbox",
+                          "--state", str(tmp_path / "l.db"))
+    held = [line for line in out if line.startswith("  held: ")]
+    assert code == 3 and len(held) == 20
+    assert held[0] == ("  held: row 22, amount: pays the same recipient the same amount (KES 2,000) by the same "
+                       "method as row 2: held as a likely duplicate, not paid; pass --allow-duplicates if both "
+                       "payments are intended (saw '2000')")
+    assert "  ... and 5 more (write them all with --report)" in out, "the other problems are cut at 15"
+
+
+def test_the_flags_let_holds_through_and_limits_are_per_currency(runner: CliRunner, tmp_path: Path) -> None:
+    path = stipends(tmp_path)
+    code, out, _ = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--allow-duplicates", "--max-row-amount", "KES=50000", "--max-row-amount", "UGX=10")
+    assert [line for line in out if line.startswith(("  held: ", "  warning: "))] == [
+        "  held: row 7, amount: pays KES 1,000,000, more than the KES 50,000 limit per row: held, not paid "
+        "(saw '1000000')",
+        OUTLIER,
+        "  warning: row 8, amount: pays the same recipient the same amount (KES 2,000) by the same method as row 2; "
+        "both are paid because duplicates are allowed (saw '2000')"]
+    assert code == 3
+
+
+def test_a_limit_without_its_currency_is_refused_with_a_sentence(runner: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(runner, "validate", str(stipends(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--max-row-amount", "50000")
+    assert code == 2
+    assert err == "error: --max-row-amount: '50000' should look like KES=200000\n"
+
+
+def test_the_policy_file_sets_the_guardrails(runner: CliRunner, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[duplicates]\nallow = true\n[outliers]\nfile_multiple = 0\n")
+    code, out, _ = invoke(runner, "validate", str(stipends(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--policy", str(policy))
+    assert code == 0 and not [line for line in out if line.startswith("  held: ")]
+
+
+def test_rows_hidden_in_excel_are_held_unless_included(runner: CliRunner, tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for n in range(1, 4):
+        ws.append(student(n))
+    ws.row_dimensions[3].hidden = True
+    path = tmp_path / "hidden.xlsx"
+    wb.save(path)
+    code, out, _ = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 3
+    assert out[1] == ("note: 1 rows are hidden in the sheet (rows 3); they were read and are held, not paid, unless "
+                      "hidden rows are included (--include-hidden); unhide them to check them")
+    assert [line for line in out if line.startswith("  held: ")] == [
+        "  held: row 3: is hidden in the spreadsheet: held, not paid; unhide it to check it, or pass --include-hidden "
+        "to pay hidden rows"]
+    code, out, _ = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--include-hidden")
+    assert code == 0
+    assert "  warning: row 3: is hidden in the spreadsheet; paid because hidden rows are included" in out
+
+
+def test_validate_without_an_api_key_uses_the_built_in_lists_and_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTANI_", "BATCH_PAYOUTS_"))}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    path = write_csv(tmp_path / "f.csv", [student(1), ["Kenya Person", "0712000777", "Kenya", "1500", "KES",
+                                                       "mobile_money", "X-1"]])
+    done = run_tool(["validate", str(path), "--state", str(tmp_path / "l.db")], env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("note: no API key: the file was checked against the sandbox's built-in list of countries, "
+                        "currencies, networks and banks; Kotani's live lists were not asked. Set KOTANI_API_KEY to "
+                        "check against them")
+    assert lines[1] == "2 rows: 2 valid, 0 invalid, 1 warnings"
+    assert "  warning: row 3, country: country 'Kenya' read as KE" in lines
+    assert not (tmp_path / "l.db").exists(), "nothing is recorded without a provider"
+
+
+# -- run ------------------------------------------------------------------------------------------------
+
+def test_run_stores_held_rows_and_pays_them_once_accepted_or_let_through(runner: CliRunner, tmp_path: Path) -> None:
+    path, state = stipends(tmp_path), str(tmp_path / "l.db")
+    code, out, _ = invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state)
+    assert code == 3 and [line for line in out if line.startswith("  held: ")] == [OUTLIER, DUPLICATE]
+    assert states(tmp_path / "l.db") == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.SUCCEEDED,
+                                         5: RowState.SUCCEEDED, 6: RowState.SUCCEEDED, 7: RowState.HELD,
+                                         8: RowState.HELD}
+    results = {r["row"]: r for r in csv.DictReader(results_file(tmp_path, "stipends").read_text(
+        encoding="utf-8-sig").splitlines())}
+    assert (results["7"]["status"], results["7"]["reason"]) == (
+        "held (needs a decision)", "Row 7 pays KES 1,000,000, 500 times the file's typical KES amount (the median "
+                                   "of its 7 KES rows is KES 2,000): held until you accept it.")
+
+    code, out, _ = invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state)
+    batch = next(line.split()[7] for line in out if line.startswith("this file was already paid"))
+    assert out[-2:] == ["held, not paid: rows 7, 8. To pay a held row, run the same file again with --accept-name "
+                        "ROW[,ROW…] (your decision is recorded)", f"results: {results_file(tmp_path, 'stipends')}"]
+
+    code, out, _ = invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state,
+                          "--allow-duplicates", "--accept-name", "7")
+    assert f"released: row 8 of batch {batch} is no longer held under this run's options and will be paid; your " \
+           "decision is recorded" in out
+    assert f"accepted: row 7 of batch {batch} will be paid; your acceptance is recorded" in out
+    assert code == 0 and set(states(tmp_path / "l.db").values()) == {RowState.SUCCEEDED}
+    ledger = Ledger(tmp_path / "l.db")
+    assert [(a.row, a.what) for a in ledger.acceptances(batch)] == [(8, "held"), (7, "held")]
+    ledger.close()
+
+
+def test_a_held_row_accepted_in_the_first_run_is_paid_by_it(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, _ = invoke(runner, "run", str(stipends(tmp_path)), "--sandbox", "--yes", "--quiet",
+                          "--state", str(tmp_path / "l.db"), "--accept-name", "8")
+    assert code == 3, "row 7 is still held"
+    assert f"accepted: row 8 of batch {batch_of(tmp_path / 'l.db')} will be paid; your acceptance is recorded" in out
+    assert states(tmp_path / "l.db")[8] is RowState.SUCCEEDED and states(tmp_path / "l.db")[7] is RowState.HELD
+
+
+def test_accepting_a_row_that_is_not_held_sends_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(runner, "run", str(stipends(tmp_path)), "--sandbox", "--yes", "--quiet",
+                          "--state", str(tmp_path / "l.db"), "--accept-name", "3")
+    assert code == 2
+    assert err.startswith("error: only held rows can be accepted, and in batch b")
+    assert err.endswith(" row 3 is ready; nothing was accepted\n")
+    ledger = Ledger(tmp_path / "l.db")
+    assert ledger.batches() == []
+    ledger.close()
+
+
+def test_a_continued_batch_holds_rows_a_tighter_limit_now_catches(runner: CliRunner, tmp_path: Path) -> None:
+    """Rows never sent of a batch continued are held under the options of the run that continues it,
+    an accepted row too when the new hold is not the one accepted."""
+    path, state = stipends(tmp_path), str(tmp_path / "l.db")
+    invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state, "--allow-duplicates",
+           "--accept-name", "7", "--wait-timeout", "0")
+    never_sent = [n for n, s in states(tmp_path / "l.db").items() if s is RowState.READY]
+    assert 7 in never_sent, "stopped before paying the accepted row"
+    code, out, _ = invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state,
+                          "--allow-duplicates", "--max-row-amount", "KES=1000")
+    assert code == 3
+    batch = batch_of(tmp_path / "l.db")
+    assert f"held now: rows {', '.join(map(str, never_sent))} of batch {batch}, never sent, are held under this " \
+           "run's options" in out
+    assert all(states(tmp_path / "l.db")[n] is RowState.HELD for n in never_sent)
