@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import files, payouts, sandbox_server
+from batch_payouts.app import files, namecheck, payouts, sandbox_server
 from batch_payouts.app import options as opts
 from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
@@ -199,25 +199,36 @@ def template(out_path: Path, force: bool) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every row with its problems to this CSV or XLSX.")
+@click.option("--verify", is_flag=True,
+              help="Also ask Kotani whose account each row pays and compare the names (needs an API key or --sandbox).")
 @file_options
 @policy_option
 @api_options
-def validate(file: Path, report_path: Path | None, **kw: Any) -> None:
+def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> None:
     """Check every row of FILE; nothing is paid. Without an API key, against the built-in sandbox's lists."""
     with user_errors():
         options = file_args(kw)
         sheet = files.load(file, options)
+        checks = None
         try:
             with connect(kw, may_ask=False) as conn:
                 report = files.check(conn, sheet, options)
+                if verify:
+                    checks = namecheck.check_names(conn, report, options.policy)
         except errors.NoApiKey:
+            if verify:
+                raise errors.UsageProblem("--verify asks Kotani whose account each row pays: it needs an API key "
+                                          "(KOTANI_API_KEY or --api-key-file) or --sandbox") from None
             render.note(files.OFFLINE_NOTE)
             report = files.check_offline(sheet, options)
         render.report(report, sheet)
+        if checks is not None:
+            render.name_checks(checks)
         if report_path:
-            render.written("report", files.write_report(report_path, sheet, report))
+            render.written("report", files.write_report(report_path, sheet, report,
+                                                        namecheck.report_columns(checks) if verify else None))
         files.require_valid_rows(report)
-        sys.exit(files.validation_exit_code(report))
+        sys.exit(max(files.validation_exit_code(report), 3 if checks is not None and checks.not_paid else 0))
 
 
 LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most once per label: "
@@ -229,21 +240,29 @@ LABEL_HELP = ("Names this disbursement (e.g. 2026-11). A payee is paid at most o
 @click.option("--label", default="", help=LABEL_HELP)
 @file_options
 @policy_option
+@click.option("--no-name-check", "no_name_check", is_flag=True,
+              help="Do not ask Kotani whose account each number is (confirmation of payee).")
 @api_options
-def plan(file: Path, label: str, **kw: Any) -> None:
-    """Validate FILE and show totals against the payout balances."""
+def plan(file: Path, label: str, no_name_check: bool, **kw: Any) -> None:
+    """Validate FILE, check the payees' names with Kotani and show totals against the payout balances."""
     with user_errors():
         options = file_args(kw)
         sheet = files.load(file, options)
         with connect(kw) as conn:
             conn.environment()
             report = files.check(conn, sheet, options)
-            planned = payouts.plan_batch(conn, payouts.batch_id_for(conn, file, label), sheet, report, label=label)
+            checks = None
+            if options.policy.verify.enabled and not no_name_check:
+                checks = namecheck.check_names(conn, report, options.policy)
+            planned = payouts.plan_batch(conn, payouts.batch_id_for(conn, file, label), sheet, report, label=label,
+                                         held_by_check=checks.not_paid if checks else ())
             if planned.new is not None:
                 render.repeats(planned.new)
         render.report(report, sheet, first=5)
+        if checks is not None:
+            render.name_checks(checks)
         render.plan(planned.plan)
-        sys.exit(payouts.plan_exit_code(planned, report))
+        sys.exit(max(payouts.plan_exit_code(planned, report), 3 if checks is not None and checks.not_paid else 0))
 
 
 def _no_allow_repeat(ctx: click.Context, param: click.Parameter, value: bool) -> None:

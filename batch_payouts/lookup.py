@@ -227,6 +227,19 @@ async def verify_all(
     return out
 
 
+def cached_verdicts(payouts: Sequence[Payout], cache: LookupCache, settings: VerifySettings) -> dict[int, Verdict]:
+    """The verdicts that answers kept in ``cache`` give, by sheet row; nothing is asked, and rows
+    without a kept answer are left out."""
+    out: dict[int, Verdict] = {}
+    for payout in payouts:
+        cached = cache.get(settings.environment, payout.payee(), payout.name, settings.max_age_seconds)
+        if cached is not None:
+            verdict = verdict_for(cached.answer, payout, allow_unverified=settings.allow_unverified,
+                                  our_threshold=settings.our_threshold)
+            out[payout.row] = from_cache(verdict, cached.checked_at)
+    return out
+
+
 class _Checker:
     def __init__(self, client: KotaniClient, reads: ReadsBudget, cache: LookupCache, settings: VerifySettings,
                  clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
+from batch_payouts.app.namecheck import Decision, Finding, NameChecks
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
 from batch_payouts.app.receiver import Receiving
 from batch_payouts.app.reconcile import Reconciled
@@ -71,6 +72,24 @@ def report(report: Report, sheet: RawSheet, first: int = 15) -> None:
         out.print(f"  {problem.severity}: {problem}", markup=False, soft_wrap=True)
     if len(problems) > first:
         out.print(f"  ... and {len(problems) - first} more (write them all with --report)")
+
+
+_VERDICT_WORD = {Decision.HOLD: "held", Decision.REFUSE: "invalid", Decision.PAY: "note"}
+
+
+def name_checks(checks: NameChecks) -> None:
+    """How the payees' names compare (a count of each outcome), then one line for every row whose
+    name is not plainly a match: held, invalid, or paid with a note."""
+    verdicts = list(checks.verdicts.values())
+    matched = sum(v.finding is Finding.NAME_MATCHES and v.decision is Decision.PAY for v in verdicts)
+    held = sum(v.decision is Decision.HOLD for v in verdicts)
+    invalid = sum(v.decision is Decision.REFUSE for v in verdicts)
+    source = "Kotani asked" if checks.asked else "from earlier look-ups kept in the ledger"
+    out.print(f"name check ({source}): {len(verdicts)} rows: {matched} names match, {held} held, {invalid} invalid, "
+              f"{len(verdicts) - matched - held - invalid} paid with a note", markup=False)
+    for verdict in sorted(verdicts, key=lambda v: v.row):
+        if verdict.finding is not Finding.NAME_MATCHES or verdict.decision is not Decision.PAY:
+            out.print(f"  {_VERDICT_WORD[verdict.decision]}: row {verdict.row}: {verdict.sentence}", markup=False)
 
 
 def written(what: str, path: Path) -> None:

@@ -228,3 +228,71 @@ def test_a_continued_batch_holds_rows_a_tighter_limit_now_catches(runner: CliRun
     assert f"held now: rows {', '.join(map(str, never_sent))} of batch {batch}, never sent, are held under this " \
            "run's options" in out
     assert all(states(tmp_path / "l.db")[n] is RowState.HELD for n in never_sent)
+
+
+# -- confirmation of payee before a run: validate --verify, plan -------------------------------------------
+
+PAYEES = [["doe, JANÉ mary", "+254700000001"],  # JANE MARY DOE: word order, case and accents aside
+          ["John Otiéno", "+254700000008"],  # OTIENO JOHN, no score from Kotani: ours
+          ["Wanjiru Kamau", "+254700000030"],  # registered to PETER OKELLO MUSA
+          ["Jane Doe", "+254700000003"],  # no such account
+          ["Jane Doe", "+254700000032"],  # frozen
+          ["Jane Doe", "+254700000004"]]  # a corridor without name checks
+
+
+def payees(tmp_path: Path) -> Path:
+    rows = [[name, phone, "KE", str(1500 + 100 * i), "KES", "mobile_money", f"P-{i}"]
+            for i, (name, phone) in enumerate(PAYEES)]
+    return write_csv(tmp_path / "payees.csv", rows)
+
+
+VERDICT_LINES = [
+    "name check (Kotani asked): 6 rows: 2 names match, 2 held, 1 invalid, 1 paid with a note",
+    "  held: row 4: The account holder is PETER OKELLO MUSA, not Wanjiru Kamau (Kotani's score 20 of 100, 70 needed): "
+    "held, not paid unless you accept the name.",
+    "  invalid: row 5: Kotani found no account for this phone number (Kotani: No account is registered to this "
+    "number): not paid. Check the details with the recipient.",
+    "  held: row 6: The account behind this phone number is frozen: held, not paid. Ask the recipient for another "
+    "account.",
+    "  note: row 7: Name not checked: Kotani cannot check names for this kind of account. Paid on the details in the "
+    "file."]
+
+
+def test_validate_verify_shows_each_verdict_and_writes_it_in_the_report(runner: CliRunner, tmp_path: Path) -> None:
+    report = tmp_path / "report.csv"
+    code, out, _ = invoke(runner, "validate", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--verify", "--report", str(report))
+    assert code == 3
+    start = out.index(VERDICT_LINES[0])
+    assert out[start:start + 5] == VERDICT_LINES
+    rows = {r["row"]: r for r in csv.DictReader(report.read_text(encoding="utf-8-sig").splitlines())}
+    assert [(rows[n]["name_check"], rows[n]["registered_name"], rows[n]["name_score"]) for n in "234567"] == [
+        ("payable", "JANE MARY DOE", "100 (Kotani)"), ("payable", "OTIENO JOHN", "100 (ours)"),
+        ("held: name differs", "PETER OKELLO MUSA", "20 (Kotani)"), ("invalid: not found", "", ""),
+        ("held: frozen", "JANE DOE", ""), ("payable: name not checked", "", "")]
+
+
+def test_validate_without_verify_asks_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, _ = invoke(runner, "validate", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 0 and not any(line.startswith("name check") for line in out)
+
+
+def test_validate_verify_needs_a_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOTANI_", "BATCH_PAYOUTS_"))}
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    done = run_tool(["validate", str(payees(tmp_path)), "--verify", "--state", str(tmp_path / "l.db")], env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == ("Error: --verify asks Kotani whose account each row pays: it needs an API "
+                                            "key (KOTANI_API_KEY or --api-key-file) or --sandbox")
+
+
+def test_plan_shows_the_verdicts_and_leaves_held_rows_out_of_its_totals(runner: CliRunner, tmp_path: Path) -> None:
+    code, out, _ = invoke(runner, "plan", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"))
+    assert code == 3
+    start = out.index(VERDICT_LINES[0])
+    assert out[start:start + 5] == VERDICT_LINES
+    plan = out[out.index("Plan"):]
+    assert any([c.strip() for c in line.split("│")[1:4]] == ["KES", "3", "5,100"] for line in plan), plan
+    code, out, _ = invoke(runner, "plan", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"),
+                          "--no-name-check")
+    assert not any(line.startswith("name check") for line in out)

@@ -4,6 +4,7 @@ the empty template; the provider's bank list."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from batch_payouts.kotani.client import ApiKey, KotaniClient
 from batch_payouts.kotani.wire import Bank
 from batch_payouts.policy import Policy
 from batch_payouts.sheets.guard import Limits
+from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
 
@@ -102,19 +104,24 @@ def validation_exit_code(report: Report) -> int:
     return 0 if len(report.valid_rows) == len(report.rows) and not report.holds() else 3
 
 
-def write_report(path: Path, sheet: RawSheet, report: Report) -> Path:
-    """Every row with its problems and normalised phone, as CSV or XLSX by suffix."""
+def write_report(path: Path, sheet: RawSheet, report: Report,
+                 name_checks: Mapping[int, dict[str, str]] | None = None) -> Path:
+    """Every row with its problems and normalised phone, as CSV or XLSX by suffix; with
+    ``name_checks`` (row -> the name-check columns), each row's verdict, registered name and score too."""
     from batch_payouts.sheets.write import write_table
 
     by_row = {r.row: r for r in report.rows}
-    headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone"]
+    extra = list(NAME_CHECK_COLUMNS) if name_checks is not None else []
+    headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone", *extra]
     rows = []
     for raw in sheet.rows:
         result = by_row[raw.row]
         text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
+        checked = (name_checks or {}).get(raw.row, {})
         rows.append([*(raw.cells.get(h, "") for h in sheet.headers), raw.row,
-                     "yes" if result.valid else "no", text, result.normalised_phone])
-    write_table(path, headers, rows, text_columns={"normalised_phone"})
+                     "yes" if result.valid else "no", text, result.normalised_phone,
+                     *(checked.get(c, "") for c in extra)])
+    write_table(path, headers, rows, text_columns={"normalised_phone", "registered_name"})
     return path
 
 

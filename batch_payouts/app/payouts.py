@@ -142,14 +142,16 @@ def batch_id_for(session: Session, file: Path, label: str) -> str:
 
 def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report, *, label: str,
                pay_again: dict[int, str] | None = None, continuing: bool = False,
-               accepted: Collection[int] = ()) -> Planned:
+               accepted: Collection[int] = (), held_by_check: Collection[int] = ()) -> Planned:
     """The plan of the rows that will actually be sent: of a new batch (its repeats decided
     against every batch of the environment; ``pay_again``: row -> the operator's reason; rows a
-    guardrail holds left out unless ``accepted``), or of what is left of an existing one."""
+    guardrail holds left out unless ``accepted``), or of what is left of an existing one. Rows
+    ``held_by_check`` (the name check holds or refuses them) are left out of the totals."""
     money = session.balances()
     if session.ledger.has_batch(batch_id):
         to_send, in_flight = planning.open_rows(session.ledger, batch_id)
         to_send |= {r.row for r in session.ledger.rows(batch_id, RowState.HELD) if r.row in accepted}
+        to_send -= set(held_by_check)
         return Planned(batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None,
                        continuing)
     new = planning.prepare_batch(session.ledger, batch_id, sheet, report, env_id=session.environment().id,
@@ -157,7 +159,8 @@ def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report,
     wrong = {n: next((r.state.value for r in new.rows if r.row == n), None) for n in accepted if n not in new.held}
     if wrong:
         raise errors.NotHeld(batch_id, wrong)
-    return Planned(batch_id, planning.make_plan(report, money, sendable=new.sendable | set(accepted)), new, continuing,
+    sendable = (new.sendable | set(accepted)) - set(held_by_check)
+    return Planned(batch_id, planning.make_plan(report, money, sendable=sendable), new, continuing,
                    accepted=sorted(accepted))
 
 

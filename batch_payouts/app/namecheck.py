@@ -1,0 +1,63 @@
+"""Confirmation of payee before a run: whose account each valid row pays, asked of the provider
+(``validate --verify``, ``plan``) or read from the answers the ledger already keeps (the
+confirmation screen of ``run``, which asks nothing). Verdicts are by sheet row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from batch_payouts.app.session import Session
+from batch_payouts.kotani.client import KotaniClient
+from batch_payouts.lookup import LedgerLookupCache, cached_verdicts, settings_from, verify_all
+from batch_payouts.policy import Policy
+from batch_payouts.ratelimit import READS_DEFAULT, Limiter, Window
+from batch_payouts.validate import Report
+from batch_payouts.verify import Decision, Finding, Verdict, result_columns
+
+__all__ = ["Decision", "Finding", "NameChecks", "Verdict", "check_names", "known_names", "report_columns"]
+
+
+@dataclass(frozen=True)
+class NameChecks:
+    """The verdict of each valid row checked, by sheet row; ``asked``: True when the provider was
+    asked (else only answers kept from earlier look-ups were used)."""
+
+    verdicts: dict[int, Verdict]
+    asked: bool
+
+    def of(self, *decisions: Decision) -> list[Verdict]:
+        """Verdicts with one of ``decisions``, by row."""
+        return [v for _, v in sorted(self.verdicts.items()) if v.decision in decisions]
+
+    @property
+    def not_paid(self) -> set[int]:
+        """Rows the check holds or refuses: not paid as things stand."""
+        return {v.row for v in self.of(Decision.HOLD, Decision.REFUSE)}
+
+
+def check_names(session: Session, report: Report, policy: Policy, *,
+                reads_rate: tuple[Window, ...] = READS_DEFAULT) -> NameChecks:
+    """Ask the provider about every valid row's account (each payee once; answers kept in the ledger
+    reused for the policy's ``reuse_days``), on the reads allowance ``reads_rate``."""
+    payouts = [r.payout for r in report.valid_rows if r.payout is not None]
+    settings = settings_from(policy, session.environment().id)
+
+    async def ask(client: KotaniClient) -> dict[int, Verdict]:
+        return await verify_all(client, Limiter(reads_rate, name="reads"), payouts, LedgerLookupCache(session.ledger),
+                                settings)
+    return NameChecks(session.call(ask) if payouts else {}, asked=True)
+
+
+def known_names(session: Session, report: Report, policy: Policy, rows: set[int] | None = None) -> NameChecks:
+    """The verdicts the ledger's kept answers already give (nothing is asked), for ``rows`` (None:
+    every valid row); rows without one are checked by the run as it pays."""
+    payouts = [r.payout for r in report.valid_rows if r.payout is not None and (rows is None or r.row in rows)]
+    settings = settings_from(policy, session.environment().id)
+    return NameChecks(cached_verdicts(payouts, LedgerLookupCache(session.ledger), settings), asked=False)
+
+
+def report_columns(checks: NameChecks | None) -> Mapping[int, dict[str, str]]:
+    """The validation report's columns of each checked row (name_check, registered_name, name_score,
+    name_check_detail)."""
+    return {} if checks is None else {row: result_columns(v) for row, v in checks.verdicts.items()}
