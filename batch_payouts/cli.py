@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import files, namecheck, payouts, sandbox_server
+from batch_payouts.app import confirmation, files, namecheck, payouts, sandbox_server
 from batch_payouts.app import options as opts
 from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
@@ -374,6 +374,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
             render.plan(prepared.plan)
             payouts.require_covered(prepared, allow_partial=args.allow_partial)
             if payouts.needs_confirmation(prepared):
+                render.confirmation(confirmation.confirmation(conn, prepared, report, args.options, options.policy))
                 confirm(prepared.plan, args.yes)
             payouts.create_batch(conn, prepared, sheet)
             render.batch_started(prepared.batch_id)

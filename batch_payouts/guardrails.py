@@ -112,7 +112,8 @@ class _Check:
             guard = replace(guard, value=result.cells.get(guard.column, ""))
         self.findings.append(guard)
         severity = _SEVERITY[guard.action]
-        result.problems.append(Problem(result.row, guard.column, guard.value, guard.message, severity))
+        result.problems.append(Problem(result.row, guard.column, guard.value, guard.message, severity,
+                                       guard.rule.value))
 
     def payable(self) -> list[RowResult]:
         return [r for r in self.rows if r.valid]

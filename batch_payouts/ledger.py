@@ -194,6 +194,18 @@ class Acceptance:
 
 
 @dataclass(frozen=True)
+class FeePaid:
+    """One earlier payout's fee: what was asked (``amount``), the fee, and what the recipient got
+    (None when not reported). Major units of ``currency``."""
+
+    currency: str
+    method: str
+    amount: Decimal
+    fee: Decimal
+    received: Decimal | None
+
+
+@dataclass(frozen=True)
 class BatchRecord:
     id: str
     fingerprint: str
@@ -803,6 +815,21 @@ class Ledger:
                 (env_id, *currencies)):
             found.setdefault((payee, currency), []).append(Decimal(str(amount)))
         return found
+
+    def fees_paid(self, env_id: str, currencies: Collection[str], *, limit: int = 2000) -> list[FeePaid]:
+        """The fees of the latest succeeded payouts of ``env_id`` in ``currencies`` that reported one
+        (at most ``limit``, newest first): what an estimate of the next fees can go on."""
+        if not currencies:
+            return []
+        marks = ",".join("?" * len(currencies))
+        return [FeePaid(currency, method, Decimal(str(amount)), Decimal(fee),
+                        Decimal(received) if received is not None else None)
+                for currency, method, amount, fee, received in self.db.execute(
+                    "SELECT json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.method'),"
+                    " json_extract(r.payout, '$.amount'), r.fee, r.recipient_amount"
+                    " FROM rows r JOIN batches b ON b.id = r.batch_id WHERE b.env_id = ? AND r.state = 'succeeded'"
+                    f" AND r.fee IS NOT NULL AND json_extract(r.payout, '$.currency') IN ({marks})"  # noqa: S608
+                    " ORDER BY r.completed_at DESC LIMIT ?", (env_id, *currencies, limit))]
 
     # -- confirmation of payee: look-ups, verdicts, acceptances -----------------------------------
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batch_payouts.app.files import Bank, RawSheet, Report
+from batch_payouts.app.confirmation import Confirmation
 from batch_payouts.app.namecheck import Decision, Finding, NameChecks
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
 from batch_payouts.app.receiver import Receiving
@@ -216,6 +217,30 @@ def replaced(batch_id: str, by: str) -> None:
     """A batch whose rows never sent were taken over by a later run of the same file."""
     out.print(f"batch {batch_id} was replaced by batch {by} (the same file run again): its rows never sent are "
               f"paid there, not here. Continue with: batch-payouts resume {by}", markup=False)
+
+
+def confirmation(screen: Confirmation) -> None:
+    """What will happen, before the typed total: where, from which wallet, how much with fees and
+    the debit per currency, then every row to look at, one line each (never cut short)."""
+    out.print(f"Before any money moves: {screen.environment.describe()}", markup=False)
+    for line in screen.currencies:
+        fees, cur = line.fees, line.currency
+        wallet = (f"from wallet {line.wallet} (payout balance {cur} {line.balance:,})" if line.wallet
+                  else f"from no {cur} wallet: this account has none")
+        fee = f"about {cur} {fees.fee:,}, {fees.basis}" if fees.fee is not None else fees.basis
+        out.print(f"  {cur}: {line.rows} row{'s' if line.rows != 1 else ''}, {cur} {fees.amount:,} to send {wallet}",
+                  markup=False)
+        out.print(f"    fees: {fee}", markup=False)
+        out.print(f"    the wallet is debited: {fees.debit_sentence}", markup=False)
+    if screen.attention:
+        out.print(f"Rows to look at before you confirm ({len(screen.attention)}):", markup=False)
+    for row in screen.attention:
+        out.print(f"  row {row.row} · {row.name} · {row.amount} · {row.status} ({', '.join(row.kinds)}): "
+                  f"{row.reason}", markup=False)
+    if screen.to_check:
+        rows = "the other row" if screen.to_check == 1 else f"each of the other {screen.to_check} rows"
+        out.print(f"The payee of {rows} is checked with Kotani as it is paid; a name that differs holds its row.",
+                  markup=False)
 
 
 def confirm_again() -> None:

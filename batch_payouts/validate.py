@@ -34,6 +34,7 @@ class Problem:
     value: str
     message: str
     severity: Severity = "error"
+    rule: str = ""  # the guardrail that found it (``guardrails.Rule`` value), "" for the others
 
     def __str__(self) -> str:
         where = f"row {self.row}" + (f", {self.column}" if self.column else "")

@@ -78,6 +78,7 @@ class CurrencyPlan:
 class Plan:
     currencies: dict[str, CurrencyPlan] = field(default_factory=dict)
     by_method: dict[tuple[str, str], tuple[int, Decimal]] = field(default_factory=dict)
+    rows: set[int] = field(default_factory=set)  # the sheet rows counted in ``currencies``
 
     @property
     def covered(self) -> bool:
@@ -104,6 +105,7 @@ def make_plan(report: Report, balances: dict[str, Decimal], *, sendable: set[int
                                      balances.get(p.currency)))
         cp.rows += 1
         cp.total += p.amount
+        plan.rows.add(result.row)
     return plan
 
 
