@@ -135,6 +135,17 @@ _PAYEE_SQL = ("CASE json_extract(r.payout, '$.method')"
               " ELSE 'bank:' || json_extract(r.payout, '$.country') || ':' || json_extract(r.payout, '$.bank_code')"
               " || ':' || json_extract(r.payout, '$.account_number') END")
 
+_PAID_AMOUNTS_SQL = (
+    "SELECT " + _PAYEE_SQL + ", json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"
+    " FROM rows r JOIN batches b ON b.id = r.batch_id"
+    " WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})")
+_FEES_PAID_SQL = (
+    "SELECT json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.method'),"
+    " json_extract(r.payout, '$.amount'), r.fee, r.recipient_amount"
+    " FROM rows r JOIN batches b ON b.id = r.batch_id WHERE b.env_id = ? AND r.state = 'succeeded'"
+    " AND r.fee IS NOT NULL AND json_extract(r.payout, '$.currency') IN ({marks})"
+    " ORDER BY r.completed_at DESC LIMIT ?")
+
 _HOLDERS_SQL = (
     "SELECT DISTINCT r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
     " EXISTS (SELECT 1 FROM overrides o WHERE o.batch_id = r.batch_id AND o.row = r.row) AS overridden"
@@ -806,13 +817,9 @@ class Ledger:
         ``currencies``: what the payroll guardrails compare a new amount with."""
         if not currencies:
             return {}
-        marks = ",".join("?" * len(currencies))
         found: dict[tuple[str, str], list[Decimal]] = {}
-        for payee, currency, amount in self.db.execute(
-                f"SELECT {_PAYEE_SQL}, json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"  # noqa: S608
-                " FROM rows r JOIN batches b ON b.id = r.batch_id"
-                f" WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})",
-                (env_id, *currencies)):
+        sql = _PAID_AMOUNTS_SQL.replace("{marks}", ",".join("?" * len(currencies)))
+        for payee, currency, amount in self.db.execute(sql, (env_id, *currencies)):
             found.setdefault((payee, currency), []).append(Decimal(str(amount)))
         return found
 
@@ -821,15 +828,10 @@ class Ledger:
         (at most ``limit``, newest first): what an estimate of the next fees can go on."""
         if not currencies:
             return []
-        marks = ",".join("?" * len(currencies))
+        sql = _FEES_PAID_SQL.replace("{marks}", ",".join("?" * len(currencies)))
         return [FeePaid(currency, method, Decimal(str(amount)), Decimal(fee),
                         Decimal(received) if received is not None else None)
-                for currency, method, amount, fee, received in self.db.execute(
-                    "SELECT json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.method'),"
-                    " json_extract(r.payout, '$.amount'), r.fee, r.recipient_amount"
-                    " FROM rows r JOIN batches b ON b.id = r.batch_id WHERE b.env_id = ? AND r.state = 'succeeded'"
-                    f" AND r.fee IS NOT NULL AND json_extract(r.payout, '$.currency') IN ({marks})"  # noqa: S608
-                    " ORDER BY r.completed_at DESC LIMIT ?", (env_id, *currencies, limit))]
+                for currency, method, amount, fee, received in self.db.execute(sql, (env_id, *currencies, limit))]
 
     # -- confirmation of payee: look-ups, verdicts, acceptances -----------------------------------
 

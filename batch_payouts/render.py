@@ -15,8 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.confirmation import Confirmation
+from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.namecheck import Decision, Finding, NameChecks
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
 from batch_payouts.app.receiver import Receiving

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -296,3 +298,67 @@ def test_plan_shows_the_verdicts_and_leaves_held_rows_out_of_its_totals(runner: 
     code, out, _ = invoke(runner, "plan", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"),
                           "--no-name-check")
     assert not any(line.startswith("name check") for line in out)
+
+
+# -- the confirmation screen ------------------------------------------------------------------------------
+
+def screen(out: list[str]) -> list[str]:
+    start = next(i for i, line in enumerate(out) if line.startswith("Before any money moves: "))
+    end = next(i for i, line in enumerate(out) if line.startswith("batch b"))
+    return out[start:end]
+
+
+WALLET = r"  KES: (\d) rows, KES ([\d,]+) to send from wallet [0-9a-f]{24} \(payout balance KES ([\d,]+)\)"
+
+
+def test_the_screen_says_where_from_which_wallet_what_it_costs_and_every_row_to_look_at(
+        runner: CliRunner, tmp_path: Path) -> None:
+    state = str(tmp_path / "l.db")
+    code, out, _ = invoke(runner, "run", str(stipends(tmp_path)), "--sandbox", "--yes", "--quiet", "--state", state)
+    shown = screen(out)
+    assert shown[0] == f"Before any money moves: {out[0]}" and out[0].startswith("SANDBOX · built-in sandbox · account ")
+    assert re.fullmatch(WALLET, shown[1]) is not None
+    assert re.fullmatch(WALLET, shown[1]).groups() == ("5", "10,000", "10,000,000")  # type: ignore[union-attr]
+    assert shown[2:] == [
+        "    fees: unknown: Kotani publishes no fee table, and this account has no earlier KES payouts recorded here",
+        "    the wallet is debited: KES 10,000, plus the fees if your wallet pays them (Kotani does not say which)",
+        "Rows to look at before you confirm (2):",
+        "  row 7 · Student 6 · KES 1,000,000 · held (outlier): Row 7 pays KES 1,000,000, 500 times the file's typical "
+        "KES amount (the median of its 7 KES rows is KES 2,000): held until you accept it.",
+        "  row 8 · Student 1 · KES 2,000 · held (duplicate): Row 8 pays the same recipient the same amount (KES 2,000) "
+        "by the same method as row 2: held as a likely duplicate, not paid; pass --allow-duplicates if both payments "
+        "are intended.",
+        "The payee of each of the other 5 rows is checked with Kotani as it is paid; a name that differs holds its row."]
+    assert code == 3
+
+    # the next month: fees estimated from what was paid, the debit as those payouts show, verdicts kept
+    rows = [student(n, 2500) for n in range(1, 5)] + [student(n, 2500) for n in range(10, 12)]
+    again = write_csv(tmp_path / "december.csv", rows)
+    code, out, _ = invoke(runner, "run", str(again), "--sandbox", "--yes", "--quiet", "--state", state,
+                          "--label", "2026-12", "--allow-duplicates")
+    shown = screen(out)
+    assert re.fullmatch(WALLET, shown[1]).groups() == ("6", "15,000", "9,990,000")  # type: ignore[union-attr]
+    assert shown[2:] == [
+        "    fees: about KES 150, an estimate from the fees of 5 earlier payouts in KES of this account",
+        "    the wallet is debited: KES 15,000 (earlier payouts took the fee out of what the recipient received, so "
+        "the wallet is debited the amounts)",
+        "The payee of each of the other 2 rows is checked with Kotani as it is paid; a name that differs holds its row."]
+    assert code == 0
+
+
+def test_the_screen_lists_a_name_that_differs_known_from_an_earlier_check(
+        runner: CliRunner, tmp_path: Path) -> None:
+    state, path = str(tmp_path / "l.db"), payees(tmp_path)
+    invoke(runner, "validate", str(path), "--sandbox", "--state", state, "--verify")  # answers kept: rows 2, 3, 4
+    code, out, _ = invoke(runner, "run", str(path), "--sandbox", "--yes", "--quiet", "--state", state)
+    shown = screen(out)
+    assert re.fullmatch(WALLET, shown[1]).groups() == ("6", "10,500", "10,000,000")  # type: ignore[union-attr]
+    assert shown[2] == "    fees: unknown: Kotani publishes no fee table, and this account has no earlier KES " \
+                       "payouts recorded here"
+    assert shown[4] == "Rows to look at before you confirm (1):"
+    assert shown[5] == ("  row 4 · Wanjiru Kamau · KES 1,700 · held (name differs): The account holder is PETER OKELLO "
+                        "MUSA, not Wanjiru Kamau (Kotani's score 20 of 100, 70 needed): held, not paid unless you "
+                        f"accept the name. (Looked up on {time.strftime('%Y-%m-%d', time.gmtime())}, reused.)")
+    assert shown[6] == ("The payee of each of the other 3 rows is checked with Kotani as it is paid; a name that "
+                        "differs holds its row.")
+    assert code == 3
