@@ -136,7 +136,7 @@ _PAYEE_SQL = ("CASE json_extract(r.payout, '$.method')"
               " || ':' || json_extract(r.payout, '$.account_number') END")
 
 _PAID_AMOUNTS_SQL = (
-    "SELECT " + _PAYEE_SQL + ", json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"
+    "SELECT " + _PAYEE_SQL + ", json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"  # noqa: S608
     " FROM rows r JOIN batches b ON b.id = r.batch_id"
     " WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})")
 _FEES_PAID_SQL = (
