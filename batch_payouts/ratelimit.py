@@ -9,6 +9,9 @@ A 429 holds its whole class: :class:`Holds` is the one record of those holds, sh
 session's HTTP clients and limiters, and the one place that knows how long a hold may be waited
 out (``max_hold``) before a run stops instead.
 
+Requests wait their turn in order, except that an urgent one (the reads a payment needs to leave)
+goes before every waiting request that is not (say the look-ups of rows further down the file).
+
 Why not aiolimiter or similar: they use the event loop's clock (no injection for tests) and a
 single leaky bucket, which cannot express two windows at once.
 """
@@ -16,9 +19,11 @@ single leaky bucket, which cannot express two windows at once.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from batch_payouts.errors import ConfigError
@@ -39,6 +44,10 @@ MONEY_DEFAULT = (Window(60, 60.0), Window(20, 5.0))
 READS_DEFAULT = (Window(100, 5.0),)
 MONEY, READS = "money", "reads"  # the provider's request classes: payout POSTs, and everything else
 MAX_HOLD = 900.0  # seconds: a longer advertised wait stops the run (resumable) instead of being slept
+# Seconds each window is widened by. A read refused with a 429 costs a wait and is sent again, never
+# money, so the reads allowance is used with a tighter margin (4 % of its 5-s window: 96 % of it).
+MARGIN = 0.5
+READS_MARGIN = 0.2
 
 
 class Holds:
@@ -67,7 +76,7 @@ class Limiter:
     """Waits until a request of this class may go; never exceeds any of its windows."""
 
     def __init__(self, windows: tuple[Window, ...], *, klass: str = READS, holds: Holds | None = None,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, margin: float = 0.5) -> None:
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, margin: float = MARGIN) -> None:
         if not windows or any(w.limit < 1 or w.seconds <= 0 for w in windows):
             raise ValueError("a limiter needs windows with a positive limit and length")
         self.windows = windows
@@ -77,13 +86,20 @@ class Limiter:
         self._sleep = sleep
         self._margin = margin
         self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
+        self._busy = False  # a request holds the turn (waiting for room, or taking it)
+        self._turns: list[tuple[int, int, asyncio.Future[None]]] = []  # (0 urgent / 1 not, arrival, waiter)
+        self._arrivals = itertools.count()
         self.waited = 0.0
 
     @property
     def name(self) -> str:
         """What a person reads for this class: "payouts" or "reads"."""
         return "payouts" if self.klass == MONEY else self.klass
+
+    def seed(self, sent: Iterable[float]) -> None:
+        """Requests of this class already sent by other means at these times (this limiter's
+        clock): they count against the windows like the limiter's own."""
+        self._sent = deque(sorted([*self._sent, *sent]))
 
     def pause(self, seconds: float) -> None:
         """Send nothing of this class for ``seconds`` (after a 429): a hold of the whole class."""
@@ -103,13 +119,43 @@ class Limiter:
                 wait = max(wait, inside[len(inside) - window.limit] + span - now)
         return max(0.0, wait)
 
-    async def acquire(self) -> None:
-        """Wait for room, then take it."""
-        async with self._lock:
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for the turn and for room, then take it. An ``urgent`` request gets the turn before
+        every waiting request that is not; among equals, first come first served."""
+        await self._take_turn(urgent)
+        try:
             while (wait := self.delay()) > 0:
                 self.waited += wait
                 await self._sleep(wait)
             self._sent.append(self._clock())
+        finally:
+            self._pass_turn()
+
+    async def _take_turn(self, urgent: bool) -> None:
+        if not self._busy and not self._turns:
+            self._busy = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (0 if urgent else 1, next(self._arrivals), waiter)
+        heapq.heappush(self._turns, entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._pass_turn()  # handed the turn just as it was cancelled: hand it on
+            elif entry in self._turns:  # (a turn being handed on may have dropped it already)
+                self._turns.remove(entry)
+                heapq.heapify(self._turns)
+            raise
+
+    def _pass_turn(self) -> None:
+        """The turn to the first waiting request (urgent ones first), or free."""
+        while self._turns:
+            _, _, waiter = heapq.heappop(self._turns)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy = False
 
     def rate_per_minute(self) -> float:
         """The sustained allowance of the tightest window, per minute."""

@@ -26,6 +26,7 @@ from batch_payouts.policy import parse_policy
 from batch_payouts.ratelimit import Limiter, Window
 from batch_payouts.sandbox import RunningSandbox, SandboxClock
 from tests.conftest import API_KEY
+from tests.virtual_time import VirtualTime
 
 START = 1_790_000_000.0  # 2026-09-21, epoch seconds
 DAY = 86400.0
@@ -68,7 +69,7 @@ def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, 
         reads: tuple[Window, ...] = OPEN_WINDOW, settings: Settings | None = None, **fields: object) -> RunResult:
     """One run of the batch as the front ends start it (``run`` or ``resume``), to the end, with
     ``settings`` (the defaults) and ``fields`` changed."""
-    chosen = dataclasses.replace(settings or Settings(), poll_interval=1.0, tick=0.5, **fields)  # type: ignore[arg-type]
+    chosen = dataclasses.replace(settings or Settings(), **{"poll_interval": 1.0, "tick": 0.5, **fields})  # type: ignore[arg-type]
 
     async def go() -> RunResult:
         async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
@@ -300,3 +301,45 @@ def test_a_ledger_from_before_gains_the_lookup_cache_and_acceptances(tmp_path: P
     assert ledger.cached_lookup("e1", "mobile_money:+254700000001", "Jane", 30 * DAY) is not None
     assert ledger.cached_lookup("e2", "mobile_money:+254700000001", "Jane", 30 * DAY) is None
     assert ledger.acceptances("b1") == []
+
+
+def run_in_virtual_time(sandbox: RunningSandbox, ledger: Ledger, batch_id: str, *, reads: tuple[Window, ...],
+                        concurrency: int, verify: bool = True) -> float:
+    """A run whose pauses take no real time but keep their order (tests/virtual_time.py), to the
+    end; returns the sandbox's time when it started."""
+    time = VirtualTime(START, sandbox.state.clock)
+    settings = dataclasses.replace(Settings(), poll_interval=1.0, concurrency=concurrency, verify=verify)
+    started = sandbox.state.clock.now()
+
+    async def go() -> RunResult:
+        async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock,
+                                sleep=time.sleep) as client, time.running():
+            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, name="money")
+            budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, name="reads")
+            ctx = Context(ledger, client, money, budget, settings, env_id="e1", clock=time.clock)
+            return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=time.sleep)
+    assert anyio.run(go).exit_code == 0
+    return started
+
+
+def test_the_first_payout_waits_for_its_own_lookup_only(sandbox: RunningSandbox, ledger: Ledger) -> None:
+    """The reads allowance is shared: the reads a payment needs (its customer record) go before the
+    look-ups of later rows waiting for room, and look-ups never take every request slot. So, on the
+    sandbox's own clock, with 59 look-ups queued at two reads per 5 s, the first payout leaves one
+    window (its own look-up) later than it would without the check, not after the queue."""
+    window = 5.0
+    plain = [person(n, f"+2547130{n:05d}", f"Person {n}") for n in range(2, 62)]
+    new_batch(ledger, "bN", plain)
+    started = run_in_virtual_time(sandbox, ledger, "bN", reads=(Window(2, window),), concurrency=8, verify=False)
+    unchecked = min(p.created_at for p in sandbox.state.payouts) - started
+
+    people = [person(n, f"+2547120{n:05d}", f"Person {n}") for n in range(2, 62)]
+    new_batch(ledger, "bF", people)
+    started = run_in_virtual_time(sandbox, ledger, "bF", reads=(Window(2, window),), concurrency=8)
+    mine = [p for p in sandbox.state.payouts if p.reference.startswith("bF-")]
+    first = min(mine, key=lambda p: p.created_at)
+    own_lookup = next(x["at"] for x in sandbox.state.lookups if x["account"] == "phone:+254712000002")
+    assert first.reference == "bF-2-1" and len(mine) == 60 and len(sandbox.state.lookups) == 60
+    assert first.created_at - started <= unchecked + window, (first.created_at - started, unchecked)
+    assert first.created_at - own_lookup <= 2 * window, "its customer record: a look-up and a creation"
+    assert max(x["at"] for x in sandbox.state.lookups) - own_lookup >= 29 * window, "the look-ups took their time"

@@ -139,24 +139,25 @@ async def discover_wallets(ctx: Context) -> None:
 
 async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
     """The provider's customer key for this payee in this environment: cache, look-up by phone,
-    or create. A key is only ever one the provider returned for this exact phone."""
+    or create. A key is only ever one the provider returned for this exact phone. Its reads are
+    urgent: a payment waits for them, so they go before the look-ups of rows still to check."""
     cached = ctx.ledger.customer(ctx.env_id, payout.phone, payout.country, payout.network)
     if cached:
         return cached
-    await ctx.reads.acquire()
+    await ctx.reads.acquire(urgent=True)
     try:
         found = await ctx.client.get_customer_by_phone(payout.phone)
         crash.point("after_customer_lookup")
         key = _for_this_phone(found, payout)
     except errors.NotFound:
         crash.point("after_customer_lookup")
-        await ctx.reads.acquire()
+        await ctx.reads.acquire(urgent=True)
         body = wire.CreateCustomer(phone_number=payout.phone, country_code=payout.country,
                                    network=payout.network, account_name=payout.name)
         try:
             key = _for_this_phone(await ctx.client.create_customer(body), payout)
         except errors.BadRequest:
-            await ctx.reads.acquire()  # perhaps created meanwhile: look once more before giving up
+            await ctx.reads.acquire(urgent=True)  # perhaps created meanwhile: look once more before giving up
             key = _for_this_phone(await ctx.client.get_customer_by_phone(payout.phone), payout)
         crash.point("after_customer_post")
     ctx.ledger.remember_customer(ctx.env_id, payout.phone, payout.country, payout.network, key)

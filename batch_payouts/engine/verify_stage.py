@@ -41,10 +41,12 @@ def with_policy(settings: Settings, policy: Policy) -> Settings:
 
 
 def verify_settings(ctx: Context) -> VerifySettings:
-    """The look-up settings of a run: its environment, the engine settings, the run's concurrency."""
+    """The look-up settings of a run: its environment, the engine settings, and one request slot
+    fewer than the run's concurrency, so that a payment never waits for a slot behind look-ups."""
     s = ctx.settings
     return VerifySettings(ctx.env_id, allow_unverified=s.allow_unverified, max_age_seconds=s.verify_reuse_days * DAY,
-                          tries=s.verify_tries, our_threshold=s.verify_threshold, concurrency=max(1, s.concurrency))
+                          tries=s.verify_tries, our_threshold=s.verify_threshold,
+                          concurrency=max(1, s.concurrency - 1))
 
 
 class VerifyStage:
