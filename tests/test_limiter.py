@@ -101,3 +101,13 @@ def test_no_window_is_ever_overfilled(urgency: list[bool], limit: int, seconds: 
 def test_a_free_limiter_lets_a_request_go_at_once(urgent: bool) -> None:
     time = fresh()
     assert requests(time, limiter(time, Window(3, 5.0)), [("only", urgent)]) == [("only", 0.0)]
+
+
+def test_reads_sent_by_other_means_count_against_the_window() -> None:
+    """The catalog and the wallets are read before the look-ups start: a limiter told of them
+    (``seed``) does not overfill the window they are in."""
+    time = fresh()
+    gate = limiter(time, Window(3, 5.0))
+    gate.seed([0.0, 0.0])
+    assert requests(time, gate, [("look-up 1", False), ("look-up 2", False)]) == [("look-up 1", 0.0),
+                                                                                   ("look-up 2", 5.0)]

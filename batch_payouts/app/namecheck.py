@@ -11,7 +11,7 @@ from batch_payouts.app.session import Session
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.lookup import LedgerLookupCache, cached_verdicts, settings_from, verify_all
 from batch_payouts.policy import Policy
-from batch_payouts.ratelimit import READS_DEFAULT, Limiter, Window
+from batch_payouts.ratelimit import READS_DEFAULT, Window
 from batch_payouts.validate import Report
 from batch_payouts.verify import Decision, Finding, Verdict, result_columns
 
@@ -44,8 +44,8 @@ def check_names(session: Session, report: Report, policy: Policy, *,
     settings = settings_from(policy, session.environment().id)
 
     async def ask(client: KotaniClient) -> dict[int, Verdict]:
-        return await verify_all(client, Limiter(reads_rate, name="reads"), payouts, LedgerLookupCache(session.ledger),
-                                settings)
+        return await verify_all(client, session.reads_limiter(reads_rate), payouts,
+                                LedgerLookupCache(session.ledger), settings)
     return NameChecks(session.call(ask) if payouts else {}, asked=True)
 
 

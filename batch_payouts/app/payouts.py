@@ -328,7 +328,7 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
     runner is refused with BatchLocked). ``progress`` hears every pass of the run loop."""
     settings = settings_for(session, options)
     money = Limiter(options.money_rate, klass=MONEY, holds=session.holds)
-    reads = Limiter(options.reads_rate, klass=READS, holds=session.holds)
+    reads = session.reads_limiter(options.reads_rate)
     env_id = session.environment().id
     total = sum(session.ledger.counts(batch_id).values())
     amounts = AmountsByState(session.ledger, batch_id, every=total / 20_000)  # 5 s at 100,000 rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,14 +21,15 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.concurrency import first_error
 from batch_payouts.environment import Environment
-from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts
+from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts, request_class
 from batch_payouts.ledger import BatchRecord, Ledger, default_path
-from batch_payouts.ratelimit import Holds
+from batch_payouts.ratelimit import READS, READS_DEFAULT, READS_MARGIN, Holds, Limiter, Window
 
 if TYPE_CHECKING:
     from batch_payouts.sandbox import RunningSandbox
 
 T = TypeVar("T")
+READS_KEPT = 1000  # send times of the latest reads a session remembers (more than any window holds)
 __all__ = ["DEFAULT_BASE_URL", "Session", "SessionOptions", "batch_in", "open_session", "sandbox_books"]
 
 
@@ -60,6 +62,7 @@ class Session:
     on_environment: Callable[[Environment], None] | None = None
     clock: Callable[[], float] = time.time
     holds: Holds = field(default_factory=Holds)  # 429 holds shared by this session's clients and limiters
+    read_times: deque[float] = field(default_factory=lambda: deque(maxlen=READS_KEPT))  # monotonic s, reads sent
     _env: Environment | None = None
 
     @property
@@ -70,6 +73,8 @@ class Session:
     def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
         """Run ``fn`` with a fresh client in its own event loop (callable from any thread)."""
         def audit(call: CallRecord) -> None:
+            if request_class(call.method, call.path) == "reads":
+                self.read_times.append(time.monotonic() - call.duration)
             self.ledger.audit(method=call.method, path=call.path, status=call.status,
                               duration=call.duration, request=call.request_body,
                               response=call.response_body, error=call.error)
@@ -80,6 +85,13 @@ class Session:
                 return await fn(client)
         with first_error():  # concurrent steps failed: report the first cause as itself
             return anyio.run(go)
+
+    def reads_limiter(self, rate: tuple[Window, ...] = READS_DEFAULT) -> Limiter:
+        """A limiter of the reads allowance ``rate`` that counts the reads this session already sent
+        (the catalog, the wallets): the look-ups that follow cannot overfill the provider's window."""
+        limiter = Limiter(rate, klass=READS, holds=self.holds, margin=READS_MARGIN)
+        limiter.seed(self.read_times)
+        return limiter
 
     def environment(self) -> Environment:
         """This session's host and Kotani account (asked of the provider once), registered in the ledger."""
