@@ -85,6 +85,10 @@ HELD_BEFORE_SENDING = ("Check the name and account with the recipient. If the pa
                        "(--accept-name ROW) and run the batch again; if not, correct the file.")
 
 
+HELD_BY_A_GUARDRAIL = ("Check the reason given. If the payment is right, accept the row (--accept-name ROW) or run "
+                       "the same file again with the option the reason names; if not, correct the file.")
+
+
 def word_for(state: RowState) -> Word:
     """The finance word for a row state."""
     return STATE_WORDS[state]
@@ -207,7 +211,7 @@ def what_to_do(state: RowState, *, note: str | None = None) -> str:
     """The next step for a row that was not paid ("" for a paid row)."""
     word = word_for(state)
     if state is RowState.HELD:
-        return HELD_BEFORE_SENDING
+        return HELD_BY_A_GUARDRAIL if note and note.startswith("Row ") else HELD_BEFORE_SENDING
     if word is Word.NOT_SENT and note and note.startswith("waiting: "):
         return "Top up the payout balance of this currency, then resume the batch."
     return WHAT_TO_DO[word]

@@ -362,3 +362,17 @@ def test_the_screen_lists_a_name_that_differs_known_from_an_earlier_check(
     assert shown[6] == ("The payee of each of the other 3 rows is checked with Kotani as it is paid; a name that "
                         "differs holds its row.")
     assert code == 3
+
+
+def test_the_results_workbook_says_what_to_do_with_a_row_a_guardrail_held(runner: CliRunner, tmp_path: Path) -> None:
+    results = tmp_path / "results.xlsx"
+    invoke(runner, "run", str(stipends(tmp_path)), "--sandbox", "--yes", "--quiet", "--state", str(tmp_path / "l.db"),
+           "--results", str(results))
+    sheet = openpyxl.load_workbook(results)["Problems"]
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows[7][5:] == (
+        "held (needs a decision)",
+        "Row 7 pays KES 1,000,000, 500 times the file's typical KES amount (the median of its 7 KES rows is KES "
+        "2,000): held until you accept it.",
+        "Check the reason given. If the payment is right, accept the row (--accept-name ROW) or run the same file "
+        "again with the option the reason names; if not, correct the file.")
