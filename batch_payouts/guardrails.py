@@ -39,7 +39,7 @@ _SEVERITY: dict[Action, Severity] = {Action.REFUSE: "error", Action.HOLD: "held"
 
 class Rule(StrEnum):
     EXACT_DUPLICATE = "exact_duplicate"
-    REPEATED_PAYMENT = "repeated_payment"  # same payee, amount and method
+    REPEATED_PAYMENT = "repeated_payment"  # same payee, amount and method (held unless each has its own reference)
     SAME_PAYEE = "same_payee"  # same payee, another amount
     ROW_LIMIT = "row_limit"
     BATCH_LIMIT = "batch_limit"
@@ -186,6 +186,13 @@ class _Check:
                               f"pays the same recipient the same amount ({pay}) by the same method as row "
                               f"{same.row}; both are paid because duplicates are allowed", "--allow-duplicates",
                               "amount"))
+        elif same is not None and _own_references(r, same):
+            assert same.payout is not None
+            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.WARN,
+                              f"pays the same recipient the same amount ({pay}) by the same method as row "
+                              f"{same.row}, under a reference of its own ({r.payout.reference}; row {same.row}: "
+                              f"{same.payout.reference}): paid as a separate payment; check that both are intended",
+                              "", "reference"))
         elif same is not None:
             self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.HOLD,
                               f"pays the same recipient the same amount ({pay}) by the same method as row "
@@ -260,6 +267,14 @@ class _Check:
                                       f"recipient was paid before ({money(most, cur)}, in {times}): held until you "
                                       "accept it", "accept the row, or outliers.history_multiple in the policy",
                                       "amount"))
+
+
+def _own_references(row: RowResult, other: RowResult) -> bool:
+    """Both rows carry a reference, and not the same one: the file itself says they are two
+    payments (docs/obligations.md), so neither is taken for a copy of the other."""
+    mine = row.payout.reference if row.payout is not None else None
+    theirs = other.payout.reference if other.payout is not None else None
+    return bool(mine and theirs and mine.strip() != theirs.strip())
 
 
 def _example_key(cells: Mapping[str, str], phone: str = "") -> tuple[str, str, str]:

@@ -138,7 +138,7 @@ def test_an_exact_copy_is_held_unless_duplicates_are_allowed(tmp_path: Path, cat
 
 
 def test_the_same_payee_amount_and_method_twice_is_held_unless_allowed(tmp_path: Path, catalog: Catalog) -> None:
-    path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1, reference="NOV-900")])
+    path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1, reference="")])
     _, _, guarded = check(path, catalog)
     assert said(guarded, Rule.REPEATED_PAYMENT) == [
         (4, Action.HOLD, "Row 4 pays the same recipient the same amount (KES 2,000) by the same method as row 2: "
@@ -149,6 +149,19 @@ def test_the_same_payee_amount_and_method_twice_is_held_unless_allowed(tmp_path:
         (4, Action.WARN, "Row 4 pays the same recipient the same amount (KES 2,000) by the same method as row 2; "
                          "both are paid because duplicates are allowed.")]
     assert valid(allowed) == [2, 3, 4]
+
+
+def test_the_same_payment_under_a_reference_of_its_own_is_paid_with_a_warning(tmp_path: Path,
+                                                                              catalog: Catalog) -> None:
+    """Two rows that each carry their own reference are two payments by the file's own word
+    (docs/obligations.md): both are paid, and the second says what to check."""
+    path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1, reference="DEC-001")])
+    _, _, guarded = check(path, catalog)
+    assert said(guarded, Rule.REPEATED_PAYMENT) == [
+        (4, Action.WARN, "Row 4 pays the same recipient the same amount (KES 2,000) by the same method as row 2, "
+                         "under a reference of its own (DEC-001; row 2: NOV-001): paid as a separate payment; check "
+                         "that both are intended.")]
+    assert valid(guarded) == [2, 3, 4]
 
 
 def test_the_same_payee_with_another_amount_is_a_warning(tmp_path: Path, catalog: Catalog) -> None:
@@ -242,7 +255,7 @@ def test_an_amount_far_above_the_payees_earlier_payouts_is_held(tmp_path: Path, 
 
 
 def test_the_issues_file_shows_every_mistake_at_once(tmp_path: Path, catalog: Catalog) -> None:
-    rows = [person(n) for n in range(1, 15)] + [person(3, reference="NOV-903"), person(15, amount="1000000")]
+    rows = [person(n) for n in range(1, 15)] + [person(3, reference=""), person(15, amount="1000000")]
     _, _, guarded = check(write_csv(tmp_path / "p.csv", rows), catalog)
     assert [(g.row, g.rule, g.action) for g in guarded.findings] == [
         (16, Rule.REPEATED_PAYMENT, Action.HOLD), (17, Rule.FILE_OUTLIER, Action.HOLD)]
