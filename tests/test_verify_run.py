@@ -314,8 +314,8 @@ def run_in_virtual_time(sandbox: RunningSandbox, ledger: Ledger, batch_id: str, 
     async def go() -> RunResult:
         async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock,
                                 sleep=time.sleep) as client, time.running():
-            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, name="money")
-            budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, name="reads")
+            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
+            budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
             ctx = Context(ledger, client, money, budget, settings, env_id="e1", clock=time.clock)
             return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=time.sleep)
     assert anyio.run(go).exit_code == 0

@@ -12,7 +12,8 @@ import anyio
 
 from batch_payouts import errors
 from batch_payouts.app.session import Session
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
+from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.guardrails import PayeeHistory, apply_guardrails
 from batch_payouts.kotani.client import ApiKey, KotaniClient

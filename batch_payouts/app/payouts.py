@@ -29,7 +29,7 @@ from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger
 from batch_payouts.model import OPEN_STATES, SETTLED_STATES, RowState
 from batch_payouts.policy import Policy
-from batch_payouts.ratelimit import MONEY, MONEY_DEFAULT, READS, READS_DEFAULT, Limiter, Window
+from batch_payouts.ratelimit import MONEY, MONEY_DEFAULT, READS_DEFAULT, Limiter, Window
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Report
 
