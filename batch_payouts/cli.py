@@ -211,7 +211,7 @@ def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> N
         sheet = files.load(file, options)
         checks = None
         try:
-            with connect(kw, may_ask=False) as conn:
+            with connect(kw, may_ask=verify) as conn:  # only --verify asks a person for the key
                 report = files.check(conn, sheet, options)
                 if verify:
                     checks = namecheck.check_names(conn, report, options.policy)
