@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import re
 import shutil
@@ -102,6 +103,13 @@ NOT_PAYING = (RowState.BLOCKED, RowState.INVALID)
 # What the model saw, summed over every example: printed at the end of the module and recorded for
 # the reliability report.
 FIGURES: Counter[str] = Counter(dict.fromkeys(["examples", "steps", "double payments", "false paid", "rows lost"], 0))
+
+
+def keep_running_figures() -> None:
+    """After each example, the figures so far in ``$BATCH_GRAPH_RUNNING`` (when set): a long run by
+    hand can be stopped at any time and still report what it saw."""
+    if path := os.environ.get("BATCH_GRAPH_RUNNING"):
+        Path(path).write_text(json.dumps(dict(sorted(FIGURES.items()))))
 
 
 def teardown_module() -> None:
@@ -225,6 +233,7 @@ class BatchGraph(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.stack.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        keep_running_figures()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
