@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,21 +51,31 @@ def test_an_illegal_move_is_refused_and_changes_nothing(ledger: Ledger) -> None:
     assert ledger.row("b1", 2).state is RowState.READY
 
 
+BATCH_NUMBERS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def one_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+    """One ledger for every example of a property (a new batch each): opening a ledger is the slow part."""
+    led = Ledger(tmp_path_factory.mktemp("h") / "l.db")
+    yield led
+    led.close()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(list(RowState)), max_size=12))
-def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.TempPathFactory,
-                                                       moves: list[RowState]) -> None:
-    led = Ledger(tmp_path_factory.mktemp("h") / "l.db")
-    led.create_batch("b", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
+def test_no_sequence_of_moves_reaches_an_illegal_state(one_ledger: Ledger, moves: list[RowState]) -> None:
+    led, batch = one_ledger, f"b{next(BATCH_NUMBERS)}"
+    led.create_batch(batch, env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
                      rows=[NewRow(2, RowState.READY, PAYOUT, {}, [])])
     path = [RowState.READY]
     for wanted in moves:
         current = path[-1]
         try:
-            led.move("b", 2, wanted)
+            led.move(batch, 2, wanted)
         except IllegalTransition:
             assert wanted not in ALLOWED_MOVES[current] and wanted is not current
-            assert led.row("b", 2).state is current
+            assert led.row(batch, 2).state is current
             continue
         assert wanted in ALLOWED_MOVES[current] or wanted is current
         path.append(wanted)
@@ -75,7 +86,6 @@ def test_no_sequence_of_moves_reaches_an_illegal_state(tmp_path_factory: pytest.
         if after is RowState.HELD:  # so held -> ready is as safe as ready itself: only a ready row is held
             assert before in (RowState.READY, RowState.HELD)
         assert not (before in (RowState.SUBMITTED, RowState.SUCCEEDED, RowState.FAILED) and after is RowState.READY)
-    led.close()
 
 
 def test_a_live_runner_holds_the_lease(ledger: Ledger) -> None:
