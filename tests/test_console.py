@@ -1,0 +1,316 @@
+"""The web console through starlette's test client: signing in, every page of the journey, and
+what each role may and may not do; CSRF, throttling, cookies, escaping, the upload cap, secrets."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from batch_payouts.app import people, serving
+from batch_payouts.app.people import Role
+from batch_payouts.app.session import SessionOptions
+from batch_payouts.app.workspace import Workspace, WorkspaceOptions
+from batch_payouts.console import build_app
+from batch_payouts.policy import Policy, parse_policy
+from tests.test_app import FAST
+
+PASSWORD = "correct horse battery"
+TEAM = {"amina": Role.MAKER, "brian": Role.APPROVER, "chao": Role.APPROVER, "dora": Role.VIEWER, "eve": Role.ADMIN}
+FILE = ("name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\n"
+        "Brian Otieno,+254712300002,KE,200,KES\n")
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def open_workspace(tmp_path: Path, policy: Policy | None = None, **more: object) -> Iterator[Workspace]:
+    with serving.workspace(SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
+                           WorkspaceOptions(policy=policy or parse_policy("[approval]\nsandbox = true\n"), run=FAST,
+                                            **more)) as ws:  # type: ignore[arg-type]
+        with ws.ledger() as ledger:
+            for name, role in TEAM.items():
+                people.add_person(ledger, name, role, PASSWORD)
+        yield ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    yield from open_workspace(tmp_path)
+
+
+class Browser:
+    """One person's test client: signs in, keeps the session cookie, sends the CSRF token."""
+
+    def __init__(self, workspace: Workspace, *, secure: bool = False) -> None:
+        self.client = TestClient(build_app(workspace, secure=secure),
+                                 base_url="https://testserver" if secure else "http://testserver",
+                                 follow_redirects=False)
+        self.csrf = ""
+
+    def get(self, path: str) -> str:
+        answer = self.client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code, answer.text[:500])
+        if found := CSRF.search(answer.text):
+            self.csrf = found.group(1)
+        return answer.text
+
+    def sign_in(self, name: str, password: str = PASSWORD) -> int:
+        self.get("/login")
+        answer = self.client.post("/login", data={"username": name, "password": password, "csrf": self.csrf})
+        if answer.status_code == 303:
+            self.get("/batches")
+        return answer.status_code
+
+    def post(self, path: str, data: dict[str, str] | None = None, *, csrf: str | None = None) -> tuple[int, str]:
+        answer = self.client.post(path, data={"csrf": self.csrf if csrf is None else csrf, **(data or {})})
+        return answer.status_code, answer.headers.get("location") or answer.text
+
+    def upload(self, content: bytes, name: str = "pay.csv", label: str = "2026-11") -> tuple[int, str]:
+        answer = self.client.post("/upload", data={"csrf": self.csrf, "label": label},
+                                  files={"file": (name, content, "text/csv")})
+        return answer.status_code, answer.headers.get("location") or answer.text
+
+
+def signed_in(workspace: Workspace, name: str) -> Browser:
+    browser = Browser(workspace)
+    assert browser.sign_in(name) == 303
+    return browser
+
+
+def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11") -> str:
+    maker = signed_in(workspace, "amina")
+    code, where = maker.upload(content.encode(), label=label)
+    assert code == 303, where
+    return where.split("/batches/")[1].split("?")[0]
+
+
+def submitted(workspace: Workspace, content: str = FILE) -> str:
+    batch_id = uploaded(workspace, content)
+    maker = signed_in(workspace, "amina")
+    maker.get(f"/batches/{batch_id}")
+    assert maker.post(f"/batches/{batch_id}/submit")[0] == 303
+    return batch_id
+
+
+def test_pages_need_a_signed_in_person(workspace: Workspace) -> None:
+    browser = Browser(workspace)
+    for path in ("/batches", "/batches/bx", "/batches/bx/audit", "/batches/bx/download/results.csv", "/people"):
+        answer = browser.client.get(path)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
+    login = browser.get("/login")
+    assert 'for="username">Username</label>' in login and 'for="password">Password</label>' in login
+    assert ">Sign in</button>" in login and "SANDBOX" in login
+
+
+def test_the_whole_journey_through_the_routes(workspace: Workspace) -> None:
+    maker = signed_in(workspace, "amina")
+    page = maker.get("/batches")
+    assert 'for="file">Payout file</label>' in page and ">Upload</button>" in page and ">Sign out</button>" in page
+    code, where = maker.upload(FILE.encode())
+    assert code == 303
+    batch_id = where.split("/batches/")[1]
+
+    review = maker.get(where)
+    assert "Amina Njeri" in review and "KES" in review and "Payout balance" in review and "Column mapping" in review
+    assert ">Submit for approval</button>" in review and "Approve and pay" not in review
+    assert maker.post(f"/batches/{batch_id}/submit") == (303, f"/batches/{batch_id}")
+
+    approver = signed_in(workspace, "brian")
+    listing = approver.get("/batches")
+    assert f'<a href="/batches/{batch_id}">2026-11</a>' in listing and "awaiting approval" in listing
+    page = approver.get(f"/batches/{batch_id}")
+    assert 'for="total">Type the total to confirm</label>' in page and "Expected total: <strong>KES 300</strong>" in page
+    assert approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"}) == (303, f"/batches/{batch_id}")
+    assert workspace.runs.wait(batch_id, 60)
+
+    with approver.client.stream("GET", f"/batches/{batch_id}/events") as events:
+        text = "".join(events.iter_text())
+    assert "event: progress" in text and '"word": "paid", "currency": "KES", "rows": 2, "amount": "300"' in text
+    assert "event: done" in text
+
+    done = approver.get(f"/batches/{batch_id}?show=paid")
+    assert 'role="status"' in done and "2 paid: KES 300" in done and "2 rows (paid)" in done
+    assert "0 rows (failed)" in approver.get(f"/batches/{batch_id}?show=failed")
+    results = approver.client.get(f"/batches/{batch_id}/download/results.csv")
+    assert results.status_code == 200 and "Amina Njeri" in results.text
+    assert results.headers["content-disposition"] == f'attachment; filename="pay.{batch_id}.results.csv"'
+    xlsx = approver.client.get(f"/batches/{batch_id}/download/results.xlsx")
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    report = approver.client.get(f"/batches/{batch_id}/download/validation.csv")
+    assert report.status_code == 200 and "problems" in report.text.splitlines()[0]
+    audit = approver.get(f"/batches/{batch_id}/audit")
+    for who, what in (("amina", "uploaded"), ("amina", "submitted for approval"), ("brian", "approved")):
+        assert re.search(rf"<td>{who}</td><td>{what}</td>", audit), (who, what)
+
+
+# -- who may do what ----------------------------------------------------------------------------------
+
+def test_a_maker_cannot_approve_even_their_own_batch(workspace: Workspace) -> None:
+    batch_id = submitted(workspace)
+    maker = signed_in(workspace, "amina")
+    page = maker.get(f"/batches/{batch_id}")
+    assert "Approve and pay" not in page
+    code, text = maker.post(f"/batches/{batch_id}/approve", {"total": "KES 300"})
+    assert code == 403 and "amina is a maker and may not approve a batch" in text
+
+
+def test_an_approver_cannot_approve_the_batch_they_submitted_under_the_rule(workspace: Workspace) -> None:
+    approver = signed_in(workspace, "brian")
+    code, where = approver.upload(FILE.encode())
+    batch_id = where.split("/batches/")[1]
+    approver.get(where)
+    approver.post(f"/batches/{batch_id}/submit")
+    assert "Approve and pay" not in approver.get(f"/batches/{batch_id}")
+    code, text = approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"})
+    assert code == 403 and f"brian submitted batch {batch_id}; the two-person rule needs another approver" in text
+
+
+def test_a_wrong_total_approves_nothing(workspace: Workspace) -> None:
+    batch_id = submitted(workspace)
+    approver = signed_in(workspace, "brian")
+    approver.get(f"/batches/{batch_id}")
+    code, text = approver.post(f"/batches/{batch_id}/approve", {"total": "KES 3000"})
+    assert code == 400 and "the total typed (KES 3000) is not the batch&#39;s total (KES 300)" in text
+    assert not workspace.runs.running(batch_id) and "awaiting approval" in approver.get(f"/batches/{batch_id}")
+
+
+@pytest.mark.parametrize(("name", "path", "data", "message"), [
+    ("dora", "/batches/{id}/approve", {"total": "KES 300"}, "dora is a viewer and may not approve a batch"),
+    ("dora", "/batches/{id}/submit", {}, "dora is a viewer and may not submit a batch for approval"),
+    ("dora", "/batches/{id}/retry", {}, "dora is a viewer and may not ask for a retry of failed rows"),
+    ("dora", "/batches/{id}/accept", {"row": "2"}, "dora is a viewer and may not accept a held row"),
+    ("amina", "/batches/{id}/accept", {"row": "2"}, "amina is a maker and may not accept a held row"),
+    ("eve", "/batches/{id}/approve", {"total": "KES 300"}, "eve is a admin and may not approve a batch"),
+    ("amina", "/people", {"name": "x", "role": "admin", "password": PASSWORD}, "amina is a maker and may not manage people"),
+    ("brian", "/people/disable", {"name": "amina"}, "brian is a approver and may not manage people"),
+])
+def test_each_role_is_refused_what_it_may_not_do(workspace: Workspace, name: str, path: str, data: dict[str, str],
+                                                 message: str) -> None:
+    batch_id = submitted(workspace)
+    person = signed_in(workspace, name)
+    code, text = person.post(path.replace("{id}", batch_id), data)
+    assert code == 403 and message in text
+    assert not workspace.runs.running(batch_id)
+
+
+def test_a_viewer_reads_but_cannot_upload_or_start_a_run(workspace: Workspace) -> None:
+    batch_id = submitted(workspace)
+    viewer = signed_in(workspace, "dora")
+    page = viewer.get("/batches")
+    assert "Payout file" not in page and batch_id in page
+    detail = viewer.get(f"/batches/{batch_id}")
+    assert "Approve and pay" not in detail and "Submit for approval" not in detail
+    assert viewer.upload(FILE.encode())[0] == 403
+    assert viewer.client.get("/people").status_code == 403
+
+
+def test_an_admin_adds_and_disables_people_and_a_disabled_person_is_signed_out(workspace: Workspace) -> None:
+    maker = signed_in(workspace, "amina")
+    admin = signed_in(workspace, "eve")
+    admin.get("/people")
+    code, text = admin.post("/people", {"name": "fatuma", "role": "maker", "password": PASSWORD})
+    assert code == 200 and "Added fatuma as maker." in text
+    assert admin.post("/people/disable", {"name": "amina"}) == (303, "/people")
+    assert maker.client.get("/batches").status_code == 303, "the next request of a disabled person signs them out"
+    assert Browser(workspace).sign_in("amina") == 401
+    assert Browser(workspace).sign_in("fatuma") == 303
+
+
+# -- security ----------------------------------------------------------------------------------------
+
+def test_state_changing_forms_without_the_right_csrf_token_are_refused(workspace: Workspace) -> None:
+    batch_id = submitted(workspace)
+    approver = signed_in(workspace, "brian")
+    for token in ("", "forged-token"):
+        code, text = approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"}, csrf=token)
+        assert code == 403 and "This form has expired or did not come from this console" in text
+    answer = approver.client.post("/upload", data={"label": "x"}, files={"file": ("pay.csv", FILE.encode())})
+    assert answer.status_code == 403
+    assert approver.client.post("/logout").status_code == 403
+    fresh = Browser(workspace)
+    fresh.get("/login")
+    assert fresh.client.post("/login", data={"username": "brian", "password": PASSWORD}).status_code == 403
+    assert not workspace.runs.running(batch_id) and workspace.runs.state(batch_id) is None
+
+
+def test_sign_in_is_throttled_after_repeated_failures(workspace: Workspace) -> None:
+    browser = Browser(workspace)
+    for _ in range(5):
+        assert browser.sign_in("brian", "not the password") == 401
+    assert browser.sign_in("brian") == 429, "even the right password waits once the name is throttled"
+    page = browser.client.post("/login", data={"username": "brian", "password": PASSWORD, "csrf": browser.csrf})
+    assert re.search(r"too many failed sign-ins; try again in (300|29\d) s", page.text)
+
+
+def test_the_session_cookie_is_signed_httponly_strict_and_secure_under_tls(workspace: Workspace) -> None:
+    plain = Browser(workspace)
+    plain.get("/login")
+    answer = plain.client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": plain.csrf})
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=28800" in cookie
+    assert "Secure" not in cookie
+    secure = Browser(workspace, secure=True)
+    secure.get("/login")
+    answer = secure.client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": secure.csrf})
+    assert "Secure" in answer.headers["set-cookie"]
+
+    forged = Browser(workspace)
+    forged.client.cookies.set("bp_session", answer.headers["set-cookie"].split(";")[0].split("=", 1)[1] + "x")
+    assert forged.client.get("/batches").status_code == 303
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    for ws in open_workspace(tmp_path):
+        browser = Browser(ws)
+        browser.client = TestClient(build_app(ws, session_seconds=1), follow_redirects=False)
+        assert browser.sign_in("amina") == 303
+        time.sleep(2.1)  # itsdangerous reads the wall clock; one second is its smallest unit
+        assert browser.client.get("/batches").status_code == 303
+
+
+def test_names_from_the_spreadsheet_are_rendered_escaped(workspace: Workspace) -> None:
+    hostile = ("name,phone,country,amount,currency\n"
+               '"<script>alert(1)</script>",+254712300001,KE,100,KES\n'
+               '"=HYPERLINK(""http://evil.example"",""click"")",+254712300002,KE,200,KES\n')
+    batch_id = uploaded(workspace, hostile, label="<img src=x onerror=alert(2)>")
+    maker = signed_in(workspace, "amina")
+    page = maker.get(f"/batches/{batch_id}")
+    listing = maker.get("/batches")
+    for html in (page, listing):
+        assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(2)&gt;" in listing
+    assert "=HYPERLINK(&#34;http://evil.example&#34;" in page
+    assert "script-src 'self'" in maker.client.get("/batches").headers["content-security-policy"]
+    results = maker.client.get(f"/batches/{batch_id}/download/results.csv").text
+    assert "'=HYPERLINK" in results, "formulas are neutralised in downloads"
+
+
+def test_uploads_over_the_cap_are_refused_before_reading(tmp_path: Path) -> None:
+    for ws in open_workspace(tmp_path, max_file_bytes=1024 * 1024):
+        maker = signed_in(ws, "amina")
+        code, text = maker.upload(b"name,phone\n" + b"x" * (1024 * 1024 + 70 * 1024))
+        assert code == 413 and "is larger than the 1 MB limit for uploads" in text
+        code, text = maker.upload(b"a,b\n" + b"x" * (1024 * 1024 + 10))
+        assert code == 413
+        code, text = maker.upload(b"MZ\x90\x00", name="payload.exe")
+        assert code == 400 and "payload.exe: is not a .csv or .xlsx file" in text
+        code, text = maker.upload(b"PK\x03\x04garbage", name="book.xlsx")
+        assert code == 400
+
+
+def test_no_secret_in_any_page_download_or_the_ledger(workspace: Workspace, tmp_path: Path) -> None:
+    key = workspace.session.key.reveal()
+    batch_id = submitted(workspace)
+    approver = signed_in(workspace, "brian")
+    approver.get(f"/batches/{batch_id}")
+    approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"})
+    assert workspace.runs.wait(batch_id, 60)
+    seen = [approver.get(p) for p in ("/batches", f"/batches/{batch_id}", f"/batches/{batch_id}/audit")]
+    seen += [approver.client.get(f"/batches/{batch_id}/download/{w}").text for w in ("results.csv", "validation.csv")]
+    for text in seen:
+        assert key not in text and PASSWORD not in text
+    ledger_bytes = b"".join(p.read_bytes() for p in (tmp_path / n for n in ("l.db", "l.db-wal")) if p.exists())
+    assert key.encode() not in ledger_bytes and PASSWORD.encode() not in ledger_bytes
