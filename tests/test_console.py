@@ -314,3 +314,89 @@ def test_no_secret_in_any_page_download_or_the_ledger(workspace: Workspace, tmp_
         assert key not in text and PASSWORD not in text
     ledger_bytes = b"".join(p.read_bytes() for p in (tmp_path / n for n in ("l.db", "l.db-wal")) if p.exists())
     assert key.encode() not in ledger_bytes and PASSWORD.encode() not in ledger_bytes
+
+
+# -- held rows, failures, retries, the lease, notifications ------------------------------------------
+
+MIXED = ("name,phone,country,amount,currency\n"
+         "Amina Njeri,+254712300001,KE,100,KES\n"
+         "Grace Wanjiru,+254700000030,KE,150,KES\n"  # the account is PETER OKELLO MUSA's: held
+         "Brian Otieno,+254700000010,KE,200,KES\n")  # fails: insufficient funds on the recipient's account
+
+
+def approved_and_run(workspace: Workspace, batch_id: str, total: str) -> Browser:
+    approver = signed_in(workspace, "brian")
+    approver.get(f"/batches/{batch_id}")
+    assert approver.post(f"/batches/{batch_id}/approve", {"total": total}) == (303, f"/batches/{batch_id}")
+    assert workspace.runs.wait(batch_id, 60)
+    return approver
+
+
+def test_a_held_name_is_accepted_by_an_approver_and_failed_rows_are_retried_with_a_new_approval(
+        workspace: Workspace) -> None:
+    batch_id = submitted(workspace, MIXED)
+    approver = approved_and_run(workspace, batch_id, "KES 450")
+    page = approver.get(f"/batches/{batch_id}")
+    assert "PETER OKELLO MUSA" in page and ">Accept row 3 and pay</button>" in page
+    assert "1 failed: KES 200" in page and "1 held (needs a decision): KES 150" in page
+    maker = signed_in(workspace, "amina")
+    assert "Accept row 3" not in maker.get(f"/batches/{batch_id}")
+    assert maker.post(f"/batches/{batch_id}/accept", {"row": "3"})[0] == 403
+
+    assert approver.post(f"/batches/{batch_id}/accept", {"row": "3"}) == (303, f"/batches/{batch_id}")
+    assert workspace.runs.wait(batch_id, 60)
+    page = approver.get(f"/batches/{batch_id}?show=paid")
+    assert "2 paid: KES 250" in page and "2 rows (paid)" in page
+    assert "held, then accepted by brian" in page or "accepted" in approver.get(f"/batches/{batch_id}/audit")
+
+    maker.get(f"/batches/{batch_id}")
+    code, where = maker.post(f"/batches/{batch_id}/retry")
+    assert code == 303
+    child = where.removeprefix("/batches/")
+    retry_page = approver.get(where)
+    assert f'Retry of</dt><dd><a href="/batches/{batch_id}">' in retry_page and "awaiting approval" in retry_page
+    assert "Expected total: <strong>KES 200</strong>" in retry_page
+    approved_and_run(workspace, child, "KES 200")
+    assert "1 failed: KES 200" in approver.get(f"/batches/{child}?show=failed")
+    audit = approver.get(f"/batches/{batch_id}/audit")
+    assert "<td>amina</td><td>asked for a retry</td>" in audit and "<td>brian</td><td>accepted held row</td>" in audit
+
+
+def test_a_batch_run_elsewhere_is_not_run_twice(workspace: Workspace, tmp_path: Path) -> None:
+    import socket
+    import sqlite3
+
+    batch_id = submitted(workspace)
+    with sqlite3.connect(tmp_path / "l.db") as db:  # the command line holds the lease (process 1 is alive)
+        db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+                   (f"pid 1 on {socket.gethostname()}", time.time() + 600, batch_id))
+    approver = approved_and_run(workspace, batch_id, "KES 300")
+    page = approver.get(f"/batches/{batch_id}")
+    assert f"batch {batch_id} is being run by pid 1 on {socket.gethostname()}; wait for it to finish" in page
+    assert "0 paid" not in page and "2 not sent yet: KES 300" in page
+    assert "Pay the rows left (already approved)" in page, "once the other runner is done, it can be paid"
+
+
+def test_notifications_tell_a_webhook_when_a_batch_awaits_approval_and_when_it_finishes(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.support import serve_app
+
+    heard: list[dict[str, str]] = []
+
+    async def hook(request: Request) -> Response:
+        heard.append(await request.json())
+        return Response("ok")
+
+    with serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+        for ws in open_workspace(tmp_path, notify_url=url + "/hook"):
+            batch_id = submitted(ws)
+            ws.notifier.drain()
+            approved_and_run(ws, batch_id, "KES 300")
+            ws.notifier.drain()
+    assert heard[0] == {"text": f"Batch {batch_id} (KES 300) awaits approval; submitted by amina."}
+    assert heard[1] == {"text": f"Batch {batch_id} finished: 2 paid (KES 300)."}
+    assert len(heard) == 2
