@@ -226,12 +226,20 @@ class ConsoleProcess:
     """``batch-payouts serve --sandbox --port 0`` in its own process, on ``state``; its URL is the one
     it printed once listening. ``args``: more options (``--policy``, ``--notify-url`` …)."""
 
-    def __init__(self, state: Path, *args: str) -> None:
+    def __init__(self, state: Path, *args: str, wait: bool = True) -> None:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen([sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0",
                                       "--state", str(state), *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
-        self.url = self._announced_url(deadline=time.monotonic() + 30)
+        self.url = ""
+        if wait:
+            self.ready()
+
+    def ready(self) -> str:
+        """The console's URL, once it listens (``wait=False`` lets the caller do other work meanwhile)."""
+        if not self.url:
+            self.url = self._announced_url(deadline=time.monotonic() + 30)
+        return self.url
 
     def _announced_url(self, deadline: float) -> str:
         while True:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from batch_payouts.app import people
+from batch_payouts.app.people import Role
+from batch_payouts.app.status import Where, open_ledger
 from tests.support import ConsoleProcess, serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,31 +51,37 @@ def browser_or_skip() -> Any:
 
 
 def add_people(state: Path) -> None:
-    for name, role in (("amina", "maker"), ("brian", "approver")):
-        subprocess.run([sys.executable, "-m", "batch_payouts", "users", "add", name, "--role", role,
-                        "--password-stdin", "--state", str(state)], input=PASSWORD + "\n", text=True, check=True,
-                       capture_output=True)
+    """A maker and an approver, as `batch-payouts users add` makes them (tests/test_people.py runs the command)."""
+    with open_ledger(Where(state)) as ledger:
+        people.add_person(ledger, "amina", Role.MAKER, PASSWORD)
+        people.add_person(ledger, "brian", Role.APPROVER, PASSWORD)
 
 
 @pytest.fixture(scope="module")
-def console() -> Iterator[ConsoleProcess]:
-    browser_or_skip()
+def stage() -> Iterator[tuple[ConsoleProcess, Any]]:
+    """The console process and the browser, started side by side."""
+    sync_playwright = browser_or_skip()
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "l.db"
         add_people(state)
-        with ConsoleProcess(state) as running:
-            yield running
+        with ConsoleProcess(state, wait=False) as running, sync_playwright() as playwright:
+            # Playwright gives each launch a fresh temporary user-data-dir; nothing is kept between runs
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                running.ready()
+                yield running, launched
+            finally:
+                launched.close()
 
 
-@pytest.fixture(scope="module")
-def browser(console: ConsoleProcess) -> Iterator[Any]:
-    with browser_or_skip()() as playwright:
-        # Playwright gives each launch a fresh temporary user-data-dir; nothing is kept between runs
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+@pytest.fixture
+def console(stage: tuple[ConsoleProcess, Any]) -> ConsoleProcess:
+    return stage[0]
+
+
+@pytest.fixture
+def browser(stage: tuple[ConsoleProcess, Any]) -> Any:
+    return stage[1]
 
 
 def person(browser: Any, console: ConsoleProcess, name: str, **context: Any) -> Any:
