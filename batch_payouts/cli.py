@@ -652,7 +652,13 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, ins
         session = SessionOptions(state_path=kw.pop("state_path"), sandbox=kw.pop("sandbox"),
                                  base_url=kw.pop("base_url"), key=KeyOptions(kw.pop("api_key_arg"),
                                                                              kw.pop("api_key_file")))
-        with serving.workspace(session, options, ask_key=ask_key if sys.stdin.isatty() else None) as workspace:
-            render.environment(workspace.environment)
-            serving.serve_forever(console.build_app(workspace, secure=listen.tls is not None), listen,
-                                  render.console_listening)
+        previous = signal.signal(signal.SIGTERM, _terminate)  # stop like Ctrl-C: the sandbox's books are kept
+        try:
+            with serving.workspace(session, options, ask_key=ask_key if sys.stdin.isatty() else None) as workspace:
+                render.environment(workspace.environment)
+                serving.serve_forever(console.build_app(workspace, secure=listen.tls is not None), listen,
+                                      render.console_listening)
+        except KeyboardInterrupt:
+            render.console_stopped()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

@@ -418,3 +418,8 @@ def person_disabled(name: str) -> None:
 def console_listening(url: str) -> None:
     """The line scripts wait for (tests read the port from it)."""
     err.print(f"Console listening on {url}", markup=False)
+
+
+def console_stopped() -> None:
+    err.print("console stopped; a run it had started goes on with `batch-payouts resume BATCH_ID` "
+              "or from the console once it is served again", markup=False)

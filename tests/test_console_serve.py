@@ -3,6 +3,7 @@ kept out of the batches (and the built-in sandbox) the console is using."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -62,3 +63,7 @@ def test_serve_sandbox_serves_the_console_and_keeps_the_command_line_out(console
 
     assert code == 2 and ("the built-in sandbox of this ledger is being used by another command; wait for it to "
                           "finish, then try again") in err
+    said = console.output()
+    console.close()  # the built-in sandbox's books (with its key) are written when the server stops
+    key = json.loads((tmp_path / "l.db.sandbox.json").read_text())["api_key"]
+    assert key and key not in said, "the server's log never shows the API key"

@@ -120,6 +120,17 @@ def approve(session: Session, policy: Policy, person: Person, batch_id: str, typ
     ledger.record_approval(batch_id, person.name, " ".join(typed.split()))
 
 
+def resume(session: Session, policy: Policy, person: Person, batch_id: str) -> None:
+    """An approver starts paying again an approved batch that stopped (no new typed total): the
+    same rules as approving it."""
+    require(person, Action.APPROVE)
+    session.batch_here(batch_id)
+    if needs_second_person(session, policy, batch_id) and person.name in people_of(
+            session.ledger.actions(batch_id)).makers:
+        raise errors.SamePerson(person.name, batch_id)
+    session.ledger.record_action(batch_id, person.name, "asked to pay the rows left")
+
+
 def accept_held(session: Session, policy: Policy, person: Person, batch_id: str, row: int, *, running: bool) -> None:
     """An approver lets a held row be paid (recorded with who and when); the caller runs the batch
     again. Not while it runs, and not by its maker under the two-person rule."""

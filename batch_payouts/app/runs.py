@@ -94,6 +94,9 @@ class Runs:
                     session.ledger.record_action(batch_id, actor, "run stopped", str(exc))
         except errors.BatchPayoutsError as exc:
             state.error = str(exc)
+        except Exception as exc:  # a worker must say why it stopped; the next run picks the batch up
+            state.error = (f"the run stopped unexpectedly ({type(exc).__name__}); what was recorded is safe: "
+                           "an approver can pay the rows left")
         finally:
             state.finished_at = self._clock()
             if self._on_finished is not None:

@@ -323,7 +323,7 @@ class Workspace:
             running = self.runs.running(batch_id)
             stage = approvals.stage_of(session.ledger, batch_id, running=running)
             if stage is Stage.APPROVED:
-                require(person, Action.APPROVE)
+                approvals.resume(session, self.options.policy, person, batch_id)
             else:
                 approvals.approve(session, self.options.policy, person, batch_id, typed, running=running)
         self.runs.start(batch_id, person.name)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -34,7 +34,12 @@ class Sessions:
         self.secure = secure
         self.max_age = max_age
         self.clock = clock
-        self._serializer = URLSafeTimedSerializer(secrets.token_bytes(32), salt="batch-payouts console session")
+        class Signer(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._serializer = URLSafeTimedSerializer(secrets.token_bytes(32), salt="batch-payouts console session",
+                                                  signer=Signer)
 
     def read(self, request: Request) -> Visit | None:
         """The visit the request's cookie signs, if valid and not expired."""

@@ -4,6 +4,7 @@ their sentence and an HTTP status; nothing else is decided here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -245,9 +246,11 @@ def status_of(exc: errors.BatchPayoutsError) -> int:
     return 502 if isinstance(exc, errors.ApiError | errors.NoAnswer) else 500
 
 
-def build_app(workspace: Workspace, *, secure: bool = False, session_seconds: float = 8 * 3600.0) -> Any:
-    """The console as an ASGI app; ``secure``: served over TLS (cookies marked Secure)."""
-    c = Console(workspace, Sessions(secure=secure, max_age=session_seconds))
+def build_app(workspace: Workspace, *, secure: bool = False, session_seconds: float = 8 * 3600.0,
+              clock: Callable[[], float] = time.time) -> Any:
+    """The console as an ASGI app; ``secure``: served over TLS (cookies marked Secure); sessions
+    last ``session_seconds`` by ``clock`` (epoch seconds)."""
+    c = Console(workspace, Sessions(secure=secure, max_age=session_seconds, clock=clock))
     routes = [
         Route("/", c.home),
         Route("/login", c.login_page, methods=["GET"]),
