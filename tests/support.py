@@ -245,7 +245,7 @@ class ConsoleProcess:
         while True:
             self.log.seek(0)
             said = self.log.read()
-            if found := re.search(rb"Console listening on (http://\S+)", said):
+            if found := re.search(rb"Console listening on (https?://\S+)", said):
                 return found.group(1).decode()
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.close()

@@ -17,6 +17,7 @@ from batch_payouts.app.session import SessionOptions
 from batch_payouts.app.workspace import Workspace, WorkspaceOptions
 from batch_payouts.console import build_app
 from batch_payouts.policy import Policy, parse_policy
+from tests.support import serve_app
 from tests.test_app import FAST
 
 PASSWORD = "correct horse battery"
@@ -387,8 +388,6 @@ def test_notifications_tell_a_webhook_when_a_batch_awaits_approval_and_when_it_f
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from tests.support import serve_app
-
     heard: list[dict[str, str]] = []
 
     async def hook(request: Request) -> Response:
@@ -404,3 +403,56 @@ def test_notifications_tell_a_webhook_when_a_batch_awaits_approval_and_when_it_f
     assert heard[0] == {"text": f"Batch {batch_id} (KES 300) awaits approval; submitted by amina."}
     assert heard[1] == {"text": f"Batch {batch_id} finished: 2 paid (KES 300)."}
     assert len(heard) == 2
+
+
+def test_a_person_with_a_second_factor_signs_in_with_the_code_of_the_moment(workspace: Workspace) -> None:
+    from batch_payouts.app import second_factor
+
+    with workspace.ledger() as ledger:
+        people.add_person(ledger, "fatuma", Role.APPROVER, PASSWORD, totp=True)
+        secret = ledger.user("fatuma").totp_secret  # type: ignore[union-attr]
+    assert secret is not None
+    browser = Browser(workspace)
+    browser.get("/login")
+    wrong = browser.client.post("/login", data={"username": "fatuma", "password": PASSWORD, "code": "000000",
+                                                "csrf": browser.csrf})
+    assert wrong.status_code == 401 and "wrong username, password or code" in wrong.text
+    right = browser.client.post("/login", data={"username": "fatuma", "password": PASSWORD, "csrf": browser.csrf,
+                                                "code": second_factor.code_now(secret)})
+    assert right.status_code == 303 and right.headers["location"] == "/batches"
+
+
+def test_a_paid_twice_verdict_is_told_to_the_webhook(tmp_path: Path) -> None:
+    """PAID TWICE cannot be made on purpose through the console; the message is checked from a
+    verdict that says so, built from two real rows of a finished batch."""
+    import dataclasses
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from batch_payouts.app.status import PaidTwice
+
+    heard: list[dict[str, str]] = []
+
+    async def hook(request: Request) -> Response:
+        heard.append(await request.json())
+        return Response("ok")
+
+    with serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+        for ws in open_workspace(tmp_path, notify_url=url + "/hook"):
+            batch_id = submitted(ws)
+            approved_and_run(ws, batch_id, "KES 300")
+            ws.notifier.drain()
+            heard.clear()
+            state = ws.runs.state(batch_id)
+            assert state is not None and state.outcome is not None
+            with ws.ledger() as ledger:
+                first, second = ledger.rows(batch_id)
+            verdict = dataclasses.replace(state.outcome.status.verdict, paid_twice=[PaidTwice(first, second)])
+            status = dataclasses.replace(state.outcome.status, verdict=verdict)
+            ws._finished(batch_id, dataclasses.replace(state, outcome=dataclasses.replace(state.outcome,
+                                                                                          status=status)))
+            ws.notifier.drain()
+    assert heard[-1] == {"text": f"PAID TWICE in batch {batch_id}: row 2 and batch {batch_id} row 3."}

@@ -67,3 +67,19 @@ def test_serve_sandbox_serves_the_console_and_keeps_the_command_line_out(console
     console.close()  # the built-in sandbox's books (with its key) are written when the server stops
     key = json.loads((tmp_path / "l.db.sandbox.json").read_text())["api_key"]
     assert key and key not in said, "the server's log never shows the API key"
+
+
+def test_serve_over_tls_marks_the_session_cookie_secure(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with ConsoleProcess(tmp_path / "l.db", "--tls-cert", str(cert), "--tls-key", str(key)) as running:
+        assert running.url.startswith("https://127.0.0.1:")
+        page = httpx.get(running.url + "/login", verify=ssl.create_default_context(cafile=str(cert)), timeout=10)
+    assert page.status_code == 200 and "SANDBOX" in page.text
+    cookie = page.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
