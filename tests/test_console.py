@@ -3,6 +3,7 @@ what each role may and may not do; CSRF, throttling, cookies, escaping, the uplo
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from batch_payouts.app import people, serving
+from batch_payouts.app import passwords, people, serving
 from batch_payouts.app.people import Role
 from batch_payouts.app.session import SessionOptions
 from batch_payouts.app.workspace import Workspace, WorkspaceOptions
@@ -27,13 +28,19 @@ FILE = ("name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KE
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's argon2 hash, made once: tests/test_people.py adds people the long way."""
+    return passwords.hash_password(PASSWORD)
+
+
 def open_workspace(tmp_path: Path, policy: Policy | None = None, **more: object) -> Iterator[Workspace]:
     with serving.workspace(SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
                            WorkspaceOptions(policy=policy or parse_policy("[approval]\nsandbox = true\n"), run=FAST,
                                             **more)) as ws:  # type: ignore[arg-type]
         with ws.ledger() as ledger:
             for name, role in TEAM.items():
-                people.add_person(ledger, name, role, PASSWORD)
+                ledger.add_user(name, role=role.value, password_hash=password_hash(), totp_secret=None)
         yield ws
 
 
@@ -81,16 +88,17 @@ def signed_in(workspace: Workspace, name: str) -> Browser:
     return browser
 
 
-def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11") -> str:
-    maker = signed_in(workspace, "amina")
+def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11",
+             maker: Browser | None = None) -> str:
+    maker = maker or signed_in(workspace, "amina")
     code, where = maker.upload(content.encode(), label=label)
     assert code == 303, where
     return where.split("/batches/")[1].split("?")[0]
 
 
 def submitted(workspace: Workspace, content: str = FILE) -> str:
-    batch_id = uploaded(workspace, content)
     maker = signed_in(workspace, "amina")
+    batch_id = uploaded(workspace, content, maker=maker)
     maker.get(f"/batches/{batch_id}")
     assert maker.post(f"/batches/{batch_id}/submit")[0] == 303
     return batch_id
@@ -178,6 +186,13 @@ def test_a_wrong_total_approves_nothing(workspace: Workspace) -> None:
     assert not workspace.runs.running(batch_id) and "awaiting approval" in approver.get(f"/batches/{batch_id}")
 
 
+@pytest.fixture(scope="module")
+def awaiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str]]:
+    """One batch awaiting approval, for the refusals (which change nothing)."""
+    for ws in open_workspace(tmp_path_factory.mktemp("awaiting")):
+        yield ws, submitted(ws)
+
+
 @pytest.mark.parametrize(("name", "path", "data", "message"), [
     ("dora", "/batches/{id}/approve", {"total": "KES 300"}, "dora is a viewer and may not approve a batch"),
     ("dora", "/batches/{id}/submit", {}, "dora is a viewer and may not submit a batch for approval"),
@@ -188,9 +203,9 @@ def test_a_wrong_total_approves_nothing(workspace: Workspace) -> None:
     ("amina", "/people", {"name": "x", "role": "admin", "password": PASSWORD}, "amina is a maker and may not manage people"),
     ("brian", "/people/disable", {"name": "amina"}, "brian is a approver and may not manage people"),
 ])
-def test_each_role_is_refused_what_it_may_not_do(workspace: Workspace, name: str, path: str, data: dict[str, str],
-                                                 message: str) -> None:
-    batch_id = submitted(workspace)
+def test_each_role_is_refused_what_it_may_not_do(awaiting: tuple[Workspace, str], name: str, path: str,
+                                                 data: dict[str, str], message: str) -> None:
+    workspace, batch_id = awaiting
     person = signed_in(workspace, name)
     code, text = person.post(path.replace("{id}", batch_id), data)
     assert code == 403 and message in text
