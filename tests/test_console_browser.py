@@ -98,6 +98,13 @@ def person(browser: Any, console: ConsoleProcess, name: str, **context: Any) -> 
     return page
 
 
+def unlabelled(page: Any) -> list[str]:
+    """The visible form fields of the page without a label (none may be)."""
+    return list(page.evaluate("""() => [...document.querySelectorAll("input, select, textarea")]
+        .filter(f => f.type !== "hidden" && !(f.labels && f.labels.length) && !f.getAttribute("aria-label"))
+        .map(f => f.outerHTML)"""))
+
+
 def wait_for_status(page: Any, text: str) -> None:
     from playwright.sync_api import expect
 
@@ -127,8 +134,9 @@ def test_two_people_walk_the_whole_journey_in_a_browser(browser: Any, console: C
     approver = person(browser, console, "brian", viewport={"width": 1280, "height": 900})
     approver.get_by_role("link", name="2026-11").click()
     expect(approver.get_by_text("Expected total: KES 525")).to_be_visible()
+    assert unlabelled(approver) == [] and unlabelled(maker) == []
     approver.get_by_label("Type the total to confirm").fill("KES 525")
-    approver.get_by_role("button", name="Approve and pay").click()
+    approver.keyboard.press("Enter")  # the form is sent from the keyboard
     wait_for_status(approver, "5 of 5 rows settled")
     expect(approver.get_by_role("status")).to_contain_text("1 failed: KES 200")
     expect(approver.get_by_role("status")).to_contain_text("1 held (needs a decision): KES 150")
