@@ -48,7 +48,8 @@ ends (the CLI) turn these into printed messages and exit codes.
         ├── WrongStage            the batch is not at the step the action needs
         ├── TotalNotConfirmed     the typed total is not the batch's total; nothing was paid
         ├── UserExists            ``users add`` of a name already taken
-        └── UnknownUser           no person of that name
+        ├── UnknownUser           no person of that name
+        └── UnknownDraft          no uploaded file waiting to be submitted under that id
 """
 
 from __future__ import annotations
@@ -404,3 +405,9 @@ class UnknownUser(AccessError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no person named {name!r}")
+
+
+class UnknownDraft(AccessError):
+    def __init__(self, token: str) -> None:
+        self.token = token
+        super().__init__(f"no uploaded file {token!r} is waiting to be submitted")

@@ -90,18 +90,21 @@ def signed_in(workspace: Workspace, name: str) -> Browser:
 
 def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11",
              maker: Browser | None = None) -> str:
+    """The path of the draft an upload made."""
     maker = maker or signed_in(workspace, "amina")
     code, where = maker.upload(content.encode(), label=label)
-    assert code == 303, where
-    return where.split("/batches/")[1].split("?")[0]
+    assert code == 303 and where.startswith("/drafts/"), where
+    return where
 
 
-def submitted(workspace: Workspace, content: str = FILE) -> str:
-    maker = signed_in(workspace, "amina")
-    batch_id = uploaded(workspace, content, maker=maker)
-    maker.get(f"/batches/{batch_id}")
-    assert maker.post(f"/batches/{batch_id}/submit")[0] == 303
-    return batch_id
+def submitted(workspace: Workspace, content: str = FILE, person: str = "amina") -> str:
+    """The id of the batch a person uploaded and submitted for approval."""
+    maker = signed_in(workspace, person)
+    draft = uploaded(workspace, content, maker=maker)
+    maker.get(draft)
+    code, where = maker.post(f"{draft}/submit")
+    assert code == 303 and where.startswith("/batches/"), where
+    return where.removeprefix("/batches/")
 
 
 def test_pages_need_a_signed_in_person(workspace: Workspace) -> None:
@@ -118,14 +121,19 @@ def test_the_whole_journey_through_the_routes(workspace: Workspace) -> None:
     maker = signed_in(workspace, "amina")
     page = maker.get("/batches")
     assert 'for="file">Payout file</label>' in page and ">Upload</button>" in page and ">Sign out</button>" in page
-    code, where = maker.upload(FILE.encode())
-    assert code == 303
-    batch_id = where.split("/batches/")[1]
+    code, draft = maker.upload(FILE.encode())
+    assert code == 303 and draft.startswith("/drafts/")
+    assert f'<a href="{draft}">2026-11</a>' in maker.get("/batches")
 
-    review = maker.get(where)
-    assert "Amina Njeri" in review and "KES" in review and "Payout balance" in review and "Column mapping" in review
+    review = maker.get(draft)
+    assert "Amina Njeri" in review and "Payout balance" in review and "10,000,000" in review
+    assert "Total: <strong>KES 300</strong>" in review and review.count("will be paid") == 2
+    assert 'for="map_phone">phone</label>' in review and ">Change column mapping</button>" in review
     assert ">Submit for approval</button>" in review and "Approve and pay" not in review
-    assert maker.post(f"/batches/{batch_id}/submit") == (303, f"/batches/{batch_id}")
+    code, where = maker.post(f"{draft}/submit")
+    assert code == 303
+    batch_id = where.removeprefix("/batches/")
+    assert f'<a href="/batches/{batch_id}">{batch_id}</a>' in maker.get(draft)
 
     approver = signed_in(workspace, "brian")
     listing = approver.get("/batches")
@@ -167,11 +175,8 @@ def test_a_maker_cannot_approve_even_their_own_batch(workspace: Workspace) -> No
 
 
 def test_an_approver_cannot_approve_the_batch_they_submitted_under_the_rule(workspace: Workspace) -> None:
+    batch_id = submitted(workspace, person="brian")
     approver = signed_in(workspace, "brian")
-    code, where = approver.upload(FILE.encode())
-    batch_id = where.split("/batches/")[1]
-    approver.get(where)
-    approver.post(f"/batches/{batch_id}/submit")
     assert "Approve and pay" not in approver.get(f"/batches/{batch_id}")
     code, text = approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"})
     assert code == 403 and f"brian submitted batch {batch_id}; the two-person rule needs another approver" in text
@@ -295,10 +300,15 @@ def test_names_from_the_spreadsheet_are_rendered_escaped(workspace: Workspace) -
     hostile = ("name,phone,country,amount,currency\n"
                '"<script>alert(1)</script>",+254712300001,KE,100,KES\n'
                '"=HYPERLINK(""http://evil.example"",""click"")",+254712300002,KE,200,KES\n')
-    batch_id = uploaded(workspace, hostile, label="<img src=x onerror=alert(2)>")
     maker = signed_in(workspace, "amina")
-    page = maker.get(f"/batches/{batch_id}")
+    draft = uploaded(workspace, hostile, label="<img src=x onerror=alert(2)>", maker=maker)
     listing = maker.get("/batches")
+    review = maker.get(draft)
+    code, where = maker.post(f"{draft}/submit")
+    assert code == 303, where
+    batch_id = where.removeprefix("/batches/")
+    page = maker.get(where) + review
+    listing += maker.get("/batches")
     for html in (page, listing):
         assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;img src=x onerror=alert(2)&gt;" in listing
@@ -471,3 +481,29 @@ def test_a_paid_twice_verdict_is_told_to_the_webhook(tmp_path: Path) -> None:
                                                                                           status=status)))
             ws.notifier.drain()
     assert heard[-1] == {"text": f"PAID TWICE in batch {batch_id}: row 2 and batch {batch_id} row 3."}
+
+
+def test_the_column_mapping_of_an_upload_can_be_changed_before_it_is_submitted(workspace: Workspace) -> None:
+    two_phones = ("name,phone,backup phone,country,amount,currency\n"
+                  "Amina Njeri,+254712300001,12,KE,100,KES\n")
+    maker = signed_in(workspace, "amina")
+    draft = uploaded(workspace, two_phones, maker=maker)
+    page = maker.get(draft)
+    assert '<option value="phone" selected>phone</option>' in page and "will be paid" in page
+
+    assert maker.post(f"{draft}/mapping", {"map_phone": "backup phone"}) == (303, draft)
+
+    page = maker.get(draft)
+    assert '<option value="backup phone" selected>backup phone</option>' in page
+    assert "will not be paid" in page and "error: phone:" in page
+    code, text = maker.post(f"{draft}/mapping", {"map_salary": "phone"})
+    assert code == 400 and "&#39;salary&#39; is not a column batch-payouts knows" in text
+    code, text = maker.post(f"{draft}/mapping", {"map_phone": "no such header"})
+    assert code == 400
+    viewer = signed_in(workspace, "dora")
+    viewer.get(draft)
+    assert viewer.post(f"{draft}/mapping", {"map_phone": "phone"})[0] == 403
+    assert maker.post(f"{draft}/mapping", {"map_phone": "phone"}) == (303, draft)
+    code, where = maker.post(f"{draft}/submit")
+    assert code == 303 and maker.post(f"{draft}/mapping", {"map_phone": "backup phone"})[0] == 409
+    assert Browser(workspace).client.get("/drafts/../../etc").status_code in (303, 404)

@@ -150,14 +150,14 @@ def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_
     (tmp_path / "pay.csv").write_text(FILE)
     for ws in workspace_for(tmp_path, parse_policy("[approval]\nsandbox = true\n")):
         uploaded = ws.upload(MAKER, "pay.csv", (tmp_path / "pay.csv").read_bytes(), label="2026-11")
-        batch_id = uploaded.batch_id
-        assert ws.batch(MAKER, batch_id).stage.value == "not submitted"
-        with pytest.raises(errors.WrongStage):
-            ws.approve(APPROVER, batch_id, "KES 300")
+        assert uploaded.batch_id is None and uploaded.draft is not None
+        assert [d.token for d in ws.drafts(VIEWER)] == [uploaded.draft]
         with pytest.raises(errors.NotAllowed):
-            ws.submit(VIEWER, batch_id)
-        ws.submit(APPROVER, batch_id)
-        assert ws.batch(VIEWER, batch_id).stage.value == "awaiting approval"
+            ws.submit_draft(VIEWER, uploaded.draft)
+        batch_id = ws.submit_draft(APPROVER, uploaded.draft)
+        assert ws.batch(VIEWER, batch_id).stage.value == "awaiting approval" and ws.drafts(VIEWER) == []
+        with pytest.raises(errors.WrongStage):
+            ws.submit_draft(APPROVER, uploaded.draft)
 
         with pytest.raises(errors.NotAllowed) as maker:
             ws.approve(MAKER, batch_id, "KES 300")
@@ -187,11 +187,12 @@ def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_
 
 def test_without_the_rule_an_approver_may_approve_their_own_sandbox_batch(workspace: Workspace, tmp_path: Path) -> None:
     uploaded = workspace.upload(APPROVER, "pay.csv", FILE.encode(), label="")
-    workspace.submit(APPROVER, uploaded.batch_id)
-    assert not workspace.batch(APPROVER, uploaded.batch_id).two_person
-    workspace.approve(APPROVER, uploaded.batch_id, "KES 300")
-    assert workspace.runs.wait(uploaded.batch_id, 60)
-    assert workspace.runs.state(uploaded.batch_id).outcome is not None  # type: ignore[union-attr]
+    assert uploaded.draft is not None
+    batch_id = workspace.submit_draft(APPROVER, uploaded.draft)
+    assert not workspace.batch(APPROVER, batch_id).two_person
+    workspace.approve(APPROVER, batch_id, "KES 300")
+    assert workspace.runs.wait(batch_id, 60)
+    assert workspace.runs.state(batch_id).outcome is not None  # type: ignore[union-attr]
 
 
 def test_uploads_refuse_other_kinds_and_files_over_the_cap(tmp_path: Path) -> None:

@@ -26,11 +26,14 @@ class Notifier:
     def tell(self, text: str) -> None:
         if not self.url:
             return
-        thread = threading.Thread(target=self._post, args=(self.url, text), daemon=True)
+        before = self._threads[-1] if self._threads else None
+        thread = threading.Thread(target=self._post, args=(self.url, text, before), daemon=True)
         self._threads.append(thread)
         thread.start()
 
-    def _post(self, url: str, text: str) -> None:
+    def _post(self, url: str, text: str, before: threading.Thread | None) -> None:
+        if before is not None:
+            before.join(2 * TIMEOUT)  # messages arrive in the order they were told
         body = json.dumps({"text": text}).encode()
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"},  # noqa: S310
                                          method="POST")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from batch_payouts import errors
-from batch_payouts.app import approvals, files, payouts
+from batch_payouts.app import approvals, drafts, files, payouts
 from batch_payouts.app import people as people_mod
 from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
@@ -31,6 +30,7 @@ from batch_payouts.engine.verify_stage import name_check_columns
 from batch_payouts.ledger import Ledger, RowRecord
 from batch_payouts.model import RowState
 from batch_payouts.policy import Policy
+from batch_payouts.sheets.columns import CANONICAL
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.vocabulary import Word, word_for
 
@@ -133,10 +133,32 @@ class BatchView:
 
 @dataclass(frozen=True)
 class Uploaded:
-    """The batch an upload made or found; ``note`` when it was not new (already paid, or continued)."""
+    """The draft an upload made, or the batch of the same file and label, with a ``note``."""
 
-    batch_id: str
+    batch_id: str | None
     note: str | None = None
+    draft: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """An uploaded file under review: its rows (cells in the file's order, problems, whether each
+    will be paid), ``mapping`` canonical column -> header as read, ``columns`` every canonical
+    column, the plan per currency, and ``batch_id`` once submitted."""
+
+    token: str
+    name: str
+    label: str
+    file: str
+    maker: str
+    headers: list[str]
+    mapping: dict[str, str]
+    columns: list[str]
+    rows: list[RowLine]
+    plan: list[CurrencyLine]
+    total: str
+    notes: list[str]
+    batch_id: str | None
 
 
 @dataclass(frozen=True)
@@ -215,32 +237,103 @@ class Workspace:
     # -- upload --------------------------------------------------------------------------------------
 
     def upload(self, person: Person, filename: str, content: bytes, *, label: str) -> Uploaded:
-        """A payout file a person sent: size-capped, saved under the uploads folder, read through the
-        hostile-file guard, checked, planned, and stored as a batch not yet submitted."""
+        """A payout file a person sent: size-capped, saved as a draft under the uploads folder, read
+        through the hostile-file guard. A file whose batch exists already leads to that batch."""
         require(person, Action.UPLOAD)
         name = safe_filename(filename)
         if len(content) > self.options.max_file_bytes:
             raise errors.InputFileError(name, f"is larger than the {self.options.max_file_bytes // (1024 * 1024)} MB "
                                               "limit for uploads")
-        folder = self.uploads / secrets.token_hex(8)
-        folder.mkdir(parents=True, mode=0o700)
-        path = folder / name
-        path.write_bytes(content)
-        path.chmod(0o600)
-        options = FileOptions(max_file_bytes=self.options.max_file_bytes)
-        sheet = files.load(path, options)
+        draft = drafts.save(self.uploads, name, content, maker=person.name, label=label.strip())
+        files.load(draft.path, self._file_options(draft))
+        with self.acting(person.name) as session:
+            existing = payouts.batch_id_for(session, draft.path, draft.label)
+            if session.ledger.has_batch(existing):
+                drafts.submitted(draft, existing)
+                return Uploaded(existing, "this file was uploaded before with this label: here is its batch "
+                                          "(nothing is paid twice)")
+        return Uploaded(None, draft=draft.token)
+
+    def _file_options(self, draft: drafts.Draft) -> FileOptions:
+        return FileOptions(mapping=dict(draft.mapping), max_file_bytes=self.options.max_file_bytes)
+
+    def drafts(self, person: Person) -> list[drafts.Draft]:
+        """Uploaded files not yet submitted, newest first."""
+        require(person, Action.READ)
+        return drafts.waiting(self.uploads)
+
+    def draft(self, person: Person, token: str) -> DraftView:
+        """The review of an uploaded file: every row with its problems, the column mapping, and the
+        plan per currency against the payout balance."""
+        require(person, Action.READ)
+        draft = drafts.read(self.uploads, token)
+        options = self._file_options(draft)
+        sheet = files.load(draft.path, options)
         with self.acting(person.name) as session:
             report = files.check(session, sheet, options)
-            planned = payouts.prepare_run(session, path, sheet, report, label=label.strip(), pay_again={},
+            planned = payouts.plan_batch(session, payouts.batch_id_for(session, draft.path, draft.label), sheet,
+                                         report, label=draft.label)
+        repeats: dict[int, list[str]] = {}
+        for repeat in planned.new.repeats if planned.new else []:
+            repeats.setdefault(repeat.row, []).append(repeat.sentence)
+        by_row = {r.row: r for r in report.rows}
+        rows = []
+        for raw in sheet.rows:
+            result = by_row[raw.row]
+            problems: list[tuple[str, str]] = [(p.severity, (f"{p.column}: " if p.column else "") + p.message)
+                                               for p in result.problems]
+            problems += [("error", sentence) for sentence in repeats.get(raw.row, [])]
+            will_pay = planned.new is not None and raw.row in planned.new.sendable
+            rows.append(RowLine(raw.row, [raw.cells.get(h, "") for h in sheet.headers],
+                                "will be paid" if will_pay else "will not be paid", "valid" if will_pay else "invalid",
+                                problems, "", "", "", False))
+        plan = [CurrencyLine(c.currency, c.rows, c.total, c.balance, c.shortfall)
+                for c in sorted(planned.plan.currencies.values(), key=lambda c: c.currency)]
+        return DraftView(draft.token, draft.name, draft.label, draft.file, draft.maker, sheet.headers,
+                         dict(sheet.mapping), list(CANONICAL), rows, plan, planned.plan.grand_total,
+                         list(sheet.notes), draft.batch_id)
+
+    def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
+        """A person's column mapping for a draft (canonical column -> header; empty: automatic),
+        kept only when the file reads with it."""
+        require(person, Action.UPLOAD)
+        draft = drafts.read(self.uploads, token)
+        if draft.batch_id is not None:
+            raise errors.WrongStage(draft.batch_id, "submitted", "its column mapping can no longer change")
+        chosen = {canon: header for canon, header in mapping.items() if header}
+        headers = files.load(draft.path, self._file_options(draft)).headers
+        for canon, header in chosen.items():
+            if canon not in CANONICAL:
+                raise errors.BadValue(f"{canon!r} is not a column batch-payouts knows", "mapping")
+            if header not in headers:
+                raise errors.BadValue(f"{header!r} is not a column of {draft.file}", "mapping")
+        files.load(draft.path, FileOptions(mapping=chosen, max_file_bytes=self.options.max_file_bytes))
+        drafts.with_mapping(draft, chosen)
+
+    def submit_draft(self, person: Person, token: str) -> str:
+        """The draft becomes a batch awaiting approval (its rows decided against every other batch,
+        the balance checked); the batch's id."""
+        require(person, Action.SUBMIT)
+        draft = drafts.read(self.uploads, token)
+        if draft.batch_id is not None:
+            raise errors.WrongStage(draft.batch_id, "submitted already", "open it from the batches list")
+        options = self._file_options(draft)
+        sheet = files.load(draft.path, options)
+        with self.acting(person.name) as session:
+            report = files.check(session, sheet, options)
+            planned = payouts.prepare_run(session, draft.path, sheet, report, label=draft.label, pay_again={},
                                           strict=False)
-            if isinstance(planned, payouts.AlreadyPaid):
-                return Uploaded(planned.batch.id, f"this file was already paid with label {planned.label!r} "
-                                                  "(nothing more will be sent); here is its batch")
-            if planned.new is None:
-                return Uploaded(planned.batch_id, "this file's batch already exists; here it is")
-            payouts.create_batch(session, planned, sheet, who=person.name)
-            session.ledger.record_action(planned.batch_id, person.name, approvals.UPLOADED, name)
-            return Uploaded(planned.batch_id)
+            if isinstance(planned, payouts.AlreadyPaid) or planned.new is None:
+                batch_id = planned.batch.id if isinstance(planned, payouts.AlreadyPaid) else planned.batch_id
+                drafts.submitted(draft, batch_id)
+                raise errors.WrongStage(batch_id, "made already from this file and label",
+                                        "open it from the batches list")
+            payouts.require_covered(planned, allow_partial=False)
+            payouts.create_batch(session, planned, sheet, who=draft.maker)
+            session.ledger.record_action(planned.batch_id, draft.maker, approvals.UPLOADED, draft.file)
+            drafts.submitted(draft, planned.batch_id)
+        self.submit(person, planned.batch_id)
+        return planned.batch_id
 
     # -- one batch -------------------------------------------------------------------------------------
 

@@ -121,7 +121,8 @@ class Console:
 
     async def batches(self, request: Request, person: Person, visit: Visit) -> Response:
         lines = await run_in_threadpool(self.ws.batches, person)
-        return page("batches.html", **self.context(request, person, visit, batches=lines,
+        waiting = await run_in_threadpool(self.ws.drafts, person)
+        return page("batches.html", **self.context(request, person, visit, batches=lines, drafts=waiting,
                                                     max_mb=self.ws.options.max_file_bytes // (1024 * 1024)))
 
     async def upload(self, request: Request, person: Person, visit: Visit) -> Response:
@@ -141,10 +142,26 @@ class Console:
             content = await sent.read(cap + 1)
             name, label = sent.filename, str(form.get("label") or "")
         uploaded = await run_in_threadpool(partial(self.ws.upload, person, name, content, label=label))
+        if uploaded.draft is not None:
+            return RedirectResponse(f"/drafts/{uploaded.draft}", status_code=303)
         target = f"/batches/{uploaded.batch_id}"
         if uploaded.note:
             target += "?note=" + quote(uploaded.note)
         return RedirectResponse(target, status_code=303)
+
+    async def draft(self, request: Request, person: Person, visit: Visit) -> Response:
+        view = await run_in_threadpool(self.ws.draft, person, request.path_params["token"])
+        return page("draft.html", **self.context(request, person, visit, draft=view))
+
+    async def remap(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
+        token = request.path_params["token"]
+        mapping = {key.removeprefix("map_"): str(value) for key, value in form.items() if key.startswith("map_")}
+        await run_in_threadpool(self.ws.remap, person, token, mapping)
+        return RedirectResponse(f"/drafts/{token}", status_code=303)
+
+    async def submit_draft(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
+        batch_id = await run_in_threadpool(self.ws.submit_draft, person, request.path_params["token"])
+        return RedirectResponse(f"/batches/{batch_id}", status_code=303)
 
     async def batch(self, request: Request, person: Person, visit: Visit) -> Response:
         batch_id = request.path_params["batch_id"]
@@ -234,7 +251,7 @@ def status_of(exc: errors.BatchPayoutsError) -> int:
         return 401
     if isinstance(exc, errors.NotAllowed | errors.SamePerson):
         return 403
-    if isinstance(exc, errors.BatchNotFound | errors.UnknownUser):
+    if isinstance(exc, errors.BatchNotFound | errors.UnknownUser | errors.UnknownDraft):
         return 404
     if isinstance(exc, errors.WrongStage | errors.BatchLocked | errors.UserExists | errors.WrongEnvironment):
         return 409
@@ -258,6 +275,9 @@ def build_app(workspace: Workspace, *, secure: bool = False, session_seconds: fl
         Route("/logout", c.posting(c.logout), methods=["POST"]),
         Route("/batches", c.signed_in(c.batches)),
         Route("/upload", c.signed_in(c.upload), methods=["POST"]),
+        Route("/drafts/{token}", c.signed_in(c.draft)),
+        Route("/drafts/{token}/mapping", c.posting(c.remap), methods=["POST"]),
+        Route("/drafts/{token}/submit", c.posting(c.submit_draft), methods=["POST"]),
         Route("/batches/{batch_id}", c.signed_in(c.batch)),
         Route("/batches/{batch_id}/submit", c.posting(c.submit), methods=["POST"]),
         Route("/batches/{batch_id}/approve", c.posting(c.approve), methods=["POST"]),
