@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 from click.testing import CliRunner
 
 from batch_payouts.app import serving
@@ -47,29 +46,7 @@ def test_insecure_http_on_a_public_address_is_warned_about_and_loopback_is_not()
     assert len(warned) == 1
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> ConsoleProcess:
-    with ConsoleProcess(tmp_path / "l.db") as running:
-        yield running  # type: ignore[misc]
-
-
-def test_serve_sandbox_serves_the_console_and_keeps_the_command_line_out(console: ConsoleProcess,
-                                                                          tmp_path: Path) -> None:
-    page = httpx.get(console.url + "/login", timeout=10)
-    assert page.status_code == 200 and "SANDBOX" in page.text and "Sign in" in page.text
-    assert console.url.startswith("http://127.0.0.1:") and not console.url.endswith(":0")
-
-    code, err = invoke("run", str(SAMPLE), "--sandbox", "--yes", "--state", str(tmp_path / "l.db"))
-
-    assert code == 2 and ("the built-in sandbox of this ledger is being used by another command; wait for it to "
-                          "finish, then try again") in err
-    said = console.output()
-    console.close()  # the built-in sandbox's books (with its key) are written when the server stops
-    key = json.loads((tmp_path / "l.db.sandbox.json").read_text())["api_key"]
-    assert key and key not in said, "the server's log never shows the API key"
-
-
-def test_serve_over_tls_marks_the_session_cookie_secure(tmp_path: Path) -> None:
+def test_serve_over_tls_marks_cookies_secure_and_keeps_the_command_line_out(tmp_path: Path) -> None:
     import ssl
     import subprocess
 
@@ -78,8 +55,17 @@ def test_serve_over_tls_marks_the_session_cookie_secure(tmp_path: Path) -> None:
                     "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     with ConsoleProcess(tmp_path / "l.db", "--tls-cert", str(cert), "--tls-key", str(key)) as running:
-        assert running.url.startswith("https://127.0.0.1:")
+        assert running.url.startswith("https://127.0.0.1:") and not running.url.endswith(":0")
         page = httpx.get(running.url + "/login", verify=ssl.create_default_context(cafile=str(cert)), timeout=10)
-    assert page.status_code == 200 and "SANDBOX" in page.text
-    cookie = page.headers["set-cookie"]
-    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert page.status_code == 200 and "SANDBOX" in page.text and "Sign in" in page.text
+        cookie = page.headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+        code, err = invoke("run", str(SAMPLE), "--sandbox", "--yes", "--state", str(tmp_path / "l.db"))
+
+        assert code == 2 and ("the built-in sandbox of this ledger is being used by another command; wait for it "
+                              "to finish, then try again") in err
+        said = running.output()
+        running.close()  # the built-in sandbox's books (with its key) are written when the server stops
+    api_key = json.loads((tmp_path / "l.db.sandbox.json").read_text())["api_key"]
+    assert api_key and api_key not in said, "the server's log never shows the API key"
