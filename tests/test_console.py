@@ -509,3 +509,14 @@ def test_the_column_mapping_of_an_upload_can_be_changed_before_it_is_submitted(w
     assert maker.client.get("/drafts/..%2F..%2Fetc%2Fpasswd").status_code == 404
     sneaky = maker.client.get("/drafts/draft.json")
     assert sneaky.status_code == 404 and "no uploaded file &#39;draft.json&#39; is waiting to be submitted" in sneaky.text
+
+
+def test_signing_in_goes_back_to_the_page_asked_for_but_never_to_another_site(workspace: Workspace) -> None:
+    browser = Browser(workspace)
+    for asked, lands in (("/batches/bx/audit", "/batches/bx/audit"), ("//evil.example/x", "/batches"),
+                         ("https://evil.example", "/batches"), ("/\\evil.example", "/batches")):
+        browser.client.cookies.clear()
+        browser.get("/login")
+        answer = browser.client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": browser.csrf,
+                                                     "next": asked})
+        assert (answer.status_code, answer.headers["location"]) == (303, lands)
