@@ -520,3 +520,12 @@ def test_signing_in_goes_back_to_the_page_asked_for_but_never_to_another_site(wo
         answer = browser.client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": browser.csrf,
                                                      "next": asked})
         assert (answer.status_code, answer.headers["location"]) == (303, lands)
+
+
+def test_the_review_shows_estimated_fees_and_rows_the_guardrails_hold(workspace: Workspace) -> None:
+    twice = FILE + "Brian Otieno,+254712300002,KE,200,KES\n"
+    maker = signed_in(workspace, "amina")
+    review = maker.get(uploaded(workspace, twice, maker=maker))
+    assert "Estimated fees" in review and ("about KES" in review or "unknown" in review)
+    assert "Rows to look at" in review and "duplicate" in review
+    assert review.count("will be paid") == 2 and review.count("will not be paid") == 1

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from batch_payouts import errors
-from batch_payouts.app import approvals, drafts, files, payouts
+from batch_payouts.app import approvals, confirmation, drafts, files, payouts
 from batch_payouts.app import people as people_mod
 from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
@@ -87,13 +87,17 @@ class RowLine:
 
 @dataclass(frozen=True)
 class CurrencyLine:
-    """The plan of one currency: rows to send, their total, the payout balance and what is missing."""
+    """The plan of one currency: rows to send, their total, the payout balance and what is missing;
+    on a review, the estimated fees (None: unknown), what the estimate rests on, and the debit in words."""
 
     currency: str
     rows: int
     total: Decimal
     balance: Decimal | None
     shortfall: Decimal
+    fee: Decimal | None = None
+    fee_basis: str = ""
+    debit: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class DraftView:
     total: str
     notes: list[str]
     batch_id: str | None
+    attention: list[confirmation.Attention] = field(default_factory=list)
+    to_check: int = 0  # rows whose payee the run checks with Kotani as it pays them
 
 
 @dataclass(frozen=True)
@@ -255,7 +261,9 @@ class Workspace:
         return Uploaded(None, draft=draft.token)
 
     def _file_options(self, draft: drafts.Draft) -> FileOptions:
-        return FileOptions(mapping=dict(draft.mapping), max_file_bytes=self.options.max_file_bytes)
+        """The draft's mapping, the console's policy (guardrails) and upload cap."""
+        return FileOptions(mapping=dict(draft.mapping), policy=self.options.policy,
+                           max_file_bytes=self.options.max_file_bytes)
 
     def drafts(self, person: Person) -> list[drafts.Draft]:
         """Uploaded files not yet submitted, newest first."""
@@ -273,6 +281,8 @@ class Workspace:
             report = files.check(session, sheet, options)
             planned = payouts.plan_batch(session, payouts.batch_id_for(session, draft.path, draft.label), sheet,
                                          report, label=draft.label)
+            screen = confirmation.confirmation(session, planned, report, self.options.run, self.options.policy) \
+                if planned.plan.currencies else None
         repeats: dict[int, list[str]] = {}
         for repeat in planned.new.repeats if planned.new else []:
             repeats.setdefault(repeat.row, []).append(repeat.sentence)
@@ -287,11 +297,19 @@ class Workspace:
             rows.append(RowLine(raw.row, [raw.cells.get(h, "") for h in sheet.headers],
                                 "will be paid" if will_pay else "will not be paid", "valid" if will_pay else "invalid",
                                 problems, "", "", "", False))
-        plan = [CurrencyLine(c.currency, c.rows, c.total, c.balance, c.shortfall)
-                for c in sorted(planned.plan.currencies.values(), key=lambda c: c.currency)]
+        estimates = {line.currency: line for line in screen.currencies} if screen else {}
+        plan = []
+        for c in sorted(planned.plan.currencies.values(), key=lambda c: c.currency):
+            line = estimates.get(c.currency)
+            balance = line.balance if line else c.balance
+            plan.append(CurrencyLine(c.currency, c.rows, c.total, balance,
+                                     max(Decimal(0), c.total - balance) if balance is not None else c.total,
+                                     line.fees.fee if line else None, line.fees.basis if line else "",
+                                     line.fees.debit_sentence if line else ""))
         return DraftView(draft.token, draft.name, draft.label, draft.file, draft.maker, sheet.headers,
                          dict(sheet.mapping), list(CANONICAL), rows, plan, planned.plan.grand_total,
-                         list(sheet.notes), draft.batch_id)
+                         list(sheet.notes), draft.batch_id, screen.attention if screen else [],
+                         screen.to_check if screen else 0)
 
     def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
         """A person's column mapping for a draft (canonical column -> header; empty: automatic),
@@ -307,7 +325,8 @@ class Workspace:
                 raise errors.BadValue(f"{canon!r} is not a column batch-payouts knows", "mapping")
             if header not in headers:
                 raise errors.BadValue(f"{header!r} is not a column of {draft.file}", "mapping")
-        files.load(draft.path, FileOptions(mapping=chosen, max_file_bytes=self.options.max_file_bytes))
+        files.load(draft.path, FileOptions(mapping=chosen, policy=self.options.policy,
+                                           max_file_bytes=self.options.max_file_bytes))
         drafts.with_mapping(draft, chosen)
 
     def submit_draft(self, person: Person, token: str) -> str:
@@ -510,7 +529,7 @@ class Workspace:
         require(person, Action.READ)
         with self.acting(person.name) as session, tempfile.TemporaryDirectory() as tmp:
             batch = session.batch_here(batch_id)
-            options = FileOptions(mapping=dict(batch.options.get("mapping", {})),
+            options = FileOptions(mapping=dict(batch.options.get("mapping", {})), policy=self.options.policy,
                                   max_file_bytes=self.options.max_file_bytes)
             source = Path(batch.source)
             if not source.exists():
