@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import confirmation, files, namecheck, payouts, sandbox_server
+from batch_payouts.app import confirmation, files, namecheck, notify, payouts, people, sandbox_server, serving
 from batch_payouts.app import options as opts
 from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
@@ -36,6 +36,7 @@ from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions
 from batch_payouts.app.sandbox_server import SandboxServerOptions
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
+from batch_payouts.app.workspace import WorkspaceOptions
 
 
 @dataclass
@@ -104,6 +105,8 @@ def user_errors() -> Iterator[None]:
         wait = f"{exc.retry_after:.0f} s" if exc.retry_after is not None else "a while"
         fail(f"Kotani asked us to wait {wait} before sending more ({exc.method} {exc.path}); nothing more "
              "was sent. Run the same command again later", 1)
+    except errors.AccessError as exc:
+        fail(str(exc), 2)
     except errors.BatchPayoutsError as exc:
         fail(str(exc), 1)
 
@@ -564,3 +567,98 @@ def sandbox(host: str, port: int, api_key: str, webhook_secret: str | None, webh
                                        knobs=sandbox_server.knobs_from(knob),
                                        balances=sandbox_server.balances_from(balance))
         sandbox_server.serve_sandbox(options, announce=render.sandbox_serving)
+
+
+# -- people and the web console -------------------------------------------------------------------
+
+@main.group()
+def users() -> None:
+    """The people of the web console: add, list, disable."""
+
+
+def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--state", "state_path", envvar="BATCH_PAYOUTS_STATE", type=click.Path(path_type=Path),
+                        help="The ledger file (default: a per-user data directory).")(fn)
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: the first line of standard input, or asked twice (hidden)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise errors.UsageProblem("no terminal to ask for the password: use --password-stdin")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, help="maker, approver, viewer or admin.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--totp", is_flag=True, help="Also require a code from an authenticator app (shown once).")
+@state_option
+def users_add(name: str, role: str, password_stdin: bool, totp: bool, state_path: Path | None) -> None:
+    """Add a person who may sign in to the console with ROLE."""
+    with user_errors():
+        chosen = people.role_of(role)
+        people.check_name(name)
+        password = read_password(password_stdin)
+        with app_status.open_ledger(app_status.Where(state_path)) as ledger:
+            render.person_added(people.add_person(ledger, name, chosen, password, totp=totp,
+                                                  by=f"command line ({payouts.operator()})"))
+
+
+@users.command("list")
+@state_option
+def users_list(state_path: Path | None) -> None:
+    """Every person: role, second factor, active or disabled."""
+    with user_errors(), app_status.open_ledger(app_status.Where(state_path)) as ledger:
+        render.people(people.people(ledger))
+
+
+@users.command("disable")
+@click.argument("name")
+@state_option
+def users_disable(name: str, state_path: Path | None) -> None:
+    """NAME can no longer sign in; what they did stays in the audit trail."""
+    with user_errors(), app_status.open_ledger(app_status.Where(state_path)) as ledger:
+        people.disable_person(ledger, name, by=f"command line ({payouts.operator()})")
+        render.person_disabled(name)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on; another than loopback needs TLS or --insecure-http.")
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port (printed).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="Serve HTTPS with this certificate.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="The certificate's private key.")
+@click.option("--insecure-http", is_flag=True, help="Serve plain HTTP on a non-loopback address anyway (warned).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A policy file (TOML): the two-person rule's threshold, name checks. See docs/policy.md.")
+@click.option("--notify-url", envvar="BATCH_PAYOUTS_NOTIFY_URL",
+              help="A Slack-compatible webhook told when a batch awaits approval, finishes or has PAID TWICE.")
+@click.option("--max-file-mb", type=int, default=FileOptions.max_file_bytes // (1024 * 1024), show_default=True,
+              help="The largest payout file an upload may be.")
+@api_options
+def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool,
+          policy_path: Path | None, notify_url: str | None, max_file_mb: int, **kw: Any) -> None:
+    """Serve the web console: upload, review, approve with a second person, watch, download, retry."""
+    from batch_payouts import console
+
+    with user_errors():
+        listen = serving.listen_from(host, port, tls_cert, tls_key, insecure_http, render.warning)
+        hook = notify.check_url(notify_url, lambda sentence: errors.BadValue(sentence, "--notify-url"))
+        options = WorkspaceOptions(policy=opts.policy(policy_path), max_file_bytes=max_file_mb * 1024 * 1024,
+                                   notify_url=hook)
+        session = SessionOptions(state_path=kw.pop("state_path"), sandbox=kw.pop("sandbox"),
+                                 base_url=kw.pop("base_url"), key=KeyOptions(kw.pop("api_key_arg"),
+                                                                             kw.pop("api_key_file")))
+        previous = signal.signal(signal.SIGTERM, _terminate)  # stop like Ctrl-C: the sandbox's books are kept
+        try:
+            with serving.workspace(session, options, ask_key=ask_key if sys.stdin.isatty() else None) as workspace:
+                render.environment(workspace.environment)
+                serving.serve_forever(console.build_app(workspace, secure=listen.tls is not None), listen,
+                                      render.console_listening)
+        except KeyboardInterrupt:
+            render.console_stopped()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

@@ -39,7 +39,17 @@ ends (the CLI) turn these into printed messages and exit codes.
     ├── NoAnswer                  no HTTP answer at all
     │   ├── NotSent               provably never left this machine (refused, DNS, connect/pool timeout)
     │   └── AnswerLost            may have reached the provider (timeout after send, reset, deadline)
-    └── OutputExists              a file to write is already there (``template`` without --force)
+    ├── OutputExists              a file to write is already there (``template`` without --force)
+    └── AccessError               people and what they may do (console, ``users``) (exit 2)
+        ├── SignInFailed          wrong username, password or code (the same sentence for each)
+        ├── SignInThrottled       too many failed sign-ins; the wait in seconds
+        ├── NotAllowed            a role that may not do this action
+        ├── SamePerson            the two-person rule: the maker cannot approve their own batch
+        ├── WrongStage            the batch is not at the step the action needs
+        ├── TotalNotConfirmed     the typed total is not the batch's total; nothing was paid
+        ├── UserExists            ``users add`` of a name already taken
+        ├── UnknownUser           no person of that name
+        └── UnknownDraft          no uploaded file waiting to be submitted under that id
 """
 
 from __future__ import annotations
@@ -326,3 +336,78 @@ class OutputExists(BatchPayoutsError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"{path} already exists; nothing was written (use --force to replace it)")
+
+
+class AccessError(BatchPayoutsError):
+    """Who may do what: people, roles, approvals. Nothing was changed."""
+
+
+class SignInFailed(AccessError):
+    """Wrong username, password or code; one sentence for every cause, so a guess learns nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("wrong username, password or code")
+
+
+class SignInThrottled(AccessError):
+    """Too many failed sign-ins for this name or address; ``retry_after`` in seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many failed sign-ins; try again in {max(1, round(retry_after))} s")
+
+
+class NotAllowed(AccessError):
+    """``who`` (with ``role``) may not ``action`` (a phrase such as "approve a batch")."""
+
+    def __init__(self, who: str, role: str, action: str) -> None:
+        self.who = who
+        self.role = role
+        self.action = action
+        super().__init__(f"{who} is a {role} and may not {action}")
+
+
+class SamePerson(AccessError):
+    """The two-person rule: ``who`` submitted ``batch_id``, so someone else must approve it."""
+
+    def __init__(self, who: str, batch_id: str) -> None:
+        self.who = who
+        self.batch_id = batch_id
+        super().__init__(f"{who} submitted batch {batch_id}; the two-person rule needs another approver")
+
+
+class WrongStage(AccessError):
+    """``batch_id`` is ``stage``; ``wanted`` says what the action needs."""
+
+    def __init__(self, batch_id: str, stage: str, wanted: str) -> None:
+        self.batch_id = batch_id
+        self.stage = stage
+        self.wanted = wanted
+        super().__init__(f"batch {batch_id} is {stage}; {wanted}")
+
+
+class TotalNotConfirmed(AccessError):
+    """The total typed is not the batch's total; nothing was approved or paid."""
+
+    def __init__(self, typed: str, expected: str) -> None:
+        self.typed = typed
+        self.expected = expected
+        super().__init__(f"the total typed ({typed}) is not the batch's total ({expected}); nothing was approved")
+
+
+class UserExists(AccessError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a person named {name!r} already exists")
+
+
+class UnknownUser(AccessError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no person named {name!r}")
+
+
+class UnknownDraft(AccessError):
+    def __init__(self, token: str) -> None:
+        self.token = token
+        super().__init__(f"no uploaded file {token!r} is waiting to be submitted")

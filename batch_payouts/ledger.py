@@ -122,6 +122,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX acceptances_row ON acceptances(batch_id, row);
     """,
+    # 4: people and who did what (the web console): users with a role, an argon2 hash and an
+    # optional TOTP secret; approvals of batches with the total typed; every action on a batch
+    # with its actor; and the actor of each API call in the audit trail.
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, totp_secret TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL
+    );
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL, approver TEXT NOT NULL, at REAL NOT NULL,
+        typed_total TEXT NOT NULL
+    );
+    CREATE INDEX approvals_batch ON approvals(batch_id);
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY, batch_id TEXT, actor TEXT NOT NULL, action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '', at REAL NOT NULL
+    );
+    CREATE INDEX actions_batch ON actions(batch_id, id);
+    ALTER TABLE audit ADD COLUMN actor TEXT;
+    """,
 )
 
 
@@ -214,6 +234,38 @@ class FeePaid:
     amount: Decimal
     fee: Decimal
     received: Decimal | None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A person of the console: ``role`` one of maker, approver, viewer, admin; ``created_at``
+    in epoch seconds. The hash and the TOTP secret never leave the application layer."""
+
+    name: str
+    role: str
+    password_hash: str
+    totp_secret: str | None
+    disabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """Who (``actor``) did what (``action``, ``detail``) to a batch, at ``at`` (epoch seconds)."""
+
+    batch_id: str | None
+    actor: str
+    action: str
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    batch_id: str
+    approver: str
+    at: float
+    typed_total: str
 
 
 @dataclass(frozen=True)
@@ -929,17 +981,78 @@ class Ledger:
         return [dict(r) for r in self.db.execute("SELECT * FROM events ORDER BY id")]
 
     def audit(self, *, method: str, path: str, status: int | None, duration: float,
-              request: Any, response: Any, error: str | None) -> None:
-        """Record an API call with the key, secrets and phone numbers masked."""
+              request: Any, response: Any, error: str | None, actor: str | None = None) -> None:
+        """Record an API call with the key, secrets and phone numbers masked; ``actor``: the person
+        whose action made it (None: the operator of a command)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO audit (at, method, path, status, duration, request, response, error)"
-                       " VALUES (?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO audit (at, method, path, status, duration, request, response, error, actor)"
+                       " VALUES (?,?,?,?,?,?,?,?,?)",
                        (self.clock(), method, redact(path, self.secrets), status, duration,
                         json.dumps(redact(request, self.secrets), default=str),
-                        json.dumps(redact(response, self.secrets), default=str)[:20000], error))
+                        json.dumps(redact(response, self.secrets), default=str)[:20000], error, actor))
 
     def audit_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
+
+    # -- people, approvals and actions (the web console) ------------------------------------------
+
+    def add_user(self, name: str, *, role: str, password_hash: str, totp_secret: str | None) -> None:
+        """A new person; :class:`~batch_payouts.errors.UserExists` when the name is taken."""
+        with self.transaction(durable=True) as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise errors.UserExists(name)
+            db.execute("INSERT INTO users (name, role, password_hash, totp_secret, disabled, created_at)"
+                       " VALUES (?,?,?,?,0,?)", (name, role, password_hash, totp_secret, self.clock()))
+
+    def user(self, name: str) -> UserRecord | None:
+        r = self.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return _user(r) if r is not None else None
+
+    def users(self) -> list[UserRecord]:
+        return [_user(r) for r in self.db.execute("SELECT * FROM users ORDER BY name")]
+
+    def update_user(self, name: str, **fields: Any) -> None:
+        """Change a person's ``disabled``, ``role``, ``password_hash`` or ``totp_secret``."""
+        allowed = {"disabled", "role", "password_hash", "totp_secret"}
+        if not fields or set(fields) - allowed:
+            raise LedgerError(f"cannot change {sorted(set(fields) - allowed)} of a person")
+        with self.transaction(durable=True) as db:
+            assigns = ", ".join(f"{k} = ?" for k in fields)
+            found = db.execute(f"UPDATE users SET {assigns} WHERE name = ?",  # noqa: S608
+                               [*fields.values(), name])
+            if found.rowcount == 0:
+                raise errors.UnknownUser(name)
+
+    def record_action(self, batch_id: str | None, actor: str, action: str, detail: str = "") -> None:
+        """Who did what to a batch (or, ``batch_id`` None, to the install: people), and when."""
+        with self.transaction(durable=True) as db:
+            db.execute("INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
+                       (batch_id, actor, action, redact(detail, self.secrets), self.clock()))
+
+    def actions(self, batch_id: str | None = None) -> list[ActionRecord]:
+        """The actions on a batch (None: every action), oldest first."""
+        sql, args = ("SELECT * FROM actions WHERE batch_id = ? ORDER BY id", (batch_id,)) if batch_id is not None \
+            else ("SELECT * FROM actions ORDER BY id", ())
+        return [ActionRecord(r["batch_id"], r["actor"], r["action"], r["detail"], r["at"])
+                for r in self.db.execute(sql, args)]
+
+    def record_approval(self, batch_id: str, approver: str, typed_total: str) -> None:
+        """An approval of a batch, with the total the approver typed, and the action in the trail."""
+        now = self.clock()
+        with self.transaction(durable=True) as db:
+            db.execute("INSERT INTO approvals (batch_id, approver, at, typed_total) VALUES (?,?,?,?)",
+                       (batch_id, approver, now, typed_total))
+            db.execute("INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
+                       (batch_id, approver, "approved", f"typed total {typed_total}", now))
+
+    def approvals(self, batch_id: str) -> list[ApprovalRecord]:
+        return [ApprovalRecord(r["batch_id"], r["approver"], r["at"], r["typed_total"])
+                for r in self.db.execute("SELECT * FROM approvals WHERE batch_id = ? ORDER BY id", (batch_id,))]
+
+
+def _user(r: sqlite3.Row) -> UserRecord:
+    return UserRecord(r["name"], r["role"], r["password_hash"], r["totp_secret"], bool(r["disabled"]),
+                      r["created_at"])
 
 
 def _leaving_out(rows: Collection[int], currencies: Collection[str]) -> tuple[str, list[Any]]:

@@ -59,6 +59,14 @@ reuse_days = 30
 tries = 3
 # Where the provider returns a name without a score, our own comparison (0-100) must reach this.
 our_threshold = 85
+
+[approval]
+# The two-person rule (web console): a batch is approved by someone other than the person who
+# submitted it. On for every LIVE batch whose total in a currency is more than this, per currency,
+# e.g. { KES = 50000 }; a currency not named, or an empty table, means every LIVE batch.
+live_threshold = {}
+# Apply the rule to SANDBOX batches too (to rehearse it).
+sandbox = false
 """
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -120,12 +128,30 @@ class Verify(_Section):
     our_threshold: float = Field(default=85.0, ge=0, le=100)
 
 
+class Approval(_Section):
+    """The two-person rule; ``live_threshold`` per currency, major units."""
+
+    live_threshold: dict[str, Decimal] = Field(default_factory=dict)
+    sandbox: bool = False
+
+    _codes = field_validator("live_threshold", mode="before")(_amounts)
+
+    def two_people(self, *, live: bool, totals: Mapping[str, Decimal]) -> bool:
+        """Whether a batch with these totals per currency needs an approver other than its maker."""
+        if not live:
+            return self.sandbox
+        if not self.live_threshold:
+            return True
+        return any(total > self.live_threshold.get(code, Decimal(-1)) for code, total in totals.items())
+
+
 class Policy(_Section):
     duplicates: Duplicates = Duplicates()
     limits: Limits = Limits()
     outliers: Outliers = Outliers()
     rows: Rows = Rows()
     verify: Verify = Verify()
+    approval: Approval = Approval()
 
     def with_overrides(
         self, *, allow_duplicates: bool = False, include_hidden: bool = False, allow_unverified: bool = False,

@@ -19,6 +19,7 @@ from batch_payouts.app.confirmation import Confirmation
 from batch_payouts.app.files import Bank, RawSheet, Report
 from batch_payouts.app.namecheck import Decision, Finding, NameChecks
 from batch_payouts.app.payouts import AlreadyPaid, NewBatch, Plan, RunOutcome, RunProgress
+from batch_payouts.app.people import Added, PersonLine
 from batch_payouts.app.receiver import Receiving
 from batch_payouts.app.reconcile import Reconciled
 from batch_payouts.app.retry import PlannedRetry
@@ -387,3 +388,38 @@ def accepted(batch_id: str, rows: list[int]) -> None:
     listed = ", ".join(str(r) for r in rows)
     out.print(f"accepted: row{'s' if len(rows) != 1 else ''} {listed} of batch {batch_id} will be paid; "
               "your acceptance is recorded", markup=False)
+
+
+# -- people and the console -------------------------------------------------------------------------
+
+def person_added(added: Added) -> None:
+    """The new person; the second factor's URI once, to put into an authenticator app."""
+    out.print(f"added {added.name} as {added.role.value}", markup=False)
+    if added.totp_uri:
+        out.print("second factor: add this to an authenticator app now; it is not shown again:", markup=False)
+        out.print(added.totp_uri, markup=False, soft_wrap=True)
+
+
+def people(lines: list[PersonLine]) -> None:
+    if not lines:
+        out.print("no people yet: add one with `batch-payouts users add NAME --role ROLE`")
+        return
+    table = Table("name", "role", "second factor", "status", "added")
+    for p in lines:
+        table.add_row(p.name, p.role, "yes" if p.second_factor else "no", "disabled" if p.disabled else "active",
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(p.created_at)))
+    out.print(table)
+
+
+def person_disabled(name: str) -> None:
+    out.print(f"disabled {name}: they can no longer sign in", markup=False)
+
+
+def console_listening(url: str) -> None:
+    """The line scripts wait for (tests read the port from it)."""
+    err.print(f"Console listening on {url}", markup=False)
+
+
+def console_stopped() -> None:
+    err.print("console stopped; a run it had started goes on with `batch-payouts resume BATCH_ID` "
+              "or from the console once it is served again", markup=False)

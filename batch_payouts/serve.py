@@ -18,9 +18,12 @@ Lifespan = Literal["auto", "on", "off"]
 
 
 def config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "critical",
-           lifespan: Lifespan = "on") -> uvicorn.Config:
+           lifespan: Lifespan = "on", tls: tuple[str, str] | None = None) -> uvicorn.Config:
+    """``tls``: (certificate file, key file) to serve HTTPS."""
+    cert, key = tls if tls is not None else (None, None)
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan=lifespan,
-                          timeout_graceful_shutdown=1, timeout_keep_alive=5, ws="none")
+                          timeout_graceful_shutdown=1, timeout_keep_alive=5, ws="none", ssl_certfile=cert,
+                          ssl_keyfile=key)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,10 +40,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, scheme: str = "http") -> str:
     """The base URL a bound socket serves (its real port, also when 0 was asked for)."""
     host, port = sock.getsockname()[:2]
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 @contextlib.contextmanager
@@ -69,23 +72,27 @@ def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lif
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that calls ``announce(url)`` once it accepts connections."""
 
-    def __init__(self, cfg: uvicorn.Config, sock: socket.socket, announce: Callable[[str], None]) -> None:
+    def __init__(self, cfg: uvicorn.Config, sock: socket.socket, announce: Callable[[str], None],
+                 scheme: str = "http") -> None:
         super().__init__(cfg)
         self._sock = sock
         self._announce = announce
+        self._scheme = scheme
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            self._announce(url_of(self._sock))
+            self._announce(url_of(self._sock, self._scheme))
 
 
 def forever(app: Any, *, host: str, port: int, log_level: str = "info",
-            announce: Callable[[str], None] | None = None) -> None:
-    """Serve in the foreground until interrupted; ``announce(url)`` is told the bound URL once serving."""
+            announce: Callable[[str], None] | None = None, tls: tuple[str, str] | None = None,
+            lifespan: Lifespan = "on") -> None:
+    """Serve in the foreground until interrupted; ``announce(url)`` is told the bound URL once serving.
+    ``tls``: (certificate file, key file) to serve HTTPS."""
     sock = bind(host, port)
     try:
-        _AnnouncingServer(config(app, host=host, port=port, log_level=log_level), sock,
-                          announce or (lambda url: None)).run(sockets=[sock])
+        _AnnouncingServer(config(app, host=host, port=port, log_level=log_level, tls=tls, lifespan=lifespan), sock,
+                          announce or (lambda url: None), "https" if tls else "http").run(sockets=[sock])
     finally:
         sock.close()

@@ -220,3 +220,54 @@ def results_file(folder: Path, stem: str, suffix: str = ".csv") -> Path:
     """The results file the first run of ``stem`` wrote (its name carries the batch id)."""
     (found,) = sorted(folder.glob(f"{stem}.b*.results{suffix}"))
     return found
+
+
+class ConsoleProcess:
+    """``batch-payouts serve --sandbox --port 0`` in its own process, on ``state``; its URL is the one
+    it printed once listening. ``args``: more options (``--policy``, ``--notify-url`` …)."""
+
+    def __init__(self, state: Path, *args: str, wait: bool = True) -> None:
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen([sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0",
+                                      "--state", str(state), *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.url = ""
+        if wait:
+            self.ready()
+
+    def ready(self) -> str:
+        """The console's URL, once it listens (``wait=False`` lets the caller do other work meanwhile)."""
+        if not self.url:
+            self.url = self._announced_url(deadline=time.monotonic() + 30)
+        return self.url
+
+    def _announced_url(self, deadline: float) -> str:
+        while True:
+            self.log.seek(0)
+            said = self.log.read()
+            if found := re.search(rb"Console listening on (https?://\S+)", said):
+                return found.group(1).decode()
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError("the console did not start: " + said.decode(errors="replace"))
+            time.sleep(0.02)  # waiting on another process's start-up, not on test time
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def __enter__(self) -> ConsoleProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

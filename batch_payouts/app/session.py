@@ -63,6 +63,7 @@ class Session:
     clock: Callable[[], float] = time.time
     holds: Holds = field(default_factory=Holds)  # 429 holds shared by this session's clients and limiters
     read_times: deque[float] = field(default_factory=lambda: deque(maxlen=READS_KEPT))  # monotonic s, reads sent
+    actor: str | None = None  # the person whose actions the API calls serve (the console), for the audit trail
     _env: Environment | None = None
 
     @property
@@ -77,7 +78,7 @@ class Session:
                 self.read_times.append(time.monotonic() - call.duration)
             self.ledger.audit(method=call.method, path=call.path, status=call.status,
                               duration=call.duration, request=call.request_body,
-                              response=call.response_body, error=call.error)
+                              response=call.response_body, error=call.error, actor=self.actor)
 
         async def go() -> T:
             async with KotaniClient(self.base_url, self.key, on_call=audit, holds=self.holds,

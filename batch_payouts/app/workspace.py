@@ -1,0 +1,578 @@
+"""The web console's use cases: one long-lived session of a server (the built-in sandbox's books
+held for the server's life), a ledger connection per request and per run, uploads, the pages'
+facts (batches list, review, progress, results, audit log), approvals that start background
+runs, retries, and downloads. Route handlers call these and render what they return."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from batch_payouts import errors
+from batch_payouts.app import approvals, confirmation, drafts, files, payouts
+from batch_payouts.app import people as people_mod
+from batch_payouts.app import results as app_results
+from batch_payouts.app import retry as app_retry
+from batch_payouts.app import status as facts
+from batch_payouts.app.approvals import Stage
+from batch_payouts.app.files import FileOptions
+from batch_payouts.app.notify import Notifier
+from batch_payouts.app.people import Action, Person, Throttle, require
+from batch_payouts.app.runs import Runs, RunState
+from batch_payouts.app.session import Session
+from batch_payouts.engine.verify_stage import name_check_columns
+from batch_payouts.ledger import Ledger, RowRecord
+from batch_payouts.model import RowState
+from batch_payouts.policy import Policy
+from batch_payouts.sheets.columns import CANONICAL
+from batch_payouts.sheets.guard import Limits
+from batch_payouts.vocabulary import Word, word_for
+
+UPLOADABLE = (".csv", ".xlsx")
+RECENT_EVENTS = 8
+LIVE_RETRY_COOLOFF = 600.0  # seconds a failed row stays failed before a LIVE retry may pay it again
+
+
+@dataclass(frozen=True)
+class WorkspaceOptions:
+    """How the console works: the policy (approval rule), runs, uploads (``max_file_bytes`` in
+    bytes; ``uploads`` None: a folder beside the ledger), retries (``retry_cooloff`` seconds,
+    None: 0 for the built-in sandbox, 600 otherwise), notifications."""
+
+    policy: Policy = field(default_factory=Policy)
+    run: payouts.RunOptions = field(default_factory=payouts.RunOptions)
+    max_file_bytes: int = Limits.max_file_bytes
+    uploads: Path | None = None
+    retry_cooloff: float | None = None
+    notify_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    """One batch in the list: ``name`` is its label or its file's name; ``totals`` e.g. "KES 300"."""
+
+    batch_id: str
+    name: str
+    label: str
+    file: str
+    environment: str
+    totals: str
+    stage: str
+    makers: tuple[str, ...]
+    approvers: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RowLine:
+    """A row as a page shows it: its cells in the file's column order, what happened, its problems
+    (severity, sentence), the payee check's verdict and any error or note."""
+
+    row: int
+    cells: list[str]
+    word: str
+    kind: str  # the filter the row falls under: paid, failed, held, or its state
+    problems: list[tuple[str, str]]
+    name_check: str
+    registered_name: str
+    detail: str
+    acceptable: bool  # held by the payee check: an approver may accept it
+
+
+@dataclass(frozen=True)
+class CurrencyLine:
+    """The plan of one currency: rows to send, their total, the payout balance and what is missing;
+    on a review, the estimated fees (None: unknown), what the estimate rests on, and the debit in words."""
+
+    currency: str
+    rows: int
+    total: Decimal
+    balance: Decimal | None
+    shortfall: Decimal
+    fee: Decimal | None = None
+    fee_basis: str = ""
+    debit: str = ""
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """Counts and amounts per outcome word, the ETA in seconds, and the latest row changes."""
+
+    running: bool
+    lines: list[facts.SummaryLine]
+    rows: int
+    settled: int
+    eta: float | None
+    recent: list[tuple[int, str, str]]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class BatchView:
+    batch_id: str
+    name: str
+    label: str
+    file: str
+    environment: str
+    stage: Stage
+    makers: tuple[str, ...]
+    approvers: tuple[str, ...]
+    headers: list[str]
+    mapping: dict[str, str]
+    rows: list[RowLine]
+    plan: list[CurrencyLine]
+    total_to_pay: str
+    two_person: bool
+    offers: frozenset[Action]
+    parent: str | None
+    children: list[str]
+    progress: ProgressView
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """The draft an upload made, or the batch of the same file and label, with a ``note``."""
+
+    batch_id: str | None
+    note: str | None = None
+    draft: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """An uploaded file under review: its rows (cells in the file's order, problems, whether each
+    will be paid), ``mapping`` canonical column -> header as read, ``columns`` every canonical
+    column, the plan per currency, and ``batch_id`` once submitted."""
+
+    token: str
+    name: str
+    label: str
+    file: str
+    maker: str
+    headers: list[str]
+    mapping: dict[str, str]
+    columns: list[str]
+    rows: list[RowLine]
+    plan: list[CurrencyLine]
+    total: str
+    notes: list[str]
+    batch_id: str | None
+    attention: list[confirmation.Attention] = field(default_factory=list)
+    to_check: int = 0  # rows whose payee the run checks with Kotani as it pays them
+
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    content: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: float
+    actor: str
+    action: str
+    detail: str
+
+
+MEDIA = {".csv": "text/csv; charset=utf-8",
+         ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+class Workspace:
+    """A server's use of the tool: ``session`` stays open for the server's life; each request and
+    each run works on a ledger connection of its own through :meth:`acting`."""
+
+    def __init__(self, session: Session, options: WorkspaceOptions) -> None:
+        self.session = session
+        self.options = options
+        self.environment = session.environment()
+        self.throttle = Throttle()
+        self.notifier = Notifier(options.notify_url)
+        self.uploads = options.uploads or session.ledger.path.with_name(session.ledger.path.name + ".uploads")
+        self.runs = Runs(self.acting, options.run, on_finished=self._finished)
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def acting(self, actor: str | None) -> Iterator[Session]:
+        """The server's session on a fresh ledger connection, its API calls recorded as ``actor``'s."""
+        base = self.session
+        with contextlib.closing(Ledger(base.ledger.path, clock=base.ledger.clock, secrets=base.secrets)) as ledger:
+            yield dataclasses.replace(base, ledger=ledger, actor=actor, on_environment=None)
+
+    @contextlib.contextmanager
+    def ledger(self) -> Iterator[Ledger]:
+        with self.acting(None) as session:
+            yield session.ledger
+
+    @property
+    def banner(self) -> str:
+        """What every page says first: SANDBOX, or LIVE with host and account."""
+        if self.environment.kind == "SANDBOX":
+            return "SANDBOX · built-in sandbox: no real money moves"
+        return self.environment.describe()
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.environment.kind == "SANDBOX"
+
+    # -- the batches list ------------------------------------------------------------------------
+
+    def batches(self, person: Person, limit: int = 50) -> list[BatchLine]:
+        require(person, Action.READ)
+        with self.ledger() as ledger:
+            out = []
+            for b in ledger.batches(limit, env_id=self.environment.id):
+                who = approvals.people_of(ledger.actions(b.id))
+                plan = approvals.to_pay(ledger, b.id)
+                totals = _all_totals(ledger.rows(b.id))
+                out.append(BatchLine(b.id, b.label or Path(b.source).name, b.label, Path(b.source).name,
+                                     self.environment.kind, totals or plan.grand_total,
+                                     approvals.stage_of(ledger, b.id, running=self.runs.running(b.id)).value,
+                                     who.makers, who.approvers, b.created_at))
+            return out
+
+    # -- upload --------------------------------------------------------------------------------------
+
+    def upload(self, person: Person, filename: str, content: bytes, *, label: str) -> Uploaded:
+        """A payout file a person sent: size-capped, saved as a draft under the uploads folder, read
+        through the hostile-file guard. A file whose batch exists already leads to that batch."""
+        require(person, Action.UPLOAD)
+        name = safe_filename(filename)
+        if len(content) > self.options.max_file_bytes:
+            raise errors.InputFileError(name, f"is larger than the {self.options.max_file_bytes // (1024 * 1024)} MB "
+                                              "limit for uploads")
+        draft = drafts.save(self.uploads, name, content, maker=person.name, label=label.strip())
+        files.load(draft.path, self._file_options(draft))
+        with self.acting(person.name) as session:
+            existing = payouts.batch_id_for(session, draft.path, draft.label)
+            if session.ledger.has_batch(existing):
+                drafts.submitted(draft, existing)
+                return Uploaded(existing, "this file was uploaded before with this label: here is its batch "
+                                          "(nothing is paid twice)")
+        return Uploaded(None, draft=draft.token)
+
+    def _file_options(self, draft: drafts.Draft) -> FileOptions:
+        """The draft's mapping, the console's policy (guardrails) and upload cap."""
+        return FileOptions(mapping=dict(draft.mapping), policy=self.options.policy,
+                           max_file_bytes=self.options.max_file_bytes)
+
+    def drafts(self, person: Person) -> list[drafts.Draft]:
+        """Uploaded files not yet submitted, newest first."""
+        require(person, Action.READ)
+        return drafts.waiting(self.uploads)
+
+    def draft(self, person: Person, token: str) -> DraftView:
+        """The review of an uploaded file: every row with its problems, the column mapping, and the
+        plan per currency against the payout balance."""
+        require(person, Action.READ)
+        draft = drafts.read(self.uploads, token)
+        options = self._file_options(draft)
+        sheet = files.load(draft.path, options)
+        with self.acting(person.name) as session:
+            report = files.check(session, sheet, options)
+            planned = payouts.plan_batch(session, payouts.batch_id_for(session, draft.path, draft.label), sheet,
+                                         report, label=draft.label)
+            screen = confirmation.confirmation(session, planned, report, self.options.run, self.options.policy) \
+                if planned.plan.currencies else None
+        repeats: dict[int, list[str]] = {}
+        for repeat in planned.new.repeats if planned.new else []:
+            repeats.setdefault(repeat.row, []).append(repeat.sentence)
+        by_row = {r.row: r for r in report.rows}
+        rows = []
+        for raw in sheet.rows:
+            result = by_row[raw.row]
+            problems: list[tuple[str, str]] = [(p.severity, (f"{p.column}: " if p.column else "") + p.message)
+                                               for p in result.problems]
+            problems += [("error", sentence) for sentence in repeats.get(raw.row, [])]
+            will_pay = planned.new is not None and raw.row in planned.new.sendable
+            rows.append(RowLine(raw.row, [raw.cells.get(h, "") for h in sheet.headers],
+                                "will be paid" if will_pay else "will not be paid", "valid" if will_pay else "invalid",
+                                problems, "", "", "", False))
+        estimates = {line.currency: line for line in screen.currencies} if screen else {}
+        plan = []
+        for c in sorted(planned.plan.currencies.values(), key=lambda c: c.currency):
+            line = estimates.get(c.currency)
+            balance = line.balance if line else c.balance
+            plan.append(CurrencyLine(c.currency, c.rows, c.total, balance,
+                                     max(Decimal(0), c.total - balance) if balance is not None else c.total,
+                                     line.fees.fee if line else None, line.fees.basis if line else "",
+                                     line.fees.debit_sentence if line else ""))
+        return DraftView(draft.token, draft.name, draft.label, draft.file, draft.maker, sheet.headers,
+                         dict(sheet.mapping), list(CANONICAL), rows, plan, planned.plan.grand_total,
+                         list(sheet.notes), draft.batch_id, screen.attention if screen else [],
+                         screen.to_check if screen else 0)
+
+    def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
+        """A person's column mapping for a draft (canonical column -> header; empty: automatic),
+        kept only when the file reads with it."""
+        require(person, Action.UPLOAD)
+        draft = drafts.read(self.uploads, token)
+        if draft.batch_id is not None:
+            raise errors.WrongStage(draft.batch_id, "submitted", "its column mapping can no longer change")
+        chosen = {canon: header for canon, header in mapping.items() if header}
+        headers = files.load(draft.path, self._file_options(draft)).headers
+        for canon, header in chosen.items():
+            if canon not in CANONICAL:
+                raise errors.BadValue(f"{canon!r} is not a column batch-payouts knows", "mapping")
+            if header not in headers:
+                raise errors.BadValue(f"{header!r} is not a column of {draft.file}", "mapping")
+        files.load(draft.path, FileOptions(mapping=chosen, policy=self.options.policy,
+                                           max_file_bytes=self.options.max_file_bytes))
+        drafts.with_mapping(draft, chosen)
+
+    def submit_draft(self, person: Person, token: str) -> str:
+        """The draft becomes a batch awaiting approval (its rows decided against every other batch,
+        the balance checked); the batch's id."""
+        require(person, Action.SUBMIT)
+        draft = drafts.read(self.uploads, token)
+        if draft.batch_id is not None:
+            raise errors.WrongStage(draft.batch_id, "submitted already", "open it from the batches list")
+        options = self._file_options(draft)
+        sheet = files.load(draft.path, options)
+        with self.acting(person.name) as session:
+            report = files.check(session, sheet, options)
+            planned = payouts.prepare_run(session, draft.path, sheet, report, label=draft.label, pay_again={},
+                                          strict=False)
+            if isinstance(planned, payouts.AlreadyPaid) or planned.new is None:
+                batch_id = planned.batch.id if isinstance(planned, payouts.AlreadyPaid) else planned.batch_id
+                drafts.submitted(draft, batch_id)
+                raise errors.WrongStage(batch_id, "made already from this file and label",
+                                        "open it from the batches list")
+            payouts.require_covered(planned, allow_partial=False)
+            payouts.create_batch(session, planned, sheet, who=draft.maker)
+            session.ledger.record_action(planned.batch_id, draft.maker, approvals.UPLOADED, draft.file)
+            drafts.submitted(draft, planned.batch_id)
+        self.submit(person, planned.batch_id)
+        return planned.batch_id
+
+    # -- one batch -------------------------------------------------------------------------------------
+
+    def batch(self, person: Person, batch_id: str, *, with_balances: bool = True) -> BatchView:
+        require(person, Action.READ)
+        with self.acting(person.name) as session:
+            batch = session.batch_here(batch_id)
+            ledger = session.ledger
+            running = self.runs.running(batch_id)
+            stage = approvals.stage_of(ledger, batch_id, running=running)
+            who = approvals.people_of(ledger.actions(batch_id))
+            plan = approvals.to_pay(ledger, batch_id)
+            balances = session.balances() if with_balances and stage in (Stage.DRAFT, Stage.AWAITING) and \
+                plan.currencies else {}
+            lines = [CurrencyLine(c.currency, c.rows, c.total, balances.get(c.currency),
+                                  max(Decimal(0), c.total - balances[c.currency]) if c.currency in balances
+                                  else Decimal(0))
+                     for c in sorted(plan.currencies.values(), key=lambda c: c.currency)]
+            rows = [_row_line(r, batch.headers) for r in ledger.rows(batch_id)]
+            two = approvals.needs_second_person(session, self.options.policy, batch_id)
+            return BatchView(batch_id, batch.label or Path(batch.source).name, batch.label, Path(batch.source).name,
+                             self.banner, stage, who.makers, who.approvers, batch.headers,
+                             dict(batch.options.get("mapping", {})), rows, lines, plan.grand_total, two,
+                             self._offers(person, stage, rows, who, two), batch.parent, ledger.children(batch_id),
+                             self._progress(ledger, batch_id, running))
+
+    def _offers(self, person: Person, stage: Stage, rows: list[RowLine], who: approvals.People,
+                two: bool) -> frozenset[Action]:
+        """What this person may do to the batch now (the server checks again when they do it)."""
+        offers = set()
+        if stage is Stage.DRAFT and person.may(Action.SUBMIT):
+            offers.add(Action.SUBMIT)
+        if stage in (Stage.AWAITING, Stage.APPROVED) and person.may(Action.APPROVE) and not (
+                two and person.name in who.makers):
+            offers.add(Action.APPROVE)
+        if stage is Stage.FINISHED and person.may(Action.RETRY) and any(r.kind == "failed" for r in rows):
+            offers.add(Action.RETRY)
+        if stage is not Stage.RUNNING and person.may(Action.ACCEPT_HELD) and any(r.acceptable for r in rows) \
+                and not (two and person.name in who.makers):
+            offers.add(Action.ACCEPT_HELD)
+        return frozenset(offers)
+
+    def progress(self, person: Person, batch_id: str) -> ProgressView:
+        require(person, Action.READ)
+        with self.acting(person.name) as session:
+            session.batch_here(batch_id)
+            return self._progress(session.ledger, batch_id, self.runs.running(batch_id))
+
+    def _progress(self, ledger: Ledger, batch_id: str, running: bool) -> ProgressView:
+        state = self.runs.state(batch_id)
+        rows = ledger.rows(batch_id)
+        recent = sorted(rows, key=lambda r: r.updated_at, reverse=True)[:RECENT_EVENTS]
+        progress = state.progress if state else None
+        settled = sum(1 for r in rows if word_for(r.state) in (Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT,
+                                                                  Word.HELD))
+        return ProgressView(running, facts.summary(ledger, batch_id), len(rows), settled,
+                            progress.eta if progress and running else None,
+                            [(r.row, word_for(r.state).value, r.error or r.note or "") for r in recent],
+                            state.error if state else None)
+
+    def audit(self, person: Person, batch_id: str) -> list[AuditLine]:
+        """Who did what to the batch, and when, oldest first (actions and acceptances of held rows)."""
+        require(person, Action.READ)
+        with self.acting(person.name) as session:
+            session.batch_here(batch_id)
+            return [AuditLine(a.at, a.actor, a.action, a.detail) for a in session.ledger.actions(batch_id)]
+
+    # -- the steps -----------------------------------------------------------------------------------
+
+    def submit(self, person: Person, batch_id: str) -> None:
+        with self.acting(person.name) as session:
+            approvals.submit(session, person, batch_id, running=self.runs.running(batch_id))
+            total = approvals.to_pay(session.ledger, batch_id).grand_total
+        self.notifier.tell(f"Batch {batch_id} ({total}) awaits approval; submitted by {person.name}.")
+
+    def approve(self, person: Person, batch_id: str, typed: str) -> None:
+        """Approve a batch awaiting approval (typed total, two-person rule), then pay it in the
+        background. An approved batch that stopped (not running) is started again without a new approval."""
+        with self.acting(person.name) as session:
+            running = self.runs.running(batch_id)
+            stage = approvals.stage_of(session.ledger, batch_id, running=running)
+            if stage is Stage.APPROVED:
+                approvals.resume(session, self.options.policy, person, batch_id)
+            else:
+                approvals.approve(session, self.options.policy, person, batch_id, typed, running=running)
+        self.runs.start(batch_id, person.name)
+
+    def accept_held(self, person: Person, batch_id: str, row: int) -> None:
+        with self.acting(person.name) as session:
+            approvals.accept_held(session, self.options.policy, person, batch_id, row,
+                                  running=self.runs.running(batch_id))
+        self.runs.start(batch_id, person.name)
+
+    def retry(self, person: Person, batch_id: str) -> str:
+        """A new batch of the failed rows, submitted for approval by ``person``; its id."""
+        require(person, Action.RETRY)
+        if self.runs.running(batch_id):
+            raise errors.WrongStage(batch_id, Stage.RUNNING.value, "wait for the run to finish before a retry")
+        cooloff = self.options.retry_cooloff
+        if cooloff is None:
+            cooloff = 0.0 if self.is_sandbox else LIVE_RETRY_COOLOFF
+        with self.acting(person.name) as session:
+            planned = app_retry.plan_retry(session, batch_id, cooloff=cooloff)
+            if not planned.plan.rows:
+                raise errors.WrongStage(batch_id, "without a failed row that may be paid again yet",
+                                        f"rows failed less than {cooloff:.0f} s ago, or paid elsewhere, wait")
+            child = app_retry.create_retry(session, planned)
+            session.ledger.record_action(batch_id, person.name, approvals.RETRY_ASKED, f"retry batch {child}")
+            session.ledger.record_action(child, person.name, approvals.SUBMITTED,
+                                         f"retry of {batch_id}, total {planned.totals.grand_total}")
+        self.notifier.tell(f"Retry batch {child} ({planned.totals.grand_total}) awaits approval; asked by "
+                           f"{person.name}.")
+        return child
+
+    def _finished(self, batch_id: str, state: RunState) -> None:
+        outcome = state.outcome
+        if outcome is None:
+            self.notifier.tell(f"Batch {batch_id} stopped: {state.error or 'unknown reason'}.")
+            return
+        lines = ", ".join(f"{s.rows} {s.status} ({s.currency} {s.amount})" for s in outcome.status.summary)
+        self.notifier.tell(f"Batch {batch_id} finished: {lines}.")
+        if outcome.verdict.paid_twice:
+            pairs = "; ".join(f"row {p.row.row} and batch {p.other.batch_id} row {p.other.row}"
+                              for p in outcome.verdict.paid_twice)
+            self.notifier.tell(f"PAID TWICE in batch {batch_id}: {pairs}.")
+
+    # -- people (admins) -------------------------------------------------------------------------
+
+    def sign_in(self, name: str, password: str, code: str, address: str) -> Person:
+        with self.ledger() as ledger:
+            return people_mod.sign_in(ledger, self.throttle, name=name, password=password, code=code, address=address)
+
+    def person(self, name: str) -> Person | None:
+        """The person of a session while they exist and are not disabled."""
+        with self.ledger() as ledger:
+            return people_mod.active_person(ledger, name)
+
+    def signed_out(self, person: Person) -> None:
+        with self.ledger() as ledger:
+            ledger.record_action(None, person.name, "signed out")
+
+    def people(self, person: Person) -> list[people_mod.PersonLine]:
+        require(person, Action.MANAGE_PEOPLE)
+        with self.ledger() as ledger:
+            return people_mod.people(ledger)
+
+    def add_person(self, person: Person, name: str, role: str, password: str, *, totp: bool) -> people_mod.Added:
+        require(person, Action.MANAGE_PEOPLE)
+        with self.ledger() as ledger:
+            return people_mod.add_person(ledger, name.strip().lower(), people_mod.role_of(role), password, totp=totp,
+                                         by=person.name)
+
+    def disable_person(self, person: Person, name: str) -> None:
+        require(person, Action.MANAGE_PEOPLE)
+        if name == person.name:
+            raise errors.NotAllowed(person.name, person.role.value, "disable themselves")
+        with self.ledger() as ledger:
+            people_mod.disable_person(ledger, name, by=person.name)
+
+    # -- downloads -----------------------------------------------------------------------------------
+
+    def results_file(self, person: Person, batch_id: str, suffix: str) -> Download:
+        """The batch's results (CSV or XLSX), also mid-run."""
+        require(person, Action.READ)
+        if suffix not in UPLOADABLE:
+            raise errors.UnsupportedFormat(Path(f"results{suffix}"), "results file")
+        with self.acting(person.name) as session, tempfile.TemporaryDirectory() as tmp:
+            batch = session.batch_here(batch_id)
+            path = app_results.write(session.ledger, batch_id, Path(tmp) / f"results{suffix}")
+            return Download(f"{Path(batch.source).stem}.{batch_id}.results{suffix}", path.read_bytes(), MEDIA[suffix])
+
+    def validation_report(self, person: Person, batch_id: str) -> Download:
+        """Every row of the batch's file with its problems (CSV)."""
+        require(person, Action.READ)
+        with self.acting(person.name) as session, tempfile.TemporaryDirectory() as tmp:
+            batch = session.batch_here(batch_id)
+            options = FileOptions(mapping=dict(batch.options.get("mapping", {})), policy=self.options.policy,
+                                  max_file_bytes=self.options.max_file_bytes)
+            source = Path(batch.source)
+            if not source.exists():
+                raise errors.InputFileError(source.name, "is no longer on this machine; the report needs the file")
+            sheet = files.load(source, options)
+            report = files.check(session, sheet, options)
+            path = files.write_report(Path(tmp) / "report.csv", sheet, report)
+            return Download(f"{source.stem}.{batch_id}.validation.csv", path.read_bytes(), MEDIA[".csv"])
+
+
+def safe_filename(name: str) -> str:
+    """The base name of an uploaded file with anything but letters, digits, '.', '_' and '-' replaced;
+    InputFileError unless it is a .csv or .xlsx file."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name.replace("\\", "/")).name).lstrip(".") or "upload"
+    if Path(base).suffix.lower() not in UPLOADABLE:
+        raise errors.InputFileError(base[:80], "is not a .csv or .xlsx file")
+    return base[:120]
+
+
+def _all_totals(rows: list[RowRecord]) -> str:
+    sums: dict[str, Decimal] = {}
+    for r in rows:
+        if r.payout is not None:
+            sums[r.payout.currency] = sums.get(r.payout.currency, Decimal(0)) + r.payout.amount
+    return ", ".join(f"{c} {t}" for c, t in sorted(sums.items()))
+
+
+def _row_line(r: RowRecord, headers: list[str]) -> RowLine:
+    check = name_check_columns(r)
+    return RowLine(r.row, [r.cells.get(h, "") for h in headers], word_for(r.state).value, _kind(r.state),
+                   [(p.get("severity", "error"), (f"{p['column']}: " if p.get("column") else "") + p.get("message", ""))
+                    for p in r.problems],
+                   check.get("name_check", ""), check.get("registered_name", ""), r.error or r.note or "",
+                   r.state is RowState.HELD)
+
+
+def _kind(state: RowState) -> str:
+    """paid, failed, held, or the state's own name."""
+    word = word_for(state)
+    if word is Word.PAID:
+        return "paid"
+    if word is Word.FAILED:
+        return "failed"
+    if word is Word.HELD:
+        return "held"
+    return state.value
