@@ -257,3 +257,17 @@ def test_adding_a_name_twice_is_refused(tmp_path: Path) -> None:
     code, _, err = invoke("users", "add", "amina", "--role", "viewer", "--password-stdin", "--state", state,
                           stdin=PASSWORD)
     assert (code, err) == (2, "error: a person named 'amina' already exists\n")
+
+
+def test_the_command_line_does_not_pay_a_console_batch_before_it_is_approved(tmp_path: Path) -> None:
+    (tmp_path / "pay.csv").write_text(FILE)
+    for ws in workspace_for(tmp_path, parse_policy("[approval]\nsandbox = true\n")):
+        uploaded = ws.upload(MAKER, "pay.csv", (tmp_path / "pay.csv").read_bytes(), label="2026-11")
+        assert uploaded.draft is not None
+        batch_id = ws.submit_draft(APPROVER, uploaded.draft)
+    result = CliRunner().invoke(main, ["resume", batch_id, "--sandbox", "--yes", "--state", str(tmp_path / "l.db")])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (f"error: batch {batch_id} is awaiting approval in the console; "
+                                              "it is paid only once an approver approves it there")
+    with sqlite3.connect(tmp_path / "l.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM audit WHERE path LIKE '%withdraw%'").fetchone()[0] == 0

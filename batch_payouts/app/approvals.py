@@ -14,13 +14,12 @@ from batch_payouts import errors
 from batch_payouts.app import payouts
 from batch_payouts.app.people import Action, Person, require
 from batch_payouts.app.session import Session
+from batch_payouts.app.stages import ACCEPTED, APPROVED, SUBMITTED, UPLOADED, latest_decision
 from batch_payouts.engine.plan import CurrencyPlan, Plan
 from batch_payouts.ledger import ActionRecord, Ledger
 from batch_payouts.model import RowState
 from batch_payouts.policy import Policy
 
-UPLOADED, SUBMITTED, APPROVED, ACCEPTED = "uploaded", "submitted for approval", "approved", "accepted held row"
-RETRY_ASKED = "asked for a retry"
 OPEN = frozenset({RowState.SUBMITTING, RowState.SUBMITTED, RowState.UNKNOWN})
 
 
@@ -74,10 +73,7 @@ def stage_of(ledger: Ledger, batch_id: str, *, running: bool) -> Stage:
     rows = ledger.rows(batch_id)
     if not any(r.state in OPEN or (r.state is RowState.READY and r.payout is not None) for r in rows):
         return Stage.FINISHED
-    latest = None
-    for a in ledger.actions(batch_id):
-        if a.action in (SUBMITTED, APPROVED, ACCEPTED):
-            latest = a.action
+    latest = latest_decision(ledger, batch_id)
     if latest in (APPROVED, ACCEPTED):
         return Stage.APPROVED
     if latest == SUBMITTED:

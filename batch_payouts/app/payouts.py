@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from batch_payouts import crash, errors
-from batch_payouts.app import results
+from batch_payouts.app import results, stages
 from batch_payouts.app import status as facts
 from batch_payouts.app.receiver import receiving
 from batch_payouts.app.session import Session
@@ -273,6 +273,7 @@ def resumable(session: Session, batch_id: str) -> BatchRecord:
     newer run of its file (``replaced_by``) that still has rows never sent is not continued:
     BatchReplaced says where to go on (rows the newer file pays were taken over by it)."""
     batch = session.batch_here(batch_id)
+    stages.require_approved(session.ledger, batch_id)
     if batch.replaced_by:
         unsent = [r.row for r in session.ledger.rows(batch_id, RowState.READY) if r.submitting_at is None]
         if unsent:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from batch_payouts import errors
-from batch_payouts.app import approvals, confirmation, drafts, files, payouts
+from batch_payouts.app import approvals, confirmation, drafts, files, payouts, stages
 from batch_payouts.app import people as people_mod
 from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
@@ -349,7 +349,7 @@ class Workspace:
                                         "open it from the batches list")
             payouts.require_covered(planned, allow_partial=False)
             payouts.create_batch(session, planned, sheet, who=draft.maker)
-            session.ledger.record_action(planned.batch_id, draft.maker, approvals.UPLOADED, draft.file)
+            session.ledger.record_action(planned.batch_id, draft.maker, stages.UPLOADED, draft.file)
             drafts.submitted(draft, planned.batch_id)
         self.submit(person, planned.batch_id)
         return planned.batch_id
@@ -460,8 +460,8 @@ class Workspace:
                 raise errors.WrongStage(batch_id, "without a failed row that may be paid again yet",
                                         f"rows failed less than {cooloff:.0f} s ago, or paid elsewhere, wait")
             child = app_retry.create_retry(session, planned)
-            session.ledger.record_action(batch_id, person.name, approvals.RETRY_ASKED, f"retry batch {child}")
-            session.ledger.record_action(child, person.name, approvals.SUBMITTED,
+            session.ledger.record_action(batch_id, person.name, stages.RETRY_ASKED, f"retry batch {child}")
+            session.ledger.record_action(child, person.name, stages.SUBMITTED,
                                          f"retry of {batch_id}, total {planned.totals.grand_total}")
         self.notifier.tell(f"Retry batch {child} ({planned.totals.grand_total}) awaits approval; asked by "
                            f"{person.name}.")
