@@ -265,9 +265,11 @@ def test_the_command_line_does_not_pay_a_console_batch_before_it_is_approved(tmp
         uploaded = ws.upload(MAKER, "pay.csv", (tmp_path / "pay.csv").read_bytes(), label="2026-11")
         assert uploaded.draft is not None
         batch_id = ws.submit_draft(APPROVER, uploaded.draft)
-    result = CliRunner().invoke(main, ["resume", batch_id, "--sandbox", "--yes", "--state", str(tmp_path / "l.db")])
-    assert result.exit_code == 2
-    assert result.output.splitlines()[-1] == (f"error: batch {batch_id} is awaiting approval in the console; "
-                                              "it is paid only once an approver approves it there")
+    where = ["--sandbox", "--yes", "--state", str(tmp_path / "l.db")]
+    for command in (["resume", batch_id], ["run", str(tmp_path / "pay.csv"), "--label", "2026-11"]):
+        result = CliRunner().invoke(main, [*command, *where])
+        assert result.exit_code == 2, result.output
+        assert result.output.splitlines()[-1] == (f"error: batch {batch_id} is awaiting approval in the console; "
+                                                  "it is paid only once an approver approves it there")
     with sqlite3.connect(tmp_path / "l.db") as db:
         assert db.execute("SELECT COUNT(*) FROM audit WHERE path LIKE '%withdraw%'").fetchone()[0] == 0

@@ -207,6 +207,7 @@ def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *
         return plan_batch(session, batch_id, sheet, report, label=label, pay_again=pay_again, accepted=accepted)
     if pay_again:
         raise errors.OverrideOnOldBatch(batch_id)
+    stages.require_approved(session.ledger, batch_id)  # the same file made in the console
     reheld, released = guard_continued(session, batch_id, report)
     rows = session.ledger.rows(batch_id)
     held = [r.row for r in rows if r.state is RowState.HELD]
