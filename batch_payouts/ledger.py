@@ -249,6 +249,10 @@ class UserRecord:
     created_at: float
 
 
+# Names of recorded actions that more than the console reads (the results cover: who ran, who approved).
+RUN_STARTED, APPROVED, ACCEPTED = "run started", "approved", "accepted held row"
+
+
 @dataclass(frozen=True)
 class ActionRecord:
     """Who (``actor``) did what (``action``, ``detail``) to a batch, at ``at`` (epoch seconds)."""

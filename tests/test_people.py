@@ -18,6 +18,7 @@ from batch_payouts.app.session import SessionOptions
 from batch_payouts.app.status import Where, open_ledger
 from batch_payouts.app.workspace import Workspace, WorkspaceOptions
 from batch_payouts.cli import main
+from batch_payouts.engine.results import identity_of
 from batch_payouts.ledger import MIGRATIONS, Ledger
 from batch_payouts.policy import Approval, Policy, parse_policy
 from tests.test_app import FAST
@@ -183,6 +184,9 @@ def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_
     with sqlite3.connect(tmp_path / "l.db") as db:
         actors = {a for (a,) in db.execute("SELECT actor FROM audit WHERE path LIKE '%withdraw%'")}
     assert actors == {"chao"}, "each API call of the run is recorded with the person who started it"
+    with Ledger(tmp_path / "l.db") as ledger:
+        identity = identity_of(ledger, ledger.batch(batch_id))
+    assert (identity.ran_by, identity.approved_by) == ("chao", "chao"), "the results cover names them"
 
 
 def test_without_the_rule_an_approver_may_approve_their_own_sandbox_batch(workspace: Workspace, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import getpass
 import re
 import shutil
 import subprocess
@@ -225,7 +226,8 @@ def test_cover_names_the_run_the_file_and_its_digest(scenario: Scenario) -> None
     assert (grid["Environment"], grid["Host"], grid["Account"]) == (env.kind, env.host, env.account)
     assert grid["Batch"] == scenario.batch
     assert grid["Source file SHA-256"] == hashlib.sha256((scenario.tmp / "payouts.csv").read_bytes()).hexdigest()
-    assert grid["Run by"] == "not recorded" and grid["Approved by"] == "not recorded"
+    assert grid["Run by"] == getpass.getuser()  # the command line's user; approvals come from the console
+    assert grid["Approved by"] == "not recorded"
     assert grid["Written by"].startswith("batch-payouts ")
     for key in ("Batch created", "First payout sent", "Last answer from the provider"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", grid[key]), key

@@ -324,10 +324,12 @@ class AmountsByState:
 
 
 def run_batch(session: Session, batch_id: str, options: RunOptions, *,
-              progress: ProgressListener | None = None) -> RunResult:
+              progress: ProgressListener | None = None, actor: str | None = None) -> RunResult:
     """Pay every row of the batch still to pay, once, and follow them until settled or
     ``options.wait_timeout`` seconds pass. One runner per batch (a lease in the ledger: a second
-    runner is refused with BatchLocked). ``progress`` hears every pass of the run loop."""
+    runner is refused with BatchLocked). ``progress`` hears every pass of the run loop. The run is
+    recorded in the batch's actions as started by ``actor`` (default: this process's user)."""
+    session.ledger.record_action(batch_id, actor or operator(), stages.RUN_STARTED)
     settings = settings_for(session, options)
     money = Limiter(options.money_rate, klass=MONEY, holds=session.holds)
     reads = session.reads_limiter(options.reads_rate)

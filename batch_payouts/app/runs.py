@@ -82,9 +82,8 @@ class Runs:
         try:
             with self._open(actor) as session:
                 batch = session.batch_here(batch_id)
-                session.ledger.record_action(batch_id, actor, "run started")
                 try:
-                    result = payouts.run_batch(session, batch_id, self._options, progress=heard)
+                    result = payouts.run_batch(session, batch_id, self._options, progress=heard, actor=actor)
                     state.outcome = payouts.finish(session, batch_id, result,
                                                    app_results.default_path(batch.source, batch_id))
                     code = state.outcome.verdict.exit_code

@@ -4,9 +4,12 @@ actions, and the one question the command line asks of them: may this batch be p
 from __future__ import annotations
 
 from batch_payouts import errors
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, Ledger
 
-UPLOADED, SUBMITTED, APPROVED, ACCEPTED = "uploaded", "submitted for approval", "approved", "accepted held row"
+__all__ = ["ACCEPTED", "APPROVED", "DECIDING", "RETRY_ASKED", "RUN_STARTED", "SUBMITTED", "UPLOADED",
+           "latest_decision", "require_approved"]
+
+UPLOADED, SUBMITTED = "uploaded", "submitted for approval"
 RETRY_ASKED = "asked for a retry"
 DECIDING = (UPLOADED, SUBMITTED, APPROVED, ACCEPTED)  # the steps that decide whether a batch may be paid
 

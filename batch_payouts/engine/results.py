@@ -18,7 +18,7 @@ from typing import Any
 from batch_payouts import __version__, crash
 from batch_payouts.engine.plan import batch_key
 from batch_payouts.engine.verify_stage import name_check_columns
-from batch_payouts.ledger import BatchRecord, Ledger, RowRecord
+from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, BatchRecord, Ledger, RowRecord
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
 from batch_payouts.sheets import layout
 from batch_payouts.sheets.report import Cover, Identity, Line, totals
@@ -49,9 +49,15 @@ def identity_of(ledger: Ledger, batch: BatchRecord) -> Identity:
         host=env.host if env else str(options.get("host") or default.host),
         account=env.account if env else str(options.get("account") or default.account),
         wallets={str(k): str(v) for k, v in wallets.items()} if isinstance(wallets, dict) else {},
-        ran_by=str(options.get("ran_by") or default.ran_by),
-        approved_by=str(options.get("approved_by") or default.approved_by),
+        ran_by=_who(ledger, batch, (RUN_STARTED,)) or str(options.get("ran_by") or default.ran_by),
+        approved_by=_who(ledger, batch, (APPROVED, ACCEPTED)) or str(options.get("approved_by") or default.approved_by),
     )
+
+
+def _who(ledger: Ledger, batch: BatchRecord, actions: tuple[str, ...]) -> str:
+    """The people who did ``actions`` to the batch, in order, each once ("" when nobody did)."""
+    people = dict.fromkeys(a.actor for a in ledger.actions(batch.id) if a.action in actions)
+    return ", ".join(people)
 
 
 # -- rows -------------------------------------------------------------------------------------------
