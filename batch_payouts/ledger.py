@@ -209,6 +209,21 @@ class RowRecord:
 
 
 @dataclass(frozen=True)
+class MoneyGroup:
+    """``count`` rows of one state alike in currency, amount, fee and amount received (major
+    units); ``unreported``: their row numbers when they are paid rows without a fee or amount
+    received reported."""
+
+    state: RowState
+    currency: str
+    amount: Decimal
+    fee: Decimal | None
+    received: Decimal | None
+    count: int
+    unreported: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Acceptance:
     """An operator let a held row through: who, when (epoch seconds), and what was held.
 
@@ -738,15 +753,55 @@ class Ledger:
             "SELECT state, COUNT(*) FROM rows WHERE batch_id = ? GROUP BY state", (batch_id,))}
 
     def totals(self, batch_id: str) -> list[tuple[RowState, str, int, Decimal]]:
-        """(state, currency, rows, amount) for every pair present; amounts summed as Decimal."""
+        """(state, currency, rows, amount) for every pair present; amounts summed as Decimal.
+
+        The database groups the rows by state, currency and amount; only the groups are summed
+        here (an amount times its count is exactly the sum of that many of it)."""
         sums: dict[tuple[str, str], tuple[int, Decimal]] = {}
-        for state, currency, amount in self.db.execute(
-                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount')"
-                " FROM rows WHERE batch_id = ?", (batch_id,)):
+        for state, currency, amount, count in self.db.execute(
+                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), COUNT(*)"
+                " FROM rows WHERE batch_id = ? GROUP BY 1, 2, 3", (batch_id,)):
             key = (state, currency or "")
-            count, total = sums.get(key, (0, Decimal(0)))
-            sums[key] = (count + 1, total + (Decimal(str(amount)) if amount is not None else Decimal(0)))
+            rows, total = sums.get(key, (0, Decimal(0)))
+            sums[key] = (rows + count, total + (Decimal(str(amount)) * count if amount is not None else Decimal(0)))
         return [(RowState(s), c, n, t) for (s, c), (n, t) in sorted(sums.items())]
+
+    def money_groups(self, batch_id: str) -> list[MoneyGroup]:
+        """The rows with a payout, grouped by the database by everything a total counts: state,
+        currency, amount, fee and amount received. Paid rows without a fee or amount received
+        reported carry their row numbers."""
+        out = []
+        for state, currency, amount, fee, received, count, unreported in self.db.execute(
+                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), fee,"
+                " recipient_amount, COUNT(*), CASE WHEN state = 'succeeded' AND (COALESCE(fee, '') = ''"
+                " OR COALESCE(recipient_amount, '') = '') THEN group_concat(row) END"
+                " FROM rows WHERE batch_id = ? AND payout IS NOT NULL GROUP BY 1, 2, 3, 4, 5", (batch_id,)):
+            rows = tuple(sorted(int(n) for n in unreported.split(","))) if unreported else ()
+            out.append(MoneyGroup(RowState(state), str(currency), Decimal(str(amount)), _dec(fee), _dec(received),
+                                  count, rows))
+        return out
+
+    def rows_without_payout(self, batch_id: str) -> list[RowRecord]:
+        """Rows that never became a payout (invalid rows, mostly), by row number."""
+        return [self._record(r) for r in self.db.execute(
+            "SELECT * FROM rows WHERE batch_id = ? AND payout IS NULL ORDER BY row", (batch_id,))]
+
+    def cell_currencies(self, batch_id: str, header: str) -> list[tuple[str, str, int]]:
+        """(text of the cell under ``header``, payout currency, first row) for each pair present
+        among rows with a payout, first rows first."""
+        return [(str(text), str(currency), int(first)) for text, currency, first in self.db.execute(
+            "SELECT c.value, json_extract(r.payout, '$.currency'), MIN(r.row) FROM rows r, json_each(r.cells) c"
+            " WHERE r.batch_id = ? AND r.payout IS NOT NULL AND c.key = ? GROUP BY 1, 2 ORDER BY 3",
+            (batch_id, header))]
+
+    def corrections(self, batch_id: str, limit: int) -> tuple[list[tuple[int, str]], int]:
+        """The first ``limit`` rows (by number) whose settled status the provider corrected later,
+        with the note saying how, and how many there are in all."""
+        where = "FROM rows WHERE batch_id = ? AND substr(note, 1, 9) = 'corrected'"
+        total = int(self.db.execute(f"SELECT COUNT(*) {where}", (batch_id,)).fetchone()[0])
+        first = [(int(r[0]), str(r[1])) for r in self.db.execute(
+            f"SELECT row, note {where} ORDER BY row LIMIT ?", (batch_id, limit))]
+        return first, total
 
     def still_open(self, batch_id: str, *, skip_rows: Collection[int] = (),
                    skip_currencies: Collection[str] = ()) -> bool:

@@ -118,6 +118,9 @@ def batch_status(status: BatchStatus) -> None:
     out.print(table)
     for row, note in status.corrections:
         out.print(f"row {row}: {note}")
+    if status.more_corrections:
+        out.print(f"… and {status.more_corrections:,} more rows the provider corrected: "
+                  f"`batch-payouts results {status.batch_id} -o FILE` lists every row.")
 
 
 def paid_twice(pairs: list[PaidTwice]) -> None:

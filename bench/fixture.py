@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from scale import payout_file, seed_customers
+from scale import fund, payout_file, seed_customers
 
 from batch_payouts.catalog import Catalog, fetch_catalog
 from batch_payouts.engine import plan as planning
@@ -101,6 +101,7 @@ def build(rows: int, state_path: Path) -> str:
     state = fresh(speed=2000.0)
     state.knobs.rate_limits = False
     state.knobs.settle_seconds = 1.0
+    fund(state, rows)
     env = environment(BUILT_IN_SANDBOX_URL, state.integrator, built_in_sandbox=True)
     ledger.register_environment(env)
     seed_customers(state, ledger, env.id, rows)

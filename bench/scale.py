@@ -17,6 +17,7 @@ import random
 import string
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -42,6 +43,12 @@ def payout_file(path: Path, rows: int) -> Path:
     return path
 
 
+def fund(state: object, rows: int) -> None:
+    """Enough KES in the sandbox's payout wallet for every row of ``payout_file`` (at most 999 each)."""
+    wallet = state.wallets["KES"]  # type: ignore[attr-defined]
+    wallet.balance = max(wallet.balance, Decimal(1000 * rows))
+
+
 def seed_customers(state: object, ledger: Ledger, env_id: str, rows: int) -> None:
     """Customer records at the sandbox and in the ledger's cache, as a first run would leave them."""
     customers = state.customers  # type: ignore[attr-defined]
@@ -64,6 +71,7 @@ def build(rows: int, state_path: Path, concurrency: int) -> str:
     with held(books, speed=2000.0) as state:
         state.knobs.rate_limits = False
         state.knobs.settle_seconds = 1.0
+        fund(state, rows)
         env = environment(BUILT_IN_SANDBOX_URL, state.integrator, built_in_sandbox=True)
         ledger.register_environment(env)
         seed_customers(state, ledger, env.id, rows)

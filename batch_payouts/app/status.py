@@ -19,6 +19,7 @@ from batch_payouts.model import IN_FLIGHT_STATES, RowState
 
 EXIT_PAID_TWICE = 5
 OnEnvironment = Callable[[Environment], None]
+SHOWN_CORRECTIONS = 20  # rows listed by ``status``; the results file has every row
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,14 @@ class SummaryLine:
 
 @dataclass(frozen=True)
 class BatchStatus:
+    """A batch's totals and verdict; the first rows the provider corrected (``SHOWN_CORRECTIONS``
+    at most) and how many more there are (every row is in the results file)."""
+
     batch_id: str
     summary: list[SummaryLine]
     corrections: list[tuple[int, str]]  # row -> what the provider corrected
     verdict: Verdict
+    more_corrections: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,17 @@ class BatchLine:
 def exit_code_of(rows: list[RowRecord]) -> int:
     """The exit code a batch's rows call for (docs/row-lifecycle.md): 4 some pending, 3 not every row
     paid, 0 all paid."""
-    if any(r.state in IN_FLIGHT_STATES for r in rows):
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    return exit_code_for(counts)
+
+
+def exit_code_for(counts: dict[str, int]) -> int:
+    """:func:`exit_code_of` from the rows per state (``Ledger.counts``)."""
+    if any(counts.get(s.value) for s in IN_FLIGHT_STATES):
         return 4
-    return 0 if all(r.state is RowState.SUCCEEDED for r in rows) else 3
+    return 0 if all(state == RowState.SUCCEEDED.value for state, n in counts.items() if n) else 3
 
 
 def paid_twice(ledger: Ledger, batch_id: str) -> list[PaidTwice]:
@@ -104,16 +117,19 @@ def summary(ledger: Ledger, batch_id: str) -> list[SummaryLine]:
     return [SummaryLine(s, c, n, t) for s, c, n, t in results_mod.summary(ledger, batch_id)]
 
 
-def corrections(ledger: Ledger, batch_id: str) -> list[tuple[int, str]]:
-    """Rows whose settled status the provider corrected later, with what happened."""
-    return [(r.row, r.note) for r in ledger.rows(batch_id) if r.note and r.note.startswith("corrected")]
+def corrections(ledger: Ledger, batch_id: str, limit: int = -1) -> list[tuple[int, str]]:
+    """Rows whose settled status the provider corrected later, with what happened (the first
+    ``limit``; -1: all)."""
+    return ledger.corrections(batch_id, limit)[0]
 
 
 def batch_status(ledger: Ledger, batch_id: str, *, code: int | None = None) -> BatchStatus:
-    """The batch's totals, corrections and verdict (``code`` None: the code its rows call for)."""
-    rows = ledger.rows(batch_id)
-    return BatchStatus(batch_id, summary(ledger, batch_id), corrections(ledger, batch_id),
-                       verdict(ledger, batch_id, exit_code_of(rows) if code is None else code))
+    """The batch's totals, first corrections and verdict (``code`` None: the code its rows call
+    for), asked of the ledger: counted and summed there, no row decoded but those without a payout."""
+    shown, total = ledger.corrections(batch_id, SHOWN_CORRECTIONS)
+    code = exit_code_for(ledger.counts(batch_id)) if code is None else code
+    return BatchStatus(batch_id, summary(ledger, batch_id), shown, verdict(ledger, batch_id, code),
+                       more_corrections=total - len(shown))
 
 
 @contextlib.contextmanager
@@ -150,7 +166,8 @@ def recent_batches(where: Where) -> list[BatchLine]:
     """The most recent batches of every environment, newest first."""
     with open_ledger(where) as ledger:
         names = {e.id: f"{e.kind} {e.host}" for e in ledger.environments()}
-        return [BatchLine(b.id, names.get(b.env_id, "?"), b.label, b.source, len(ledger.rows(b.id)), b.created_at)
+        return [BatchLine(b.id, names.get(b.env_id, "?"), b.label, b.source, sum(ledger.counts(b.id).values()),
+                          b.created_at)
                 for b in ledger.batches()]
 
 

@@ -21,7 +21,7 @@ from batch_payouts.engine.verify_stage import name_check_columns
 from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, BatchRecord, Ledger, RowRecord
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
 from batch_payouts.sheets import layout
-from batch_payouts.sheets.report import Cover, Identity, Line, totals
+from batch_payouts.sheets.report import Cover, CurrencyTotals, Identity, Line, Tally, totals_of
 from batch_payouts.sheets.write import write_csv, write_xlsx
 from batch_payouts.validate import AmountError, parse_amount
 from batch_payouts.vocabulary import ORDER, STATE_WORDS, reason, what_to_do
@@ -122,6 +122,30 @@ def _country_currencies(batch: BatchRecord, rows: list[RowRecord]) -> dict[str, 
             found.setdefault(_canon(batch, r).get("country", "").strip().upper(), r.payout.currency)
     found.pop("", None)
     return found
+
+
+def country_currencies(ledger: Ledger, batch: BatchRecord) -> dict[str, str]:
+    """:func:`_country_currencies` of every row of the batch, asked of the ledger (no row decoded)."""
+    header = batch.options.get("mapping", {}).get("country")
+    found: dict[str, str] = {}
+    if header:
+        for text, currency, _first in ledger.cell_currencies(batch.id, header):
+            found.setdefault(text.strip().upper(), currency)
+    found.pop("", None)
+    return found
+
+
+def batch_totals(ledger: Ledger, batch_id: str) -> list[CurrencyTotals]:
+    """The per-currency totals of a batch (what ``totals(batch_lines(...))`` gives): the rows with a
+    payout counted and grouped by the ledger, only the rows without one read one by one."""
+    batch = ledger.batch(batch_id)
+    tallies = [Tally(g.currency, STATE_WORDS[g.state], g.amount, g.fee, g.received, g.count, g.unreported)
+               for g in ledger.money_groups(batch_id)]
+    loose = ledger.rows_without_payout(batch_id)
+    if loose:
+        by_country = country_currencies(ledger, batch)
+        tallies += [Tally.of(line_for(batch, r, by_country)) for r in loose]
+    return totals_of(tallies)
 
 
 def line_for(batch: BatchRecord, row: RowRecord, by_country: dict[str, str] | None = None) -> Line:
@@ -272,7 +296,7 @@ def write_summary_pdf(ledger: Ledger, batch_id: str, path: Path) -> Path:
 def summary(ledger: Ledger, batch_id: str) -> list[list[Any]]:
     """(word, currency, rows, amount) for every combination present, in the vocabulary's order."""
     out: list[list[Any]] = []
-    for t in totals(batch_lines(ledger, batch_id)):
+    for t in batch_totals(ledger, batch_id):
         for word in ORDER:
             bucket = t.by_word[word]
             if bucket.rows:

@@ -8,6 +8,7 @@ line's currency; times are naive ``datetime`` in UTC.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -85,15 +86,40 @@ class Line:
 
     @property
     def debited(self) -> Decimal:
-        """What the payout wallet lost for this row: 0 unless paid. ``amount`` when the fee came out
-        of the recipient's amount (received = amount - fee), ``amount + fee`` when the recipient got
-        the full amount."""
-        if self.word is not Word.PAID or self.amount is None:
-            return Decimal(0)
-        fee = self.fee or Decimal(0)
-        if self.received is not None and self.received == self.amount and fee:
-            return self.amount + fee
-        return self.amount
+        """What the payout wallet lost for this row (see :func:`debited`)."""
+        return debited(self.word, self.amount, self.fee, self.received)
+
+
+def debited(word: Word, amount: Decimal | None, fee: Decimal | None, received: Decimal | None) -> Decimal:
+    """What the payout wallet lost for a row: 0 unless paid. ``amount`` when the fee came out of
+    the recipient's amount (received = amount - fee), ``amount + fee`` when the recipient got the
+    full amount."""
+    if word is not Word.PAID or amount is None:
+        return Decimal(0)
+    charged = fee or Decimal(0)
+    if received is not None and received == amount and charged:
+        return amount + charged
+    return amount
+
+
+@dataclass(frozen=True)
+class Tally:
+    """``count`` rows alike in everything the totals count: currency, word, amount, fee, received.
+
+    ``rows``: their row numbers where the totals name rows (an amount that cannot be read, a paid
+    row without a fee or amount received reported); a tally of one line names its row."""
+
+    currency: str
+    word: Word
+    amount: Decimal | None
+    fee: Decimal | None
+    received: Decimal | None
+    count: int = 1
+    rows: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, line: Line) -> Tally:
+        return cls(line.currency, line.word, line.amount, line.fee, line.received, 1, (line.row,))
 
 
 @dataclass
@@ -101,9 +127,9 @@ class Bucket:
     rows: int = 0
     amount: Decimal = Decimal(0)
 
-    def add(self, amount: Decimal | None) -> None:
-        self.rows += 1
-        self.amount += amount or Decimal(0)
+    def add(self, amount: Decimal | None, count: int = 1) -> None:
+        self.rows += count
+        self.amount += (amount or Decimal(0)) * count
 
 
 @dataclass
@@ -138,18 +164,26 @@ class CurrencyTotals:
 
 def totals(lines: list[Line]) -> list[CurrencyTotals]:
     """Per currency (sorted; rows without a readable currency last), every row counted once."""
+    return totals_of(Tally.of(line) for line in lines)
+
+
+def totals_of(tallies: Iterable[Tally]) -> list[CurrencyTotals]:
+    """:func:`totals` from rows counted in groups (a database's ``GROUP BY``): the same figures."""
     found: dict[str, CurrencyTotals] = {}
-    for line in lines:
-        t = found.setdefault(line.currency, CurrencyTotals(line.currency))
-        t.by_word[line.word].add(line.amount)
-        if line.amount is None:
-            t.unreadable.append(line.row)
-        if line.word is Word.PAID:
-            t.fees += line.fee or Decimal(0)
-            t.debited += line.debited
-            t.received += line.received if line.received is not None else line.amount or Decimal(0)
-            if line.fee is None or line.received is None:
-                t.unreported.append(line.row)
+    for g in tallies:
+        t = found.setdefault(g.currency, CurrencyTotals(g.currency))
+        t.by_word[g.word].add(g.amount, g.count)
+        if g.amount is None:
+            t.unreadable += g.rows
+        if g.word is Word.PAID:
+            t.fees += (g.fee or Decimal(0)) * g.count
+            t.debited += debited(g.word, g.amount, g.fee, g.received) * g.count
+            t.received += (g.received if g.received is not None else g.amount or Decimal(0)) * g.count
+            if g.fee is None or g.received is None:
+                t.unreported += g.rows
+    for t in found.values():
+        t.unreadable.sort()
+        t.unreported.sort()
     return sorted(found.values(), key=lambda t: (t.currency == "", t.currency))
 
 

@@ -1,0 +1,102 @@
+"""A 100,000-row batch is as easy as a 100-row one: what `status`, `resume` and `results` need is
+asked of the ledger (counted, summed and grouped there) and gives what reading every row gives."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batch_payouts.cli import main
+from batch_payouts.engine import results
+from batch_payouts.ledger import Ledger, NewRow
+from batch_payouts.model import MobileMoneyPayout, RowState
+from batch_payouts.sheets.report import totals
+
+MAPPING = {"name": "name", "phone": "phone", "country": "country", "amount": "amount", "currency": "currency"}
+HEADERS = list(MAPPING.values())
+# How each state is reached: the state a row is stored in, then the moves a run makes.
+ROUTES: dict[RowState, tuple[RowState, tuple[RowState, ...]]] = {
+    RowState.READY: (RowState.READY, ()),
+    RowState.HELD: (RowState.HELD, ()),
+    RowState.BLOCKED: (RowState.BLOCKED, ()),
+    RowState.REJECTED: (RowState.READY, (RowState.REJECTED,)),
+    RowState.SUBMITTED: (RowState.READY, (RowState.SUBMITTING, RowState.SUBMITTED)),
+    RowState.UNKNOWN: (RowState.READY, (RowState.SUBMITTING, RowState.UNKNOWN)),
+    RowState.SUCCEEDED: (RowState.READY, (RowState.SUBMITTING, RowState.SUBMITTED, RowState.SUCCEEDED)),
+    RowState.FAILED: (RowState.READY, (RowState.SUBMITTING, RowState.SUBMITTED, RowState.FAILED)),
+    RowState.NEEDS_REVIEW: (RowState.READY, (RowState.SUBMITTING, RowState.SUBMITTED, RowState.NEEDS_REVIEW)),
+}
+COUNTRIES = {"KES": "KE", "UGX": "UG", "GHS": "GH"}
+
+paid_row = st.fixed_dictionaries({
+    "state": st.sampled_from(list(ROUTES)),
+    "currency": st.sampled_from(list(COUNTRIES)),
+    "amount": st.sampled_from([Decimal(100), Decimal("100.50"), Decimal("2500"), Decimal("0.25")]),
+    "fee": st.sampled_from([None, Decimal(0), Decimal("1.50"), Decimal(7)]),
+    "received": st.sampled_from(["none", "amount", "less"]),
+})
+invalid_row = st.fixed_dictionaries({
+    "country": st.sampled_from(["KE", " ke ", "UG", "", "ZZ"]),
+    "currency": st.sampled_from(["", "KES", "ugx"]),
+    "amount": st.sampled_from(["abc", "12.5", "-3", "", "1,000", "7.123"]),
+})
+
+
+def store(ledger: Ledger, batch_id: str, rows: list[dict[str, object]]) -> None:
+    """A batch of these rows, each moved the way a run moves it, with the provider's figures."""
+    new = []
+    for number, spec in enumerate(rows, start=2):
+        cells = {"name": f"P{number}", "phone": f"+2547120{number:05d}"}
+        if "state" in spec:
+            currency = str(spec["currency"])
+            payout = MobileMoneyPayout(row=number, name=cells["name"], amount=spec["amount"], currency=currency,
+                                       country=COUNTRIES[currency], phone=cells["phone"])
+            cells |= {"country": COUNTRIES[currency], "amount": str(spec["amount"]), "currency": currency}
+            stored, _ = ROUTES[spec["state"]]  # type: ignore[index]
+            new.append(NewRow(number, stored, payout, cells, []))
+        else:
+            cells |= {k: str(spec[k]) for k in ("country", "amount", "currency")}
+            new.append(NewRow(number, RowState.INVALID, None, cells, [{"column": "amount", "problem": "bad"}]))
+    ledger.create_batch(batch_id, env_id="e", fingerprint="f", label="", source="s.csv",
+                        options={"mapping": MAPPING}, headers=HEADERS, rows=new)
+    for number, spec in enumerate(rows, start=2):
+        if "state" not in spec:
+            continue
+        _, moves = ROUTES[spec["state"]]  # type: ignore[index]
+        for to in moves:
+            ledger.move(batch_id, number, to)
+        amount, fee = spec["amount"], spec["fee"]
+        received = {"none": None, "amount": amount, "less": amount - (fee or 0)}[spec["received"]]  # type: ignore[operator]
+        ledger.update(batch_id, number, fee=fee, recipient_amount=received)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.one_of(paid_row, invalid_row), st.integers(1, 4)), min_size=1, max_size=10))
+def test_totals_counted_by_the_ledger_are_the_totals_of_every_row(tmp_path_factory: pytest.TempPathFactory,
+                                                                    kinds: list[tuple[dict[str, object], int]]) -> None:
+    ledger = Ledger(tmp_path_factory.mktemp("t") / "l.db")
+    store(ledger, "b1", [row for row, times in kinds for _ in range(times)])  # alike rows: the ledger groups them
+    every_line = totals(results.batch_lines(ledger, "b1"))
+    assert repr(results.batch_totals(ledger, "b1")) == repr(every_line)  # amounts written alike, too
+    ledger.close()
+
+
+def test_status_lists_the_first_corrections_and_says_how_many_more_and_where(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    store(ledger, "b1", [{"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None,
+                          "received": "none"}] * 25)
+    for number in range(2, 27):
+        ledger.move("b1", number, RowState.FAILED,
+                    note="corrected by the provider: SUCCESSFUL became REVERSED at Kotani; succeeded -> failed here")
+    ledger.close()
+    result = CliRunner().invoke(main, ["status", "b1", "--state", str(tmp_path / "l.db")])
+    listed = [line for line in result.stdout.splitlines() if line.startswith("row ")]
+    assert listed[0].startswith("row 2: corrected by the provider") and len(listed) == 20
+    assert "… and 5 more rows the provider corrected: `batch-payouts results b1 -o FILE` lists every row." \
+        in " ".join(result.stdout.split())
+    assert result.exit_code == 3
