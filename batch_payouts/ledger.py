@@ -630,6 +630,22 @@ class Ledger:
             args += [s.value for s in states]
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
 
+    def stream_rows(self, batch_id: str, *, unpaid: bool = False) -> Iterator[RowRecord]:
+        """The batch's rows by number (``unpaid``: all but the succeeded ones), each decoded as it
+        is read: memory does not grow with the batch."""
+        sql = ("SELECT * FROM rows WHERE batch_id = ? AND state != 'succeeded' ORDER BY row" if unpaid
+               else "SELECT * FROM rows WHERE batch_id = ? ORDER BY row")
+        for r in self.db.execute(sql, (batch_id,)):
+            yield self._record(r)
+
+    def first_sent_last_answer(self, batch_ids: Sequence[str]) -> tuple[float | None, float | None]:
+        """When the first payout of these batches left (epoch seconds), and when the last final
+        answer came; None where there is none."""
+        marks = ",".join("?" * len(batch_ids))
+        sql = f"SELECT MIN(COALESCE(submitting_at, submitted_at)), MAX(completed_at) FROM rows WHERE batch_id IN ({marks})"  # noqa: S608, E501
+        first, last = self.db.execute(sql, list(batch_ids)).fetchone()
+        return first, last
+
     def sent_count(self, batch_id: str) -> int:
         """Rows of the batch whose payout has left (or may have left) this machine."""
         sql = f"SELECT COUNT(*) FROM rows WHERE batch_id = ? AND state IN {_IN_FLIGHT_OR_SENT}"  # noqa: S608

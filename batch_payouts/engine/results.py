@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -240,18 +241,16 @@ def source_digest(batch: BatchRecord) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def make_cover(ledger: Ledger, batch_id: str, lines: list[Line], *, batches: tuple[str, ...] | None = None,
-               title: str = "Payout results") -> Cover:
+def make_cover(ledger: Ledger, batch_id: str, lines: list[Line] | None = None, *,
+               batches: tuple[str, ...] | None = None, title: str = "Payout results") -> Cover:
+    """The cover of a batch (or of a chain of ``batches``), its times asked of the ledger."""
     batch = ledger.batch(batch_id)
     chain = batches or (batch_id,)
-    rows = [r for b in chain for r in ledger.rows(b)]
-    sent = [t for r in rows if (t := r.submitting_at or r.submitted_at) is not None]
-    answered = [r.completed_at for r in rows if r.completed_at is not None]
+    first_sent, last_answer = ledger.first_sent_last_answer(chain)
     return Cover(
         identity=identity_of(ledger, batch), batch=batch.id, label=batch.label, source=batch.source,
         source_sha256=source_digest(batch), batches=chain, retry_of=batch.parent,
-        created_at=_utc(batch.created_at), first_sent_at=_utc(min(sent)) if sent else None,
-        last_answer_at=_utc(max(answered)) if answered else None,
+        created_at=_utc(batch.created_at), first_sent_at=_utc(first_sent), last_answer_at=_utc(last_answer),
         written_at=_utc(ledger.clock()) or dt.datetime(1970, 1, 1), tool_version=__version__,
         title=title)
 
@@ -269,9 +268,24 @@ def _write(path: Path, cover: Cover, headers: list[str], lines: list[Line], *, f
 
 
 def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
-    """Write the results file of one batch (CSV or XLSX by suffix) atomically, mode 0600."""
-    lines = batch_lines(ledger, batch_id)
-    return _write(path, make_cover(ledger, batch_id, lines), ledger.batch(batch_id).headers, lines, final=False)
+    """Write the results file of one batch (CSV or XLSX by suffix) atomically, mode 0600. The
+    rows are streamed from the ledger to the file; the totals are counted by the ledger."""
+    crash.point("while_writing_results")
+    batch = ledger.batch(batch_id)
+    by_country = country_currencies(ledger, batch)
+
+    def lines(*, unpaid: bool = False) -> Iterator[Line]:
+        for row in ledger.stream_rows(batch_id, unpaid=unpaid):
+            yield line_for(batch, row, by_country)
+
+    if path.suffix.lower() == ".xlsx":
+        sheets = layout.streamed_workbook(make_cover(ledger, batch_id), batch.headers, lines(), lines(unpaid=True),
+                                          batch_totals(ledger, batch_id))
+        write_xlsx(path, sheets)
+    else:
+        write_csv(path, layout.table_headers(batch.headers, layout.RESULT_COLUMNS),
+                  layout.table_rows(batch.headers, lines(), layout.RESULT_COLUMNS))
+    return path
 
 
 def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:

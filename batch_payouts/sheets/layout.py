@@ -7,7 +7,7 @@ column whose name the input already uses is written as ``result_<name>``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -65,25 +65,34 @@ def _value(line: Line, column: str) -> Any:
     return values[column]
 
 
-def table_rows(inputs: list[str], lines: list[Line], columns: Sequence[str]) -> list[list[Any]]:
-    return [[line.cells.get(h, "") for h in inputs] + [_value(line, c) for c in columns] for line in lines]
+def table_rows(inputs: list[str], lines: Iterable[Line], columns: Sequence[str]) -> Iterator[list[Any]]:
+    """The table's rows, one per line, made as they are read."""
+    for line in lines:
+        yield [line.cells.get(h, "") for h in inputs] + [_value(line, c) for c in columns]
 
 
-def results_sheet(title: str, inputs: list[str], lines: list[Line], columns: Sequence[str]) -> SheetSpec:
+def money_formats(width: int, money_at: Sequence[int], currency_at: int) -> Callable[[Sequence[Any]], list[str | None]]:
+    """The number formats of a row: the currency's (in column ``currency_at``, 0-based) on the
+    money columns ``money_at``, none elsewhere."""
+    def of(cells: Sequence[Any]) -> list[str | None]:
+        formats: list[str | None] = [None] * width
+        fmt = number_format(str(cells[currency_at] or ""))
+        for i in money_at:
+            formats[i] = fmt
+        return formats
+    return of
+
+
+def results_sheet(title: str, inputs: list[str], lines: Iterable[Line], columns: Sequence[str]) -> SheetSpec:
     headers = table_headers(inputs, columns)
     first = len(inputs)
-    formats = []
-    for line in lines:
-        cells: list[str | None] = [None] * len(headers)
-        for i, column in enumerate(columns):
-            if column in MONEY_COLUMNS:
-                cells[first + i] = number_format(line.currency)
-        formats.append(cells)
+    money_at = [first + i for i, column in enumerate(columns) if column in MONEY_COLUMNS]
+    formats = money_formats(len(headers), money_at, first + list(columns).index("currency"))
     renamed = dict(zip(columns, headers[first:], strict=True))
     text = {renamed[c] for c in TEXT_COLUMNS if c in renamed}
     text |= {h for h in inputs if canonical_for(h) in _PAYEE_COLUMNS}
     reason_at = first + list(columns).index("reason") + 1
-    return SheetSpec(title, headers, table_rows(inputs, lines, columns), text, formats=formats,
+    return SheetSpec(title, headers, table_rows(inputs, lines, columns), text, format_of=formats,
                      table_header=True, printable=True, widths={reason_at: 40.0}, wrap=frozenset({reason_at}))
 
 
@@ -157,8 +166,7 @@ def cover_notes(all_totals: list[CurrencyTotals]) -> list[str]:
     return notes
 
 
-def cover_sheet(cover: Cover, lines: list[Line]) -> SheetSpec:
-    all_totals = totals(lines)
+def cover_sheet(cover: Cover, all_totals: list[CurrencyTotals]) -> SheetSpec:
     rows: list[list[Any]] = [[cover.title], []]
     formats: list[list[str | None]] = [[], []]
     bold = {0}
@@ -184,23 +192,24 @@ def cover_sheet(cover: Cover, lines: list[Line]) -> SheetSpec:
 
 # -- Problems and Summary ------------------------------------------------------------------------------
 
-def problems_sheet(lines: list[Line]) -> SheetSpec:
-    rows: list[list[Any]] = []
-    formats: list[list[str | None]] = []
-    for line in problems(lines):
+def _problem_rows(unpaid: Iterable[Line]) -> Iterator[list[Any]]:
+    for line in unpaid:
         amount: Any = line.amount if line.amount is not None else f"{line.amount_text} (unreadable)"
-        rows.append([line.row, line.name, line.paid_to, amount, line.currency, str(line.word), line.reason,
-                     line.what_to_do])
-        formats.append([None, None, None, number_format(line.currency)])
+        yield [line.row, line.name, line.paid_to, amount, line.currency, str(line.word), line.reason, line.what_to_do]
+
+
+def problems_sheet(unpaid: Iterable[Line]) -> SheetSpec:
+    """Every row that was not paid (``unpaid``: those lines, in row order)."""
     widths = {1: 7.0, 2: 24.0, 3: 18.0, 4: 14.0, 5: 9.0, 6: 22.0, 7: 60.0, 8: 50.0}
-    return SheetSpec("Problems", PROBLEM_HEADERS, rows, {"Phone or account"}, formats=formats,
-                     table_header=True, printable=True, widths=widths, wrap=frozenset({2, 7, 8}))
+    return SheetSpec("Problems", PROBLEM_HEADERS, _problem_rows(unpaid), {"Phone or account"},
+                     format_of=money_formats(4, [3], 4), table_header=True, printable=True, widths=widths,
+                     wrap=frozenset({2, 7, 8}))
 
 
-def summary_rows(lines: list[Line]) -> list[list[Any]]:
+def summary_rows(all_totals: list[CurrencyTotals]) -> list[list[Any]]:
     """One row per (currency, word) present: a label naming both, rows and amount."""
     out: list[list[Any]] = []
-    for t in totals(lines):
+    for t in all_totals:
         for word in ORDER:
             bucket = t.by_word[word]
             if bucket.rows:
@@ -208,8 +217,8 @@ def summary_rows(lines: list[Line]) -> list[list[Any]]:
     return out
 
 
-def summary_sheet(lines: list[Line]) -> SheetSpec:
-    rows = summary_rows(lines)
+def summary_sheet(all_totals: list[CurrencyTotals]) -> SheetSpec:
+    rows = summary_rows(all_totals)
     formats: list[list[str | None]] = [[None, None, None, None, number_format(r[1] if r[1] != "no currency" else "")]
                                        for r in rows]
     chart = ChartSpec("Rows by currency and status", category_column=1, value_column=4, last_row=len(rows) + 1,
@@ -221,6 +230,13 @@ def summary_sheet(lines: list[Line]) -> SheetSpec:
 def workbook(cover: Cover, inputs: list[str], lines: list[Line], *, final: bool = False) -> list[SheetSpec]:
     """Every sheet of a results workbook; the table comes first (``retry`` reads the first sheet),
     the workbook opens on the Cover."""
+    return streamed_workbook(cover, inputs, lines, problems(lines), totals(lines), final=final)
+
+
+def streamed_workbook(cover: Cover, inputs: list[str], lines: Iterable[Line], unpaid: Iterable[Line],
+                      all_totals: list[CurrencyTotals], *, final: bool = False) -> list[SheetSpec]:
+    """:func:`workbook` from lines read as the file is written: every line, then the unpaid ones
+    (each iterable read once, in row order), and the totals counted beforehand."""
     table = (results_sheet("Final outcome", inputs, lines, FINAL_COLUMNS) if final
              else results_sheet("Results", inputs, lines, RESULT_COLUMNS))
-    return [table, cover_sheet(cover, lines), problems_sheet(lines), summary_sheet(lines)]
+    return [table, cover_sheet(cover, all_totals), problems_sheet(unpaid), summary_sheet(all_totals)]

@@ -12,12 +12,11 @@ import csv
 import dataclasses
 import datetime as dt
 import errno
-import io
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -73,8 +72,10 @@ def _naming(path: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a private temporary file and an atomic rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A private temporary file beside ``path`` to write; on success it is synced and renamed over
+    ``path`` (mode 0600), on failure removed. A failed write is reported against ``path``."""
     with _naming(path):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,9 +84,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
+            os.close(fd)
+            yield Path(tmp)
+            with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
@@ -93,33 +94,35 @@ def atomic_write(path: Path, data: bytes) -> None:
             raise
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a private temporary file and an atomic rename."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def safe_sheet(spec: SheetSpec) -> SheetSpec:
-    """``spec`` with every header and cell made formula-safe (numbers and dates kept as they are)."""
+    """``spec`` with every header and cell made formula-safe (numbers and dates kept as they are);
+    the rows are made safe as they are written."""
     return dataclasses.replace(spec, headers=[escape_cell(h) for h in spec.headers],
-                               rows=[[_safe(v) for v in row] for row in spec.rows],
+                               rows=([_safe(v) for v in row] for row in spec.rows),
                                text_columns={escape_cell(h) for h in spec.text_columns})
 
 
 def write_xlsx(path: Path, sheets: list[SheetSpec]) -> None:
-    """Write ``sheets`` as one workbook, formula-safe, atomically, mode 0600."""
-    with _naming(path):
-        fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=path.parent if path.parent.is_dir() else None)
-    os.close(fd)
-    try:
-        write_workbook(Path(tmp), [safe_sheet(spec) for spec in sheets])
-        atomic_write(path, Path(tmp).read_bytes())
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Write ``sheets`` as one workbook, formula-safe, atomically, mode 0600; rows given as a
+    generator are streamed to the file."""
+    with atomic_file(path) as tmp:
+        write_workbook(tmp, [safe_sheet(spec) for spec in sheets])
 
 
-def write_csv(path: Path, headers: list[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Write one table as UTF-8 CSV (with BOM, CRLF), formula-safe, atomically, mode 0600."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([escape_cell(h) for h in headers])
-    for row in rows:
-        writer.writerow([_csv_text(_safe(v)) for v in row])
-    atomic_write(path, buffer.getvalue().encode("utf-8-sig"))
+def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write one table as UTF-8 CSV (with BOM, CRLF), formula-safe, atomically, mode 0600; rows
+    are written as they come."""
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerow([escape_cell(h) for h in headers])
+        for row in rows:
+            writer.writerow([_csv_text(_safe(v)) for v in row])
 
 
 def write_table(path: Path, headers: list[str], rows: Sequence[Sequence[Any]],

@@ -9,8 +9,9 @@ strings, never as formulas.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import openpyxl
 import openpyxl.xml
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.formula.translate import Translator
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -28,6 +30,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, fr
 from openpyxl.utils.escape import escape as xml_escape
 from openpyxl.utils.escape import unescape as xml_unescape
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
 
 from batch_payouts.errors import InputFileError
 
@@ -129,11 +132,15 @@ class ListCheck:
 @dataclass
 class SheetSpec:
     """One sheet to write: headers, rows of cells, which columns are forced to text, and how it
-    looks: per-cell number formats, a bold frozen filtered header, print settings, a chart."""
+    looks: per-cell number formats, a bold frozen filtered header, print settings, a chart.
+
+    ``rows`` may be any iterable (a generator streams a large table to the file, read once);
+    each row's number formats come from ``formats`` (a sequence, row by row) or ``format_of``
+    (a function of the row's cells)."""
 
     title: str
     headers: list[str]
-    rows: Sequence[Sequence[Any]]
+    rows: Iterable[Sequence[Any]]
     text_columns: set[str] = field(default_factory=set)
     chart: ChartSpec | None = None
     blank_text_rows: int = 0  # empty rows below the data pre-formatted as text (templates)
@@ -145,9 +152,11 @@ class SheetSpec:
     checks: Sequence[ListCheck] = ()
     active: bool = False  # the sheet a spreadsheet opens on
     wrap: frozenset[int] = frozenset()  # 1-based columns whose text wraps inside the cell
+    format_of: Callable[[Sequence[Any]], Sequence[str | None]] | None = None  # number formats of a row
 
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+WIDTH_SAMPLE = 200  # rows (the header included) whose content sets a column's width
 _BOLD = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
 _WRAP = Alignment(wrap_text=True, vertical="top")
@@ -155,101 +164,120 @@ _TOP = Alignment(vertical="top")
 
 
 def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
-    """Write ``sheets`` to ``path`` (the caller makes it atomic)."""
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for spec in sheets:
-        ws = wb.create_sheet(spec.title[:31])
-        _fill(ws, spec)
-        _style(ws, spec)
-        if spec.chart and spec.rows:
-            _chart(ws, spec.chart)
-        for check in spec.checks:
-            _list_check(ws, check)
+    """Write ``sheets`` to ``path`` (the caller makes it atomic), streaming each sheet's rows to
+    the file as they come (openpyxl's write-only mode): memory does not grow with the rows."""
+    wb = openpyxl.Workbook(write_only=True)
     active = next((i for i, spec in enumerate(sheets) if spec.active), 0)
-    wb.active = active
-    for i, ws in enumerate(wb.worksheets):
+    for i, spec in enumerate(sheets):
+        ws = wb.create_sheet(spec.title[:31])
         ws.sheet_view.tabSelected = i == active
+        _write_sheet(ws, spec)
+    wb.active = active
     wb.save(path)
 
 
-def _put(cell: Any, value: Any) -> None:
+def _value(value: Any) -> Any:
+    """What a cell holds: numbers and dates as they are, anything else as text."""
     if isinstance(value, Decimal | int | float | dt.datetime | dt.date) and not isinstance(value, bool):
-        cell.value = value
-        if isinstance(value, dt.datetime | dt.date):
-            cell.number_format = DATE_FORMAT
-        return
+        return value
     text = "" if value is None else str(value)
     # control characters as _xHHHH_, as Excel does (XML would turn CR into LF)
-    cell.value = xml_escape(text) if _CONTROL.search(text) else text
-    cell.data_type = "s"  # never a formula, whatever the text starts with
+    return xml_escape(text) if _CONTROL.search(text) else text
 
 
-def _fill(ws: Any, spec: SheetSpec) -> None:
+def _width(value: Any) -> int:
+    return len(str(value or ""))
+
+
+def _write_sheet(ws: Any, spec: SheetSpec) -> None:
     offset = 1 if spec.headers else 0
-    for c, header in enumerate(spec.headers, start=1):
-        _put(ws.cell(row=1, column=c), header)
-    text_idx = {i for i, h in enumerate(spec.headers) if h in spec.text_columns}
-    for r, values in enumerate(spec.rows, start=1 + offset):
-        formats = spec.formats[r - 1 - offset] if spec.formats else ()
-        for c, value in enumerate(values, start=1):
-            cell = ws.cell(row=r, column=c)
-            _put(cell, value)
-            if (c - 1) in text_idx:
-                cell.number_format = "@"
-            elif c - 1 < len(formats) and formats[c - 1]:
-                cell.number_format = formats[c - 1]
-            if (r - 1 - offset) in spec.bold_rows:
-                cell.font = _BOLD
-            if c in spec.wrap:
-                cell.alignment = _WRAP
-            elif spec.wrap:
-                cell.alignment = _TOP  # level with the first line of the wrapped cells
-    for c in text_idx:
-        for r in range(len(spec.rows) + 1 + offset, len(spec.rows) + 1 + offset + spec.blank_text_rows):
-            ws.cell(row=r, column=c + 1).number_format = "@"
-
-
-def _style(ws: Any, spec: SheetSpec) -> None:
-    columns = max([len(spec.headers), *(len(r) for r in spec.rows)], default=0)
-    for c in range(1, columns + 1):
-        if spec.widths and c in spec.widths:
-            width = spec.widths[c]
-        else:
-            longest = max([len(str(ws.cell(row=r, column=c).value or "")) for r in range(1, min(ws.max_row, 200) + 1)],
-                          default=0)
-            width = max(6, min(24, longest + 2))
+    rows = iter(spec.rows)
+    first = [[_value(v) for v in row] for row in itertools.islice(rows, WIDTH_SAMPLE - offset)]
+    widths = _widths(spec, first)
+    for c, width in widths.items():
         ws.column_dimensions[get_column_letter(c)].width = width
-    _wrapped_heights(ws, spec)
     if spec.table_header and spec.headers:
-        for c in range(1, len(spec.headers) + 1):
-            ws.cell(row=1, column=c).font = _BOLD
-            ws.cell(row=1, column=c).fill = _HEADER_FILL
         ws.freeze_panes = "A2"
-        last = max(len(spec.rows), spec.blank_text_rows) + 1
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(spec.headers))}{last}"
-    if spec.printable:
+    if spec.printable:  # before the rows: the sheet's properties come first in the file
         ws.page_setup.orientation = "landscape"
-        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
         ws.page_setup.fitToWidth = 1
         ws.page_setup.fitToHeight = 0
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         if spec.headers:
             ws.print_title_rows = "1:1"
+    text_idx = {i for i, h in enumerate(spec.headers) if h in spec.text_columns}
+    if spec.headers:
+        ws.append([_cell(ws, h, header=spec.table_header) for h in spec.headers])
+    count = 0
+    values = itertools.chain(first, ([_value(v) for v in row] for row in rows))
+    for r, cells in enumerate(values):
+        formats = spec.formats[r] if spec.formats else spec.format_of(cells) if spec.format_of else ()
+        height = _wrapped_height(spec, widths, cells)
+        if height:
+            ws.row_dimensions[r + 1 + offset].height = height
+        ws.append([_cell(ws, v, text=(c in text_idx), number_format=formats[c] if c < len(formats) else None,
+                         bold=r in spec.bold_rows, align=_WRAP if c + 1 in spec.wrap else _TOP if spec.wrap else None)
+                   for c, v in enumerate(cells)])
+        count += 1
+    for _ in range(spec.blank_text_rows):
+        ws.append([_cell(ws, None, text=True) if c in text_idx else None for c in range(len(spec.headers))])
+    _finish(ws, spec, count)
 
 
-def _wrapped_heights(ws: Any, spec: SheetSpec) -> None:
-    """Rows tall enough for their wrapped text (spreadsheets do not all measure it themselves)."""
-    if not spec.wrap:
-        return
-    for r in range(2 if spec.headers else 1, ws.max_row + 1):
-        lines = 1
-        for c in spec.wrap:
-            width = ws.column_dimensions[get_column_letter(c)].width or 10
-            text = str(ws.cell(row=r, column=c).value or "")
-            lines = max(lines, -(-len(text) // int(width)) or 1)
-        if lines > 1:
-            ws.row_dimensions[r].height = 15 * lines
+def _cell(ws: Any, value: Any, *, header: bool = False, text: bool = False, number_format: str | None = None,
+          bold: bool = False, align: Alignment | None = None) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+    elif isinstance(value, dt.datetime | dt.date):
+        cell.number_format = DATE_FORMAT
+    if text:
+        cell.number_format = "@"
+    elif number_format:
+        cell.number_format = number_format
+    if header:
+        cell.font = _BOLD
+        cell.fill = _HEADER_FILL
+    elif bold:
+        cell.font = _BOLD
+    if align is not None:
+        cell.alignment = align
+    return cell
+
+
+def _widths(spec: SheetSpec, first: list[list[Any]]) -> dict[int, float]:
+    """1-based column -> width: given, or from the longest text of the first rows (6 to 24)."""
+    sample = [spec.headers, *first] if spec.headers else first
+    columns = max([len(spec.headers), *(len(r) for r in first)], default=0)
+    out = {}
+    for c in range(1, columns + 1):
+        if spec.widths and c in spec.widths:
+            out[c] = spec.widths[c]
+        else:
+            longest = max([_width(r[c - 1]) for r in sample if c <= len(r)], default=0)
+            out[c] = float(max(6, min(24, longest + 2)))
+    return out
+
+
+def _wrapped_height(spec: SheetSpec, widths: dict[int, float], cells: Sequence[Any]) -> float | None:
+    """A row tall enough for its wrapped text (spreadsheets do not all measure it themselves)."""
+    lines = 1
+    for c in spec.wrap:
+        text = str(cells[c - 1] or "") if c <= len(cells) else ""
+        lines = max(lines, -(-len(text) // int(widths.get(c) or 10)) or 1)
+    return 15.0 * lines if lines > 1 else None
+
+
+def _finish(ws: Any, spec: SheetSpec, count: int) -> None:
+    """What comes after the rows: the filter, the chart, drop-downs."""
+    if spec.table_header and spec.headers:
+        last = max(count, spec.blank_text_rows) + 1
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(spec.headers))}{last}"
+    if spec.chart and count:
+        _chart(ws, spec.chart)
+    for check in spec.checks:
+        _list_check(ws, check)
 
 
 def _chart(ws: Any, spec: ChartSpec) -> None:
@@ -274,5 +302,5 @@ def _list_check(ws: Any, check: ListCheck) -> None:
     rule.error = "Pick a value from the list." if check.strict else "Not in the list; keep it only if you are sure."
     rule.errorTitle = "Check this cell"
     rule.prompt = check.prompt
-    ws.add_data_validation(rule)
+    ws.data_validations.append(rule)
     rule.add(f"{letter}2:{letter}{check.last_row}")
