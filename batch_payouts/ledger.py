@@ -571,6 +571,16 @@ class Ledger:
                 value = row[0]
         return bytes.fromhex(value)
 
+    def note(self, name: str, value: str) -> None:
+        """Keep ``value`` under ``name`` in the ledger's own notes (replacing an older one)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def noted(self, name: str) -> str | None:
+        """The value kept under ``name``, if any."""
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
     def register_environment(self, env: Environment) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO environments VALUES (?,?,?,?,?,?)",

@@ -330,7 +330,8 @@ def run_outcome(outcome: RunOutcome) -> None:
     """How a run ended: the batch's totals, its results file, PAID TWICE (which says nothing more),
     paused currencies, why it stopped, rows still pending."""
     batch_status(outcome.status)
-    written("results", outcome.results_path)
+    written("results (already up to date: no row changed since it was written)" if outcome.results_current
+            else "results", outcome.results_path)
     paid_twice(outcome.verdict.paid_twice)
     if outcome.verdict.paid_twice:
         return

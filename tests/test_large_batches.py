@@ -100,3 +100,28 @@ def test_status_lists_the_first_corrections_and_says_how_many_more_and_where(tmp
     assert "… and 5 more rows the provider corrected: `batch-payouts results b1 -o FILE` lists every row." \
         in " ".join(result.stdout.split())
     assert result.exit_code == 3
+
+
+def test_resuming_a_settled_batch_keeps_its_results_file_until_a_row_changes(tmp_path: Path) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\nB,+254712345679,KE,250,KES\n")
+    state = str(tmp_path / "l.db")
+    runner = CliRunner()
+    first = runner.invoke(main, ["run", str(src), "--sandbox", "--yes", "--quiet", "--state", state])
+    assert first.exit_code == 0, first.output
+    batch = next(line.split()[1] for line in first.stdout.splitlines() if line.startswith("Batch "))
+    results_file = next(tmp_path.glob(f"p.{batch}.results.csv"))
+    written = results_file.stat().st_mtime_ns, results_file.read_bytes()
+
+    again = runner.invoke(main, ["resume", batch, "--sandbox", "--yes", "--quiet", "--state", state])
+    assert again.exit_code == 0, again.output
+    assert "results (already up to date: no row changed since it was written):" in again.stdout
+    assert (results_file.stat().st_mtime_ns, results_file.read_bytes()) == written
+
+    ledger = Ledger(state)
+    ledger.move(batch, 3, RowState.FAILED, note="corrected by the provider: SUCCESSFUL became REVERSED at Kotani")
+    ledger.close()
+    third = runner.invoke(main, ["resume", batch, "--sandbox", "--yes", "--quiet", "--state", state])
+    assert third.exit_code == 3, third.output
+    assert "already up to date" not in third.stdout
+    assert ",failed," in results_file.read_text(encoding="utf-8-sig")

@@ -124,6 +124,7 @@ class RunOutcome:
     result: RunResult
     results_path: Path
     status: facts.BatchStatus
+    results_current: bool = False  # the results file was already up to date: nothing changed since
 
     @property
     def verdict(self) -> facts.Verdict:
@@ -209,13 +210,13 @@ def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *
         raise errors.OverrideOnOldBatch(batch_id)
     stages.require_approved(session.ledger, batch_id)  # the same file made in the console
     reheld, released = guard_continued(session, batch_id, report)
-    rows = session.ledger.rows(batch_id)
-    held = [r.row for r in rows if r.state is RowState.HELD]
-    if not any(r.state in OPEN_STATES for r in rows) and not set(held) & set(accepted):
+    states = session.ledger.counts(batch_id)  # counted by the ledger: a 100k batch is not decoded
+    held = [r.row for r in session.ledger.rows(batch_id, RowState.HELD)]
+    if not any(states.get(s.value) for s in OPEN_STATES) and not set(held) & set(accepted):
         counts: dict[str, int] = {}
-        for r in rows:
-            word = results_mod.STATUS_WORDS[r.state]
-            counts[word] = counts.get(word, 0) + 1
+        for state, n in states.items():
+            word = results_mod.STATUS_WORDS[RowState(state)]
+            counts[word] = counts.get(word, 0) + n
         return AlreadyPaid(session.ledger.batch(batch_id), counts, label, held, reheld)
     planned = plan_batch(session, batch_id, sheet, report, label=label, continuing=True, accepted=accepted)
     return replace(planned, released=released, reheld=reheld, accepted=[n for n in held if n in accepted])
@@ -228,7 +229,7 @@ def write_finished(session: Session, finished: AlreadyPaid, results_path: Path |
     path = results.write(session.ledger, batch_id, results_path or results.default_path(finished.batch.source,
                                                                                         batch_id))
     return ResultsWritten(path, facts.verdict(session.ledger, batch_id,
-                                              facts.exit_code_of(session.ledger.rows(batch_id))))
+                                              facts.exit_code_for(session.ledger.counts(batch_id))))
 
 
 def require_covered(planned: Planned, *, allow_partial: bool) -> None:
@@ -360,6 +361,8 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
 
 
 def finish(session: Session, batch_id: str, result: RunResult, results_path: Path) -> RunOutcome:
-    """Write the results file and gather how the run ended."""
-    path = results.write(session.ledger, batch_id, results_path)
-    return RunOutcome(batch_id, result, path, facts.batch_status(session.ledger, batch_id, code=result.exit_code))
+    """Write the results file (unless the one at ``results_path`` is already up to date: a settled
+    batch resumed) and gather how the run ended."""
+    written = results.write_unless_current(session.ledger, batch_id, results_path)
+    return RunOutcome(batch_id, result, results_path,
+                      facts.batch_status(session.ledger, batch_id, code=result.exit_code), not written)

@@ -3,9 +3,10 @@ one for any batch, also mid-run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from batch_payouts import errors
+from batch_payouts import __version__, errors
 from batch_payouts.app.status import OnEnvironment, Where, open_ledger, read_batch
 from batch_payouts.engine import results as results_mod
 from batch_payouts.ledger import Ledger
@@ -32,7 +33,31 @@ def check_path(path: Path | None, *inputs: Path) -> None:
 
 def write(ledger: Ledger, batch_id: str, path: Path) -> Path:
     """The batch's results file (CSV or XLSX by suffix), written atomically."""
-    return results_mod.write_results(ledger, batch_id, path)
+    written = results_mod.write_results(ledger, batch_id, path)
+    ledger.note(_results_note(batch_id, path), _stamp(ledger, batch_id, path))
+    return written
+
+
+def write_unless_current(ledger: Ledger, batch_id: str, path: Path) -> bool:
+    """Write the batch's results file unless the file at ``path`` is the one this tool last wrote
+    there for the batch and no row has changed since (a settled batch resumed): True if written."""
+    if path.exists() and ledger.noted(_results_note(batch_id, path)) == _stamp(ledger, batch_id, path):
+        return False
+    write(ledger, batch_id, path)
+    return True
+
+
+def _results_note(batch_id: str, path: Path) -> str:
+    return f"results {batch_id} {path.resolve()}"
+
+
+def _stamp(ledger: Ledger, batch_id: str, path: Path) -> str:
+    """What a results file depends on: the batch's last change (rows, environment, options), the
+    tool's version, and the file itself (its size and time, as written)."""
+    batch = ledger.batch(batch_id)
+    stat = path.stat() if path.exists() else None
+    return json.dumps([batch.updated_at, batch.env_id, batch.options, __version__,
+                       stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
 
 
 def write_for(where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None,
