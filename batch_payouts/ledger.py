@@ -35,6 +35,7 @@ from batch_payouts.model import IN_FLIGHT_STATES, LIVE_STATES, SENT_STATES, Payo
 from batch_payouts.redact import redact
 
 SCHEMA_VERSION = 1
+AUDIT_GROUP = 200  # API calls written to the audit trail in one transaction at most
 _PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
 
 MIGRATIONS: tuple[str, ...] = (
@@ -395,6 +396,7 @@ class Ledger:
         self.path = Path(path)
         self.clock = clock
         self.secrets = secrets
+        self._audit_waiting: list[tuple[Any, ...]] = []  # API calls not yet written (see ``audit``)
         if self.path.is_dir():
             raise LedgerError(f"the ledger path {self.path} is a folder; point --state (or "
                               "BATCH_PAYOUTS_STATE) at a file, e.g. " + str(self.path / "ledger.sqlite3"))
@@ -458,10 +460,13 @@ class Ledger:
             self.db.execute("PRAGMA synchronous = FULL")
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            waiting: list[tuple[Any, ...]] = []
             try:
+                waiting = self._write_audit(self.db)
                 yield self.db
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._audit_waiting[:0] = waiting
                 raise
             self.db.execute("COMMIT")
         finally:
@@ -475,6 +480,9 @@ class Ledger:
         self.close()
 
     def close(self) -> None:
+        if self._audit_waiting:
+            with self.transaction():
+                pass
         self.db.close()
 
     def integrity_ok(self) -> bool:
@@ -1068,15 +1076,32 @@ class Ledger:
     def audit(self, *, method: str, path: str, status: int | None, duration: float,
               request: Any, response: Any, error: str | None, actor: str | None = None) -> None:
         """Record an API call with the key, secrets and phone numbers masked; ``actor``: the person
-        whose action made it (None: the operator of a command)."""
-        with self.transaction() as db:
-            db.execute("INSERT INTO audit (at, method, path, status, duration, request, response, error, actor)"
-                       " VALUES (?,?,?,?,?,?,?,?,?)",
-                       (self.clock(), method, redact(path, self.secrets), status, duration,
-                        json.dumps(redact(request, self.secrets), default=str),
-                        json.dumps(redact(response, self.secrets), default=str)[:20000], error, actor))
+        whose action made it (None: the operator of a command).
+
+        A command's calls are written in groups: with the next change of the ledger (the same
+        transaction, so the trail is never behind the state it explains), every ``AUDIT_GROUP``
+        calls, and when the ledger is closed or the trail read (docs/exactly-once.md,
+        "Durability"). A person's call (``actor``) is written at once."""
+        self._audit_waiting.append((
+            self.clock(), method, redact(path, self.secrets), status, duration,
+            json.dumps(redact(request, self.secrets), default=str),
+            json.dumps(redact(response, self.secrets), default=str)[:20000], error, actor))
+        if actor is not None or len(self._audit_waiting) >= AUDIT_GROUP:
+            with self.transaction():
+                pass  # the transaction writes what waits
+
+    def _write_audit(self, db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        """Insert the calls waiting to be recorded; return them (to put back if the transaction fails)."""
+        waiting, self._audit_waiting = self._audit_waiting, []
+        if waiting:
+            db.executemany("INSERT INTO audit (at, method, path, status, duration, request, response, error, actor)"
+                           " VALUES (?,?,?,?,?,?,?,?,?)", waiting)
+        return waiting
 
     def audit_rows(self) -> list[dict[str, Any]]:
+        if self._audit_waiting:
+            with self.transaction():
+                pass
         return [dict(r) for r in self.db.execute("SELECT * FROM audit ORDER BY id")]
 
     # -- people, approvals and actions (the web console) ------------------------------------------

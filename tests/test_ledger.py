@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_payouts.errors import BatchLocked, IllegalTransition
-from batch_payouts.ledger import Ledger, NewRow, reference_for
+from batch_payouts.ledger import AUDIT_GROUP, Ledger, NewRow, reference_for
 from batch_payouts.model import ALLOWED_MOVES, MobileMoneyPayout, RowState
 
 PAYOUT = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712345678")
@@ -122,6 +122,24 @@ def test_the_audit_trail_masks_keys_secrets_and_phone_numbers(ledger: Ledger) ->
     text = json.dumps(row)
     assert "canary-key-xyz" not in text and "712345678" not in text and "0123456789" not in text
     assert json.loads(row["request"])["phone_number"] == "+2547*****678"
+
+
+def test_audit_lines_are_committed_with_the_next_change_they_explain_or_in_groups(ledger: Ledger) -> None:
+    elsewhere = Ledger(ledger.path)  # another process reading the same file
+    call = {"method": "POST", "path": "/api/v3/withdraw/mobile-money", "status": 200, "duration": 0.2,
+            "request": {"referenceId": "b1-2-1"}, "response": {"data": {"id": "p1"}}, "error": None}
+    ledger.audit(**call)
+    assert elsewhere.audit_rows() == []
+    ledger.move("b1", 2, RowState.SUBMITTING)  # the change the call led to: both in one transaction
+    [line] = elsewhere.audit_rows()
+    assert (line["method"], line["path"], line["status"], json.loads(line["response"])) == \
+        ("POST", "/api/v3/withdraw/mobile-money", 200, {"data": {"id": "p1"}})
+    for _ in range(AUDIT_GROUP):
+        ledger.audit(**call)
+    assert len(elsewhere.audit_rows()) == 1 + AUDIT_GROUP
+    ledger.audit(**call)
+    ledger.close()
+    assert len(elsewhere.audit_rows()) == 2 + AUDIT_GROUP
 
 
 def test_the_commit_that_claims_a_row_for_sending_syncs_the_log_first(ledger: Ledger) -> None:
