@@ -83,12 +83,15 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     last_renew = started
     last_progress = -PROGRESS_EVERY
     active: set[int] = set()
-    limit = anyio.Semaphore(max(1, ctx.settings.concurrency))
+    # payouts and status reads each have ``concurrency`` slots: a poll never waits behind payouts
+    # (three round trips each) for a slot, nor a payout behind a wave of polls
+    paying = anyio.Semaphore(max(1, ctx.settings.concurrency))
+    reading = anyio.Semaphore(max(1, ctx.settings.concurrency))
     room = 2 * max(1, ctx.settings.concurrency)
 
-    async def guarded(row: RowRecord, job: Callable[[], Awaitable[None]]) -> None:
+    async def guarded(row: RowRecord, job: Callable[[], Awaitable[None]], slots: anyio.Semaphore) -> None:
         try:
-            async with limit:
+            async with slots:
                 await job()
         except RunStopped:
             pass  # recorded in ctx.run.stopped by whoever stopped the run
@@ -98,7 +101,7 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
     timed_out = False
     async with anyio.create_task_group() as tg:
         if stage is not None:
-            tg.start_soon(stage.run, limit)  # look-ups share the run's request slots with payment
+            tg.start_soon(stage.run, reading)  # look-ups share the read slots with status reads
         while True:
             now = ctx.clock()
             if now - last_renew > LEASE_TTL / 3:
@@ -113,15 +116,15 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                                                     limit=room - len(active),
                                                     verified_in=stage.run_id if stage else None):
                     active.add(row.row)
-                    tg.start_soon(guarded, row, _bind(pay_checked, ctx, row))
+                    tg.start_soon(guarded, row, _bind(pay_checked, ctx, row), paying)
             for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll, limit=room + len(active)):
                 if row.row in active:
                     continue
                 active.add(row.row)
                 if row.state is RowState.UNKNOWN:
-                    tg.start_soon(guarded, row, _bind_reconcile(ctx, row))
+                    tg.start_soon(guarded, row, _bind_reconcile(ctx, row), reading)
                 else:
-                    tg.start_soon(guarded, row, _bind(settle.poll_row, ctx, row))
+                    tg.start_soon(guarded, row, _bind(settle.poll_row, ctx, row), reading)
             if progress and now - last_progress >= PROGRESS_EVERY:
                 progress(ctx.ledger.counts(batch_id))
                 last_progress = now

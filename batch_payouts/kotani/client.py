@@ -9,18 +9,24 @@ advertised wait has passed, whoever sends next (the holds are a :class:`ratelimi
 with the session's limiters); a GET refused by a 429 is sent again after the wait, a few times.
 A wait longer than the holds' ``max_hold`` is raised at once instead of slept.
 
-Connections: the pool keeps as many connections alive as it may open (``max_connections``, sized
-to the caller's concurrency), and a request takes a connection slot *before* its last look at the
-hold, so that no request passes the hold check and then queues for a connection while a 429
-arrives on another one.
+Connections: the pools keep as many connections alive as they may open (``max_connections``,
+sized to the caller's concurrency), and a request takes a connection slot *before* its last look at
+the hold, so that no request passes the hold check and then queues for a connection while a 429
+arrives on another one. The connections are split into small pools of ``POOL_SIZE`` (each an
+httpx client), a request going to the least busy one: httpcore looks at every connection of its
+pool, with a system call each, on every request and every response, so one pool of 64 cost most of
+the tool's CPU at concurrency 64 (bench/throughput.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
 import json
+import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -39,6 +45,7 @@ T = TypeVar("T")
 READ_RETRIES_ON_429 = 3
 DEFAULT_HOLD_SECONDS = 5.0  # a 429 that names no wait
 DEFAULT_MAX_CONNECTIONS = 100  # covers the engine's largest usual concurrency plus parallel reads
+POOL_SIZE = 8  # connections per httpx pool (see the module's docstring)
 
 
 def request_class(method: str, path: str) -> str:
@@ -199,18 +206,25 @@ class KotaniClient:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self._slots = anyio.Semaphore(max_connections)
-        self._http = httpx.AsyncClient(
+        # a given transport is one pool (a test's); else pools of POOL_SIZE that together hold max_connections
+        sizes = [max_connections] if transport is not None else \
+            [min(POOL_SIZE, max_connections - start) for start in range(0, max_connections, POOL_SIZE)]
+        tls = _tls_context()
+        self._pools = [httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             transport=transport,
+            verify=tls,
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
             headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
-            # every connection the pool may open is kept alive: with httpx's default of 20 kept
+            # every connection a pool may open is kept alive: with httpx's default of 20 kept
             # alive, a concurrency of 64 closed and reopened connections all the time
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        ) for size in sizes]
+        self._busy = [0] * len(self._pools)  # requests in flight per pool
+        self._sizes = sizes
 
     def __repr__(self) -> str:
-        return f"KotaniClient({str(self._http.base_url)!r})"
+        return f"KotaniClient({str(self._pools[0].base_url)!r})"
 
     async def __aenter__(self) -> KotaniClient:
         return self
@@ -219,7 +233,8 @@ class KotaniClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     # -- transport -------------------------------------------------------------------
 
@@ -270,10 +285,8 @@ class KotaniClient:
         status: int | None = None
         parsed: Any = None
         try:
-            with anyio.fail_after(self.timeouts.attempt):
-                response = await self._http.request(
-                    method, path, content=content, headers=headers, params=params
-                )
+            with anyio.fail_after(self.timeouts.attempt), self._least_busy_pool() as pool:
+                response = await pool.request(method, path, content=content, headers=headers, params=params)
                 status = response.status_code
             parsed = _parse_json(response.content)
         except TimeoutError as exc:
@@ -287,6 +300,17 @@ class KotaniClient:
         if 200 <= status < 300:
             return parsed
         raise error_for(status, parsed, response.headers, method=method, path=path)
+
+    @contextlib.contextmanager
+    def _least_busy_pool(self) -> Iterator[httpx.AsyncClient]:
+        """The pool with the most free connections, counted busy while the block runs (with at most
+        ``max_connections`` requests in flight, one always has a free connection)."""
+        index = max(range(len(self._pools)), key=lambda i: self._sizes[i] - self._busy[i])
+        self._busy[index] += 1
+        try:
+            yield self._pools[index]
+        finally:
+            self._busy[index] -= 1
 
     def _record(
         self, method: str, path: str, status: int | None, started: float,
@@ -416,6 +440,13 @@ class KotaniClient:
 def _seg(value: str) -> str:
     """One percent-encoded path segment (``+`` becomes ``%2B``)."""
     return quote(value, safe="")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One certificate-checking TLS context for every pool of the process (making one reads the
+    system's certificates: tens of milliseconds each)."""
+    return httpx.create_ssl_context()
 
 
 def _parse_json(content: bytes) -> Any:

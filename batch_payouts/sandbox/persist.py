@@ -57,6 +57,7 @@ def _decode(value: Any) -> Any:
 def snapshot(state: SandboxState) -> dict[str, Any]:
     """Everything the sandbox must remember between commands, as JSON-ready data."""
     with state.lock:
+        position = {id(p): i for i, p in enumerate(state.payouts)}  # list.index would make saving O(payouts²)
         return {
             "format": FORMAT, "api_key": state.api_key, "integrator": state.integrator,
             "now": state.clock.now(), "epoch": state.clock.epoch, "saved_at": time.time(),
@@ -64,7 +65,7 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
             "wallets": [_encode(dataclasses.asdict(w)) for w in state.wallets.values()],
             "customers": _encode(state.customers),
             "payouts": [_encode(dataclasses.asdict(p)) for p in state.payouts],
-            "references": {ref: state.payouts.index(p) for ref, p in state.by_reference.items()},
+            "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
         }
 
 
