@@ -15,6 +15,7 @@ from batch_payouts.cli import main
 from batch_payouts.engine import results
 from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState
+from batch_payouts.sandbox.persist import held
 from batch_payouts.sheets.report import totals
 
 MAPPING = {"name": "name", "phone": "phone", "country": "country", "amount": "amount", "currency": "currency"}
@@ -125,3 +126,17 @@ def test_resuming_a_settled_batch_keeps_its_results_file_until_a_row_changes(tmp
     assert third.exit_code == 3, third.output
     assert "already up to date" not in third.stdout
     assert ",failed," in results_file.read_text(encoding="utf-8-sig")
+
+
+def test_the_sandbox_books_are_saved_again_only_when_something_in_them_changed(tmp_path: Path) -> None:
+    books = tmp_path / "l.db.sandbox.json"
+    with held(books, speed=1.0) as state:
+        state.create_customer({"phone_number": "+254712345678", "country_code": "KE"})
+    saved = books.stat().st_mtime_ns, books.read_bytes()
+    with held(books, speed=1.0) as state:
+        assert len(state.customers) == 1  # a command that only read them
+    assert (books.stat().st_mtime_ns, books.read_bytes()) == saved
+    with held(books, speed=1.0) as state:
+        state.create_customer({"phone_number": "+254712345679", "country_code": "KE"})
+    with held(books, speed=1.0) as state:
+        assert len(state.customers) == 2
