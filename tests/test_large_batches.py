@@ -140,3 +140,19 @@ def test_the_sandbox_books_are_saved_again_only_when_something_in_them_changed(t
         state.create_customer({"phone_number": "+254712345679", "country_code": "KE"})
     with held(books, speed=1.0) as state:
         assert len(state.customers) == 2
+
+
+def test_the_sandbox_reads_its_payouts_only_when_a_command_uses_them(tmp_path: Path) -> None:
+    books = tmp_path / "l.db.sandbox.json"
+    with held(books, speed=1.0) as state:
+        key = state.create_customer({"phone_number": "+254712345678", "country_code": "KE"})["customer_key"]
+        state.create_withdrawal("mobile-money", {"customer_key": key, "amount": 100, "referenceId": "r-1",
+                                                 "walletId": state.wallets["KES"].id})
+    with held(books, speed=1.0) as state:  # a payout still to settle: read at once, and ticked
+        state.clock.advance(3600)
+        state.tick()
+    with held(books, speed=1.0) as state:
+        assert state.wallets["KES"].balance < 10_000_000  # what `resume` of a settled batch asks
+        assert "payouts" not in vars(state)
+    with held(books, speed=1.0) as state:
+        assert state.by_reference["r-1"].status == "SUCCESSFUL" and len(state.customers) == 1

@@ -1,8 +1,9 @@
 """The built-in sandbox's books kept on disk, so that a rehearsal spans several commands.
 
 ``run --sandbox`` then ``resume``, ``retry`` and ``reconcile --sandbox`` see the same payouts,
-customers and balances. The books are a JSON file beside the ledger, written atomically; one
-command at a time holds them (an exclusive lock on a sibling ``.lock`` file).
+customers and balances. The books are JSON files beside the ledger, written atomically: a head
+(clock, wallets, counters) naming a file of customers and payouts, read only when a command uses
+them; one command at a time holds them (an exclusive lock on a sibling ``.lock`` file).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from batch_payouts.sandbox.state import Payout, SandboxClock, SandboxState, Wallet
 
-FORMAT = 1
+FORMAT = 2  # 1: one file; 2: a head, and the customers and payouts in a file it names
 SAVE_EVERY = 2.0  # seconds of real time between saves while a command runs, at the least
 
 
@@ -54,36 +55,82 @@ def _decode(value: Any) -> Any:
     return value
 
 
+HEAVY = ("customers", "payouts", "by_reference")  # what a settled sandbox keeps in its second file
+
+
+class _Books(SandboxState):
+    """A restored sandbox whose customers and payouts are read from their file when first used: a
+    command that only lists wallets (``resume`` of a settled batch) never reads 100,000 payouts."""
+
+    _read_rest: Callable[[SandboxState], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        read = self.__dict__.get("_read_rest")
+        if name not in HEAVY or read is None:
+            raise AttributeError(name)
+        with self.lock:
+            if self.__dict__.get("_read_rest") is not None:
+                self._read_rest = None
+                read(self)
+        return self.__dict__[name]
+
+
+def _rest_read(state: SandboxState) -> bool:
+    """Whether the customers and payouts are in memory (always, but for books not touched yet)."""
+    return all(name in vars(state) for name in HEAVY)
+
+
 def snapshot(state: SandboxState) -> dict[str, Any]:
-    """Everything the sandbox must remember between commands, as JSON-ready data."""
+    """The head of the books: everything but customers and payouts, as JSON-ready data."""
     with state.lock:
-        position = {id(p): i for i, p in enumerate(state.payouts)}  # list.index would make saving O(payouts²)
         return {
             "format": FORMAT, "api_key": state.api_key, "integrator": state.integrator,
             "now": state.clock.now(), "epoch": state.clock.epoch, "saved_at": time.time(),
             "rng": _encode(state.rng.getstate()), "next_number": state._next_number,
             "wallets": [_encode(dataclasses.asdict(w)) for w in state.wallets.values()],
+            "unsettled": len(state.unsettled),
+        }
+
+
+def snapshot_rest(state: SandboxState) -> dict[str, Any]:
+    """The customers and payouts, as JSON-ready data."""
+    with state.lock:
+        position = {id(p): i for i, p in enumerate(state.payouts)}  # list.index would make saving O(payouts²)
+        return {
             "customers": _encode(state.customers),
             "payouts": [_encode(dataclasses.asdict(p)) for p in state.payouts],
             "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
         }
 
 
-def restore(data: dict[str, Any], *, speed: float) -> SandboxState:
-    """A sandbox with the saved books, its clock going on from where it stopped."""
+def _put_rest(state: SandboxState, data: dict[str, Any]) -> None:
+    state.customers = _decode(data["customers"])
+    state.payouts = [Payout(**_decode(p)) for p in data["payouts"]]
+    state.by_reference = {ref: state.payouts[i] for ref, i in data["references"].items()}
+
+
+def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> SandboxState:
+    """A sandbox with the saved books, its clock going on from where it stopped. The customers and
+    payouts are in ``data`` (books of format 1) or in the file ``rest``, read at once when payouts
+    are still to settle, else when first used."""
     clock = SandboxClock(speed=speed)
     elapsed = max(0.0, time.time() - float(data["saved_at"])) * speed
     clock.advance(float(data["now"]) + elapsed)
     clock.epoch = float(data["epoch"])
-    state = SandboxState(api_key=data["api_key"], clock=clock, integrator=data["integrator"])
+    state = _Books(api_key=data["api_key"], clock=clock, integrator=data["integrator"])
     state.rng = random.Random()
     state.rng.setstate(_decode(data["rng"]))
     state._next_number = int(data["next_number"])
     state.wallets = {w["currency"]: Wallet(**_decode(w)) for w in data["wallets"]}
-    state.customers = _decode(data["customers"])
-    state.payouts = [Payout(**_decode(p)) for p in data["payouts"]]
-    state.by_reference = {ref: state.payouts[i] for ref, i in data["references"].items()}
-    state.unsettled = {p.id: p for p in state.payouts if p.applied < len(p.schedule)}
+    if rest is None:
+        _put_rest(state, data)
+    else:
+        for name in HEAVY:
+            delattr(state, name)
+        state._read_rest = lambda books: _put_rest(books, json.loads(rest.read_text(encoding="utf-8")))
+        if data.get("unsettled"):
+            state.payouts  # noqa: B018 - read now: the payouts still to settle are ticked from the start
+    state.unsettled = {p.id: p for p in state.payouts if p.applied < len(p.schedule)} if _rest_read(state) else {}
     return state
 
 
@@ -92,15 +139,53 @@ def fresh(*, speed: float) -> SandboxState:
     return SandboxState(api_key="sandbox-" + secrets.token_hex(8), clock=SandboxClock(speed=speed))
 
 
-def save(state: SandboxState, path: Path) -> None:
-    """Write the books atomically (a temporary file renamed over the old one), mode 0600."""
+def rest_path(path: Path, generation: int) -> Path:
+    """Where the customers and payouts of the books at ``path`` are kept (one file per save)."""
+    return path.with_name(f"{path.name}.{generation}.rest")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(snapshot(state), fh)
+        json.dump(data, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def save(state: SandboxState, path: Path) -> None:
+    """Write the books atomically, mode 0600: the customers and payouts to a new file of their own
+    (unless they were never read, so unchanged), then the head naming it, renamed over the old head
+    (so the books on disk are the old or the new, whole); older files of customers and payouts go."""
+    old = _head(path)
+    generation = int(old.get("rest", 0)) if old else 0
+    if not _rest_read(state) and old and "rest" in old:
+        head = {**snapshot(state), "rest": generation}
+    else:
+        generation += 1
+        _write_json(rest_path(path, generation), snapshot_rest(state))
+        head = {**snapshot(state), "rest": generation}
+    _write_json(path, head)
+    for stale in path.parent.glob(f"{path.name}.*.rest"):
+        if stale != rest_path(path, generation):
+            stale.unlink(missing_ok=True)
+
+
+def _head(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def load(path: Path, *, speed: float) -> tuple[SandboxState, int]:
+    """The books at ``path`` and their format, or a new sandbox (format 0) when there are none."""
+    head = _head(path)
+    if head is None:
+        return fresh(speed=speed), 0
+    rest = rest_path(path, int(head["rest"])) if "rest" in head else None
+    return restore(head, speed=speed, rest=rest), int(head.get("format", 1))
 
 
 @contextlib.contextmanager
@@ -114,10 +199,9 @@ def held(path: Path, *, speed: float) -> Iterator[SandboxState]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SandboxBusy(str(path)) from None
-        state = restore(json.loads(path.read_text(encoding="utf-8")), speed=speed) if path.exists() \
-            else fresh(speed=speed)
+        state, found = load(path, speed=speed)
         next_save = [time.monotonic() + SAVE_EVERY]
-        as_loaded = (state.rng.getstate(), bool(state.unsettled)) if path.exists() else None
+        as_loaded = (state.rng.getstate(), bool(state.unsettled)) if found == FORMAT else None
         changed = [False]
 
         def save_now_and_then() -> None:
@@ -134,8 +218,9 @@ def held(path: Path, *, speed: float) -> Iterator[SandboxState]:
             yield state
         finally:
             state.after_change = None
-            # Books that nothing changed (no customer, no payout, nothing left to settle, the same
-            # random state) are left as they are: their clock goes on from the time they were saved.
+            # Books of this format that nothing changed (no customer, no payout, nothing left to
+            # settle, the same random state) are left as they are: their clock goes on from the
+            # time they were saved.
             if changed[0] or as_loaded != (state.rng.getstate(), False) or state.unsettled:
                 save(state, path)
     finally:
