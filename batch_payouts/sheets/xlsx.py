@@ -8,6 +8,7 @@ strings, never as formulas.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import re
@@ -207,8 +208,9 @@ def _write_sheet(ws: Any, spec: SheetSpec) -> None:
         if spec.headers:
             ws.print_title_rows = "1:1"
     text_idx = {i for i, h in enumerate(spec.headers) if h in spec.text_columns}
+    looks = _Looks(ws)
     if spec.headers:
-        ws.append([_cell(ws, h, header=spec.table_header) for h in spec.headers])
+        ws.append([looks.cell(h, header=spec.table_header) for h in spec.headers])
     count = 0
     values = itertools.chain(first, ([_value(v) for v in row] for row in rows))
     for r, cells in enumerate(values):
@@ -216,34 +218,53 @@ def _write_sheet(ws: Any, spec: SheetSpec) -> None:
         height = _wrapped_height(spec, widths, cells)
         if height:
             ws.row_dimensions[r + 1 + offset].height = height
-        ws.append([_cell(ws, v, text=(c in text_idx), number_format=formats[c] if c < len(formats) else None,
-                         bold=r in spec.bold_rows, align=_WRAP if c + 1 in spec.wrap else _TOP if spec.wrap else None)
+        # a row of one line needs no alignment but the wrapped column's: top and bottom are the same
+        ws.append([looks.cell(v, text=c in text_idx, number_format=formats[c] if c < len(formats) else None,
+                              bold=r in spec.bold_rows,
+                              align=_WRAP if c + 1 in spec.wrap else _TOP if spec.wrap and height else None)
                    for c, v in enumerate(cells)])
         count += 1
     for _ in range(spec.blank_text_rows):
-        ws.append([_cell(ws, None, text=True) if c in text_idx else None for c in range(len(spec.headers))])
+        ws.append([looks.cell(None, text=True) if c in text_idx else None for c in range(len(spec.headers))])
     _finish(ws, spec, count)
 
 
-def _cell(ws: Any, value: Any, *, header: bool = False, text: bool = False, number_format: str | None = None,
-          bold: bool = False, align: Alignment | None = None) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-    elif isinstance(value, dt.datetime | dt.date):
-        cell.number_format = DATE_FORMAT
-    if text:
-        cell.number_format = "@"
-    elif number_format:
-        cell.number_format = number_format
-    if header:
-        cell.font = _BOLD
-        cell.fill = _HEADER_FILL
-    elif bold:
-        cell.font = _BOLD
-    if align is not None:
-        cell.alignment = align
-    return cell
+class _Looks:
+    """Cells of a sheet, each look (number format, font, fill, alignment) worked out once and copied
+    to every cell that has it; a cell with no look and no risk of being read as a formula is given
+    as its plain value (openpyxl writes those several times faster)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.styles: dict[tuple[Any, ...], Any] = {}
+
+    def cell(self, value: Any, *, header: bool = False, text: bool = False, number_format: str | None = None,
+             bold: bool = False, align: Alignment | None = None) -> Any:
+        dated = isinstance(value, dt.datetime | dt.date)
+        fmt = "@" if text else number_format or (DATE_FORMAT if dated else None)
+        look = (fmt, header, bold or header, id(align) if align is not None else None)
+        formula_like = isinstance(value, str) and value.startswith("=")
+        if look == (None, False, False, None) and not formula_like:
+            return value
+        if look not in self.styles:
+            self.styles[look] = self._style(fmt, header, bold, align)
+        cell = WriteOnlyCell(self.ws, value=value)
+        cell._style = copy.copy(self.styles[look])
+        if isinstance(value, str):
+            cell.data_type = "s"  # never a formula, whatever the text starts with
+        return cell
+
+    def _style(self, fmt: str | None, header: bool, bold: bool, align: Alignment | None) -> Any:
+        model = WriteOnlyCell(self.ws)
+        if fmt:
+            model.number_format = fmt
+        if header or bold:
+            model.font = _BOLD
+        if header:
+            model.fill = _HEADER_FILL
+        if align is not None:
+            model.alignment = align
+        return model._style
 
 
 def _widths(spec: SheetSpec, first: list[list[Any]]) -> dict[int, float]:
