@@ -245,7 +245,7 @@ class _Looks:
         look = (fmt, header, bold or header, id(align) if align is not None else None)
         formula_like = isinstance(value, str) and value.startswith("=")
         if look == (None, False, False, None) and not formula_like:
-            return value
+            return None if value == "" else value  # an empty cell is no cell: read back the same
         if look not in self.styles:
             self.styles[look] = self._style(fmt, header, bold, align)
         cell = WriteOnlyCell(self.ws, value=value)
