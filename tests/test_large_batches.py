@@ -156,3 +156,19 @@ def test_the_sandbox_reads_its_payouts_only_when_a_command_uses_them(tmp_path: P
         assert "payouts" not in vars(state)
     with held(books, speed=1.0) as state:
         assert state.by_reference["r-1"].status == "SUCCESSFUL" and len(state.customers) == 1
+
+
+def test_the_run_loop_finds_rows_due_for_a_read_by_index_not_by_reading_the_batch(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.db")
+    paid = {"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    waiting = {**paid, "state": RowState.SUBMITTED}
+    store(ledger, "b1", [paid, waiting, paid, waiting])
+    ledger.update("b1", 4, confirm=1)  # a settled row a webhook asked to confirm
+    ledger.update("b1", 3, next_check=10**12)  # an in-flight row not due yet
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    assert sorted(r.row for r in ledger.due_checks("b1", 10**11)) == [4, 5]
+    ledger.db.set_trace_callback(None)
+    [asked] = [sql for sql in statements if sql.startswith("SELECT")]
+    plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
+    assert "rows_due" in plan and "rows_confirm" in plan  # two index searches, never a pass over the batch
