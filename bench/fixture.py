@@ -43,7 +43,8 @@ from typing import Any
 import anyio
 from scale import fund, payout_file, seed_customers
 
-from batch_payouts.catalog import Catalog, fetch_catalog
+from batch_payouts.catalog import Catalog
+from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.engine import settle
 from batch_payouts.engine.submit import Context, Settings, build_request
@@ -115,7 +116,7 @@ def build(rows: int, state_path: Path) -> str:
     unlimited = Limiter((Window(1_000_000, 1.0),), margin=0)
     settings = Settings(poll_interval=POLL_INTERVAL, poll_max_interval=POLL_MAX, verify=False)
     ctx = Context(ledger, None, unlimited, unlimited, settings, env_id=env.id)  # type: ignore[arg-type]
-    ctx.wallets = {w.currency.upper(): w.id for w in state.wallets.values()}
+    ctx.run.wallets.update({w.currency.upper(): w.id for w in state.wallets.values()})
     owner = ledger.acquire_lease(batch_id)
     sent: dict[int, str] = {}
     for row in ledger.rows(batch_id, RowState.READY):
