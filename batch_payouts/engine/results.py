@@ -241,8 +241,8 @@ def source_digest(batch: BatchRecord) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def make_cover(ledger: Ledger, batch_id: str, lines: list[Line] | None = None, *,
-               batches: tuple[str, ...] | None = None, title: str = "Payout results") -> Cover:
+def make_cover(ledger: Ledger, batch_id: str, *, batches: tuple[str, ...] | None = None,
+               title: str = "Payout results") -> Cover:
     """The cover of a batch (or of a chain of ``batches``), its times asked of the ledger."""
     batch = ledger.batch(batch_id)
     chain = batches or (batch_id,)
@@ -293,7 +293,7 @@ def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
     (``batch_id`` may be the first batch or any retry of it); CSV or XLSX by suffix."""
     root = root_batch(ledger, batch_id)
     lines = final_lines(ledger, root)
-    cover = make_cover(ledger, root, lines, batches=tuple(_chain(ledger, root)),
+    cover = make_cover(ledger, root, batches=tuple(_chain(ledger, root)),
                        title="Final outcome across retries")
     return _write(path, cover, ledger.batch(root).headers, lines, final=True)
 
@@ -303,7 +303,7 @@ def write_summary_pdf(ledger: Ledger, batch_id: str, path: Path) -> Path:
     from batch_payouts.sheets.pdf import write_summary
 
     lines = batch_lines(ledger, batch_id)
-    write_summary(path, make_cover(ledger, batch_id, lines, title="Payout summary"), lines)
+    write_summary(path, make_cover(ledger, batch_id, title="Payout summary"), lines)
     return path
 
 
