@@ -336,7 +336,7 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
     reads = session.reads_limiter(options.reads_rate)
     env_id = session.environment().id
     total = sum(session.ledger.counts(batch_id).values())
-    amounts = AmountsByState(session.ledger, batch_id, every=total / 20_000)  # 5 s at 100,000 rows
+    amounts = AmountsByState(session.ledger, batch_id, every=total / 5_000)  # 20 s at 100,000 rows
     with contextlib.ExitStack() as stack:
         events = stack.enter_context(options.events_path.open("a")) if options.events_path else None
 
