@@ -47,6 +47,9 @@ def browser_or_skip() -> Any:
         if os.environ.get("CI"):
             pytest.fail(f"{missing}: the browser tests must run in CI")
         pytest.skip(f"{missing}: the browser tests were skipped")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT)  # a loaded machine: every expectation waits as long as a step may take
     return sync_playwright
 
 
