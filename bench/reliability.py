@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CAMPAIGN = ["-m", "campaign"]  # the marker selects the campaign's tests, fast and slow (see pyproject.toml)
+CAMPAIGN = ["-m", "campaign", "-n", "0"]  # the marker selects the campaign's tests, fast and slow (see pyproject.toml)
 BROKEN_BUILDS = {
     "reconciliation": ["tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once",
                        "tests/test_stateful.py"],
