@@ -53,11 +53,14 @@ async def fetch_catalog(client: KotaniClient, *, parallel: int = CATALOG_PARALLE
                 group.start_soon(banks_of, currency)
     infos: dict[str, CountryInfo] = {}
     for country in countries:
-        networks, required = nets[country.country_code] or (tuple(country.supported_networks),
-                                                            country.requires_network)
+        networks, required = nets[country.country_code] or (tuple(country.supported_networks), country.requires_network)
         infos[country.country_code.upper()] = CountryInfo(
-            code=country.country_code.upper(), name=country.name, currency=country.currency.upper(),
-            networks=networks, network_required=required)
+            code=country.country_code.upper(),
+            name=country.name,
+            currency=country.currency.upper(),
+            networks=networks,
+            network_required=required,
+        )
     bank_map = {cur: {b.code: b.name for b in banks[cur]} for cur in BANK_COUNTRIES.values()}
     return Catalog(infos, bank_map)
 

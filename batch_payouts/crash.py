@@ -12,9 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 POINTS = (
-    "after_validation", "after_batch_persisted", "after_customer_lookup", "after_customer_post",
-    "after_customer_commit", "after_submitting_commit", "after_response_before_commit",
-    "after_status_commit", "inside_reconcile_after_read", "inside_receiver_after_verify",
+    "after_validation",
+    "after_batch_persisted",
+    "after_customer_lookup",
+    "after_customer_post",
+    "after_customer_commit",
+    "after_submitting_commit",
+    "after_response_before_commit",
+    "after_status_commit",
+    "inside_reconcile_after_read",
+    "inside_receiver_after_verify",
     "while_writing_results",
 )
 GUARDS = ("reconciliation", "grace", "constant_time_compare", "output_escaping", "zip_cap", "send_time_claim")

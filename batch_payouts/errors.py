@@ -85,8 +85,10 @@ class NoApiKey(ConfigError):
 class UnsupportedFormat(ConfigError):
     """A file we would write has a suffix we cannot write (only .csv and .xlsx)."""
 
-    SENTENCES: ClassVar[dict[str, str]] = {"template": "the template must be a .csv or .xlsx file",
-                 "results file": "the results file must be .csv or .xlsx"}
+    SENTENCES: ClassVar[dict[str, str]] = {
+        "template": "the template must be a .csv or .xlsx file",
+        "results file": "the results file must be .csv or .xlsx",
+    }
 
     def __init__(self, path: Path, what: Literal["template", "results file"]) -> None:
         self.path = path
@@ -113,8 +115,10 @@ class OverrideOnOldBatch(UsageProblem):
 
     def __init__(self, batch_id: str) -> None:
         self.batch_id = batch_id
-        super().__init__(f"this file was already run as batch {batch_id}: --pay-again applies to a new batch "
-                         "(change the file or its --label)")
+        super().__init__(
+            f"this file was already run as batch {batch_id}: --pay-again applies to a new batch "
+            "(change the file or its --label)"
+        )
 
 
 class BadValue(UsageProblem):
@@ -155,8 +159,10 @@ class ResultsPathRefused(BadValue):
 class NotConfirmed(BatchPayoutsError):
     """The total was not confirmed: no one could be asked, or the typed total was wrong. Nothing was paid."""
 
-    SENTENCES: ClassVar[dict[str, str]] = {"no terminal": "confirmation needed: run in a terminal, or pass --yes",
-                 "mismatch": "the total typed does not match; nothing was paid"}
+    SENTENCES: ClassVar[dict[str, str]] = {
+        "no terminal": "confirmation needed: run in a terminal, or pass --yes",
+        "mismatch": "the total typed does not match; nothing was paid",
+    }
 
     def __init__(self, cause: Literal["no terminal", "mismatch"]) -> None:
         self.cause = cause
@@ -195,8 +201,10 @@ class BatchExists(LedgerError):
 
     def __init__(self, batch_id: str) -> None:
         self.batch_id = batch_id
-        super().__init__(f"batch {batch_id} was just created by another run of the same file; "
-                         f"let that run finish, or follow it with: batch-payouts status {batch_id}")
+        super().__init__(
+            f"batch {batch_id} was just created by another run of the same file; "
+            f"let that run finish, or follow it with: batch-payouts status {batch_id}"
+        )
 
 
 class WrongEnvironment(LedgerError):
@@ -206,8 +214,10 @@ class WrongEnvironment(LedgerError):
         self.batch_id = batch_id
         self.batch_env = batch_env
         self.current_env = current_env
-        super().__init__(f"batch {batch_id} belongs to {batch_env}, but this command is using {current_env}; "
-                         "nothing was done. Run it against the batch's own environment")
+        super().__init__(
+            f"batch {batch_id} belongs to {batch_env}, but this command is using {current_env}; "
+            "nothing was done. Run it against the batch's own environment"
+        )
 
 
 class NotHeld(LedgerError):
@@ -217,8 +227,9 @@ class NotHeld(LedgerError):
         self.batch_id = batch_id
         self.rows = rows
         parts = [f"row {n} is {state}" if state else f"there is no row {n}" for n, state in sorted(rows.items())]
-        super().__init__(f"only held rows can be accepted, and in batch {batch_id} {', '.join(parts)}; "
-                         "nothing was accepted")
+        super().__init__(
+            f"only held rows can be accepted, and in batch {batch_id} {', '.join(parts)}; nothing was accepted"
+        )
 
 
 class BatchReplaced(LedgerError):
@@ -233,7 +244,8 @@ class BatchReplaced(LedgerError):
             f"batch {batch_id} was replaced by batch {replaced_by} (the same file, run again with changes); "
             f"nothing was sent from {batch_id}. Continue with: batch-payouts resume {replaced_by}. "
             f"Its rows the newer file does not pay ({rows}) stay unpaid: to pay them, put them in the file "
-            "and run it again")
+            "and run it again"
+        )
 
 
 class BatchNotFound(LedgerError):
@@ -279,9 +291,7 @@ class BadRequest(ApiError):
 class ValidationFailed(BadRequest):
     """400 "Validation failed": ``errors`` holds one message per field problem."""
 
-    def __init__(
-        self, status: int, message: str, errors: list[str], *, method: str = "", path: str = ""
-    ) -> None:
+    def __init__(self, status: int, message: str, errors: list[str], *, method: str = "", path: str = "") -> None:
         self.errors = errors
         super().__init__(status, message, method=method, path=path)
 

@@ -43,11 +43,15 @@ class FeeEstimate:
         """The total debit in words, with the arrangement it assumes."""
         cur = self.currency
         if self.arrangement is Arrangement.RECIPIENT:
-            return (f"{cur} {self.amount:,} (earlier payouts took the fee out of what the recipient received, so "
-                    "the wallet is debited the amounts)")
+            return (
+                f"{cur} {self.amount:,} (earlier payouts took the fee out of what the recipient received, so "
+                "the wallet is debited the amounts)"
+            )
         if self.arrangement is Arrangement.WALLET and self.debit is not None:
-            return (f"about {cur} {self.debit:,} (the amounts plus the estimated fees: earlier recipients received "
-                    f"the full amount; if Kotani invoices your fees instead, {cur} {self.amount:,})")
+            return (
+                f"about {cur} {self.debit:,} (the amounts plus the estimated fees: earlier recipients received "
+                f"the full amount; if Kotani invoices your fees instead, {cur} {self.amount:,})"
+            )
         return f"{cur} {self.amount:,}, plus the fees if your wallet pays them (Kotani does not say which)"
 
 
@@ -71,9 +75,14 @@ def estimate(currency: str, payouts: Sequence[tuple[str, Decimal]], paid: Sequen
     amount = sum((a for _, a in payouts), Decimal(0))
     mine = [p for p in paid if p.currency == currency]
     if not mine:
-        return FeeEstimate(currency, amount, None, f"unknown: Kotani publishes no fee table, and this account has no "
-                                                   f"earlier {currency} payouts recorded here", Arrangement.UNKNOWN,
-                           None)
+        return FeeEstimate(
+            currency,
+            amount,
+            None,
+            f"unknown: Kotani publishes no fee table, and this account has no earlier {currency} payouts recorded here",
+            Arrangement.UNKNOWN,
+            None,
+        )
     overall = _rate(mine) or Decimal(0)
     rates = {}
     for method in {m for m, _ in payouts}:
@@ -83,8 +92,9 @@ def estimate(currency: str, payouts: Sequence[tuple[str, Decimal]], paid: Sequen
     count = "1 earlier payout" if len(mine) == 1 else f"{len(mine)} earlier payouts"
     how = arrangement_of(mine)
     debit = amount + fee if how is Arrangement.WALLET else amount if how is Arrangement.RECIPIENT else None
-    return FeeEstimate(currency, amount, fee, f"an estimate from the fees of {count} in {currency} of this account",
-                       how, debit)
+    return FeeEstimate(
+        currency, amount, fee, f"an estimate from the fees of {count} in {currency} of this account", how, debit
+    )
 
 
 def _rate(paid: Sequence[FeePaid]) -> Decimal | None:

@@ -96,8 +96,9 @@ def _times(big: Decimal, small: Decimal) -> str:
 
 
 class _Check:
-    def __init__(self, report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory,
-                 accepted: Collection[int]) -> None:
+    def __init__(
+        self, report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory, accepted: Collection[int]
+    ) -> None:
         self.rows = [replace(r, problems=list(r.problems)) for r in report.rows]
         self.sheet = sheet
         self.policy = policy
@@ -112,8 +113,9 @@ class _Check:
             guard = replace(guard, value=result.cells.get(guard.column, ""))
         self.findings.append(guard)
         severity = _SEVERITY[guard.action]
-        result.problems.append(Problem(result.row, guard.column, guard.value, guard.message, severity,
-                                       guard.rule.value))
+        result.problems.append(
+            Problem(result.row, guard.column, guard.value, guard.message, severity, guard.rule.value)
+        )
 
     def payable(self) -> list[RowResult]:
         return [r for r in self.rows if r.valid]
@@ -126,23 +128,46 @@ class _Check:
         examples = {_example_key(e): e["name"] for e in EXAMPLES}
         for r in self.rows:
             if _example_key(r.cells, r.normalised_phone) in examples:
-                self.add(r, Guard(r.row, Rule.TEMPLATE_EXAMPLE, Action.HOLD,
-                                  f"is the template's example row for {r.cells.get('name', '')}: held, not "
-                                  "paid; delete it from the file", "refuse_template_examples = false in the policy",
-                                  "name"))
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.TEMPLATE_EXAMPLE,
+                        Action.HOLD,
+                        f"is the template's example row for {r.cells.get('name', '')}: held, not "
+                        "paid; delete it from the file",
+                        "refuse_template_examples = false in the policy",
+                        "name",
+                    ),
+                )
 
     def hidden(self) -> None:
         for r in self.rows:
             if r.row not in self.sheet.hidden_rows:
                 continue
             if self.policy.rows.include_hidden:
-                self.add(r, Guard(r.row, Rule.HIDDEN_ROW, Action.WARN,
-                                  "is hidden in the spreadsheet; paid because hidden rows are included",
-                                  "--include-hidden"))
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.HIDDEN_ROW,
+                        Action.WARN,
+                        "is hidden in the spreadsheet; paid because hidden rows are included",
+                        "--include-hidden",
+                    ),
+                )
             else:
-                self.add(r, Guard(r.row, Rule.HIDDEN_ROW, Action.HOLD,
-                                  "is hidden in the spreadsheet: held, not paid; unhide it to check it, or pass "
-                                  "--include-hidden to pay hidden rows", "--include-hidden"))
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.HIDDEN_ROW,
+                        Action.HOLD,
+                        "is hidden in the spreadsheet: held, not paid; unhide it to check it, or pass "
+                        "--include-hidden to pay hidden rows",
+                        "--include-hidden",
+                    ),
+                )
 
     # -- duplicates ----------------------------------------------------------------------------
 
@@ -166,13 +191,28 @@ class _Check:
     def _exact_copy(self, r: RowResult, first: int, allow: bool) -> None:
         r.problems = [p for p in r.problems if p.message != f"exact duplicate of row {first}"]
         if allow:
-            self.add(r, Guard(r.row, Rule.EXACT_DUPLICATE, Action.WARN,
-                              f"is an exact copy of row {first}; both are paid because duplicates are allowed",
-                              "--allow-duplicates"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.EXACT_DUPLICATE,
+                    Action.WARN,
+                    f"is an exact copy of row {first}; both are paid because duplicates are allowed",
+                    "--allow-duplicates",
+                ),
+            )
         else:
-            self.add(r, Guard(r.row, Rule.EXACT_DUPLICATE, Action.HOLD,
-                              f"is an exact copy of row {first}: held as a duplicate, not paid; pass "
-                              "--allow-duplicates if both payments are intended", "--allow-duplicates"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.EXACT_DUPLICATE,
+                    Action.HOLD,
+                    f"is an exact copy of row {first}: held as a duplicate, not paid; pass "
+                    "--allow-duplicates if both payments are intended",
+                    "--allow-duplicates",
+                ),
+            )
 
     def _same_payee(self, r: RowResult, earlier: list[RowResult], allow: bool) -> None:
         assert r.payout is not None
@@ -182,29 +222,63 @@ class _Check:
         pay = money(r.payout.amount, r.payout.currency)
         same = next((e for e in earlier if e.payout is not None and e.payout.amount == r.payout.amount), None)
         if same is not None and allow:
-            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.WARN,
-                              f"pays the same recipient the same amount ({pay}) by the same method as row "
-                              f"{same.row}; both are paid because duplicates are allowed", "--allow-duplicates",
-                              "amount"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.REPEATED_PAYMENT,
+                    Action.WARN,
+                    f"pays the same recipient the same amount ({pay}) by the same method as row "
+                    f"{same.row}; both are paid because duplicates are allowed",
+                    "--allow-duplicates",
+                    "amount",
+                ),
+            )
         elif same is not None and _own_references(r, same):
             assert same.payout is not None
-            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.WARN,
-                              f"pays the same recipient the same amount ({pay}) by the same method as row "
-                              f"{same.row}, under a reference of its own ({r.payout.reference}; row {same.row}: "
-                              f"{same.payout.reference}): paid as a separate payment; check that both are intended",
-                              "", "reference"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.REPEATED_PAYMENT,
+                    Action.WARN,
+                    f"pays the same recipient the same amount ({pay}) by the same method as row "
+                    f"{same.row}, under a reference of its own ({r.payout.reference}; row {same.row}: "
+                    f"{same.payout.reference}): paid as a separate payment; check that both are intended",
+                    "",
+                    "reference",
+                ),
+            )
         elif same is not None:
-            self.add(r, Guard(r.row, Rule.REPEATED_PAYMENT, Action.HOLD,
-                              f"pays the same recipient the same amount ({pay}) by the same method as row "
-                              f"{same.row}: held as a likely duplicate, not paid; pass --allow-duplicates if both "
-                              "payments are intended", "--allow-duplicates", "amount"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.REPEATED_PAYMENT,
+                    Action.HOLD,
+                    f"pays the same recipient the same amount ({pay}) by the same method as row "
+                    f"{same.row}: held as a likely duplicate, not paid; pass --allow-duplicates if both "
+                    "payments are intended",
+                    "--allow-duplicates",
+                    "amount",
+                ),
+            )
         else:
             other = earlier[0]
             assert other.payout is not None
-            self.add(r, Guard(r.row, Rule.SAME_PAYEE, Action.REFUSE if strict else Action.WARN,
-                              f"pays the same recipient as row {other.row} a different amount ({pay} here, "
-                              f"{money(other.payout.amount, other.payout.currency)} there): check that both "
-                              "payments are intended", "without --strict" if strict else "", "amount"))
+            self.add(
+                r,
+                Guard(
+                    r.row,
+                    Rule.SAME_PAYEE,
+                    Action.REFUSE if strict else Action.WARN,
+                    f"pays the same recipient as row {other.row} a different amount ({pay} here, "
+                    f"{money(other.payout.amount, other.payout.currency)} there): check that both "
+                    "payments are intended",
+                    "without --strict" if strict else "",
+                    "amount",
+                ),
+            )
 
     # -- amounts -------------------------------------------------------------------------------
 
@@ -215,10 +289,18 @@ class _Check:
             limit = limits.get(r.payout.currency)
             if limit is not None and r.payout.amount > limit:
                 cur = r.payout.currency
-                self.add(r, Guard(r.row, Rule.ROW_LIMIT, Action.HOLD,
-                                  f"pays {money(r.payout.amount, cur)}, more than the {money(limit, cur)} limit per "
-                                  "row: held, not paid", "a higher max_row_amount (policy) or --max-row-amount",
-                                  "amount"))
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.ROW_LIMIT,
+                        Action.HOLD,
+                        f"pays {money(r.payout.amount, cur)}, more than the {money(limit, cur)} limit per "
+                        "row: held, not paid",
+                        "a higher max_row_amount (policy) or --max-row-amount",
+                        "amount",
+                    ),
+                )
 
     def batch_limits(self) -> None:
         totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -233,10 +315,18 @@ class _Check:
             cur = r.payout.currency
             limit = self.policy.limits.max_batch_total.get(cur)
             if limit is not None and totals[cur] > limit:
-                self.add(r, Guard(r.row, Rule.BATCH_LIMIT, Action.HOLD,
-                                  f"is one of {counts[cur]} {cur} rows totalling {money(totals[cur], cur)}, more than "
-                                  f"the {money(limit, cur)} limit per batch: held, not paid",
-                                  "a higher max_batch_total (policy) or --max-total", "amount"))
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.BATCH_LIMIT,
+                        Action.HOLD,
+                        f"is one of {counts[cur]} {cur} rows totalling {money(totals[cur], cur)}, more than "
+                        f"the {money(limit, cur)} limit per batch: held, not paid",
+                        "a higher max_batch_total (policy) or --max-total",
+                        "amount",
+                    ),
+                )
 
     def outliers(self) -> None:
         rules = self.policy.outliers
@@ -252,21 +342,37 @@ class _Check:
             if rules.file_multiple and len(same_currency) >= rules.min_rows:
                 median = statistics.median(same_currency)
                 if amount > rules.file_multiple * median:
-                    self.add(r, Guard(r.row, Rule.FILE_OUTLIER, Action.HOLD,
-                                      f"pays {money(amount, cur)}, {_times(amount, median)} times the file's typical "
-                                      f"{cur} amount (the median of its {len(same_currency)} {cur} rows is "
-                                      f"{money(median, cur)}): held until you accept it",
-                                      "accept the row, or outliers.file_multiple in the policy", "amount"))
+                    self.add(
+                        r,
+                        Guard(
+                            r.row,
+                            Rule.FILE_OUTLIER,
+                            Action.HOLD,
+                            f"pays {money(amount, cur)}, {_times(amount, median)} times the file's typical "
+                            f"{cur} amount (the median of its {len(same_currency)} {cur} rows is "
+                            f"{money(median, cur)}): held until you accept it",
+                            "accept the row, or outliers.file_multiple in the policy",
+                            "amount",
+                        ),
+                    )
             earlier = self.history.get((r.payout.payee(), cur), ())
             if rules.history_multiple and earlier:
                 most = max(earlier)
                 if amount > rules.history_multiple * most:
                     times = "1 earlier payout" if len(earlier) == 1 else f"{len(earlier)} earlier payouts"
-                    self.add(r, Guard(r.row, Rule.HISTORY_OUTLIER, Action.HOLD,
-                                      f"pays {money(amount, cur)}, {_times(amount, most)} times the most this "
-                                      f"recipient was paid before ({money(most, cur)}, in {times}): held until you "
-                                      "accept it", "accept the row, or outliers.history_multiple in the policy",
-                                      "amount"))
+                    self.add(
+                        r,
+                        Guard(
+                            r.row,
+                            Rule.HISTORY_OUTLIER,
+                            Action.HOLD,
+                            f"pays {money(amount, cur)}, {_times(amount, most)} times the most this "
+                            f"recipient was paid before ({money(most, cur)}, in {times}): held until you "
+                            "accept it",
+                            "accept the row, or outliers.history_multiple in the policy",
+                            "amount",
+                        ),
+                    )
 
 
 def _own_references(row: RowResult, other: RowResult) -> bool:
@@ -289,7 +395,11 @@ def _example_key(cells: Mapping[str, str], phone: str = "") -> tuple[str, str, s
 
 
 def apply_guardrails(
-    report: Report, sheet: RawSheet, policy: Policy, *, history: PayeeHistory | None = None,
+    report: Report,
+    sheet: RawSheet,
+    policy: Policy,
+    *,
+    history: PayeeHistory | None = None,
     accepted: Collection[int] = (),
 ) -> Guarded:
     """Every guardrail of ``policy`` on a validated file. ``history`` holds this payee's earlier

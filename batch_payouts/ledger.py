@@ -146,32 +146,36 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-
 # A row's payee as ``Payout.payee()`` spells it, from its stored payout.
-_PAYEE_SQL = ("CASE json_extract(r.payout, '$.method')"
-              " WHEN 'mobile_money' THEN 'mobile_money:' || json_extract(r.payout, '$.phone')"
-              " WHEN 'till' THEN 'till:' || json_extract(r.payout, '$.till_number')"
-              " WHEN 'paybill' THEN 'paybill:' || json_extract(r.payout, '$.paybill_number') || ':'"
-              " || json_extract(r.payout, '$.account_reference')"
-              " ELSE 'bank:' || json_extract(r.payout, '$.country') || ':' || json_extract(r.payout, '$.bank_code')"
-              " || ':' || json_extract(r.payout, '$.account_number') END")
+_PAYEE_SQL = (
+    "CASE json_extract(r.payout, '$.method')"
+    " WHEN 'mobile_money' THEN 'mobile_money:' || json_extract(r.payout, '$.phone')"
+    " WHEN 'till' THEN 'till:' || json_extract(r.payout, '$.till_number')"
+    " WHEN 'paybill' THEN 'paybill:' || json_extract(r.payout, '$.paybill_number') || ':'"
+    " || json_extract(r.payout, '$.account_reference')"
+    " ELSE 'bank:' || json_extract(r.payout, '$.country') || ':' || json_extract(r.payout, '$.bank_code')"
+    " || ':' || json_extract(r.payout, '$.account_number') END"
+)
 
 _PAID_AMOUNTS_SQL = (
     "SELECT " + _PAYEE_SQL + ", json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.amount')"  # noqa: S608
     " FROM rows r JOIN batches b ON b.id = r.batch_id"
-    " WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})")
+    " WHERE b.env_id = ? AND r.state = 'succeeded' AND json_extract(r.payout, '$.currency') IN ({marks})"
+)
 _FEES_PAID_SQL = (
     "SELECT json_extract(r.payout, '$.currency'), json_extract(r.payout, '$.method'),"
     " json_extract(r.payout, '$.amount'), r.fee, r.recipient_amount"
     " FROM rows r JOIN batches b ON b.id = r.batch_id WHERE b.env_id = ? AND r.state = 'succeeded'"
     " AND r.fee IS NOT NULL AND json_extract(r.payout, '$.currency') IN ({marks})"
-    " ORDER BY r.completed_at DESC LIMIT ?")
+    " ORDER BY r.completed_at DESC LIMIT ?"
+)
 
 _HOLDERS_SQL = (
     "SELECT DISTINCT r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
     " EXISTS (SELECT 1 FROM overrides o WHERE o.batch_id = r.batch_id AND o.row = r.row) AS overridden"
     " FROM claims c JOIN rows r ON r.batch_id = c.batch_id AND r.row = c.row"
-    " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at")
+    " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at"
+)
 
 
 @dataclass(frozen=True)
@@ -391,31 +395,35 @@ def _dec(text: str | None) -> Decimal | None:
 class Ledger:
     """All persistent state. One connection; every write is one immediate transaction."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
-                 secrets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], float] = time.time, secrets: tuple[str, ...] = ()
+    ) -> None:
         self.path = Path(path)
         self.clock = clock
         self.secrets = secrets
         self._audit_waiting: list[tuple[Any, ...]] = []  # API calls not yet written (see ``audit``)
         if self.path.is_dir():
-            raise LedgerError(f"the ledger path {self.path} is a folder; point --state (or "
-                              "BATCH_PAYOUTS_STATE) at a file, e.g. " + str(self.path / "ledger.sqlite3"))
+            raise LedgerError(
+                f"the ledger path {self.path} is a folder; point --state (or "
+                "BATCH_PAYOUTS_STATE) at a file, e.g. " + str(self.path / "ledger.sqlite3")
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
         if new:
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0,
-                                  check_same_thread=False)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         try:
             self._configure()
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise LedgerError(f"the ledger at {self.path} cannot be read ({exc}): it is damaged or not a "
-                              "batch-payouts ledger. Nothing was changed. Keep it for inspection and point "
-                              "--state at a good copy") from None
+            raise LedgerError(
+                f"the ledger at {self.path} cannot be read ({exc}): it is damaged or not a "
+                "batch-payouts ledger. Nothing was changed. Keep it for inspection and point "
+                "--state at a good copy"
+            ) from None
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -428,14 +436,15 @@ class Ledger:
         if sys.platform == "darwin":  # pragma: no cover - macOS only
             db.execute("PRAGMA fullfsync = ON")
         checks = {
-            "journal_mode": ("wal",), "synchronous": (1,), "busy_timeout": (30000,),
+            "journal_mode": ("wal",),
+            "synchronous": (1,),
+            "busy_timeout": (30000,),
             "foreign_keys": (1,),
         }
         for pragma, expected in checks.items():
             got = db.execute(f"PRAGMA {pragma}").fetchone()[0]
             if got not in expected:
-                raise LedgerError(f"the ledger at {self.path} could not be opened safely "
-                                  f"(PRAGMA {pragma} is {got!r})")
+                raise LedgerError(f"the ledger at {self.path} could not be opened safely (PRAGMA {pragma} is {got!r})")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -490,10 +499,21 @@ class Ledger:
 
     # -- batches ---------------------------------------------------------------------------------
 
-    def create_batch(self, batch_id: str, *, env_id: str, fingerprint: str, label: str, source: str,
-                     options: dict[str, Any], headers: list[str], rows: Sequence[NewRow],
-                     parent: str | None = None, supersede: Sequence[tuple[str, int, str]] = (),
-                     replaces: Sequence[str] = ()) -> None:
+    def create_batch(
+        self,
+        batch_id: str,
+        *,
+        env_id: str,
+        fingerprint: str,
+        label: str,
+        source: str,
+        options: dict[str, Any],
+        headers: list[str],
+        rows: Sequence[NewRow],
+        parent: str | None = None,
+        supersede: Sequence[tuple[str, int, str]] = (),
+        replaces: Sequence[str] = (),
+    ) -> None:
         """Persist a batch and all its rows, their obligation claims, and what it takes over, in
         one transaction.
 
@@ -508,8 +528,19 @@ class Ledger:
             db.execute(
                 "INSERT INTO batches (id, fingerprint, label, source, options, headers, parent,"
                 " created_at, updated_at, env_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (batch_id, fingerprint, label, source, json.dumps(options), json.dumps(headers),
-                 parent, now, now, env_id))
+                (
+                    batch_id,
+                    fingerprint,
+                    label,
+                    source,
+                    json.dumps(options),
+                    json.dumps(headers),
+                    parent,
+                    now,
+                    now,
+                    env_id,
+                ),
+            )
             for new in rows:
                 origin_batch, origin_row, attempt = new.origin or (None, None, 1)
                 reference = reference_for(batch_id, new.row, attempt) if new.payout is not None else None
@@ -517,16 +548,30 @@ class Ledger:
                     "INSERT INTO rows (batch_id, row, state, payout, cells, problems, reference,"
                     " attempt, obligation, origin_batch, origin_row, note, updated_at)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (batch_id, new.row, new.state.value,
-                     new.payout.model_dump_json() if new.payout is not None else None,
-                     json.dumps(new.cells), json.dumps(new.problems), reference, attempt,
-                     new.keys[0] if new.keys else None, origin_batch, origin_row, new.note, now))
+                    (
+                        batch_id,
+                        new.row,
+                        new.state.value,
+                        new.payout.model_dump_json() if new.payout is not None else None,
+                        json.dumps(new.cells),
+                        json.dumps(new.problems),
+                        reference,
+                        attempt,
+                        new.keys[0] if new.keys else None,
+                        origin_batch,
+                        origin_row,
+                        new.note,
+                        now,
+                    ),
+                )
                 for key in new.keys:
                     db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?)", (env_id, key, batch_id, new.row))
             for other, number, note in supersede:
-                db.execute("UPDATE rows SET state = 'blocked', note = ?, updated_at = ? WHERE batch_id = ?"
-                           " AND row = ? AND state = 'ready' AND submitting_at IS NULL",
-                           (note, now, other, number))
+                db.execute(
+                    "UPDATE rows SET state = 'blocked', note = ?, updated_at = ? WHERE batch_id = ?"
+                    " AND row = ? AND state = 'ready' AND submitting_at IS NULL",
+                    (note, now, other, number),
+                )
             for other in replaces:
                 db.execute("UPDATE batches SET replaced_by = ?, updated_at = ? WHERE id = ?", (batch_id, now, other))
 
@@ -534,10 +579,21 @@ class Ledger:
         row = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
         if row is None:
             raise BatchNotFound(batch_id)
-        return BatchRecord(row["id"], row["fingerprint"], row["label"], row["source"],
-                           json.loads(row["options"]), json.loads(row["headers"]), row["parent"],
-                           row["created_at"], row["updated_at"], row["lease_owner"], row["lease_expires"],
-                           row["env_id"], row["replaced_by"])
+        return BatchRecord(
+            row["id"],
+            row["fingerprint"],
+            row["label"],
+            row["source"],
+            json.loads(row["options"]),
+            json.loads(row["headers"]),
+            row["parent"],
+            row["created_at"],
+            row["updated_at"],
+            row["lease_owner"],
+            row["lease_expires"],
+            row["env_id"],
+            row["replaced_by"],
+        )
 
     def adopt(self, batch_id: str, env_id: str) -> None:
         """Give a batch made before environments existed the environment it is first used in."""
@@ -548,10 +604,15 @@ class Ledger:
     def unfinished_batches(self, env_id: str, label: str, source_stem: str) -> list[BatchRecord]:
         """Batches of this environment and label, from a file of this name (any extension), that
         are not replaced and still have rows never sent."""
-        ids = [r[0] for r in self.db.execute(
-            "SELECT DISTINCT b.id FROM batches b JOIN rows r ON r.batch_id = b.id"
-            " WHERE b.env_id = ? AND b.label = ? AND b.replaced_by IS NULL AND b.parent IS NULL"
-            " AND r.state = 'ready' AND r.submitting_at IS NULL", (env_id, label))]
+        ids = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT b.id FROM batches b JOIN rows r ON r.batch_id = b.id"
+                " WHERE b.env_id = ? AND b.label = ? AND b.replaced_by IS NULL AND b.parent IS NULL"
+                " AND r.state = 'ready' AND r.submitting_at IS NULL",
+                (env_id, label),
+            )
+        ]
         return [b for b in (self.batch(i) for i in ids) if Path(b.source).stem == source_stem]
 
     def has_batch(self, batch_id: str) -> bool:
@@ -559,11 +620,14 @@ class Ledger:
 
     def batches(self, limit: int = 20, *, env_id: str | None = None) -> list[BatchRecord]:
         if env_id is None:
-            ids = [r[0] for r in self.db.execute(
-                "SELECT id FROM batches ORDER BY created_at DESC LIMIT ?", (limit,))]
+            ids = [r[0] for r in self.db.execute("SELECT id FROM batches ORDER BY created_at DESC LIMIT ?", (limit,))]
         else:
-            ids = [r[0] for r in self.db.execute(
-                "SELECT id FROM batches WHERE env_id = ? ORDER BY created_at DESC LIMIT ?", (env_id, limit))]
+            ids = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT id FROM batches WHERE env_id = ? ORDER BY created_at DESC LIMIT ?", (env_id, limit)
+                )
+            ]
         return [self.batch(i) for i in ids]
 
     # -- environments ------------------------------------------------------------------------------
@@ -591,8 +655,10 @@ class Ledger:
 
     def register_environment(self, env: Environment) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO environments VALUES (?,?,?,?,?,?)",
-                       (env.id, env.kind, env.base_url, env.host, env.account, self.clock()))
+            db.execute(
+                "INSERT OR IGNORE INTO environments VALUES (?,?,?,?,?,?)",
+                (env.id, env.kind, env.base_url, env.host, env.account, self.clock()),
+            )
 
     def environment(self, env_id: str) -> Environment | None:
         r = self.db.execute("SELECT * FROM environments WHERE id = ?", (env_id,)).fetchone()
@@ -601,12 +667,15 @@ class Ledger:
         return Environment(r["id"], r["kind"], r["base_url"], r["host"], r["account"])
 
     def environments(self) -> list[Environment]:
-        return [Environment(r["id"], r["kind"], r["base_url"], r["host"], r["account"])
-                for r in self.db.execute("SELECT * FROM environments ORDER BY created_at")]
+        return [
+            Environment(r["id"], r["kind"], r["base_url"], r["host"], r["account"])
+            for r in self.db.execute("SELECT * FROM environments ORDER BY created_at")
+        ]
 
     def children(self, batch_id: str) -> list[str]:
-        return [r[0] for r in self.db.execute(
-            "SELECT id FROM batches WHERE parent = ? ORDER BY created_at", (batch_id,))]
+        return [
+            r[0] for r in self.db.execute("SELECT id FROM batches WHERE parent = ? ORDER BY created_at", (batch_id,))
+        ]
 
     # -- the lease: one runner per batch -----------------------------------------------------------
 
@@ -615,15 +684,15 @@ class Ledger:
         owner = f"pid {os.getpid()} on {socket.gethostname()}"
         now = self.clock()
         with self.transaction() as db:
-            row = db.execute("SELECT lease_owner, lease_expires FROM batches WHERE id = ?",
-                             (batch_id,)).fetchone()
+            row = db.execute("SELECT lease_owner, lease_expires FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None:
                 raise BatchNotFound(batch_id)
             holder = row["lease_owner"]
             if holder and holder != owner and row["lease_expires"] > now and not _dead_here(holder):
                 raise BatchLocked(batch_id, holder, row["lease_expires"] - now)
-            db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
-                       (owner, now + ttl, batch_id))
+            db.execute(
+                "UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?", (owner, now + ttl, batch_id)
+            )
         return owner
 
     def renew_lease(self, batch_id: str, owner: str, *, ttl: float = 30.0) -> None:
@@ -635,8 +704,10 @@ class Ledger:
 
     def release_lease(self, batch_id: str, owner: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE batches SET lease_owner = NULL, lease_expires = 0"
-                       " WHERE id = ? AND lease_owner = ?", (batch_id, owner))
+            db.execute(
+                "UPDATE batches SET lease_owner = NULL, lease_expires = 0 WHERE id = ? AND lease_owner = ?",
+                (batch_id, owner),
+            )
 
     # -- rows --------------------------------------------------------------------------------------
 
@@ -651,8 +722,11 @@ class Ledger:
     def stream_rows(self, batch_id: str, *, unpaid: bool = False) -> Iterator[RowRecord]:
         """The batch's rows by number (``unpaid``: all but the succeeded ones), each decoded as it
         is read: memory does not grow with the batch."""
-        sql = ("SELECT * FROM rows WHERE batch_id = ? AND state != 'succeeded' ORDER BY row" if unpaid
-               else "SELECT * FROM rows WHERE batch_id = ? ORDER BY row")
+        sql = (
+            "SELECT * FROM rows WHERE batch_id = ? AND state != 'succeeded' ORDER BY row"
+            if unpaid
+            else "SELECT * FROM rows WHERE batch_id = ? ORDER BY row"
+        )
         for r in self.db.execute(sql, (batch_id,)):
             yield self._record(r)
 
@@ -700,21 +774,42 @@ class Ledger:
 
     def _record(self, r: sqlite3.Row) -> RowRecord:
         return RowRecord(
-            r["batch_id"], r["row"], RowState(r["state"]),
+            r["batch_id"],
+            r["row"],
+            RowState(r["state"]),
             _PAYOUT.validate_json(r["payout"]) if r["payout"] else None,
-            json.loads(r["cells"]), json.loads(r["problems"]), r["reference"], r["attempt"],
-            r["provider_id"], r["reference_number"], r["provider_status"], _dec(r["fee"]),
-            _dec(r["recipient_amount"]), r["telco_receipt"], r["error"], r["note"],
-            r["submitting_at"], r["submitted_at"], r["completed_at"], r["not_found_at"],
-            r["next_check"], r["checks"], bool(r["confirm"]), r["origin_batch"], r["origin_row"], r["updated_at"],
-            r["obligation"], r["name_check"], r["verify_run"])
+            json.loads(r["cells"]),
+            json.loads(r["problems"]),
+            r["reference"],
+            r["attempt"],
+            r["provider_id"],
+            r["reference_number"],
+            r["provider_status"],
+            _dec(r["fee"]),
+            _dec(r["recipient_amount"]),
+            r["telco_receipt"],
+            r["error"],
+            r["note"],
+            r["submitting_at"],
+            r["submitted_at"],
+            r["completed_at"],
+            r["not_found_at"],
+            r["next_check"],
+            r["checks"],
+            bool(r["confirm"]),
+            r["origin_batch"],
+            r["origin_row"],
+            r["updated_at"],
+            r["obligation"],
+            r["name_check"],
+            r["verify_run"],
+        )
 
     def move(self, batch_id: str, number: int, to: RowState, **fields: Unpack[RowFields]) -> RowRecord:
         """Move a row to ``to`` (enforcing the life cycle) and set ``fields``, in one transaction
         (a durable one when the row is about to be sent)."""
         with self.transaction(durable=to is RowState.SUBMITTING) as db:
-            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
-                                 (batch_id, number)).fetchone()
+            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
             if current is None:
                 raise LedgerError(f"batch {batch_id} has no row {number}")
             state = RowState(current["state"])
@@ -723,13 +818,13 @@ class Ledger:
             self._update(db, batch_id, number, {"state": to.value, **fields})
         return self.row(batch_id, number)
 
-    def move_if(self, batch_id: str, number: int, expect: RowState, to: RowState,
-                **fields: Unpack[RowFields]) -> RowRecord | None:
+    def move_if(
+        self, batch_id: str, number: int, expect: RowState, to: RowState, **fields: Unpack[RowFields]
+    ) -> RowRecord | None:
         """Move a row from ``expect`` to ``to`` only if it is still in ``expect`` (another process, such as a
         webhook listener, may have moved it since it was read); return the moved row, or ``None``."""
         with self.transaction(durable=to is RowState.SUBMITTING) as db:
-            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
-                                 (batch_id, number)).fetchone()
+            current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
             if current is None or current["state"] != expect.value:
                 return None
             if expect != to and not can_move(expect, to):
@@ -737,13 +832,15 @@ class Ledger:
             self._update(db, batch_id, number, {"state": to.value, **fields})
         return self.row(batch_id, number)
 
-    def update(self, batch_id: str, number: int, *, expect: RowState | None = None,
-               **fields: Unpack[RowFields]) -> None:
+    def update(
+        self, batch_id: str, number: int, *, expect: RowState | None = None, **fields: Unpack[RowFields]
+    ) -> None:
         """Change fields without a state move (e.g. the time of the next status check)."""
         with self.transaction() as db:
             if expect is not None:
-                current = db.execute("SELECT state FROM rows WHERE batch_id = ? AND row = ?",
-                                     (batch_id, number)).fetchone()
+                current = db.execute(
+                    "SELECT state FROM rows WHERE batch_id = ? AND row = ?", (batch_id, number)
+                ).fetchone()
                 if current is None or current["state"] != expect.value:
                     return
             self._update(db, batch_id, number, dict(fields))
@@ -752,8 +849,10 @@ class Ledger:
         values = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in fields.items()}
         values["updated_at"] = self.clock()
         assigns = ", ".join(f"{k} = ?" for k in values)
-        db.execute(f"UPDATE rows SET {assigns} WHERE batch_id = ? AND row = ?",  # noqa: S608
-                   [*values.values(), batch_id, number])
+        db.execute(
+            f"UPDATE rows SET {assigns} WHERE batch_id = ? AND row = ?",  # noqa: S608
+            [*values.values(), batch_id, number],
+        )
         db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (values["updated_at"], batch_id))
 
     def due_checks(self, batch_id: str, now: float, *, poll: bool = True, limit: int = -1) -> list[RowRecord]:
@@ -766,16 +865,23 @@ class Ledger:
             "SELECT rowid FROM rows WHERE batch_id = ? AND state IN (?, 'unknown') AND next_check <= ?"
             " UNION ALL SELECT rowid FROM rows WHERE batch_id = ? AND confirm = 1 AND next_check <= ?)"
             " ORDER BY next_check LIMIT ?",
-            (batch_id, polled, now, batch_id, now, limit))
+            (batch_id, polled, now, batch_id, now, limit),
+        )
         return [self._record(r) for r in rows]
 
-    def ready_to_send(self, batch_id: str, now: float, *, skip_rows: Collection[int] = (),
-                      skip_currencies: Collection[str] = (), limit: int = -1,
-                      verified_in: str | None = None) -> list[RowRecord]:
+    def ready_to_send(
+        self,
+        batch_id: str,
+        now: float,
+        *,
+        skip_rows: Collection[int] = (),
+        skip_currencies: Collection[str] = (),
+        limit: int = -1,
+        verified_in: str | None = None,
+    ) -> list[RowRecord]:
         """READY rows due now (by row number), leaving out ``skip_rows`` and paused currencies.
         With ``verified_in`` (a run id), only rows whose payee that run checked, or that were sent before."""
-        sql = ("SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check <= ?"
-               " AND payout IS NOT NULL")
+        sql = "SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check <= ? AND payout IS NOT NULL"
         args: list[Any] = [batch_id, now]
         if verified_in is not None:
             sql += " AND (verify_run = ? OR submitting_at IS NOT NULL)"
@@ -787,8 +893,10 @@ class Ledger:
 
     def counts(self, batch_id: str) -> dict[str, int]:
         """Rows per state, counted by the database."""
-        return {r[0]: r[1] for r in self.db.execute(
-            "SELECT state, COUNT(*) FROM rows WHERE batch_id = ? GROUP BY state", (batch_id,))}
+        return {
+            r[0]: r[1]
+            for r in self.db.execute("SELECT state, COUNT(*) FROM rows WHERE batch_id = ? GROUP BY state", (batch_id,))
+        }
 
     def totals(self, batch_id: str) -> list[tuple[RowState, str, int, Decimal]]:
         """(state, currency, rows, amount) for every pair present; amounts summed as Decimal.
@@ -797,8 +905,10 @@ class Ledger:
         here (an amount times its count is exactly the sum of that many of it)."""
         sums: dict[tuple[str, str], tuple[int, Decimal]] = {}
         for state, currency, amount, count in self.db.execute(
-                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), COUNT(*)"
-                " FROM rows WHERE batch_id = ? GROUP BY 1, 2, 3", (batch_id,)):
+            "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), COUNT(*)"
+            " FROM rows WHERE batch_id = ? GROUP BY 1, 2, 3",
+            (batch_id,),
+        ):
             key = (state, currency or "")
             rows, total = sums.get(key, (0, Decimal(0)))
             sums[key] = (rows + count, total + (Decimal(str(amount)) * count if amount is not None else Decimal(0)))
@@ -810,39 +920,53 @@ class Ledger:
         reported carry their row numbers."""
         out = []
         for state, currency, amount, fee, received, count, unreported in self.db.execute(
-                "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), fee,"
-                " recipient_amount, COUNT(*), CASE WHEN state = 'succeeded' AND (COALESCE(fee, '') = ''"
-                " OR COALESCE(recipient_amount, '') = '') THEN group_concat(row) END"
-                " FROM rows WHERE batch_id = ? AND payout IS NOT NULL GROUP BY 1, 2, 3, 4, 5", (batch_id,)):
+            "SELECT state, json_extract(payout, '$.currency'), json_extract(payout, '$.amount'), fee,"
+            " recipient_amount, COUNT(*), CASE WHEN state = 'succeeded' AND (COALESCE(fee, '') = ''"
+            " OR COALESCE(recipient_amount, '') = '') THEN group_concat(row) END"
+            " FROM rows WHERE batch_id = ? AND payout IS NOT NULL GROUP BY 1, 2, 3, 4, 5",
+            (batch_id,),
+        ):
             rows = tuple(sorted(int(n) for n in unreported.split(","))) if unreported else ()
-            out.append(MoneyGroup(RowState(state), str(currency), Decimal(str(amount)), _dec(fee), _dec(received),
-                                  count, rows))
+            out.append(
+                MoneyGroup(RowState(state), str(currency), Decimal(str(amount)), _dec(fee), _dec(received), count, rows)
+            )
         return out
 
     def rows_without_payout(self, batch_id: str) -> list[RowRecord]:
         """Rows that never became a payout (invalid rows, mostly), by row number."""
-        return [self._record(r) for r in self.db.execute(
-            "SELECT * FROM rows WHERE batch_id = ? AND payout IS NULL ORDER BY row", (batch_id,))]
+        return [
+            self._record(r)
+            for r in self.db.execute(
+                "SELECT * FROM rows WHERE batch_id = ? AND payout IS NULL ORDER BY row", (batch_id,)
+            )
+        ]
 
     def cell_currencies(self, batch_id: str, header: str) -> list[tuple[str, str, int]]:
         """(text of the cell under ``header``, payout currency, first row) for each pair present
         among rows with a payout, first rows first."""
-        return [(str(text), str(currency), int(first)) for text, currency, first in self.db.execute(
-            "SELECT c.value, json_extract(r.payout, '$.currency'), MIN(r.row) FROM rows r, json_each(r.cells) c"
-            " WHERE r.batch_id = ? AND r.payout IS NOT NULL AND c.key = ? GROUP BY 1, 2 ORDER BY 3",
-            (batch_id, header))]
+        return [
+            (str(text), str(currency), int(first))
+            for text, currency, first in self.db.execute(
+                "SELECT c.value, json_extract(r.payout, '$.currency'), MIN(r.row) FROM rows r, json_each(r.cells) c"
+                " WHERE r.batch_id = ? AND r.payout IS NOT NULL AND c.key = ? GROUP BY 1, 2 ORDER BY 3",
+                (batch_id, header),
+            )
+        ]
 
     def corrections(self, batch_id: str, limit: int) -> tuple[list[tuple[int, str]], int]:
         """The first ``limit`` rows (by number) whose settled status the provider corrected later,
         with the note saying how, and how many there are in all."""
         where = "FROM rows WHERE batch_id = ? AND substr(note, 1, 9) = 'corrected'"
         total = int(self.db.execute(f"SELECT COUNT(*) {where}", (batch_id,)).fetchone()[0])
-        first = [(int(r[0]), str(r[1])) for r in self.db.execute(
-            f"SELECT row, note {where} ORDER BY row LIMIT ?", (batch_id, limit))]
+        first = [
+            (int(r[0]), str(r[1]))
+            for r in self.db.execute(f"SELECT row, note {where} ORDER BY row LIMIT ?", (batch_id, limit))
+        ]
         return first, total
 
-    def still_open(self, batch_id: str, *, skip_rows: Collection[int] = (),
-                   skip_currencies: Collection[str] = ()) -> bool:
+    def still_open(
+        self, batch_id: str, *, skip_rows: Collection[int] = (), skip_currencies: Collection[str] = ()
+    ) -> bool:
         """Whether rows still need work in a run: in flight, asked to confirm, or READY to send
         (other than ``skip_rows`` and paused currencies). Each question is answered by an index."""
         in_flight = f"SELECT 1 FROM rows WHERE batch_id = ? AND state IN {_IN_FLIGHT} LIMIT 1"  # noqa: S608
@@ -861,18 +985,28 @@ class Ledger:
         """Rows of other batches that pay an obligation this batch paid and whose outcome a fresh
         read may still change: failed ones (the provider may yet turn one into a payment: "terminal
         is not final") and ones in flight (their run may have stopped before it heard they were paid)."""
-        return [self._record(r) for r in self.db.execute(
-            "SELECT DISTINCT o.* FROM claims a"
-            " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
-            " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND b.batch_id != a.batch_id"
-            " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state IN (?, ?, ?)"
-            " WHERE a.batch_id = ?", (*READ_AGAIN_STATES, batch_id))]
+        return [
+            self._record(r)
+            for r in self.db.execute(
+                "SELECT DISTINCT o.* FROM claims a"
+                " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
+                " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND b.batch_id != a.batch_id"
+                " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state IN (?, ?, ?)"
+                " WHERE a.batch_id = ?",
+                (*READ_AGAIN_STATES, batch_id),
+            )
+        ]
 
     def retried_successes(self, batch_id: str) -> list[RowRecord]:
         """Succeeded rows of this batch that are retries of an earlier attempt."""
-        return [self._record(r) for r in self.db.execute(
-            "SELECT * FROM rows WHERE batch_id = ? AND state = 'succeeded' AND origin_batch IS NOT NULL"
-            " ORDER BY row", (batch_id,))]
+        return [
+            self._record(r)
+            for r in self.db.execute(
+                "SELECT * FROM rows WHERE batch_id = ? AND state = 'succeeded' AND origin_batch IS NOT NULL"
+                " ORDER BY row",
+                (batch_id,),
+            )
+        ]
 
     # -- obligations: one live payment per payee --------------------------------------------------
 
@@ -880,8 +1014,9 @@ class Ledger:
         """Rows of any batch of ``env_id`` that claim one of ``keys`` (``exclude`` left out)."""
         return self._holders(self.db, env_id, keys, exclude)
 
-    def _holders(self, db: sqlite3.Connection, env_id: str, keys: Sequence[str],
-                 exclude: tuple[str, int] | None) -> list[Holder]:
+    def _holders(
+        self, db: sqlite3.Connection, env_id: str, keys: Sequence[str], exclude: tuple[str, int] | None
+    ) -> list[Holder]:
         if not keys:
             return []
         marks = ",".join("?" * len(keys))
@@ -892,14 +1027,23 @@ class Ledger:
             if exclude is not None and (r["batch_id"], r["row"]) == exclude:
                 continue
             payout = _PAYOUT.validate_json(r["payout"]) if r["payout"] else None
-            out.append(Holder(r["batch_id"], r["row"], RowState(r["state"]),
-                              payout.amount if payout else None, payout.currency if payout else None,
-                              r["submitting_at"] is not None, bool(r["overridden"])))
+            out.append(
+                Holder(
+                    r["batch_id"],
+                    r["row"],
+                    RowState(r["state"]),
+                    payout.amount if payout else None,
+                    payout.currency if payout else None,
+                    r["submitting_at"] is not None,
+                    bool(r["overridden"]),
+                )
+            )
         return out
 
     def keys_of(self, batch_id: str, number: int) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?",
-                                              (batch_id, number))]
+        return [
+            r[0] for r in self.db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?", (batch_id, number))
+        ]
 
     def claim_for_sending(self, batch_id: str, number: int) -> Holder | None:
         """Mark a READY row SUBMITTING, in the same transaction that checks no other row of its
@@ -909,23 +1053,36 @@ class Ledger:
         A row with a recorded override is sent whatever else holds its obligation."""
         now = self.clock()
         with self.transaction(durable=True) as db:
-            row = db.execute("SELECT r.state, b.env_id FROM rows r JOIN batches b ON b.id = r.batch_id"
-                             " WHERE r.batch_id = ? AND r.row = ?", (batch_id, number)).fetchone()
+            row = db.execute(
+                "SELECT r.state, b.env_id FROM rows r JOIN batches b ON b.id = r.batch_id"
+                " WHERE r.batch_id = ? AND r.row = ?",
+                (batch_id, number),
+            ).fetchone()
             if row is None:
                 raise LedgerError(f"batch {batch_id} has no row {number}")
             if row["state"] != RowState.READY.value:
                 raise IllegalTransition(number, row["state"], RowState.SUBMITTING.value)
-            keys = [r[0] for r in db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?",
-                                             (batch_id, number))]
-            overridden = db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?",
-                                    (batch_id, number)).fetchone() is not None
+            keys = [
+                r[0] for r in db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?", (batch_id, number))
+            ]
+            overridden = (
+                db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?", (batch_id, number)).fetchone()
+                is not None
+            )
             live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
             if live and not overridden and not crash.broken("send_time_claim"):
                 first = live[0]
-                self._update(db, batch_id, number, {
-                    "state": RowState.BLOCKED.value, "completed_at": now,
-                    "error": f"not sent: batch {first.batch_id} row {first.row} already pays this payee "
-                             f"({first.state.value})"})
+                self._update(
+                    db,
+                    batch_id,
+                    number,
+                    {
+                        "state": RowState.BLOCKED.value,
+                        "completed_at": now,
+                        "error": f"not sent: batch {first.batch_id} row {first.row} already pays this payee "
+                        f"({first.state.value})",
+                    },
+                )
                 return first
             self._update(db, batch_id, number, {"state": RowState.SUBMITTING.value, "submitting_at": now})
         return None
@@ -933,18 +1090,20 @@ class Ledger:
     def record_override(self, env_id: str, batch_id: str, number: int, *, who: str, why: str) -> None:
         """An operator's decision to pay this row although its payee was paid or is being paid."""
         with self.transaction(durable=True) as db:
-            db.execute("INSERT INTO overrides (env_id, batch_id, row, who, why, at) VALUES (?,?,?,?,?,?)",
-                       (env_id, batch_id, number, who, why, self.clock()))
+            db.execute(
+                "INSERT INTO overrides (env_id, batch_id, row, who, why, at) VALUES (?,?,?,?,?,?)",
+                (env_id, batch_id, number, who, why, self.clock()),
+            )
 
     def override_of(self, batch_id: str, number: int) -> dict[str, Any] | None:
         """The operator's recorded decision to pay this row again, if any."""
-        r = self.db.execute("SELECT * FROM overrides WHERE batch_id = ? AND row = ? ORDER BY id LIMIT 1",
-                            (batch_id, number)).fetchone()
+        r = self.db.execute(
+            "SELECT * FROM overrides WHERE batch_id = ? AND row = ? ORDER BY id LIMIT 1", (batch_id, number)
+        ).fetchone()
         return dict(r) if r is not None else None
 
     def overrides(self, batch_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT * FROM overrides WHERE batch_id = ? ORDER BY id",
-                                                 (batch_id,))]
+        return [dict(r) for r in self.db.execute("SELECT * FROM overrides WHERE batch_id = ? ORDER BY id", (batch_id,))]
 
     def paid_twice(self, batch_id: str) -> list[tuple[RowRecord, RowRecord]]:
         """(row of this batch, another paid row) pairs that paid the same obligation twice, in
@@ -958,7 +1117,9 @@ class Ledger:
             " WHERE a.batch_id = ?"
             " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = a.batch_id AND v.row = a.row)"
             " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
-            " ORDER BY a.row", (batch_id,)).fetchall()
+            " ORDER BY a.row",
+            (batch_id,),
+        ).fetchall()
         return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in pairs]
 
     def paid_amounts(self, env_id: str, currencies: Collection[str]) -> dict[tuple[str, str], list[Decimal]]:
@@ -978,17 +1139,25 @@ class Ledger:
         if not currencies:
             return []
         sql = _FEES_PAID_SQL.replace("{marks}", ",".join("?" * len(currencies)))
-        return [FeePaid(currency, method, Decimal(str(amount)), Decimal(fee),
-                        Decimal(received) if received is not None else None)
-                for currency, method, amount, fee, received in self.db.execute(sql, (env_id, *currencies, limit))]
+        return [
+            FeePaid(
+                currency,
+                method,
+                Decimal(str(amount)),
+                Decimal(fee),
+                Decimal(received) if received is not None else None,
+            )
+            for currency, method, amount, fee, received in self.db.execute(sql, (env_id, *currencies, limit))
+        ]
 
     # -- confirmation of payee: look-ups, verdicts, acceptances -----------------------------------
 
     def cached_lookup(self, env_id: str, payee: str, name: str, max_age_seconds: float) -> tuple[str, float] | None:
         """(answer as JSON, epoch seconds it was received) of a look-up in ``env_id`` received at
         most ``max_age_seconds`` ago by the ledger's clock, if any."""
-        r = self.db.execute("SELECT answer, checked_at FROM lookups WHERE env_id = ? AND payee = ? AND name = ?",
-                            (env_id, payee, name)).fetchone()
+        r = self.db.execute(
+            "SELECT answer, checked_at FROM lookups WHERE env_id = ? AND payee = ? AND name = ?", (env_id, payee, name)
+        ).fetchone()
         if r is None or self.clock() - r["checked_at"] > max_age_seconds:
             return None
         return str(r["answer"]), float(r["checked_at"])
@@ -1001,13 +1170,19 @@ class Ledger:
     def rows_to_verify(self, batch_id: str, run: str) -> list[RowRecord]:
         """Rows whose payee run ``run`` has not checked yet: READY rows never sent, and rows HELD by
         an earlier check (asked again: a timeout may have passed, an account may be active again)."""
-        return [self._record(r) for r in self.db.execute(
-            "SELECT * FROM rows WHERE batch_id = ? AND payout IS NOT NULL AND verify_run IS NOT ?"
-            " AND ((state = 'ready' AND submitting_at IS NULL) OR (state = 'held' AND name_check IS NOT NULL))"
-            " ORDER BY row", (batch_id, run))]
+        return [
+            self._record(r)
+            for r in self.db.execute(
+                "SELECT * FROM rows WHERE batch_id = ? AND payout IS NOT NULL AND verify_run IS NOT ?"
+                " AND ((state = 'ready' AND submitting_at IS NULL) OR (state = 'held' AND name_check IS NOT NULL))"
+                " ORDER BY row",
+                (batch_id, run),
+            )
+        ]
 
-    def accept_held(self, batch_id: str, numbers: Sequence[int], *, who: str,
-                    what: Callable[[RowRecord], tuple[str, str | None]]) -> list[RowRecord]:
+    def accept_held(
+        self, batch_id: str, numbers: Sequence[int], *, who: str, what: Callable[[RowRecord], tuple[str, str | None]]
+    ) -> list[RowRecord]:
         """Move every HELD row of ``numbers`` to READY, recording who accepted what, in one
         transaction. ``what(row)`` gives (finding, registered name) of the row's hold. Nothing
         changes if one of them is not held: :class:`NotHeld` names each with its state."""
@@ -1018,21 +1193,34 @@ class Ledger:
             batch = db.execute("SELECT env_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if batch is None:
                 raise BatchNotFound(batch_id)
-            found = {r["row"]: self._record(r) for r in db.execute(
-                f"SELECT * FROM rows WHERE batch_id = ? AND row IN ({','.join('?' * len(numbers))})",  # noqa: S608
-                (batch_id, *numbers))}
-            wrong = {n: (found[n].state.value if n in found else None) for n in numbers
-                     if n not in found or found[n].state is not RowState.HELD}
+            found = {
+                r["row"]: self._record(r)
+                for r in db.execute(
+                    f"SELECT * FROM rows WHERE batch_id = ? AND row IN ({','.join('?' * len(numbers))})",  # noqa: S608
+                    (batch_id, *numbers),
+                )
+            }
+            wrong = {
+                n: (found[n].state.value if n in found else None)
+                for n in numbers
+                if n not in found or found[n].state is not RowState.HELD
+            }
             if wrong:
                 raise errors.NotHeld(batch_id, wrong)
             for number in dict.fromkeys(numbers):
                 row = found[number]
                 finding, registered = what(row)
-                db.execute("INSERT INTO acceptances (env_id, batch_id, row, who, at, what, registered_name, sentence)"
-                           " VALUES (?,?,?,?,?,?,?,?)",
-                           (batch["env_id"], batch_id, number, who, now, finding, registered, row.note or ""))
-                self._update(db, batch_id, number, {"state": RowState.READY.value, "next_check": now,
-                                                    "note": f"held, then accepted by {who}"})
+                db.execute(
+                    "INSERT INTO acceptances (env_id, batch_id, row, who, at, what, registered_name, sentence)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (batch["env_id"], batch_id, number, who, now, finding, registered, row.note or ""),
+                )
+                self._update(
+                    db,
+                    batch_id,
+                    number,
+                    {"state": RowState.READY.value, "next_check": now, "note": f"held, then accepted by {who}"},
+                )
         return [self.row(batch_id, n) for n in dict.fromkeys(numbers)]
 
     def acceptances(self, batch_id: str, number: int | None = None) -> list[Acceptance]:
@@ -1042,43 +1230,71 @@ class Ledger:
         if number is not None:
             sql += " AND row = ?"
             args.append(number)
-        return [Acceptance(r["batch_id"], r["row"], r["who"], r["at"], r["what"], r["registered_name"], r["sentence"])
-                for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [
+            Acceptance(r["batch_id"], r["row"], r["who"], r["at"], r["what"], r["registered_name"], r["sentence"])
+            for r in self.db.execute(sql + " ORDER BY id", args)
+        ]
 
     # -- customers ---------------------------------------------------------------------------------
 
     def customer(self, env_id: str, phone: str, country: str, network: str | None) -> str | None:
         """The customer key the provider of ``env_id`` returned for this phone, if cached."""
-        r = self.db.execute("SELECT customer_key FROM customers WHERE env_id = ? AND phone = ? AND country = ?"
-                            " AND network = ?", (env_id, phone, country, network or "")).fetchone()
+        r = self.db.execute(
+            "SELECT customer_key FROM customers WHERE env_id = ? AND phone = ? AND country = ? AND network = ?",
+            (env_id, phone, country, network or ""),
+        ).fetchone()
         return str(r[0]) if r else None
 
     def remember_customer(self, env_id: str, phone: str, country: str, network: str | None, key: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?,?)",
-                       (env_id, phone, country, network or "", key, self.clock()))
+            db.execute(
+                "INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?,?)",
+                (env_id, phone, country, network or "", key, self.clock()),
+            )
 
     def forget_customer(self, env_id: str, phone: str, country: str, network: str | None) -> None:
         """Drop a cached key the provider no longer knows."""
         with self.transaction() as db:
-            db.execute("DELETE FROM customers WHERE env_id = ? AND phone = ? AND country = ? AND network = ?",
-                       (env_id, phone, country, network or ""))
+            db.execute(
+                "DELETE FROM customers WHERE env_id = ? AND phone = ? AND country = ? AND network = ?",
+                (env_id, phone, country, network or ""),
+            )
 
     # -- events and the audit trail -------------------------------------------------------------
 
-    def record_event(self, *, reference: str | None, status: str | None, mode: str,
-                     verified: bool, outcome: str, body: Any) -> None:
+    def record_event(
+        self, *, reference: str | None, status: str | None, mode: str, verified: bool, outcome: str, body: Any
+    ) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO events (received_at, reference, status, mode, verified, outcome, body)"
-                       " VALUES (?,?,?,?,?,?,?)",
-                       (self.clock(), reference, status, mode, int(verified), outcome,
-                        json.dumps(redact(body, self.secrets), default=str)[:20000]))
+            db.execute(
+                "INSERT INTO events (received_at, reference, status, mode, verified, outcome, body)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    self.clock(),
+                    reference,
+                    status,
+                    mode,
+                    int(verified),
+                    outcome,
+                    json.dumps(redact(body, self.secrets), default=str)[:20000],
+                ),
+            )
 
     def events(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM events ORDER BY id")]
 
-    def audit(self, *, method: str, path: str, status: int | None, duration: float,
-              request: Any, response: Any, error: str | None, actor: str | None = None) -> None:
+    def audit(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int | None,
+        duration: float,
+        request: Any,
+        response: Any,
+        error: str | None,
+        actor: str | None = None,
+    ) -> None:
         """Record an API call with the key, secrets and phone numbers masked; ``actor``: the person
         whose action made it (None: the operator of a command).
 
@@ -1086,10 +1302,19 @@ class Ledger:
         transaction, so the trail is never behind the state it explains), every ``AUDIT_GROUP``
         calls, and when the ledger is closed or the trail read (docs/exactly-once.md,
         "Durability"). A person's call (``actor``) is written at once."""
-        self._audit_waiting.append((
-            self.clock(), method, redact(path, self.secrets), status, duration,
-            json.dumps(redact(request, self.secrets), default=str),
-            json.dumps(redact(response, self.secrets), default=str)[:20000], error, actor))
+        self._audit_waiting.append(
+            (
+                self.clock(),
+                method,
+                redact(path, self.secrets),
+                status,
+                duration,
+                json.dumps(redact(request, self.secrets), default=str),
+                json.dumps(redact(response, self.secrets), default=str)[:20000],
+                error,
+                actor,
+            )
+        )
         if actor is not None or len(self._audit_waiting) >= AUDIT_GROUP:
             with self.transaction():
                 pass  # the transaction writes what waits
@@ -1098,8 +1323,11 @@ class Ledger:
         """Insert the calls waiting to be recorded; return them (to put back if the transaction fails)."""
         waiting, self._audit_waiting = self._audit_waiting, []
         if waiting:
-            db.executemany("INSERT INTO audit (at, method, path, status, duration, request, response, error, actor)"
-                           " VALUES (?,?,?,?,?,?,?,?,?)", waiting)
+            db.executemany(
+                "INSERT INTO audit (at, method, path, status, duration, request, response, error, actor)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                waiting,
+            )
         return waiting
 
     def audit_rows(self) -> list[dict[str, Any]]:
@@ -1115,8 +1343,10 @@ class Ledger:
         with self.transaction(durable=True) as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise errors.UserExists(name)
-            db.execute("INSERT INTO users (name, role, password_hash, totp_secret, disabled, created_at)"
-                       " VALUES (?,?,?,?,0,?)", (name, role, password_hash, totp_secret, self.clock()))
+            db.execute(
+                "INSERT INTO users (name, role, password_hash, totp_secret, disabled, created_at) VALUES (?,?,?,?,0,?)",
+                (name, role, password_hash, totp_secret, self.clock()),
+            )
 
     def user(self, name: str) -> UserRecord | None:
         r = self.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
@@ -1132,41 +1362,55 @@ class Ledger:
             raise LedgerError(f"cannot change {sorted(set(fields) - allowed)} of a person")
         with self.transaction(durable=True) as db:
             assigns = ", ".join(f"{k} = ?" for k in fields)
-            found = db.execute(f"UPDATE users SET {assigns} WHERE name = ?",  # noqa: S608
-                               [*fields.values(), name])
+            found = db.execute(
+                f"UPDATE users SET {assigns} WHERE name = ?",  # noqa: S608
+                [*fields.values(), name],
+            )
             if found.rowcount == 0:
                 raise errors.UnknownUser(name)
 
     def record_action(self, batch_id: str | None, actor: str, action: str, detail: str = "") -> None:
         """Who did what to a batch (or, ``batch_id`` None, to the install: people), and when."""
         with self.transaction(durable=True) as db:
-            db.execute("INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
-                       (batch_id, actor, action, redact(detail, self.secrets), self.clock()))
+            db.execute(
+                "INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
+                (batch_id, actor, action, redact(detail, self.secrets), self.clock()),
+            )
 
     def actions(self, batch_id: str | None = None) -> list[ActionRecord]:
         """The actions on a batch (None: every action), oldest first."""
-        sql, args = ("SELECT * FROM actions WHERE batch_id = ? ORDER BY id", (batch_id,)) if batch_id is not None \
+        sql, args = (
+            ("SELECT * FROM actions WHERE batch_id = ? ORDER BY id", (batch_id,))
+            if batch_id is not None
             else ("SELECT * FROM actions ORDER BY id", ())
-        return [ActionRecord(r["batch_id"], r["actor"], r["action"], r["detail"], r["at"])
-                for r in self.db.execute(sql, args)]
+        )
+        return [
+            ActionRecord(r["batch_id"], r["actor"], r["action"], r["detail"], r["at"])
+            for r in self.db.execute(sql, args)
+        ]
 
     def record_approval(self, batch_id: str, approver: str, typed_total: str) -> None:
         """An approval of a batch, with the total the approver typed, and the action in the trail."""
         now = self.clock()
         with self.transaction(durable=True) as db:
-            db.execute("INSERT INTO approvals (batch_id, approver, at, typed_total) VALUES (?,?,?,?)",
-                       (batch_id, approver, now, typed_total))
-            db.execute("INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
-                       (batch_id, approver, "approved", f"typed total {typed_total}", now))
+            db.execute(
+                "INSERT INTO approvals (batch_id, approver, at, typed_total) VALUES (?,?,?,?)",
+                (batch_id, approver, now, typed_total),
+            )
+            db.execute(
+                "INSERT INTO actions (batch_id, actor, action, detail, at) VALUES (?,?,?,?,?)",
+                (batch_id, approver, "approved", f"typed total {typed_total}", now),
+            )
 
     def approvals(self, batch_id: str) -> list[ApprovalRecord]:
-        return [ApprovalRecord(r["batch_id"], r["approver"], r["at"], r["typed_total"])
-                for r in self.db.execute("SELECT * FROM approvals WHERE batch_id = ? ORDER BY id", (batch_id,))]
+        return [
+            ApprovalRecord(r["batch_id"], r["approver"], r["at"], r["typed_total"])
+            for r in self.db.execute("SELECT * FROM approvals WHERE batch_id = ? ORDER BY id", (batch_id,))
+        ]
 
 
 def _user(r: sqlite3.Row) -> UserRecord:
-    return UserRecord(r["name"], r["role"], r["password_hash"], r["totp_secret"], bool(r["disabled"]),
-                      r["created_at"])
+    return UserRecord(r["name"], r["role"], r["password_hash"], r["totp_secret"], bool(r["disabled"]), r["created_at"])
 
 
 def _leaving_out(rows: Collection[int], currencies: Collection[str]) -> tuple[str, list[Any]]:

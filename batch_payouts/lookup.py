@@ -130,32 +130,51 @@ class VerifySettings:
 def settings_from(policy: Policy, environment: str, **overrides: Any) -> VerifySettings:
     """Verification settings from the policy's ``[verify]`` section (and any field given here)."""
     v = policy.verify
-    return VerifySettings(environment, allow_unverified=v.allow_unverified, max_age_seconds=v.reuse_days * DAY,
-                          tries=v.tries, our_threshold=v.our_threshold, **overrides)
+    return VerifySettings(
+        environment,
+        allow_unverified=v.allow_unverified,
+        max_age_seconds=v.reuse_days * DAY,
+        tries=v.tries,
+        our_threshold=v.our_threshold,
+        **overrides,
+    )
 
 
 def reusable(answer: AccountValidation) -> bool:
     """Only an answer that found an active account with a name is reused; any other (not found,
     frozen, unavailable, name checks off, timed out) is asked again next run: it may have changed."""
-    return ((answer.name_lookup_status or "").upper() == "MATCHED" and answer.is_valid
-            and (answer.account_status or "ACTIVE").upper() == "ACTIVE")
+    return (
+        (answer.name_lookup_status or "").upper() == "MATCHED"
+        and answer.is_valid
+        and (answer.account_status or "ACTIVE").upper() == "ACTIVE"
+    )
 
 
 def request_for(payout: Payout) -> ValidateMobileMoney | ValidateBank:
     """The validate request for a row, carrying the spreadsheet's name."""
     if isinstance(payout, MobileMoneyPayout):
-        return ValidateMobileMoney(account_type="mobile_money", phone_number=payout.phone, network=payout.network,
-                                   account_name=payout.name)
+        return ValidateMobileMoney(
+            account_type="mobile_money", phone_number=payout.phone, network=payout.network, account_name=payout.name
+        )
     if isinstance(payout, TillPayout):
-        return ValidateMobileMoney(account_type="till", short_code=payout.till_number, country_code=payout.country,
-                                   account_name=payout.name)
+        return ValidateMobileMoney(
+            account_type="till", short_code=payout.till_number, country_code=payout.country, account_name=payout.name
+        )
     if isinstance(payout, PaybillPayout):
-        return ValidateMobileMoney(account_type="paybill", short_code=payout.paybill_number,
-                                   account_reference=payout.account_reference, country_code=payout.country,
-                                   account_name=payout.name)
+        return ValidateMobileMoney(
+            account_type="paybill",
+            short_code=payout.paybill_number,
+            account_reference=payout.account_reference,
+            country_code=payout.country,
+            account_name=payout.name,
+        )
     assert isinstance(payout, BankPayout)
-    return ValidateBank(account_number=payout.account_number, bank_code=payout.bank_code, country_code=payout.country,
-                        account_name=payout.name)
+    return ValidateBank(
+        account_number=payout.account_number,
+        bank_code=payout.bank_code,
+        country_code=payout.country,
+        account_name=payout.name,
+    )
 
 
 class VerdictStream:
@@ -180,9 +199,15 @@ class VerdictStream:
 
 @asynccontextmanager
 async def verify_rows(
-    client: KotaniClient, reads: ReadsBudget, payouts: Sequence[Payout], cache: LookupCache,
-    settings: VerifySettings, *, clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep, slots: anyio.Semaphore | None = None,
+    client: KotaniClient,
+    reads: ReadsBudget,
+    payouts: Sequence[Payout],
+    cache: LookupCache,
+    settings: VerifySettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    slots: anyio.Semaphore | None = None,
 ) -> AsyncIterator[VerdictStream]:
     """Confirm every payee while the caller consumes verdicts::
 
@@ -215,8 +240,13 @@ async def verify_rows(
 
 
 async def verify_all(
-    client: KotaniClient, reads: ReadsBudget, payouts: Sequence[Payout], cache: LookupCache,
-    settings: VerifySettings, *, clock: Callable[[], float] = time.time,
+    client: KotaniClient,
+    reads: ReadsBudget,
+    payouts: Sequence[Payout],
+    cache: LookupCache,
+    settings: VerifySettings,
+    *,
+    clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> dict[int, Verdict]:
     """Every verdict, by sheet row (for ``validate --verify`` and ``plan``)."""
@@ -234,16 +264,24 @@ def cached_verdicts(payouts: Sequence[Payout], cache: LookupCache, settings: Ver
     for payout in payouts:
         cached = cache.get(settings.environment, payout.payee(), payout.name, settings.max_age_seconds)
         if cached is not None:
-            verdict = verdict_for(cached.answer, payout, allow_unverified=settings.allow_unverified,
-                                  our_threshold=settings.our_threshold)
+            verdict = verdict_for(
+                cached.answer, payout, allow_unverified=settings.allow_unverified, our_threshold=settings.our_threshold
+            )
             out[payout.row] = from_cache(verdict, cached.checked_at)
     return out
 
 
 class _Checker:
-    def __init__(self, client: KotaniClient, reads: ReadsBudget, cache: LookupCache, settings: VerifySettings,
-                 clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
-                 slots: anyio.Semaphore | None = None) -> None:
+    def __init__(
+        self,
+        client: KotaniClient,
+        reads: ReadsBudget,
+        cache: LookupCache,
+        settings: VerifySettings,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        slots: anyio.Semaphore | None = None,
+    ) -> None:
         self.client = client
         self.reads = reads
         self.cache = cache
@@ -256,8 +294,9 @@ class _Checker:
         """One of the shared request slots, or nothing to wait for when there are none."""
         return self.slots if self.slots is not None else contextlib.nullcontext()
 
-    async def produce(self, groups: list[list[Payout]], send: MemoryObjectSendStream[Verdict],
-                      failure: list[BaseException]) -> None:
+    async def produce(
+        self, groups: list[list[Payout]], send: MemoryObjectSendStream[Verdict], failure: list[BaseException]
+    ) -> None:
         queue = iter(groups)
 
         async def worker(tg: TaskGroup) -> None:
@@ -293,8 +332,13 @@ class _Checker:
         return [replace(self._verdict(answer, p, tries), checked_at=checked_at) for p in group]
 
     def _verdict(self, answer: AccountValidation, payout: Payout, tries: int) -> Verdict:
-        return verdict_for(answer, payout, allow_unverified=self.settings.allow_unverified,
-                           our_threshold=self.settings.our_threshold, tries=tries)
+        return verdict_for(
+            answer,
+            payout,
+            allow_unverified=self.settings.allow_unverified,
+            our_threshold=self.settings.our_threshold,
+            tries=tries,
+        )
 
     async def look_up(self, payout: Payout) -> tuple[AccountValidation | None, int, str]:
         """The last answer (None when none came), how many tries it took, and why the last failed."""

@@ -13,8 +13,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Minor digits per currency: how many decimals an amount may carry.
 CURRENCY_DIGITS: dict[str, int] = {
-    "KES": 0, "UGX": 0, "TZS": 0, "RWF": 0, "XOF": 0, "XAF": 0, "MWK": 0, "CDF": 2,
-    "GHS": 2, "ZMW": 2, "ZAR": 2, "USD": 2, "NGN": 2, "EGP": 2, "SLE": 2, "ETB": 2,
+    "KES": 0,
+    "UGX": 0,
+    "TZS": 0,
+    "RWF": 0,
+    "XOF": 0,
+    "XAF": 0,
+    "MWK": 0,
+    "CDF": 2,
+    "GHS": 2,
+    "ZMW": 2,
+    "ZAR": 2,
+    "USD": 2,
+    "NGN": 2,
+    "EGP": 2,
+    "SLE": 2,
+    "ETB": 2,
 }
 
 
@@ -183,6 +197,4 @@ class BankPayout(_Row):
         return f"bank:{self.country}:{self.bank_code}:{self.account_number}"
 
 
-Payout = Annotated[
-    MobileMoneyPayout | TillPayout | PaybillPayout | BankPayout, Field(discriminator="method")
-]
+Payout = Annotated[MobileMoneyPayout | TillPayout | PaybillPayout | BankPayout, Field(discriminator="method")]

@@ -154,20 +154,32 @@ class Policy(_Section):
     approval: Approval = Approval()
 
     def with_overrides(
-        self, *, allow_duplicates: bool = False, include_hidden: bool = False, allow_unverified: bool = False,
-        max_row_amount: Mapping[str, Decimal] | None = None, max_batch_total: Mapping[str, Decimal] | None = None,
+        self,
+        *,
+        allow_duplicates: bool = False,
+        include_hidden: bool = False,
+        allow_unverified: bool = False,
+        max_row_amount: Mapping[str, Decimal] | None = None,
+        max_batch_total: Mapping[str, Decimal] | None = None,
     ) -> Policy:
         """The policy with command-line options applied: a flag can only switch a check's override on;
         limits given on the command line replace the file's for the currencies they name."""
-        limits = self.limits.model_copy(update={
-            "max_row_amount": {**self.limits.max_row_amount, **(max_row_amount or {})},
-            "max_batch_total": {**self.limits.max_batch_total, **(max_batch_total or {})}})
-        return self.model_copy(update={
-            "duplicates": self.duplicates.model_copy(update={"allow": self.duplicates.allow or allow_duplicates}),
-            "rows": self.rows.model_copy(update={"include_hidden": self.rows.include_hidden or include_hidden}),
-            "verify": self.verify.model_copy(update={
-                "allow_unverified": self.verify.allow_unverified or allow_unverified}),
-            "limits": limits})
+        limits = self.limits.model_copy(
+            update={
+                "max_row_amount": {**self.limits.max_row_amount, **(max_row_amount or {})},
+                "max_batch_total": {**self.limits.max_batch_total, **(max_batch_total or {})},
+            }
+        )
+        return self.model_copy(
+            update={
+                "duplicates": self.duplicates.model_copy(update={"allow": self.duplicates.allow or allow_duplicates}),
+                "rows": self.rows.model_copy(update={"include_hidden": self.rows.include_hidden or include_hidden}),
+                "verify": self.verify.model_copy(
+                    update={"allow_unverified": self.verify.allow_unverified or allow_unverified}
+                ),
+                "limits": limits,
+            }
+        )
 
 
 def parse_policy(text: str, source: str = "the policy") -> Policy:
@@ -211,8 +223,9 @@ def parse_currency_amounts(text: str, option: str) -> dict[str, Decimal]:
         try:
             value = Decimal(amount.strip().replace("_", ""))
         except InvalidOperation:
-            raise ConfigError(f"{option}: {amount.strip()!r} is not an amount (write 200000, without separators)") \
-                from None
+            raise ConfigError(
+                f"{option}: {amount.strip()!r} is not an amount (write 200000, without separators)"
+            ) from None
         if not value.is_finite() or value <= 0:
             raise ConfigError(f"{option}: the {code} limit must be more than zero")
         out[code] = value

@@ -75,8 +75,16 @@ class Holds:
 class Limiter:
     """Waits until a request of this class may go; never exceeds any of its windows."""
 
-    def __init__(self, windows: tuple[Window, ...], *, klass: str = READS, holds: Holds | None = None,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, margin: float = MARGIN) -> None:
+    def __init__(
+        self,
+        windows: tuple[Window, ...],
+        *,
+        klass: str = READS,
+        holds: Holds | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        margin: float = MARGIN,
+    ) -> None:
         if not windows or any(w.limit < 1 or w.seconds <= 0 for w in windows):
             raise ValueError("a limiter needs windows with a positive limit and length")
         self.windows = windows

@@ -6,8 +6,18 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_SECRET_KEYS = {"authorization", "api_key", "apikey", "key", "secret", "webhook_secret", "token",
-                "signature", "x-kotani-signature", "password"}
+_SECRET_KEYS = {
+    "authorization",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "webhook_secret",
+    "token",
+    "signature",
+    "x-kotani-signature",
+    "password",
+}
 _PHONE_KEYS = {"phone_number", "phonenumber", "phone", "msisdn"}
 _ACCOUNT_KEYS = {"accountnumber", "account_number"}
 _PHONE_RE = re.compile(r"\+?\d{9,15}")

@@ -87,8 +87,11 @@ def name_checks(checks: NameChecks) -> None:
     held = sum(v.decision is Decision.HOLD for v in verdicts)
     invalid = sum(v.decision is Decision.REFUSE for v in verdicts)
     source = "Kotani asked" if checks.asked else "from earlier look-ups kept in the ledger"
-    out.print(f"name check ({source}): {len(verdicts)} rows: {matched} names match, {held} held, {invalid} invalid, "
-              f"{len(verdicts) - matched - held - invalid} paid with a note", markup=False)
+    out.print(
+        f"name check ({source}): {len(verdicts)} rows: {matched} names match, {held} held, {invalid} invalid, "
+        f"{len(verdicts) - matched - held - invalid} paid with a note",
+        markup=False,
+    )
     for verdict in sorted(verdicts, key=lambda v: v.row):
         if verdict.finding is not Finding.NAME_MATCHES or verdict.decision is not Decision.PAY:
             out.print(f"  {_VERDICT_WORD[verdict.decision]}: row {verdict.row}: {verdict.sentence}", markup=False)
@@ -119,24 +122,35 @@ def batch_status(status: BatchStatus) -> None:
     for row, note in status.corrections:
         out.print(f"row {row}: {note}")
     if status.more_corrections:
-        out.print(f"… and {status.more_corrections:,} more rows the provider corrected: "
-                  f"`batch-payouts results {status.batch_id} -o FILE` lists every row.")
+        out.print(
+            f"… and {status.more_corrections:,} more rows the provider corrected: "
+            f"`batch-payouts results {status.batch_id} -o FILE` lists every row."
+        )
 
 
 def paid_twice(pairs: list[PaidTwice]) -> None:
     """Said loudly: each payee paid twice for one obligation, and what to do."""
     for pair in pairs:
         row, other = pair.row, pair.other
-        err.print(f"[bold red]PAID TWICE: row {row.row} of batch {row.batch_id} ({row.reference}) and row "
-                  f"{other.row} of batch {other.batch_id} ({other.reference}) both paid the same payee for this "
-                  "label. Recover the money from the recipient.[/]", markup=True)
+        err.print(
+            f"[bold red]PAID TWICE: row {row.row} of batch {row.batch_id} ({row.reference}) and row "
+            f"{other.row} of batch {other.batch_id} ({other.reference}) both paid the same payee for this "
+            "label. Recover the money from the recipient.[/]",
+            markup=True,
+        )
 
 
 def recent_batches(lines: list[BatchLine]) -> None:
     table = Table("batch", "environment", "label", "source", "rows", "created", title="Recent batches")
     for b in lines:
-        table.add_row(b.batch_id, b.environment, b.label, b.source, str(b.rows),
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at)))
+        table.add_row(
+            b.batch_id,
+            b.environment,
+            b.label,
+            b.source,
+            str(b.rows),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at)),
+        )
     out.print(table)
 
 
@@ -145,17 +159,24 @@ def interrupted(sent: int | None, batch_id: str | None) -> None:
     if sent is None or batch_id is None:
         err.print("interrupted; everything done so far is saved. Run the same command again to continue.")
         return
-    err.print(f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {batch_id} had already "
-              f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {batch_id}")
+    err.print(
+        f"interrupted; {sent} payout{'s' if sent != 1 else ''} of batch {batch_id} had already "
+        f"left and are recorded; nothing is lost. Continue with: batch-payouts resume {batch_id}"
+    )
 
 
 def plan(plan: Plan) -> None:
     """Per currency: rows and money to send, money in flight, the payout balance, the shortfall."""
     table = Table("currency", "rows", "to send", "in flight", "payout balance", "shortfall", title="Plan")
     for cp in sorted(plan.currencies.values(), key=lambda c: c.currency):
-        table.add_row(cp.currency, str(cp.rows), f"{cp.total:,}", f"{cp.in_flight:,}",
-                      "?" if cp.balance is None else f"{cp.balance:,}",
-                      f"[red]{cp.shortfall:,}[/]" if cp.shortfall else "0")
+        table.add_row(
+            cp.currency,
+            str(cp.rows),
+            f"{cp.total:,}",
+            f"{cp.in_flight:,}",
+            "?" if cp.balance is None else f"{cp.balance:,}",
+            f"[red]{cp.shortfall:,}[/]" if cp.shortfall else "0",
+        )
     out.print(table)
 
 
@@ -166,17 +187,22 @@ def repeats(new: NewBatch) -> None:
     if plain:
         rows = ", ".join(str(r.row) for r in plain[:12]) + (" …" if len(plain) > 12 else "")
         batches = sorted({r.other_batch for r in plain})
-        out.print(f"not paid (repeat): {len(plain)} row{'s' if len(plain) != 1 else ''} ({rows}) already paid or "
-                  f"being paid for this label in batch{'es' if len(batches) > 1 else ''} {', '.join(batches)}; "
-                  "to pay one again on purpose: --pay-again ROW --reason TEXT", markup=False)
+        out.print(
+            f"not paid (repeat): {len(plain)} row{'s' if len(plain) != 1 else ''} ({rows}) already paid or "
+            f"being paid for this label in batch{'es' if len(batches) > 1 else ''} {', '.join(batches)}; "
+            "to pay one again on purpose: --pay-again ROW --reason TEXT",
+            markup=False,
+        )
     for r in new.repeats:
         if r.edited_amount:
             err.print(f"refused: row {r.row}: {r.sentence}", markup=False)
     taken = sorted({other for other, _, _ in new.supersede})
     if taken:
-        out.print(f"this run takes over the rows never sent of batch{'es' if len(taken) > 1 else ''} "
-                  f"{', '.join(taken)}: resuming {'them' if len(taken) > 1 else 'it'} will not pay those rows",
-                  markup=False)
+        out.print(
+            f"this run takes over the rows never sent of batch{'es' if len(taken) > 1 else ''} "
+            f"{', '.join(taken)}: resuming {'them' if len(taken) > 1 else 'it'} will not pay those rows",
+            markup=False,
+        )
 
 
 def already_paid(finished: AlreadyPaid) -> None:
@@ -184,11 +210,17 @@ def already_paid(finished: AlreadyPaid) -> None:
     outcome = ", ".join(f"{n} {word}" for word, n in sorted(finished.outcome.items()))
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(finished.batch.created_at))
     hint = "another --label" if finished.label else "a --label, e.g. --label " + time.strftime("%Y-%m")
-    out.print(f"this file was already paid as batch {finished.batch.id} on {when} ({outcome}); nothing more is "
-              f"sent. To pay it again as a new disbursement, run it with {hint}.", markup=False)
+    out.print(
+        f"this file was already paid as batch {finished.batch.id} on {when} ({outcome}); nothing more is "
+        f"sent. To pay it again as a new disbursement, run it with {hint}.",
+        markup=False,
+    )
     if finished.held:
-        out.print(f"held, not paid: {_rows(finished.held)}. To pay a held row, run the same file again with "
-                  "--accept-name ROW[,ROW…] (your decision is recorded)", markup=False)
+        out.print(
+            f"held, not paid: {_rows(finished.held)}. To pay a held row, run the same file again with "
+            "--accept-name ROW[,ROW…] (your decision is recorded)",
+            markup=False,
+        )
 
 
 def continuing(batch_id: str) -> None:
@@ -206,11 +238,16 @@ def _are(numbers: list[int]) -> str:
 def guarded_again(batch_id: str, held: list[int], released: list[int]) -> None:
     """A batch continued under this run's guardrails: rows now held, rows now let through."""
     if held:
-        out.print(f"held now: {_rows(held)} of batch {batch_id}, never sent, {_are(held)} held under this run's "
-                  "options", markup=False)
+        out.print(
+            f"held now: {_rows(held)} of batch {batch_id}, never sent, {_are(held)} held under this run's options",
+            markup=False,
+        )
     if released:
-        out.print(f"released: {_rows(released)} of batch {batch_id} {_are(released)} no longer held under this "
-                  "run's options and will be paid; your decision is recorded", markup=False)
+        out.print(
+            f"released: {_rows(released)} of batch {batch_id} {_are(released)} no longer held under this "
+            "run's options and will be paid; your decision is recorded",
+            markup=False,
+        )
 
 
 def batch_started(batch_id: str) -> None:
@@ -219,8 +256,11 @@ def batch_started(batch_id: str) -> None:
 
 def replaced(batch_id: str, by: str) -> None:
     """A batch whose rows never sent were taken over by a later run of the same file."""
-    out.print(f"batch {batch_id} was replaced by batch {by} (the same file run again): its rows never sent are "
-              f"paid there, not here. Continue with: batch-payouts resume {by}", markup=False)
+    out.print(
+        f"batch {batch_id} was replaced by batch {by} (the same file run again): its rows never sent are "
+        f"paid there, not here. Continue with: batch-payouts resume {by}",
+        markup=False,
+    )
 
 
 def confirmation(screen: Confirmation) -> None:
@@ -229,22 +269,31 @@ def confirmation(screen: Confirmation) -> None:
     out.print(f"Before any money moves: {screen.environment.describe()}", markup=False)
     for line in screen.currencies:
         fees, cur = line.fees, line.currency
-        wallet = (f"from wallet {line.wallet} (payout balance {cur} {line.balance:,})" if line.wallet
-                  else f"from no {cur} wallet: this account has none")
+        wallet = (
+            f"from wallet {line.wallet} (payout balance {cur} {line.balance:,})"
+            if line.wallet
+            else f"from no {cur} wallet: this account has none"
+        )
         fee = f"about {cur} {fees.fee:,}, {fees.basis}" if fees.fee is not None else fees.basis
-        out.print(f"  {cur}: {line.rows} row{'s' if line.rows != 1 else ''}, {cur} {fees.amount:,} to send {wallet}",
-                  markup=False)
+        out.print(
+            f"  {cur}: {line.rows} row{'s' if line.rows != 1 else ''}, {cur} {fees.amount:,} to send {wallet}",
+            markup=False,
+        )
         out.print(f"    fees: {fee}", markup=False)
         out.print(f"    the wallet is debited: {fees.debit_sentence}", markup=False)
     if screen.attention:
         out.print(f"Rows to look at before you confirm ({len(screen.attention)}):", markup=False)
     for row in screen.attention:
-        out.print(f"  row {row.row} · {row.name} · {row.amount} · {row.status} ({', '.join(row.kinds)}): "
-                  f"{row.reason}", markup=False)
+        out.print(
+            f"  row {row.row} · {row.name} · {row.amount} · {row.status} ({', '.join(row.kinds)}): {row.reason}",
+            markup=False,
+        )
     if screen.to_check:
         rows = "the other row" if screen.to_check == 1 else f"each of the other {screen.to_check} rows"
-        out.print(f"The payee of {rows} is checked with Kotani as it is paid; a name that differs holds its row.",
-                  markup=False)
+        out.print(
+            f"The payee of {rows} is checked with Kotani as it is paid; a name that differs holds its row.",
+            markup=False,
+        )
 
 
 def confirm_again() -> None:
@@ -288,8 +337,9 @@ def amount_lines(p: RunProgress, width: int = 80) -> list[str]:
 
 
 @contextlib.contextmanager
-def progress_bar(*, quiet: bool,
-                 clock: Callable[[], float] = time.monotonic) -> Iterator[Callable[[RunProgress], None]]:
+def progress_bar(
+    *, quiet: bool, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Callable[[RunProgress], None]]:
     """A progress bar on stderr that fits 80 columns; when stderr is not a terminal, one plain
     line every PLAIN_EVERY seconds instead (nothing when ``quiet``). Yields the run's listener."""
     from rich.console import RenderableType
@@ -304,8 +354,14 @@ def progress_bar(*, quiet: bool,
             yield self.make_tasks_table(self.tasks)
             yield from (Text(line) for line in amounts)
 
-    bar = WithAmounts(TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
-                      console=err, disable=not live, transient=False)
+    bar = WithAmounts(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=12),
+        MofNCompleteColumn(),
+        console=err,
+        disable=not live,
+        transient=False,
+    )
     task: list[TaskID] = []
     last = [-PLAIN_EVERY]
 
@@ -319,8 +375,7 @@ def progress_bar(*, quiet: bool,
         elif not quiet and (clock() - last[0] >= PLAIN_EVERY or p.settled == p.rows):
             last[0] = clock()
             money = "".join(f" · {a}" for a in amount_lines(p, width=10_000))
-            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}{money}", markup=False,
-                      soft_wrap=True)
+            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}{money}", markup=False, soft_wrap=True)
 
     with bar:
         yield show
@@ -330,8 +385,10 @@ def run_outcome(outcome: RunOutcome) -> None:
     """How a run ended: the batch's totals, its results file, PAID TWICE (which says nothing more),
     paused currencies, why it stopped, rows still pending."""
     batch_status(outcome.status)
-    written("results (already up to date: no row changed since it was written)" if outcome.results_current
-            else "results", outcome.results_path)
+    written(
+        "results (already up to date: no row changed since it was written)" if outcome.results_current else "results",
+        outcome.results_path,
+    )
     paid_twice(outcome.verdict.paid_twice)
     if outcome.verdict.paid_twice:
         return
@@ -340,8 +397,7 @@ def run_outcome(outcome: RunOutcome) -> None:
     if outcome.result.stopped:
         error(f"{outcome.result.stopped}. Continue with: batch-payouts resume {outcome.batch_id}")
     elif outcome.still_pending:
-        err.print(f"{outcome.still_pending} rows still pending; continue with: batch-payouts resume "
-                  f"{outcome.batch_id}")
+        err.print(f"{outcome.still_pending} rows still pending; continue with: batch-payouts resume {outcome.batch_id}")
 
 
 def retry_plan(planned: PlannedRetry) -> None:
@@ -379,8 +435,9 @@ def reconciled(done: Reconciled) -> None:
 
 
 def receiving(where: Receiving) -> None:
-    err.print(f"receiving webhooks on {where.url} ({'signed' if where.signed else 'unsigned: reads only'}); "
-              "Ctrl-C stops")
+    err.print(
+        f"receiving webhooks on {where.url} ({'signed' if where.signed else 'unsigned: reads only'}); Ctrl-C stops"
+    )
 
 
 def sandbox_serving(url: str) -> None:
@@ -390,11 +447,15 @@ def sandbox_serving(url: str) -> None:
 def accepted(batch_id: str, rows: list[int]) -> None:
     """Held rows the operator let through, before the run pays them."""
     listed = ", ".join(str(r) for r in rows)
-    out.print(f"accepted: row{'s' if len(rows) != 1 else ''} {listed} of batch {batch_id} will be paid; "
-              "your acceptance is recorded", markup=False)
+    out.print(
+        f"accepted: row{'s' if len(rows) != 1 else ''} {listed} of batch {batch_id} will be paid; "
+        "your acceptance is recorded",
+        markup=False,
+    )
 
 
 # -- people and the console -------------------------------------------------------------------------
+
 
 def person_added(added: Added) -> None:
     """The new person; the second factor's URI once, to put into an authenticator app."""
@@ -410,8 +471,13 @@ def people(lines: list[PersonLine]) -> None:
         return
     table = Table("name", "role", "second factor", "status", "added")
     for p in lines:
-        table.add_row(p.name, p.role, "yes" if p.second_factor else "no", "disabled" if p.disabled else "active",
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(p.created_at)))
+        table.add_row(
+            p.name,
+            p.role,
+            "yes" if p.second_factor else "no",
+            "disabled" if p.disabled else "active",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(p.created_at)),
+        )
     out.print(table)
 
 
@@ -425,5 +491,8 @@ def console_listening(url: str) -> None:
 
 
 def console_stopped() -> None:
-    err.print("console stopped; a run it had started goes on with `batch-payouts resume BATCH_ID` "
-              "or from the console once it is served again", markup=False)
+    err.print(
+        "console stopped; a run it had started goes on with `batch-payouts resume BATCH_ID` "
+        "or from the console once it is served again",
+        markup=False,
+    )

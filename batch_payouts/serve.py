@@ -17,13 +17,30 @@ from batch_payouts import errors
 Lifespan = Literal["auto", "on", "off"]
 
 
-def config(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "critical",
-           lifespan: Lifespan = "on", tls: tuple[str, str] | None = None) -> uvicorn.Config:
+def config(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "critical",
+    lifespan: Lifespan = "on",
+    tls: tuple[str, str] | None = None,
+) -> uvicorn.Config:
     """``tls``: (certificate file, key file) to serve HTTPS."""
     cert, key = tls if tls is not None else (None, None)
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan=lifespan,
-                          timeout_graceful_shutdown=1, timeout_keep_alive=5, ws="none", ssl_certfile=cert,
-                          ssl_keyfile=key)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan=lifespan,
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=5,
+        ws="none",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -47,8 +64,9 @@ def url_of(sock: socket.socket, scheme: str = "http") -> str:
 
 
 @contextlib.contextmanager
-def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lifespan = "on",
-              start_timeout: float = 10.0) -> Iterator[str]:
+def in_thread(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lifespan = "on", start_timeout: float = 10.0
+) -> Iterator[str]:
     """Serve ``app`` until the block ends; yield its base URL (``port=0`` picks a free port)."""
     server = uvicorn.Server(config(app, host=host, port=port, lifespan=lifespan))
     sock = bind(host, port)
@@ -72,8 +90,9 @@ def in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lif
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that calls ``announce(url)`` once it accepts connections."""
 
-    def __init__(self, cfg: uvicorn.Config, sock: socket.socket, announce: Callable[[str], None],
-                 scheme: str = "http") -> None:
+    def __init__(
+        self, cfg: uvicorn.Config, sock: socket.socket, announce: Callable[[str], None], scheme: str = "http"
+    ) -> None:
         super().__init__(cfg)
         self._sock = sock
         self._announce = announce
@@ -85,14 +104,25 @@ class _AnnouncingServer(uvicorn.Server):
             self._announce(url_of(self._sock, self._scheme))
 
 
-def forever(app: Any, *, host: str, port: int, log_level: str = "info",
-            announce: Callable[[str], None] | None = None, tls: tuple[str, str] | None = None,
-            lifespan: Lifespan = "on") -> None:
+def forever(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    announce: Callable[[str], None] | None = None,
+    tls: tuple[str, str] | None = None,
+    lifespan: Lifespan = "on",
+) -> None:
     """Serve in the foreground until interrupted; ``announce(url)`` is told the bound URL once serving.
     ``tls``: (certificate file, key file) to serve HTTPS."""
     sock = bind(host, port)
     try:
-        _AnnouncingServer(config(app, host=host, port=port, log_level=log_level, tls=tls, lifespan=lifespan), sock,
-                          announce or (lambda url: None), "https" if tls else "http").run(sockets=[sock])
+        _AnnouncingServer(
+            config(app, host=host, port=port, log_level=log_level, tls=tls, lifespan=lifespan),
+            sock,
+            announce or (lambda url: None),
+            "https" if tls else "http",
+        ).run(sockets=[sock])
     finally:
         sock.close()

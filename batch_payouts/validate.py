@@ -23,8 +23,9 @@ from batch_payouts.model import CURRENCY_DIGITS, Method, Payout, minor_digits
 
 Severity = Literal["error", "warning", "held"]  # held: valid, not paid until a person accepts it (guardrails)
 _PAYOUT: TypeAdapter[Payout] = TypeAdapter(Payout)
-SANDBOX_ENDINGS = frozenset({"700000001", "700000002", "700000010", "700000011", "700000012",
-                             "700000013", "700000020", "700000021"})
+SANDBOX_ENDINGS = frozenset(
+    {"700000001", "700000002", "700000010", "700000011", "700000012", "700000013", "700000020", "700000021"}
+)
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,9 @@ def parse_amount(text: str, currency: str) -> Decimal:
         s = s.replace(",", "")
     elif "," in s:
         if not _THOUSANDS_COMMA.match(s):
-            raise AmountError("a comma here could be a decimal comma or a thousands separator; "
-                              "write the amount like 1500.50")
+            raise AmountError(
+                "a comma here could be a decimal comma or a thousands separator; write the amount like 1500.50"
+            )
         s = s.replace(",", "")
     elif _THOUSANDS_DOT.match(s):
         s = s.replace(".", "")
@@ -209,17 +211,37 @@ def parse_amount(text: str, currency: str) -> Decimal:
 # -- phones ----------------------------------------------------------------------------------------
 
 _NETWORK_WORDS = {
-    "SAFARICOM": "MPESA", "MPESA": "MPESA", "M-PESA": "MPESA", "AIRTEL": "AIRTEL",
-    "AIRTELMONEY": "AIRTEL", "MTN": "MTN", "MTNMOMO": "MTN", "MOMO": "MTN", "VODAFONE": "VODAFONE",
-    "VODAFONECASH": "VODAFONE", "TELECEL": "VODAFONE", "TIGO": "TIGO", "AIRTELTIGO": "AIRTEL",
-    "VODACOM": "VODACOM", "MPESATZ": "VODACOM", "HALOTEL": "HALOPESA", "HALOPESA": "HALOPESA",
-    "YAS": "YAS", "ZAMTEL": "ZAMTEL", "ORANGE": "ORANGE", "ORANGEMONEY": "ORANGE", "MOOV": "MOOV",
-    "WAVE": "WAVE", "FREE": "FREE", "EXPRESSO": "EXPRESSO", "TMONEY": "TMONEY",
+    "SAFARICOM": "MPESA",
+    "MPESA": "MPESA",
+    "M-PESA": "MPESA",
+    "AIRTEL": "AIRTEL",
+    "AIRTELMONEY": "AIRTEL",
+    "MTN": "MTN",
+    "MTNMOMO": "MTN",
+    "MOMO": "MTN",
+    "VODAFONE": "VODAFONE",
+    "VODAFONECASH": "VODAFONE",
+    "TELECEL": "VODAFONE",
+    "TIGO": "TIGO",
+    "AIRTELTIGO": "AIRTEL",
+    "VODACOM": "VODACOM",
+    "MPESATZ": "VODACOM",
+    "HALOTEL": "HALOPESA",
+    "HALOPESA": "HALOPESA",
+    "YAS": "YAS",
+    "ZAMTEL": "ZAMTEL",
+    "ORANGE": "ORANGE",
+    "ORANGEMONEY": "ORANGE",
+    "MOOV": "MOOV",
+    "WAVE": "WAVE",
+    "FREE": "FREE",
+    "EXPRESSO": "EXPRESSO",
+    "TMONEY": "TMONEY",
 }
 
 
 def network_word(text: str) -> str:
-    return _NETWORK_WORDS.get(re.sub(r"[^A-Z-]", "", text.upper()).replace("-", "") , text.upper().strip())
+    return _NETWORK_WORDS.get(re.sub(r"[^A-Z-]", "", text.upper()).replace("-", ""), text.upper().strip())
 
 
 @dataclass(frozen=True)
@@ -259,8 +281,9 @@ def parse_phone(text: str, country: CountryInfo) -> Phone:
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     region = phonenumbers.region_code_for_number(number)
     if region and region != country.code:
-        raise PhoneError(f"this is a number of {region} (+{number.country_code}), "
-                         f"but the row's country is {country.code}")
+        raise PhoneError(
+            f"this is a number of {region} (+{number.country_code}), but the row's country is {country.code}"
+        )
     national = str(number.national_number)
     if str(number.country_code) == calling and len(national) == 9 and national in SANDBOX_ENDINGS:
         warnings.append("this is a Kotani sandbox test number")
@@ -288,8 +311,10 @@ def _compact_phone(raw: str, warnings: list[str]) -> str:
     if sci:
         mantissa, exponent = sci.group(1) + sci.group(2), int(sci.group(3))
         if exponent != len(mantissa) - 1:
-            raise PhoneError("the spreadsheet turned this phone number into a rounded number "
-                             "(scientific notation); digits are lost, retype it as text")
+            raise PhoneError(
+                "the spreadsheet turned this phone number into a rounded number "
+                "(scientific notation); digits are lost, retype it as text"
+            )
         raw = mantissa
         warnings.append("rebuilt from scientific notation (the cell was a number)")
     if re.fullmatch(r"\d+\.0+", raw):
@@ -319,10 +344,20 @@ def carrier_network(phone: Phone) -> str | None:
 # -- rows ------------------------------------------------------------------------------------------
 
 _METHODS = {
-    "": Method.MOBILE_MONEY, "mobilemoney": Method.MOBILE_MONEY, "mobile": Method.MOBILE_MONEY,
-    "momo": Method.MOBILE_MONEY, "mpesa": Method.MOBILE_MONEY, "wallet": Method.MOBILE_MONEY,
-    "till": Method.TILL, "buygoods": Method.TILL, "lipanampesa": Method.TILL, "tillnumber": Method.TILL,
-    "paybill": Method.PAYBILL, "bank": Method.BANK, "banktransfer": Method.BANK, "eft": Method.BANK,
+    "": Method.MOBILE_MONEY,
+    "mobilemoney": Method.MOBILE_MONEY,
+    "mobile": Method.MOBILE_MONEY,
+    "momo": Method.MOBILE_MONEY,
+    "mpesa": Method.MOBILE_MONEY,
+    "wallet": Method.MOBILE_MONEY,
+    "till": Method.TILL,
+    "buygoods": Method.TILL,
+    "lipanampesa": Method.TILL,
+    "tillnumber": Method.TILL,
+    "paybill": Method.PAYBILL,
+    "bank": Method.BANK,
+    "banktransfer": Method.BANK,
+    "eft": Method.BANK,
 }
 
 
@@ -432,10 +467,15 @@ class _Row:
         name = self.get("name")
         if not name:
             self.error("name", "", "the recipient's name is empty")
-        fields: dict[str, object] = {"row": self.result.row, "name": name, "amount": amount,
-                                     "currency": currency, "country": country.code if country else "",
-                                     "reference": self.get("reference") or None,
-                                     "narration": self.get("narration") or None}
+        fields: dict[str, object] = {
+            "row": self.result.row,
+            "name": name,
+            "amount": amount,
+            "currency": currency,
+            "country": country.code if country else "",
+            "reference": self.get("reference") or None,
+            "narration": self.get("narration") or None,
+        }
         if method is not None and country is not None:
             fields.update(self._method_fields(method, country))
         if any(p.severity == "error" for p in self.result.problems):
@@ -534,13 +574,13 @@ class _Row:
         raw = self.get("network")
         if not raw:
             if country.network_required:
-                self.error("network", "", f"{country.name} payments need the network "
-                           f"({', '.join(country.networks)})")
+                self.error("network", "", f"{country.name} payments need the network ({', '.join(country.networks)})")
             return None
         network = self.memo.network_word(raw)
         if country.networks and network not in country.networks:
-            self.error("network", raw, f"not a network Kotani pays in {country.name}; "
-                       f"use one of {', '.join(country.networks)}")
+            self.error(
+                "network", raw, f"not a network Kotani pays in {country.name}; use one of {', '.join(country.networks)}"
+            )
             return None
         prefix = self.memo.carrier(self._phone_parsed) if self._phone_parsed else None
         if prefix and prefix != network and prefix in country.networks:
@@ -584,8 +624,11 @@ class _Row:
         if not account:
             self.error("account_number", "", "a bank payment needs the account number")
         elif _non_ascii_digits(account) or not account.isdigit() or not low <= len(account) <= high:
-            self.error("account_number", self.get("account_number"),
-                       f"a {country.name} account number has {low} to {high} digits")
+            self.error(
+                "account_number",
+                self.get("account_number"),
+                f"a {country.name} account number has {low} to {high} digits",
+            )
         return {"bank_code": code, "bank_name": name or None, "account_number": account}
 
 
@@ -600,8 +643,7 @@ def validate_rows(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rule
 def validate_each(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rules: Rules) -> list[RowResult]:
     """Row-by-row checks only (no batch checks): safe to run on chunks in parallel."""
     memo = _Memo(catalog)
-    return [_plain_row(number, cells, memo, rules) or _Row(number, cells, memo, rules).run()
-            for number, cells in rows]
+    return [_plain_row(number, cells, memo, rules) or _Row(number, cells, memo, rules).run() for number, cells in rows]
 
 
 def _plain_row(number: int, cells: dict[str, str], memo: _Memo, rules: Rules) -> RowResult | None:
@@ -621,8 +663,12 @@ def _plain_row(number: int, cells: dict[str, str], memo: _Memo, rules: Rules) ->
         return None
     amount = memo.amount(get("amount", ""), currency)
     name, raw_phone, raw_network = get("name", ""), get("phone", ""), get("network", "")
-    if isinstance(amount, str) or not name or not raw_phone or (
-            rules.max_row_amount is not None and amount > rules.max_row_amount):
+    if (
+        isinstance(amount, str)
+        or not name
+        or not raw_phone
+        or (rules.max_row_amount is not None and amount > rules.max_row_amount)
+    ):
         return None
     phone = memo.phone(raw_phone, country)
     if isinstance(phone, str) or phone.warnings:
@@ -632,15 +678,26 @@ def _plain_row(number: int, cells: dict[str, str], memo: _Memo, rules: Rules) ->
         network = memo.network_word(raw_network)
         prefix = memo.carrier(phone)
         if (country.networks and network not in country.networks) or (
-                prefix and prefix != network and prefix in country.networks):
+            prefix and prefix != network and prefix in country.networks
+        ):
             return None
     elif country.network_required:
         return None
     try:
-        payout = _PAYOUT.validate_python({
-            "row": number, "name": name, "amount": amount, "currency": currency, "country": country.code,
-            "reference": get("reference") or None, "narration": get("narration") or None,
-            "phone": phone.e164, "network": network, "method": Method.MOBILE_MONEY})
+        payout = _PAYOUT.validate_python(
+            {
+                "row": number,
+                "name": name,
+                "amount": amount,
+                "currency": currency,
+                "country": country.code,
+                "reference": get("reference") or None,
+                "narration": get("narration") or None,
+                "phone": phone.e164,
+                "network": network,
+                "method": Method.MOBILE_MONEY,
+            }
+        )
     except ValidationError:
         return None
     return RowResult(number, cells, payout, [], phone.e164)
@@ -678,5 +735,12 @@ def batch_checks(results: list[RowResult], rules: Rules) -> None:
                 totals[r.payout.currency] += r.payout.amount
         for r in results:
             if r.valid and r.payout is not None and totals[r.payout.currency] > rules.max_total:
-                r.problems.append(Problem(r.row, "amount", "", f"the {r.payout.currency} total "
-                                          f"{totals[r.payout.currency]} is more than --max-total {rules.max_total}"))
+                r.problems.append(
+                    Problem(
+                        r.row,
+                        "amount",
+                        "",
+                        f"the {r.payout.currency} total "
+                        f"{totals[r.payout.currency]} is more than --max-total {rules.max_total}",
+                    )
+                )

@@ -27,29 +27,32 @@ class Word(StrEnum):
 
 
 # The order in which every table lists the words.
-ORDER: tuple[Word, ...] = (Word.PAID, Word.FAILED, Word.HELD, Word.WAITING, Word.NOT_SENT, Word.REPEAT,
-                           Word.INVALID)
+ORDER: tuple[Word, ...] = (Word.PAID, Word.FAILED, Word.HELD, Word.WAITING, Word.NOT_SENT, Word.REPEAT, Word.INVALID)
 
 # One or two words each, for narrow screens (an 80-column progress line).
 SHORT: dict[Word, str] = {
-    Word.PAID: "paid", Word.FAILED: "failed", Word.HELD: "held", Word.WAITING: "waiting",
-    Word.NOT_SENT: "not sent", Word.REPEAT: "repeat", Word.INVALID: "invalid",
+    Word.PAID: "paid",
+    Word.FAILED: "failed",
+    Word.HELD: "held",
+    Word.WAITING: "waiting",
+    Word.NOT_SENT: "not sent",
+    Word.REPEAT: "repeat",
+    Word.INVALID: "invalid",
 }
 
 DEFINITIONS: dict[Word, str] = {
     Word.PAID: "The provider confirmed the money reached the recipient.",
     Word.FAILED: "The provider refused the payment or reported it failed; no money left the wallet "
-                 "(or it was returned). It can be paid again with retry.",
+    "(or it was returned). It can be paid again with retry.",
     Word.HELD: "Not paid until a person decides. Either the provider holds the payment for review (ask Kotani "
-               "before doing anything, never pay it again meanwhile), or it was never sent because the check of the "
-               "recipient's account found a problem: a name that differs, a frozen account, a check that could not "
-               "be done. Accept it to pay it, or correct the file.",
+    "before doing anything, never pay it again meanwhile), or it was never sent because the check of the "
+    "recipient's account found a problem: a name that differs, a frozen account, a check that could not "
+    "be done. Accept it to pay it, or correct the file.",
     Word.WAITING: "Sent, and the provider has not given a final answer yet (or the answer was lost "
-                  "and is being read back); it is never sent twice.",
+    "and is being read back); it is never sent twice.",
     Word.NOT_SENT: "Valid, but not sent yet: the run stopped, the payout balance ran out, or the "
-                   "provider could not be reached. Running the batch again sends it.",
-    Word.REPEAT: "Not paid, because the same payee was already paid the same amount in an earlier "
-                 "batch or attempt.",
+    "provider could not be reached. Running the batch again sends it.",
+    Word.REPEAT: "Not paid, because the same payee was already paid the same amount in an earlier batch or attempt.",
     Word.INVALID: "The row cannot be paid as written (a missing or unreadable cell); fix the file.",
 }
 
@@ -70,23 +73,26 @@ STATE_WORDS: dict[RowState, Word] = {
 WHAT_TO_DO: dict[Word, str] = {
     Word.PAID: "",
     Word.FAILED: "Check the recipient's details (fix them in this file if needed), then run retry "
-                 "on this results file.",
+    "on this results file.",
     Word.HELD: "Ask Kotani support about this payment, quoting its reference; do not pay it again.",
-    Word.WAITING: "Nothing to pay: resume the batch (or write the results again later) to get the "
-                  "final answer.",
+    Word.WAITING: "Nothing to pay: resume the batch (or write the results again later) to get the final answer.",
     Word.NOT_SENT: "Resume the batch to send it.",
     Word.REPEAT: "Nothing, if it was meant to be paid once. To pay it again on purpose, run the "
-                 "file with --allow-repeat.",
+    "file with --allow-repeat.",
     Word.INVALID: "Fix the cell named in the reason and run the corrected file.",
 }
 
 
-HELD_BEFORE_SENDING = ("Check the name and account with the recipient. If the payment is right, accept the row "
-                       "(--accept-name ROW) and run the batch again; if not, correct the file.")
+HELD_BEFORE_SENDING = (
+    "Check the name and account with the recipient. If the payment is right, accept the row "
+    "(--accept-name ROW) and run the batch again; if not, correct the file."
+)
 
 
-HELD_BY_A_GUARDRAIL = ("Check the reason given. If the payment is right, accept the row (--accept-name ROW) or run "
-                       "the same file again with the option the reason names; if not, correct the file.")
+HELD_BY_A_GUARDRAIL = (
+    "Check the reason given. If the payment is right, accept the row (--accept-name ROW) or run "
+    "the same file again with the option the reason names; if not, correct the file."
+)
 
 
 def word_for(state: RowState) -> Word:
@@ -99,9 +105,12 @@ def word_for(state: RowState) -> Word:
 # Connection problems by the name the HTTP library gives them: never left this machine, or lost.
 _NEVER_LEFT = {"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol"}
 _CODES = {
-    400: "the provider refused the request", 401: "the provider refused the API key",
-    403: "the provider refused permission", 404: "the provider does not know it",
-    409: "the provider reported a conflict", 429: "the provider asked us to slow down",
+    400: "the provider refused the request",
+    401: "the provider refused the API key",
+    403: "the provider refused permission",
+    404: "the provider does not know it",
+    409: "the provider reported a conflict",
+    429: "the provider asked us to slow down",
 }
 _HTTP_METHOD = r"(?:GET|POST|PUT|PATCH|DELETE|HEAD)"
 _NO_ANSWER = re.compile(r"no answer from Kotani \((?P<why>[^()]*)\)(?: for " + _HTTP_METHOD + r" [^\s);]+)?")
@@ -147,10 +156,11 @@ _GAVE_UP = re.compile(r"not sent: (?P<why>.*) (?P<n>\d+) times; run the batch ag
 _FIXED_NOTES = {
     "provider: duplicate reference": "the provider already had this reference; its status is being read back",
     "the previous run stopped while sending": "the previous run stopped while sending it; its status is "
-                                              "being read back",
-    "not found at the provider twice; resent with the same reference":
+    "being read back",
+    "not found at the provider twice; resent with the same reference": (
         "the provider had no record of it after two reads a while apart; it is sent again with the same "
-        "reference (the provider refuses a second payment with it)",
+        "reference (the provider refuses a second payment with it)"
+    ),
 }
 
 
@@ -163,17 +173,20 @@ def _note_reason(note: str) -> str:
     if found := _GAVE_UP.match(note):
         return f"not sent: {plain(found['why'])} ({found['n']} tries); run the batch again later"
     if note.startswith("waiting: "):
-        return f"the payout balance does not cover it ({plain(note[len('waiting: '):])}); top it up"
+        return f"the payout balance does not cover it ({plain(note[len('waiting: ') :])}); top it up"
     if note.startswith("no clear answer: "):
-        return (f"sent, but no clear answer came back ({plain(note[len('no clear answer: '):])}); "
-                "its status is being read back")
+        return (
+            f"sent, but no clear answer came back ({plain(note[len('no clear answer: ') :])}); "
+            "its status is being read back"
+        )
     if note.startswith("corrected by the provider: "):
-        return "the provider changed its answer: " + note[len("corrected by the provider: "):]
+        return "the provider changed its answer: " + note[len("corrected by the provider: ") :]
     return plain(note)
 
 
-def reason(state: RowState, *, error: str | None, note: str | None, problems: list[dict[str, str]],
-           provider_status: str | None) -> str:
+def reason(
+    state: RowState, *, error: str | None, note: str | None, problems: list[dict[str, str]], provider_status: str | None
+) -> str:
     """Why a row is where it is, in plain words ("" for a plainly paid row)."""
     word = word_for(state)
     if state is RowState.HELD:  # held before sending: the note is the check's sentence, already plain
@@ -186,7 +199,7 @@ def reason(state: RowState, *, error: str | None, note: str | None, problems: li
     if word in (Word.FAILED, Word.HELD):
         text = plain(error or "")
         if text.startswith("customer: "):
-            text = "the provider refused the recipient's details: " + text[len("customer: "):]
+            text = "the provider refused the recipient's details: " + text[len("customer: ") :]
         if not text:
             text = f"the provider reported {provider_status}" if provider_status else "refused by the provider"
         return "; ".join(t for t in (text, corrected) if t)
@@ -219,18 +232,27 @@ def what_to_do(state: RowState, *, note: str | None = None) -> str:
 
 def markdown() -> str:
     """The vocabulary as a Markdown document (``docs/vocabulary.md``)."""
-    lines = ["# The words in results files and on screen", "",
-             "Every screen, results file and PDF summary uses these words for what happened to a row",
-             "(written from `batch_payouts/vocabulary.py`; do not edit by hand).", "",
-             "| word | what it means | what to do |", "|---|---|---|"]
+    lines = [
+        "# The words in results files and on screen",
+        "",
+        "Every screen, results file and PDF summary uses these words for what happened to a row",
+        "(written from `batch_payouts/vocabulary.py`; do not edit by hand).",
+        "",
+        "| word | what it means | what to do |",
+        "|---|---|---|",
+    ]
     for word in ORDER:
         todo = WHAT_TO_DO[word] or "Nothing."
         if word is Word.HELD:
             todo = f"Held by the provider: {todo} Held before sending: {HELD_BEFORE_SENDING}"
         lines.append(f"| **{word}** | {DEFINITIONS[word]} | {todo} |")
-    lines += ["", "Totals reconcile: the rows of a file are exactly the paid, failed, held, waiting, "
-              "not sent, repeat and invalid rows, and so are the amounts (an invalid row whose amount "
-              "cannot be read is counted in rows and listed, never taken as 0).", "",
-              "Reasons are in plain words; the technical detail (HTTP answers, timeouts) stays in the "
-              "ledger's audit trail.", ""]
+    lines += [
+        "",
+        "Totals reconcile: the rows of a file are exactly the paid, failed, held, waiting, "
+        "not sent, repeat and invalid rows, and so are the amounts (an invalid row whose amount "
+        "cannot be read is counted in rows and listed, never taken as 0).",
+        "",
+        "Reasons are in plain words; the technical detail (HTTP answers, timeouts) stays in the ledger's audit trail.",
+        "",
+    ]
     return "\n".join(lines)

@@ -26,14 +26,18 @@ from pathlib import Path
 from validate_100k import timed
 
 ROOT = Path(__file__).resolve().parent.parent
-GOALS = {"status": (3.0, 500), "resume --sandbox": (3.0, 500), "results -o out.xlsx": (25.0, 500),
-         "results -o out.csv": (25.0, 500)}
+GOALS = {
+    "status": (3.0, 500),
+    "resume --sandbox": (3.0, 500),
+    "results -o out.xlsx": (25.0, 500),
+    "results -o out.csv": (25.0, 500),
+}
 
 
 def only_batch(ledger: Path) -> tuple[str, int]:
     db = sqlite3.connect(ledger)
     try:
-        (batch,), = db.execute("SELECT id FROM batches").fetchall()
+        ((batch,),) = db.execute("SELECT id FROM batches").fetchall()
         return str(batch), int(db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
     finally:
         db.close()
@@ -52,8 +56,16 @@ def commands(batch: str, state: Path, out: Path) -> dict[str, list[str]]:
     where = ["--state", str(state)]
     return {
         "status": ["status", batch, *where],
-        "resume --sandbox": ["resume", batch, "--sandbox", "--yes", "--quiet", "--results", str(out / "resumed.csv"),
-                             *where],
+        "resume --sandbox": [
+            "resume",
+            batch,
+            "--sandbox",
+            "--yes",
+            "--quiet",
+            "--results",
+            str(out / "resumed.csv"),
+            *where,
+        ],
         "results -o out.xlsx": ["results", batch, "-o", str(out / "out.xlsx"), *where],
         "results -o out.csv": ["results", batch, "-o", str(out / "out.csv"), *where],
     }
@@ -77,9 +89,11 @@ def measure(label: str, tree: Path, ledger: Path, runs: int, folder: Path) -> No
         start = statistics.median(starts)
         ratio, limit = statistics.median(seconds) / start, GOALS[name]
         verdict = "ok" if ratio <= limit[0] and max(peaks) < limit[1] else "over"
-        print(f"[{label}] {name:20} median {statistics.median(seconds):6.2f} s (best {min(seconds):6.2f}) = "
-              f"{ratio:5.1f}x start-up (goal <= {limit[0]:g}x), peak {max(peaks):4.0f} MiB (goal < {limit[1]}), "
-              f"exit {code}: {verdict}")
+        print(
+            f"[{label}] {name:20} median {statistics.median(seconds):6.2f} s (best {min(seconds):6.2f}) = "
+            f"{ratio:5.1f}x start-up (goal <= {limit[0]:g}x), peak {max(peaks):4.0f} MiB (goal < {limit[1]}), "
+            f"exit {code}: {verdict}"
+        )
     print(f"[{label}] start-up (--version): median {statistics.median(starts):5.2f} s of {len(starts)} runs")
 
 
@@ -90,8 +104,9 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another checkout to time the same way (e.g. main)")
     parser.add_argument("--compare-runs", type=int, default=1, help="runs of each command of the other checkout")
     opts = parser.parse_args()
-    trees = [("this tree", ROOT, opts.runs)] + ([("compare", opts.compare.resolve(), opts.compare_runs)]
-                                                if opts.compare else [])
+    trees = [("this tree", ROOT, opts.runs)] + (
+        [("compare", opts.compare.resolve(), opts.compare_runs)] if opts.compare else []
+    )
     with tempfile.TemporaryDirectory(dir=opts.state.parent) as tmp:
         for label, tree, runs in trees:
             measure(label, tree, opts.state, runs, Path(tmp) / label.replace(" ", "-"))

@@ -45,9 +45,21 @@ def once(tree: Path, latency: float, folder: Path) -> float:
     with SandboxProcess(KEY, speed=1, knobs={"latency": latency}) as sandbox:
         env = {**os.environ, "PYTHONPATH": str(tree), "KOTANI_API_KEY": KEY}
         state = folder / f"{time.monotonic_ns()}.db"
-        args = [sys.executable, "-m", "batch_payouts", "run", str(ROOT / "samples" / "payouts.csv"),
-                "--base-url", sandbox.url, "--state", str(state), "--yes", "--quiet",
-                "--results", str(folder / "out.csv")]
+        args = [
+            sys.executable,
+            "-m",
+            "batch_payouts",
+            "run",
+            str(ROOT / "samples" / "payouts.csv"),
+            "--base-url",
+            sandbox.url,
+            "--state",
+            str(state),
+            "--yes",
+            "--quiet",
+            "--results",
+            str(folder / "out.csv"),
+        ]
         started = time.perf_counter()
         proc = subprocess.Popen(args, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -60,8 +72,9 @@ def once(tree: Path, latency: float, folder: Path) -> float:
 def startup(tree: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "batch_payouts", "--version"], env=env, cwd=tree,
-                   stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "batch_payouts", "--version"], env=env, cwd=tree, stdout=subprocess.DEVNULL, check=True
+    )
     return time.perf_counter() - started
 
 
@@ -77,10 +90,12 @@ def main() -> None:
             start = min(startup(tree) for _ in range(opts.runs))
             best = min(once(tree, opts.latency, Path(tmp)) for _ in range(opts.runs))
             floor = start + SEQUENTIAL_ROUND_TRIPS * opts.latency
-            print(f"[{label}] start to first payout, 22 rows, {opts.latency * 1000:.0f} ms latency: {best:5.2f} s "
-                  f"(best of {opts.runs}); floor {floor:4.2f} s (start-up {start:4.2f} s + "
-                  f"{SEQUENTIAL_ROUND_TRIPS} x latency) = {best / floor:4.2f}x floor; goal <= 1.5 s: "
-                  f"{'ok' if best <= 1.5 else 'over'}")
+            print(
+                f"[{label}] start to first payout, 22 rows, {opts.latency * 1000:.0f} ms latency: {best:5.2f} s "
+                f"(best of {opts.runs}); floor {floor:4.2f} s (start-up {start:4.2f} s + "
+                f"{SEQUENTIAL_ROUND_TRIPS} x latency) = {best / floor:4.2f}x floor; goal <= 1.5 s: "
+                f"{'ok' if best <= 1.5 else 'over'}"
+            )
 
 
 if __name__ == "__main__":

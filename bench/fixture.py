@@ -60,8 +60,12 @@ from batch_payouts.sandbox.persist import fresh, save
 from batch_payouts.sandbox.state import SandboxState
 from batch_payouts.sheets.read import read_sheet
 
-KIND = {wire.MobileMoneyWithdrawal: "mobile-money", wire.LipaNaMpesaWithdrawal: "lipa-na-mpesa",
-        wire.PaybillWithdrawal: "paybill", wire.BankWithdrawal: "bank"}
+KIND = {
+    wire.MobileMoneyWithdrawal: "mobile-money",
+    wire.LipaNaMpesaWithdrawal: "lipa-na-mpesa",
+    wire.PaybillWithdrawal: "paybill",
+    wire.BankWithdrawal: "bank",
+}
 POLL_INTERVAL = 0.05  # the settings bench/scale.py runs with
 POLL_MAX = 0.2
 
@@ -84,9 +88,11 @@ def on_the_wire(data: Any) -> Any:
 def read_catalog(state: SandboxState) -> Catalog:
     """The catalog as `run` reads it (over HTTP, once)."""
     with serve_in_thread(state, deliver_webhooks=False) as sandbox:
+
         async def go() -> Catalog:
             async with KotaniClient(sandbox.base_url, ApiKey(state.api_key)) as client:
                 return await fetch_catalog(client)
+
         return anyio.run(go)
 
 
@@ -121,18 +127,34 @@ def build(rows: int, state_path: Path) -> str:
     sent: dict[int, str] = {}
     for row in ledger.rows(batch_id, RowState.READY):
         assert row.payout is not None
-        key = ledger.customer(env.id, row.payout.phone, row.payout.country, getattr(row.payout, "network", None)) \
-            if hasattr(row.payout, "phone") else None
+        key = (
+            ledger.customer(env.id, row.payout.phone, row.payout.country, getattr(row.payout, "network", None))
+            if hasattr(row.payout, "phone")
+            else None
+        )
         body = build_request(ctx, row, key)
         if ledger.claim_for_sending(batch_id, row.row) is not None:
             continue
         payout = state.create_withdrawal(KIND[type(body)], json.loads(wire.encode_body(body), parse_float=Decimal))
-        created = wire.WithdrawalCreated.model_validate(on_the_wire(
-            {"id": payout.id, "referenceId": payout.reference, "referenceNumber": payout.reference_number,
-             "message": "Withdrawal request sent successfully"}))
-        ledger.move(batch_id, row.row, RowState.SUBMITTED, provider_id=created.id or None,
-                    reference_number=created.reference_number, submitted_at=ctx.clock(),
-                    next_check=ctx.clock() + POLL_INTERVAL)
+        created = wire.WithdrawalCreated.model_validate(
+            on_the_wire(
+                {
+                    "id": payout.id,
+                    "referenceId": payout.reference,
+                    "referenceNumber": payout.reference_number,
+                    "message": "Withdrawal request sent successfully",
+                }
+            )
+        )
+        ledger.move(
+            batch_id,
+            row.row,
+            RowState.SUBMITTED,
+            provider_id=created.id or None,
+            reference_number=created.reference_number,
+            submitted_at=ctx.clock(),
+            next_check=ctx.clock() + POLL_INTERVAL,
+        )
         sent[row.row] = payout.reference
     print(f"{len(sent)} rows sent in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
@@ -153,14 +175,26 @@ def build(rows: int, state_path: Path) -> str:
 
 # -- the check against a batch settled by the engine -------------------------------------------------
 
-IGNORED = {"batch_id", "reference", "provider_id", "reference_number", "telco_receipt", "submitting_at",
-           "submitted_at", "completed_at", "updated_at", "next_check", "checks", "obligation"}
+IGNORED = {
+    "batch_id",
+    "reference",
+    "provider_id",
+    "reference_number",
+    "telco_receipt",
+    "submitting_at",
+    "submitted_at",
+    "completed_at",
+    "updated_at",
+    "next_check",
+    "checks",
+    "obligation",
+}
 
 
 def only_batch(path: Path) -> str:
     db = sqlite3.connect(path)
     try:
-        (batch_id,), = db.execute("SELECT id FROM batches").fetchall()
+        ((batch_id,),) = db.execute("SELECT id FROM batches").fetchall()
         return str(batch_id)
     finally:
         db.close()
@@ -213,8 +247,10 @@ def compare(fixture: Path, real: Path) -> int:
             problems += csv_differences(*files, ours, theirs)
     for p in problems[:40]:
         print(p)
-    print(f"{len(a)} rows compared field by field, status and results files: "
-          f"{'the same' if not problems else f'{len(problems)} differences'}")
+    print(
+        f"{len(a)} rows compared field by field, status and results files: "
+        f"{'the same' if not problems else f'{len(problems)} differences'}"
+    )
     return 1 if problems else 0
 
 
@@ -229,8 +265,8 @@ def csv_differences(a: Path, b: Path, ours: str, theirs: str) -> list[str]:
     def read(path: Path, batch: str) -> list[dict[str, str]]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             return list(csv.DictReader(fh))
-    varying = {"reference_id", "provider_reference", "receipt", "provider_id", "batch", "sent_at_utc",
-               "final_at_utc"}
+
+    varying = {"reference_id", "provider_reference", "receipt", "provider_id", "batch", "sent_at_utc", "final_at_utc"}
     out = []
     for x, y in zip(read(a, ours), read(b, theirs), strict=True):
         for k in x:

@@ -43,8 +43,12 @@ def achieved(state: SandboxState) -> tuple[int, float, int]:
 
 
 def sandbox_state(n: int) -> SandboxState:
-    return SandboxState(api_key=KEY, clock=SandboxClock(speed=1.0), balances={"KES": Decimal(10**9)},
-                        knobs=Knobs(money_per_minute=n, money_burst=20, settle_seconds=0.5))
+    return SandboxState(
+        api_key=KEY,
+        clock=SandboxClock(speed=1.0),
+        balances={"KES": Decimal(10**9)},
+        knobs=Knobs(money_per_minute=n, money_burst=20, settle_seconds=0.5),
+    )
 
 
 def ours(n: int, rows: int, tmp: Path) -> tuple[int, float, int, int]:
@@ -52,9 +56,24 @@ def ours(n: int, rows: int, tmp: Path) -> tuple[int, float, int, int]:
     data = tmp / "p.csv"
     payouts_file(data, rows)
     with serve_in_thread(state) as sb:
-        res = CliRunner().invoke(cli, ["run", str(data), "--base-url", sb.base_url, "--state", str(tmp / "l.db"),
-                                       "--yes", "--quiet", "--rate", f"{n}/60,20/5", "--poll-interval", "1"],
-                                 env={"KOTANI_API_KEY": KEY})
+        res = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                str(data),
+                "--base-url",
+                sb.base_url,
+                "--state",
+                str(tmp / "l.db"),
+                "--yes",
+                "--quiet",
+                "--rate",
+                f"{n}/60,20/5",
+                "--poll-interval",
+                "1",
+            ],
+            env={"KOTANI_API_KEY": KEY},
+        )
     limited = state.rate_limited["money"]
     count, span, _ = achieved(state)
     print(f"batch-payouts busiest 60 s window: {busiest_minute(state)} payouts (limit {n})")
@@ -64,13 +83,22 @@ def ours(n: int, rows: int, tmp: Path) -> tuple[int, float, int, int]:
 def naive(n: int, rows: int) -> tuple[int, float, int]:
     state = sandbox_state(n)
     limited = 0
-    with serve_in_thread(state) as sb, httpx.Client(base_url=sb.base_url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+    with (
+        serve_in_thread(state) as sb,
+        httpx.Client(base_url=sb.base_url, headers={"Authorization": f"Bearer {KEY}"}) as http,
+    ):
         wallet = next(w["id"] for w in http.get("/api/v3/wallet/fiat").json()["data"] if w["currency"] == "KES")
         for i in range(rows):
             while True:
-                r = http.post("/api/v3/withdraw/lipa-na-mpesa", json={
-                    "amount": 100 + i, "walletId": wallet, "referenceId": f"naive-{i}",
-                    "lipaNaMpesaDetails": {"businessShortcode": str(174000 + i)}})
+                r = http.post(
+                    "/api/v3/withdraw/lipa-na-mpesa",
+                    json={
+                        "amount": 100 + i,
+                        "walletId": wallet,
+                        "referenceId": f"naive-{i}",
+                        "lipaNaMpesaDetails": {"businessShortcode": str(174000 + i)},
+                    },
+                )
                 if r.status_code != 429:
                     break
                 limited += 1
@@ -88,10 +116,14 @@ def main() -> None:
         count, span, limited, code = ours(n, rows, Path(tmp))
     rate = (count - 1) / span * 60
     print(f"limit N = {n}/min (burst 20 per 5 s), {rows} payouts")
-    print(f"batch-payouts: {count} payouts in {span:5.1f} s = {rate:5.1f}/min = {rate / n:5.1%} of N, 429s: {limited}, exit {code}")
+    print(
+        f"batch-payouts: {count} payouts in {span:5.1f} s = {rate:5.1f}/min = {rate / n:5.1%} of N, 429s: {limited}, exit {code}"
+    )
     ncount, nspan, nlimited = naive(n, rows)
     nrate = (ncount - 1) / nspan * 60
-    print(f"naive client : {ncount} payouts in {nspan:5.1f} s = {nrate:5.1f}/min = {nrate / n:5.1%} of N, 429s: {nlimited}")
+    print(
+        f"naive client : {ncount} payouts in {nspan:5.1f} s = {nrate:5.1f}/min = {nrate / n:5.1%} of N, 429s: {nlimited}"
+    )
     print(f"ratio ours/naive rate: {rate / nrate:4.2f}x; 429s avoided: {nlimited - limited}")
 
 

@@ -31,20 +31,39 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = ["-m", "campaign", "-n", "0"]  # the marker selects the campaign's tests, fast and slow (see pyproject.toml)
 BROKEN_BUILDS = {
-    "reconciliation": ["tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once",
-                       "tests/test_stateful.py"],
+    "reconciliation": [
+        "tests/test_faults.py::test_five_hundred_rows_under_every_fault_are_paid_exactly_once",
+        "tests/test_stateful.py",
+    ],
     # The stateful model no longer meets the build without the grace rule in its quick profile, since
     # ambiguous rows are read again soon (a payout found early ends the wait): the dedicated test does.
     "grace": ["tests/test_faults.py::test_a_payout_answered_5xx_and_slow_to_appear_is_never_resent"],
     "constant_time_compare": ["tests/test_webhooks.py::test_verification_goes_through_the_constant_time_compare"],
-    "output_escaping": ["tests/test_output_safety.py::test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals"],
+    "output_escaping": [
+        "tests/test_output_safety.py::test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals"
+    ],
     "zip_cap": ["tests/test_hostile_files.py", "-k", "zip-bomb"],
-    "send_time_claim": ["tests/test_money_truth.py::test_only_the_claim_at_the_moment_of_sending_stops_a_resumed_batch"],
+    "send_time_claim": [
+        "tests/test_money_truth.py::test_only_the_claim_at_the_moment_of_sending_stops_a_resumed_batch"
+    ],
 }
 KILL_TEST = "tests/test_exactly_once.py::test_twenty_kills_pay_every_row_exactly_once"
 KILL_SHARDS = 2
-BAD = ["stateful_double_paid", "batch_graph_double payments", "batch_graph_false paid", "double_paid_rows", "lost_rows", "ledger_rows_disagreeing", "forged_accepted", "genuine_rejected",
-       "state_regressions", "rate_limited_429s", "executable_output_cells", "round_trip_differences", "secret_hits"]
+BAD = [
+    "stateful_double_paid",
+    "batch_graph_double payments",
+    "batch_graph_false paid",
+    "double_paid_rows",
+    "lost_rows",
+    "ledger_rows_disagreeing",
+    "forged_accepted",
+    "genuine_rejected",
+    "state_regressions",
+    "rate_limited_429s",
+    "executable_output_cells",
+    "round_trip_differences",
+    "secret_hits",
+]
 
 
 def pytest_command(args: list[str]) -> list[str]:
@@ -58,9 +77,12 @@ def pytest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 
 def commit() -> str:
     """The commit the campaign ran on (with "+changes" when the tree differs from it)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True, check=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     return (head.stdout.strip() or "unknown") + (" +changes" if dirty.stdout.strip() else "")
 
 
@@ -69,7 +91,10 @@ def long_jobs() -> list[tuple[list[str], dict[str, str]]]:
     shards, the rest."""
     machines = ("tests/test_stateful.py", "tests/test_batch_graph.py")
     jobs: list[tuple[list[str], dict[str, str]]] = [
-        ([machine, f"--hypothesis-seed={i}"], {"BATCH_PAYOUTS_SHARD": f"{i}/2"}) for machine in machines for i in range(2)]
+        ([machine, f"--hypothesis-seed={i}"], {"BATCH_PAYOUTS_SHARD": f"{i}/2"})
+        for machine in machines
+        for i in range(2)
+    ]
     for mode in ("protection-off", "protection-on"):
         jobs += [([f"{KILL_TEST}[{mode}]"], {"BATCH_PAYOUTS_SHARD": f"{i}/{KILL_SHARDS}"}) for i in range(KILL_SHARDS)]
     jobs.append(([*(f"--ignore={m}" for m in machines), "-k", "not twenty_kills"], {}))
@@ -87,8 +112,20 @@ def run_campaign(profile: str, env: dict[str, str]) -> bool:
         procs = []
         for args, extra in long_jobs():
             log = stack.enter_context(tempfile.TemporaryFile(mode="w+"))
-            procs.append((args, log, subprocess.Popen(pytest_command(args), cwd=ROOT, env={**env, **extra}, stdout=log,
-                                                      stderr=subprocess.STDOUT, text=True)))
+            procs.append(
+                (
+                    args,
+                    log,
+                    subprocess.Popen(
+                        pytest_command(args),
+                        cwd=ROOT,
+                        env={**env, **extra},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    ),
+                )
+            )
         for args, log, proc in procs:
             code = proc.wait()
             log.seek(0)
@@ -114,11 +151,19 @@ def summarise(figures: list[dict[str, Any]]) -> dict[str, Any]:
         if f["name"] == "kill_points":
             kills[f.get("kind", "other")] += f["value"]
     hostile = [f for f in figures if f["name"] == "hostile_files"]
-    times = {k: max((f["value"] for f in figures if f["name"] == k), default=None)
-             for k in ("time_to_terminal_webhooks_only", "time_to_terminal_poll_only", "time_to_terminal_half_dropped")}
-    return {"sums": dict(sums), "posts_per_row_attempt": max(posts, default=0.0),
-            "integrity_passed": sum(1 for f in integrity if f.get("ok")), "integrity_total": len(integrity),
-            "hostile": hostile, "times": times, "kills": dict(kills)}
+    times = {
+        k: max((f["value"] for f in figures if f["name"] == k), default=None)
+        for k in ("time_to_terminal_webhooks_only", "time_to_terminal_poll_only", "time_to_terminal_half_dropped")
+    }
+    return {
+        "sums": dict(sums),
+        "posts_per_row_attempt": max(posts, default=0.0),
+        "integrity_passed": sum(1 for f in integrity if f.get("ok")),
+        "integrity_total": len(integrity),
+        "hostile": hostile,
+        "times": times,
+        "kills": dict(kills),
+    }
 
 
 def broken_builds(env: dict[str, str]) -> dict[str, bool]:
@@ -131,7 +176,8 @@ def broken_builds(env: dict[str, str]) -> dict[str, bool]:
         # failed; not 2-5, which would be a usage error, an interruption or no test collected)
         caught[guard] = all(
             pytest(["-x", test, *flags, "--without-guard", guard], {**env, "BATCH_PAYOUTS_FIGURES": ""}).returncode == 1
-            for test in tests)
+            for test in tests
+        )
     return caught
 
 
@@ -153,7 +199,8 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         "| figure | value |",
         "|---|---|",
         f"| kill points (SIGKILL of real processes) | {int(sums.get('kill_points', 0))} ("
-        + "; ".join(f"{kind}: {int(n)}" for kind, n in sorted(s["kills"].items())) + ") |",
+        + "; ".join(f"{kind}: {int(n)}" for kind, n in sorted(s["kills"].items()))
+        + ") |",
         f"| double-paid rows | {int(sums.get('double_paid_rows', 0))} |",
         f"| lost rows | {int(sums.get('lost_rows', 0))} |",
         f"| ledger agreement with the provider under faults | {agreement:.2f} % of {checked} rows |",
@@ -165,7 +212,8 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         f"| 429s with the limiter at the provider's numbers | {int(sums.get('rate_limited_429s', 0))} |",
         f"| POSTs per row attempt (worst campaign; retries after 5xx/NotSent included) | {s['posts_per_row_attempt']:.2f} |",
         "| time to terminal, 8 rows, sandbox ×20 (webhooks only / poll only / half dropped) | "
-        + " / ".join(f"{v:.1f} s" if v is not None else "n/a" for v in s["times"].values()) + " |",
+        + " / ".join(f"{v:.1f} s" if v is not None else "n/a" for v in s["times"].values())
+        + " |",
         f"| hostile files refused | {len(refused)} of {len(s['hostile'])} (the rest read and reported) |",
         f"| worst peak memory / time reading a hostile file | {worst_mem:.0f} MiB / {worst_time:.2f} s |",
         f"| executable output cells | {int(sums.get('executable_output_cells', 0))} |",
@@ -176,7 +224,7 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         f"{int(sums.get('stateful_examples', 0))} / {int(sums.get('stateful_steps', 0))} |",
         f"| double-paid rows seen by the stateful model | {int(sums.get('stateful_double_paid', 0))} |",
         "| batch graph (hypothesis, the commands over two accounts): examples / steps / double payments / false "
-        f"\"paid\" | {int(sums.get('batch_graph_examples', 0))} / {int(sums.get('batch_graph_steps', 0))} / "
+        f'"paid" | {int(sums.get("batch_graph_examples", 0))} / {int(sums.get("batch_graph_steps", 0))} / '
         f"{int(sums.get('batch_graph_double payments', 0))} / {int(sums.get('batch_graph_false paid', 0))} |",
         f"| guards whose test fails against a build without them | {sum(caught.values())} of {len(caught)} "
         f"({guards}) |",
@@ -187,19 +235,26 @@ def report(s: dict[str, Any], caught: dict[str, bool], profile: str, tests_ok: b
         "|---|---|---|---|---|",
     ]
     for h in sorted(s["hostile"], key=lambda h: h["file"]):
-        lines.append(f"| {h['file']} | {h['outcome']} | {h['peak_mib']:.0f} | {h['seconds']:.2f} | "
-                     f"{(h.get('message') or '').replace('|', '/')} |")
-    lines += ["", "## Scope and limits", "",
-              "* The quick profile (CI) runs a small share of the long one (`--long`, by hand: 50 rounds of 20",
-              "  random kills per duplicate-protection mode, 5 kill positions per named crash point, 5,600",
-              "  examples of up to 100 stateful steps, split over parallel processes).",
-              "* The stateful model drives the engine's functions (submit, reconcile, poll, receiver) with an",
-              "  injected clock, and the real run loop for a few injected seconds at a time, interrupted",
-              "  wherever it stands; the loop's scheduling under a long real run is covered by the kill rounds.",
-              "* The constant-time compare is shown by a spy (one hmac.compare_digest per accepted secret),",
-              "  not by timing.",
-              "* Hidden rows inside a visible sheet are read and paid like any other row, with a note naming them",
-              "  (hidden sheets are skipped and named).", ""]
+        lines.append(
+            f"| {h['file']} | {h['outcome']} | {h['peak_mib']:.0f} | {h['seconds']:.2f} | "
+            f"{(h.get('message') or '').replace('|', '/')} |"
+        )
+    lines += [
+        "",
+        "## Scope and limits",
+        "",
+        "* The quick profile (CI) runs a small share of the long one (`--long`, by hand: 50 rounds of 20",
+        "  random kills per duplicate-protection mode, 5 kill positions per named crash point, 5,600",
+        "  examples of up to 100 stateful steps, split over parallel processes).",
+        "* The stateful model drives the engine's functions (submit, reconcile, poll, receiver) with an",
+        "  injected clock, and the real run loop for a few injected seconds at a time, interrupted",
+        "  wherever it stands; the loop's scheduling under a long real run is covered by the kill rounds.",
+        "* The constant-time compare is shown by a spy (one hmac.compare_digest per accepted secret),",
+        "  not by timing.",
+        "* Hidden rows inside a visible sheet are read and paid like any other row, with a note naming them",
+        "  (hidden sheets are skipped and named).",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -57,10 +57,18 @@ def seed_customers(state: object, ledger: Ledger, env_id: str, rows: int) -> Non
         for i in range(rows):
             phone = f"+2547{10_000_000 + i:08d}"
             key = "".join(rng.choice(string.ascii_letters) for _ in range(20))
-            customers[key] = {"id": f"{i:024x}", "customer_key": key, "phone_number": phone, "country_code": "KE",
-                              "network": "MPESA", "account_name": f"Person {i}", "integrator": "bench"}
-            db.execute("INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?,?)",
-                       (env_id, phone, "KE", "", key, time.time()))
+            customers[key] = {
+                "id": f"{i:024x}",
+                "customer_key": key,
+                "phone_number": phone,
+                "country_code": "KE",
+                "network": "MPESA",
+                "account_name": f"Person {i}",
+                "integrator": "bench",
+            }
+            db.execute(
+                "INSERT OR REPLACE INTO customers VALUES (?,?,?,?,?,?)", (env_id, phone, "KE", "", key, time.time())
+            )
 
 
 def build(rows: int, state_path: Path, concurrency: int) -> str:
@@ -76,6 +84,7 @@ def build(rows: int, state_path: Path, concurrency: int) -> str:
         ledger.register_environment(env)
         seed_customers(state, ledger, env.id, rows)
         with serve_in_thread(state, deliver_webhooks=False) as sandbox:
+
             async def go() -> str:
                 async with KotaniClient(sandbox.base_url, ApiKey(state.api_key)) as client:
                     catalog = await fetch_catalog(client)
@@ -84,19 +93,28 @@ def build(rows: int, state_path: Path, concurrency: int) -> str:
                     batch_id = planning.batch_key(data.read_bytes(), "", env.id)
                     if not ledger.has_batch(batch_id):
                         new = planning.prepare_batch(ledger, batch_id, sheet, report, env_id=env.id, label="")
-                        planning.persist_batch(ledger, new, sheet, fingerprint=batch_id,
-                                               options={"mapping": sheet.mapping}, who="bench")
+                        planning.persist_batch(
+                            ledger, new, sheet, fingerprint=batch_id, options={"mapping": sheet.mapping}, who="bench"
+                        )
                     unlimited = Limiter((Window(1_000_000, 1.0),), margin=0)
-                    settings = Settings(concurrency=concurrency, visibility_lag=0.5, poll_interval=0.05,
-                                        poll_max_interval=0.2, tick=0.01)
+                    settings = Settings(
+                        concurrency=concurrency,
+                        visibility_lag=0.5,
+                        poll_interval=0.05,
+                        poll_max_interval=0.2,
+                        tick=0.01,
+                    )
                     if hasattr(settings, "verify"):
                         settings.verify = False  # confirmation of payee is measured elsewhere
                     ctx = Context(ledger, client, unlimited, unlimited, settings, env_id=env.id)
                     started = time.perf_counter()
                     result = await run_batch(ctx, batch_id, wait_timeout=3600.0)
-                    print(f"{rows} rows settled in {time.perf_counter() - started:.1f} s: {result.counts}",
-                          file=sys.stderr)
+                    print(
+                        f"{rows} rows settled in {time.perf_counter() - started:.1f} s: {result.counts}",
+                        file=sys.stderr,
+                    )
                     return batch_id
+
             batch = anyio.run(go)
     ledger.close()
     return batch

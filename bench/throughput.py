@@ -34,8 +34,17 @@ from tests.support import SandboxProcess  # noqa: E402
 KEY = "bench-throughput-key"
 KNOBS = {"latency": 0.1, "rate_limits": False, "settle_seconds": 0.2}
 FINAL = {"SUCCESSFUL", "FAILED", "CANCELLED", "EXPIRED", "REVERSED", "REQUIRE_REVIEW"}
-FLAT_OUT = ["--rate", "1000000/1", "--reads-rate", "1000000/1", "--no-name-check", "--poll-interval", "0.2",
-            "--visibility-lag", "1"]
+FLAT_OUT = [
+    "--rate",
+    "1000000/1",
+    "--reads-rate",
+    "1000000/1",
+    "--no-name-check",
+    "--poll-interval",
+    "0.2",
+    "--visibility-lag",
+    "1",
+]
 
 
 def payout_file(path: Path, rows: int, first: int) -> Path:
@@ -50,15 +59,29 @@ def tool(tree: Path, rows: int, concurrency: int, folder: Path) -> tuple[float, 
     with SandboxProcess(KEY, speed=1, knobs=KNOBS) as sandbox:
         data = payout_file(folder / f"t{time.monotonic_ns()}.csv", rows, 20_000_000)
         env = {**os.environ, "PYTHONPATH": str(tree), "KOTANI_API_KEY": KEY}
-        args = [sys.executable, "-m", "batch_payouts", "run", str(data), "--base-url", sandbox.url,
-                "--state", str(folder / f"{time.monotonic_ns()}.db"), "--yes", "--quiet",
-                "--concurrency", str(concurrency), *FLAT_OUT]
+        args = [
+            sys.executable,
+            "-m",
+            "batch_payouts",
+            "run",
+            str(data),
+            "--base-url",
+            sandbox.url,
+            "--state",
+            str(folder / f"{time.monotonic_ns()}.db"),
+            "--yes",
+            "--quiet",
+            "--concurrency",
+            str(concurrency),
+            *FLAT_OUT,
+        ]
         proc = subprocess.Popen(args, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         first = None
         while first is None and proc.poll() is None:
             with httpx.Client() as probe:
-                said = probe.get(sandbox.url + "/__sandbox__/ledger", headers={"Authorization": f"Bearer {KEY}"},
-                                 timeout=10).json()["data"]
+                said = probe.get(
+                    sandbox.url + "/__sandbox__/ledger", headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+                ).json()["data"]
             if said["posts"]:
                 first = time.perf_counter()
             time.sleep(0.02)  # polling another process, not a timed wait of the measured work
@@ -70,20 +93,26 @@ def tool(tree: Path, rows: int, concurrency: int, folder: Path) -> tuple[float, 
 
 def naive(rows: int) -> float:
     """Rows per second of a sequential loop doing the same per row."""
-    with SandboxProcess(KEY, speed=1, knobs=KNOBS) as sandbox, \
-            httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+    with (
+        SandboxProcess(KEY, speed=1, knobs=KNOBS) as sandbox,
+        httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http,
+    ):
         wallet = next(w["id"] for w in http.get("/api/v3/wallet/fiat").json()["data"] if w["currency"] == "KES")
         started = time.perf_counter()
         for i in range(rows):
             phone = f"+2547{30_000_000 + i:08d}"
             found = http.get(f"/api/v3/customer/mobile-money/phone/{phone}")
             if found.status_code == 404:
-                found = http.post("/api/v3/customer/mobile-money",
-                                  json={"phone_number": phone, "country_code": "KE", "account_name": f"Person {i}"})
+                found = http.post(
+                    "/api/v3/customer/mobile-money",
+                    json={"phone_number": phone, "country_code": "KE", "account_name": f"Person {i}"},
+                )
             key = found.json()["data"]["customer_key"]
             ref = f"naive-{i}"
-            http.post("/api/v3/withdraw/mobile-money", json={"customer_key": key, "amount": 100, "walletId": wallet,
-                                                             "referenceId": ref}).raise_for_status()
+            http.post(
+                "/api/v3/withdraw/mobile-money",
+                json={"customer_key": key, "amount": 100, "walletId": wallet, "referenceId": ref},
+            ).raise_for_status()
             while True:
                 status = http.get(f"/api/v3/withdraw/status/{ref}")
                 if status.status_code == 200 and status.json()["data"]["status"] in FINAL:
@@ -104,8 +133,10 @@ def main() -> None:
         print(f"naive sequential loop: {baseline:6.2f} rows/s ({opts.naive_rows} rows)")
         for label, tree in trees:
             rate, code = tool(tree, opts.rows, opts.concurrency, Path(tmp))
-            print(f"[{label}] run, concurrency {opts.concurrency}, {opts.rows} rows: {rate:6.1f} rows/s "
-                  f"= {rate / baseline:5.1f}x naive (exit {code}); goal >= 50x")
+            print(
+                f"[{label}] run, concurrency {opts.concurrency}, {opts.rows} rows: {rate:6.1f} rows/s "
+                f"= {rate / baseline:5.1f}x naive (exit {code}); goal >= 50x"
+            )
         again = naive(opts.naive_rows)
         print(f"naive sequential loop again: {again:6.2f} rows/s (load drift check)")
 

@@ -31,8 +31,18 @@ HEADER = ["name", "phone", "country", "amount", "currency", "method", "departmen
 
 def rows(count: int) -> list[list[object]]:
     rng = random.Random(1)
-    return [[f"Person {i}", f"+2547{rng.randint(10_000_000, 29_999_999)}", "KE", rng.randint(100, 50_000), "KES",
-             "mobile_money", "Ops"] for i in range(count)]
+    return [
+        [
+            f"Person {i}",
+            f"+2547{rng.randint(10_000_000, 29_999_999)}",
+            "KE",
+            rng.randint(100, 50_000),
+            "KES",
+            "mobile_money",
+            "Ops",
+        ]
+        for i in range(count)
+    ]
 
 
 def write_csv(path: Path, data: list[list[object]]) -> None:
@@ -81,10 +91,12 @@ def write_xlsx(path: Path, data: list[list[object]]) -> None:
         "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{pkg}">'
         f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
         f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
-        "xl/sharedStrings.xml": f'<sst xmlns="{main}">' + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings)
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}">'
+        + "".join(f"<si><t>{escape(s)}</t></si>" for s in strings)
         + "</sst>",
         "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><dimension ref="A1:G{len(data) + 1}"/><sheetData>'
-        + "".join(body) + "</sheetData></worksheet>",
+        + "".join(body)
+        + "</sheetData></worksheet>",
     }
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, text in parts.items():
@@ -104,17 +116,25 @@ def floor(path: Path) -> float:
     return time.perf_counter() - started
 
 
-CHILD = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-         "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
-         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
-         "done.returncode, repr(done.stderr[-300:]))")
+CHILD = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+    "done.returncode, repr(done.stderr[-300:]))"
+)
 
 
 def timed(args: list[str], tree: Path) -> tuple[float, float, int]:
     """Seconds and peak RSS (MiB) of one process, measured by a fresh parent of its own."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", CHILD, sys.executable, "-m", "batch_payouts", *args],
-                         capture_output=True, text=True, env=env, cwd=tree, check=True).stdout.split(maxsplit=3)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, sys.executable, "-m", "batch_payouts", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+        check=True,
+    ).stdout.split(maxsplit=3)
     return float(out[0]), float(out[1]), int(out[2])
 
 
@@ -136,13 +156,24 @@ def main() -> None:
             start_s, start_mib, _ = timed(["--version"], tree)
             print(f"[{label}] start-up (--version): {start_s:5.2f} s, {start_mib:5.0f} MiB")
             for kind, goal in (("csv", 1.5), ("xlsx", 4.0)):
-                seconds, mib, code = timed(["validate", str(folder / f"big.{kind}"), "--sandbox",
-                                            "--state", str(folder / f"{label}.db"),
-                                            "--report", str(folder / f"report-{kind}.csv")], tree)
+                seconds, mib, code = timed(
+                    [
+                        "validate",
+                        str(folder / f"big.{kind}"),
+                        "--sandbox",
+                        "--state",
+                        str(folder / f"{label}.db"),
+                        "--report",
+                        str(folder / f"report-{kind}.csv"),
+                    ],
+                    tree,
+                )
                 verdict = "ok" if seconds <= goal * floor_s and mib < 500 else "over"
-                print(f"[{label}] validate {kind.upper():4} (report written): {seconds:6.2f} s = "
-                      f"{seconds / floor_s:4.2f}x floor (goal <= {goal}x), peak {mib:4.0f} MiB (goal < 500), "
-                      f"exit {code}: {verdict}")
+                print(
+                    f"[{label}] validate {kind.upper():4} (report written): {seconds:6.2f} s = "
+                    f"{seconds / floor_s:4.2f}x floor (goal <= {goal}x), peak {mib:4.0f} MiB (goal < 500), "
+                    f"exit {code}: {verdict}"
+                )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,27 @@ def busiest(times: list[float], window: float) -> int:
 
 
 def once(tree: Path, rows: int, latency: float, folder: Path) -> dict[str, float]:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=1.0), balances={"KES": Decimal(10**9)},
-                         knobs=Knobs(reads_per_5s=LIMIT, latency=latency))
+    state = SandboxState(
+        api_key=KEY,
+        clock=SandboxClock(speed=1.0),
+        balances={"KES": Decimal(10**9)},
+        knobs=Knobs(reads_per_5s=LIMIT, latency=latency),
+    )
     data = payees_file(folder / "payees.csv", rows)
     with serve_in_thread(state, deliver_webhooks=False) as sandbox:
         env = {**os.environ, "PYTHONPATH": str(tree), "KOTANI_API_KEY": KEY}
-        args = [sys.executable, "-m", "batch_payouts", "validate", str(data), "--verify", "--base-url",
-                sandbox.base_url, "--state", str(folder / f"{time.monotonic_ns()}.db")]
+        args = [
+            sys.executable,
+            "-m",
+            "batch_payouts",
+            "validate",
+            str(data),
+            "--verify",
+            "--base-url",
+            sandbox.base_url,
+            "--state",
+            str(folder / f"{time.monotonic_ns()}.db"),
+        ]
         started = time.perf_counter()
         done = subprocess.run(args, env=env, cwd=tree, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
@@ -64,8 +78,14 @@ def once(tree: Path, rows: int, latency: float, folder: Path) -> dict[str, float
     times = sorted(x["at"] for x in state.lookups)
     span = times[-1] - times[0]
     used = (len(times) - 1) / span * WINDOW if span else float(len(times))
-    return {"lookups": len(times), "span": span, "used": used, "busiest": busiest(times, WINDOW),
-            "429s": state.rate_limited["reads"], "elapsed": elapsed}
+    return {
+        "lookups": len(times),
+        "span": span,
+        "used": used,
+        "busiest": busiest(times, WINDOW),
+        "429s": state.rate_limited["reads"],
+        "elapsed": elapsed,
+    }
 
 
 def main() -> None:
@@ -75,10 +95,12 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         f = once(ROOT, opts.rows, opts.latency, Path(tmp))
-        print(f"{f['lookups']:.0f} look-ups in {f['span']:.1f} s "
-              f"({opts.latency * 1000:.0f} ms latency; the command took {f['elapsed']:.1f} s): "
-              f"{f['used']:.1f} reads per {WINDOW:g} s = {f['used'] / LIMIT:.1%} of the limit of {LIMIT}; "
-              f"busiest {WINDOW:g} s: {f['busiest']} (limit {LIMIT}); 429s: {f['429s']}")
+        print(
+            f"{f['lookups']:.0f} look-ups in {f['span']:.1f} s "
+            f"({opts.latency * 1000:.0f} ms latency; the command took {f['elapsed']:.1f} s): "
+            f"{f['used']:.1f} reads per {WINDOW:g} s = {f['used'] / LIMIT:.1%} of the limit of {LIMIT}; "
+            f"busiest {WINDOW:g} s: {f['busiest']} (limit {LIMIT}); 429s: {f['429s']}"
+        )
 
 
 if __name__ == "__main__":

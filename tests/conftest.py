@@ -20,9 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--without-guard", action="append", default=[], choices=crash.GUARDS, metavar="GUARD",
-                     help="run against a build without this money-safety guard, to see its test fail "
-                          "(bench/reliability.py); also passed to processes started through tests/launch.py")
+    parser.addoption(
+        "--without-guard",
+        action="append",
+        default=[],
+        choices=crash.GUARDS,
+        metavar="GUARD",
+        help="run against a build without this money-safety guard, to see its test fail "
+        "(bench/reliability.py); also passed to processes started through tests/launch.py",
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,14 +90,12 @@ def sandbox(state: SandboxState, loopback: tuple[AppOfTheTest, str]) -> Iterator
 
 @pytest.fixture
 async def client(sandbox: RunningSandbox) -> AsyncIterator[KotaniClient]:
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY),
-                            timeouts=Timeouts(attempt=5.0)) as c:
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), timeouts=Timeouts(attempt=5.0)) as c:
         yield c
 
 
 @pytest.fixture
 def http(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     """A plain HTTP client with the sandbox key, for raw-protocol assertions."""
-    with httpx.Client(base_url=sandbox.base_url,
-                      headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+    with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
         yield c

@@ -28,12 +28,14 @@ def spec() -> dict[str, Any]:
     if not SPEC_PATH.exists():
         raise FileNotFoundError(
             f"the provider's OpenAPI file is missing: expected {SPEC_PATH} "
-            "(tests/data/kotani-openapi.json in the repository; see tests/data/README.md)")
+            "(tests/data/kotani-openapi.json in the repository; see tests/data/README.md)"
+        )
     raw = json.loads(SPEC_PATH.read_text())
     patched = copy.deepcopy(raw)
     # Assumption: bank codes are strings or numbers although the file types them as objects.
     patched["components"]["schemas"]["BankResponseDto"]["properties"]["code"] = {
-        "oneOf": [{"type": "string"}, {"type": "number"}]}
+        "oneOf": [{"type": "string"}, {"type": "number"}]
+    }
     return patched
 
 

@@ -55,6 +55,7 @@ def killer(targets: Mapping[str, int]) -> Callable[[str], None]:
             sys.stderr.write(f"{CRASH_MARK}{name}:{passes[name]}\n")
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+
     return hook
 
 
@@ -70,14 +71,17 @@ def announce_receiver(relay: str) -> None:
     receiver_server.serve_receiver = reporting_to(receiver_server.serve_receiver, tell)  # type: ignore[assignment]
 
 
-def reporting_to(serve_receiver: Callable[..., contextlib.AbstractContextManager[str]],
-                 tell: Callable[[str], None]) -> Callable[..., contextlib.AbstractContextManager[str]]:
+def reporting_to(
+    serve_receiver: Callable[..., contextlib.AbstractContextManager[str]], tell: Callable[[str], None]
+) -> Callable[..., contextlib.AbstractContextManager[str]]:
     """``serve_receiver`` that also calls ``tell(url)`` with the URL it bound (port 0 in the tests)."""
+
     @contextlib.contextmanager
     def serving(*args: object, **kwargs: object) -> Iterator[str]:
         with serve_receiver(*args, **kwargs) as url:
             tell(url)
             yield url
+
     return serving
 
 

@@ -39,9 +39,11 @@ def serve_app(app: Any) -> Iterator[str]:
 
 def sandbox_catalog() -> Catalog:
     """The catalog (countries, networks, banks) as the client fetches it from a loopback sandbox."""
+
     async def fetch(url: str) -> Catalog:
         async with KotaniClient(url, ApiKey("k")) as client:
             return await fetch_catalog(client)
+
     with serve_in_thread(SandboxState(api_key="k"), deliver_webhooks=False) as sb:
         return anyio.run(fetch, sb.base_url)
 
@@ -56,12 +58,29 @@ class SandboxProcess:
     """``batch-payouts sandbox --port 0`` in its own process, so that it outlives the runs it serves;
     its URL is the one it printed once listening."""
 
-    def __init__(self, api_key: str, *, speed: float = 10.0, knobs: dict[str, Any] | None = None,
-                 balances: dict[str, str] | None = None, webhook_secret: str | None = None,
-                 webhook_url: str | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        speed: float = 10.0,
+        knobs: dict[str, Any] | None = None,
+        balances: dict[str, str] | None = None,
+        webhook_secret: str | None = None,
+        webhook_url: str | None = None,
+    ) -> None:
         self.api_key = api_key
-        args = [sys.executable, "-m", "batch_payouts", "sandbox", "--port", "0",
-                "--api-key", api_key, "--clock-speed", str(speed)]
+        args = [
+            sys.executable,
+            "-m",
+            "batch_payouts",
+            "sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            api_key,
+            "--clock-speed",
+            str(speed),
+        ]
         for name, value in (knobs or {}).items():
             args += ["--knob", f"{name}={json.dumps(value)}"]
         for cur, amount in (balances or {}).items():
@@ -91,8 +110,12 @@ class SandboxProcess:
         return r.json()["data"]
 
     def knobs(self, **values: Any) -> None:
-        httpx.post(self.url + "/__sandbox__/knobs", json=values,
-                   headers={"Authorization": f"Bearer {self.api_key}"}, timeout=10).raise_for_status()
+        httpx.post(
+            self.url + "/__sandbox__/knobs",
+            json=values,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=10,
+        ).raise_for_status()
 
     def ledger(self) -> dict[str, Any]:
         return dict(self.get("/__sandbox__/ledger"))
@@ -123,8 +146,12 @@ class WebhookRelay:
 
     def __init__(self) -> None:
         self.target: str | None = None
-        app = Starlette(routes=[Route("/kotani", self._forward, methods=["POST"]),
-                                Route("/receiver", self._point_at, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/kotani", self._forward, methods=["POST"]),
+                Route("/receiver", self._point_at, methods=["POST"]),
+            ]
+        )
         self._serving = serve_app(app)
         self.base_url = self._serving.__enter__()
         self.url = self.base_url + "/kotani"
@@ -171,8 +198,14 @@ def asks_for_hooks(env: dict[str, str]) -> bool:
 
 
 def run_tool(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(tool_command(*args, with_hooks=asks_for_hooks(env)), env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        tool_command(*args, with_hooks=asks_for_hooks(env)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def start_tool(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -228,9 +261,12 @@ class ConsoleProcess:
 
     def __init__(self, state: Path, *args: str, wait: bool = True) -> None:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen([sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0",
-                                      "--state", str(state), *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0", "--state", str(state), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         self.url = ""
         if wait:
             self.ready()

@@ -23,8 +23,12 @@ from batch_payouts.environment import Environment
 from batch_payouts.ratelimit import Window
 
 T = TypeVar("T")
-FAST = payouts.RunOptions(money_rate=(Window(3000, 60.0), Window(500, 5.0)), reads_rate=(Window(2000, 5.0),),
-                          visibility_lag=0.5, poll_interval=0.2)
+FAST = payouts.RunOptions(
+    money_rate=(Window(3000, 60.0), Window(500, 5.0)),
+    reads_rate=(Window(2000, 5.0),),
+    visibility_lag=0.5,
+    poll_interval=0.2,
+)
 
 
 class NoStdin(io.StringIO):
@@ -57,16 +61,20 @@ def in_a_worker_thread(fn: Callable[[], T]) -> T:
 
 
 def payout_file(path: Path) -> Path:
-    path.write_text("name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\n"
-                    "Brian Otieno,+254712300002,KE,200,KES\n")
+    path.write_text(
+        "name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\n"
+        "Brian Otieno,+254712300002,KE,200,KES\n"
+    )
     return path
 
 
-def pay(ledger: Path, data: Path, heard: list[Environment],
-        progress: list[payouts.RunProgress]) -> payouts.RunOutcome | payouts.AlreadyPaid:
+def pay(
+    ledger: Path, data: Path, heard: list[Environment], progress: list[payouts.RunProgress]
+) -> payouts.RunOutcome | payouts.AlreadyPaid:
     """The whole journey of a file through the use cases, the confirmation given as data."""
-    with open_session(SessionOptions(state_path=ledger, sandbox=True, attempt_timeout=2.0),
-                      on_environment=heard.append) as session:
+    with open_session(
+        SessionOptions(state_path=ledger, sandbox=True, attempt_timeout=2.0), on_environment=heard.append
+    ) as session:
         sheet = files.load(data, FileOptions())
         report = files.check(session, sheet, FileOptions())
         planned = payouts.prepare_run(session, data, sheet, report, label="2026-11", pay_again={}, strict=False)
@@ -80,7 +88,8 @@ def pay(ledger: Path, data: Path, heard: list[Environment],
 
 
 def test_a_file_is_paid_through_the_use_cases_from_a_worker_thread_without_a_terminal(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "stdin", NoStdin())
     data = payout_file(tmp_path / "pay.csv")
     heard: list[Environment] = []
@@ -91,7 +100,8 @@ def test_a_file_is_paid_through_the_use_cases_from_a_worker_thread_without_a_ter
     assert isinstance(outcome, payouts.RunOutcome)
     assert outcome.verdict.exit_code == 0 and not outcome.verdict.paid_twice
     assert [(s.status, s.currency, s.rows, s.amount) for s in outcome.status.summary] == [
-        ("paid", "KES", 2, Decimal(300))]
+        ("paid", "KES", 2, Decimal(300))
+    ]
     assert outcome.results_path == tmp_path / f"pay.{outcome.batch_id}.results.csv" and outcome.results_path.exists()
     assert [env.kind for env in heard] == ["SANDBOX"], "the environment is told once, when first known"
     assert progress and progress[-1].rows == 2 and progress[-1].settled == 2 and progress[-1].to_send == 0
@@ -110,8 +120,9 @@ def test_the_same_file_again_is_already_paid_and_overrides_belong_to_a_new_batch
         sheet = files.load(data, FileOptions())
         report = files.check(session, sheet, FileOptions())
         with pytest.raises(errors.OverrideOnOldBatch) as refused:
-            payouts.prepare_run(session, data, sheet, report, label="2026-11", pay_again={2: "bank returned it"},
-                                strict=False)
+            payouts.prepare_run(
+                session, data, sheet, report, label="2026-11", pay_again={2: "bank returned it"}, strict=False
+            )
         assert refused.value.batch_id == first.batch_id
         written = payouts.write_finished(session, again, None)
     assert written.path == first.results_path and written.verdict.exit_code == 0
@@ -139,7 +150,11 @@ def test_a_batch_read_from_the_ledger_alone_names_its_environment_and_refuses_an
 def test_text_that_cannot_be_used_is_a_structured_usage_error(tmp_path: Path) -> None:
     with pytest.raises(errors.NotAnAmount) as amount:
         options.amount("lots", "--balance")
-    assert (amount.value.text, amount.value.option, str(amount.value)) == ("lots", "--balance", "'lots' is not an amount")
+    assert (amount.value.text, amount.value.option, str(amount.value)) == (
+        "lots",
+        "--balance",
+        "'lots' is not an amount",
+    )
     with pytest.raises(errors.NotHostPort) as where:
         options.host_port("nowhere")
     assert where.value.option == "--listen"

@@ -75,8 +75,20 @@ SCRIPTS: dict[str, list[tuple[float, str]] | None] = {
     "is cancelled once, then corrected to paid much later": [(0.5, "CANCELLED"), (LATE, "SUCCESSFUL")],
 }
 # A generous attempt deadline: the sandboxes answer on loopback, and only a starved machine is slow.
-FAST = ["--yes", "--quiet", "--reads-rate", "5000/5", "--rate", "5000/60,1000/5", "--visibility-lag", "0.2",
-        "--attempt-timeout", "15", "--poll-interval", "0.05"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "5000/5",
+    "--rate",
+    "5000/60,1000/5",
+    "--visibility-lag",
+    "0.2",
+    "--attempt-timeout",
+    "15",
+    "--poll-interval",
+    "0.05",
+]
 # The sandboxes speak plain HTTP on loopback: spare every client of every command loading the CA
 # bundle (~0.1 s each, four clients a command), which would otherwise be half the time of a run.
 NO_TLS: dict[str, str | None] = {"SSL_CERT_FILE": None, "SSL_CERT_DIR": str(Path(__file__).parent / "no-ca-here")}
@@ -89,13 +101,39 @@ PICKS = st.integers(0, 1000)  # which row, batch or payee, modulo how many there
 # One rule draws the action (rather than a rule per action): hypothesis would otherwise switch whole
 # rules off per example ("swarm testing"), and with a dozen slow steps an example that only
 # reconciles teaches nothing.
-ACTIONS = st.sampled_from(["edit the file and run it"] * 3 + ["resume a batch"] * 2 + ["retry a batch"] * 2
-                          + ["reconcile a batch", "the provider moves", "the provider moves"])
-EDITS = st.sampled_from(["none", "insert a row", "delete a row", "reorder the rows", "fix a name typo",
-                         "change an amount", "change a phone", "re-save in the other format"])
+ACTIONS = st.sampled_from(
+    ["edit the file and run it"] * 3
+    + ["resume a batch"] * 2
+    + ["retry a batch"] * 2
+    + ["reconcile a batch", "the provider moves", "the provider moves"]
+)
+EDITS = st.sampled_from(
+    [
+        "none",
+        "insert a row",
+        "delete a row",
+        "reorder the rows",
+        "fix a name typo",
+        "change an amount",
+        "change a phone",
+        "re-save in the other format",
+    ]
+)
 OTHER_FORMAT = {"csv": "xlsx", "xlsx": "csv"}
-NAMES = ["Achieng Otieno", "Baraka Mwangi", "Chebet Kiprop", "Daudi Njoroge", "Esther Wanjiru", "Faith Akinyi",
-         "Gitau Kamau", "Halima Hassan", "Imani Mutua", "Jabari Ouma", "Kerubo Nyaboke", "Lempaa Sankale"]
+NAMES = [
+    "Achieng Otieno",
+    "Baraka Mwangi",
+    "Chebet Kiprop",
+    "Daudi Njoroge",
+    "Esther Wanjiru",
+    "Faith Akinyi",
+    "Gitau Kamau",
+    "Halima Hassan",
+    "Imani Mutua",
+    "Jabari Ouma",
+    "Kerubo Nyaboke",
+    "Lempaa Sankale",
+]
 HEADER = ["name", "phone", "country", "amount", "currency"]
 MAX_ROWS = 6
 NOT_PAYING = (RowState.BLOCKED, RowState.INVALID)
@@ -193,8 +231,10 @@ class PaidTwice:
         return any(p["reference"].startswith(f"{batch}-") for p in (self.earlier, self.later))
 
     def __str__(self) -> str:
-        return (f"{self.payees} (label {self.label!r}) at {self.account}: {self.earlier['reference']} "
-                f"{self.earlier['status']} and {self.later['reference']} {self.later['status']}")
+        return (
+            f"{self.payees} (label {self.label!r}) at {self.account}: {self.earlier['reference']} "
+            f"{self.earlier['status']} and {self.later['reference']} {self.later['status']}"
+        )
 
 
 @dataclass
@@ -214,8 +254,11 @@ class BatchGraph(RuleBasedStateMachine):
         self.stack = contextlib.ExitStack()
         self.sandboxes: dict[str, RunningSandbox] = {}
         for account, key in KEYS.items():
-            state = SandboxState(api_key=key, clock=SandboxClock(speed=SPEED, source=self.time),
-                                 knobs=Knobs(rate_limits=False, settle_seconds=2.0))
+            state = SandboxState(
+                api_key=key,
+                clock=SandboxClock(speed=SPEED, source=self.time),
+                knobs=Knobs(rate_limits=False, settle_seconds=2.0),
+            )
             self.sandboxes[account] = self.stack.enter_context(serve_in_thread(state, deliver_webhooks=False))
         self.people: list[Person] = []
         self.format = "csv"
@@ -280,8 +323,9 @@ class BatchGraph(RuleBasedStateMachine):
         self.flaky = False
         where = ["--base-url", self.sandboxes[account].base_url, "--state", str(self.ledger_path)]
         with self.time.flowing(stop is None):
-            result = CliRunner().invoke(main, [*args, *where], env={"KOTANI_API_KEY": KEYS[account], **NO_TLS},
-                                        catch_exceptions=False)
+            result = CliRunner().invoke(
+                main, [*args, *where], env={"KOTANI_API_KEY": KEYS[account], **NO_TLS}, catch_exceptions=False
+            )
         FIGURES[f"exit {args[0]}{' (stopped)' if stop else ''} {result.exit_code}"] += 1
         FIGURES[f"ms in {args[0]}"] += round(1000 * (time.monotonic() - started))
         self.learn_batches()
@@ -335,11 +379,17 @@ class BatchGraph(RuleBasedStateMachine):
 
     # -- the file and its runs ----------------------------------------------------------------------
 
-    @initialize(n=st.integers(2, 5), typos=st.lists(st.booleans(), min_size=5, max_size=5),
-                scripts=st.lists(st.sampled_from(sorted(SCRIPTS)), min_size=5, max_size=5),
-                account=ACCOUNTS, label=LABELS, stop=STOPS)
-    def write_the_file_and_run_it(self, n: int, typos: list[bool], scripts: list[str], account: str, label: str,
-                                  stop: str | None) -> None:
+    @initialize(
+        n=st.integers(2, 5),
+        typos=st.lists(st.booleans(), min_size=5, max_size=5),
+        scripts=st.lists(st.sampled_from(sorted(SCRIPTS)), min_size=5, max_size=5),
+        account=ACCOUNTS,
+        label=LABELS,
+        stop=STOPS,
+    )
+    def write_the_file_and_run_it(
+        self, n: int, typos: list[bool], scripts: list[str], account: str, label: str, stop: str | None
+    ) -> None:
         """A base set of payees, some names misspelt, some the provider will fail once; then a run."""
         self.people = [replace(self.new_person(), typo=typo) for typo, _ in zip(typos, range(n), strict=False)]
         for person, script in zip(self.people, scripts, strict=False):
@@ -504,7 +554,10 @@ class BatchGraph(RuleBasedStateMachine):
             FIGURES["... that did not say PAID TWICE"] += code != 5 or "PAID TWICE" not in out
             assert code == 5 and "PAID TWICE" in out, (
                 f"reconcile {batch} exited {code} without PAID TWICE, yet the provider paid twice: "
-                + "; ".join(map(str, twice)) + "\n" + out)
+                + "; ".join(map(str, twice))
+                + "\n"
+                + out
+            )
 
     # -- the provider ---------------------------------------------------------------------------------
 
@@ -615,8 +668,10 @@ class BatchGraph(RuleBasedStateMachine):
                     assert row.payout is not None
                     if truth != ("SUCCESSFUL", phone_of(row), row.payout.amount):
                         FIGURES["false paid"] += 1
-                        raise AssertionError(f"row {row.row} of batch {batch} ({row.reference}) is paid in the "
-                                             f"ledger; {account}'s books say (status, payee, amount) = {truth}")
+                        raise AssertionError(
+                            f"row {row.row} of batch {batch} ({row.reference}) is paid in the "
+                            f"ledger; {account}'s books say (status, payee, amount) = {truth}"
+                        )
 
     @invariant()
     def no_row_is_lost(self) -> None:
@@ -633,9 +688,13 @@ class BatchGraph(RuleBasedStateMachine):
             for run in self.latest.values():
                 paying = self.paying(ledger, run.account, run.label)
                 FIGURES["rows of the file as last run, accounted for"] += len(run.rows)
-                lost += [f"row {number} ({phone}) of the file as last run in account {run.account} with label "
-                         f"{run.label!r} (batch {run.batch}) is neither paid, in flight, failed nor waiting in any "
-                         "batch" for number, phone, _ in run.rows if phone not in paying]
+                lost += [
+                    f"row {number} ({phone}) of the file as last run in account {run.account} with label "
+                    f"{run.label!r} (batch {run.batch}) is neither paid, in flight, failed nor waiting in any "
+                    "batch"
+                    for number, phone, _ in run.rows
+                    if phone not in paying
+                ]
             FIGURES["rows lost"] += len(lost)
             assert not lost, "; ".join(lost)
 
@@ -654,6 +713,8 @@ class BatchGraph(RuleBasedStateMachine):
 
 BatchGraph.TestCase.settings = settings(
     max_examples=int(os.environ.get("BATCH_GRAPH_EXAMPLES", scale(15, 1000))) // shard()[1],
-    stateful_step_count=12, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    stateful_step_count=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 TestBatchGraph = BatchGraph.TestCase

@@ -32,16 +32,25 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
 
 
 def test_validate_a_clean_file_exits_0(runner: CliRunner, tmp_path: Path) -> None:
-    code, out, _ = invoke(runner, "validate", str(SAMPLES / "payouts.csv"), "--sandbox",
-                          "--state", str(tmp_path / "l.db"))
+    code, out, _ = invoke(
+        runner, "validate", str(SAMPLES / "payouts.csv"), "--sandbox", "--state", str(tmp_path / "l.db")
+    )
     assert code == 0
     assert "22 rows: 22 valid, 0 invalid" in out
 
 
 def test_validate_a_messy_file_exits_3_and_writes_the_full_report(runner: CliRunner, tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
-    code, out, _ = invoke(runner, "validate", str(SAMPLES / "messy.csv"), "--sandbox",
-                          "--state", str(tmp_path / "l.db"), "--report", str(report))
+    code, out, _ = invoke(
+        runner,
+        "validate",
+        str(SAMPLES / "messy.csv"),
+        "--sandbox",
+        "--state",
+        str(tmp_path / "l.db"),
+        "--report",
+        str(report),
+    )
     assert code == 3
     assert "error: row 7, phone: this is not a valid Kenya phone number (saw '0712')" in out
     rows = read_csv(report)
@@ -58,7 +67,9 @@ def test_validate_a_messy_file_exits_3_and_writes_the_full_report(runner: CliRun
         (b"name,phone\nA,+254712345678\n", "required columns missing: amount, country or currency"),
     ],
 )
-def test_unusable_files_exit_2_naming_the_cause(runner: CliRunner, tmp_path: Path, content: bytes, message: str) -> None:
+def test_unusable_files_exit_2_naming_the_cause(
+    runner: CliRunner, tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes(content)
     code, _, err = invoke(runner, "validate", str(path), "--sandbox", "--state", str(tmp_path / "l.db"))
@@ -74,8 +85,7 @@ def test_a_missing_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
 def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> None:
     src = tmp_path / "payouts.csv"
     src.write_bytes((SAMPLES / "payouts.csv").read_bytes())
-    code, out, err = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet",
-                            "--state", str(tmp_path / "l.db"))
+    code, out, err = invoke(runner, "run", str(src), "--sandbox", "--yes", "--quiet", "--state", str(tmp_path / "l.db"))
     assert code == 3, out + err  # the sample holds sandbox numbers that end FAILED
     rows = {r["reference"]: r for r in read_csv(results_file(tmp_path, "payouts"))}
     assert rows["NOV-001"]["status"] == "paid" and rows["NOV-001"]["receipt"]
@@ -92,12 +102,17 @@ def test_run_twice_continues_the_same_batch_and_pays_nothing_more(runner: CliRun
     src = tmp_path / "p.csv"
     src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,100,KES\n")
     args = ["run", str(src), "--yes", "--quiet", "--state", str(tmp_path / "l.db"), "--poll-interval", "0.2"]
-    with serve_in_thread(SandboxState(api_key="k", clock=SandboxClock(speed=20))) as sb, \
-            httpx.Client(base_url=sb.base_url, headers={"Authorization": "Bearer k"}) as provider:
-        first = runner.invoke(main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"}, catch_exceptions=False)
+    with (
+        serve_in_thread(SandboxState(api_key="k", clock=SandboxClock(speed=20))) as sb,
+        httpx.Client(base_url=sb.base_url, headers={"Authorization": "Bearer k"}) as provider,
+    ):
+        first = runner.invoke(
+            main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"}, catch_exceptions=False
+        )
         after_first = provider.get("/__sandbox__/ledger").json()["data"]
-        second = runner.invoke(main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"},
-                               catch_exceptions=False)
+        second = runner.invoke(
+            main, [*args, "--base-url", sb.base_url], env={"KOTANI_API_KEY": "k"}, catch_exceptions=False
+        )
         after_second = provider.get("/__sandbox__/ledger").json()["data"]
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     batch = next(line for line in first.stdout.splitlines() if line.startswith("batch "))
@@ -114,13 +129,23 @@ def test_run_without_yes_and_without_a_terminal_refuses(runner: CliRunner, tmp_p
     assert code == 2 and "confirmation needed: run in a terminal, or pass --yes" in err
 
 
-def test_a_key_file_readable_by_others_is_refused(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_key_file_readable_by_others_is_refused(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KOTANI_API_KEY", raising=False)
     key = tmp_path / "key"
     key.write_text("secret-key")
     key.chmod(0o644)
-    code, _, err = invoke(runner, "banks", "--api-key-file", str(key), "--base-url", "http://127.0.0.1:9",
-                          "--state", str(tmp_path / "l.db"))
+    code, _, err = invoke(
+        runner,
+        "banks",
+        "--api-key-file",
+        str(key),
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--state",
+        str(tmp_path / "l.db"),
+    )
     assert code == 2
     assert f"the key file {key} is readable by others (mode 0644); run: chmod 600 {key}" in " ".join(err.split())
 
@@ -150,10 +175,13 @@ def test_the_sandbox_command_serves_the_documented_walkthrough(tmp_path: Path) -
 
         with httpx.Client(base_url=sb.url, headers=auth) as http:
             kes = next(w for w in http.get("/api/v3/wallet/fiat").json()["data"] if w["currency"] == "KES")
-            key = http.post("/api/v3/customer/mobile-money",
-                            json={"phone_number": "+254700000011", "country_code": "KE"}).json()["data"]["customer_key"]
-            created = http.post("/api/v3/withdraw/mobile-money", json={
-                "customer_key": key, "amount": 1500, "walletId": kes["id"], "referenceId": "walk-1"})
+            key = http.post(
+                "/api/v3/customer/mobile-money", json={"phone_number": "+254700000011", "country_code": "KE"}
+            ).json()["data"]["customer_key"]
+            created = http.post(
+                "/api/v3/withdraw/mobile-money",
+                json={"customer_key": key, "amount": 1500, "walletId": kes["id"], "referenceId": "walk-1"},
+            )
             assert created.status_code == 201
             assert http.get(f"/api/v3/wallet/fiat/{kes['id']}").json()["data"]["balance"] == kes["balance"] - 1500
             http.post("/__sandbox__/clock", json={"seconds": 10})
@@ -167,8 +195,11 @@ def test_plan_shows_the_shortfall_and_exits_3(runner: CliRunner, tmp_path: Path)
     src = tmp_path / "p.csv"
     src.write_text("name,phone,country,amount,currency\nA,+254712345678,KE,1500,KES\nB,+254722345678,KE,700,KES\n")
     with serve_in_thread(SandboxState(api_key="k", balances={"KES": Decimal(1000)})) as sb:
-        result = runner.invoke(main, ["plan", str(src), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db")],
-                               env={"KOTANI_API_KEY": "k"})
+        result = runner.invoke(
+            main,
+            ["plan", str(src), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db")],
+            env={"KOTANI_API_KEY": "k"},
+        )
     assert result.exit_code == 3
     line = next(line for line in result.stdout.splitlines() if "KES" in line and "1,000" in line)
     assert "2,200" in line and "1,200" in line  # to send, balance, shortfall
@@ -196,17 +227,33 @@ def test_progress_shows_amounts_per_currency_in_finance_words_cut_to_the_width()
     from batch_payouts import render
     from batch_payouts.app.payouts import RunProgress
 
-    p = RunProgress("b", {"succeeded": 3, "failed": 1, "submitted": 1, "ready": 2}, 7, 4, 2, 2.0,
-                    (("succeeded", "KES", Decimal("2500000.50")), ("failed", "KES", Decimal(700)),
-                     ("submitted", "KES", Decimal(300)), ("unknown", "KES", Decimal(5)),
-                     ("ready", "KES", Decimal(1200)), ("succeeded", "ZAR", Decimal("99.99"))))
-    assert render.amount_lines(p) == ["KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200",
-                                      "ZAR paid 99.99"]
+    p = RunProgress(
+        "b",
+        {"succeeded": 3, "failed": 1, "submitted": 1, "ready": 2},
+        7,
+        4,
+        2,
+        2.0,
+        (
+            ("succeeded", "KES", Decimal("2500000.50")),
+            ("failed", "KES", Decimal(700)),
+            ("submitted", "KES", Decimal(300)),
+            ("unknown", "KES", Decimal(5)),
+            ("ready", "KES", Decimal(1200)),
+            ("succeeded", "ZAR", Decimal("99.99")),
+        ),
+    )
+    assert render.amount_lines(p) == [
+        "KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200",
+        "ZAR paid 99.99",
+    ]
     assert render.amount_lines(p, width=40) == ["KES paid 2,500,000.50 · failed 700", "ZAR paid 99.99"]
     with render.err.capture() as captured, render.progress_bar(quiet=False) as show:
         show(p)
-    assert captured.get() == ("batch b: 4/7 settled · paid 3 · failed 1 · waiting 1 · not sent 2 · ETA 0:02 · "
-                              "KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200 · ZAR paid 99.99\n")
+    assert captured.get() == (
+        "batch b: 4/7 settled · paid 3 · failed 1 · waiting 1 · not sent 2 · ETA 0:02 · "
+        "KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200 · ZAR paid 99.99\n"
+    )
 
 
 def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_piped() -> None:
@@ -216,9 +263,22 @@ def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_p
     now = [0.0]
     lines: list[str] = []
     with render.err.capture() as captured, render.progress_bar(quiet=False, clock=lambda: now[0]) as show:
-        big = RunProgress("b0123456789a", {"succeeded": 99_812, "failed": 1_203, "held": 12, "submitted": 4_511,
-                                           "ready": 94_462, "blocked": 7, "invalid": 3}, 200_010, 101_037,
-                          94_462, 94_462.0)
+        big = RunProgress(
+            "b0123456789a",
+            {
+                "succeeded": 99_812,
+                "failed": 1_203,
+                "held": 12,
+                "submitted": 4_511,
+                "ready": 94_462,
+                "blocked": 7,
+                "invalid": 3,
+            },
+            200_010,
+            101_037,
+            94_462,
+            94_462.0,
+        )
         show(big)  # the first report is printed at once
         now[0] = 5.0
         show(big)  # and the next only after ten seconds
@@ -227,7 +287,8 @@ def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_p
     lines = captured.get().splitlines()
     assert len(lines) == 2
     line = render.progress_line(big)
-    assert line == ("paid 99812 · failed 1203 · held 12 · waiting 4511 · not sent 94462 · repeat 7 · invalid 3 "
-                    "· ETA 1574:22")
+    assert line == (
+        "paid 99812 · failed 1203 · held 12 · waiting 4511 · not sent 94462 · repeat 7 · invalid 3 · ETA 1574:22"
+    )
     assert lines[0] == f"batch b0123456789a: 101037/200010 settled · {line}"
     assert len(render.progress_line(RunProgress("b", {"succeeded": 1000, "ready": 10}, 1010, 1000, 10, 9.0))) <= 60

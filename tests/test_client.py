@@ -20,8 +20,7 @@ pytestmark = pytest.mark.anyio
 
 # -- error mapping: one function, both error shapes --------------------------------------
 
-SHAPE_A = {"statusCode": 429, "message": "Too Many Requests", "error": "Too Many Requests",
-           "data": {"retryAfter": 7}}
+SHAPE_A = {"statusCode": 429, "message": "Too Many Requests", "error": "Too Many Requests", "data": {"retryAfter": 7}}
 
 
 def test_429_takes_its_wait_from_the_body() -> None:
@@ -31,8 +30,7 @@ def test_429_takes_its_wait_from_the_body() -> None:
 
 def test_429_falls_back_to_retry_after_header_seconds_and_date() -> None:
     assert error_for(429, {"message": "x"}, {"retry-after": "12"}).retry_after == 12  # type: ignore[attr-defined]
-    dated = error_for(429, {}, {"retry-after": "Sat, 28 Nov 2026 10:00:30 GMT"},
-                      now=lambda: 1795860000.0)
+    dated = error_for(429, {}, {"retry-after": "Sat, 28 Nov 2026 10:00:30 GMT"}, now=lambda: 1795860000.0)
     assert dated.retry_after == 30  # type: ignore[attr-defined]
     assert error_for(429, {}, {}).retry_after is None  # type: ignore[attr-defined]
 
@@ -56,8 +54,11 @@ def test_statuses_map_onto_the_tree(status: int, body: object, kind: type) -> No
 
 
 def test_validation_failures_carry_each_field_message() -> None:
-    body = {"success": False, "message": "Validation failed: 2 errors",
-            "data": {"errors": ["amount must be positive", "walletId is required"]}}
+    body = {
+        "success": False,
+        "message": "Validation failed: 2 errors",
+        "data": {"errors": ["amount must be positive", "walletId is required"]},
+    }
     exc = error_for(400, body, {})
     assert isinstance(exc, errors.ValidationFailed)
     assert exc.errors == ["amount must be positive", "walletId is required"]
@@ -69,6 +70,7 @@ def test_nest_style_list_messages_are_joined() -> None:
 
 
 # -- the key never shows ----------------------------------------------------------------------
+
 
 def test_the_api_key_is_never_in_a_repr() -> None:
     key = ApiKey(API_KEY)
@@ -86,15 +88,20 @@ async def test_a_wrong_key_is_an_authentication_error_without_the_key(sandbox: R
 
 # -- endpoints ------------------------------------------------------------------------------
 
+
 async def test_wallets_customers_and_a_payout_round_trip(client: KotaniClient) -> None:
     wallets = {w.currency: w for w in await client.list_wallets()}
     kes = await client.get_wallet(wallets["KES"].id)
     customer = await client.create_customer(
-        wire.CreateCustomer(phone_number="+254712345678", country_code="KE", network="MPESA"))
+        wire.CreateCustomer(phone_number="+254712345678", country_code="KE", network="MPESA")
+    )
     assert (await client.get_customer(customer.customer_key)).phone_number == "+254712345678"
     assert (await client.get_customer_by_phone("+254712345678")).customer_key == customer.customer_key
-    created = await client.withdraw(wire.MobileMoneyWithdrawal(
-        customer_key=customer.customer_key, amount=Decimal(1500), walletId=kes.id, referenceId="t-1-1"))
+    created = await client.withdraw(
+        wire.MobileMoneyWithdrawal(
+            customer_key=customer.customer_key, amount=Decimal(1500), walletId=kes.id, referenceId="t-1-1"
+        )
+    )
     status = await client.withdrawal_status("t-1-1")
     assert (created.reference_id, status.status, status.amount) == ("t-1-1", "PENDING", Decimal(1500))
     assert (await client.get_wallet(kes.id)).balance == kes.balance - 1500
@@ -102,13 +109,26 @@ async def test_wallets_customers_and_a_payout_round_trip(client: KotaniClient) -
 
 async def test_each_withdrawal_kind_has_its_endpoint(client: KotaniClient) -> None:
     kes = next(w for w in await client.list_wallets() if w.currency == "KES")
-    till = wire.LipaNaMpesaWithdrawal(amount=Decimal(100), walletId=kes.id, referenceId="k-1",
-                                      lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379"))
-    paybill = wire.PaybillWithdrawal(amount=Decimal(100), walletId=kes.id, referenceId="k-2",
-                                     paybillDetails=wire.PaybillDetails(paybillNumber="888880", accountNumber="A1"))
-    bank = wire.BankWithdrawal(currency="ZAR", amount=Decimal("250.75"), referenceId="k-3",
-                               bankDetails=wire.BankDetails(name="T Nkosi", bankCode="250655",
-                                                            accountNumber="62000000001", country="ZA", bankName="FNB"))
+    till = wire.LipaNaMpesaWithdrawal(
+        amount=Decimal(100),
+        walletId=kes.id,
+        referenceId="k-1",
+        lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379"),
+    )
+    paybill = wire.PaybillWithdrawal(
+        amount=Decimal(100),
+        walletId=kes.id,
+        referenceId="k-2",
+        paybillDetails=wire.PaybillDetails(paybillNumber="888880", accountNumber="A1"),
+    )
+    bank = wire.BankWithdrawal(
+        currency="ZAR",
+        amount=Decimal("250.75"),
+        referenceId="k-3",
+        bankDetails=wire.BankDetails(
+            name="T Nkosi", bankCode="250655", accountNumber="62000000001", country="ZA", bankName="FNB"
+        ),
+    )
     for body in (till, paybill, bank):
         assert (await client.withdraw(body)).reference_id == body.reference_id
     assert (await client.bank_status("k-3")).amount == Decimal("250.75")
@@ -134,14 +154,20 @@ async def test_banks_fall_back_to_the_deprecated_endpoint(client: KotaniClient, 
 async def test_withdrawals_list_pages_through_everything(client: KotaniClient) -> None:
     kes = next(w for w in await client.list_wallets() if w.currency == "KES")
     for i in range(5):
-        await client.withdraw(wire.LipaNaMpesaWithdrawal(
-            amount=Decimal(10), walletId=kes.id, referenceId=f"p-{i}",
-            lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379")))
+        await client.withdraw(
+            wire.LipaNaMpesaWithdrawal(
+                amount=Decimal(10),
+                walletId=kes.id,
+                referenceId=f"p-{i}",
+                lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379"),
+            )
+        )
     seen = [item.reference_id async for item in client.iter_withdrawals(per_page=2)]
     assert seen == [f"p-{i}" for i in range(5)]
 
 
 # -- no answer: kept apart from every HTTP error ------------------------------------------
+
 
 async def test_connection_refused_is_not_sent() -> None:
     with socket.socket() as bound_not_listening:  # held for the whole test: connections to it are refused
@@ -154,14 +180,19 @@ async def test_connection_refused_is_not_sent() -> None:
 async def _payout_with(sandbox: RunningSandbox, attempt: float) -> None:
     async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), timeouts=Timeouts(attempt=attempt)) as c:
         kes = next(w for w in await c.list_wallets() if w.currency == "KES")
-        await c.withdraw(wire.LipaNaMpesaWithdrawal(
-            amount=Decimal(10), walletId=kes.id, referenceId="amb-1",
-            lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379")))
+        await c.withdraw(
+            wire.LipaNaMpesaWithdrawal(
+                amount=Decimal(10),
+                walletId=kes.id,
+                referenceId="amb-1",
+                lipaNaMpesaDetails=wire.LipaNaMpesaDetails(businessShortcode="174379"),
+            )
+        )
 
 
-@pytest.mark.parametrize("knob", [{"p_hang_after": 1.0, "hang_seconds": 5.0},
-                                  {"p_drop_after": 1.0},
-                                  {"drip_delay": 0.05}])
+@pytest.mark.parametrize(
+    "knob", [{"p_hang_after": 1.0, "hang_seconds": 5.0}, {"p_drop_after": 1.0}, {"drip_delay": 0.05}]
+)
 async def test_an_answer_lost_after_recording_is_ambiguous(sandbox: RunningSandbox, knob: dict[str, float]) -> None:
     for name, value in knob.items():
         setattr(sandbox.state.knobs, name, value)
@@ -185,6 +216,7 @@ async def test_a_success_with_an_unreadable_body_is_an_unexpected_response(sandb
 
 
 # -- 429: a hold on the whole class, reads sent again after the wait ------------------------------
+
 
 class FakeTime:
     """An injected clock and sleep for the client; sleeping moves the sandbox's clock as much."""
@@ -232,8 +264,13 @@ async def test_a_429_holds_later_requests_of_its_class_only(sandbox: RunningSand
 async def test_a_hold_longer_than_the_limit_is_raised_without_sending(sandbox: RunningSandbox) -> None:
     sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 86_400
     fake = FakeTime(sandbox)
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep,
-                            holds=Holds(clock=fake.clock, max_hold=900)) as client:
+    async with KotaniClient(
+        sandbox.base_url,
+        ApiKey(API_KEY),
+        clock=fake.clock,
+        sleep=fake.sleep,
+        holds=Holds(clock=fake.clock, max_hold=900),
+    ) as client:
         with pytest.raises(errors.RateLimited) as first:
             await client.list_wallets()
         sent = sandbox.state.rate_limited["reads"]
@@ -246,12 +283,14 @@ async def test_a_hold_longer_than_the_limit_is_raised_without_sending(sandbox: R
 
 # -- account validation: POSTs that only read ----------------------------------------------------
 
+
 async def test_a_validate_lookup_refused_with_429_is_sent_again_after_the_wait(sandbox: RunningSandbox) -> None:
     sandbox.state.knobs.p_429, sandbox.state.knobs.retry_after = 1.0, 4
     fake = FakeTime(sandbox, then=lambda: setattr(sandbox.state.knobs, "p_429", 0.0))
     async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep) as client:
-        answer = await client.validate_bank(wire.ValidateBank(account_number="1000000002", bank_code="68",
-                                                              country_code="KE", account_name="Jane Doe"))
+        answer = await client.validate_bank(
+            wire.ValidateBank(account_number="1000000002", bank_code="68", country_code="KE", account_name="Jane Doe")
+        )
         assert client.held_for("money") == 0.0, "a look-up is a read: payouts are not held by its 429"
     assert (answer.account_name, answer.bank_name, fake.slept) == ("SAMUEL KIPRONO KOECH", "Equity Bank", [4.0])
     assert sandbox.state.rate_limited == {"money": 0, "reads": 1}
@@ -264,15 +303,23 @@ async def test_a_validate_request_the_provider_refuses_is_a_validation_failure(c
 
 
 async def test_a_validate_answer_reads_every_documented_field(client: KotaniClient) -> None:
-    answer = await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="+254700000007",
-                                                                         account_name="Jane Doe"))
-    assert (answer.is_valid, answer.is_supported, answer.account_type, answer.name_lookup_status,
-            answer.account_status, answer.account_name, answer.match_score) == \
-        (True, True, "mobile_money", "MATCHED", "ACTIVE", "J*** M*** D**", 76)
+    answer = await client.validate_mobile_money(
+        wire.ValidateMobileMoney(phone_number="+254700000007", account_name="Jane Doe")
+    )
+    assert (
+        answer.is_valid,
+        answer.is_supported,
+        answer.account_type,
+        answer.name_lookup_status,
+        answer.account_status,
+        answer.account_name,
+        answer.match_score,
+    ) == (True, True, "mobile_money", "MATCHED", "ACTIVE", "J*** M*** D**", 76)
     assert answer.name_match == wire.NameMatch(provided="Jane Doe", score=76, matched=True, threshold=70, masked=True)
 
 
 # -- the catalog: read in parallel, and a 429 still holds every read not yet sent --------------------
+
 
 class CountingTransport(httpx.AsyncBaseTransport):
     """The real transport, counting how many requests are on their way at once."""
@@ -309,8 +356,9 @@ async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet
 
     state.check_rate = fourth_read_refused  # type: ignore[method-assign,assignment]
     fake, transport = FakeTime(sandbox), CountingTransport()
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep,
-                            transport=transport) as client:
+    async with KotaniClient(
+        sandbox.base_url, ApiKey(API_KEY), clock=fake.clock, sleep=fake.sleep, transport=transport
+    ) as client:
         catalog = await fetch_catalog(client, parallel=4)
     state.check_rate = original  # type: ignore[method-assign]
     assert set(catalog.countries) >= {"KE", "UG", "GH", "ZA"} and catalog.banks["KES"] and catalog.banks["ZAR"]
@@ -326,8 +374,10 @@ async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: Runnin
     import anyio
 
     sandbox.state.knobs.latency = 0.02
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), max_connections=6) as client, \
-            anyio.create_task_group() as group:
+    async with (
+        KotaniClient(sandbox.base_url, ApiKey(API_KEY), max_connections=6) as client,
+        anyio.create_task_group() as group,
+    ):
         for _ in range(24):  # four times the pool: requests wait for a slot, none fails
             group.start_soon(client.list_wallets)
     assert client.max_connections == 6

@@ -23,8 +23,9 @@ from tests.test_app import FAST
 
 PASSWORD = "correct horse battery"
 TEAM = {"amina": Role.MAKER, "brian": Role.APPROVER, "chao": Role.APPROVER, "dora": Role.VIEWER, "eve": Role.ADMIN}
-FILE = ("name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\n"
-        "Brian Otieno,+254712300002,KE,200,KES\n")
+FILE = (
+    "name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\nBrian Otieno,+254712300002,KE,200,KES\n"
+)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -35,9 +36,10 @@ def password_hash() -> str:
 
 
 def open_workspace(tmp_path: Path, policy: Policy | None = None, **more: object) -> Iterator[Workspace]:
-    with serving.workspace(SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
-                           WorkspaceOptions(policy=policy or parse_policy("[approval]\nsandbox = true\n"), run=FAST,
-                                            **more)) as ws:  # type: ignore[arg-type]
+    with serving.workspace(
+        SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
+        WorkspaceOptions(policy=policy or parse_policy("[approval]\nsandbox = true\n"), run=FAST, **more),
+    ) as ws:  # type: ignore[arg-type]
         with ws.ledger() as ledger:
             for name, role in TEAM.items():
                 ledger.add_user(name, role=role.value, password_hash=password_hash(), totp_secret=None)
@@ -53,9 +55,11 @@ class Browser:
     """One person's test client: signs in, keeps the session cookie, sends the CSRF token."""
 
     def __init__(self, workspace: Workspace, *, secure: bool = False) -> None:
-        self.client = TestClient(build_app(workspace, secure=secure),
-                                 base_url="https://testserver" if secure else "http://testserver",
-                                 follow_redirects=False)
+        self.client = TestClient(
+            build_app(workspace, secure=secure),
+            base_url="https://testserver" if secure else "http://testserver",
+            follow_redirects=False,
+        )
         self.csrf = ""
 
     def get(self, path: str) -> str:
@@ -77,8 +81,9 @@ class Browser:
         return answer.status_code, answer.headers.get("location") or answer.text
 
     def upload(self, content: bytes, name: str = "pay.csv", label: str = "2026-11") -> tuple[int, str]:
-        answer = self.client.post("/upload", data={"csrf": self.csrf, "label": label},
-                                  files={"file": (name, content, "text/csv")})
+        answer = self.client.post(
+            "/upload", data={"csrf": self.csrf, "label": label}, files={"file": (name, content, "text/csv")}
+        )
         return answer.status_code, answer.headers.get("location") or answer.text
 
 
@@ -88,8 +93,7 @@ def signed_in(workspace: Workspace, name: str) -> Browser:
     return browser
 
 
-def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11",
-             maker: Browser | None = None) -> str:
+def uploaded(workspace: Workspace, content: str = FILE, label: str = "2026-11", maker: Browser | None = None) -> str:
     """The path of the draft an upload made."""
     maker = maker or signed_in(workspace, "amina")
     code, where = maker.upload(content.encode(), label=label)
@@ -139,7 +143,9 @@ def test_the_whole_journey_through_the_routes(workspace: Workspace) -> None:
     listing = approver.get("/batches")
     assert f'<a href="/batches/{batch_id}">2026-11</a>' in listing and "awaiting approval" in listing
     page = approver.get(f"/batches/{batch_id}")
-    assert 'for="total">Type the total to confirm</label>' in page and "Expected total: <strong>KES 300</strong>" in page
+    assert (
+        'for="total">Type the total to confirm</label>' in page and "Expected total: <strong>KES 300</strong>" in page
+    )
     assert approver.post(f"/batches/{batch_id}/approve", {"total": "KES 300"}) == (303, f"/batches/{batch_id}")
     assert workspace.runs.wait(batch_id, 60)
 
@@ -164,6 +170,7 @@ def test_the_whole_journey_through_the_routes(workspace: Workspace) -> None:
 
 
 # -- who may do what ----------------------------------------------------------------------------------
+
 
 def test_a_maker_cannot_approve_even_their_own_batch(workspace: Workspace) -> None:
     batch_id = submitted(workspace)
@@ -198,18 +205,27 @@ def awaiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspa
         yield ws, submitted(ws)
 
 
-@pytest.mark.parametrize(("name", "path", "data", "message"), [
-    ("dora", "/batches/{id}/approve", {"total": "KES 300"}, "dora is a viewer and may not approve a batch"),
-    ("dora", "/batches/{id}/submit", {}, "dora is a viewer and may not submit a batch for approval"),
-    ("dora", "/batches/{id}/retry", {}, "dora is a viewer and may not ask for a retry of failed rows"),
-    ("dora", "/batches/{id}/accept", {"row": "2"}, "dora is a viewer and may not accept a held row"),
-    ("amina", "/batches/{id}/accept", {"row": "2"}, "amina is a maker and may not accept a held row"),
-    ("eve", "/batches/{id}/approve", {"total": "KES 300"}, "eve is a admin and may not approve a batch"),
-    ("amina", "/people", {"name": "x", "role": "admin", "password": PASSWORD}, "amina is a maker and may not manage people"),
-    ("brian", "/people/disable", {"name": "amina"}, "brian is a approver and may not manage people"),
-])
-def test_each_role_is_refused_what_it_may_not_do(awaiting: tuple[Workspace, str], name: str, path: str,
-                                                 data: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "path", "data", "message"),
+    [
+        ("dora", "/batches/{id}/approve", {"total": "KES 300"}, "dora is a viewer and may not approve a batch"),
+        ("dora", "/batches/{id}/submit", {}, "dora is a viewer and may not submit a batch for approval"),
+        ("dora", "/batches/{id}/retry", {}, "dora is a viewer and may not ask for a retry of failed rows"),
+        ("dora", "/batches/{id}/accept", {"row": "2"}, "dora is a viewer and may not accept a held row"),
+        ("amina", "/batches/{id}/accept", {"row": "2"}, "amina is a maker and may not accept a held row"),
+        ("eve", "/batches/{id}/approve", {"total": "KES 300"}, "eve is a admin and may not approve a batch"),
+        (
+            "amina",
+            "/people",
+            {"name": "x", "role": "admin", "password": PASSWORD},
+            "amina is a maker and may not manage people",
+        ),
+        ("brian", "/people/disable", {"name": "amina"}, "brian is a approver and may not manage people"),
+    ],
+)
+def test_each_role_is_refused_what_it_may_not_do(
+    awaiting: tuple[Workspace, str], name: str, path: str, data: dict[str, str], message: str
+) -> None:
     workspace, batch_id = awaiting
     person = signed_in(workspace, name)
     code, text = person.post(path.replace("{id}", batch_id), data)
@@ -241,6 +257,7 @@ def test_an_admin_adds_and_disables_people_and_a_disabled_person_is_signed_out(w
 
 
 # -- security ----------------------------------------------------------------------------------------
+
 
 def test_state_changing_forms_without_the_right_csrf_token_are_refused(workspace: Workspace) -> None:
     batch_id = submitted(workspace)
@@ -286,8 +303,7 @@ def test_the_session_cookie_is_signed_httponly_strict_and_secure_under_tls(works
 def test_a_session_expires(workspace: Workspace) -> None:
     now = [1_800_000_000.0]
     browser = Browser(workspace)
-    browser.client = TestClient(build_app(workspace, session_seconds=600, clock=lambda: now[0]),
-                                follow_redirects=False)
+    browser.client = TestClient(build_app(workspace, session_seconds=600, clock=lambda: now[0]), follow_redirects=False)
     assert browser.sign_in("amina") == 303
     now[0] += 599
     assert browser.client.get("/batches").status_code == 200
@@ -297,9 +313,11 @@ def test_a_session_expires(workspace: Workspace) -> None:
 
 
 def test_names_from_the_spreadsheet_are_rendered_escaped(workspace: Workspace) -> None:
-    hostile = ("name,phone,country,amount,currency\n"
-               '"<script>alert(1)</script>",+254712300001,KE,100,KES\n'
-               '"=HYPERLINK(""http://evil.example"",""click"")",+254712300002,KE,200,KES\n')
+    hostile = (
+        "name,phone,country,amount,currency\n"
+        '"<script>alert(1)</script>",+254712300001,KE,100,KES\n'
+        '"=HYPERLINK(""http://evil.example"",""click"")",+254712300002,KE,200,KES\n'
+    )
     maker = signed_in(workspace, "amina")
     draft = uploaded(workspace, hostile, label="<img src=x onerror=alert(2)>", maker=maker)
     listing = maker.get("/batches")
@@ -348,10 +366,12 @@ def test_no_secret_in_any_page_download_or_the_ledger(workspace: Workspace, tmp_
 
 # -- held rows, failures, retries, the lease, notifications ------------------------------------------
 
-MIXED = ("name,phone,country,amount,currency\n"
-         "Amina Njeri,+254712300001,KE,100,KES\n"
-         "Grace Wanjiru,+254700000030,KE,150,KES\n"  # the account is PETER OKELLO MUSA's: held
-         "Brian Otieno,+254700000010,KE,200,KES\n")  # fails: insufficient funds on the recipient's account
+MIXED = (
+    "name,phone,country,amount,currency\n"
+    "Amina Njeri,+254712300001,KE,100,KES\n"
+    "Grace Wanjiru,+254700000030,KE,150,KES\n"  # the account is PETER OKELLO MUSA's: held
+    "Brian Otieno,+254700000010,KE,200,KES\n"
+)  # fails: insufficient funds on the recipient's account
 
 
 def approved_and_run(workspace: Workspace, batch_id: str, total: str) -> Browser:
@@ -363,7 +383,8 @@ def approved_and_run(workspace: Workspace, batch_id: str, total: str) -> Browser
 
 
 def test_a_held_name_is_accepted_by_an_approver_and_failed_rows_are_retried_with_a_new_approval(
-        workspace: Workspace) -> None:
+    workspace: Workspace,
+) -> None:
     batch_id = submitted(workspace, MIXED)
     approver = approved_and_run(workspace, batch_id, "KES 450")
     page = approver.get(f"/batches/{batch_id}")
@@ -398,8 +419,10 @@ def test_a_batch_run_elsewhere_is_not_run_twice(workspace: Workspace, tmp_path: 
 
     batch_id = submitted(workspace)
     with sqlite3.connect(tmp_path / "l.db") as db:  # the command line holds the lease (process 1 is alive)
-        db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
-                   (f"pid 1 on {socket.gethostname()}", time.time() + 600, batch_id))
+        db.execute(
+            "UPDATE batches SET lease_owner = ?, lease_expires = ? WHERE id = ?",
+            (f"pid 1 on {socket.gethostname()}", time.time() + 600, batch_id),
+        )
     approver = approved_and_run(workspace, batch_id, "KES 300")
     page = approver.get(f"/batches/{batch_id}")
     assert f"batch {batch_id} is being run by pid 1 on {socket.gethostname()}; wait for it to finish" in page
@@ -439,11 +462,14 @@ def test_a_person_with_a_second_factor_signs_in_with_the_code_of_the_moment(work
     assert secret is not None
     browser = Browser(workspace)
     browser.get("/login")
-    wrong = browser.client.post("/login", data={"username": "fatuma", "password": PASSWORD, "code": "000000",
-                                                "csrf": browser.csrf})
+    wrong = browser.client.post(
+        "/login", data={"username": "fatuma", "password": PASSWORD, "code": "000000", "csrf": browser.csrf}
+    )
     assert wrong.status_code == 401 and "wrong username, password or code" in wrong.text
-    right = browser.client.post("/login", data={"username": "fatuma", "password": PASSWORD, "csrf": browser.csrf,
-                                                "code": second_factor.code_now(secret)})
+    right = browser.client.post(
+        "/login",
+        data={"username": "fatuma", "password": PASSWORD, "csrf": browser.csrf, "code": second_factor.code_now(secret)},
+    )
     assert right.status_code == 303 and right.headers["location"] == "/batches"
 
 
@@ -477,15 +503,15 @@ def test_a_paid_twice_verdict_is_told_to_the_webhook(tmp_path: Path) -> None:
                 first, second = ledger.rows(batch_id)
             verdict = dataclasses.replace(state.outcome.status.verdict, paid_twice=[PaidTwice(first, second)])
             status = dataclasses.replace(state.outcome.status, verdict=verdict)
-            ws._finished(batch_id, dataclasses.replace(state, outcome=dataclasses.replace(state.outcome,
-                                                                                          status=status)))
+            ws._finished(
+                batch_id, dataclasses.replace(state, outcome=dataclasses.replace(state.outcome, status=status))
+            )
             ws.notifier.drain()
     assert heard[-1] == {"text": f"PAID TWICE in batch {batch_id}: row 2 and batch {batch_id} row 3."}
 
 
 def test_the_column_mapping_of_an_upload_can_be_changed_before_it_is_submitted(workspace: Workspace) -> None:
-    two_phones = ("name,phone,backup phone,country,amount,currency\n"
-                  "Amina Njeri,+254712300001,12,KE,100,KES\n")
+    two_phones = "name,phone,backup phone,country,amount,currency\nAmina Njeri,+254712300001,12,KE,100,KES\n"
     maker = signed_in(workspace, "amina")
     draft = uploaded(workspace, two_phones, maker=maker)
     page = maker.get(draft)
@@ -508,17 +534,24 @@ def test_the_column_mapping_of_an_upload_can_be_changed_before_it_is_submitted(w
     assert maker.post(f"{draft}/mapping", {"map_phone": "backup phone"})[0] == 409, "submitted: no more changes"
     assert maker.client.get("/drafts/..%2F..%2Fetc%2Fpasswd").status_code == 404
     sneaky = maker.client.get("/drafts/draft.json")
-    assert sneaky.status_code == 404 and "no uploaded file &#39;draft.json&#39; is waiting to be submitted" in sneaky.text
+    assert (
+        sneaky.status_code == 404 and "no uploaded file &#39;draft.json&#39; is waiting to be submitted" in sneaky.text
+    )
 
 
 def test_signing_in_goes_back_to_the_page_asked_for_but_never_to_another_site(workspace: Workspace) -> None:
     browser = Browser(workspace)
-    for asked, lands in (("/batches/bx/audit", "/batches/bx/audit"), ("//evil.example/x", "/batches"),
-                         ("https://evil.example", "/batches"), ("/\\evil.example", "/batches")):
+    for asked, lands in (
+        ("/batches/bx/audit", "/batches/bx/audit"),
+        ("//evil.example/x", "/batches"),
+        ("https://evil.example", "/batches"),
+        ("/\\evil.example", "/batches"),
+    ):
         browser.client.cookies.clear()
         browser.get("/login")
-        answer = browser.client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": browser.csrf,
-                                                     "next": asked})
+        answer = browser.client.post(
+            "/login", data={"username": "amina", "password": PASSWORD, "csrf": browser.csrf, "next": asked}
+        )
         assert (answer.status_code, answer.headers["location"]) == (303, lands)
 
 

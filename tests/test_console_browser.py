@@ -22,16 +22,26 @@ from batch_payouts.app.status import Where, open_ledger
 from tests.support import ConsoleProcess, serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "correct horse battery"
 TIMEOUT = 30_000  # ms a step may take (a run in the sandbox takes a few seconds)
-JOURNEY = ("name,phone,country,amount,currency\n"
-           "Amina Njeri,+254712300001,KE,100,KES\n"
-           "Grace Wanjiru,+254700000030,KE,150,KES\n"  # the account is PETER OKELLO MUSA's: held
-           "Brian Otieno,+254700000010,KE,200,KES\n"  # fails: insufficient funds on the recipient's account
-           '"<script>window.__xss = 1</script>",+254712300004,KE,50,KES\n'
-           '"=HYPERLINK(""http://evil.example"",""pay me"")",+254712300005,KE,25,KES\n')
+JOURNEY = (
+    "name,phone,country,amount,currency\n"
+    "Amina Njeri,+254712300001,KE,100,KES\n"
+    "Grace Wanjiru,+254700000030,KE,150,KES\n"  # the account is PETER OKELLO MUSA's: held
+    "Brian Otieno,+254700000010,KE,200,KES\n"  # fails: insufficient funds on the recipient's account
+    '"<script>window.__xss = 1</script>",+254712300004,KE,50,KES\n'
+    '"=HYPERLINK(""http://evil.example"",""pay me"")",+254712300005,KE,25,KES\n'
+)
 
 
 def browser_or_skip() -> Any:
@@ -103,9 +113,11 @@ def person(browser: Any, console: ConsoleProcess, name: str, **context: Any) -> 
 
 def unlabelled(page: Any) -> list[str]:
     """The visible form fields of the page without a label (none may be)."""
-    return list(page.evaluate("""() => [...document.querySelectorAll("input, select, textarea")]
+    return list(
+        page.evaluate("""() => [...document.querySelectorAll("input, select, textarea")]
         .filter(f => f.type !== "hidden" && !(f.labels && f.labels.length) && !f.getAttribute("aria-label"))
-        .map(f => f.outerHTML)"""))
+        .map(f => f.outerHTML)""")
+    )
 
 
 def wait_for_status(page: Any, text: str) -> None:
@@ -123,15 +135,18 @@ def forged_approvals_change_nothing(approver: Any, console: ConsoleProcess, batc
     from starlette.routing import Route
 
     async def attack(request: Any) -> HTMLResponse:
-        return HTMLResponse(f'<form id="f" method="post" action="{console.url}{batch_path}/approve">'
-                            '<input name="total" value="KES 525"><button>go</button></form>'
-                            '<script>document.getElementById("f").submit()</script>')
+        return HTMLResponse(
+            f'<form id="f" method="post" action="{console.url}{batch_path}/approve">'
+            '<input name="total" value="KES 525"><button>go</button></form>'
+            '<script>document.getElementById("f").submit()</script>'
+        )
 
     with serve_app(Starlette(routes=[Route("/", attack)])) as evil:
         approver.goto(evil)
         approver.wait_for_url(re.compile(re.escape(console.url) + ".*/approve"))
-    assert "Not done" in approver.content() and ("This form has expired" in approver.content()
-                                                  or "Sign in first" in approver.content())
+    assert "Not done" in approver.content() and (
+        "This form has expired" in approver.content() or "Sign in first" in approver.content()
+    )
     status = approver.evaluate(f"""async () => (await fetch("{batch_path}/approve", {{method: "POST",
         headers: {{"Content-Type": "application/x-www-form-urlencoded"}}, body: "total=KES%20525"}})).status""")
     assert status == 403
@@ -140,8 +155,7 @@ def forged_approvals_change_nothing(approver: Any, console: ConsoleProcess, batc
     expect(approver.get_by_text("nobody yet")).to_be_visible()
 
 
-def test_two_people_walk_the_whole_journey_in_a_browser(browser: Any, console: ConsoleProcess,
-                                                        tmp_path: Path) -> None:
+def test_two_people_walk_the_whole_journey_in_a_browser(browser: Any, console: ConsoleProcess, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     data = tmp_path / "november.csv"
@@ -180,17 +194,22 @@ def test_two_people_walk_the_whole_journey_in_a_browser(browser: Any, console: C
     approver.get_by_role("link", name="Failed", exact=True).click()
     expect(approver.get_by_role("table").filter(has_text="Brian Otieno")).to_be_visible()
     expect(approver.get_by_text("1 rows (failed)")).to_be_visible()
-    for link, suffix in (("Download results (XLSX)", ".results.xlsx"), ("Download results (CSV)", ".results.csv"),
-                         ("Download validation report", ".validation.csv")):
+    for link, suffix in (
+        ("Download results (XLSX)", ".results.xlsx"),
+        ("Download results (CSV)", ".results.csv"),
+        ("Download validation report", ".validation.csv"),
+    ):
         with approver.expect_download() as download:
             approver.get_by_role("link", name=link).click()
-        assert download.value.suggested_filename.startswith("november.") and \
-            download.value.suggested_filename.endswith(suffix)
+        assert download.value.suggested_filename.startswith("november.") and download.value.suggested_filename.endswith(
+            suffix
+        )
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
         assert saved.stat().st_size > 0
-    assert "'=HYPERLINK" in (tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.endswith(".results.csv"))
-                             ).read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in (
+        tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.endswith(".results.csv"))
+    ).read_text(encoding="utf-8-sig")
 
     maker.reload()
     maker.get_by_role("button", name="Retry failed rows").click()

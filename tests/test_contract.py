@@ -42,28 +42,59 @@ class RecordingTransport(httpx.AsyncHTTPTransport):
 async def exercise_every_endpoint(client: KotaniClient, sandbox: RunningSandbox) -> None:
     wallets = {w.currency: w for w in await client.list_wallets()}
     await client.get_wallet(wallets["KES"].id)
-    customer = await client.create_customer(wire.CreateCustomer(
-        phone_number="+254712345678", country_code="KE", network="MPESA", account_name="Wanjiru K"))
+    customer = await client.create_customer(
+        wire.CreateCustomer(phone_number="+254712345678", country_code="KE", network="MPESA", account_name="Wanjiru K")
+    )
     await client.get_customer(customer.customer_key)
     await client.get_customer_by_phone("+254712345678")
     kes = wallets["KES"].id
     bodies: list[wire.WithdrawalRequest] = [
-        wire.MobileMoneyWithdrawal(customer_key=customer.customer_key, amount=Decimal(1500), walletId=kes,
-                                   referenceId="c-1-1", callbackUrl="http://127.0.0.1:9/cb", network="MPESA"),
-        wire.LipaNaMpesaWithdrawal(amount=Decimal(200), walletId=kes, referenceId="c-2-1",
-                                   lipaNaMpesaDetails=wire.LipaNaMpesaDetails(
-                                       businessShortcode="174379", accountReference="INV-1",
-                                       transactionDesc="rent", phoneNumber="+254712345678")),
-        wire.PaybillWithdrawal(amount=Decimal(300), walletId=kes, referenceId="c-3-1",
-                               paybillDetails=wire.PaybillDetails(paybillNumber="888880", accountNumber="ACC-9",
-                                                                  remarks="fees")),
-        wire.BankWithdrawal(currency="KES", amount=Decimal(4000), referenceId="c-4-1",
-                            bankDetails=wire.BankDetails(name="Otieno O", bankCode="68", accountNumber="0123456789",
-                                                         country="KE", phoneNumber="+254712345678",
-                                                         address="Nairobi")),
-        wire.BankWithdrawal(currency="ZAR", amount=Decimal("99.95"), referenceId="c-5-1",
-                            bankDetails=wire.BankDetails(name="T Nkosi", bankCode="250655",
-                                                         accountNumber="62000000001", country="ZA", bankName="FNB")),
+        wire.MobileMoneyWithdrawal(
+            customer_key=customer.customer_key,
+            amount=Decimal(1500),
+            walletId=kes,
+            referenceId="c-1-1",
+            callbackUrl="http://127.0.0.1:9/cb",
+            network="MPESA",
+        ),
+        wire.LipaNaMpesaWithdrawal(
+            amount=Decimal(200),
+            walletId=kes,
+            referenceId="c-2-1",
+            lipaNaMpesaDetails=wire.LipaNaMpesaDetails(
+                businessShortcode="174379",
+                accountReference="INV-1",
+                transactionDesc="rent",
+                phoneNumber="+254712345678",
+            ),
+        ),
+        wire.PaybillWithdrawal(
+            amount=Decimal(300),
+            walletId=kes,
+            referenceId="c-3-1",
+            paybillDetails=wire.PaybillDetails(paybillNumber="888880", accountNumber="ACC-9", remarks="fees"),
+        ),
+        wire.BankWithdrawal(
+            currency="KES",
+            amount=Decimal(4000),
+            referenceId="c-4-1",
+            bankDetails=wire.BankDetails(
+                name="Otieno O",
+                bankCode="68",
+                accountNumber="0123456789",
+                country="KE",
+                phoneNumber="+254712345678",
+                address="Nairobi",
+            ),
+        ),
+        wire.BankWithdrawal(
+            currency="ZAR",
+            amount=Decimal("99.95"),
+            referenceId="c-5-1",
+            bankDetails=wire.BankDetails(
+                name="T Nkosi", bankCode="250655", accountNumber="62000000001", country="ZA", bankName="FNB"
+            ),
+        ),
     ]
     for body in bodies:
         await client.withdraw(body)
@@ -93,22 +124,30 @@ async def exchanges(sandbox: RunningSandbox) -> list[tuple[str, str, Any, int, A
     async def wait(seconds: float) -> None:  # the 429 holds pass in injected time, not real time
         now[0] += seconds
 
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport, clock=lambda: now[0],
-                            sleep=wait) as client:
+    async with KotaniClient(
+        sandbox.base_url, ApiKey(API_KEY), transport=transport, clock=lambda: now[0], sleep=wait
+    ) as client:
         await exercise_every_endpoint(client, sandbox)
     return transport.exchanges
 
 
 REQUIRED_TEMPLATES = {
-    ("GET", "/api/v3/wallet/fiat"), ("GET", "/api/v3/wallet/fiat/{id}"),
-    ("POST", "/api/v3/customer/mobile-money"), ("GET", "/api/v3/customer/mobile-money/{customer_key}"),
+    ("GET", "/api/v3/wallet/fiat"),
+    ("GET", "/api/v3/wallet/fiat/{id}"),
+    ("POST", "/api/v3/customer/mobile-money"),
+    ("GET", "/api/v3/customer/mobile-money/{customer_key}"),
     ("GET", "/api/v3/customer/mobile-money/phone/{phone_number}"),
-    ("POST", "/api/v3/withdraw/mobile-money"), ("POST", "/api/v3/withdraw/lipa-na-mpesa"),
-    ("POST", "/api/v3/withdraw/paybill"), ("POST", "/api/v3/withdraw/v2/bank"),
-    ("GET", "/api/v3/withdraw/status/{reference_id}"), ("GET", "/api/v3/withdraw/v2/bank/status/{referenceId}"),
-    ("GET", "/api/v3/withdraw/transactions"), ("GET", "/api/v3/customer/support/banks"),
+    ("POST", "/api/v3/withdraw/mobile-money"),
+    ("POST", "/api/v3/withdraw/lipa-na-mpesa"),
+    ("POST", "/api/v3/withdraw/paybill"),
+    ("POST", "/api/v3/withdraw/v2/bank"),
+    ("GET", "/api/v3/withdraw/status/{reference_id}"),
+    ("GET", "/api/v3/withdraw/v2/bank/status/{referenceId}"),
+    ("GET", "/api/v3/withdraw/transactions"),
+    ("GET", "/api/v3/customer/support/banks"),
     ("GET", "/api/v3/withdraw/v2/bank/supporting-banks/{currency}"),
-    ("GET", "/api/v3/customer/support/countries"), ("GET", "/api/v3/customer/support/networks/{countryCode}"),
+    ("GET", "/api/v3/customer/support/countries"),
+    ("GET", "/api/v3/customer/support/networks/{countryCode}"),
 }
 
 
@@ -130,8 +169,9 @@ async def test_every_sandbox_response_matches_the_documented_schema(exchanges: l
 async def test_assumption_creates_answer_201_with_the_body_documented_for_200(exchanges: list[Any]) -> None:
     creates = [(s, got) for m, p, _, s, got in exchanges if m == "POST" and s < 300]
     assert creates and all(s == 201 for s, _ in creates)
-    assert contract.response_schema("POST", "/api/v3/withdraw/mobile-money", 201) == \
-        contract.response_schema("POST", "/api/v3/withdraw/mobile-money", 200)
+    assert contract.response_schema("POST", "/api/v3/withdraw/mobile-money", 201) == contract.response_schema(
+        "POST", "/api/v3/withdraw/mobile-money", 200
+    )
 
 
 async def test_assumption_bank_status_has_the_withdrawal_status_shape(exchanges: list[Any]) -> None:
@@ -147,8 +187,12 @@ async def test_assumption_supporting_banks_has_the_banks_list_shape(exchanges: l
 def test_assumption_bank_codes_are_strings_or_numbers_not_objects() -> None:
     raw = json.loads(contract.SPEC_PATH.read_text())
     assert raw["components"]["schemas"]["BankResponseDto"]["properties"]["code"]["type"] == "object"
-    contract.check_response("GET", "/api/v3/customer/support/banks", 200,
-                            {"success": True, "message": "ok", "data": [{"code": 68, "name": "E", "currency": "KES"}]})
+    contract.check_response(
+        "GET",
+        "/api/v3/customer/support/banks",
+        200,
+        {"success": True, "message": "ok", "data": [{"code": 68, "name": "E", "currency": "KES"}]},
+    )
 
 
 async def test_assumption_the_withdrawals_list_may_sit_in_the_usual_envelope(exchanges: list[Any]) -> None:
@@ -175,14 +219,16 @@ def test_a_missing_openapi_file_fails_with_a_clear_message(monkeypatch: pytest.M
 
 def test_a_response_that_breaks_the_schema_is_caught() -> None:
     with pytest.raises(AssertionError, match="breaks the provider's schema"):
-        contract.check_response("GET", "/api/v3/withdraw/status/x", 200,
-                                {"success": True, "data": {"id": "x", "status": "PENDING"}})
+        contract.check_response(
+            "GET", "/api/v3/withdraw/status/x", 200, {"success": True, "data": {"id": "x", "status": "PENDING"}}
+        )
 
 
 def test_a_request_that_breaks_the_schema_is_caught() -> None:
     with pytest.raises(AssertionError, match=r"'12' is not of type 'number' at \['amount'\]"):
-        contract.check_request("POST", "/api/v3/withdraw/mobile-money",
-                               {"customer_key": "x", "amount": "12", "walletId": "w"})
+        contract.check_request(
+            "POST", "/api/v3/withdraw/mobile-money", {"customer_key": "x", "amount": "12", "walletId": "w"}
+        )
 
 
 # -- account validation (confirmation of payee) ---------------------------------------------------
@@ -199,20 +245,29 @@ async def validate_exchanges(sandbox: RunningSandbox) -> list[tuple[str, str, An
     transport = RecordingTransport()
     async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
         for ending in seed.PHONE_LOOKUPS:
-            await client.validate_mobile_money(wire.ValidateMobileMoney(
-                phone_number=f"+254{ending}", network="MPESA", account_name="Jane Doe"))
+            await client.validate_mobile_money(
+                wire.ValidateMobileMoney(phone_number=f"+254{ending}", network="MPESA", account_name="Jane Doe")
+            )
         await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="+256772000111"))
         await client.validate_mobile_money(wire.ValidateMobileMoney(phone_number="0712 345"))
         for code in [*seed.SHORTCODE_LOOKUPS, "174379"]:
-            await client.validate_mobile_money(wire.ValidateMobileMoney(
-                account_type="till", short_code=code, country_code="KE", account_name="Acme Trading Ltd"))
-            await client.validate_mobile_money(wire.ValidateMobileMoney(
-                account_type="paybill", short_code=code, account_reference="ACC-1", account_name="Acme"))
+            await client.validate_mobile_money(
+                wire.ValidateMobileMoney(
+                    account_type="till", short_code=code, country_code="KE", account_name="Acme Trading Ltd"
+                )
+            )
+            await client.validate_mobile_money(
+                wire.ValidateMobileMoney(
+                    account_type="paybill", short_code=code, account_reference="ACC-1", account_name="Acme"
+                )
+            )
         for number in [*seed.BANK_LOOKUPS, "0123456789"]:
-            await client.validate_bank(wire.ValidateBank(account_number=number, bank_code="68", country_code="KE",
-                                                         account_name="Jane Doe"))
-        await client.validate_bank(wire.ValidateBank(account_number="62000000001", bank_code="250655",
-                                                     country_code="ZA"))
+            await client.validate_bank(
+                wire.ValidateBank(account_number=number, bank_code="68", country_code="KE", account_name="Jane Doe")
+            )
+        await client.validate_bank(
+            wire.ValidateBank(account_number="62000000001", bank_code="250655", country_code="ZA")
+        )
         await client.validate_bank(wire.ValidateBank(account_number="62000000001", bank_code="999", country_code="ZA"))
         await client.validate_bank(wire.ValidateBank(account_number="1", bank_code="68", country_code="UG"))
         with pytest.raises(errors.ValidationFailed):
@@ -221,7 +276,8 @@ async def validate_exchanges(sandbox: RunningSandbox) -> list[tuple[str, str, An
 
 
 async def test_validate_requests_and_answers_match_the_providers_file(
-        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
+    validate_exchanges: list[tuple[str, str, Any, int, Any]],
+) -> None:
     statuses, checked = set(), set()
     for method, path, sent, status, got in validate_exchanges:
         contract.check_request(method, path, sent)
@@ -237,16 +293,21 @@ async def test_validate_requests_and_answers_match_the_providers_file(
 
 
 async def test_every_sandbox_name_match_carries_the_providers_score_and_threshold(
-        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
-    matches = [got["data"]["nameMatch"] for _, _, _, status, got in validate_exchanges
-               if status == 200 and "nameMatch" in got["data"]]
+    validate_exchanges: list[tuple[str, str, Any, int, Any]],
+) -> None:
+    matches = [
+        got["data"]["nameMatch"]
+        for _, _, _, status, got in validate_exchanges
+        if status == 200 and "nameMatch" in got["data"]
+    ]
     assert matches and all(set(m) == {"provided", "score", "matched", "threshold", "masked"} for m in matches)
     assert {m["masked"] for m in matches} == {True, False} and {m["matched"] for m in matches} == {True, False}
     assert all(m["matched"] == (m["score"] >= m["threshold"]) for m in matches)
 
 
 async def test_lookup_reasons_accompany_every_outcome_but_matched_and_not_enabled(
-        validate_exchanges: list[tuple[str, str, Any, int, Any]]) -> None:
+    validate_exchanges: list[tuple[str, str, Any, int, Any]],
+) -> None:
     for *_, got in validate_exchanges:
         data = got.get("data") or {}
         outcome = data.get("nameLookupStatus")

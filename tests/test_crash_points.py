@@ -56,10 +56,17 @@ T,+2547120{i:02d}320,KE,120,KES,,,,
 def rig() -> Iterator[tuple[SandboxProcess, WebhookRelay]]:
     """One sandbox for every case, delivering signed webhooks to a relay that forwards them to the
     receiver of whichever run is alive (each run listens on a port of its own choosing)."""
-    knobs = {"duplicate_mode": "accept", "visibility_delay": 10, "latency": 0.05, "rate_limits": False,
-             "fault_every": 2}
-    with WebhookRelay() as relay, SandboxProcess(KEY, speed=10, knobs=knobs, webhook_secret=SECRET,
-                                                 webhook_url=relay.url) as sandbox:
+    knobs = {
+        "duplicate_mode": "accept",
+        "visibility_delay": 10,
+        "latency": 0.05,
+        "rate_limits": False,
+        "fault_every": 2,
+    }
+    with (
+        WebhookRelay() as relay,
+        SandboxProcess(KEY, speed=10, knobs=knobs, webhook_secret=SECRET, webhook_url=relay.url) as sandbox,
+    ):
         yield sandbox, relay
 
 
@@ -71,9 +78,28 @@ def test_a_kill_at_a_named_point_loses_nothing_and_pays_nothing_twice(
     sandbox, relay = rig
     data = tmp_path / "p.csv"
     data.write_text(ROWS.format(i=CASES.index((point, nth))))  # new payees: customer creation happens
-    args = ["run", str(data), "--state", str(tmp_path / "l.db"), "--label", f"{point}-{nth}", "--yes", "--quiet",
-            "--listen", "127.0.0.1:0", "--visibility-lag", "1.5", "--attempt-timeout", "2",
-            "--poll-interval", "0.2", "--rate", "3000/60,500/5", "--reads-rate", "2000/5"]
+    args = [
+        "run",
+        str(data),
+        "--state",
+        str(tmp_path / "l.db"),
+        "--label",
+        f"{point}-{nth}",
+        "--yes",
+        "--quiet",
+        "--listen",
+        "127.0.0.1:0",
+        "--visibility-lag",
+        "1.5",
+        "--attempt-timeout",
+        "2",
+        "--poll-interval",
+        "0.2",
+        "--rate",
+        "3000/60,500/5",
+        "--reads-rate",
+        "2000/5",
+    ]
     env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET, **relay.hook_env())
     crashed = run_tool(args, {**env, CRASH_VAR: f"{point}:{nth}"})
     struck = crashed.returncode == -9 and f"{CRASH_MARK}{point}:{nth}" in crashed.stderr

@@ -20,14 +20,34 @@ from tests.support import SandboxProcess, kill, payout_file, run_tool, start_too
 pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "kill-test-key-5d1"
-UNSAFE_SANDBOX = {"duplicate_mode": "accept", "visibility_delay": 20, "latency": 0.08,
-                  "p_5xx_after": 0.1, "rate_limits": False}
-FAST = ["--yes", "--quiet", "--rate", "3000/60,600/5", "--reads-rate", "2000/5", "--visibility-lag", "3",
-        "--attempt-timeout", "2", "--poll-interval", "0.3", "--concurrency", "2"]
+UNSAFE_SANDBOX = {
+    "duplicate_mode": "accept",
+    "visibility_delay": 20,
+    "latency": 0.08,
+    "p_5xx_after": 0.1,
+    "rate_limits": False,
+}
+FAST = [
+    "--yes",
+    "--quiet",
+    "--rate",
+    "3000/60,600/5",
+    "--reads-rate",
+    "2000/5",
+    "--visibility-lag",
+    "3",
+    "--attempt-timeout",
+    "2",
+    "--poll-interval",
+    "0.3",
+    "--concurrency",
+    "2",
+]
 
 
-def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = "",
-             duplicate_mode: str = "accept") -> dict[str, Any]:
+def campaign(
+    tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = "", duplicate_mode: str = "accept"
+) -> dict[str, Any]:
     data = payout_file(tmp_path / "payouts.csv", rows)
     state = tmp_path / "ledger.sqlite3"
     rng = random.Random(seed)
@@ -45,8 +65,7 @@ def campaign(tmp_path: Path, *, rows: int, kills: int, seed: int, broken: str = 
             kill(proc)
             killed += 1
         final = run_tool(args, env, timeout=240)
-        return {"sandbox": sandbox.ledger(), "state": state, "killed": killed, "final": final,
-                "finished_early": done}
+        return {"sandbox": sandbox.ledger(), "state": state, "killed": killed, "final": final, "finished_early": done}
 
 
 def executed_per_reference(sandbox_ledger: dict[str, Any]) -> Counter[str]:

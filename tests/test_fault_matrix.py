@@ -25,8 +25,20 @@ pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and rep
 
 KEY = "matrix-key-2c9"
 SECRET = "matrix-secret-77"
-FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--rate", "6000/60,1000/5", "--visibility-lag", "0.5",
-        "--attempt-timeout", "1", "--poll-interval", "0.2"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--rate",
+    "6000/60,1000/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "1",
+    "--poll-interval",
+    "0.2",
+]
 
 
 def cli(*args: str) -> tuple[int, str]:
@@ -70,10 +82,12 @@ def assert_paid_once_and_agreeing(tmp_path: Path, state: SandboxState, rows: int
 
 # -- reused references: the provider refuses, parks or silently pays them -----------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["reject", "park", "accept"])
 def test_ambiguous_answers_are_safe_whatever_the_provider_does_with_a_reused_reference(
-        tmp_path: Path, mode: str) -> None:
+    tmp_path: Path, mode: str
+) -> None:
     knobs = Knobs(duplicate_mode=mode, p_5xx_before=0.2, p_5xx_after=0.2, visibility_delay=10, rate_limits=False)
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=knobs, seed_value=7)
     with serve_in_thread(state) as sandbox:
@@ -85,6 +99,7 @@ def test_ambiguous_answers_are_safe_whatever_the_provider_does_with_a_reused_ref
 
 
 # -- dripped answers: the attempt deadline bounds the whole answer, not each byte ---------------------
+
 
 def test_a_dripped_answer_is_abandoned_at_the_attempt_deadline_and_reconciled(tmp_path: Path) -> None:
     knobs = Knobs(drip_delay=0.05, rate_limits=False)  # a payout answer would take ~15 s to arrive
@@ -99,6 +114,7 @@ def test_a_dripped_answer_is_abandoned_at_the_attempt_deadline_and_reconciled(tm
 
 
 # -- 429 in every style: no request of that class before the advertised wait --------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("style", ["body", "header_seconds", "header_date"])
@@ -117,8 +133,9 @@ def test_no_request_is_sent_before_the_wait_a_429_advertised(tmp_path: Path, sty
 
 
 def test_an_absurd_wait_for_payouts_pauses_the_batch_with_a_message_and_a_rerun_finishes_it(tmp_path: Path) -> None:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20),
-                         knobs=Knobs(p_429=0.0, retry_after=86_400, rate_limits=False))
+    state = SandboxState(
+        api_key=KEY, clock=SandboxClock(speed=20), knobs=Knobs(p_429=0.0, retry_after=86_400, rate_limits=False)
+    )
     data = payout_file(tmp_path / "p.csv", 3)
     with serve_in_thread(state) as sandbox:
         original = state.check_rate
@@ -135,8 +152,10 @@ def test_an_absurd_wait_for_payouts_pauses_the_batch_with_a_message_and_a_rerun_
         state.check_rate = original  # type: ignore[method-assign]
         again, out_again = run(tmp_path, sandbox.base_url, data)
     assert code == 1
-    assert ("Kotani asked us to wait 86400 s before sending more (payouts); the batch is paused, resume it "
-            "later. Continue with: batch-payouts resume") in " ".join(out.split())
+    assert (
+        "Kotani asked us to wait 86400 s before sending more (payouts); the batch is paused, resume it "
+        "later. Continue with: batch-payouts resume"
+    ) in " ".join(out.split())
     assert waited < 60, "it stopped instead of sleeping for a day"
     assert again == 0, out_again[-2000:]
     assert_paid_once_and_agreeing(tmp_path, state, 3)
@@ -148,13 +167,16 @@ def test_an_absurd_wait_before_anything_is_sent_says_so(tmp_path: Path) -> None:
         code, out = run(tmp_path, sandbox.base_url, payout_file(tmp_path / "p.csv", 3))
     assert code == 1
     # The first read of a run asks which Kotani account the key belongs to (the wallets list).
-    assert " ".join(out.split()).endswith("error: Kotani asked us to wait 86400 s before sending more (GET "
-                                          "/api/v3/wallet/fiat); nothing more was sent. Run the same "
-                                          "command again later")
+    assert " ".join(out.split()).endswith(
+        "error: Kotani asked us to wait 86400 s before sending more (GET "
+        "/api/v3/wallet/fiat); nothing more was sent. Run the same "
+        "command again later"
+    )
     assert state.ledger()["posts"] == []
 
 
 # -- customers that already exist at the provider --------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["return", "reject", "duplicate"])
 def test_payees_who_are_already_customers_are_paid_once_in_every_provider_mode(tmp_path: Path, mode: str) -> None:
@@ -174,18 +196,20 @@ def test_payees_who_are_already_customers_are_paid_once_in_every_provider_mode(t
 # -- scripted status histories ------------------------------------------------------------------------
 
 HISTORIES = {
-    "+254712000201": [(0.5, "CANCELLED"), (2.0, "SUCCESSFUL")],    # a failure the provider corrects
+    "+254712000201": [(0.5, "CANCELLED"), (2.0, "SUCCESSFUL")],  # a failure the provider corrects
     "+254712000202": [(0.5, "EXPIRED"), (2.0, "SUCCESSFUL")],
-    "+254712000203": [(0.5, "ON_HOLD_BY_PARTNER")],                 # a status no document names
-    "+254712000204": [(0.5, "SUCCESSFUL"), (600.0, "REVERSED")],    # reversed long after the run
+    "+254712000203": [(0.5, "ON_HOLD_BY_PARTNER")],  # a status no document names
+    "+254712000204": [(0.5, "SUCCESSFUL"), (600.0, "REVERSED")],  # reversed long after the run
 }
 
 
 @pytest.mark.slow
 def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
     data = tmp_path / "p.csv"
-    data.write_text("name,phone,country,amount,currency\n"
-                    + "".join(f"P{i},{phone},KE,{100 + i},KES\n" for i, phone in enumerate(HISTORIES)))
+    data.write_text(
+        "name,phone,country,amount,currency\n"
+        + "".join(f"P{i},{phone},KE,{100 + i},KES\n" for i, phone in enumerate(HISTORIES))
+    )
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=Knobs(rate_limits=False, scripts=HISTORIES))
     with serve_in_thread(state) as sandbox:
         code, out = run(tmp_path, sandbox.base_url, data, "--wait-timeout", "8")
@@ -197,8 +221,10 @@ def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
         batch = ledger_rows(tmp_path)[0].batch_id
         code, out = cli("reconcile", batch, "--base-url", sandbox.base_url, "--state", str(tmp_path / "l.db"))
     assert code == 3
-    assert "corrected by the provider: row 5: SUCCESSFUL became REVERSED at Kotani; succeeded -> failed here" \
+    assert (
+        "corrected by the provider: row 5: SUCCESSFUL became REVERSED at Kotani; succeeded -> failed here"
         in " ".join(out.split())
+    )
     states = {r.row: r.state for r in ledger_rows(tmp_path)}
     assert states == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.SUBMITTED, 5: RowState.FAILED}
     assert max(executed(state).values()) == 1
@@ -206,18 +232,37 @@ def test_scripted_histories_end_where_the_provider_ends(tmp_path: Path) -> None:
 
 # -- a receiver process and the runner commit to one ledger at once -------------------------------------
 
+
 @pytest.mark.slow
 def test_a_separate_receiver_and_the_runner_share_the_ledger_without_locking_errors(tmp_path: Path) -> None:
     state_path = tmp_path / "l.db"
     data = payout_file(tmp_path / "p.csv", 120)
     env = tool_env(KEY, "http://127.0.0.1:9", KOTANI_WEBHOOK_SECRET=SECRET)  # the receiver calls nobody
     receiver, receiver_url = start_receiver(env, state_path, tmp_path / "listen.log")
-    with SandboxProcess(KEY, speed=20, knobs={"rate_limits": False, "webhook_duplicate": 0.5},
-                        webhook_secret=SECRET, webhook_url=f"{receiver_url}/kotani") as sandbox:
+    with SandboxProcess(
+        KEY,
+        speed=20,
+        knobs={"rate_limits": False, "webhook_duplicate": 0.5},
+        webhook_secret=SECRET,
+        webhook_url=f"{receiver_url}/kotani",
+    ) as sandbox:
         env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
         try:
-            runner = start_tool(["run", str(data), "--state", str(state_path), *FAST, "--concurrency", "16",
-                                 "--callback-url", f"{receiver_url}/kotani"], env, tmp_path / "run.log")
+            runner = start_tool(
+                [
+                    "run",
+                    str(data),
+                    "--state",
+                    str(state_path),
+                    *FAST,
+                    "--concurrency",
+                    "16",
+                    "--callback-url",
+                    f"{receiver_url}/kotani",
+                ],
+                env,
+                tmp_path / "run.log",
+            )
             assert runner.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()[-2000:]
             time.sleep(1.0)  # let the last deliveries land while the receiver still runs
             assert receiver.poll() is None, "the receiver died"

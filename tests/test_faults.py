@@ -19,15 +19,30 @@ from tests.support import payout_file, results_file
 pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "fault-key-81c"
-FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--visibility-lag", "0.5", "--attempt-timeout", "1",
-        "--poll-interval", "0.2", "--concurrency", "8"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "1",
+    "--poll-interval",
+    "0.2",
+    "--concurrency",
+    "8",
+]
 
 
 def run_cli(tmp_path: Path, state: SandboxState, data: Path, *extra: str) -> tuple[int, str]:
     with serve_in_thread(state) as sandbox:
-        result = CliRunner().invoke(main, ["run", str(data), "--base-url", sandbox.base_url,
-                                           "--state", str(tmp_path / "l.db"), *FAST, *extra],
-                                    env={"KOTANI_API_KEY": KEY}, catch_exceptions=False)
+        result = CliRunner().invoke(
+            main,
+            ["run", str(data), "--base-url", sandbox.base_url, "--state", str(tmp_path / "l.db"), *FAST, *extra],
+            env={"KOTANI_API_KEY": KEY},
+            catch_exceptions=False,
+        )
     return result.exit_code, result.stdout + result.stderr
 
 
@@ -41,9 +56,19 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Path) -> None:
-    knobs = Knobs(p_5xx_before=0.10, p_5xx_after=0.05, p_drop_after=0.05, p_hang_after=0.05, hang_seconds=5,
-                  p_garbled_after=0.02,
-                  p_429=0.03, retry_after=1, duplicate_mode="accept", visibility_delay=20, rate_limits=False)
+    knobs = Knobs(
+        p_5xx_before=0.10,
+        p_5xx_after=0.05,
+        p_drop_after=0.05,
+        p_hang_after=0.05,
+        hang_seconds=5,
+        p_garbled_after=0.02,
+        p_429=0.03,
+        retry_after=1,
+        duplicate_mode="accept",
+        visibility_delay=20,
+        rate_limits=False,
+    )
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), knobs=knobs, seed_value=3)
     data = payout_file(tmp_path / "p.csv", 500)
     code, output = run_cli(tmp_path, state, data, "--rate", "6000/60,1000/5")
@@ -59,12 +84,15 @@ def test_five_hundred_rows_under_every_fault_are_paid_exactly_once(tmp_path: Pat
 
 
 def test_insufficient_balance_pauses_that_currency_and_the_others_complete(tmp_path: Path) -> None:
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), balances={"KES": Decimal(400)},
-                         knobs=Knobs(rate_limits=False))
+    state = SandboxState(
+        api_key=KEY, clock=SandboxClock(speed=20), balances={"KES": Decimal(400)}, knobs=Knobs(rate_limits=False)
+    )
     data = payout_file(tmp_path / "p.csv", 12, currency_mix=True)
     code, output = run_cli(tmp_path, state, data, "--allow-partial")
     assert code == 3
-    assert "KES rows paused: Insufficient funds in fiat wallet. Top up the KES payout balance, then run again." in output
+    assert (
+        "KES rows paused: Insufficient funds in fiat wallet. Top up the KES payout balance, then run again." in output
+    )
     rows = read_results(results_file(tmp_path, "p"))
     ugx = [r for r in rows if r["currency"] == "UGX"]
     kes = [r for r in rows if r["currency"] == "KES"]
@@ -77,7 +105,10 @@ def test_a_plan_the_balance_cannot_cover_is_refused_without_allow_partial(tmp_pa
     state = SandboxState(api_key=KEY, balances={"KES": Decimal(100)})
     code, output = run_cli(tmp_path, state, payout_file(tmp_path / "p.csv", 3))
     assert code == 3
-    assert "error: the payout balance does not cover this run; top up, or use --allow-partial to pay what it covers" in output
+    assert (
+        "error: the payout balance does not cover this run; top up, or use --allow-partial to pay what it covers"
+        in output
+    )
     assert state.ledger()["posts"] == []
 
 

@@ -18,8 +18,9 @@ def paid(amount: int, fee: str, received: str | None, method: str = "mobile_mone
 def test_without_earlier_payouts_the_fee_is_unknown_and_said_plainly() -> None:
     found = estimate("KES", [("mobile_money", D(2000))], [paid(1000, "10", "990", currency="UGX")])
     assert (found.fee, found.debit, found.arrangement) == (None, None, Arrangement.UNKNOWN)
-    assert found.basis == ("unknown: Kotani publishes no fee table, and this account has no earlier KES payouts "
-                           "recorded here")
+    assert found.basis == (
+        "unknown: Kotani publishes no fee table, and this account has no earlier KES payouts recorded here"
+    )
     assert found.debit_sentence == "KES 2,000, plus the fees if your wallet pays them (Kotani does not say which)"
 
 
@@ -28,16 +29,20 @@ def test_fees_the_recipient_paid_before_leave_the_debit_at_the_amounts() -> None
     found = estimate("KES", [("mobile_money", D(10000)), ("mobile_money", D(2500))], earlier)
     assert found.fee == D(125) and found.debit == D(12500)
     assert found.basis == "an estimate from the fees of 2 earlier payouts in KES of this account"
-    assert found.debit_sentence == ("KES 12,500 (earlier payouts took the fee out of what the recipient received, so "
-                                    "the wallet is debited the amounts)")
+    assert found.debit_sentence == (
+        "KES 12,500 (earlier payouts took the fee out of what the recipient received, so "
+        "the wallet is debited the amounts)"
+    )
 
 
 def test_fees_the_wallet_paid_before_are_added_to_the_debit() -> None:
     found = estimate("KES", [("mobile_money", D(1000))], [paid(500, "20", "500")])
     assert (found.fee, found.debit, found.arrangement) == (D(40), D(1040), Arrangement.WALLET)
     assert found.basis == "an estimate from the fees of 1 earlier payout in KES of this account"
-    assert found.debit_sentence == ("about KES 1,040 (the amounts plus the estimated fees: earlier recipients received "
-                                    "the full amount; if Kotani invoices your fees instead, KES 1,000)")
+    assert found.debit_sentence == (
+        "about KES 1,040 (the amounts plus the estimated fees: earlier recipients received "
+        "the full amount; if Kotani invoices your fees instead, KES 1,000)"
+    )
 
 
 def test_each_method_at_its_own_rate_when_known_and_whole_shillings() -> None:

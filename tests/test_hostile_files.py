@@ -49,8 +49,14 @@ def _cap() -> None:
 
 def read_in_child(path: Path) -> dict[str, Any]:
     """One file read by a fresh process under the memory cap; what it found, its time and its peak."""
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), *sorted(crash.removed_guards)], capture_output=True, text=True,
-                          timeout=30, preexec_fn=_cap, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), *sorted(crash.removed_guards)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=_cap,
+        check=False,
+    )
     assert done.returncode == 0, f"{path.name}: the reader crashed: {done.stderr[-800:]}"
     return dict(json.loads(done.stdout))
 
@@ -63,7 +69,7 @@ REFUSED = {
     "nested-archive.xlsx": "contains another archive (xl/embeddings/inner.zip)",
     "nested-xlsx.xlsx": "contains another archive (xl/embeddings/inner.xlsx)",
     "billion-laughs.xlsx": "part xl/worksheets/sheet1.xml declares a DTD (XML entities can expand without bound "
-                           "or read other files); refused as unsafe",
+    "or read other files); refused as unsafe",
     "quadratic-blowup.xlsx": "part xl/worksheets/sheet1.xml declares a DTD",
     "external-entity.xlsx": "part xl/worksheets/sheet1.xml declares a DTD",
     "external-link.xlsx": "links to other workbooks",
@@ -85,8 +91,18 @@ REFUSED = {
     "thousands-of-sheets.xlsx": "sheets (more than 100); refused as unsafe",
     "ten-thousand-columns.csv": None,  # read: one row, many columns, nothing lost
 }
-READ = {"dimension-claim.xlsx", "row-101-breaks-type.csv", "lookalike-digits.csv", "zero-width.csv", "cp1252.csv",
-        "hidden-first-sheet.xlsx", "hidden-rows.xlsx", "merged-cells.xlsx", "formula-no-cache.xlsx", "ten-thousand-columns.csv"}
+READ = {
+    "dimension-claim.xlsx",
+    "row-101-breaks-type.csv",
+    "lookalike-digits.csv",
+    "zero-width.csv",
+    "cp1252.csv",
+    "hidden-first-sheet.xlsx",
+    "hidden-rows.xlsx",
+    "merged-cells.xlsx",
+    "formula-no-cache.xlsx",
+    "ten-thousand-columns.csv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +124,19 @@ def test_there_are_at_least_thirty_hostile_files(hostile: dict[str, Path]) -> No
 
 
 @pytest.mark.parametrize("name", sorted(k for k, v in REFUSED.items() if v))
-def test_a_hostile_file_is_refused_with_a_sentence_within_caps(reads: dict[str, Future[dict[str, Any]]],
-                                                               name: str) -> None:
+def test_a_hostile_file_is_refused_with_a_sentence_within_caps(
+    reads: dict[str, Future[dict[str, Any]]], name: str
+) -> None:
     result = reads[name].result()
-    record("hostile_files", 1, file=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
-           seconds=result["seconds"], message=result.get("message"))
+    record(
+        "hostile_files",
+        1,
+        file=name,
+        outcome=result["outcome"],
+        peak_mib=result["peak_mib"],
+        seconds=result["seconds"],
+        message=result.get("message"),
+    )
     assert result["outcome"] == "refused", result
     assert REFUSED[name] in result["message"]
     assert result["seconds"] < 5 and result["peak_mib"] < 256, result
@@ -123,8 +147,23 @@ def test_running_a_refused_file_persists_nothing(hostile: dict[str, Path], tmp_p
     """Through the command, in-process: the guards refuse these files before anything is inflated or
     stored (the memory caps are measured by the child-process reads above)."""
     state = tmp_path / "ledger.sqlite3"
-    done = CliRunner().invoke(main, ["run", str(hostile[name]), "--sandbox", "--yes", "--quiet", "--max-rows", "200",
-                                     "--max-file-mb", "8", "--state", str(state)], catch_exceptions=False)
+    done = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(hostile[name]),
+            "--sandbox",
+            "--yes",
+            "--quiet",
+            "--max-rows",
+            "200",
+            "--max-file-mb",
+            "8",
+            "--state",
+            str(state),
+        ],
+        catch_exceptions=False,
+    )
     assert done.exit_code == 2, done.output[-800:]
     assert REFUSED[name] in " ".join(done.stderr.split())
     assert not state.exists() or _batches(state) == 0, "a refused file left a batch in the ledger"
@@ -143,8 +182,15 @@ def _batches(state: Path) -> int:
 @pytest.mark.parametrize("name", sorted(READ))
 def test_a_strange_but_readable_file_is_read_within_caps(reads: dict[str, Future[dict[str, Any]]], name: str) -> None:
     result = reads[name].result()
-    record("hostile_files", 1, file=name, outcome=result["outcome"], peak_mib=result["peak_mib"],
-           seconds=result["seconds"], message="; ".join(result.get("notes", [])))
+    record(
+        "hostile_files",
+        1,
+        file=name,
+        outcome=result["outcome"],
+        peak_mib=result["peak_mib"],
+        seconds=result["seconds"],
+        message="; ".join(result.get("notes", [])),
+    )
     assert result["outcome"] == "read", result
     assert result["seconds"] < 5 and result["peak_mib"] < 256, result
     if name == "hidden-first-sheet.xlsx":
@@ -152,16 +198,20 @@ def test_a_strange_but_readable_file_is_read_within_caps(reads: dict[str, Future
         assert "hidden sheets skipped: Extra" in result["notes"][0]
     if name == "hidden-rows.xlsx":
         assert result["rows"] == 5 and result["cells"][1][0] == "Payee 1"
-        assert result["notes"] == ["2 rows are hidden in the sheet (rows 3, 5); they were read and are held, not "
-                                   "paid, unless hidden rows are included (--include-hidden); unhide them to check "
-                                   "them"]
+        assert result["notes"] == [
+            "2 rows are hidden in the sheet (rows 3, 5); they were read and are held, not "
+            "paid, unless hidden rows are included (--include-hidden); unhide them to check "
+            "them"
+        ]
     if name == "cp1252.csv":
         assert result["cells"][0][0] == "Zoë Ñandú"
-        assert result["notes"] == ["the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented "
-                                   "names, or pass --encoding"]
+        assert result["notes"] == [
+            "the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, or pass --encoding"
+        ]
     if name == "merged-cells.xlsx":
         assert result["cells"][0][0] == "Wanjiru Kamau"
-        assert result["notes"] == ["1 merged cell ranges (A1:E1): only the first cell of each holds its value, "
-                                   "the others were read as empty"]
+        assert result["notes"] == [
+            "1 merged cell ranges (A1:E1): only the first cell of each holds its value, the others were read as empty"
+        ]
     if name == "row-101-breaks-type.csv":
         assert result["rows"] == 101 and result["cells"][0][3] == "100"

@@ -61,8 +61,7 @@ def test_the_key_is_used_and_never_shown(tmp_path: Path, source: str) -> None:
     with SandboxProcess(KEY, speed=10) as sandbox:
         env, extra = _env_for(source, sandbox, tmp_path)
         args = tool_command("banks", "--currency", "KES", "--state", str(tmp_path / "l.db"), *extra)
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         cmdline = _cmdline_once_started(proc.pid)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
@@ -79,9 +78,14 @@ def test_the_prompt_hides_the_key_and_uses_it(tmp_path: Path) -> None:
             os.setsid()
             fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
-        proc = subprocess.Popen(tool_command("banks", "--currency", "KES", "--state", str(tmp_path / "l.db")),
-                                env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=controlling_terminal)
+        proc = subprocess.Popen(
+            tool_command("banks", "--currency", "KES", "--state", str(tmp_path / "l.db")),
+            env=env,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=controlling_terminal,
+        )
         os.close(slave)
         cmdline = _cmdline_once_started(proc.pid)
         screen = _read_until(master, b"Kotani API key")

@@ -34,18 +34,22 @@ ROUTES: dict[RowState, tuple[RowState, tuple[RowState, ...]]] = {
 }
 COUNTRIES = {"KES": "KE", "UGX": "UG", "GHS": "GH"}
 
-paid_row = st.fixed_dictionaries({
-    "state": st.sampled_from(list(ROUTES)),
-    "currency": st.sampled_from(list(COUNTRIES)),
-    "amount": st.sampled_from([Decimal(100), Decimal("100.50"), Decimal("2500"), Decimal("0.25")]),
-    "fee": st.sampled_from([None, Decimal(0), Decimal("1.50"), Decimal(7)]),
-    "received": st.sampled_from(["none", "amount", "less"]),
-})
-invalid_row = st.fixed_dictionaries({
-    "country": st.sampled_from(["KE", " ke ", "UG", "", "ZZ"]),
-    "currency": st.sampled_from(["", "KES", "ugx"]),
-    "amount": st.sampled_from(["abc", "12.5", "-3", "", "1,000", "7.123"]),
-})
+paid_row = st.fixed_dictionaries(
+    {
+        "state": st.sampled_from(list(ROUTES)),
+        "currency": st.sampled_from(list(COUNTRIES)),
+        "amount": st.sampled_from([Decimal(100), Decimal("100.50"), Decimal("2500"), Decimal("0.25")]),
+        "fee": st.sampled_from([None, Decimal(0), Decimal("1.50"), Decimal(7)]),
+        "received": st.sampled_from(["none", "amount", "less"]),
+    }
+)
+invalid_row = st.fixed_dictionaries(
+    {
+        "country": st.sampled_from(["KE", " ke ", "UG", "", "ZZ"]),
+        "currency": st.sampled_from(["", "KES", "ugx"]),
+        "amount": st.sampled_from(["abc", "12.5", "-3", "", "1,000", "7.123"]),
+    }
+)
 
 
 def store(ledger: Ledger, batch_id: str, rows: list[dict[str, object]]) -> None:
@@ -55,16 +59,30 @@ def store(ledger: Ledger, batch_id: str, rows: list[dict[str, object]]) -> None:
         cells = {"name": f"P{number}", "phone": f"+2547120{number:05d}"}
         if "state" in spec:
             currency = str(spec["currency"])
-            payout = MobileMoneyPayout(row=number, name=cells["name"], amount=spec["amount"], currency=currency,
-                                       country=COUNTRIES[currency], phone=cells["phone"])
+            payout = MobileMoneyPayout(
+                row=number,
+                name=cells["name"],
+                amount=spec["amount"],
+                currency=currency,
+                country=COUNTRIES[currency],
+                phone=cells["phone"],
+            )
             cells |= {"country": COUNTRIES[currency], "amount": str(spec["amount"]), "currency": currency}
             stored, _ = ROUTES[spec["state"]]  # type: ignore[index]
             new.append(NewRow(number, stored, payout, cells, []))
         else:
             cells |= {k: str(spec[k]) for k in ("country", "amount", "currency")}
             new.append(NewRow(number, RowState.INVALID, None, cells, [{"column": "amount", "problem": "bad"}]))
-    ledger.create_batch(batch_id, env_id="e", fingerprint="f", label="", source="s.csv",
-                        options={"mapping": MAPPING}, headers=HEADERS, rows=new)
+    ledger.create_batch(
+        batch_id,
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s.csv",
+        options={"mapping": MAPPING},
+        headers=HEADERS,
+        rows=new,
+    )
     for number, spec in enumerate(rows, start=2):
         if "state" not in spec:
             continue
@@ -78,8 +96,9 @@ def store(ledger: Ledger, batch_id: str, rows: list[dict[str, object]]) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.one_of(paid_row, invalid_row), st.integers(1, 4)), min_size=1, max_size=10))
-def test_totals_counted_by_the_ledger_are_the_totals_of_every_row(tmp_path_factory: pytest.TempPathFactory,
-                                                                    kinds: list[tuple[dict[str, object], int]]) -> None:
+def test_totals_counted_by_the_ledger_are_the_totals_of_every_row(
+    tmp_path_factory: pytest.TempPathFactory, kinds: list[tuple[dict[str, object], int]]
+) -> None:
     ledger = Ledger(tmp_path_factory.mktemp("t") / "l.db")
     store(ledger, "b1", [row for row, times in kinds for _ in range(times)])  # alike rows: the ledger groups them
     every_line = totals(results.batch_lines(ledger, "b1"))
@@ -89,17 +108,26 @@ def test_totals_counted_by_the_ledger_are_the_totals_of_every_row(tmp_path_facto
 
 def test_status_lists_the_first_corrections_and_says_how_many_more_and_where(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
-    store(ledger, "b1", [{"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None,
-                          "received": "none"}] * 25)
+    store(
+        ledger,
+        "b1",
+        [{"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}]
+        * 25,
+    )
     for number in range(2, 27):
-        ledger.move("b1", number, RowState.FAILED,
-                    note="corrected by the provider: SUCCESSFUL became REVERSED at Kotani; succeeded -> failed here")
+        ledger.move(
+            "b1",
+            number,
+            RowState.FAILED,
+            note="corrected by the provider: SUCCESSFUL became REVERSED at Kotani; succeeded -> failed here",
+        )
     ledger.close()
     result = CliRunner().invoke(main, ["status", "b1", "--state", str(tmp_path / "l.db")])
     listed = [line for line in result.stdout.splitlines() if line.startswith("row ")]
     assert listed[0].startswith("row 2: corrected by the provider") and len(listed) == 20
-    assert "… and 5 more rows the provider corrected: `batch-payouts results b1 -o FILE` lists every row." \
-        in " ".join(result.stdout.split())
+    assert "… and 5 more rows the provider corrected: `batch-payouts results b1 -o FILE` lists every row." in " ".join(
+        result.stdout.split()
+    )
     assert result.exit_code == 3
 
 
@@ -146,8 +174,10 @@ def test_the_sandbox_reads_its_payouts_only_when_a_command_uses_them(tmp_path: P
     books = tmp_path / "l.db.sandbox.json"
     with held(books, speed=1.0) as state:
         key = state.create_customer({"phone_number": "+254712345678", "country_code": "KE"})["customer_key"]
-        state.create_withdrawal("mobile-money", {"customer_key": key, "amount": 100, "referenceId": "r-1",
-                                                 "walletId": state.wallets["KES"].id})
+        state.create_withdrawal(
+            "mobile-money",
+            {"customer_key": key, "amount": 100, "referenceId": "r-1", "walletId": state.wallets["KES"].id},
+        )
     with held(books, speed=1.0) as state:  # a payout still to settle: read at once, and ticked
         state.clock.advance(3600)
         state.tick()

@@ -23,8 +23,16 @@ PAYOUT = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES",
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     led = Ledger(tmp_path / "l.db", clock=lambda: 1000.0, secrets=("canary-key-xyz",))
-    led.create_batch("b1", env_id="e", fingerprint="f", label="", source="s.csv", options={}, headers=["name"],
-                     rows=[NewRow(2, RowState.READY, PAYOUT, {"name": "A"}, [])])
+    led.create_batch(
+        "b1",
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s.csv",
+        options={},
+        headers=["name"],
+        rows=[NewRow(2, RowState.READY, PAYOUT, {"name": "A"}, [])],
+    )
     return led
 
 
@@ -66,8 +74,16 @@ def one_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
 @given(st.lists(st.sampled_from(list(RowState)), max_size=12))
 def test_no_sequence_of_moves_reaches_an_illegal_state(one_ledger: Ledger, moves: list[RowState]) -> None:
     led, batch = one_ledger, f"b{next(BATCH_NUMBERS)}"
-    led.create_batch(batch, env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
-                     rows=[NewRow(2, RowState.READY, PAYOUT, {}, [])])
+    led.create_batch(
+        batch,
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s",
+        options={},
+        headers=[],
+        rows=[NewRow(2, RowState.READY, PAYOUT, {}, [])],
+    )
     path = [RowState.READY]
     for wanted in moves:
         current = path[-1]
@@ -93,8 +109,10 @@ def test_a_live_runner_holds_the_lease(ledger: Ledger) -> None:
     ledger.db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 1 on {host}", 1020.0))
     with pytest.raises(BatchLocked) as info:
         ledger.acquire_lease("b1")
-    assert str(info.value) == (f"batch b1 is being run by pid 1 on {host}; wait for it to finish "
-                               "(its lease expires in 20 s if that process is gone)")
+    assert str(info.value) == (
+        f"batch b1 is being run by pid 1 on {host}; wait for it to finish "
+        "(its lease expires in 20 s if that process is gone)"
+    )
 
 
 def test_a_lease_of_another_host_is_taken_over_only_after_it_expires(tmp_path: Path) -> None:
@@ -115,9 +133,15 @@ def test_a_dead_runner_on_this_host_loses_its_lease_at_once(ledger: Ledger) -> N
 
 
 def test_the_audit_trail_masks_keys_secrets_and_phone_numbers(ledger: Ledger) -> None:
-    ledger.audit(method="POST", path="/api/v3/customer/mobile-money/phone/%2B254712345678", status=200,
-                 duration=0.1, request={"phone_number": "+254712345678", "note": "key canary-key-xyz"},
-                 response={"data": {"phoneNumber": "+254712345678", "accountNumber": "0123456789"}}, error=None)
+    ledger.audit(
+        method="POST",
+        path="/api/v3/customer/mobile-money/phone/%2B254712345678",
+        status=200,
+        duration=0.1,
+        request={"phone_number": "+254712345678", "note": "key canary-key-xyz"},
+        response={"data": {"phoneNumber": "+254712345678", "accountNumber": "0123456789"}},
+        error=None,
+    )
     row = ledger.audit_rows()[0]
     text = json.dumps(row)
     assert "canary-key-xyz" not in text and "712345678" not in text and "0123456789" not in text
@@ -126,14 +150,25 @@ def test_the_audit_trail_masks_keys_secrets_and_phone_numbers(ledger: Ledger) ->
 
 def test_audit_lines_are_committed_with_the_next_change_they_explain_or_in_groups(ledger: Ledger) -> None:
     elsewhere = Ledger(ledger.path)  # another process reading the same file
-    call = {"method": "POST", "path": "/api/v3/withdraw/mobile-money", "status": 200, "duration": 0.2,
-            "request": {"referenceId": "b1-2-1"}, "response": {"data": {"id": "p1"}}, "error": None}
+    call = {
+        "method": "POST",
+        "path": "/api/v3/withdraw/mobile-money",
+        "status": 200,
+        "duration": 0.2,
+        "request": {"referenceId": "b1-2-1"},
+        "response": {"data": {"id": "p1"}},
+        "error": None,
+    }
     ledger.audit(**call)
     assert elsewhere.audit_rows() == []
     ledger.move("b1", 2, RowState.SUBMITTING)  # the change the call led to: both in one transaction
     [line] = elsewhere.audit_rows()
-    assert (line["method"], line["path"], line["status"], json.loads(line["response"])) == \
-        ("POST", "/api/v3/withdraw/mobile-money", 200, {"data": {"id": "p1"}})
+    assert (line["method"], line["path"], line["status"], json.loads(line["response"])) == (
+        "POST",
+        "/api/v3/withdraw/mobile-money",
+        200,
+        {"data": {"id": "p1"}},
+    )
     for _ in range(AUDIT_GROUP):
         ledger.audit(**call)
     assert len(elsewhere.audit_rows()) == 1 + AUDIT_GROUP

@@ -35,6 +35,7 @@ def requests(time: VirtualTime, gate: Limiter, asks: list[tuple[str, bool]]) -> 
             for name, urgent in asks:
                 tg.start_soon(ask, name, urgent)
                 await anyio.sleep(0)
+
     anyio.run(main)
     return got
 
@@ -42,11 +43,15 @@ def requests(time: VirtualTime, gate: Limiter, asks: list[tuple[str, bool]]) -> 
 def test_an_urgent_request_goes_before_the_others_waiting() -> None:
     time = fresh()
     gate = limiter(time, Window(1, 5.0))
-    asks = [("look-up 1", False), ("look-up 2", False), ("look-up 3", False), ("look-up 4", False),
-            ("customer", True)]
+    asks = [("look-up 1", False), ("look-up 2", False), ("look-up 3", False), ("look-up 4", False), ("customer", True)]
     got = requests(time, gate, asks)
-    assert got == [("look-up 1", 0.0), ("look-up 2", 5.0), ("customer", 10.0), ("look-up 3", 15.0),
-                   ("look-up 4", 20.0)], "look-up 2 already held the turn; the customer read goes next"
+    assert got == [
+        ("look-up 1", 0.0),
+        ("look-up 2", 5.0),
+        ("customer", 10.0),
+        ("look-up 3", 15.0),
+        ("look-up 4", 20.0),
+    ], "look-up 2 already held the turn; the customer read goes next"
 
 
 def test_equals_are_served_in_order_of_arrival() -> None:
@@ -82,6 +87,7 @@ def test_a_request_given_up_while_waiting_hands_the_turn_on() -> None:
             await anyio.sleep(0)
             for scope in scopes:
                 scope.cancel()
+
     anyio.run(main)
     assert got == [("first", 0.0), ("last", 5.0)]
 
@@ -109,5 +115,7 @@ def test_reads_sent_by_other_means_count_against_the_window() -> None:
     time = fresh()
     gate = limiter(time, Window(3, 5.0))
     gate.seed([0.0, 0.0])
-    assert requests(time, gate, [("look-up 1", False), ("look-up 2", False)]) == [("look-up 1", 0.0),
-                                                                                   ("look-up 2", 5.0)]
+    assert requests(time, gate, [("look-up 1", False), ("look-up 2", False)]) == [
+        ("look-up 1", 0.0),
+        ("look-up 2", 5.0),
+    ]

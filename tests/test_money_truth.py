@@ -25,8 +25,20 @@ from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_th
 from tests.support import results_file
 
 KEY = "truth-key-5b1"
-FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--rate", "3000/60,500/5", "--visibility-lag", "0.5",
-        "--attempt-timeout", "2", "--poll-interval", "0.2"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--rate",
+    "3000/60,500/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "2",
+    "--poll-interval",
+    "0.2",
+]
 HEADER = "name,phone,country,amount,currency"
 
 
@@ -46,8 +58,11 @@ def write(path: Path, *rows: str) -> Path:
 
 def paid(state: SandboxState) -> Counter[str]:
     """Payee -> payouts that are not definitively failed at the sandbox."""
-    return Counter(p["payee"] for p in state.ledger()["payouts"]
-                   if p["status"] not in ("FAILED", "CANCELLED", "DECLINED", "EXPIRED", "REVERSED"))
+    return Counter(
+        p["payee"]
+        for p in state.ledger()["payouts"]
+        if p["status"] not in ("FAILED", "CANCELLED", "DECLINED", "EXPIRED", "REVERSED")
+    )
 
 
 def posts(state: SandboxState) -> Counter[str]:
@@ -58,11 +73,16 @@ def batch_of(out: str) -> str:
     return next(line.split()[1] for line in out.splitlines() if line.startswith("batch "))
 
 
-PEOPLE = ("Amina Njeri,+254712300001,KE,100,KES", "Brian Otieno,+254712300002,KE,200,KES",
-          "Carol Wanjiku,+254712300003,KE,300,KES", "David Kamau,+254712300004,KE,400,KES")
+PEOPLE = (
+    "Amina Njeri,+254712300001,KE,100,KES",
+    "Brian Otieno,+254712300002,KE,200,KES",
+    "Carol Wanjiku,+254712300003,KE,300,KES",
+    "David Kamau,+254712300004,KE,400,KES",
+)
 
 
 # -- 1. a sandbox rehearsal, then the same file for real ---------------------------------------
+
 
 def test_1_a_sandbox_rehearsal_does_not_stand_in_for_the_real_run(tmp_path: Path) -> None:
     data = write(tmp_path / "pay.csv", *PEOPLE)
@@ -95,6 +115,7 @@ def test_1_the_built_in_sandbox_keeps_its_books_between_commands(tmp_path: Path)
 
 # -- 2. interrupted, one name fixed, run again, then the first batch resumed --------------------
 
+
 def test_2_an_edited_file_run_again_takes_over_the_unsent_rows_of_the_first_run(tmp_path: Path) -> None:
     state = sandbox()
     first = write(tmp_path / "pay.csv", *PEOPLE)
@@ -122,6 +143,7 @@ def test_2_an_edited_file_run_again_takes_over_the_unsent_rows_of_the_first_run(
 
 
 # -- 3. a corrected failed row retried, then the corrected master file run again ---------------
+
 
 def test_3_a_retried_correction_is_not_paid_again_by_the_corrected_master_file(tmp_path: Path) -> None:
     state = sandbox()
@@ -182,6 +204,7 @@ def correct(results: Path, out: Path, old: str, new: str) -> Path:
 
 
 # -- 4. the original batch and its retry both retried with the same correction ------------------
+
 
 def test_4_an_original_and_its_retry_retried_alike_pay_once(tmp_path: Path) -> None:
     state = sandbox()
@@ -246,6 +269,7 @@ def test_4_reconcile_reads_another_batchs_payment_still_in_flight_to_see_paid_tw
 
 # -- 5. an amount edited in a paid file ---------------------------------------------------------
 
+
 def test_5_an_edited_amount_is_refused_naming_the_earlier_payment(tmp_path: Path) -> None:
     state = sandbox()
     data = write(tmp_path / "pay.csv", *PEOPLE[:2])
@@ -256,13 +280,15 @@ def test_5_an_edited_amount_is_refused_naming_the_earlier_payment(tmp_path: Path
         write(data, PEOPLE[0].replace(",100,", ",150,"), PEOPLE[1])
         code, out = cli("run", str(data), *where, *FAST)
     assert code == 3
-    assert (f"refused: row 2: this payee was already paid KES 100 in batch {first} row 2 (no --label); the file "
-            "now says KES 150. An edited amount is never paid on top: to pay more, use a new --label") \
-        in " ".join(out.split())
+    assert (
+        f"refused: row 2: this payee was already paid KES 100 in batch {first} row 2 (no --label); the file "
+        "now says KES 150. An edited amount is never paid on top: to pay more, use a new --label"
+    ) in " ".join(out.split())
     assert sorted(posts(state).values()) == [1, 1]
 
 
 # -- 6. the customers cache belongs to one environment -----------------------------------------
+
 
 def test_6_a_rehearsal_leaves_no_customer_keys_for_the_real_run(tmp_path: Path) -> None:
     data = write(tmp_path / "pay.csv", *PEOPLE)
@@ -281,10 +307,14 @@ def test_6_two_accounts_with_colliding_customer_keys_pay_each_their_own_payee(tm
     a = write(tmp_path / "a.csv", PEOPLE[0])
     b = write(tmp_path / "b.csv", PEOPLE[1])
     with serve_in_thread(one) as s1, serve_in_thread(two) as s2:
-        assert cli("run", str(a), "--base-url", s1.base_url, "--state", str(tmp_path / "l.db"), *FAST,
-                   key="acct-one")[0] == 0
-        assert cli("run", str(b), "--base-url", s2.base_url, "--state", str(tmp_path / "l.db"), *FAST,
-                   key="acct-two")[0] == 0
+        assert (
+            cli("run", str(a), "--base-url", s1.base_url, "--state", str(tmp_path / "l.db"), *FAST, key="acct-one")[0]
+            == 0
+        )
+        assert (
+            cli("run", str(b), "--base-url", s2.base_url, "--state", str(tmp_path / "l.db"), *FAST, key="acct-two")[0]
+            == 0
+        )
     assert paid(one) == Counter({"+254712300001": 1})
     assert paid(two) == Counter({"+254712300002": 1})
 
@@ -309,6 +339,7 @@ def test_6_the_same_key_at_two_hosts_or_two_keys_at_one_host_are_two_environment
 
 
 # -- 7. the repeat guard across environments; no blanket way out --------------------------------
+
 
 def test_7_sandbox_payments_do_not_block_the_real_run_and_allow_repeat_is_gone(tmp_path: Path) -> None:
     data = write(tmp_path / "pay.csv", *PEOPLE[:2])
@@ -367,6 +398,7 @@ def test_7_an_override_that_failed_is_carried_to_its_retry(tmp_path: Path) -> No
 
 # -- 8. status of a batch the ledger does not hold ----------------------------------------------
 
+
 def test_8_status_of_an_unknown_batch_says_so_and_exits_1(tmp_path: Path) -> None:
     code, out = cli("status", "bnope", "--state", str(tmp_path / "l.db"))
     assert code == 1
@@ -374,6 +406,7 @@ def test_8_status_of_an_unknown_batch_says_so_and_exits_1(tmp_path: Path) -> Non
 
 
 # -- what must still work ---------------------------------------------------------------------
+
 
 def test_a_template_path_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("a file, not a folder")
@@ -384,7 +417,8 @@ def test_a_template_path_that_cannot_be_written_is_a_sentence(tmp_path: Path) ->
 
 
 def test_a_full_disk_while_writing_results_is_a_sentence_and_leaves_no_partial_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = write(tmp_path / "pay.csv", *PEOPLE[:2])
     where = ["--state", str(tmp_path / "l.db")]
     code, out = cli("run", str(data), "--sandbox", *where, *FAST, "--results", str(tmp_path / "first.csv"))
@@ -393,19 +427,23 @@ def test_a_full_disk_while_writing_results_is_a_sentence_and_leaves_no_partial_f
 
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr("batch_payouts.sheets.write.os.fsync", disk_full)
     for name in ("out.csv", "out.xlsx"):
         target = tmp_path / name
         code, out = cli("results", batch, "-o", str(target), *where)
         assert code == 1
-        assert out.splitlines()[-1] == (f"error: the disk is full ({target}); what was recorded before is safe. "
-                                        "Free some space, then run the same command again")
+        assert out.splitlines()[-1] == (
+            f"error: the disk is full ({target}); what was recorded before is safe. "
+            "Free some space, then run the same command again"
+        )
         assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))) == []
 
 
 def test_a_full_disk_during_a_run_stops_it_with_a_sentence_and_resume_finishes_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = sandbox()
     data = write(tmp_path / "pay.csv", *PEOPLE)
     real_update = Ledger._update
@@ -416,13 +454,16 @@ def test_a_full_disk_during_a_run_stops_it_with_a_sentence_and_resume_finishes_i
         if writes["left"] < 0:
             raise sqlite3.OperationalError("database or disk is full")
         real_update(self, *args, **kw)
+
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         monkeypatch.setattr(Ledger, "_update", filling)
         code, out = cli("run", str(data), *where, *FAST)
         assert code == 1, out
-        assert out.splitlines()[-1] == ("error: the disk is full; what was recorded before is safe. "
-                                        "Free some space, then run the same command again")
+        assert out.splitlines()[-1] == (
+            "error: the disk is full; what was recorded before is safe. "
+            "Free some space, then run the same command again"
+        )
         monkeypatch.setattr(Ledger, "_update", real_update)
         batch = next(b.id for b in Ledger(tmp_path / "l.db").batches())
         code, out = cli("resume", batch, *where, *FAST)
@@ -444,8 +485,10 @@ def test_the_same_person_twice_in_one_file_is_paid_twice_when_the_file_says_so(t
     state = sandbox()
     amounts = write(tmp_path / "a.csv", "Amina,+254712300001,KE,100,KES", "Amina,+254712300001,KE,250,KES")
     refs = tmp_path / "r.csv"
-    refs.write_text("name,phone,country,amount,currency,reference\nBo,+254712300002,KE,100,KES,NOV-1\n"
-                    "Bo,+254712300002,KE,100,KES,NOV-2\n")
+    refs.write_text(
+        "name,phone,country,amount,currency,reference\nBo,+254712300002,KE,100,KES,NOV-1\n"
+        "Bo,+254712300002,KE,100,KES,NOV-2\n"
+    )
     with serve_in_thread(state) as sb:
         where = ["--base-url", sb.base_url, "--state", str(tmp_path / "l.db")]
         assert cli("run", str(amounts), *where, *FAST)[0] == 0
@@ -506,6 +549,7 @@ def test_a_ledger_that_is_a_folder_or_damaged_is_a_sentence(tmp_path: Path) -> N
 
 # -- 9. webhook-only runs: a confirming read that comes too early is read again ----------------
 
+
 def test_9_a_confirming_read_that_answers_404_is_read_again_within_the_visibility_lag(tmp_path: Path) -> None:
     import anyio
 
@@ -519,16 +563,26 @@ def test_9_a_confirming_read_that_answers_404_is_read_again_within_the_visibilit
     clock = SandboxClock(speed=0.0)
     state = SandboxState(api_key=KEY, clock=clock, knobs=Knobs(visibility_delay=30))
     ledger = Ledger(tmp_path / "l.db", clock=lambda: 1000.0 + clock.now())
-    payout = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE",
-                               phone="+254712345678")
-    ledger.create_batch("bW", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
-                        rows=[NewRow(2, RowState.READY, payout, {}, [], ("k",))])
+    payout = MobileMoneyPayout(
+        row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712345678"
+    )
+    ledger.create_batch(
+        "bW",
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s",
+        options={},
+        headers=[],
+        rows=[NewRow(2, RowState.READY, payout, {}, [], ("k",))],
+    )
 
     async def go(url: str) -> None:
         async with KotaniClient(url, ApiKey(KEY)) as client:
             fast = Limiter((Window(1000, 1.0),), margin=0, klass="money")
-            ctx = Context(ledger, client, fast, fast, Settings(poll=False, poll_interval=1.0), env_id="e",
-                          clock=ledger.clock)
+            ctx = Context(
+                ledger, client, fast, fast, Settings(poll=False, poll_interval=1.0), env_id="e", clock=ledger.clock
+            )
             await submit.discover_wallets(ctx)
             await submit.pay(ctx, ledger.row("bW", 2))
             assert ledger.row("bW", 2).state is RowState.SUBMITTED
@@ -547,6 +601,7 @@ def test_9_a_confirming_read_that_answers_404_is_read_again_within_the_visibilit
 
 # -- SIGTERM is Ctrl-C: resumable, and it says how many payouts had left ------------------------
 
+
 @pytest.mark.slow  # a real process and a real signal
 def test_sigterm_stops_a_run_resumably_and_counts_what_had_left(tmp_path: Path) -> None:
     import signal
@@ -558,8 +613,7 @@ def test_sigterm_stops_a_run_resumably_and_counts_what_had_left(tmp_path: Path) 
     log = tmp_path / "run.log"
     with SandboxProcess(KEY, speed=20) as sb:
         env = tool_env(KEY, sb.url, BATCH_PAYOUTS_STATE=str(tmp_path / "l.db"))
-        proc = start_tool(["run", str(data), "--yes", "--quiet", "--rate", "1/60", "--poll-interval", "0.2"],
-                          env, log)
+        proc = start_tool(["run", str(data), "--yes", "--quiet", "--rate", "1/60", "--poll-interval", "0.2"], env, log)
         deadline = time.monotonic() + 60
         while not sb.ledger()["payouts"] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -574,6 +628,7 @@ def test_sigterm_stops_a_run_resumably_and_counts_what_had_left(tmp_path: Path) 
 
 
 # -- confirmation of payee through the command line ---------------------------------------------
+
 
 def test_a_name_that_differs_is_held_until_accepted_and_the_check_can_be_switched_off(tmp_path: Path) -> None:
     state = sandbox()
@@ -658,8 +713,8 @@ def test_2_a_row_left_out_of_the_newer_file_is_not_lost(tmp_path: Path) -> None:
         assert cli("run", str(newer), *where, *FAST)[0] == 0
         code, out = cli("resume", b1, *where, *FAST)
         assert code == 2
-        assert (f"batch {b1} was replaced by batch ") in out and "rows the newer file does not pay (5) stay unpaid" in \
-            " ".join(out.split())
+        assert (
+            f"batch {b1} was replaced by batch "
+        ) in out and "rows the newer file does not pay (5) stay unpaid" in " ".join(out.split())
         code, out = cli("run", str(first), *where, *FAST)  # the original file, run on purpose
-    assert paid(state) == Counter({"+254712300001": 1, "+254712300002": 1, "+254712300003": 1,
-                                   "+254712300004": 1})
+    assert paid(state) == Counter({"+254712300001": 1, "+254712300002": 1, "+254712300003": 1, "+254712300004": 1})

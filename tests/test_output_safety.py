@@ -27,8 +27,17 @@ pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and rep
 
 KEY = "canary-api-key-9f3e1c"
 SECRET = "canary-webhook-secret-0b7d"
-PAYLOADS = ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)", "+cmd|' /C calc'!A0", "-1+1",
-            "\tleading tab", "\rcarriage", "＝1+1", "'=already quoted", "plain name"]
+PAYLOADS = [
+    '=HYPERLINK("http://evil.example","click")',
+    "@SUM(1+1)",
+    "+cmd|' /C calc'!A0",
+    "-1+1",
+    "\tleading tab",
+    "\rcarriage",
+    "＝1+1",
+    "'=already quoted",
+    "plain name",
+]
 DANGER = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -52,22 +61,54 @@ def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     with serve_in_thread(state) as sb:
         for suffix in ("csv", "xlsx"):
-            result = CliRunner().invoke(main, ["run", str(data), "--base-url", sb.base_url, "--yes", "--quiet",
-                                               "--state", str(tmp_path / "l.db"), "--results",
-                                               str(tmp_path / f"out.{suffix}"), "--poll-interval", "0.2"],
-                                        env={"KOTANI_API_KEY": KEY})
+            result = CliRunner().invoke(
+                main,
+                [
+                    "run",
+                    str(data),
+                    "--base-url",
+                    sb.base_url,
+                    "--yes",
+                    "--quiet",
+                    "--state",
+                    str(tmp_path / "l.db"),
+                    "--results",
+                    str(tmp_path / f"out.{suffix}"),
+                    "--poll-interval",
+                    "0.2",
+                ],
+                env={"KOTANI_API_KEY": KEY},
+            )
             assert result.exit_code == 0, result.output
     wb = openpyxl.load_workbook(tmp_path / "out.xlsx")
     cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
-    executable = [c.coordinate for c in cells if c.data_type == "f" or (
-        isinstance(c.value, str) and c.value.startswith(DANGER) and not c.value.lstrip("+-").replace(".", "").isdigit())]
+    executable = [
+        c.coordinate
+        for c in cells
+        if c.data_type == "f"
+        or (
+            isinstance(c.value, str)
+            and c.value.startswith(DANGER)
+            and not c.value.lstrip("+-").replace(".", "").isdigit()
+        )
+    ]
     csv_text = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
-    executable += [cell for row in csv.reader(io.StringIO(csv_text)) for cell in row
-                   if cell.startswith(DANGER) and not cell.lstrip("+-").replace(".", "").isdigit()]
+    executable += [
+        cell
+        for row in csv.reader(io.StringIO(csv_text))
+        for cell in row
+        if cell.startswith(DANGER) and not cell.lstrip("+-").replace(".", "").isdigit()
+    ]
     record("executable_output_cells", len(executable))
     assert not [c.coordinate for c in cells if c.data_type == "f"]
-    assert not [c.value for c in cells if isinstance(c.value, str) and c.value.startswith(DANGER)
-                and c.value not in ("-",) and not c.value.lstrip("+-").replace(".", "").isdigit()]
+    assert not [
+        c.value
+        for c in cells
+        if isinstance(c.value, str)
+        and c.value.startswith(DANGER)
+        and c.value not in ("-",)
+        and not c.value.lstrip("+-").replace(".", "").isdigit()
+    ]
     text = (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
     for row in csv.reader(io.StringIO(text)):
         for cell in row:
@@ -83,8 +124,13 @@ def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp
 
 def _forms(secret: str) -> list[bytes]:
     raw = secret.encode()
-    return [raw, base64.b64encode(raw), raw.hex().encode(), urllib.parse.quote(secret).encode(),
-            json.dumps(secret).encode()[1:-1]]
+    return [
+        raw,
+        base64.b64encode(raw),
+        raw.hex().encode(),
+        urllib.parse.quote(secret).encode(),
+        json.dumps(secret).encode()[1:-1],
+    ]
 
 
 def _artifact_bytes(paths: list[Path]) -> bytes:
@@ -105,17 +151,39 @@ def test_no_secret_in_any_artifact_and_private_files(tmp_path: Path) -> None:
     data = seeded_file(tmp_path / "p.csv")
     with SandboxProcess(KEY, speed=20, webhook_secret=SECRET) as sandbox:
         env = tool_env(KEY, sandbox.url, KOTANI_WEBHOOK_SECRET=SECRET)
-        args = ["run", str(data), "--state", str(tmp_path / "l.db"), "--yes", "--events", str(tmp_path / "ev.jsonl"),
-                "--results", str(tmp_path / "out.xlsx"), "--poll-interval", "0.2"]
+        args = [
+            "run",
+            str(data),
+            "--state",
+            str(tmp_path / "l.db"),
+            "--yes",
+            "--events",
+            str(tmp_path / "ev.jsonl"),
+            "--results",
+            str(tmp_path / "out.xlsx"),
+            "--poll-interval",
+            "0.2",
+        ]
         proc = subprocess.Popen(tool_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.0)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes() if Path(f"/proc/{proc.pid}").exists() else b""
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
-        bad = subprocess.run(tool_command("run", str(tmp_path / "missing.csv"), "--state", str(tmp_path / "l.db")),
-                             env=env, capture_output=True, timeout=60, check=False)
-    artifacts = out + err + cmdline + bad.stdout + bad.stderr + _artifact_bytes(
-        [tmp_path / "l.db", tmp_path / "l.db-wal", tmp_path / "ev.jsonl", tmp_path / "out.xlsx"])
+        bad = subprocess.run(
+            tool_command("run", str(tmp_path / "missing.csv"), "--state", str(tmp_path / "l.db")),
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    artifacts = (
+        out
+        + err
+        + cmdline
+        + bad.stdout
+        + bad.stderr
+        + _artifact_bytes([tmp_path / "l.db", tmp_path / "l.db-wal", tmp_path / "ev.jsonl", tmp_path / "out.xlsx"])
+    )
     hits = [form for s in (KEY, SECRET) for form in _forms(s) if form in artifacts]
     record("secret_hits", len(hits))
     assert hits == []

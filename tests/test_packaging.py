@@ -26,8 +26,9 @@ def test_the_version_comes_from_the_package_alone() -> None:
 def test_no_other_package_file_writes_the_version() -> None:
     literal = re.compile(re.escape(f'"{batch_payouts.__version__}"') + "|batch-payouts/" + r"\d")
     package = ROOT / "batch_payouts"
-    others = [p.relative_to(ROOT).as_posix() for p in package.rglob("*.py")
-              if p.name != "__init__.py" or p.parent != package]
+    others = [
+        p.relative_to(ROOT).as_posix() for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent != package
+    ]
     assert [name for name in others if literal.search((ROOT / name).read_text())] == []
 
 

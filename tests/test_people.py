@@ -29,7 +29,9 @@ APPROVER = Person("brian", Role.APPROVER, False)
 SECOND_APPROVER = Person("chao", Role.APPROVER, False)
 VIEWER = Person("dora", Role.VIEWER, False)
 ADMIN = Person("eve", Role.ADMIN, False)
-FILE = "name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\nBrian Otieno,+254712300002,KE,200,KES\n"
+FILE = (
+    "name,phone,country,amount,currency\nAmina Njeri,+254712300001,KE,100,KES\nBrian Otieno,+254712300002,KE,200,KES\n"
+)
 
 
 class Ticks:
@@ -49,8 +51,10 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def workspace_for(tmp_path: Path, policy: Policy | None = None) -> Iterator[Workspace]:
     from batch_payouts.app import serving
 
-    with serving.workspace(SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
-                           WorkspaceOptions(policy=policy or Policy(), run=FAST)) as ws:
+    with serving.workspace(
+        SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0),
+        WorkspaceOptions(policy=policy or Policy(), run=FAST),
+    ) as ws:
         yield ws
 
 
@@ -73,8 +77,7 @@ def test_the_ledger_keeps_an_argon2_hash_never_the_password(ledger: Ledger) -> N
     with pytest.raises(errors.SignInFailed) as unknown:
         people.sign_in(ledger, Throttle(), name="nobody", password=PASSWORD)
     assert str(wrong.value) == str(unknown.value) == "wrong username, password or code"
-    assert [(a.actor, a.action) for a in ledger.actions()] == [("command line", "added person"),
-                                                                ("amina", "signed in")]
+    assert [(a.actor, a.action) for a in ledger.actions()] == [("command line", "added person"), ("amina", "signed in")]
 
 
 def test_a_person_with_a_second_factor_needs_the_current_code(ledger: Ledger) -> None:
@@ -85,8 +88,14 @@ def test_a_person_with_a_second_factor_needs_the_current_code(ledger: Ledger) ->
 
     with pytest.raises(errors.SignInFailed):
         people.sign_in(ledger, Throttle(), name="brian", password=PASSWORD, code="000000", at=1_700_000_000)
-    person = people.sign_in(ledger, Throttle(), name="brian", password=PASSWORD,
-                            code=second_factor.code_now(secret, 1_700_000_000), at=1_700_000_000)
+    person = people.sign_in(
+        ledger,
+        Throttle(),
+        name="brian",
+        password=PASSWORD,
+        code=second_factor.code_now(secret, 1_700_000_000),
+        at=1_700_000_000,
+    )
     assert person.second_factor
 
 
@@ -118,12 +127,15 @@ def test_a_disabled_person_cannot_sign_in_and_their_session_ends(ledger: Ledger)
         people.add_person(ledger, "amina", Role.VIEWER, PASSWORD)
 
 
-@pytest.mark.parametrize(("role", "allowed"), [
-    (Role.VIEWER, {Action.READ}),
-    (Role.MAKER, {Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY}),
-    (Role.APPROVER, {Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY, Action.APPROVE, Action.ACCEPT_HELD}),
-    (Role.ADMIN, {Action.READ, Action.MANAGE_PEOPLE}),
-])
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (Role.VIEWER, {Action.READ}),
+        (Role.MAKER, {Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY}),
+        (Role.APPROVER, {Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY, Action.APPROVE, Action.ACCEPT_HELD}),
+        (Role.ADMIN, {Action.READ, Action.MANAGE_PEOPLE}),
+    ],
+)
 def test_each_role_may_do_exactly_its_actions(role: Role, allowed: set[Action]) -> None:
     person = Person("x", role, False)
     for action in Action:
@@ -146,8 +158,7 @@ def test_the_two_person_rule_is_on_for_live_batches_above_the_policys_threshold(
     assert policy.approval.sandbox and policy.approval.two_people(live=False, totals={})
 
 
-def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_background(
-        tmp_path: Path) -> None:
+def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_background(tmp_path: Path) -> None:
     (tmp_path / "pay.csv").write_text(FILE)
     for ws in workspace_for(tmp_path, parse_policy("[approval]\nsandbox = true\n")):
         uploaded = ws.upload(MAKER, "pay.csv", (tmp_path / "pay.csv").read_bytes(), label="2026-11")
@@ -177,8 +188,12 @@ def test_a_batch_is_submitted_then_approved_by_typing_its_total_and_paid_in_the_
         assert view.stage.value == "finished" and [r.kind for r in view.rows] == ["paid", "paid"]
         assert view.makers == ("amina", "brian") and view.approvers == ("chao",)
         assert [(a.actor, a.action) for a in ws.audit(VIEWER, batch_id)] == [
-            ("amina", "uploaded"), ("brian", "submitted for approval"), ("chao", "approved"),
-            ("chao", "run started"), ("chao", "run ended")]
+            ("amina", "uploaded"),
+            ("brian", "submitted for approval"),
+            ("chao", "approved"),
+            ("chao", "run started"),
+            ("chao", "run ended"),
+        ]
         with pytest.raises(errors.WrongStage):
             ws.approve(SECOND_APPROVER, batch_id, "KES 300")
     with sqlite3.connect(tmp_path / "l.db") as db:
@@ -202,8 +217,9 @@ def test_without_the_rule_an_approver_may_approve_their_own_sandbox_batch(worksp
 def test_uploads_refuse_other_kinds_and_files_over_the_cap(tmp_path: Path) -> None:
     from batch_payouts.app import serving
 
-    with serving.workspace(SessionOptions(state_path=tmp_path / "l.db", sandbox=True),
-                           WorkspaceOptions(max_file_bytes=100)) as ws:
+    with serving.workspace(
+        SessionOptions(state_path=tmp_path / "l.db", sandbox=True), WorkspaceOptions(max_file_bytes=100)
+    ) as ws:
         with pytest.raises(errors.InputFileError) as kind:
             ws.upload(MAKER, "../../etc/passwd", b"x", label="")
         assert str(kind.value).endswith("is not a .csv or .xlsx file")
@@ -218,6 +234,7 @@ def test_uploads_refuse_other_kinds_and_files_over_the_cap(tmp_path: Path) -> No
 
 # -- the users commands ------------------------------------------------------------------------------
 
+
 def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
@@ -225,32 +242,58 @@ def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
 
 def test_users_add_list_and_disable(tmp_path: Path) -> None:
     state = str(tmp_path / "l.db")
-    code, out, _ = invoke("users", "add", "amina", "--role", "maker", "--password-stdin", "--state", state,
-                          stdin=PASSWORD + "\n")
+    code, out, _ = invoke(
+        "users", "add", "amina", "--role", "maker", "--password-stdin", "--state", state, stdin=PASSWORD + "\n"
+    )
     assert (code, out) == (0, "added amina as maker\n")
-    code, out, _ = invoke("users", "add", "brian", "--role", "approver", "--password-stdin", "--totp",
-                          "--state", state, stdin=PASSWORD + "\n")
+    code, out, _ = invoke(
+        "users",
+        "add",
+        "brian",
+        "--role",
+        "approver",
+        "--password-stdin",
+        "--totp",
+        "--state",
+        state,
+        stdin=PASSWORD + "\n",
+    )
     assert code == 0 and "it is not shown again" in out and "otpauth://totp/batch-payouts:brian?secret=" in out
 
     code, out, _ = invoke("users", "list", "--state", state)
     assert code == 0 and "amina" in out and "approver" in out and "active" in out
 
     assert invoke("users", "disable", "amina", "--state", state)[:2] == (
-        0, "disabled amina: they can no longer sign in\n")
+        0,
+        "disabled amina: they can no longer sign in\n",
+    )
     assert "disabled" in invoke("users", "list", "--state", state)[1]
 
 
-@pytest.mark.parametrize(("args", "stdin", "message"), [
-    (("users", "add", "amina", "--role", "boss", "--password-stdin"), PASSWORD,
-     "Invalid value for --role: 'boss' is not a role: use maker, approver, viewer or admin"),
-    (("users", "add", "amina", "--role", "maker", "--password-stdin"), "short",
-     "Invalid value for password: the password is too short: use at least 10 characters"),
-    (("users", "add", "Amina Njeri", "--role", "maker", "--password-stdin"), PASSWORD,
-     "Invalid value for NAME: 'Amina Njeri' is not a username"),
-    (("users", "disable", "nobody"), None, "error: no person named 'nobody'"),
-])
-def test_users_commands_refuse_with_a_sentence_and_exit_2(tmp_path: Path, args: tuple[str, ...], stdin: str | None,
-                                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (
+            ("users", "add", "amina", "--role", "boss", "--password-stdin"),
+            PASSWORD,
+            "Invalid value for --role: 'boss' is not a role: use maker, approver, viewer or admin",
+        ),
+        (
+            ("users", "add", "amina", "--role", "maker", "--password-stdin"),
+            "short",
+            "Invalid value for password: the password is too short: use at least 10 characters",
+        ),
+        (
+            ("users", "add", "Amina Njeri", "--role", "maker", "--password-stdin"),
+            PASSWORD,
+            "Invalid value for NAME: 'Amina Njeri' is not a username",
+        ),
+        (("users", "disable", "nobody"), None, "error: no person named 'nobody'"),
+    ],
+)
+def test_users_commands_refuse_with_a_sentence_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], stdin: str | None, message: str
+) -> None:
     code, _, err = invoke(*args, "--state", str(tmp_path / "l.db"), stdin=stdin)
     assert code == 2 and message in " ".join(err.split())
 
@@ -258,8 +301,9 @@ def test_users_commands_refuse_with_a_sentence_and_exit_2(tmp_path: Path, args: 
 def test_adding_a_name_twice_is_refused(tmp_path: Path) -> None:
     state = str(tmp_path / "l.db")
     invoke("users", "add", "amina", "--role", "maker", "--password-stdin", "--state", state, stdin=PASSWORD)
-    code, _, err = invoke("users", "add", "amina", "--role", "viewer", "--password-stdin", "--state", state,
-                          stdin=PASSWORD)
+    code, _, err = invoke(
+        "users", "add", "amina", "--role", "viewer", "--password-stdin", "--state", state, stdin=PASSWORD
+    )
     assert (code, err) == (2, "error: a person named 'amina' already exists\n")
 
 
@@ -273,7 +317,9 @@ def test_the_command_line_does_not_pay_a_console_batch_before_it_is_approved(tmp
     for command in (["resume", batch_id], ["run", str(tmp_path / "pay.csv"), "--label", "2026-11"]):
         result = CliRunner().invoke(main, [*command, *where])
         assert result.exit_code == 2, result.output
-        assert result.output.splitlines()[-1] == (f"error: batch {batch_id} is awaiting approval in the console; "
-                                                  "it is paid only once an approver approves it there")
+        assert result.output.splitlines()[-1] == (
+            f"error: batch {batch_id} is awaiting approval in the console; "
+            "it is paid only once an approver approves it there"
+        )
     with sqlite3.connect(tmp_path / "l.db") as db:
         assert db.execute("SELECT COUNT(*) FROM audit WHERE path LIKE '%withdraw%'").fetchone()[0] == 0

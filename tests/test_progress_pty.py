@@ -26,8 +26,13 @@ def run_in_terminal(args: list[str], env: dict[str, str], columns: int = 80) -> 
     exit code and every line drawn (control sequences removed, each redraw its own line)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower,
-                            env={**env, "COLUMNS": str(columns), "TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        args,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**env, "COLUMNS": str(columns), "TERM": "xterm-256color"},
+    )
     os.close(follower)
     drawn = b""
     while True:
@@ -48,14 +53,29 @@ def test_paid_rises_during_the_run_with_an_eta_and_amounts_in_80_columns(tmp_pat
     with SandboxProcess("pty-key", speed=1) as sb:
         env = {**os.environ, "KOTANI_API_KEY": "pty-key"}
         code, lines = run_in_terminal(
-            tool_command("run", str(data), "--base-url", sb.url, "--state", str(tmp_path / "l.db"), "--yes",
-                         "--rate", "120/60,10/5", "--poll-interval", "0.5", "--no-name-check"), env)
+            tool_command(
+                "run",
+                str(data),
+                "--base-url",
+                sb.url,
+                "--state",
+                str(tmp_path / "l.db"),
+                "--yes",
+                "--rate",
+                "120/60,10/5",
+                "--poll-interval",
+                "0.5",
+                "--no-name-check",
+            ),
+            env,
+        )
     assert code == 0, "\n".join(lines)
     bars = [line for line in lines if re.search(r"\d+/30$", line)]
     amounts = [line for line in lines if line.startswith("KES ")]
     assert max(len(line) for line in bars + amounts) <= 80, [line for line in bars + amounts if len(line) > 80]
-    paid_while_sending = {int(m.group(1)) for line in bars
-                          if (m := re.match(r"paid (\d+) · .*not sent \d+ · ETA \d+:\d\d", line))}
+    paid_while_sending = {
+        int(m.group(1)) for line in bars if (m := re.match(r"paid (\d+) · .*not sent \d+ · ETA \d+:\d\d", line))
+    }
     assert paid_while_sending and min(paid_while_sending) < 30, bars  # paid moves before the last payout leaves
     paid_seen = sorted({int(m.group(1)) for line in bars if (m := re.match(r"paid (\d+)", line))})
     assert len(paid_seen) >= 3 and paid_seen[-1] == 30, paid_seen

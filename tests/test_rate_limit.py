@@ -17,15 +17,38 @@ pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and rep
 
 @pytest.mark.slow
 def test_no_429_with_the_limiter_at_the_providers_numbers(tmp_path: Path) -> None:
-    state = SandboxState(api_key="k", clock=SandboxClock(speed=1.0), balances={"KES": Decimal(10**9)},
-                         knobs=Knobs(money_per_minute=600, money_burst=20, reads_per_5s=100, settle_seconds=0.5))
+    state = SandboxState(
+        api_key="k",
+        clock=SandboxClock(speed=1.0),
+        balances={"KES": Decimal(10**9)},
+        knobs=Knobs(money_per_minute=600, money_burst=20, reads_per_5s=100, settle_seconds=0.5),
+    )
     data = tmp_path / "p.csv"
-    data.write_text("name,country,amount,currency,method,till_number\n"
-                    + "".join(f"Shop {i},KE,{100 + i},KES,till,{174000 + i}\n" for i in range(45)))
+    data.write_text(
+        "name,country,amount,currency,method,till_number\n"
+        + "".join(f"Shop {i},KE,{100 + i},KES,till,{174000 + i}\n" for i in range(45))
+    )
     with serve_in_thread(state) as sb:
-        result = CliRunner().invoke(main, ["run", str(data), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"),
-                                           "--yes", "--quiet", "--rate", "600/60,20/5", "--reads-rate", "100/5",
-                                           "--poll-interval", "0.5"], env={"KOTANI_API_KEY": "k"})
+        result = CliRunner().invoke(
+            main,
+            [
+                "run",
+                str(data),
+                "--base-url",
+                sb.base_url,
+                "--state",
+                str(tmp_path / "l.db"),
+                "--yes",
+                "--quiet",
+                "--rate",
+                "600/60,20/5",
+                "--reads-rate",
+                "100/5",
+                "--poll-interval",
+                "0.5",
+            ],
+            env={"KOTANI_API_KEY": "k"},
+        )
     record("rate_limited_429s", state.rate_limited["money"] + state.rate_limited["reads"])
     assert result.exit_code == 0, result.output
     assert state.rate_limited == {"money": 0, "reads": 0}

@@ -31,8 +31,20 @@ from batch_payouts.sheets.report import Line, totals
 from batch_payouts.vocabulary import STATE_WORDS
 
 KEY = "results-key-5d1"
-FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--rate", "3000/60,500/5", "--visibility-lag", "0.5",
-        "--attempt-timeout", "2", "--poll-interval", "0.2"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--rate",
+    "3000/60,500/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "2",
+    "--poll-interval",
+    "0.2",
+]
 HEADER = "name,phone,country,network,amount,currency\n"
 EARLIER = "Earlier Pay,+254712000301,KE,,100,KES\n"
 # Row number in the file -> (cells, the word the row must end with).
@@ -47,8 +59,11 @@ ROWS = {
     9: ("Bad Amount,+254712000309,KE,,abc,KES", "invalid"),
     10: ("Bad Phone,0712,KE,,250,KES", "invalid"),
 }
-SCRIPTS = {"+254712000304": [(0.5, "FAILED")], "+254712000305": [(0.5, "REQUIRE_REVIEW")],
-           "+254712000306": [(0.5, "ON_HOLD_BY_PARTNER")]}
+SCRIPTS = {
+    "+254712000304": [(0.5, "FAILED")],
+    "+254712000305": [(0.5, "REQUIRE_REVIEW")],
+    "+254712000306": [(0.5, "ON_HOLD_BY_PARTNER")],
+}
 HTTP_TERMS = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE) /|/api/v\d|answered \d{3}|\b\w+(Error|Timeout)\b|HTTP")
 
 
@@ -79,8 +94,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     """One earlier batch paying +254712000301, then a file whose rows end in every word; row 4 is
     then retried and paid."""
     tmp = tmp_path_factory.mktemp("results")
-    state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), balances={"GHS": Decimal(0)},
-                         knobs=Knobs(scripts=SCRIPTS))
+    state = SandboxState(
+        api_key=KEY, clock=SandboxClock(speed=20), balances={"GHS": Decimal(0)}, knobs=Knobs(scripts=SCRIPTS)
+    )
     earlier, data = tmp / "earlier.csv", tmp / "payouts.csv"
     earlier.write_text(HEADER + EARLIER)
     data.write_text(HEADER + "".join(cells + "\n" for cells, _ in ROWS.values()))
@@ -88,8 +104,17 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     with serve_in_thread(state) as sb:
         where[1] = sb.base_url
         assert cli("run", str(earlier), *where, *FAST)[0] == 0
-        code, out = cli("run", str(data), *where, *FAST, "--allow-partial", "--wait-timeout", "3",
-                        "--results", str(tmp / "payouts.results.xlsx"))
+        code, out = cli(
+            "run",
+            str(data),
+            *where,
+            *FAST,
+            "--allow-partial",
+            "--wait-timeout",
+            "3",
+            "--results",
+            str(tmp / "payouts.results.xlsx"),
+        )
         assert code in (3, 4), out
         batch = batch_of(out)
         ledger = Ledger(tmp / "l.db")
@@ -98,8 +123,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         finally:
             ledger.close()
         state.knobs.scripts = {k: v for k, v in SCRIPTS.items() if k != "+254712000304"}
-        code, out = cli("retry", batch, "--cooloff", "0", *where, *FAST, "--wait-timeout", "3",
-                        "--results", str(tmp / "retry.results.xlsx"))
+        code, out = cli(
+            "retry",
+            batch,
+            "--cooloff",
+            "0",
+            *where,
+            *FAST,
+            "--wait-timeout",
+            "3",
+            "--results",
+            str(tmp / "retry.results.xlsx"),
+        )
         retry = next(line.split()[1] for line in out.splitlines() if line.startswith("batch r"))
     return Scenario(tmp, state, batch, retry, tmp / "payouts.results.xlsx", tmp / "payouts.results.csv")
 
@@ -115,7 +150,7 @@ def cover_totals(ws: Any) -> dict[str, dict[str, tuple[Any, Any]]]:
     start = next(i for i, r in enumerate(grid) if r[0] == "Totals per currency")
     currencies = [str(c).removesuffix(" rows") for c in grid[start][1::2] if c]
     table: dict[str, dict[str, tuple[Any, Any]]] = {}
-    for r in grid[start + 1:]:
+    for r in grid[start + 1 :]:
         if not r[0]:
             break
         table[r[0]] = {cur: (r[1 + 2 * i], r[2 + 2 * i]) for i, cur in enumerate(currencies)}
@@ -128,15 +163,24 @@ def provider_paid(state: SandboxState, batch: str) -> list[dict[str, Any]]:
 
 # -- the rows end where the file says ------------------------------------------------------------------
 
+
 def test_every_row_ends_in_its_word_and_the_ledger_agrees(scenario: Scenario) -> None:
     ws = openpyxl.load_workbook(scenario.xlsx)["Results"]
     by_row = {r["row"]: r for r in sheet_dicts(ws)}
     assert {n: r["status"] for n, r in by_row.items()} == {n: word for n, (_, word) in ROWS.items()}
     with scenario.ledger() as ledger:
         states = {r.row: r.state for r in ledger.rows(scenario.batch)}
-    assert states == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.FAILED, 5: RowState.NEEDS_REVIEW,
-                      6: RowState.SUBMITTED, 7: RowState.READY, 8: RowState.BLOCKED, 9: RowState.INVALID,
-                      10: RowState.INVALID}
+    assert states == {
+        2: RowState.SUCCEEDED,
+        3: RowState.SUCCEEDED,
+        4: RowState.FAILED,
+        5: RowState.NEEDS_REVIEW,
+        6: RowState.SUBMITTED,
+        7: RowState.READY,
+        8: RowState.BLOCKED,
+        9: RowState.INVALID,
+        10: RowState.INVALID,
+    }
 
 
 def test_results_sheet_formats_dates_panes_filter_and_print_setup(scenario: Scenario) -> None:
@@ -192,8 +236,15 @@ def test_cover_totals_reconcile_with_the_ledger_and_the_provider(scenario: Scena
     wb = openpyxl.load_workbook(scenario.xlsx)
     assert wb.active.title == "Cover" and wb.sheetnames[0] == "Results"
     table = cover_totals(wb["Cover"])
-    words = ["paid", "failed", "held (needs a decision)", "waiting for the provider", "not sent yet",
-             "not paid (repeat)", "invalid"]
+    words = [
+        "paid",
+        "failed",
+        "held (needs a decision)",
+        "waiting for the provider",
+        "not sent yet",
+        "not paid (repeat)",
+        "invalid",
+    ]
     for cur, in_file in table["Rows in file (the lines above)"].items():
         assert in_file[0] == sum(table[w][cur][0] for w in words)
         assert in_file[1] == sum(Decimal(str(table[w][cur][1])) for w in words)
@@ -210,8 +261,7 @@ def test_cover_totals_reconcile_with_the_ledger_and_the_provider(scenario: Scena
         mine = [p for p in paid if p["currency"] == cur]
         assert Decimal(str(table["Fees (paid rows)"][cur][1])) == sum(p["fee"] for p in mine)
         assert Decimal(str(table["Total debited from the wallet"][cur][1])) == sum(p["debit"] for p in mine)
-        assert Decimal(str(table["Total received by recipients"][cur][1])) == sum(
-            p["amount"] - p["fee"] for p in mine)
+        assert Decimal(str(table["Total received by recipients"][cur][1])) == sum(p["amount"] - p["fee"] for p in mine)
     notes = [str(r[0]) for r in wb["Cover"].iter_rows(values_only=True) if r and r[0]]
     assert any("KES: row 9 invalid with an amount that cannot be read" in n for n in notes)
 
@@ -250,8 +300,16 @@ def test_the_chart_categories_name_currency_and_status(scenario: Scenario) -> No
     ref = chart.series[0].cat.strRef.f if chart.series[0].cat.strRef else chart.series[0].cat.numRef.f
     first, last = (int(x) for x in re.findall(r"\$(\d+)", ref))
     labels = [ws.cell(row=r, column=1).value for r in range(first, last + 1)]
-    assert labels == ["GHS not sent", "KES paid", "KES failed", "KES held", "KES waiting", "KES repeat",
-                      "KES invalid", "UGX paid"]
+    assert labels == [
+        "GHS not sent",
+        "KES paid",
+        "KES failed",
+        "KES held",
+        "KES waiting",
+        "KES repeat",
+        "KES invalid",
+        "UGX paid",
+    ]
     counts = [ws.cell(row=r, column=4).value for r in range(first, last + 1)]
     assert counts == [1, 1, 1, 1, 1, 1, 2, 1]
 
@@ -266,13 +324,16 @@ def test_csv_results_carry_the_same_columns_and_values_as_the_results_sheet(scen
         if value is None:
             return ""
         return str(value)
+
     for got, want in zip(lines[1:], sheet[1:], strict=True):
         assert [g for i, g in enumerate(got) if i not in volatile] == [
-            text(w) if not isinstance(w, float) else got[i] for i, w in enumerate(want) if i not in volatile]
+            text(w) if not isinstance(w, float) else got[i] for i, w in enumerate(want) if i not in volatile
+        ]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[1][lines[0].index("sent_at_utc")])
 
 
 # -- after retries: one line per row of the original file -------------------------------------------------
+
 
 def test_final_outcome_has_one_line_per_row_of_the_file_and_the_batches_it_went_through(scenario: Scenario) -> None:
     with scenario.ledger() as ledger:
@@ -296,6 +357,7 @@ def test_final_outcome_has_one_line_per_row_of_the_file_and_the_batches_it_went_
 
 
 # -- the one-page PDF -------------------------------------------------------------------------------------
+
 
 def test_pdf_summary_is_one_page_with_the_totals_and_the_problem_rows(scenario: Scenario) -> None:
     with scenario.ledger() as ledger:
@@ -324,8 +386,12 @@ def test_pdf_summary_renders_to_a_picture(scenario: Scenario) -> None:
         pdf = results.write_summary_pdf(ledger, scenario.batch, scenario.tmp / "render.pdf")
     pdftoppm = shutil.which("pdftoppm")
     assert pdftoppm, "pdftoppm is missing: apt-get install -y poppler-utils"
-    subprocess.run([pdftoppm, "-png", "-r", "40", "-singlefile", str(pdf), str(scenario.tmp / "render")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "40", "-singlefile", str(pdf), str(scenario.tmp / "render")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     png = (scenario.tmp / "render.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -338,8 +404,17 @@ def test_total_debited_follows_the_fee_arrangement(tmp_path: Path) -> None:
     data = tmp_path / "p.csv"
     data.write_text(HEADER + "A,+254712000401,KE,,1000,KES\nB,+256772000402,UG,,20000,UGX\n")
     with serve_in_thread(state) as sb:
-        code, out = cli("run", str(data), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST,
-                        "--results", str(tmp_path / "r.xlsx"))
+        code, out = cli(
+            "run",
+            str(data),
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+            "--results",
+            str(tmp_path / "r.xlsx"),
+        )
     assert code == 0, out
     table = cover_totals(openpyxl.load_workbook(tmp_path / "r.xlsx")["Cover"])
     for payout in state.ledger()["payouts"]:
@@ -350,12 +425,16 @@ def test_total_debited_follows_the_fee_arrangement(tmp_path: Path) -> None:
         assert Decimal(str(table["Fees (paid rows)"][cur][1])) == payout["fee"]
 
 
-@pytest.mark.parametrize(("base_url", "built_in", "kind", "host"), [
-    ("https://api.kotanipay.com", False, "LIVE", "api.kotanipay.com"),
-    ("", True, "SANDBOX", "built-in sandbox"),
-])
+@pytest.mark.parametrize(
+    ("base_url", "built_in", "kind", "host"),
+    [
+        ("https://api.kotanipay.com", False, "LIVE", "api.kotanipay.com"),
+        ("", True, "SANDBOX", "built-in sandbox"),
+    ],
+)
 def test_cover_and_pdf_say_live_or_sandbox_host_account_and_approver(
-        tmp_path: Path, base_url: str, built_in: bool, kind: str, host: str) -> None:
+    tmp_path: Path, base_url: str, built_in: bool, kind: str, host: str
+) -> None:
     from batch_payouts.environment import environment
     from batch_payouts.ledger import NewRow
     from batch_payouts.model import MobileMoneyPayout
@@ -364,19 +443,31 @@ def test_cover_and_pdf_say_live_or_sandbox_host_account_and_approver(
     ledger = Ledger(tmp_path / "l.db")
     try:
         ledger.register_environment(env)
-        payout = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE",
-                                   phone="+254712000501")
-        ledger.create_batch("bIDENTITY001", env_id=env.id, fingerprint="bIDENTITY001", label="May",
-                            source=str(tmp_path / "x.csv"),
-                            options={"mapping": {"name": "name"}, "wallets": {"KES": "w-kes-1"},
-                                     "ran_by": "Otieno", "approved_by": "Achieng"},
-                            headers=["name"], rows=[NewRow(2, RowState.READY, payout, {"name": "A"}, [])])
+        payout = MobileMoneyPayout(
+            row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712000501"
+        )
+        ledger.create_batch(
+            "bIDENTITY001",
+            env_id=env.id,
+            fingerprint="bIDENTITY001",
+            label="May",
+            source=str(tmp_path / "x.csv"),
+            options={
+                "mapping": {"name": "name"},
+                "wallets": {"KES": "w-kes-1"},
+                "ran_by": "Otieno",
+                "approved_by": "Achieng",
+            },
+            headers=["name"],
+            rows=[NewRow(2, RowState.READY, payout, {"name": "A"}, [])],
+        )
         results.write_results(ledger, "bIDENTITY001", tmp_path / "r.xlsx")
         results.write_summary_pdf(ledger, "bIDENTITY001", tmp_path / "s.pdf")
     finally:
         ledger.close()
-    cover = {r[0]: r[1] for r in openpyxl.load_workbook(tmp_path / "r.xlsx")["Cover"].iter_rows(values_only=True)
-             if r[0]}
+    cover = {
+        r[0]: r[1] for r in openpyxl.load_workbook(tmp_path / "r.xlsx")["Cover"].iter_rows(values_only=True) if r[0]
+    }
     assert (cover["Environment"], cover["Host"], cover["Account"]) == (kind, host, "acct-77")
     assert cover["Wallet per currency"] == "KES: w-kes-1"
     assert (cover["Run by"], cover["Approved by"]) == ("Otieno", "Achieng")
@@ -398,12 +489,32 @@ def lines(draw: st.DrawFn) -> list[Line]:
         unreadable = state is RowState.INVALID and draw(st.booleans())
         amount = None if unreadable else Decimal(draw(st.integers(1, 10**7))) / 100
         fee = Decimal(draw(st.integers(0, 500))) / 100 if draw(st.booleans()) else None
-        out.append(Line(
-            row=n + 2, cells={}, state=state, word=STATE_WORDS[state], reason="", what_to_do="", name="x",
-            amount=amount, amount_text="abc" if unreadable else str(amount), currency=currency, fee=fee,
-            received=(amount - fee) if amount is not None and fee is not None else None, paid_to="",
-            reference_id="", provider_reference="", receipt="", provider_id="", provider_status="", batch="b",
-            attempt=1, sent_at=None, final_at=None))
+        out.append(
+            Line(
+                row=n + 2,
+                cells={},
+                state=state,
+                word=STATE_WORDS[state],
+                reason="",
+                what_to_do="",
+                name="x",
+                amount=amount,
+                amount_text="abc" if unreadable else str(amount),
+                currency=currency,
+                fee=fee,
+                received=(amount - fee) if amount is not None and fee is not None else None,
+                paid_to="",
+                reference_id="",
+                provider_reference="",
+                receipt="",
+                provider_id="",
+                provider_status="",
+                batch="b",
+                attempt=1,
+                sent_at=None,
+                final_at=None,
+            )
+        )
     return out
 
 

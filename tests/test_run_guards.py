@@ -36,7 +36,9 @@ def test_a_second_runner_on_the_same_batch_is_refused(tmp_path: Path) -> None:
         batch = next(line.split()[1] for line in out.splitlines() if line.startswith("batch b"))
         ledger = Ledger(tmp_path / "l.db")
         host = socket.gethostname()
-        ledger.db.execute("UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 1 on {host}", time.time() + 60))
+        ledger.db.execute(
+            "UPDATE batches SET lease_owner = ?, lease_expires = ?", (f"pid 1 on {host}", time.time() + 60)
+        )
         ledger.close()
         code, out = cli("resume", batch, *base)
     assert code == 1
@@ -76,8 +78,17 @@ def test_customers_are_looked_up_once_and_reused_across_batches(tmp_path: Path) 
 def test_events_are_written_as_json_lines(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     with serve_in_thread(state) as sb:
-        cli("run", str(payout_file(tmp_path / "p.csv", 3)), "--base-url", sb.base_url, "--state",
-            str(tmp_path / "l.db"), *FAST, "--events", str(tmp_path / "events.jsonl"))
+        cli(
+            "run",
+            str(payout_file(tmp_path / "p.csv", 3)),
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+            "--events",
+            str(tmp_path / "events.jsonl"),
+        )
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert lines and lines[-1]["counts"] == {"succeeded": 3}
 
@@ -114,14 +125,30 @@ def test_a_payout_that_never_left_is_retried_with_backoff_within_a_budget(tmp_pa
 
     ledger = Ledger(tmp_path / "l.db")
     till = TillPayout(row=2, name="Shop", amount=Decimal(100), currency="KES", country="KE", till_number="174379")
-    ledger.create_batch("bN", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
-                        rows=[NewRow(2, RowState.READY, till, {}, [])])
+    ledger.create_batch(
+        "bN",
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s",
+        options={},
+        headers=[],
+        rows=[NewRow(2, RowState.READY, till, {}, [])],
+    )
     now = [1000.0]
 
     async def go(nobody_listens: str) -> None:
         async with KotaniClient(nobody_listens, ApiKey("k")) as client:
-            ctx = Context(ledger, client, Limiter((Window(1000, 1.0),), margin=0, klass="money"), Limiter(READS_DEFAULT),
-                          Settings(send_budget=3), env_id="e", clock=lambda: now[0], run=RunState(wallets={"KES": "w"}))
+            ctx = Context(
+                ledger,
+                client,
+                Limiter((Window(1000, 1.0),), margin=0, klass="money"),
+                Limiter(READS_DEFAULT),
+                Settings(send_budget=3),
+                env_id="e",
+                clock=lambda: now[0],
+                run=RunState(wallets={"KES": "w"}),
+            )
             for expected in (1, 2, 3):
                 await pay(ctx, ledger.row("bN", 2))
                 row = ledger.row("bN", 2)

@@ -34,12 +34,26 @@ def customer(http: httpx.Client, phone: str, country: str = "KE", **extra: str) 
     return str(body(r)["data"]["customer_key"])
 
 
-def pay(http: httpx.Client, phone: str, ref: str, amount: int = 1000, currency: str = "KES",
-        country: str = "KE", **extra: Any) -> httpx.Response:
+def pay(
+    http: httpx.Client,
+    phone: str,
+    ref: str,
+    amount: int = 1000,
+    currency: str = "KES",
+    country: str = "KE",
+    **extra: Any,
+) -> httpx.Response:
     key = customer(http, phone, country)
-    return http.post("/api/v3/withdraw/mobile-money", json={
-        "customer_key": key, "amount": amount, "walletId": wallet(http, currency)["id"],
-        "referenceId": ref, **extra})
+    return http.post(
+        "/api/v3/withdraw/mobile-money",
+        json={
+            "customer_key": key,
+            "amount": amount,
+            "walletId": wallet(http, currency)["id"],
+            "referenceId": ref,
+            **extra,
+        },
+    )
 
 
 def status(http: httpx.Client, ref: str) -> httpx.Response:
@@ -47,6 +61,7 @@ def status(http: httpx.Client, ref: str) -> httpx.Response:
 
 
 # -- auth, wallets, customers -------------------------------------------------------------
+
 
 def test_requests_without_the_bearer_key_get_401(sandbox: RunningSandbox) -> None:
     assert httpx.get(sandbox.base_url + "/api/v3/wallet/fiat").json()["message"] == "Unauthorized"
@@ -86,6 +101,7 @@ def test_existing_customer_modes(http: httpx.Client, sandbox: RunningSandbox, mo
 
 # -- withdrawals, balances, fees ------------------------------------------------------------
 
+
 def test_a_payout_debits_the_wallet_and_a_failure_credits_it_back(http: httpx.Client, clock: SandboxClock) -> None:
     before = wallet(http, "KES")["balance"]
     assert pay(http, "+254700000011", "f-1", 1500).status_code == 201
@@ -98,9 +114,15 @@ def test_a_payout_debits_the_wallet_and_a_failure_credits_it_back(http: httpx.Cl
 
 @pytest.mark.parametrize(
     ("ending", "final"),
-    [("700000001", "SUCCESSFUL"), ("700000002", "SUCCESSFUL"), ("700000010", "FAILED"),
-     ("700000011", "FAILED"), ("700000012", "FAILED"), ("700000013", "CANCELLED"),
-     ("712345678", "SUCCESSFUL")],
+    [
+        ("700000001", "SUCCESSFUL"),
+        ("700000002", "SUCCESSFUL"),
+        ("700000010", "FAILED"),
+        ("700000011", "FAILED"),
+        ("700000012", "FAILED"),
+        ("700000013", "CANCELLED"),
+        ("712345678", "SUCCESSFUL"),
+    ],
 )
 def test_documented_phone_endings_force_outcomes_through_intermediate_statuses(
     http: httpx.Client, clock: SandboxClock, sandbox: RunningSandbox, ending: str, final: str
@@ -125,8 +147,9 @@ def test_never_settles_and_slow_success(http: httpx.Client, clock: SandboxClock)
     assert body(status(http, "n-1"))["data"]["status"] == "EXPIRED"
 
 
-@pytest.mark.parametrize(("mode", "debit", "received"),
-                         [("recipient", 500, 495), ("integrator", 505, 500), ("invoiced", 500, 500)])
+@pytest.mark.parametrize(
+    ("mode", "debit", "received"), [("recipient", 500, 495), ("integrator", 505, 500), ("invoiced", 500, 500)]
+)
 def test_fee_arrangements(http: httpx.Client, sandbox: RunningSandbox, mode: str, debit: int, received: int) -> None:
     sandbox.state.knobs.fee_mode = mode  # type: ignore[assignment]
     before = wallet(http, "KES")["balance"]
@@ -161,18 +184,29 @@ def test_parked_and_silently_accepted_duplicates(http: httpx.Client, sandbox: Ru
     assert wallet(http, "KES")["balance"] == before - 1000
     ledger = body(http.get("/__sandbox__/ledger"))["data"]
     assert [(p["reference"], p["executed"]) for p in ledger["payouts"]] == [
-        ("dup-2", True), ("dup-2", False), ("dup-2", True)]
+        ("dup-2", True),
+        ("dup-2", False),
+        ("dup-2", True),
+    ]
 
 
 def test_till_and_paybill_only_for_kes(http: httpx.Client) -> None:
-    till = {"amount": 100, "walletId": wallet(http, "UGX")["id"], "referenceId": "t-1",
-            "lipaNaMpesaDetails": {"businessShortcode": "174379"}}
+    till = {
+        "amount": 100,
+        "walletId": wallet(http, "UGX")["id"],
+        "referenceId": "t-1",
+        "lipaNaMpesaDetails": {"businessShortcode": "174379"},
+    }
     r = http.post("/api/v3/withdraw/lipa-na-mpesa", json=till)
     assert (r.status_code, r.json()["message"]) == (400, "Lipa na M-Pesa/Paybill only available for Kenya (KES)")
     till["walletId"] = wallet(http, "KES")["id"]
     assert http.post("/api/v3/withdraw/lipa-na-mpesa", json=till).status_code == 201
-    paybill = {"amount": 100, "walletId": wallet(http, "KES")["id"], "referenceId": "pb-1",
-               "paybillDetails": {"paybillNumber": "888880"}}
+    paybill = {
+        "amount": 100,
+        "walletId": wallet(http, "KES")["id"],
+        "referenceId": "pb-1",
+        "paybillDetails": {"paybillNumber": "888880"},
+    }
     r = http.post("/api/v3/withdraw/paybill", json=paybill)
     assert body(r)["data"]["errors"] == ["paybillDetails.accountNumber is required"]
 
@@ -180,22 +214,40 @@ def test_till_and_paybill_only_for_kes(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("details", "extra", "message"),
     [
-        ({"bankCode": "250655", "country": "ZA"}, {"referenceId": "b-1"}, "Validation failed: bankDetails.bankName is required for ZA"),
-        ({"bankCode": "999", "country": "KE"}, {"referenceId": "b-2", "currency": "KES"}, "Bank code 999 is not supported for KES"),
+        (
+            {"bankCode": "250655", "country": "ZA"},
+            {"referenceId": "b-1"},
+            "Validation failed: bankDetails.bankName is required for ZA",
+        ),
+        (
+            {"bankCode": "999", "country": "KE"},
+            {"referenceId": "b-2", "currency": "KES"},
+            "Bank code 999 is not supported for KES",
+        ),
         ({"bankCode": "68", "country": "KE"}, {"currency": "KES"}, "Validation failed: referenceId is required"),
-        ({"bankCode": "68", "country": "UG"}, {"referenceId": "b-3", "currency": "KES"}, "Bank payouts are only available for Kenya and South Africa"),
+        (
+            {"bankCode": "68", "country": "UG"},
+            {"referenceId": "b-3", "currency": "KES"},
+            "Bank payouts are only available for Kenya and South Africa",
+        ),
     ],
 )
 def test_bank_v2_rules(http: httpx.Client, details: dict[str, str], extra: dict[str, str], message: str) -> None:
-    payload = {"currency": "ZAR", "amount": 100, **extra,
-               "bankDetails": {"name": "A B", "accountNumber": "123456789", **details}}
+    payload = {
+        "currency": "ZAR",
+        "amount": 100,
+        **extra,
+        "bankDetails": {"name": "A B", "accountNumber": "123456789", **details},
+    }
     r = http.post("/api/v3/withdraw/v2/bank", json=payload)
     assert (r.status_code, r.json()["message"]) == (400, message)
 
 
 def test_mobile_money_needs_an_existing_customer_and_wallet(http: httpx.Client) -> None:
-    r = http.post("/api/v3/withdraw/mobile-money", json={"customer_key": "nope", "amount": 1,
-                                                          "walletId": wallet(http, "KES")["id"]})
+    r = http.post(
+        "/api/v3/withdraw/mobile-money",
+        json={"customer_key": "nope", "amount": 1, "walletId": wallet(http, "KES")["id"]},
+    )
     assert (r.status_code, r.json()["message"]) == (404, "Customer not found.")
     key = customer(http, "+254712000005")
     r = http.post("/api/v3/withdraw/mobile-money", json={"customer_key": key, "amount": 1, "walletId": "x"})
@@ -204,14 +256,17 @@ def test_mobile_money_needs_an_existing_customer_and_wallet(http: httpx.Client) 
 
 def test_a_balance_that_runs_out(clock: SandboxClock) -> None:
     state = SandboxState(api_key=API_KEY, clock=clock, balances={"KES": Decimal(2500)})
-    with serve_in_thread(state, deliver_webhooks=False) as running, \
-         httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+    with (
+        serve_in_thread(state, deliver_webhooks=False) as running,
+        httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+    ):
         assert [pay(http, f"+25471200001{i}", f"bal-{i}").status_code for i in range(3)] == [201, 201, 400]
         assert pay(http, "+254712000019", "bal-9").json()["message"] == "Insufficient funds in fiat wallet"
         assert wallet(http, "KES")["balance"] == 500
 
 
 # -- faults ---------------------------------------------------------------------------------
+
 
 def test_5xx_before_recording_records_nothing(http: httpx.Client, sandbox: RunningSandbox) -> None:
     sandbox.state.knobs.p_5xx_before = 1.0
@@ -226,7 +281,9 @@ def test_every_kth_payout_can_fail_after_recording(http: httpx.Client, sandbox: 
     assert len(sandbox.state.ledger()["payouts"]) == 4
 
 
-def test_visibility_delay_hides_a_new_payout_from_status(http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock) -> None:
+def test_visibility_delay_hides_a_new_payout_from_status(
+    http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock
+) -> None:
     sandbox.state.knobs.visibility_delay = 3
     pay(http, "+254712000007", "v-1")
     assert status(http, "v-1").status_code == 404
@@ -234,20 +291,29 @@ def test_visibility_delay_hides_a_new_payout_from_status(http: httpx.Client, san
     assert status(http, "v-1").status_code == 200
 
 
-def test_scripted_histories_and_unknown_statuses(http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock) -> None:
-    sandbox.state.knobs.scripts = {"sc-1": [(1, "CANCELLED"), (5, "SUCCESSFUL")],
-                                   "sc-2": [(1, "SUCCESSFUL"), (9, "REVERSED")],
-                                   "sc-3": [(1, "WEIRD_NEW_STATUS")]}
+def test_scripted_histories_and_unknown_statuses(
+    http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock
+) -> None:
+    sandbox.state.knobs.scripts = {
+        "sc-1": [(1, "CANCELLED"), (5, "SUCCESSFUL")],
+        "sc-2": [(1, "SUCCESSFUL"), (9, "REVERSED")],
+        "sc-3": [(1, "WEIRD_NEW_STATUS")],
+    }
     for i in (1, 2, 3):
         pay(http, f"+25471200010{i}", f"sc-{i}")
     clock.advance(2)
     assert [body(status(http, f"sc-{i}"))["data"]["status"] for i in (1, 2, 3)] == [
-        "CANCELLED", "SUCCESSFUL", "WEIRD_NEW_STATUS"]
+        "CANCELLED",
+        "SUCCESSFUL",
+        "WEIRD_NEW_STATUS",
+    ]
     clock.advance(8)
     assert [body(status(http, f"sc-{i}"))["data"]["status"] for i in (1, 2)] == ["SUCCESSFUL", "REVERSED"]
 
 
-def test_money_movement_is_rate_limited_with_retry_after(http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock) -> None:
+def test_money_movement_is_rate_limited_with_retry_after(
+    http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock
+) -> None:
     sandbox.state.knobs.money_burst = 3
     codes = [pay(http, f"+25471200020{i}", f"rl-{i}").status_code for i in range(4)]
     assert codes == [201, 201, 201, 429]
@@ -282,6 +348,7 @@ def test_knobs_and_clock_over_http(http: httpx.Client, sandbox: RunningSandbox) 
 
 # -- webhooks -------------------------------------------------------------------------------
 
+
 class Receiver:
     """A real HTTP endpoint that records what the sandbox delivers."""
 
@@ -305,11 +372,14 @@ async def _deliver_all(sandbox: Sandbox) -> None:
 async def test_signed_webhooks_verify_and_direct_callbacks_are_bare(clock: SandboxClock) -> None:
     receiver = Receiver()
     with serve_app(receiver.app) as hook_url:
-        state = SandboxState(api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET,
-                             webhook_url=hook_url + "/hook")
+        state = SandboxState(
+            api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET, webhook_url=hook_url + "/hook"
+        )
         sandbox = Sandbox(state, deliver_webhooks=False)
-        with serve_in_thread(state, deliver_webhooks=False) as running, \
-             httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        with (
+            serve_in_thread(state, deliver_webhooks=False) as running,
+            httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        ):
             pay(http, "+254712000301", "wh-1")
             clock.advance(10)
             await _deliver_all(sandbox)
@@ -320,8 +390,10 @@ async def test_signed_webhooks_verify_and_direct_callbacks_are_bare(clock: Sandb
 
         receiver.got.clear()
         direct = SandboxState(api_key=API_KEY, clock=clock)
-        with serve_in_thread(direct, deliver_webhooks=False) as running, \
-             httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        with (
+            serve_in_thread(direct, deliver_webhooks=False) as running,
+            httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        ):
             pay(http, "+254712000302", "wh-2", callbackUrl=hook_url + "/hook")
             clock.advance(10)
             await _deliver_all(Sandbox(direct, deliver_webhooks=False))
@@ -333,12 +405,15 @@ async def test_signed_webhooks_verify_and_direct_callbacks_are_bare(clock: Sandb
 async def test_webhooks_are_redelivered_after_a_refusal(clock: SandboxClock) -> None:
     receiver = Receiver(refuse_first=1)
     with serve_app(receiver.app) as hook_url:
-        state = SandboxState(api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET,
-                             webhook_url=hook_url + "/hook")
+        state = SandboxState(
+            api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET, webhook_url=hook_url + "/hook"
+        )
         state.knobs.scripts = {"rd-1": [(1, "SUCCESSFUL")]}
         sandbox = Sandbox(state, deliver_webhooks=False)
-        with serve_in_thread(state, deliver_webhooks=False) as running, \
-             httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        with (
+            serve_in_thread(state, deliver_webhooks=False) as running,
+            httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        ):
             pay(http, "+254712000303", "rd-1")
         clock.advance(2)
         await _deliver_all(sandbox)
@@ -356,20 +431,27 @@ async def test_webhooks_are_redelivered_after_a_refusal(clock: SandboxClock) -> 
         ({"webhook_drop": 1.0}, lambda got, st: got == [] and st.ledger()["webhooks"][0]["outcome"] == "dropped"),
         ({"webhook_duplicate": 1.0}, lambda got, st: len(got) == 2 and got[0][1] == got[1][1]),
         ({"webhook_unsigned": True}, lambda got, st: "x-kotani-signature" not in got[0][0]),
-        ({"webhook_rotated_secret": "rotated"},
-         lambda got, st: webhooks.verify(got[0][1], got[0][0]["x-kotani-signature"], ["rotated"])
-         and not webhooks.verify(got[0][1], got[0][0]["x-kotani-signature"], [WEBHOOK_SECRET])),
+        (
+            {"webhook_rotated_secret": "rotated"},
+            lambda got, st: (
+                webhooks.verify(got[0][1], got[0][0]["x-kotani-signature"], ["rotated"])
+                and not webhooks.verify(got[0][1], got[0][0]["x-kotani-signature"], [WEBHOOK_SECRET])
+            ),
+        ),
     ],
     ids=["dropped", "duplicated", "unsigned", "rotated"],
 )
 async def test_webhook_fault_knobs(clock: SandboxClock, knob: dict[str, Any], check: Any) -> None:
     receiver = Receiver()
     with serve_app(receiver.app) as hook_url:
-        state = SandboxState(api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET,
-                             webhook_url=hook_url + "/hook")
+        state = SandboxState(
+            api_key=API_KEY, clock=clock, webhook_secret=WEBHOOK_SECRET, webhook_url=hook_url + "/hook"
+        )
         state.knobs = state.knobs.model_copy(update={"scripts": {"k-1": [(1, "SUCCESSFUL")]}, **knob})
-        with serve_in_thread(state, deliver_webhooks=False) as running, \
-             httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        with (
+            serve_in_thread(state, deliver_webhooks=False) as running,
+            httpx.Client(base_url=running.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        ):
             pay(http, "+254712000304", "k-1")
         clock.advance(5)
         await _deliver_all(Sandbox(state, deliver_webhooks=False))
@@ -378,11 +460,14 @@ async def test_webhook_fault_knobs(clock: SandboxClock, knob: dict[str, Any], ch
 
 def test_the_sandbox_ledger_records_payouts_posts_and_wallets(http: httpx.Client) -> None:
     pay(http, "+254712000401", "l-1", 700)
-    http.post("/api/v3/withdraw/mobile-money", json={"customer_key": "nope", "amount": 1,
-                                                      "walletId": wallet(http, "KES")["id"]})
+    http.post(
+        "/api/v3/withdraw/mobile-money",
+        json={"customer_key": "nope", "amount": 1, "walletId": wallet(http, "KES")["id"]},
+    )
     ledger = body(http.get("/__sandbox__/ledger"))["data"]
     assert [(p["reference"], p["payee"], p["amount"], p["debit"]) for p in ledger["payouts"]] == [
-        ("l-1", "+254712000401", 700, 700)]
+        ("l-1", "+254712000401", 700, 700)
+    ]
     assert [p["outcome"] for p in ledger["posts"]] == ["recorded", "404 Customer not found."]
 
 

@@ -28,8 +28,9 @@ def tracked_files() -> list[str]:
 
 def outside_references(text: str) -> list[str]:
     """The lines of ``text`` that refer to something outside the repository, numbered from 1."""
-    return [f"{number}: {line.strip()}" for number, line in enumerate(text.splitlines(), start=1)
-            if OUTSIDE.search(line)]
+    return [
+        f"{number}: {line.strip()}" for number, line in enumerate(text.splitlines(), start=1) if OUTSIDE.search(line)
+    ]
 
 
 def tracked_texts() -> dict[str, str]:
@@ -62,12 +63,24 @@ def test_every_docs_page_cited_exists() -> None:
 
 def test_every_kind_of_outside_reference_is_caught() -> None:
     up, notes, design = "..", "shared", "DESIG" + "N"
-    offending = [f"see {up}/{notes}/{design}.md", f"{notes}/kotani-api/openapi.json", "REFERENCE" + ".md §7",
-                 f"{design}.md §3", f"{up}/{notes}/", f"{design}'s exit codes"]
+    offending = [
+        f"see {up}/{notes}/{design}.md",
+        f"{notes}/kotani-api/openapi.json",
+        "REFERENCE" + ".md §7",
+        f"{design}.md §3",
+        f"{up}/{notes}/",
+        f"{design}'s exit codes",
+    ]
     for text in offending:
         assert outside_references(f"first line\n{text}\n") == [f"2: {text}"], text
-    harmless = ["docs/provider.md", "xl/sharedStrings.xml", "REFERENCES batches(id)", "docs/exactly-once.md",
-                "the design of the ledger", "DESIGNED"]
+    harmless = [
+        "docs/provider.md",
+        "xl/sharedStrings.xml",
+        "REFERENCES batches(id)",
+        "docs/exactly-once.md",
+        "the design of the ledger",
+        "DESIGNED",
+    ]
     assert outside_references("\n".join(harmless)) == []
 
 

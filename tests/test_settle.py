@@ -29,13 +29,24 @@ pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and rep
 
 KEY = "settle-key-2a9"
 SECRET = "whsec-settle-77"
-FAST = ["--yes", "--quiet", "--reads-rate", "2000/5", "--rate", "3000/60,500/5", "--visibility-lag", "0.5",
-        "--attempt-timeout", "2", "--poll-interval", "0.2"]
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--rate",
+    "3000/60,500/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "2",
+    "--poll-interval",
+    "0.2",
+]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), env={"KOTANI_API_KEY": KEY, **(env or {})},
-                                catch_exceptions=False)
+    result = CliRunner().invoke(main, list(args), env={"KOTANI_API_KEY": KEY, **(env or {})}, catch_exceptions=False)
     return result.exit_code, result.stdout + result.stderr
 
 
@@ -59,8 +70,9 @@ def tool_states(state_path: Path) -> dict[str, str]:
 def mixed_file(path: Path) -> Path:
     """Successes, failures and a cancellation."""
     lines = ["name,phone,country,amount,currency"]
-    for i, ending in enumerate(["712000001", "700000011", "712000002", "700000013", "712000003",
-                                "700000012", "712000004", "712000005"]):
+    for i, ending in enumerate(
+        ["712000001", "700000011", "712000002", "700000013", "712000003", "700000012", "712000004", "712000005"]
+    ):
         lines.append(f"Person {i},+254{ending},KE,{100 + i},KES")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -68,20 +80,29 @@ def mixed_file(path: Path) -> Path:
 
 # -- polling, webhooks, both ------------------------------------------------------------------------
 
+
 def test_polling_alone_completes_a_batch(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     started = time.monotonic()
     with serve_in_thread(state) as sb:
-        code, out = cli("run", str(mixed_file(tmp_path / "p.csv")), "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), *FAST)
+        code, out = cli(
+            "run",
+            str(mixed_file(tmp_path / "p.csv")),
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+        )
     record("time_to_terminal_poll_only", time.monotonic() - started)
     assert code == 3, out
     assert tool_states(tmp_path / "l.db") == provider_states(state)
     assert state.ledger()["webhooks"] == [], "no webhooks were involved"
 
 
-def _webhook_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, knobs: Knobs,
-                 *extra: str) -> tuple[int, str, SandboxState]:
+def _webhook_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, knobs: Knobs, *extra: str
+) -> tuple[int, str, SandboxState]:
     """A run whose receiver listens on a port of its own choosing; the sandbox is told where."""
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20), webhook_secret=SECRET, knobs=knobs, seed_value=5)
 
@@ -91,9 +112,19 @@ def _webhook_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, knobs: Knobs,
 
     monkeypatch.setattr(receiver_server, "serve_receiver", reporting_to(receiver_server.serve_receiver, deliver_to))
     with serve_in_thread(state) as sb:
-        code, out = cli("run", str(mixed_file(tmp_path / "p.csv")), "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), "--listen", "127.0.0.1:0", *FAST, *extra,
-                        env={"KOTANI_WEBHOOK_SECRET": SECRET})
+        code, out = cli(
+            "run",
+            str(mixed_file(tmp_path / "p.csv")),
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            "--listen",
+            "127.0.0.1:0",
+            *FAST,
+            *extra,
+            env={"KOTANI_WEBHOOK_SECRET": SECRET},
+        )
     return code, out, state
 
 
@@ -112,13 +143,25 @@ def test_webhooks_alone_complete_a_batch_with_the_poller_off(monkeypatch: pytest
 def test_without_webhooks_and_without_polling_the_run_waits_then_exits_4(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     with serve_in_thread(state) as sb:
-        code, out = cli("run", str(mixed_file(tmp_path / "p.csv")), "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), *FAST, "--no-poll", "--wait-timeout", "1")
+        code, out = cli(
+            "run",
+            str(mixed_file(tmp_path / "p.csv")),
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+            "--no-poll",
+            "--wait-timeout",
+            "1",
+        )
     assert code == 4
     assert "8 rows still pending; continue with: batch-payouts resume" in out
 
 
-def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     knobs = Knobs(webhook_drop=0.5, webhook_duplicate=1.0, webhook_reorder=1.0, webhook_replay=0.3)
     started = time.monotonic()
     code, out, state = _webhook_run(monkeypatch, tmp_path, knobs)
@@ -132,16 +175,26 @@ def test_half_dropped_the_rest_duplicated_and_reordered_still_match_the_provider
 
 # -- forged deliveries --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def receiver(tmp_path: Path) -> tuple[Receiver, Ledger, str]:
     """A receiver over a ledger holding one submitted row with reference bX-2-1."""
     ledger = Ledger(tmp_path / "l.db")
     from batch_payouts.model import MobileMoneyPayout
 
-    payout = MobileMoneyPayout(row=2, name="A", amount=Decimal(100), currency="KES", country="KE",
-                               phone="+254712345678")
-    ledger.create_batch("bX", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[],
-                        rows=[NewRow(2, RowState.READY, payout, {}, [])])
+    payout = MobileMoneyPayout(
+        row=2, name="A", amount=Decimal(100), currency="KES", country="KE", phone="+254712345678"
+    )
+    ledger.create_batch(
+        "bX",
+        env_id="e",
+        fingerprint="f",
+        label="",
+        source="s",
+        options={},
+        headers=[],
+        rows=[NewRow(2, RowState.READY, payout, {}, [])],
+    )
     ledger.move("bX", 2, RowState.SUBMITTING)
     ledger.move("bX", 2, RowState.SUBMITTED, next_check=1e12)
     return Receiver(ledger, [SECRET], lambda: 1000.0), ledger, "bX-2-1"
@@ -153,21 +206,37 @@ def deliver(rcv: Receiver, body: bytes, headers: dict[str, str]) -> httpx.Respon
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as c:
             return await c.post("/kotani", content=body, headers={"Content-Type": "application/json", **headers})
+
     import anyio
 
     return anyio.run(go)
 
 
 def genuine(reference: str, status: str = "SUCCESSFUL", secret: str = SECRET) -> tuple[bytes, str]:
-    data = {"status": status, "referenceId": reference, "referenceNumber": 1, "id": "x", "amount": 100,
-            "walletId": "w", "transactionAmount": 99, "transactionCost": 1, "customerKey": "c"}
+    data = {
+        "status": status,
+        "referenceId": reference,
+        "referenceNumber": 1,
+        "id": "x",
+        "amount": 100,
+        "walletId": "w",
+        "transactionAmount": 99,
+        "transactionCost": 1,
+        "customerKey": "c",
+    }
     return webhooks.signed_body(webhooks.WITHDRAWAL_EVENT, data, secret)
 
 
 FORGERIES = {
     "unsigned": lambda body, sig: (body, {}),
-    "wrong secret": lambda body, sig: (genuine("bX-2-1", secret="guess")[0], {"X-Kotani-Signature": genuine("bX-2-1", secret="guess")[1]}),
-    "body changed after signing": lambda body, sig: (body.replace(b'"amount":100', b'"amount":900'), {"X-Kotani-Signature": sig}),
+    "wrong secret": lambda body, sig: (
+        genuine("bX-2-1", secret="guess")[0],
+        {"X-Kotani-Signature": genuine("bX-2-1", secret="guess")[1]},
+    ),
+    "body changed after signing": lambda body, sig: (
+        body.replace(b'"amount":100', b'"amount":900'),
+        {"X-Kotani-Signature": sig},
+    ),
     "upper-case signature": lambda body, sig: (body, {"X-Kotani-Signature": sig.upper()}),
     "truncated signature": lambda body, sig: (body, {"X-Kotani-Signature": sig[:-2]}),
     "extra member": lambda body, sig: (body.replace(b'{"event"', b'{"x":1,"event"'), {"X-Kotani-Signature": sig}),
@@ -214,6 +283,7 @@ def test_receiver_limits_content_type_and_size(receiver: Any) -> None:
             a = await c.post("/k", content=body, headers={"Content-Type": "text/plain", "X-Kotani-Signature": sig})
             b = await c.post("/k", content=b"{" + b" " * 70000 + b"}", headers={"Content-Type": "application/json"})
             return [a.status_code, b.status_code]
+
     import anyio
 
     assert anyio.run(go) == [415, 413]
@@ -233,14 +303,24 @@ def test_without_a_secret_a_callback_only_schedules_a_read(tmp_path: Path, recei
 
 # -- results, retries ---------------------------------------------------------------------------
 
+
 def _run_mixed(tmp_path: Path, state: SandboxState, sb_url: str, name: str = "Person 0") -> tuple[int, str]:
     data = mixed_file(tmp_path / "p.csv")
     rows = list(csv.reader(data.read_text().splitlines()))
     rows[1][0] = name
     with data.open("w", newline="") as fh:
         csv.writer(fh).writerows(rows)
-    return cli("run", str(data), "--base-url", sb_url, "--state", str(tmp_path / "l.db"), *FAST,
-               "--results", str(tmp_path / "p.results.xlsx"))
+    return cli(
+        "run",
+        str(data),
+        "--base-url",
+        sb_url,
+        "--state",
+        str(tmp_path / "l.db"),
+        *FAST,
+        "--results",
+        str(tmp_path / "p.results.xlsx"),
+    )
 
 
 def test_results_xlsx_matches_the_ledger_and_neutralises_formulas(tmp_path: Path) -> None:
@@ -257,7 +337,8 @@ def test_results_xlsx_matches_the_ledger_and_neutralises_formulas(tmp_path: Path
     assert all(c.data_type != "f" for r in ws.iter_rows() for c in r)
     assert rows[0]["name"] == "'" + payload
     assert {r["reference_id"]: r["status"] for r in rows} == {
-        ref: {"SUCCESSFUL": "paid"}.get(s, "failed") for ref, s in provider_states(state).items()}
+        ref: {"SUCCESSFUL": "paid"}.get(s, "failed") for ref, s in provider_states(state).items()
+    }
     problems = list(wb["Problems"].iter_rows(min_row=2, values_only=True))
     assert {p[0] for p in problems} == {3, 5, 7}
 
@@ -266,15 +347,33 @@ def test_retry_pays_only_the_failed_rows_once(tmp_path: Path) -> None:
     state = SandboxState(api_key=KEY, clock=SandboxClock(speed=20))
     with serve_in_thread(state) as sb:
         _run_mixed(tmp_path, state, sb.base_url)
-        code, out = cli("retry", str(tmp_path / "p.results.xlsx"), "--cooloff", "0", "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), *FAST)
+        code, out = cli(
+            "retry",
+            str(tmp_path / "p.results.xlsx"),
+            "--cooloff",
+            "0",
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+        )
         assert code == 3, out  # the same sandbox numbers fail again
         paid = [p["reference"] for p in state.ledger()["payouts"]]
         assert len(paid) == 8 + 3 and len(set(paid)) == 11
         retried = sorted(p.rsplit("-", 2)[1] for p in paid[8:])
         assert retried == ["3", "5", "7"]
-        again = cli("retry", paid[0].rsplit("-", 2)[0], "--cooloff", "0", "--base-url", sb.base_url,
-                    "--state", str(tmp_path / "l.db"), *FAST)
+        again = cli(
+            "retry",
+            paid[0].rsplit("-", 2)[0],
+            "--cooloff",
+            "0",
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+        )
         assert len(state.ledger()["payouts"]) == 11 + 3, again[1]  # only the still-failed rows, once more
 
 
@@ -295,14 +394,18 @@ def test_a_results_file_edited_to_mark_paid_rows_failed_and_change_amounts_pays_
             writer.writeheader()
             writer.writerows(rows)
         before = len(state.ledger()["payouts"])
-        _code, out = cli("retry", str(edited), "--cooloff", "0", "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), *FAST)
+        _code, out = cli(
+            "retry", str(edited), "--cooloff", "0", "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST
+        )
     assert "refused: row 2: marked failed in the file but succeeded in the ledger; not paid again" in out
     assert "correction: row 3: phone '+254700000011' -> '+254712999001'" in out
     assert "correction: row 3: the change to amount is ignored (amounts and currencies come from the ledger)" in out
     new = state.ledger()["payouts"][before:]
     assert sorted((p["payee"], p["amount"]) for p in new) == [
-        ("+254700000012", 105), ("+254700000013", 103), ("+254712999001", 101)]
+        ("+254700000012", 105),
+        ("+254700000013", 103),
+        ("+254712999001", 101),
+    ]
 
 
 def test_a_failed_attempt_corrected_after_its_retry_is_reported_as_paid_twice(tmp_path: Path) -> None:
@@ -314,8 +417,17 @@ def test_a_failed_attempt_corrected_after_its_retry_is_reported_as_paid_twice(tm
         code, _ = cli("run", str(data), "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST)
         assert code == 3
         state.knobs.scripts = {}
-        code, out = cli("retry", str(results_file(tmp_path, "p")), "--cooloff", "0", "--base-url", sb.base_url,
-                        "--state", str(tmp_path / "l.db"), *FAST)
+        code, out = cli(
+            "retry",
+            str(results_file(tmp_path, "p")),
+            "--cooloff",
+            "0",
+            "--base-url",
+            sb.base_url,
+            "--state",
+            str(tmp_path / "l.db"),
+            *FAST,
+        )
         assert code == 0, out
         state.clock.advance(500)
         retry_batch = next(line.split()[1] for line in out.splitlines() if line.startswith("batch r"))

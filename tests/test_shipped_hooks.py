@@ -47,13 +47,38 @@ def pay(tmp_path: Path, name: str, extra_env: dict[str, str]) -> tuple[int, str,
     with serve_in_thread(state) as sb:
         url = sb.base_url
         done = subprocess.run(
-            [str(installed_tool()), "run", str(data), "--state", str(where / "l.db"), "--yes", "--quiet",
-             "--visibility-lag", "0.5", "--attempt-timeout", "2", "--poll-interval", "0.2", "--reads-rate", "2000/5",
-             "--rate", "3000/60,500/5"],
-            env={**tool_env(KEY, sb.base_url), **extra_env}, capture_output=True, text=True, timeout=120, check=False)
+            [
+                str(installed_tool()),
+                "run",
+                str(data),
+                "--state",
+                str(where / "l.db"),
+                "--yes",
+                "--quiet",
+                "--visibility-lag",
+                "0.5",
+                "--attempt-timeout",
+                "2",
+                "--poll-interval",
+                "0.2",
+                "--reads-rate",
+                "2000/5",
+                "--rate",
+                "3000/60,500/5",
+            ],
+            env={**tool_env(KEY, sb.base_url), **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     paid = Counter(p["reference"] for p in state.ledger()["payouts"] if p["executed"])
-    statuses = [r["status"] for r in csv.DictReader(results_file(where, "p").read_text(encoding="utf-8-sig").splitlines())]
-    said = (done.stdout + done.stderr).replace(str(where), "<folder>").replace(url.removeprefix("http://"), "<provider>")
+    statuses = [
+        r["status"] for r in csv.DictReader(results_file(where, "p").read_text(encoding="utf-8-sig").splitlines())
+    ]
+    said = (
+        (done.stdout + done.stderr).replace(str(where), "<folder>").replace(url.removeprefix("http://"), "<provider>")
+    )
     said = re.sub(r"\bb[0-9a-f]{8,}\b", "<batch>", said)  # the batch id names the provider's address too
     return done.returncode, said, paid, statuses
 
@@ -68,8 +93,9 @@ def test_an_installed_copy_ignores_every_crash_and_broken_build_switch(tmp_path:
     assert switched == plain, switched_said[-2000:]
     assert switched_said == plain_said
     assert switched_statuses == plain_statuses == ["paid"] * 4
-    assert sorted(switched_paid.values()) == sorted(plain_paid.values()) == [1] * 4, \
+    assert sorted(switched_paid.values()) == sorted(plain_paid.values()) == [1] * 4, (
         "reconciliation was still on: every ambiguous payout was read back, none sent again"
+    )
 
 
 def test_the_hook_points_are_inert_by_default() -> None:

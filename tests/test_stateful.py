@@ -62,23 +62,42 @@ class PayoutMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp())
         self.now = 1_000_000.0
         self.sclock = SandboxClock(speed=0.0)
-        self.state = SandboxState(api_key=KEY, clock=self.sclock, webhook_secret=SECRET,
-                                  webhook_url="http://receiver.invalid/kotani",
-                                  knobs=Knobs(rate_limits=False, duplicate_mode="accept", visibility_delay=2,
-                                            scripts=FIRST_ATTEMPTS_THAT_FAIL))
+        self.state = SandboxState(
+            api_key=KEY,
+            clock=self.sclock,
+            webhook_secret=SECRET,
+            webhook_url="http://receiver.invalid/kotani",
+            knobs=Knobs(
+                rate_limits=False, duplicate_mode="accept", visibility_delay=2, scripts=FIRST_ATTEMPTS_THAT_FAIL
+            ),
+        )
         # the sandbox app served in-process over HTTP semantics: a cancelled request is cancelled
         # inside the app too, so nothing reaches the provider "later" behind the injected clock
         self.app = Sandbox(self.state, deliver_webhooks=False).app
         self.ledger = Ledger(self.tmp / "l.db", clock=lambda: self.now, secrets=(KEY, SECRET))
         rows = []
         for n in ROWS:
-            payout = MobileMoneyPayout(row=n, name=f"P{n}", amount=Decimal(100 + n), currency="KES",
-                                       country="KE", phone=f"+2547120005{n:02d}")
-            cells = {"name": f"P{n}", "phone": payout.phone, "country": "KE", "amount": str(payout.amount),
-                     "currency": "KES"}
+            payout = MobileMoneyPayout(
+                row=n, name=f"P{n}", amount=Decimal(100 + n), currency="KES", country="KE", phone=f"+2547120005{n:02d}"
+            )
+            cells = {
+                "name": f"P{n}",
+                "phone": payout.phone,
+                "country": "KE",
+                "amount": str(payout.amount),
+                "currency": "KES",
+            }
             rows.append(NewRow(n, RowState.READY, payout, cells, []))
-        self.ledger.create_batch("bS", env_id="e", fingerprint="f", label="", source="s.csv", options={"mapping": HEADERS},
-                                 headers=list(HEADERS), rows=rows)
+        self.ledger.create_batch(
+            "bS",
+            env_id="e",
+            fingerprint="f",
+            label="",
+            source="s.csv",
+            options={"mapping": HEADERS},
+            headers=list(HEADERS),
+            rows=rows,
+        )
         self.catalog: Catalog | None = None
         self.receiver = Receiver(self.ledger, [SECRET], lambda: self.now)
         self.delivered: list[tuple[bytes, str]] = []
@@ -98,16 +117,25 @@ class PayoutMachine(RuleBasedStateMachine):
     def engine(self, job: Callable[[Context], Awaitable[T]], tick: float = 0.1) -> T:
         async def go() -> T:
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with KotaniClient("http://sandbox.invalid", ApiKey(KEY), timeouts=Timeouts(attempt=2.0),
-                                    transport=transport) as client:
+            async with KotaniClient(
+                "http://sandbox.invalid", ApiKey(KEY), timeouts=Timeouts(attempt=2.0), transport=transport
+            ) as client:
                 fast = Limiter((Window(100_000, 1.0),), margin=0, klass="money")
-                ctx = Context(self.ledger, client, fast, Limiter((Window(100_000, 1.0),), margin=0),
-                              Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick), env_id="e",
-                              clock=lambda: self.now, run=RunState(wallets=dict(self.wallets)))
+                ctx = Context(
+                    self.ledger,
+                    client,
+                    fast,
+                    Limiter((Window(100_000, 1.0),), margin=0),
+                    Settings(visibility_lag=3, grace_margin=1, poll_interval=1, tick=tick),
+                    env_id="e",
+                    clock=lambda: self.now,
+                    run=RunState(wallets=dict(self.wallets)),
+                )
                 if not ctx.run.wallets:
                     await submit.discover_wallets(ctx)
                     self.wallets = dict(ctx.run.wallets)
                 return await job(ctx)
+
         return anyio.run(go)
 
     def row(self, n: int) -> Any:
@@ -135,6 +163,7 @@ class PayoutMachine(RuleBasedStateMachine):
             ctx.ledger.move("bS", n, RowState.SUBMITTING, submitting_at=self.now)
             with contextlib.suppress(Exception):  # whatever came back dies with the process
                 await ctx.client.withdraw(body)
+
         self.engine(job)
         self.restart()
 
@@ -150,8 +179,10 @@ class PayoutMachine(RuleBasedStateMachine):
         self.steps += 1
         for row in self.ledger.due_checks("bS", self.now):
             if row.state is RowState.UNKNOWN:
+
                 def apply(current: Any, status: Any) -> None:
                     settle.apply_read(self.ledger, current, status, self.now, 1.0, 10.0)
+
                 self.engine(lambda ctx, row=row, apply=apply: submit.reconcile(ctx, row, apply))  # type: ignore[misc]
             else:
                 self.engine(lambda ctx, row=row: settle.poll_row(ctx, row))  # type: ignore[misc]
@@ -204,6 +235,7 @@ class PayoutMachine(RuleBasedStateMachine):
 
         def apply(current: Any, status: Any) -> None:
             settle.apply_read(self.ledger, current, status, self.now, 1.0, 10.0)
+
         self.engine(lambda ctx: submit.reconcile(ctx, row, apply))
 
     @rule(pick=st.integers(0, 10_000))
@@ -236,8 +268,9 @@ class PayoutMachine(RuleBasedStateMachine):
     def forged_webhook(self, n: int, status: str) -> None:
         self.steps += 1
         before = self.row(n)
-        body, _ = webhooks.signed_body(webhooks.WITHDRAWAL_EVENT, {"referenceId": f"bS-{n}-1", "status": status},
-                                       "a guessed secret")
+        body, _ = webhooks.signed_body(
+            webhooks.WITHDRAWAL_EVENT, {"referenceId": f"bS-{n}-1", "status": status}, "a guessed secret"
+        )
         assert self.receiver.accept(body, "sha256=" + "0" * 64).status_code == 401
         assert self.row(n) == before
 
@@ -285,8 +318,7 @@ class PayoutMachine(RuleBasedStateMachine):
                 earlier = self.state.by_reference.get(str(self.ledger.row(row.origin_batch, row.origin_row).reference))
                 if earlier is None or earlier.parked:
                     continue  # the earlier attempt never reached the provider
-                failed_before = [h for h in earlier.history
-                                 if h["status"] in FAILURE and h["at"] <= again.created_at]
+                failed_before = [h for h in earlier.history if h["status"] in FAILURE and h["at"] <= again.created_at]
                 assert failed_before, f"row {row.row} was paid again while its earlier attempt had not failed"
 
     @invariant()
@@ -297,8 +329,9 @@ class PayoutMachine(RuleBasedStateMachine):
             if row.state is RowState.READY and row.reference in self.state.by_reference:
                 payout = self.state.by_reference[str(row.reference)]
                 visible_since = payout.created_at + self.state.knobs.visibility_delay
-                assert self.sclock.now() < visible_since or payout.parked, \
+                assert self.sclock.now() < visible_since or payout.parked, (
                     "a row became payable again while its payout was visible at the provider"
+                )
 
     @invariant()
     def no_secret_in_the_ledger(self) -> None:
@@ -307,8 +340,11 @@ class PayoutMachine(RuleBasedStateMachine):
 
 
 PayoutMachine.TestCase.settings = settings(
-    max_examples=scale(25, 5600) // shard()[1], stateful_step_count=scale(30, 100), deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=scale(25, 5600) // shard()[1],
+    stateful_step_count=scale(30, 100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestPayoutMachine = PayoutMachine.TestCase
 
 

@@ -37,8 +37,10 @@ def test_xlsx_template_has_a_bold_frozen_header_and_no_rows_to_pay(tmp_path: Pat
 def test_xlsx_template_offers_drop_downs_for_country_currency_method_and_network(tmp_path: Path) -> None:
     write_template(tmp_path / "t.xlsx")
     ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["Payouts"]
-    letters = {name: openpyxl.utils.get_column_letter(CANONICAL.index(name) + 1)
-               for name in ("country", "currency", "method", "network")}
+    letters = {
+        name: openpyxl.utils.get_column_letter(CANONICAL.index(name) + 1)
+        for name in ("country", "currency", "method", "network")
+    }
     found = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
     for name, letter in letters.items():
         dv = found[f"{letter}2:{letter}1001"]
@@ -70,8 +72,12 @@ def test_csv_template_is_the_header_alone(tmp_path: Path) -> None:
 def test_example_rows_are_recognised_even_as_a_spreadsheet_mangles_them() -> None:
     first = EXAMPLES[0]
     assert is_example_row(first)
-    mangled = {**first, "name": f"  {first['name'].upper()} ", "phone": first["phone"].lstrip("+"),
-               "amount": "1,500.00"}
+    mangled = {
+        **first,
+        "name": f"  {first['name'].upper()} ",
+        "phone": first["phone"].lstrip("+"),
+        "amount": "1,500.00",
+    }
     assert is_example_row(mangled)
     assert is_example_row({**first, "phone": "0" + first["phone"][-9:]})
     assert not is_example_row({**first, "amount": "1501"})
@@ -96,7 +102,8 @@ def test_an_existing_file_is_not_overwritten_without_force(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["template", str(path)])
     assert result.exit_code == 2
     assert f"error: {path} already exists; nothing was written (use --force to replace it)" in " ".join(
-        result.stderr.split())
+        result.stderr.split()
+    )
     assert path.read_bytes() == b"my own work"
     assert CliRunner().invoke(main, ["template", str(path), "--force"]).exit_code == 0
     assert openpyxl.load_workbook(path).sheetnames == ["Payouts", "Examples", "Instructions"]

@@ -23,8 +23,22 @@ from batch_payouts.validate import AmountError, Report, Rules, parse_amount
 from tests.conftest import ROOT
 from tests.support import sandbox_catalog
 
-HEADER = ["name", "phone", "country", "network", "amount", "currency", "method", "bank_code",
-          "bank_name", "account_number", "till_number", "paybill_number", "account_reference", "reference"]
+HEADER = [
+    "name",
+    "phone",
+    "country",
+    "network",
+    "amount",
+    "currency",
+    "method",
+    "bank_code",
+    "bank_name",
+    "account_number",
+    "till_number",
+    "paybill_number",
+    "account_reference",
+    "reference",
+]
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +47,20 @@ def catalog() -> Catalog:
 
 
 def row(**cells: str) -> list[str]:
-    base = {"name": "Wanjiru Kamau", "phone": "+254712345678", "country": "KE", "amount": "1500",
-            "currency": "KES"}
+    base = {"name": "Wanjiru Kamau", "phone": "+254712345678", "country": "KE", "amount": "1500", "currency": "KES"}
     base.update(cells)
     return [base.get(h, "") for h in HEADER]
 
 
-def write_csv(path: Path, rows: list[list[str]], *, delimiter: str = ",", bom: bool = False,
-              title: str | None = None, encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path,
+    rows: list[list[str]],
+    *,
+    delimiter: str = ",",
+    bom: bool = False,
+    title: str | None = None,
+    encoding: str = "utf-8",
+) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)
     if title:
@@ -79,11 +99,20 @@ def messages(report: Report, severity: str = "error") -> list[str]:
 
 RULES = [
     (row(phone="0712"), "row 2, phone: this is not a valid Kenya phone number (saw '0712')"),
-    (row(phone="2.54712E+11"), "row 2, phone: the spreadsheet turned this phone number into a rounded number "
-     "(scientific notation); digits are lost, retype it as text (saw '2.54712E+11')"),
-    (row(phone="+256772123456"), "row 2, phone: this is a number of UG (+256), but the row's country is KE (saw '+256772123456')"),
+    (
+        row(phone="2.54712E+11"),
+        "row 2, phone: the spreadsheet turned this phone number into a rounded number "
+        "(scientific notation); digits are lost, retype it as text (saw '2.54712E+11')",
+    ),
+    (
+        row(phone="+256772123456"),
+        "row 2, phone: this is a number of UG (+256), but the row's country is KE (saw '+256772123456')",
+    ),
     (row(phone="+254202345678"), "row 2, phone: this is not a Kenya mobile number (saw '+254202345678')"),
-    (row(phone="+25471234567８"), "row 2, phone: the phone number contains digits from another script; type it with 0-9 (saw '+25471234567８')"),
+    (
+        row(phone="+25471234567８"),
+        "row 2, phone: the phone number contains digits from another script; type it with 0-9 (saw '+25471234567８')",
+    ),
     (row(phone=""), "row 2, phone: a mobile money payment needs a phone number"),
     (row(country="Narnia"), "row 2, country: this country is not supported for payouts (saw 'Narnia')"),
     (row(currency="UGX"), "row 2, currency: Kenya is paid in KES, not UGX (saw 'UGX')"),
@@ -92,34 +121,71 @@ RULES = [
     (row(amount="-5"), "row 2, amount: the amount is negative (saw '-5')"),
     (row(amount="abc"), "row 2, amount: the amount is not a number (saw 'abc')"),
     (row(amount="UGX 100"), "row 2, amount: the amount says UGX but the row's currency is KES (saw 'UGX 100')"),
-    (row(amount="1500,5"), "row 2, amount: a comma here could be a decimal comma or a thousands separator; "
-     "write the amount like 1500.50 (saw '1500,5')"),
-    (row(amount="1.5E+03"), "row 2, amount: the amount is in scientific notation; type the full number (saw '1.5E+03')"),
-    (row(country="GH", currency="GHS", phone="+233241234567", amount="10"),
-     "row 2, network: Ghana payments need the network (MTN, VODAFONE, AIRTEL, TIGO)"),
-    (row(country="UG", currency="UGX", phone="+256772123456", network="MPESA"),
-     "row 2, network: not a network Kotani pays in Uganda; use one of MTN, AIRTEL (saw 'MPESA')"),
-    (row(method="cheque"), "row 2, method: unknown payment method; use mobile_money, till, paybill or bank (saw 'cheque')"),
-    (row(country="UG", currency="UGX", phone="", method="till", till_number="174379"),
-     "row 2, method: till and paybill payments exist only in Kenya, in KES (saw 'till')"),
+    (
+        row(amount="1500,5"),
+        "row 2, amount: a comma here could be a decimal comma or a thousands separator; "
+        "write the amount like 1500.50 (saw '1500,5')",
+    ),
+    (
+        row(amount="1.5E+03"),
+        "row 2, amount: the amount is in scientific notation; type the full number (saw '1.5E+03')",
+    ),
+    (
+        row(country="GH", currency="GHS", phone="+233241234567", amount="10"),
+        "row 2, network: Ghana payments need the network (MTN, VODAFONE, AIRTEL, TIGO)",
+    ),
+    (
+        row(country="UG", currency="UGX", phone="+256772123456", network="MPESA"),
+        "row 2, network: not a network Kotani pays in Uganda; use one of MTN, AIRTEL (saw 'MPESA')",
+    ),
+    (
+        row(method="cheque"),
+        "row 2, method: unknown payment method; use mobile_money, till, paybill or bank (saw 'cheque')",
+    ),
+    (
+        row(country="UG", currency="UGX", phone="", method="till", till_number="174379"),
+        "row 2, method: till and paybill payments exist only in Kenya, in KES (saw 'till')",
+    ),
     (row(phone="", method="till", till_number="12"), "row 2, till_number: a till number has 5 to 8 digits (saw '12')"),
-    (row(phone="", method="paybill", paybill_number="888880"),
-     "row 2, account_reference: a paybill payment needs the account reference"),
-    (row(phone="", method="bank", bank_code="999", account_number="0123456789"),
-     "row 2, bank_code: not a bank code Kotani supports for KES (saw '999')"),
-    (row(phone="", method="bank", bank_code="68", account_number="12ab"),
-     "row 2, account_number: a Kenya account number has 6 to 16 digits (saw '12ab')"),
-    (row(phone="", country="ZA", currency="ZAR", method="bank", bank_code="250655", account_number="62000000001", amount="10"),
-     "row 2, bank_name: South African bank payments need the bank name (code 250655 is FNB)"),
-    (row(phone="", country="UG", currency="UGX", method="bank", bank_code="01", account_number="0123456789"),
-     "row 2, method: bank payouts are available only in Kenya and South Africa (saw 'bank')"),
+    (
+        row(phone="", method="paybill", paybill_number="888880"),
+        "row 2, account_reference: a paybill payment needs the account reference",
+    ),
+    (
+        row(phone="", method="bank", bank_code="999", account_number="0123456789"),
+        "row 2, bank_code: not a bank code Kotani supports for KES (saw '999')",
+    ),
+    (
+        row(phone="", method="bank", bank_code="68", account_number="12ab"),
+        "row 2, account_number: a Kenya account number has 6 to 16 digits (saw '12ab')",
+    ),
+    (
+        row(
+            phone="",
+            country="ZA",
+            currency="ZAR",
+            method="bank",
+            bank_code="250655",
+            account_number="62000000001",
+            amount="10",
+        ),
+        "row 2, bank_name: South African bank payments need the bank name (code 250655 is FNB)",
+    ),
+    (
+        row(phone="", country="UG", currency="UGX", method="bank", bank_code="01", account_number="0123456789"),
+        "row 2, method: bank payouts are available only in Kenya and South Africa (saw 'bank')",
+    ),
     (row(name=""), "row 2, name: the recipient's name is empty"),
 ]
 
 
-@pytest.mark.parametrize(("bad", "message"), RULES, ids=[m.split(": ")[0][7:] + str(i) for i, (_, m) in enumerate(RULES)])
+@pytest.mark.parametrize(
+    ("bad", "message"), RULES, ids=[m.split(": ")[0][7:] + str(i) for i, (_, m) in enumerate(RULES)]
+)
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
-def test_each_rule_names_row_column_and_value(tmp_path: Path, catalog: Catalog, bad: list[str], message: str, fmt: str) -> None:
+def test_each_rule_names_row_column_and_value(
+    tmp_path: Path, catalog: Catalog, bad: list[str], message: str, fmt: str
+) -> None:
     path = write_csv(tmp_path / "f.csv", [bad]) if fmt == "csv" else write_xlsx(tmp_path / "f.xlsx", [bad])
     report = check(path, catalog)
     assert message in messages(report)
@@ -130,11 +196,15 @@ def test_batch_checks(tmp_path: Path, catalog: Catalog) -> None:
     rows = [row(reference="A"), row(reference="A"), row(reference="B", amount="700"), row(reference="C", amount="800")]
     report = check(write_csv(tmp_path / "f.csv", rows), catalog)
     assert messages(report) == ["row 3: exact duplicate of row 2"]
-    assert messages(report, "warning") == ["row 4: the same payee is also paid in row 2",
-                                           "row 5: the same payee is also paid in row 2"]
+    assert messages(report, "warning") == [
+        "row 4: the same payee is also paid in row 2",
+        "row 5: the same payee is also paid in row 2",
+    ]
     strict = check(write_csv(tmp_path / "f.csv", rows[2:]), catalog, Rules(strict=True))
     assert messages(strict) == ["row 3: the same payee is also paid in row 2"]
-    dup_ref = check(write_csv(tmp_path / "g.csv", [row(reference="X"), row(reference="X", phone="+254722000111")]), catalog)
+    dup_ref = check(
+        write_csv(tmp_path / "g.csv", [row(reference="X"), row(reference="X", phone="+254722000111")]), catalog
+    )
     assert messages(dup_ref) == ["row 3, reference: this reference is already used in row 2 (saw 'X')"]
 
 
@@ -177,11 +247,18 @@ def test_a_typed_network_that_disagrees_with_the_prefix_is_a_warning(tmp_path: P
     assert "row 2, network: the number looks like a MPESA number (saw 'AIRTEL')" in messages(report, "warning")
 
 
-@pytest.mark.parametrize(("text", "currency", "expected"), [
-    ("1,500.00", "KES", Decimal(1500)), ("KES 1 500", "KES", Decimal(1500)), ("Ksh 2,000", "KES", Decimal(2000)),
-    ("1500.5", "ZAR", Decimal("1500.50")), ("R 99.99", "ZAR", Decimal("99.99")), ("1.000.000", "UGX", Decimal(1000000)),
-    ("  250 ", "GHS", Decimal("250.00")),
-])
+@pytest.mark.parametrize(
+    ("text", "currency", "expected"),
+    [
+        ("1,500.00", "KES", Decimal(1500)),
+        ("KES 1 500", "KES", Decimal(1500)),
+        ("Ksh 2,000", "KES", Decimal(2000)),
+        ("1500.5", "ZAR", Decimal("1500.50")),
+        ("R 99.99", "ZAR", Decimal("99.99")),
+        ("1.000.000", "UGX", Decimal(1000000)),
+        ("  250 ", "GHS", Decimal("250.00")),
+    ],
+)
 def test_amounts_are_exact_decimals(text: str, currency: str, expected: Decimal) -> None:
     assert parse_amount(text, currency) == expected
 
@@ -195,9 +272,15 @@ def test_amount_never_becomes_a_float() -> None:
 
 # -- files as finance teams make them -------------------------------------------------------------
 
+
 def test_bom_semicolons_title_line_and_blank_trailing_rows(tmp_path: Path, catalog: Catalog) -> None:
-    path = write_csv(tmp_path / "f.csv", [row(), row(phone="+254722000111", amount="700"), [""] * len(HEADER), [""] * 3],
-                     delimiter=";", bom=True, title="ACME payroll November")
+    path = write_csv(
+        tmp_path / "f.csv",
+        [row(), row(phone="+254722000111", amount="700"), [""] * len(HEADER), [""] * 3],
+        delimiter=";",
+        bom=True,
+        title="ACME payroll November",
+    )
     sheet = read_sheet(path)
     assert [r.row for r in sheet.rows] == [3, 4]
     assert len(check(path, catalog).valid_rows) == 2
@@ -214,8 +297,10 @@ def test_bytes_that_windows_1252_cannot_read_are_counted_in_a_note(tmp_path: Pat
     path = tmp_path / "f.csv"
     path.write_bytes(b"name,phone,country,amount,currency\nZo\xeb \x81,+254712345678,KE,100,KES\n")
     sheet = read_sheet(path)
-    assert sheet.notes == ["the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, "
-                           "or pass --encoding; 1 bytes could not be read and show as \ufffd"]
+    assert sheet.notes == [
+        "the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, "
+        "or pass --encoding; 1 bytes could not be read and show as \ufffd"
+    ]
     assert sheet.rows[0].cells["name"] == "Zoë \ufffd"
     assert read_sheet(path, encoding="latin-1").notes == []
 
@@ -244,7 +329,9 @@ def test_formulas_are_read_as_cached_values_and_reported(tmp_path: Path, catalog
     _set_cached_value(path, "E2", "1500")
     report = check(path, catalog)
     assert report.rows[0].valid and report.rows[0].payout.amount == 1500  # type: ignore[union-attr]
-    assert "row 2, amount: this cell is a formula; its saved value was used (saw '=1000+500')" in messages(report, "warning")
+    assert "row 2, amount: this cell is a formula; its saved value was used (saw '=1000+500')" in messages(
+        report, "warning"
+    )
 
 
 def _set_cached_value(path: Path, cell: str, value: str) -> None:
@@ -253,7 +340,8 @@ def _set_cached_value(path: Path, cell: str, value: str) -> None:
         parts = {n: z.read(n) for n in z.namelist()}
     sheet = parts["xl/worksheets/sheet1.xml"].decode()
     sheet = sheet.replace("<f>1000+500</f><v></v>", f"<f>1000+500</f><v>{value}</v>").replace(
-        "<f>1000+500</f><v/>", f"<f>1000+500</f><v>{value}</v>")
+        "<f>1000+500</f><v/>", f"<f>1000+500</f><v>{value}</v>"
+    )
     if f"<v>{value}</v>" not in sheet:
         sheet = sheet.replace("<f>1000+500</f>", f"<f>1000+500</f><v>{value}</v>")
     parts["xl/worksheets/sheet1.xml"] = sheet.encode()
@@ -263,6 +351,7 @@ def _set_cached_value(path: Path, cell: str, value: str) -> None:
 
 
 # -- protection -----------------------------------------------------------------------------------
+
 
 def test_limits_on_size_and_rows(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "f.csv", [row(phone=f"+2547123456{i:02d}") for i in range(20)])
@@ -276,7 +365,9 @@ def test_an_xlsx_zip_bomb_is_refused(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "f.xlsx", [row()])
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
         z.writestr("xl/media/padding.xml", b"0" * (20 * 1024 * 1024))
-    with pytest.raises(InputFileError, match=r"part xl/media/padding.xml is compressed more than 100:1; refused as a zip bomb"):
+    with pytest.raises(
+        InputFileError, match=r"part xl/media/padding.xml is compressed more than 100:1; refused as a zip bomb"
+    ):
         read_sheet(path)
 
 
@@ -306,11 +397,15 @@ def test_the_messy_sample_gives_its_expected_report(catalog: Catalog) -> None:
 
 # -- property: what we write we read back the same ----------------------------------------------
 
-payouts = st.fixed_dictionaries({
-    "name": st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp", "Zs")), min_size=1, max_size=20),
-    "phone": st.integers(10_000_000, 99_999_999).map(lambda n: f"+2547{n}"),
-    "amount": st.integers(1, 10**9).map(str),
-})
+payouts = st.fixed_dictionaries(
+    {
+        "name": st.text(
+            st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp", "Zs")), min_size=1, max_size=20
+        ),
+        "phone": st.integers(10_000_000, 99_999_999).map(lambda n: f"+2547{n}"),
+        "amount": st.integers(1, 10**9).map(str),
+    }
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -325,26 +420,51 @@ def test_any_valid_row_round_trips_through_csv_and_xlsx(tmp_path: Path, catalog:
 
 # -- country names and codes, from the local ISO 3166 table ---------------------------------------
 
-@pytest.mark.parametrize(("written", "code", "currency"), [
-    ("Kenya", "KE", "KES"), ("KEN", "KE", "KES"), ("kenya", "KE", "KES"), (" KENYA ", "KE", "KES"),
-    ("Uganda", "UG", "UGX"), ("UGA", "UG", "UGX"), ("Cote d’Ivoire", "CI", "XOF"), ("Tanzania", "TZ", "TZS"),
-])
-def test_country_names_and_iso3_codes_are_read_with_a_warning(tmp_path: Path, catalog: Catalog, written: str,
-                                                              code: str, currency: str) -> None:
+
+@pytest.mark.parametrize(
+    ("written", "code", "currency"),
+    [
+        ("Kenya", "KE", "KES"),
+        ("KEN", "KE", "KES"),
+        ("kenya", "KE", "KES"),
+        (" KENYA ", "KE", "KES"),
+        ("Uganda", "UG", "UGX"),
+        ("UGA", "UG", "UGX"),
+        ("Cote d’Ivoire", "CI", "XOF"),
+        ("Tanzania", "TZ", "TZS"),
+    ],
+)
+def test_country_names_and_iso3_codes_are_read_with_a_warning(
+    tmp_path: Path, catalog: Catalog, written: str, code: str, currency: str
+) -> None:
     phone = {"KE": "+254712345678", "UG": "+256772123456", "CI": "+2250701234567", "TZ": "+255754123456"}[code]
-    report = check(write_csv(tmp_path / "f.csv", [row(country=written, currency=currency, phone=phone, amount="100")]),
-                   catalog)
+    report = check(
+        write_csv(tmp_path / "f.csv", [row(country=written, currency=currency, phone=phone, amount="100")]), catalog
+    )
     assert report.rows[0].valid, messages(report)
     assert report.rows[0].payout.country == code  # type: ignore[union-attr]
     assert f"row 2, country: country {written.strip()!r} read as {code}" in messages(report, "warning")
 
 
-def test_a_two_letter_code_needs_no_warning_and_an_unknown_name_is_still_refused(tmp_path: Path, catalog: Catalog) -> None:
-    report = check(write_csv(tmp_path / "f.csv", [row(country="KE"), row(country="Narnia", phone="+254722000111"),
-                                                  row(country="France", phone="+254733000111")]), catalog)
+def test_a_two_letter_code_needs_no_warning_and_an_unknown_name_is_still_refused(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    report = check(
+        write_csv(
+            tmp_path / "f.csv",
+            [
+                row(country="KE"),
+                row(country="Narnia", phone="+254722000111"),
+                row(country="France", phone="+254733000111"),
+            ],
+        ),
+        catalog,
+    )
     assert report.rows[0].valid and not [m for m in messages(report, "warning") if "country" in m]
-    assert messages(report) == ["row 3, country: this country is not supported for payouts (saw 'Narnia')",
-                                "row 4, country: this country is not supported for payouts (saw 'France')"]
+    assert messages(report) == [
+        "row 3, country: this country is not supported for payouts (saw 'Narnia')",
+        "row 4, country: this country is not supported for payouts (saw 'France')",
+    ]
 
 
 def test_the_catalog_reads_names_without_the_providers_optional_fields(catalog: Catalog) -> None:
@@ -359,8 +479,17 @@ def test_the_catalog_reads_names_without_the_providers_optional_fields(catalog: 
 
 CELL_CHOICES = {
     "name": ["Wanjiru Kamau", "", " Otieno ", "Zoë"],
-    "phone": ["+254712345678", "0712345678", "712345678", "+254 712 345 678", "+256772123456", "+254700000001",
-              "", "0712", "+254202345678"],
+    "phone": [
+        "+254712345678",
+        "0712345678",
+        "712345678",
+        "+254 712 345 678",
+        "+256772123456",
+        "+254700000001",
+        "",
+        "0712",
+        "+254202345678",
+    ],
     "country": ["KE", "ke", "Kenya", "UG", "", "Narnia"],
     "network": ["", "MPESA", "AIRTEL", "mpesa", "MTN"],
     "amount": ["1500", "1,500", "1500.50", "0", "-5", "KES 1 500", "100.5", "1.000.000", "abc", ""],
@@ -371,23 +500,37 @@ CELL_CHOICES = {
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in CELL_CHOICES.items()}),
-       st.sampled_from([Rules(), Rules(max_row_amount=Decimal(1000)), Rules(strict=True)]))
+@given(
+    st.fixed_dictionaries({k: st.sampled_from(v) for k, v in CELL_CHOICES.items()}),
+    st.sampled_from([Rules(), Rules(max_row_amount=Decimal(1000)), Rules(strict=True)]),
+)
 def test_the_plain_row_lane_agrees_with_the_full_checks(catalog: Catalog, cells: dict[str, str], rules: Rules) -> None:
     from batch_payouts.validate import _Memo, _plain_row, _Row
 
     quick = _plain_row(2, dict(cells), _Memo(catalog), rules)
     full = _Row(2, dict(cells), _Memo(catalog), rules).run()
     if quick is not None:
-        assert (quick.cells, quick.payout, quick.problems, quick.normalised_phone) == \
-            (full.cells, full.payout, full.problems, full.normalised_phone)
+        assert (quick.cells, quick.payout, quick.problems, quick.normalised_phone) == (
+            full.cells,
+            full.payout,
+            full.problems,
+            full.normalised_phone,
+        )
 
 
 def test_a_plain_row_takes_the_quick_lane(catalog: Catalog) -> None:
     from batch_payouts.validate import _Memo, _plain_row
 
-    plain = {"name": "Wanjiru Kamau", "phone": "+254712345678", "country": "KE", "network": "MPESA",
-             "amount": "1,500", "currency": "KES", "method": "mobile_money", "reference": "R-1"}
+    plain = {
+        "name": "Wanjiru Kamau",
+        "phone": "+254712345678",
+        "country": "KE",
+        "network": "MPESA",
+        "amount": "1,500",
+        "currency": "KES",
+        "method": "mobile_money",
+        "reference": "R-1",
+    }
     quick = _plain_row(2, plain, _Memo(catalog), Rules())
     assert quick is not None and quick.valid and quick.payout.amount == Decimal(1500)  # type: ignore[union-attr]
 
@@ -397,8 +540,10 @@ def test_validation_is_pure_it_cannot_reach_the_network() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys, batch_payouts.validate; "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'anyio') "
-             "or m.startswith('batch_payouts.kotani')))")
+    probe = (
+        "import sys, batch_payouts.validate; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'anyio') "
+        "or m.startswith('batch_payouts.kotani')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

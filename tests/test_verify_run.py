@@ -57,16 +57,42 @@ def person(row: int, phone: str, name: str, amount: int = 1500) -> MobileMoneyPa
     return MobileMoneyPayout(row=row, name=name, amount=Decimal(amount), currency="KES", country="KE", phone=phone)
 
 
-def new_batch(ledger: Ledger, batch_id: str, payouts: Sequence[MobileMoneyPayout], *, env_id: str = "e1",
-              state: RowState = RowState.READY, note: str | None = None) -> None:
-    rows = [NewRow(p.row, state, p, {"name": p.name, "phone": p.phone}, [], (f"{batch_id}:{p.row}",), note=note)
-            for p in payouts]
-    ledger.create_batch(batch_id, env_id=env_id, fingerprint=batch_id, label="", source=f"{batch_id}.csv",
-                        options={}, headers=["name", "phone"], rows=rows)
+def new_batch(
+    ledger: Ledger,
+    batch_id: str,
+    payouts: Sequence[MobileMoneyPayout],
+    *,
+    env_id: str = "e1",
+    state: RowState = RowState.READY,
+    note: str | None = None,
+) -> None:
+    rows = [
+        NewRow(p.row, state, p, {"name": p.name, "phone": p.phone}, [], (f"{batch_id}:{p.row}",), note=note)
+        for p in payouts
+    ]
+    ledger.create_batch(
+        batch_id,
+        env_id=env_id,
+        fingerprint=batch_id,
+        label="",
+        source=f"{batch_id}.csv",
+        options={},
+        headers=["name", "phone"],
+        rows=rows,
+    )
 
 
-def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, *, env_id: str = "e1",
-        reads: tuple[Window, ...] = OPEN_WINDOW, settings: Settings | None = None, **fields: object) -> RunResult:
+def run(
+    sandbox: RunningSandbox,
+    ledger: Ledger,
+    fake: FakeTime,
+    batch_id: str,
+    *,
+    env_id: str = "e1",
+    reads: tuple[Window, ...] = OPEN_WINDOW,
+    settings: Settings | None = None,
+    **fields: object,
+) -> RunResult:
     """One run of the batch as the front ends start it (``run`` or ``resume``), to the end, with
     ``settings`` (the defaults) and ``fields`` changed."""
     chosen = dataclasses.replace(settings or Settings(), **{"poll_interval": 1.0, "tick": 0.5, **fields})  # type: ignore[arg-type]
@@ -77,6 +103,7 @@ def run(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, batch_id: str, 
             budget = Limiter(reads, clock=fake.clock, sleep=fake.sleep, margin=0, klass="reads")
             ctx = Context(ledger, client, money, budget, chosen, env_id=env_id, clock=fake.clock)
             return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=fake.sleep)
+
     return anyio.run(go)
 
 
@@ -110,28 +137,41 @@ MIXED = [
 
 # -- every verdict, paid or not, as it says ------------------------------------------------------------
 
-def test_each_row_is_paid_held_or_refused_as_its_verdict_says(sandbox: RunningSandbox, ledger: Ledger,
-                                                                fake: FakeTime, tmp_path: Path) -> None:
+
+def test_each_row_is_paid_held_or_refused_as_its_verdict_says(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, tmp_path: Path
+) -> None:
     new_batch(ledger, "bV", MIXED)
     result = run(sandbox, ledger, fake, "bV")
     assert paid_references(sandbox) == ["bV-2-1", "bV-3-1", "bV-7-1"]
     states = {r.row: r.state for r in ledger.rows("bV")}
-    assert states == {2: RowState.SUCCEEDED, 3: RowState.SUCCEEDED, 4: RowState.HELD, 5: RowState.INVALID,
-                      6: RowState.HELD, 7: RowState.SUCCEEDED}
+    assert states == {
+        2: RowState.SUCCEEDED,
+        3: RowState.SUCCEEDED,
+        4: RowState.HELD,
+        5: RowState.INVALID,
+        6: RowState.HELD,
+        7: RowState.SUCCEEDED,
+    }
     assert result.counts["held"] == 2 and result.exit_code == 3
     assert ledger.row("bV", 4).note == (
         "The account holder is PETER OKELLO MUSA, not Wanjiru Kamau (Kotani's score 20 of 100, 70 needed): "
-        "held, not paid unless you accept the name.")
-    assert ledger.row("bV", 6).note == ("The account behind this phone number is frozen: held, not paid. "
-                                        "Ask the recipient for another account.")
+        "held, not paid unless you accept the name."
+    )
+    assert ledger.row("bV", 6).note == (
+        "The account behind this phone number is frozen: held, not paid. Ask the recipient for another account."
+    )
     assert ledger.row("bV", 5).problems[-1]["message"] == (
         "Kotani found no account for this phone number (Kotani: No account is registered to this number): "
-        "not paid. Check the details with the recipient.")
+        "not paid. Check the details with the recipient."
+    )
 
     with open(write_results(ledger, "bV", tmp_path / "r.csv"), encoding="utf-8-sig") as fh:
         results = {r["row"]: r for r in csv.DictReader(fh)}
-    assert [(results[n]["status"], results[n]["name_check"], results[n]["registered_name"], results[n]["name_score"])
-            for n in "234567"] == [
+    assert [
+        (results[n]["status"], results[n]["name_check"], results[n]["registered_name"], results[n]["name_score"])
+        for n in "234567"
+    ] == [
         ("paid", "payable", "JANE MARY DOE", "100 (Kotani)"),
         ("paid", "payable", "OTIENO JOHN", "100 (ours)"),
         ("held (needs a decision)", "held: name differs", "PETER OKELLO MUSA", "20 (Kotani)"),
@@ -139,14 +179,16 @@ def test_each_row_is_paid_held_or_refused_as_its_verdict_says(sandbox: RunningSa
         ("held (needs a decision)", "held: frozen", "JANE DOE", ""),
         ("paid", "payable: name not checked", "", ""),
     ]
-    assert results["7"]["name_check_detail"] == ("Name not checked: Kotani cannot check names for this kind of "
-                                                 "account. Paid on the details in the file.")
+    assert results["7"]["name_check_detail"] == (
+        "Name not checked: Kotani cannot check names for this kind of account. Paid on the details in the file."
+    )
     assert results["4"]["reason"] == ledger.row("bV", 4).note
     assert results["5"]["reason"] == ledger.row("bV", 5).problems[-1]["message"]
 
 
-def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandbox, ledger: Ledger,
-                                                            fake: FakeTime) -> None:
+def test_held_rows_are_paid_after_an_operator_accepts_them(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     new_batch(ledger, "bV", MIXED)
     run(sandbox, ledger, fake, "bV")
     fake.pass_days(1)
@@ -154,10 +196,12 @@ def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandb
     accepted = accept_held(ledger, "bV", [4, 6], "amina@finance")
     assert [(r.row, r.state, r.note) for r in accepted] == [
         (4, RowState.READY, "held, then accepted by amina@finance"),
-        (6, RowState.READY, "held, then accepted by amina@finance")]
+        (6, RowState.READY, "held, then accepted by amina@finance"),
+    ]
     assert [(a.row, a.who, a.at, a.what, a.registered_name) for a in ledger.acceptances("bV")] == [
         (4, "amina@finance", at, "name_differs", "PETER OKELLO MUSA"),
-        (6, "amina@finance", at, "frozen", "JANE DOE")]
+        (6, "amina@finance", at, "frozen", "JANE DOE"),
+    ]
     assert ledger.acceptances("bV", 4)[0].sentence.startswith("The account holder is PETER OKELLO MUSA")
 
     result = run(sandbox, ledger, fake, "bV")  # the resume
@@ -167,8 +211,9 @@ def test_held_rows_are_paid_after_an_operator_accepts_them(sandbox: RunningSandb
     assert "Accepted by amina@finance: paid." in (ledger.row("bV", 4).name_check or "")
 
 
-def test_a_row_accepted_while_the_run_goes_on_is_paid_by_that_run(sandbox: RunningSandbox, ledger: Ledger,
-                                                                   fake: FakeTime) -> None:
+def test_a_row_accepted_while_the_run_goes_on_is_paid_by_that_run(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     new_batch(ledger, "bL", [person(2, "+254712000002", "Jane Doe"), person(3, "+254700000030", "Wanjiru Kamau")])
 
     class OperatorMeanwhile(FakeTime):
@@ -186,21 +231,28 @@ def test_a_row_accepted_while_the_run_goes_on_is_paid_by_that_run(sandbox: Runni
     assert len(ledger.acceptances("bL")) == 1
 
 
-def test_only_held_rows_can_be_accepted_and_then_none_is(sandbox: RunningSandbox, ledger: Ledger,
-                                                         fake: FakeTime) -> None:
+def test_only_held_rows_can_be_accepted_and_then_none_is(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     new_batch(ledger, "bV", MIXED)
     run(sandbox, ledger, fake, "bV")
     with pytest.raises(errors.NotHeld) as info:
         accept_held(ledger, "bV", [4, 2, 9], "amina@finance")
-    assert str(info.value) == ("only held rows can be accepted, and in batch bV row 2 is succeeded, there is no row 9; "
-                               "nothing was accepted")
+    assert str(info.value) == (
+        "only held rows can be accepted, and in batch bV row 2 is succeeded, there is no row 9; nothing was accepted"
+    )
     assert ledger.row("bV", 4).state is RowState.HELD and ledger.acceptances("bV") == []
 
 
 def test_an_acceptance_covers_only_what_was_held(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
     """A row held by a guardrail and accepted is still checked; a name that differs holds it again."""
-    new_batch(ledger, "bG", [person(2, "+254700000030", "Wanjiru Kamau", amount=90_000)], state=RowState.HELD,
-              note="Row 2 pays KES 90,000, 60 times the file's typical KES amount: held until you accept it")
+    new_batch(
+        ledger,
+        "bG",
+        [person(2, "+254700000030", "Wanjiru Kamau", amount=90_000)],
+        state=RowState.HELD,
+        note="Row 2 pays KES 90,000, 60 times the file's typical KES amount: held until you accept it",
+    )
     accept_held(ledger, "bG", [2], "amina@finance")
     run(sandbox, ledger, fake, "bG")
     row = ledger.row("bG", 2)
@@ -209,30 +261,40 @@ def test_an_acceptance_covers_only_what_was_held(sandbox: RunningSandbox, ledger
     assert paid_references(sandbox) == []
 
 
-def test_a_row_held_because_the_check_timed_out_is_checked_again_next_run(sandbox: RunningSandbox, ledger: Ledger,
-                                                                          fake: FakeTime) -> None:
+def test_a_row_held_because_the_check_timed_out_is_checked_again_next_run(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     new_batch(ledger, "bT", [person(2, "+254700000035", "Jane Doe")])  # TIMEOUT once, then an answer
     run(sandbox, ledger, fake, "bT", verify_tries=1)
     assert ledger.row("bT", 2).state is RowState.HELD
     assert ledger.row("bT", 2).note == (
         "Not verified: the name could not be checked (timeout (Kotani: The network did not answer the name lookup "
         "in time), 1 try): held, not paid. Run again later, accept the row, or allow unverified rows "
-        "(--allow-unverified).")
+        "(--allow-unverified)."
+    )
     run(sandbox, ledger, fake, "bT", verify_tries=1)
     assert ledger.row("bT", 2).state is RowState.SUCCEEDED and paid_references(sandbox) == ["bT-2-1"]
 
 
 def test_unverified_rows_are_paid_when_allowed(sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
     new_batch(ledger, "bU", [person(2, "+254700000005", "Jane Doe")])  # TIMEOUT every time
-    run(sandbox, ledger, fake, "bU", settings=with_policy(Settings(), parse_policy("[verify]\nallow_unverified = true\ntries = 2\n")))
+    run(
+        sandbox,
+        ledger,
+        fake,
+        "bU",
+        settings=with_policy(Settings(), parse_policy("[verify]\nallow_unverified = true\ntries = 2\n")),
+    )
     assert ledger.row("bU", 2).state is RowState.SUCCEEDED and looked_up(sandbox) == ["phone:+254700000005"] * 2
     assert "paid anyway because unverified rows are allowed" in (ledger.row("bU", 2).name_check or "")
 
 
 # -- the cache: 30 days, per environment ----------------------------------------------------------------
 
-def test_a_lookup_is_reused_for_30_days_in_its_own_environment_only(sandbox: RunningSandbox, ledger: Ledger,
-                                                                    fake: FakeTime) -> None:
+
+def test_a_lookup_is_reused_for_30_days_in_its_own_environment_only(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     jane = [person(2, "+254700000001", "Jane Mary Doe")]
     new_batch(ledger, "bA", jane)
     run(sandbox, ledger, fake, "bA")
@@ -243,7 +305,7 @@ def test_a_lookup_is_reused_for_30_days_in_its_own_environment_only(sandbox: Run
     run(sandbox, ledger, fake, "bB")
     assert looked_up(sandbox) == ["phone:+254700000001"], "reused within 30 days"
     assert ledger.row("bB", 2).state is RowState.SUCCEEDED
-    assert '(Looked up on 2026-09-21, reused.)' in (ledger.row("bB", 2).name_check or "")
+    assert "(Looked up on 2026-09-21, reused.)" in (ledger.row("bB", 2).name_check or "")
 
     new_batch(ledger, "bC", jane, env_id="e2")
     run(sandbox, ledger, fake, "bC", env_id="e2")
@@ -258,8 +320,10 @@ def test_a_lookup_is_reused_for_30_days_in_its_own_environment_only(sandbox: Run
 
 # -- pipelining ------------------------------------------------------------------------------------------
 
-def test_the_first_payout_leaves_before_the_last_lookup(sandbox: RunningSandbox, ledger: Ledger,
-                                                        fake: FakeTime) -> None:
+
+def test_the_first_payout_leaves_before_the_last_lookup(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     """Look-ups are spread over time by the reads budget (two per 5 s here); payment does not wait
     for them all: the sandbox's own clock shows the first payout before the last look-up."""
     people = [person(n, f"+2547120{n:05d}", f"Person {n}") for n in range(2, 62)]
@@ -274,8 +338,10 @@ def test_the_first_payout_leaves_before_the_last_lookup(sandbox: RunningSandbox,
 
 # -- verification off ------------------------------------------------------------------------------------
 
+
 def test_with_verification_off_rows_are_paid_without_lookups_and_held_rows_stay_held(
-        sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime) -> None:
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
     new_batch(ledger, "bO", MIXED)
     new_batch(ledger, "bH", [person(2, "+254712000099", "Held Person")], state=RowState.HELD, note="held by a guard")
     off = with_policy(Settings(), parse_policy("[verify]\nenabled = false\n"))
@@ -288,6 +354,7 @@ def test_with_verification_off_rows_are_paid_without_lookups_and_held_rows_stay_
 
 
 # -- the ledger ------------------------------------------------------------------------------------------
+
 
 def test_a_ledger_from_before_gains_the_lookup_cache_and_acceptances(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
@@ -303,8 +370,15 @@ def test_a_ledger_from_before_gains_the_lookup_cache_and_acceptances(tmp_path: P
     assert ledger.acceptances("b1") == []
 
 
-def run_in_virtual_time(sandbox: RunningSandbox, ledger: Ledger, batch_id: str, *, reads: tuple[Window, ...],
-                        concurrency: int, verify: bool = True) -> float:
+def run_in_virtual_time(
+    sandbox: RunningSandbox,
+    ledger: Ledger,
+    batch_id: str,
+    *,
+    reads: tuple[Window, ...],
+    concurrency: int,
+    verify: bool = True,
+) -> float:
     """A run whose pauses take no real time but keep their order (tests/virtual_time.py), to the
     end; returns the sandbox's time when it started."""
     time = VirtualTime(START, sandbox.state.clock)
@@ -312,12 +386,17 @@ def run_in_virtual_time(sandbox: RunningSandbox, ledger: Ledger, batch_id: str, 
     started = sandbox.state.clock.now()
 
     async def go() -> RunResult:
-        async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock,
-                                sleep=time.sleep) as client, time.running():
+        async with (
+            KotaniClient(
+                sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock, sleep=time.sleep
+            ) as client,
+            time.running(),
+        ):
             money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
             budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
             ctx = Context(ledger, client, money, budget, settings, env_id="e1", clock=time.clock)
             return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=time.sleep)
+
     assert anyio.run(go).exit_code == 0
     return started
 

@@ -28,8 +28,9 @@ def make_ledger(path: Path) -> Ledger:
     ledger = Ledger(path, clock=lambda: 1000.0)
     rows = []
     for n in range(2, 12):
-        payout = MobileMoneyPayout(row=n, name="Zoë", amount=Decimal(100 + n), currency="KES", country="KE",
-                                   phone=f"+2547123456{n:02d}")
+        payout = MobileMoneyPayout(
+            row=n, name="Zoë", amount=Decimal(100 + n), currency="KES", country="KE", phone=f"+2547123456{n:02d}"
+        )
         rows.append(NewRow(n, RowState.READY, payout, {}, []))
     ledger.create_batch("bF", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[], rows=rows)
     for n in range(2, 12):
@@ -46,9 +47,18 @@ def rows_snapshot(ledger: Ledger) -> str:
 
 
 def genuine(ref: str, status: str, secret: str = SECRET) -> tuple[bytes, str]:
-    data = {"status": status, "referenceId": ref, "referenceNumber": 80412000, "id": "6660aa01", "amount": 1500.5,
-            "walletId": "w", "transactionAmount": 1485, "transactionCost": 15.5, "customerKey": "c",
-            "accountName": "Nj\u00e9ri W\u00e4ng\u00e9 \u5317\u4eac"}
+    data = {
+        "status": status,
+        "referenceId": ref,
+        "referenceNumber": 80412000,
+        "id": "6660aa01",
+        "amount": 1500.5,
+        "walletId": "w",
+        "transactionAmount": 1485,
+        "transactionCost": 15.5,
+        "customerKey": "c",
+        "accountName": "Nj\u00e9ri W\u00e4ng\u00e9 \u5317\u4eac",
+    }
     return webhooks.signed_body(webhooks.WITHDRAWAL_EVENT, data, secret)
 
 
@@ -57,11 +67,11 @@ def mutations(rng: random.Random) -> list[Callable[[bytes, str], tuple[bytes, st
 
     def flip_hex(b: bytes, s: str) -> tuple[bytes, str | None]:
         i = rng.randrange(7, len(s))
-        return b, s[:i] + ("0" if s[i] != "0" else "1") + s[i + 1:]
+        return b, s[:i] + ("0" if s[i] != "0" else "1") + s[i + 1 :]
 
     def change_body(b: bytes, s: str) -> tuple[bytes, str | None]:
         i = rng.randrange(len(b))
-        return b[:i] + bytes([(b[i] + rng.randrange(1, 255)) % 256]) + b[i + 1:], s
+        return b[:i] + bytes([(b[i] + rng.randrange(1, 255)) % 256]) + b[i + 1 :], s
 
     return [
         lambda b, s: (b, None),
@@ -75,7 +85,12 @@ def mutations(rng: random.Random) -> list[Callable[[bytes, str], tuple[bytes, st
         flip_hex,
         change_body,
         lambda b, s: (b.replace(b'"event":', b'"extra":1,"event":'), s),
-        lambda b, s: (b.replace(b'"event":"transaction.withdrawal.status.updated"', b'"event":"transaction.deposit.status.updated"'), s),
+        lambda b, s: (
+            b.replace(
+                b'"event":"transaction.withdrawal.status.updated"', b'"event":"transaction.deposit.status.updated"'
+            ),
+            s,
+        ),
         lambda b, s: (b.replace(b'"FAILED"', b'"SUCCESSFUL"'), s),
         lambda b, s: (b, other_sig),  # a valid signature, for another reference
         lambda b, s: (other_body.replace(b"bF-3-1", b"bF-2-1"), other_sig),

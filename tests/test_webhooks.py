@@ -132,8 +132,10 @@ def node() -> str:
     fails the test in CI (``CI`` set: .ci/run installs Node.js) and skips it elsewhere, saying why."""
     found = shutil.which("node")
     if found is None:
-        why = ("Node.js is not installed: this test signs deliveries with the real JSON.stringify "
-               "(apt-get install -y nodejs; .ci/run installs it)")
+        why = (
+            "Node.js is not installed: this test signs deliveries with the real JSON.stringify "
+            "(apt-get install -y nodejs; .ci/run installs it)"
+        )
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)
@@ -142,10 +144,11 @@ def node() -> str:
 
 @pytest.mark.parametrize("amount", ["1500", "0.1", "123456789.25", "1e-7", "99999999999"])
 def test_deliveries_signed_by_real_json_stringify_verify(amount: str) -> None:
-    obj = ('{"event":"transaction.withdrawal.status.updated","data":{"referenceId":"x-1",'
-           '"status":"SUCCESSFUL","amount":' + amount + ',"name":"Ñandú Ōkubo 北京"}}')
-    out = subprocess.run([node(), "-e", NODE_SIGNER, "rotated", obj], capture_output=True,
-                         check=True, text=True)
+    obj = (
+        '{"event":"transaction.withdrawal.status.updated","data":{"referenceId":"x-1",'
+        '"status":"SUCCESSFUL","amount":' + amount + ',"name":"Ñandú Ōkubo 北京"}}'
+    )
+    out = subprocess.run([node(), "-e", NODE_SIGNER, "rotated", obj], capture_output=True, check=True, text=True)
     result = json.loads(out.stdout)
     ok = webhooks.verify(result["body"].encode(), result["sig"], ["current", "rotated"])
     record("genuine_deliveries", 1)

@@ -58,8 +58,9 @@ def to_pay(ledger: Ledger, batch_id: str) -> Plan:
     for r in ledger.rows(batch_id, RowState.READY):
         if r.payout is None:
             continue
-        cp = plan.currencies.setdefault(r.payout.currency, CurrencyPlan(r.payout.currency, 0, Decimal(0),
-                                                                        Decimal(0), None))
+        cp = plan.currencies.setdefault(
+            r.payout.currency, CurrencyPlan(r.payout.currency, 0, Decimal(0), Decimal(0), None)
+        )
         cp.rows += 1
         cp.total += r.payout.amount
     return plan
@@ -121,8 +122,10 @@ def resume(session: Session, policy: Policy, person: Person, batch_id: str) -> N
     same rules as approving it."""
     require(person, Action.APPROVE)
     session.batch_here(batch_id)
-    if needs_second_person(session, policy, batch_id) and person.name in people_of(
-            session.ledger.actions(batch_id)).makers:
+    if (
+        needs_second_person(session, policy, batch_id)
+        and person.name in people_of(session.ledger.actions(batch_id)).makers
+    ):
         raise errors.SamePerson(person.name, batch_id)
     session.ledger.record_action(batch_id, person.name, "asked to pay the rows left")
 
@@ -133,8 +136,10 @@ def accept_held(session: Session, policy: Policy, person: Person, batch_id: str,
     require(person, Action.ACCEPT_HELD)
     if running:
         raise errors.WrongStage(batch_id, Stage.RUNNING.value, "wait for the run to finish before accepting rows")
-    if needs_second_person(session, policy, batch_id) and person.name in people_of(
-            session.ledger.actions(batch_id)).makers:
+    if (
+        needs_second_person(session, policy, batch_id)
+        and person.name in people_of(session.ledger.actions(batch_id)).makers
+    ):
         raise errors.SamePerson(person.name, batch_id)
     payouts.accept_names(session, batch_id, [row], who=person.name)
     session.ledger.record_action(batch_id, person.name, ACCEPTED, f"row {row}")

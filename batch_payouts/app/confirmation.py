@@ -23,9 +23,17 @@ from batch_payouts.validate import Problem, Report, RowResult
 __all__ = ["Attention", "Confirmation", "CurrencyLine", "FeeEstimate", "confirmation"]
 
 # What a guardrail's finding is called in the list, by rule.
-_KIND = {Rule.EXACT_DUPLICATE: "duplicate", Rule.REPEATED_PAYMENT: "duplicate", Rule.SAME_PAYEE: "same payee",
-         Rule.ROW_LIMIT: "over the limit", Rule.BATCH_LIMIT: "over the limit", Rule.FILE_OUTLIER: "outlier",
-         Rule.HISTORY_OUTLIER: "outlier", Rule.TEMPLATE_EXAMPLE: "example row", Rule.HIDDEN_ROW: "hidden row"}
+_KIND = {
+    Rule.EXACT_DUPLICATE: "duplicate",
+    Rule.REPEATED_PAYMENT: "duplicate",
+    Rule.SAME_PAYEE: "same payee",
+    Rule.ROW_LIMIT: "over the limit",
+    Rule.BATCH_LIMIT: "over the limit",
+    Rule.FILE_OUTLIER: "outlier",
+    Rule.HISTORY_OUTLIER: "outlier",
+    Rule.TEMPLATE_EXAMPLE: "example row",
+    Rule.HIDDEN_ROW: "hidden row",
+}
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,9 @@ class Confirmation:
     total: str
 
 
-def confirmation(session: Session, planned: Planned, report: Report, options: RunOptions,
-                 policy: Policy) -> Confirmation:
+def confirmation(
+    session: Session, planned: Planned, report: Report, options: RunOptions, policy: Policy
+) -> Confirmation:
     """The confirmation screen of ``planned`` (a checked file's plan) under ``options``."""
     plan = planned.plan
     wallets = _wallets(session, options.wallets)
@@ -77,18 +86,32 @@ def confirmation(session: Session, planned: Planned, report: Report, options: Ru
         rows = [by_row[n].payout for n in sorted(plan.rows) if n in by_row]
         sent = [(p.method.value, p.amount) for p in rows if p is not None and p.currency == cur]
         wallet = wallets.get(cur)
-        lines.append(CurrencyLine(cur, wallet.id if wallet else None, wallet.balance if wallet else None, len(sent),
-                                  estimate(cur, sent, paid)))
+        lines.append(
+            CurrencyLine(
+                cur,
+                wallet.id if wallet else None,
+                wallet.balance if wallet else None,
+                len(sent),
+                estimate(cur, sent, paid),
+            )
+        )
     checks = known_names(session, report, policy, plan.rows) if options.name_check and policy.verify.enabled else None
     to_check = len(plan.rows) - len(checks.verdicts) if checks is not None else 0
-    return Confirmation(session.environment(), lines, _attention(report, plan.rows, set(planned.accepted), checks),
-                        to_check, plan.grand_total)
+    return Confirmation(
+        session.environment(),
+        lines,
+        _attention(report, plan.rows, set(planned.accepted), checks),
+        to_check,
+        plan.grand_total,
+    )
 
 
 def _wallets(session: Session, chosen: Mapping[str, str]) -> dict[str, Wallet]:
     """The wallet paying each currency: the one chosen (``--wallet``), else the account's first."""
+
     async def fetch(client: KotaniClient) -> list[Wallet]:
         return await client.list_wallets()
+
     found: dict[str, Wallet] = {}
     every = session.call(fetch)
     for wallet in every:
@@ -107,8 +130,9 @@ def _attention(report: Report, sending: set[int], accepted: set[int], checks: Na
     for result in report.valid_rows:
         guards = [p for p in result.problems if p.rule]
         verdict = verdicts.get(result.row)
-        named = verdict is not None and (verdict.finding is not Finding.NAME_MATCHES
-                                         or verdict.decision is not Decision.PAY)
+        named = verdict is not None and (
+            verdict.finding is not Finding.NAME_MATCHES or verdict.decision is not Decision.PAY
+        )
         if not guards and not named:
             continue
         kinds = tuple(dict.fromkeys(_KIND[Rule(p.rule)] for p in guards))

@@ -64,8 +64,16 @@ def read(uploads: Path, token: str) -> Draft:
         data = json.loads((uploads / token / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise errors.UnknownDraft(token) from None
-    return Draft(token, uploads / token, data["file"], data["maker"], data["label"], data["created_at"],
-                 dict(data.get("mapping", {})), data.get("batch_id"))
+    return Draft(
+        token,
+        uploads / token,
+        data["file"],
+        data["maker"],
+        data["label"],
+        data["created_at"],
+        dict(data.get("mapping", {})),
+        data.get("batch_id"),
+    )
 
 
 def waiting(uploads: Path) -> list[Draft]:
@@ -96,8 +104,14 @@ def submitted(draft: Draft, batch_id: str) -> Draft:
 
 
 def _write(draft: Draft) -> None:
-    data = {"file": draft.file, "maker": draft.maker, "label": draft.label, "created_at": draft.created_at,
-            "mapping": draft.mapping, "batch_id": draft.batch_id}
+    data = {
+        "file": draft.file,
+        "maker": draft.maker,
+        "label": draft.label,
+        "created_at": draft.created_at,
+        "mapping": draft.mapping,
+        "batch_id": draft.batch_id,
+    }
     temporary = draft.folder / (META + ".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
     temporary.chmod(0o600)

@@ -24,10 +24,25 @@ from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.sheets.read import RawSheet, read_sheet
 from batch_payouts.validate import Report, Rules
 
-__all__ = ["OFFLINE_NOTE", "Bank", "FileOptions", "RawSheet", "Report", "banks", "check", "check_offline", "load",
-           "require_valid_rows", "validation_exit_code", "write_report", "write_template"]
-OFFLINE_NOTE = ("no API key: the file was checked against the sandbox's built-in list of countries, currencies, "
-                "networks and banks; Kotani's live lists were not asked. Set KOTANI_API_KEY to check against them")
+__all__ = [
+    "OFFLINE_NOTE",
+    "Bank",
+    "FileOptions",
+    "RawSheet",
+    "Report",
+    "banks",
+    "check",
+    "check_offline",
+    "load",
+    "require_valid_rows",
+    "validation_exit_code",
+    "write_report",
+    "write_template",
+]
+OFFLINE_NOTE = (
+    "no API key: the file was checked against the sandbox's built-in list of countries, currencies, "
+    "networks and banks; Kotani's live lists were not asked. Set KOTANI_API_KEY to check against them"
+)
 WRITABLE = (".csv", ".xlsx")
 
 
@@ -57,8 +72,14 @@ class FileOptions:
 
 def load(path: Path, options: FileOptions) -> RawSheet:
     """The file's rows and headers, or InputFileError saying why it cannot be used."""
-    return read_sheet(path, encoding=options.encoding, delimiter=options.delimiter, sheet=options.sheet,
-                      mapping=options.mapping, limits=options.limits)
+    return read_sheet(
+        path,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        sheet=options.sheet,
+        mapping=options.mapping,
+        limits=options.limits,
+    )
 
 
 def check(session: Session, sheet: RawSheet, options: FileOptions) -> Report:
@@ -90,6 +111,7 @@ def bundled_catalog() -> Catalog:
     async def fetch(url: str) -> Catalog:
         async with KotaniClient(url, ApiKey("offline")) as client:
             return await fetch_catalog(client)
+
     with serve_in_thread(SandboxState(api_key="offline"), deliver_webhooks=False) as sandbox:
         return anyio.run(fetch, sandbox.base_url)
 
@@ -105,8 +127,9 @@ def validation_exit_code(report: Report) -> int:
     return 0 if len(report.valid_rows) == len(report.rows) and not report.holds() else 3
 
 
-def write_report(path: Path, sheet: RawSheet, report: Report,
-                 name_checks: Mapping[int, dict[str, str]] | None = None) -> Path:
+def write_report(
+    path: Path, sheet: RawSheet, report: Report, name_checks: Mapping[int, dict[str, str]] | None = None
+) -> Path:
     """Every row with its problems and normalised phone, as CSV or XLSX by suffix; with
     ``name_checks`` (row -> the name-check columns), each row's verdict, registered name and score too."""
     from batch_payouts.sheets.write import write_table
@@ -119,9 +142,16 @@ def write_report(path: Path, sheet: RawSheet, report: Report,
         result = by_row[raw.row]
         text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
         checked = (name_checks or {}).get(raw.row, {})
-        rows.append([*(raw.cells.get(h, "") for h in sheet.headers), raw.row,
-                     "yes" if result.valid else "no", text, result.normalised_phone,
-                     *(checked.get(c, "") for c in extra)])
+        rows.append(
+            [
+                *(raw.cells.get(h, "") for h in sheet.headers),
+                raw.row,
+                "yes" if result.valid else "no",
+                text,
+                result.normalised_phone,
+                *(checked.get(c, "") for c in extra),
+            ]
+        )
     write_table(path, headers, rows, text_columns={"normalised_phone", "registered_name"})
     return path
 
@@ -139,6 +169,8 @@ def write_template(path: Path, *, force: bool = False) -> Path:
 
 def banks(session: Session, currency: str) -> list[Bank]:
     """The banks the provider pays in ``currency``."""
+
     async def fetch(client: KotaniClient) -> list[Bank]:
         return await client.list_banks(currency.upper())
+
     return session.call(fetch)

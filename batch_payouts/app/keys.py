@@ -30,8 +30,13 @@ class KeyOptions:
     key_file: Path | None = None
 
 
-def resolve_key(options: KeyOptions, *, ask: Callable[[], str] | None = None,
-                warn: Callable[[str], None] | None = None, environ: Mapping[str, str] | None = None) -> ApiKey:
+def resolve_key(
+    options: KeyOptions,
+    *,
+    ask: Callable[[], str] | None = None,
+    warn: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ApiKey:
     """The key from the first source that has one. ``ask`` asks a person (hidden input), when the
     front end can; ``warn`` hears that a key given outright is visible to others."""
     env = os.environ if environ is None else environ
@@ -58,8 +63,7 @@ def _read_key_file(path: Path) -> str:
     except OSError as exc:
         raise errors.ConfigError(f"cannot read the key file {path}: {exc.strerror}") from None
     if mode & 0o077:
-        raise errors.ConfigError(f"the key file {path} is readable by others "
-                                 f"(mode {mode:04o}); run: chmod 600 {path}")
+        raise errors.ConfigError(f"the key file {path} is readable by others (mode {mode:04o}); run: chmod 600 {path}")
     return path.read_text().strip()
 
 

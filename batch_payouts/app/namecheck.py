@@ -36,16 +36,19 @@ class NameChecks:
         return {v.row for v in self.of(Decision.HOLD, Decision.REFUSE)}
 
 
-def check_names(session: Session, report: Report, policy: Policy, *,
-                reads_rate: tuple[Window, ...] = READS_DEFAULT) -> NameChecks:
+def check_names(
+    session: Session, report: Report, policy: Policy, *, reads_rate: tuple[Window, ...] = READS_DEFAULT
+) -> NameChecks:
     """Ask the provider about every valid row's account (each payee once; answers kept in the ledger
     reused for the policy's ``reuse_days``), on the reads allowance ``reads_rate``."""
     payouts = [r.payout for r in report.valid_rows if r.payout is not None]
     settings = settings_from(policy, session.environment().id)
 
     async def ask(client: KotaniClient) -> dict[int, Verdict]:
-        return await verify_all(client, session.reads_limiter(reads_rate), payouts,
-                                LedgerLookupCache(session.ledger), settings)
+        return await verify_all(
+            client, session.reads_limiter(reads_rate), payouts, LedgerLookupCache(session.ledger), settings
+        )
+
     return NameChecks(session.call(ask) if payouts else {}, asked=True)
 
 

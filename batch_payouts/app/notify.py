@@ -35,8 +35,12 @@ class Notifier:
         if before is not None:
             before.join(2 * TIMEOUT)  # messages arrive in the order they were told
         body = json.dumps({"text": text}).encode()
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"},  # noqa: S310
-                                         method="POST")
+        request = urllib.request.Request(  # noqa: S310 - the operator's own https/http webhook URL
+            url,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:  # noqa: S310 - an operator's URL
                 answer.read()

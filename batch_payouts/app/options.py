@@ -96,13 +96,22 @@ def limits(values: Iterable[str], option: str) -> dict[str, Decimal]:
     return found
 
 
-def guard_policy(path: Path | None, *, allow_duplicates: bool = False, include_hidden: bool = False,
-                 max_row_amount: Iterable[str] = (), max_total: Iterable[str] = ()) -> Policy:
+def guard_policy(
+    path: Path | None,
+    *,
+    allow_duplicates: bool = False,
+    include_hidden: bool = False,
+    max_row_amount: Iterable[str] = (),
+    max_total: Iterable[str] = (),
+) -> Policy:
     """The policy file (or the defaults) with the command line's guardrail options applied:
     ``--allow-duplicates``, ``--include-hidden``, ``--max-row-amount KES=…``, ``--max-total KES=…``."""
     return load_policy(path).with_overrides(
-        allow_duplicates=allow_duplicates, include_hidden=include_hidden,
-        max_row_amount=limits(max_row_amount, "--max-row-amount"), max_batch_total=limits(max_total, "--max-total"))
+        allow_duplicates=allow_duplicates,
+        include_hidden=include_hidden,
+        max_row_amount=limits(max_row_amount, "--max-row-amount"),
+        max_batch_total=limits(max_total, "--max-total"),
+    )
 
 
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}

@@ -33,10 +33,30 @@ from batch_payouts.ratelimit import MONEY, MONEY_DEFAULT, READS_DEFAULT, Limiter
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.validate import Report
 
-__all__ = ["AlreadyPaid", "NewBatch", "Plan", "Planned", "ResultsWritten", "RunOptions", "RunOutcome", "RunProgress",
-           "RunResult", "batch_id_for", "create_batch", "finish", "needs_confirmation", "operator", "plan_batch",
-           "plan_exit_code", "prepare_run", "require_covered", "resumable", "run_batch", "total_matches",
-           "write_finished"]
+__all__ = [
+    "AlreadyPaid",
+    "NewBatch",
+    "Plan",
+    "Planned",
+    "ResultsWritten",
+    "RunOptions",
+    "RunOutcome",
+    "RunProgress",
+    "RunResult",
+    "batch_id_for",
+    "create_batch",
+    "finish",
+    "needs_confirmation",
+    "operator",
+    "plan_batch",
+    "plan_exit_code",
+    "prepare_run",
+    "require_covered",
+    "resumable",
+    "run_batch",
+    "total_matches",
+    "write_finished",
+]
 SANDBOX_VISIBILITY_LAG = 2.0  # seconds: the built-in sandbox shows a payout at once
 SANDBOX_POLL_INTERVAL = 0.25  # seconds
 
@@ -141,9 +161,18 @@ def batch_id_for(session: Session, file: Path, label: str) -> str:
     return planning.batch_key(file.read_bytes(), label, session.environment().id)
 
 
-def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report, *, label: str,
-               pay_again: dict[int, str] | None = None, continuing: bool = False,
-               accepted: Collection[int] = (), held_by_check: Collection[int] = ()) -> Planned:
+def plan_batch(
+    session: Session,
+    batch_id: str,
+    sheet: RawSheet,
+    report: Report,
+    *,
+    label: str,
+    pay_again: dict[int, str] | None = None,
+    continuing: bool = False,
+    accepted: Collection[int] = (),
+    held_by_check: Collection[int] = (),
+) -> Planned:
     """The plan of the rows that will actually be sent: of a new batch (its repeats decided
     against every batch of the environment; ``pay_again``: row -> the operator's reason; rows a
     guardrail holds left out unless ``accepted``), or of what is left of an existing one. Rows
@@ -153,20 +182,24 @@ def plan_batch(session: Session, batch_id: str, sheet: RawSheet, report: Report,
         to_send, in_flight = planning.open_rows(session.ledger, batch_id)
         to_send |= {r.row for r in session.ledger.rows(batch_id, RowState.HELD) if r.row in accepted}
         to_send -= set(held_by_check)
-        return Planned(batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None,
-                       continuing)
-    new = planning.prepare_batch(session.ledger, batch_id, sheet, report, env_id=session.environment().id,
-                                 label=label, pay_again=pay_again or {})
+        return Planned(
+            batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None, continuing
+        )
+    new = planning.prepare_batch(
+        session.ledger, batch_id, sheet, report, env_id=session.environment().id, label=label, pay_again=pay_again or {}
+    )
     wrong = {n: next((r.state.value for r in new.rows if r.row == n), None) for n in accepted if n not in new.held}
     if wrong:
         raise errors.NotHeld(batch_id, wrong)
     sendable = (new.sendable | set(accepted)) - set(held_by_check)
-    return Planned(batch_id, planning.make_plan(report, money, sendable=sendable), new, continuing,
-                   accepted=sorted(accepted))
+    return Planned(
+        batch_id, planning.make_plan(report, money, sendable=sendable), new, continuing, accepted=sorted(accepted)
+    )
 
 
-def guard_continued(session: Session, batch_id: str, report: Report, who: str | None = None) -> tuple[list[int],
-                                                                                                      list[int]]:
+def guard_continued(
+    session: Session, batch_id: str, report: Report, who: str | None = None
+) -> tuple[list[int], list[int]]:
     """A batch continued under this run's guardrails: rows never sent that they now hold become
     HELD (unless a person accepted this very hold, the same sentences, before); rows a guardrail held that they now let
     through (say ``--allow-duplicates`` was given) are released, recorded as accepted by ``who``
@@ -177,8 +210,11 @@ def guard_continued(session: Session, batch_id: str, report: Report, who: str | 
         if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
             continue  # sent before, or held by the payee check: not the guardrails' to decide
         note = planning.hold_note(held_now.get(row.row, []))
-        if row.state is RowState.READY and note and note not in {a.sentence for a in ledger.acceptances(batch_id,
-                                                                                                         row.row)}:
+        if (
+            row.state is RowState.READY
+            and note
+            and note not in {a.sentence for a in ledger.acceptances(batch_id, row.row)}
+        ):
             ledger.move(batch_id, row.row, RowState.HELD, note=note)
             reheld.append(row.row)
         elif row.state is RowState.HELD and row.row not in held_now:
@@ -192,8 +228,17 @@ def plan_exit_code(planned: Planned, report: Report) -> int:
     return 0 if planned.plan.covered and len(report.valid_rows) == len(report.rows) else 3
 
 
-def prepare_run(session: Session, file: Path, sheet: RawSheet, report: Report, *, label: str,
-                pay_again: dict[int, str], strict: bool, accepted: Collection[int] = ()) -> Planned | AlreadyPaid:
+def prepare_run(
+    session: Session,
+    file: Path,
+    sheet: RawSheet,
+    report: Report,
+    *,
+    label: str,
+    pay_again: dict[int, str],
+    strict: bool,
+    accepted: Collection[int] = (),
+) -> Planned | AlreadyPaid:
     """Before paying a checked file: refuse a file with nothing to pay (or, ``strict``, with
     invalid rows); a file whose batch is finished is AlreadyPaid; else the plan (``accepted``:
     held rows a person accepts in this run, counted in it). A batch continued is first brought
@@ -226,17 +271,20 @@ def write_finished(session: Session, finished: AlreadyPaid, results_path: Path |
     """The finished batch's results file (``results_path`` None: named after the batch, next to
     its file), and the verdict its rows call for."""
     batch_id = finished.batch.id
-    path = results.write(session.ledger, batch_id, results_path or results.default_path(finished.batch.source,
-                                                                                        batch_id))
-    return ResultsWritten(path, facts.verdict(session.ledger, batch_id,
-                                              facts.exit_code_for(session.ledger.counts(batch_id))))
+    path = results.write(
+        session.ledger, batch_id, results_path or results.default_path(finished.batch.source, batch_id)
+    )
+    return ResultsWritten(
+        path, facts.verdict(session.ledger, batch_id, facts.exit_code_for(session.ledger.counts(batch_id)))
+    )
 
 
 def require_covered(planned: Planned, *, allow_partial: bool) -> None:
     """PlanRefused when the payout balance does not cover the plan, unless paying what it covers is allowed."""
     if not planned.plan.covered and not allow_partial:
-        raise errors.PlanRefused("the payout balance does not cover this run; top up, "
-                                 "or use --allow-partial to pay what it covers")
+        raise errors.PlanRefused(
+            "the payout balance does not cover this run; top up, or use --allow-partial to pay what it covers"
+        )
 
 
 def needs_confirmation(planned: Planned) -> bool:
@@ -248,8 +296,10 @@ def needs_confirmation(planned: Planned) -> bool:
 
 def total_matches(typed: str, plan: Plan) -> bool:
     """The total a person typed, thousands separators, spacing and case aside."""
+
     def canon(text: str) -> str:
         return " ".join(text.replace(",", "").split()).upper()
+
     return canon(typed) == canon(plan.grand_total)
 
 
@@ -266,8 +316,14 @@ def create_batch(session: Session, planned: Planned, sheet: RawSheet, *, who: st
     operator) and the rows it takes over, in one transaction. Nothing for an existing batch."""
     if planned.new is None:
         return
-    planning.persist_batch(session.ledger, planned.new, sheet, fingerprint=planned.batch_id,
-                           options={"mapping": sheet.mapping}, who=who or operator())
+    planning.persist_batch(
+        session.ledger,
+        planned.new,
+        sheet,
+        fingerprint=planned.batch_id,
+        options={"mapping": sheet.mapping},
+        who=who or operator(),
+    )
 
 
 def resumable(session: Session, batch_id: str) -> BatchRecord:
@@ -285,9 +341,14 @@ def resumable(session: Session, batch_id: str) -> BatchRecord:
 
 def settings_for(session: Session, options: RunOptions) -> Settings:
     """The engine's settings; the built-in sandbox shows payouts at once, so it is read sooner."""
-    settings = Settings(concurrency=options.concurrency, visibility_lag=options.visibility_lag,
-                        poll_interval=options.poll_interval, callback_url=options.callback_url,
-                        wallets=dict(options.wallets), poll=options.poll)
+    settings = Settings(
+        concurrency=options.concurrency,
+        visibility_lag=options.visibility_lag,
+        poll_interval=options.poll_interval,
+        callback_url=options.callback_url,
+        wallets=dict(options.wallets),
+        poll=options.poll,
+    )
     if options.policy is not None:
         settings = with_policy(settings, options.policy)
     settings.verify = settings.verify and options.name_check
@@ -309,8 +370,9 @@ class AmountsByState:
     """The batch's amounts per state and currency, summed again only when the counts changed and at
     most once every ``every`` seconds (a sum reads every row: at 100,000 rows, not on every pass)."""
 
-    def __init__(self, ledger: Ledger, batch_id: str, *, every: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ledger: Ledger, batch_id: str, *, every: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ledger, self.batch_id, self.every, self.clock = ledger, batch_id, every, clock
         self.counts: dict[str, int] | None = None
         self.at = -every
@@ -319,13 +381,20 @@ class AmountsByState:
     def now(self, counts: dict[str, int]) -> tuple[tuple[str, str, Decimal], ...]:
         if counts != self.counts and self.clock() - self.at >= self.every:
             self.counts, self.at = dict(counts), self.clock()
-            self.last = tuple((state.value, currency, amount)
-                              for state, currency, _, amount in self.ledger.totals(self.batch_id))
+            self.last = tuple(
+                (state.value, currency, amount) for state, currency, _, amount in self.ledger.totals(self.batch_id)
+            )
         return self.last
 
 
-def run_batch(session: Session, batch_id: str, options: RunOptions, *,
-              progress: ProgressListener | None = None, actor: str | None = None) -> RunResult:
+def run_batch(
+    session: Session,
+    batch_id: str,
+    options: RunOptions,
+    *,
+    progress: ProgressListener | None = None,
+    actor: str | None = None,
+) -> RunResult:
     """Pay every row of the batch still to pay, once, and follow them until settled or
     ``options.wait_timeout`` seconds pass. One runner per batch (a lease in the ledger: a second
     runner is refused with BatchLocked). ``progress`` hears every pass of the run loop. The run is
@@ -344,8 +413,17 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
             ready = counts.get("ready", 0)
             if progress is not None:
                 settled = sum(counts.get(s.value, 0) for s in SETTLED_STATES)
-                progress(RunProgress(batch_id, counts, total, settled, ready,
-                                     ready / max(money.rate_per_minute(), 1e-9) * 60, amounts.now(counts)))
+                progress(
+                    RunProgress(
+                        batch_id,
+                        counts,
+                        total,
+                        settled,
+                        ready,
+                        ready / max(money.rate_per_minute(), 1e-9) * 60,
+                        amounts.now(counts),
+                    )
+                )
             if events is not None:
                 events.write(json.dumps({"at": time.time(), "batch": batch_id, "counts": counts}) + "\n")
                 events.flush()
@@ -357,6 +435,7 @@ def run_batch(session: Session, batch_id: str, options: RunOptions, *,
         async def go(client: KotaniClient) -> RunResult:
             ctx = Context(session.ledger, client, money, reads, settings, env_id=env_id, clock=session.clock)
             return await engine_run(ctx, batch_id, wait_timeout=options.wait_timeout, progress=heard)
+
         return session.call(go)
 
 
@@ -364,5 +443,6 @@ def finish(session: Session, batch_id: str, result: RunResult, results_path: Pat
     """Write the results file (unless the one at ``results_path`` is already up to date: a settled
     batch resumed) and gather how the run ended."""
     written = results.write_unless_current(session.ledger, batch_id, results_path)
-    return RunOutcome(batch_id, result, results_path,
-                      facts.batch_status(session.ledger, batch_id, code=result.exit_code), not written)
+    return RunOutcome(
+        batch_id, result, results_path, facts.batch_status(session.ledger, batch_id, code=result.exit_code), not written
+    )

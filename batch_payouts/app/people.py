@@ -44,8 +44,9 @@ class Action(StrEnum):
 PERMITTED: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.READ}),
     Role.MAKER: frozenset({Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY}),
-    Role.APPROVER: frozenset({Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY, Action.APPROVE,
-                              Action.ACCEPT_HELD}),
+    Role.APPROVER: frozenset(
+        {Action.READ, Action.UPLOAD, Action.SUBMIT, Action.RETRY, Action.APPROVE, Action.ACCEPT_HELD}
+    ),
     Role.ADMIN: frozenset({Action.READ, Action.MANAGE_PEOPLE}),
 }
 
@@ -98,8 +99,9 @@ def role_of(text: str) -> Role:
 def check_name(name: str) -> str:
     """A username: 1-64 characters of lower-case letters, digits and ``._-@``."""
     if not name or len(name) > 64 or set(name) - NAME_CHARS:
-        raise errors.BadValue(f"{name!r} is not a username: use 1 to 64 lower-case letters, digits, '.', '_', '-' "
-                              "or '@'", "NAME")
+        raise errors.BadValue(
+            f"{name!r} is not a username: use 1 to 64 lower-case letters, digits, '.', '_', '-' or '@'", "NAME"
+        )
     return name
 
 
@@ -109,12 +111,17 @@ def check_password(password: str) -> str:
     return password
 
 
-def add_person(ledger: Ledger, name: str, role: Role, password: str, *, totp: bool = False,
-               by: str = "command line") -> Added:
+def add_person(
+    ledger: Ledger, name: str, role: Role, password: str, *, totp: bool = False, by: str = "command line"
+) -> Added:
     """A new person with a hashed password (and a TOTP secret when ``totp``); UserExists if taken."""
     secret = second_factor.new_secret() if totp else None
-    ledger.add_user(check_name(name), role=role.value, password_hash=passwords.hash_password(check_password(password)),
-                    totp_secret=secret)
+    ledger.add_user(
+        check_name(name),
+        role=role.value,
+        password_hash=passwords.hash_password(check_password(password)),
+        totp_secret=secret,
+    )
     ledger.record_action(None, by, "added person", f"{name} as {role.value}")
     return Added(name, role, second_factor.provisioning_uri(secret, name) if secret else None)
 
@@ -173,8 +180,16 @@ class Throttle:
             self._failures.pop(key, None)
 
 
-def sign_in(ledger: Ledger, throttle: Throttle, *, name: str, password: str, code: str = "", address: str = "",
-            at: float | None = None) -> Person:
+def sign_in(
+    ledger: Ledger,
+    throttle: Throttle,
+    *,
+    name: str,
+    password: str,
+    code: str = "",
+    address: str = "",
+    at: float | None = None,
+) -> Person:
     """The person, when name, password (and code, for a person with a second factor) are right;
     SignInFailed (one sentence whatever was wrong) or SignInThrottled after too many failures."""
     keys = (f"name:{name.strip().lower()}", f"address:{address}")
@@ -182,8 +197,12 @@ def sign_in(ledger: Ledger, throttle: Throttle, *, name: str, password: str, cod
     user = ledger.user(name.strip().lower())
     if user is None:
         passwords.spend_time_like_a_check(password)
-    ok = (user is not None and not user.disabled and passwords.password_matches(user.password_hash, password)
-          and (user.totp_secret is None or second_factor.code_matches(user.totp_secret, code, at)))
+    ok = (
+        user is not None
+        and not user.disabled
+        and passwords.password_matches(user.password_hash, password)
+        and (user.totp_secret is None or second_factor.code_matches(user.totp_secret, code, at))
+    )
     if not ok or user is None:
         throttle.failed(*keys)
         raise errors.SignInFailed()

@@ -21,8 +21,9 @@ class Receiving:
 
 
 @contextlib.contextmanager
-def receiving(ledger_path: Path | None, host: str, port: int,
-              secrets: tuple[str, ...] | None = None) -> Iterator[Receiving]:
+def receiving(
+    ledger_path: Path | None, host: str, port: int, secrets: tuple[str, ...] | None = None
+) -> Iterator[Receiving]:
     """Serve the receiver in a background thread until the block ends. ``secrets`` None: the
     webhook secrets of the environment (``KOTANI_WEBHOOK_SECRET``)."""
     from batch_payouts.engine.receiver_server import serve_receiver

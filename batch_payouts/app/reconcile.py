@@ -29,8 +29,10 @@ def reconcile(session: Session, batch_id: str) -> Reconciled:
     session.batch_here(batch_id)
 
     async def go(client: KotaniClient) -> Comparison:
-        return await compare(session.ledger, client, batch_id, reads=Limiter(READS_DEFAULT, holds=session.holds),
-                             clock=session.clock)
+        return await compare(
+            session.ledger, client, batch_id, reads=Limiter(READS_DEFAULT, holds=session.holds), clock=session.clock
+        )
+
     found = session.call(go)
     disagree = bool(found.paid_not_recorded or found.recorded_unknown or found.corrected)
     return Reconciled(batch_id, found, facts.verdict(session.ledger, batch_id, 3 if disagree else 0))

@@ -56,12 +56,21 @@ def _stamp(ledger: Ledger, batch_id: str, path: Path) -> str:
     tool's version, and the file itself (its size and time, as written)."""
     batch = ledger.batch(batch_id)
     stat = path.stat() if path.exists() else None
-    return json.dumps([batch.updated_at, batch.env_id, batch.options, __version__,
-                       stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+    return json.dumps(
+        [
+            batch.updated_at,
+            batch.env_id,
+            batch.options,
+            __version__,
+            stat.st_size if stat else None,
+            stat.st_mtime_ns if stat else None,
+        ]
+    )
 
 
-def write_for(where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None,
-              final: bool = False) -> Path:
+def write_for(
+    where: Where, batch_id: str, output: Path, *, on_environment: OnEnvironment | None = None, final: bool = False
+) -> Path:
     """The results file of a batch, from the ledger alone (also while the batch runs). ``final``:
     one line per row of the original file with its latest attempt's outcome across every retry.
     An output ending in .pdf is the one-page summary of the batch."""

@@ -47,8 +47,9 @@ def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry
         parent = batch_of_results(selection)
     batch = session.batch_here(parent)
     catalog = session.catalog()
-    plan = retry_mod.plan_retry(session.ledger, parent, catalog, now=session.clock(), cooloff=cooloff,
-                                selection=selection)
+    plan = retry_mod.plan_retry(
+        session.ledger, parent, catalog, now=session.clock(), cooloff=cooloff, selection=selection
+    )
     return PlannedRetry(batch, plan, _totals(plan), catalog)
 
 
@@ -57,8 +58,10 @@ def batch_of_results(selection: list[dict[str, str]]) -> str:
     refs = {(r.get("reference_id") or r.get("result_reference_id") or "").strip() for r in selection}
     batches = {ref.rsplit("-", 2)[0] for ref in refs if ref.count("-") >= 2}
     if len(batches) != 1:
-        raise errors.InputFileError("results file", "cannot tell which batch these results belong to "
-                                    "(the reference_id column is missing or mixes batches)")
+        raise errors.InputFileError(
+            "results file",
+            "cannot tell which batch these results belong to (the reference_id column is missing or mixes batches)",
+        )
     return batches.pop()
 
 

@@ -35,8 +35,14 @@ class RunState:
 class Runs:
     """Starts and watches the server's runs."""
 
-    def __init__(self, open_session: OpenSession, options: payouts.RunOptions, *,
-                 on_finished: Finished | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        open_session: OpenSession,
+        options: payouts.RunOptions,
+        *,
+        on_finished: Finished | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._open = open_session
         self._options = options
         self._on_finished = on_finished
@@ -84,8 +90,9 @@ class Runs:
                 batch = session.batch_here(batch_id)
                 try:
                     result = payouts.run_batch(session, batch_id, self._options, progress=heard, actor=actor)
-                    state.outcome = payouts.finish(session, batch_id, result,
-                                                   app_results.default_path(batch.source, batch_id))
+                    state.outcome = payouts.finish(
+                        session, batch_id, result, app_results.default_path(batch.source, batch_id)
+                    )
                     code = state.outcome.verdict.exit_code
                     session.ledger.record_action(batch_id, actor, "run ended", f"exit code {code}")
                 except errors.BatchPayoutsError as exc:
@@ -94,8 +101,10 @@ class Runs:
         except errors.BatchPayoutsError as exc:
             state.error = str(exc)
         except Exception as exc:  # a worker must say why it stopped; the next run picks the batch up
-            state.error = (f"the run stopped unexpectedly ({type(exc).__name__}); what was recorded is safe: "
-                           "an approver can pay the rows left")
+            state.error = (
+                f"the run stopped unexpectedly ({type(exc).__name__}); what was recorded is safe: "
+                "an approver can pay the rows left"
+            )
         finally:
             state.finished_at = self._clock()
             if self._on_finished is not None:

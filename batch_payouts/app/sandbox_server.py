@@ -63,7 +63,13 @@ def serve_sandbox(options: SandboxServerOptions, announce: Callable[[str], None]
     from batch_payouts.sandbox import SandboxClock, SandboxState
     from batch_payouts.sandbox.server import serve_forever
 
-    state = SandboxState(api_key=options.api_key, webhook_secret=options.webhook_secret,
-                         webhook_url=options.webhook_url, clock=SandboxClock(speed=options.clock_speed),
-                         seed_value=options.seed, balances=dict(options.balances), knobs=options.knobs)
+    state = SandboxState(
+        api_key=options.api_key,
+        webhook_secret=options.webhook_secret,
+        webhook_url=options.webhook_url,
+        clock=SandboxClock(speed=options.clock_speed),
+        seed_value=options.seed,
+        balances=dict(options.balances),
+        knobs=options.knobs,
+    )
     serve_forever(state, host=options.host, port=options.port, log_level="warning", announce=announce)

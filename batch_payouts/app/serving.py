@@ -15,8 +15,10 @@ from batch_payouts import errors, serve
 from batch_payouts.app.session import SessionOptions, open_session
 from batch_payouts.app.workspace import Workspace, WorkspaceOptions
 
-INSECURE = ("the console is served over plain HTTP on {host}: passwords and session cookies cross the network "
-            "unencrypted; use --tls-cert and --tls-key")
+INSECURE = (
+    "the console is served over plain HTTP on {host}: passwords and session cookies cross the network "
+    "unencrypted; use --tls-cert and --tls-key"
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def listen_from(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool,
-                warn: Callable[[str], None]) -> Listen:
+def listen_from(
+    host: str, port: int, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool, warn: Callable[[str], None]
+) -> Listen:
     """The listening options, refused when another address than loopback would be served without TLS
     (unless ``insecure_http``, which ``warn`` hears about)."""
     if (tls_cert is None) != (tls_key is None):
@@ -50,15 +53,18 @@ def listen_from(host: str, port: int, tls_cert: Path | None, tls_key: Path | Non
     tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
     if not is_loopback(host) and tls is None:
         if not insecure_http:
-            raise errors.UsageProblem(f"listening on {host} (not this machine alone) needs --tls-cert and --tls-key, "
-                                      "or --insecure-http to serve plain HTTP anyway")
+            raise errors.UsageProblem(
+                f"listening on {host} (not this machine alone) needs --tls-cert and --tls-key, "
+                "or --insecure-http to serve plain HTTP anyway"
+            )
         warn(INSECURE.format(host=host))
     return Listen(host, port, tls, insecure_http)
 
 
 @contextlib.contextmanager
-def workspace(session: SessionOptions, options: WorkspaceOptions, *,
-              ask_key: Callable[[], str] | None = None) -> Iterator[Workspace]:
+def workspace(
+    session: SessionOptions, options: WorkspaceOptions, *, ask_key: Callable[[], str] | None = None
+) -> Iterator[Workspace]:
     """The server's workspace, its session (and built-in sandbox) open until the block ends."""
     with open_session(session, ask_key=ask_key) as opened:
         yield Workspace(opened, options)
@@ -67,5 +73,6 @@ def workspace(session: SessionOptions, options: WorkspaceOptions, *,
 def serve_forever(app: Any, listen: Listen, announce: Callable[[str], None]) -> None:
     """Serve ``app`` in the foreground until interrupted; ``announce(url)`` hears the bound URL."""
     tls = (str(listen.tls[0]), str(listen.tls[1])) if listen.tls else None
-    serve.forever(app, host=listen.host, port=listen.port, log_level="warning", announce=announce, tls=tls,
-                  lifespan="off")
+    serve.forever(
+        app, host=listen.host, port=listen.port, log_level="warning", announce=announce, tls=tls, lifespan="off"
+    )

@@ -73,17 +73,31 @@ class Session:
 
     def call(self, fn: Callable[[KotaniClient], Awaitable[T]]) -> T:
         """Run ``fn`` with a fresh client in its own event loop (callable from any thread)."""
+
         def audit(call: CallRecord) -> None:
             if request_class(call.method, call.path) == "reads":
                 self.read_times.append(time.monotonic() - call.duration)
-            self.ledger.audit(method=call.method, path=call.path, status=call.status,
-                              duration=call.duration, request=call.request_body,
-                              response=call.response_body, error=call.error, actor=self.actor)
+            self.ledger.audit(
+                method=call.method,
+                path=call.path,
+                status=call.status,
+                duration=call.duration,
+                request=call.request_body,
+                response=call.response_body,
+                error=call.error,
+                actor=self.actor,
+            )
 
         async def go() -> T:
-            async with KotaniClient(self.base_url, self.key, on_call=audit, holds=self.holds,
-                                    timeouts=Timeouts(attempt=self.attempt_timeout)) as client:
+            async with KotaniClient(
+                self.base_url,
+                self.key,
+                on_call=audit,
+                holds=self.holds,
+                timeouts=Timeouts(attempt=self.attempt_timeout),
+            ) as client:
                 return await fn(client)
+
         with first_error():  # concurrent steps failed: report the first cause as itself
             return anyio.run(go)
 
@@ -98,11 +112,12 @@ class Session:
         """This session's host and Kotani account (asked of the provider once), registered in the ledger."""
         if self._env is None:
             if self.sandbox is not None:
-                env = envs.environment(envs.BUILT_IN_SANDBOX_URL, self.sandbox.state.integrator,
-                                       built_in_sandbox=True)
+                env = envs.environment(envs.BUILT_IN_SANDBOX_URL, self.sandbox.state.integrator, built_in_sandbox=True)
             else:
+
                 async def integrators(client: KotaniClient) -> list[str | None]:
                     return [w.integrator for w in await client.list_wallets()]
+
                 account = envs.account_from(self.call(integrators), self.key.reveal(), self.ledger.salt())
                 env = envs.environment(self.base_url, account)
             self.ledger.register_environment(env)
@@ -121,8 +136,10 @@ class Session:
 
     def balances(self) -> dict[str, Decimal]:
         """The payout balance per currency (major units)."""
+
         async def fetch(client: KotaniClient) -> dict[str, Decimal]:
             return {w.currency.upper(): w.balance for w in await client.list_wallets()}
+
         return self.call(fetch)
 
 
@@ -144,9 +161,13 @@ def sandbox_books(ledger_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_session(options: SessionOptions, *, ask_key: Callable[[], str] | None = None,
-                 warn: Callable[[str], None] | None = None,
-                 on_environment: Callable[[Environment], None] | None = None) -> Iterator[Session]:
+def open_session(
+    options: SessionOptions,
+    *,
+    ask_key: Callable[[], str] | None = None,
+    warn: Callable[[str], None] | None = None,
+    on_environment: Callable[[Environment], None] | None = None,
+) -> Iterator[Session]:
     """The ledger and the provider (the real API, or the built-in sandbox served on a loopback
     port with its books), with every call recorded in the ledger's audit trail.
 
@@ -166,8 +187,10 @@ def open_session(options: SessionOptions, *, ask_key: Callable[[], str] | None =
             try:
                 state = stack.enter_context(held(sandbox_books(Path(state_path)), speed=options.sandbox_speed))
             except SandboxBusy:
-                raise errors.ConfigError("the built-in sandbox of this ledger is being used by another command; "
-                                         "wait for it to finish, then try again") from None
+                raise errors.ConfigError(
+                    "the built-in sandbox of this ledger is being used by another command; "
+                    "wait for it to finish, then try again"
+                ) from None
             key = ApiKey(state.api_key)
             sandbox = stack.enter_context(serve_in_thread(state))
             base_url = sandbox.base_url

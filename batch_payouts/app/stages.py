@@ -6,8 +6,17 @@ from __future__ import annotations
 from batch_payouts import errors
 from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, Ledger
 
-__all__ = ["ACCEPTED", "APPROVED", "DECIDING", "RETRY_ASKED", "RUN_STARTED", "SUBMITTED", "UPLOADED",
-           "latest_decision", "require_approved"]
+__all__ = [
+    "ACCEPTED",
+    "APPROVED",
+    "DECIDING",
+    "RETRY_ASKED",
+    "RUN_STARTED",
+    "SUBMITTED",
+    "UPLOADED",
+    "latest_decision",
+    "require_approved",
+]
 
 UPLOADED, SUBMITTED = "uploaded", "submitted for approval"
 RETRY_ASKED = "asked for a retry"
@@ -28,8 +37,12 @@ def require_approved(ledger: Ledger, batch_id: str) -> None:
     while it is uploaded or awaiting approval. Batches made on the command line are not concerned."""
     latest = latest_decision(ledger, batch_id)
     if latest == UPLOADED:
-        raise errors.WrongStage(batch_id, "not submitted for approval in the console",
-                                "it is paid only once submitted there and approved by an approver")
+        raise errors.WrongStage(
+            batch_id,
+            "not submitted for approval in the console",
+            "it is paid only once submitted there and approved by an approver",
+        )
     if latest == SUBMITTED:
-        raise errors.WrongStage(batch_id, "awaiting approval in the console",
-                                "it is paid only once an approver approves it there")
+        raise errors.WrongStage(
+            batch_id, "awaiting approval in the console", "it is paid only once an approver approves it there"
+        )

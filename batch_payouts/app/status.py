@@ -128,8 +128,9 @@ def batch_status(ledger: Ledger, batch_id: str, *, code: int | None = None) -> B
     for), asked of the ledger: counted and summed there, no row decoded but those without a payout."""
     shown, total = ledger.corrections(batch_id, SHOWN_CORRECTIONS)
     code = exit_code_for(ledger.counts(batch_id)) if code is None else code
-    return BatchStatus(batch_id, summary(ledger, batch_id), shown, verdict(ledger, batch_id, code),
-                       more_corrections=total - len(shown))
+    return BatchStatus(
+        batch_id, summary(ledger, batch_id), shown, verdict(ledger, batch_id, code), more_corrections=total - len(shown)
+    )
 
 
 @contextlib.contextmanager
@@ -144,8 +145,9 @@ def read_batch(ledger: Ledger, batch_id: str, where: Where, on_environment: OnEn
     another environment than the batch's. ``on_environment`` hears the batch's environment first."""
     batch = ledger.batch(batch_id)
     env = ledger.environment(batch.env_id)
-    wanted = envs.BUILT_IN_SANDBOX_URL if where.sandbox else envs.normalise_url(where.base_url) if where.base_url \
-        else None
+    wanted = (
+        envs.BUILT_IN_SANDBOX_URL if where.sandbox else envs.normalise_url(where.base_url) if where.base_url else None
+    )
     if env is not None:
         if on_environment is not None:
             on_environment(env)
@@ -166,9 +168,12 @@ def recent_batches(where: Where) -> list[BatchLine]:
     """The most recent batches of every environment, newest first."""
     with open_ledger(where) as ledger:
         names = {e.id: f"{e.kind} {e.host}" for e in ledger.environments()}
-        return [BatchLine(b.id, names.get(b.env_id, "?"), b.label, b.source, sum(ledger.counts(b.id).values()),
-                          b.created_at)
-                for b in ledger.batches()]
+        return [
+            BatchLine(
+                b.id, names.get(b.env_id, "?"), b.label, b.source, sum(ledger.counts(b.id).values()), b.created_at
+            )
+            for b in ledger.batches()
+        ]
 
 
 def sent_so_far(ledger_path: Path, batch_id: str) -> int | None:

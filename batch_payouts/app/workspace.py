@@ -182,8 +182,10 @@ class AuditLine:
     detail: str
 
 
-MEDIA = {".csv": "text/csv; charset=utf-8",
-         ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+MEDIA = {
+    ".csv": "text/csv; charset=utf-8",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 class Workspace:
@@ -234,10 +236,20 @@ class Workspace:
                 who = approvals.people_of(ledger.actions(b.id))
                 plan = approvals.to_pay(ledger, b.id)
                 totals = _all_totals(ledger.rows(b.id))
-                out.append(BatchLine(b.id, b.label or Path(b.source).name, b.label, Path(b.source).name,
-                                     self.environment.kind, totals or plan.grand_total,
-                                     approvals.stage_of(ledger, b.id, running=self.runs.running(b.id)).value,
-                                     who.makers, who.approvers, b.created_at))
+                out.append(
+                    BatchLine(
+                        b.id,
+                        b.label or Path(b.source).name,
+                        b.label,
+                        Path(b.source).name,
+                        self.environment.kind,
+                        totals or plan.grand_total,
+                        approvals.stage_of(ledger, b.id, running=self.runs.running(b.id)).value,
+                        who.makers,
+                        who.approvers,
+                        b.created_at,
+                    )
+                )
             return out
 
     # -- upload --------------------------------------------------------------------------------------
@@ -248,22 +260,25 @@ class Workspace:
         require(person, Action.UPLOAD)
         name = safe_filename(filename)
         if len(content) > self.options.max_file_bytes:
-            raise errors.InputFileError(name, f"is larger than the {self.options.max_file_bytes // (1024 * 1024)} MB "
-                                              "limit for uploads")
+            raise errors.InputFileError(
+                name, f"is larger than the {self.options.max_file_bytes // (1024 * 1024)} MB limit for uploads"
+            )
         draft = drafts.save(self.uploads, name, content, maker=person.name, label=label.strip())
         files.load(draft.path, self._file_options(draft))
         with self.acting(person.name) as session:
             existing = payouts.batch_id_for(session, draft.path, draft.label)
             if session.ledger.has_batch(existing):
                 drafts.submitted(draft, existing)
-                return Uploaded(existing, "this file was uploaded before with this label: here is its batch "
-                                          "(nothing is paid twice)")
+                return Uploaded(
+                    existing, "this file was uploaded before with this label: here is its batch (nothing is paid twice)"
+                )
         return Uploaded(None, draft=draft.token)
 
     def _file_options(self, draft: drafts.Draft) -> FileOptions:
         """The draft's mapping, the console's policy (guardrails) and upload cap."""
-        return FileOptions(mapping=dict(draft.mapping), policy=self.options.policy,
-                           max_file_bytes=self.options.max_file_bytes)
+        return FileOptions(
+            mapping=dict(draft.mapping), policy=self.options.policy, max_file_bytes=self.options.max_file_bytes
+        )
 
     def drafts(self, person: Person) -> list[drafts.Draft]:
         """Uploaded files not yet submitted, newest first."""
@@ -279,10 +294,14 @@ class Workspace:
         sheet = files.load(draft.path, options)
         with self.acting(person.name) as session:
             report = files.check(session, sheet, options)
-            planned = payouts.plan_batch(session, payouts.batch_id_for(session, draft.path, draft.label), sheet,
-                                         report, label=draft.label)
-            screen = confirmation.confirmation(session, planned, report, self.options.run, self.options.policy) \
-                if planned.plan.currencies else None
+            planned = payouts.plan_batch(
+                session, payouts.batch_id_for(session, draft.path, draft.label), sheet, report, label=draft.label
+            )
+            screen = (
+                confirmation.confirmation(session, planned, report, self.options.run, self.options.policy)
+                if planned.plan.currencies
+                else None
+            )
         repeats: dict[int, list[str]] = {}
         for repeat in planned.new.repeats if planned.new else []:
             repeats.setdefault(repeat.row, []).append(repeat.sentence)
@@ -290,26 +309,58 @@ class Workspace:
         rows = []
         for raw in sheet.rows:
             result = by_row[raw.row]
-            problems: list[tuple[str, str]] = [(p.severity, (f"{p.column}: " if p.column else "") + p.message)
-                                               for p in result.problems]
+            problems: list[tuple[str, str]] = [
+                (p.severity, (f"{p.column}: " if p.column else "") + p.message) for p in result.problems
+            ]
             problems += [("error", sentence) for sentence in repeats.get(raw.row, [])]
             will_pay = planned.new is not None and raw.row in planned.new.sendable
-            rows.append(RowLine(raw.row, [raw.cells.get(h, "") for h in sheet.headers],
-                                "will be paid" if will_pay else "will not be paid", "valid" if will_pay else "invalid",
-                                problems, "", "", "", False))
+            rows.append(
+                RowLine(
+                    raw.row,
+                    [raw.cells.get(h, "") for h in sheet.headers],
+                    "will be paid" if will_pay else "will not be paid",
+                    "valid" if will_pay else "invalid",
+                    problems,
+                    "",
+                    "",
+                    "",
+                    False,
+                )
+            )
         estimates = {line.currency: line for line in screen.currencies} if screen else {}
         plan = []
         for c in sorted(planned.plan.currencies.values(), key=lambda c: c.currency):
             line = estimates.get(c.currency)
             balance = line.balance if line else c.balance
-            plan.append(CurrencyLine(c.currency, c.rows, c.total, balance,
-                                     max(Decimal(0), c.total - balance) if balance is not None else c.total,
-                                     line.fees.fee if line else None, line.fees.basis if line else "",
-                                     line.fees.debit_sentence if line else ""))
-        return DraftView(draft.token, draft.name, draft.label, draft.file, draft.maker, sheet.headers,
-                         dict(sheet.mapping), list(CANONICAL), rows, plan, planned.plan.grand_total,
-                         list(sheet.notes), draft.batch_id, screen.attention if screen else [],
-                         screen.to_check if screen else 0)
+            plan.append(
+                CurrencyLine(
+                    c.currency,
+                    c.rows,
+                    c.total,
+                    balance,
+                    max(Decimal(0), c.total - balance) if balance is not None else c.total,
+                    line.fees.fee if line else None,
+                    line.fees.basis if line else "",
+                    line.fees.debit_sentence if line else "",
+                )
+            )
+        return DraftView(
+            draft.token,
+            draft.name,
+            draft.label,
+            draft.file,
+            draft.maker,
+            sheet.headers,
+            dict(sheet.mapping),
+            list(CANONICAL),
+            rows,
+            plan,
+            planned.plan.grand_total,
+            list(sheet.notes),
+            draft.batch_id,
+            screen.attention if screen else [],
+            screen.to_check if screen else 0,
+        )
 
     def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
         """A person's column mapping for a draft (canonical column -> header; empty: automatic),
@@ -325,8 +376,10 @@ class Workspace:
                 raise errors.BadValue(f"{canon!r} is not a column batch-payouts knows", "mapping")
             if header not in headers:
                 raise errors.BadValue(f"{header!r} is not a column of {draft.file}", "mapping")
-        files.load(draft.path, FileOptions(mapping=chosen, policy=self.options.policy,
-                                           max_file_bytes=self.options.max_file_bytes))
+        files.load(
+            draft.path,
+            FileOptions(mapping=chosen, policy=self.options.policy, max_file_bytes=self.options.max_file_bytes),
+        )
         drafts.with_mapping(draft, chosen)
 
     def submit_draft(self, person: Person, token: str) -> str:
@@ -340,13 +393,15 @@ class Workspace:
         sheet = files.load(draft.path, options)
         with self.acting(person.name) as session:
             report = files.check(session, sheet, options)
-            planned = payouts.prepare_run(session, draft.path, sheet, report, label=draft.label, pay_again={},
-                                          strict=False)
+            planned = payouts.prepare_run(
+                session, draft.path, sheet, report, label=draft.label, pay_again={}, strict=False
+            )
             if isinstance(planned, payouts.AlreadyPaid) or planned.new is None:
                 batch_id = planned.batch.id if isinstance(planned, payouts.AlreadyPaid) else planned.batch_id
                 drafts.submitted(draft, batch_id)
-                raise errors.WrongStage(batch_id, "made already from this file and label",
-                                        "open it from the batches list")
+                raise errors.WrongStage(
+                    batch_id, "made already from this file and label", "open it from the batches list"
+                )
             payouts.require_covered(planned, allow_partial=False)
             payouts.create_batch(session, planned, sheet, who=draft.maker)
             session.ledger.record_action(planned.batch_id, draft.maker, stages.UPLOADED, draft.file)
@@ -365,33 +420,65 @@ class Workspace:
             stage = approvals.stage_of(ledger, batch_id, running=running)
             who = approvals.people_of(ledger.actions(batch_id))
             plan = approvals.to_pay(ledger, batch_id)
-            balances = session.balances() if with_balances and stage in (Stage.DRAFT, Stage.AWAITING) and \
-                plan.currencies else {}
-            lines = [CurrencyLine(c.currency, c.rows, c.total, balances.get(c.currency),
-                                  max(Decimal(0), c.total - balances[c.currency]) if c.currency in balances
-                                  else Decimal(0))
-                     for c in sorted(plan.currencies.values(), key=lambda c: c.currency)]
+            balances = (
+                session.balances()
+                if with_balances and stage in (Stage.DRAFT, Stage.AWAITING) and plan.currencies
+                else {}
+            )
+            lines = [
+                CurrencyLine(
+                    c.currency,
+                    c.rows,
+                    c.total,
+                    balances.get(c.currency),
+                    max(Decimal(0), c.total - balances[c.currency]) if c.currency in balances else Decimal(0),
+                )
+                for c in sorted(plan.currencies.values(), key=lambda c: c.currency)
+            ]
             rows = [_row_line(r, batch.headers) for r in ledger.rows(batch_id)]
             two = approvals.needs_second_person(session, self.options.policy, batch_id)
-            return BatchView(batch_id, batch.label or Path(batch.source).name, batch.label, Path(batch.source).name,
-                             self.banner, stage, who.makers, who.approvers, batch.headers,
-                             dict(batch.options.get("mapping", {})), rows, lines, plan.grand_total, two,
-                             self._offers(person, stage, rows, who, two), batch.parent, ledger.children(batch_id),
-                             self._progress(ledger, batch_id, running))
+            return BatchView(
+                batch_id,
+                batch.label or Path(batch.source).name,
+                batch.label,
+                Path(batch.source).name,
+                self.banner,
+                stage,
+                who.makers,
+                who.approvers,
+                batch.headers,
+                dict(batch.options.get("mapping", {})),
+                rows,
+                lines,
+                plan.grand_total,
+                two,
+                self._offers(person, stage, rows, who, two),
+                batch.parent,
+                ledger.children(batch_id),
+                self._progress(ledger, batch_id, running),
+            )
 
-    def _offers(self, person: Person, stage: Stage, rows: list[RowLine], who: approvals.People,
-                two: bool) -> frozenset[Action]:
+    def _offers(
+        self, person: Person, stage: Stage, rows: list[RowLine], who: approvals.People, two: bool
+    ) -> frozenset[Action]:
         """What this person may do to the batch now (the server checks again when they do it)."""
         offers = set()
         if stage is Stage.DRAFT and person.may(Action.SUBMIT):
             offers.add(Action.SUBMIT)
-        if stage in (Stage.AWAITING, Stage.APPROVED) and person.may(Action.APPROVE) and not (
-                two and person.name in who.makers):
+        if (
+            stage in (Stage.AWAITING, Stage.APPROVED)
+            and person.may(Action.APPROVE)
+            and not (two and person.name in who.makers)
+        ):
             offers.add(Action.APPROVE)
         if stage is Stage.FINISHED and person.may(Action.RETRY) and any(r.kind == "failed" for r in rows):
             offers.add(Action.RETRY)
-        if stage is not Stage.RUNNING and person.may(Action.ACCEPT_HELD) and any(r.acceptable for r in rows) \
-                and not (two and person.name in who.makers):
+        if (
+            stage is not Stage.RUNNING
+            and person.may(Action.ACCEPT_HELD)
+            and any(r.acceptable for r in rows)
+            and not (two and person.name in who.makers)
+        ):
             offers.add(Action.ACCEPT_HELD)
         return frozenset(offers)
 
@@ -406,12 +493,18 @@ class Workspace:
         rows = ledger.rows(batch_id)
         recent = sorted(rows, key=lambda r: r.updated_at, reverse=True)[:RECENT_EVENTS]
         progress = state.progress if state else None
-        settled = sum(1 for r in rows if word_for(r.state) in (Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT,
-                                                                  Word.HELD))
-        return ProgressView(running, facts.summary(ledger, batch_id), len(rows), settled,
-                            progress.eta if progress and running else None,
-                            [(r.row, word_for(r.state).value, r.error or r.note or "") for r in recent],
-                            state.error if state else None)
+        settled = sum(
+            1 for r in rows if word_for(r.state) in (Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT, Word.HELD)
+        )
+        return ProgressView(
+            running,
+            facts.summary(ledger, batch_id),
+            len(rows),
+            settled,
+            progress.eta if progress and running else None,
+            [(r.row, word_for(r.state).value, r.error or r.note or "") for r in recent],
+            state.error if state else None,
+        )
 
     def audit(self, person: Person, batch_id: str) -> list[AuditLine]:
         """Who did what to the batch, and when, oldest first (actions and acceptances of held rows)."""
@@ -442,8 +535,9 @@ class Workspace:
 
     def accept_held(self, person: Person, batch_id: str, row: int) -> None:
         with self.acting(person.name) as session:
-            approvals.accept_held(session, self.options.policy, person, batch_id, row,
-                                  running=self.runs.running(batch_id))
+            approvals.accept_held(
+                session, self.options.policy, person, batch_id, row, running=self.runs.running(batch_id)
+            )
         self.runs.start(batch_id, person.name)
 
     def retry(self, person: Person, batch_id: str) -> str:
@@ -457,14 +551,19 @@ class Workspace:
         with self.acting(person.name) as session:
             planned = app_retry.plan_retry(session, batch_id, cooloff=cooloff)
             if not planned.plan.rows:
-                raise errors.WrongStage(batch_id, "without a failed row that may be paid again yet",
-                                        f"rows failed less than {cooloff:.0f} s ago, or paid elsewhere, wait")
+                raise errors.WrongStage(
+                    batch_id,
+                    "without a failed row that may be paid again yet",
+                    f"rows failed less than {cooloff:.0f} s ago, or paid elsewhere, wait",
+                )
             child = app_retry.create_retry(session, planned)
             session.ledger.record_action(batch_id, person.name, stages.RETRY_ASKED, f"retry batch {child}")
-            session.ledger.record_action(child, person.name, stages.SUBMITTED,
-                                         f"retry of {batch_id}, total {planned.totals.grand_total}")
-        self.notifier.tell(f"Retry batch {child} ({planned.totals.grand_total}) awaits approval; asked by "
-                           f"{person.name}.")
+            session.ledger.record_action(
+                child, person.name, stages.SUBMITTED, f"retry of {batch_id}, total {planned.totals.grand_total}"
+            )
+        self.notifier.tell(
+            f"Retry batch {child} ({planned.totals.grand_total}) awaits approval; asked by {person.name}."
+        )
         return child
 
     def _finished(self, batch_id: str, state: RunState) -> None:
@@ -475,8 +574,9 @@ class Workspace:
         lines = ", ".join(f"{s.rows} {s.status} ({s.currency} {s.amount})" for s in outcome.status.summary)
         self.notifier.tell(f"Batch {batch_id} finished: {lines}.")
         if outcome.verdict.paid_twice:
-            pairs = "; ".join(f"row {p.row.row} and batch {p.other.batch_id} row {p.other.row}"
-                              for p in outcome.verdict.paid_twice)
+            pairs = "; ".join(
+                f"row {p.row.row} and batch {p.other.batch_id} row {p.other.row}" for p in outcome.verdict.paid_twice
+            )
             self.notifier.tell(f"PAID TWICE in batch {batch_id}: {pairs}.")
 
     # -- people (admins) -------------------------------------------------------------------------
@@ -502,8 +602,9 @@ class Workspace:
     def add_person(self, person: Person, name: str, role: str, password: str, *, totp: bool) -> people_mod.Added:
         require(person, Action.MANAGE_PEOPLE)
         with self.ledger() as ledger:
-            return people_mod.add_person(ledger, name.strip().lower(), people_mod.role_of(role), password, totp=totp,
-                                         by=person.name)
+            return people_mod.add_person(
+                ledger, name.strip().lower(), people_mod.role_of(role), password, totp=totp, by=person.name
+            )
 
     def disable_person(self, person: Person, name: str) -> None:
         require(person, Action.MANAGE_PEOPLE)
@@ -529,8 +630,11 @@ class Workspace:
         require(person, Action.READ)
         with self.acting(person.name) as session, tempfile.TemporaryDirectory() as tmp:
             batch = session.batch_here(batch_id)
-            options = FileOptions(mapping=dict(batch.options.get("mapping", {})), policy=self.options.policy,
-                                  max_file_bytes=self.options.max_file_bytes)
+            options = FileOptions(
+                mapping=dict(batch.options.get("mapping", {})),
+                policy=self.options.policy,
+                max_file_bytes=self.options.max_file_bytes,
+            )
             source = Path(batch.source)
             if not source.exists():
                 raise errors.InputFileError(source.name, "is no longer on this machine; the report needs the file")
@@ -559,11 +663,20 @@ def _all_totals(rows: list[RowRecord]) -> str:
 
 def _row_line(r: RowRecord, headers: list[str]) -> RowLine:
     check = name_check_columns(r)
-    return RowLine(r.row, [r.cells.get(h, "") for h in headers], word_for(r.state).value, _kind(r.state),
-                   [(p.get("severity", "error"), (f"{p['column']}: " if p.get("column") else "") + p.get("message", ""))
-                    for p in r.problems],
-                   check.get("name_check", ""), check.get("registered_name", ""), r.error or r.note or "",
-                   r.state is RowState.HELD)
+    return RowLine(
+        r.row,
+        [r.cells.get(h, "") for h in headers],
+        word_for(r.state).value,
+        _kind(r.state),
+        [
+            (p.get("severity", "error"), (f"{p['column']}: " if p.get("column") else "") + p.get("message", ""))
+            for p in r.problems
+        ],
+        check.get("name_check", ""),
+        check.get("registered_name", ""),
+        r.error or r.note or "",
+        r.state is RowState.HELD,
+    )
 
 
 def _kind(state: RowState) -> str:

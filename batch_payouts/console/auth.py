@@ -34,12 +34,14 @@ class Sessions:
         self.secure = secure
         self.max_age = max_age
         self.clock = clock
+
         class Signer(TimestampSigner):
             def get_timestamp(self) -> int:
                 return int(clock())
 
-        self._serializer = URLSafeTimedSerializer(secrets.token_bytes(32), salt="batch-payouts console session",
-                                                  signer=Signer)
+        self._serializer = URLSafeTimedSerializer(
+            secrets.token_bytes(32), salt="batch-payouts console session", signer=Signer
+        )
 
     def read(self, request: Request) -> Visit | None:
         """The visit the request's cookie signs, if valid and not expired."""
@@ -56,8 +58,15 @@ class Sessions:
         return Visit(name if isinstance(name, str) else None, data["c"])
 
     def write(self, response: Response, visit: Visit) -> None:
-        response.set_cookie(COOKIE, self._serializer.dumps({"u": visit.name, "c": visit.csrf}),
-                            max_age=int(self.max_age), path="/", secure=self.secure, httponly=True, samesite="strict")
+        response.set_cookie(
+            COOKIE,
+            self._serializer.dumps({"u": visit.name, "c": visit.csrf}),
+            max_age=int(self.max_age),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
 
     def clear(self, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/", secure=self.secure, httponly=True, samesite="strict")

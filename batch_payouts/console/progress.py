@@ -17,15 +17,22 @@ INTERVAL = 0.5  # seconds between two events
 
 
 def as_json(view: ProgressView) -> dict[str, Any]:
-    return {"running": view.running, "rows": view.rows, "settled": view.settled, "eta": view.eta,
-            "error": view.error,
-            "lines": [{"word": s.status, "currency": s.currency, "rows": s.rows, "amount": f"{s.amount:,}"}
-                      for s in view.lines],
-            "recent": [{"row": row, "word": word, "detail": detail} for row, word, detail in view.recent]}
+    return {
+        "running": view.running,
+        "rows": view.rows,
+        "settled": view.settled,
+        "eta": view.eta,
+        "error": view.error,
+        "lines": [
+            {"word": s.status, "currency": s.currency, "rows": s.rows, "amount": f"{s.amount:,}"} for s in view.lines
+        ],
+        "recent": [{"row": row, "word": word, "detail": detail} for row, word, detail in view.recent],
+    }
 
 
 def stream(read: Callable[[], ProgressView], interval: float = INTERVAL) -> EventSourceResponse:
     """Events named ``progress`` while the run goes on, then one ``done``."""
+
     async def events() -> AsyncIterator[dict[str, str]]:
         while True:
             view = await run_in_threadpool(read)
@@ -34,4 +41,5 @@ def stream(read: Callable[[], ProgressView], interval: float = INTERVAL) -> Even
                 yield {"event": "done", "data": "{}"}
                 return
             await anyio.sleep(interval)
+
     return EventSourceResponse(events(), ping=15)

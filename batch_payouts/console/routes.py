@@ -42,8 +42,15 @@ class Console:
     # -- plumbing ----------------------------------------------------------------------------------
 
     def context(self, request: Request, person: Person | None, visit: Visit | None, **more: Any) -> dict[str, Any]:
-        return {"banner": self.ws.banner, "sandbox": self.ws.is_sandbox, "person": person,
-                "csrf": visit.csrf if visit else "", "Action": Action, "path": request.url.path, **more}
+        return {
+            "banner": self.ws.banner,
+            "sandbox": self.ws.is_sandbox,
+            "person": person,
+            "csrf": visit.csrf if visit else "",
+            "Action": Action,
+            "path": request.url.path,
+            **more,
+        }
 
     async def who(self, request: Request) -> tuple[Person | None, Visit | None]:
         visit = self.sessions.read(request)
@@ -53,6 +60,7 @@ class Console:
 
     def signed_in(self, handler: Callable[[Request, Person, Visit], Awaitable[Response]]) -> Handler:
         """Only for a signed-in, active person; the others go to the sign-in page."""
+
         async def wrapped(request: Request) -> Response:
             person, visit = await self.who(request)
             if person is None or visit is None:
@@ -63,19 +71,23 @@ class Console:
                 return await handler(request, person, visit)
             except errors.BatchPayoutsError as exc:
                 return self.refused(request, person, visit, str(exc), status_of(exc))
+
         return wrapped
 
     def posting(self, handler: Callable[[Request, Person, Visit, FormData], Awaitable[Response]]) -> Handler:
         """A state-changing form of a signed-in person: refused without the session's CSRF token."""
+
         async def checked(request: Request, person: Person, visit: Visit) -> Response:
             async with request.form(max_files=0, max_fields=20) as form:
                 if not csrf_ok(visit, form.get(CSRF_FIELD)):
                     return self.refused(request, person, visit, EXPIRED, 403)
                 return await handler(request, person, visit, form)
+
         return self.signed_in(checked)
 
-    def refused(self, request: Request, person: Person | None, visit: Visit | None, sentence: str,
-                status: int) -> Response:
+    def refused(
+        self, request: Request, person: Person | None, visit: Visit | None, sentence: str, status: int
+    ) -> Response:
         return page("refused.html", status, **self.context(request, person, visit, sentence=sentence))
 
     # -- signing in and out --------------------------------------------------------------------------
@@ -85,8 +97,10 @@ class Console:
         if person is not None:
             return RedirectResponse("/batches", status_code=303)
         visit = visit or new_visit()
-        response = page("login.html", **self.context(request, None, visit, next=safe_next(request.query_params.get(
-            "next")), sentence=None))
+        response = page(
+            "login.html",
+            **self.context(request, None, visit, next=safe_next(request.query_params.get("next")), sentence=None),
+        )
         self.sessions.write(response, visit)
         return response
 
@@ -99,11 +113,13 @@ class Console:
             return self.refused(request, None, visit, EXPIRED, 403)
         address = request.client.host if request.client else ""
         try:
-            person = await run_in_threadpool(self.ws.sign_in, fields.get("username", ""), fields.get("password", ""),
-                                              fields.get("code", ""), address)
+            person = await run_in_threadpool(
+                self.ws.sign_in, fields.get("username", ""), fields.get("password", ""), fields.get("code", ""), address
+            )
         except (errors.SignInFailed, errors.SignInThrottled) as exc:
-            return page("login.html", status_of(exc), **self.context(request, None, visit, next=target,
-                                                                      sentence=str(exc)))
+            return page(
+                "login.html", status_of(exc), **self.context(request, None, visit, next=target, sentence=str(exc))
+            )
         going = RedirectResponse(target, status_code=303)
         self.sessions.write(going, new_visit(person.name))  # a new token once signed in
         return going
@@ -122,8 +138,17 @@ class Console:
     async def batches(self, request: Request, person: Person, visit: Visit) -> Response:
         lines = await run_in_threadpool(self.ws.batches, person)
         waiting = await run_in_threadpool(self.ws.drafts, person)
-        return page("batches.html", **self.context(request, person, visit, batches=lines, drafts=waiting,
-                                                    max_mb=self.ws.options.max_file_bytes // (1024 * 1024)))
+        return page(
+            "batches.html",
+            **self.context(
+                request,
+                person,
+                visit,
+                batches=lines,
+                drafts=waiting,
+                max_mb=self.ws.options.max_file_bytes // (1024 * 1024),
+            ),
+        )
 
     async def upload(self, request: Request, person: Person, visit: Visit) -> Response:
         cap = self.ws.options.max_file_bytes
@@ -131,8 +156,9 @@ class Console:
         if length is None or not length.isdigit():
             return self.refused(request, person, visit, "the upload must say its size (Content-Length)", 411)
         if int(length) > cap + FORM_SLACK:
-            raise errors.InputFileError("the uploaded file", f"is larger than the {cap // (1024 * 1024)} MB limit "
-                                                             "for uploads")
+            raise errors.InputFileError(
+                "the uploaded file", f"is larger than the {cap // (1024 * 1024)} MB limit for uploads"
+            )
         async with request.form(max_files=1, max_fields=10) as form:
             if not csrf_ok(visit, form.get(CSRF_FIELD)):
                 return self.refused(request, person, visit, EXPIRED, 403)
@@ -169,8 +195,19 @@ class Console:
         shown = request.query_params.get("show", "all")
         shown = shown if shown in FILTERS else "all"
         rows = [r for r in view.rows if shown == "all" or r.kind == shown]
-        return page("batch.html", **self.context(request, person, visit, batch=view, rows=rows, shown=shown,
-                                                  filters=FILTERS, note=request.query_params.get("note")))
+        return page(
+            "batch.html",
+            **self.context(
+                request,
+                person,
+                visit,
+                batch=view,
+                rows=rows,
+                shown=shown,
+                filters=FILTERS,
+                note=request.query_params.get("note"),
+            ),
+        )
 
     async def submit(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
         batch_id = request.path_params["batch_id"]
@@ -215,8 +252,11 @@ class Console:
             file = await run_in_threadpool(self.ws.validation_report, person, batch_id)
         else:
             return self.refused(request, person, visit, "no such download", 404)
-        return Response(file.content, media_type=file.media_type,
-                        headers={"content-disposition": f'attachment; filename="{file.filename}"'})
+        return Response(
+            file.content,
+            media_type=file.media_type,
+            headers={"content-disposition": f'attachment; filename="{file.filename}"'},
+        )
 
     # -- people ----------------------------------------------------------------------------------------
 
@@ -225,9 +265,16 @@ class Console:
         return page("people.html", **self.context(request, person, visit, people=lines, added=None))
 
     async def add_person(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
-        added = await run_in_threadpool(partial(self.ws.add_person, person, str(form.get("name") or ""),
-                                                str(form.get("role") or ""), str(form.get("password") or ""),
-                                                totp=form.get("totp") == "on"))
+        added = await run_in_threadpool(
+            partial(
+                self.ws.add_person,
+                person,
+                str(form.get("name") or ""),
+                str(form.get("role") or ""),
+                str(form.get("password") or ""),
+                totp=form.get("totp") == "on",
+            )
+        )
         lines = await run_in_threadpool(self.ws.people, person)
         return page("people.html", **self.context(request, person, visit, people=lines, added=added))
 
@@ -257,14 +304,26 @@ def status_of(exc: errors.BatchPayoutsError) -> int:
         return 409
     if isinstance(exc, errors.InputFileError) and "limit for uploads" in exc.cause:
         return 413
-    if isinstance(exc, errors.InputFileError | errors.UsageProblem | errors.PlanRefused | errors.TotalNotConfirmed
-                  | errors.NotHeld | errors.ConfigError):
+    if isinstance(
+        exc,
+        errors.InputFileError
+        | errors.UsageProblem
+        | errors.PlanRefused
+        | errors.TotalNotConfirmed
+        | errors.NotHeld
+        | errors.ConfigError,
+    ):
         return 400
     return 502 if isinstance(exc, errors.ApiError | errors.NoAnswer) else 500
 
 
-def build_app(workspace: Workspace, *, secure: bool = False, session_seconds: float = 8 * 3600.0,
-              clock: Callable[[], float] = time.time) -> Any:
+def build_app(
+    workspace: Workspace,
+    *,
+    secure: bool = False,
+    session_seconds: float = 8 * 3600.0,
+    clock: Callable[[], float] = time.time,
+) -> Any:
     """The console as an ASGI app; ``secure``: served over TLS (cookies marked Secure); sessions
     last ``session_seconds`` by ``clock`` (epoch seconds)."""
     c = Console(workspace, Sessions(secure=secure, max_age=session_seconds, clock=clock))

@@ -24,8 +24,9 @@ def check_sheet(sheet: RawSheet, catalog: Catalog, rules: Rules | None = None) -
     by_row = {r.row: r for r in report.rows}
     for (number, header), formula in sheet.formula_cells.items():
         canon = next((c for c, h in sheet.mapping.items() if h == header), header)
-        by_row[number].problems.append(Problem(
-            number, canon, formula, "this cell is a formula; its saved value was used", "warning"))
+        by_row[number].problems.append(
+            Problem(number, canon, formula, "this cell is a formula; its saved value was used", "warning")
+        )
     return report
 
 
@@ -89,8 +90,13 @@ class Plan:
         return ", ".join(f"{c.currency} {c.total}" for c in sorted(self.currencies.values(), key=lambda c: c.currency))
 
 
-def make_plan(report: Report, balances: dict[str, Decimal], *, sendable: set[int] | None = None,
-              in_flight: dict[str, Decimal] | None = None) -> Plan:
+def make_plan(
+    report: Report,
+    balances: dict[str, Decimal],
+    *,
+    sendable: set[int] | None = None,
+    in_flight: dict[str, Decimal] | None = None,
+) -> Plan:
     """Totals still to send per currency against the payout balance, money in flight apart.
 
     ``sendable``: the rows that will actually be sent (``None``: every valid row)."""
@@ -101,8 +107,11 @@ def make_plan(report: Report, balances: dict[str, Decimal], *, sendable: set[int
         if sendable is not None and result.row not in sendable:
             continue
         cp = plan.currencies.setdefault(
-            p.currency, CurrencyPlan(p.currency, 0, Decimal(0), (in_flight or {}).get(p.currency, Decimal(0)),
-                                     balances.get(p.currency)))
+            p.currency,
+            CurrencyPlan(
+                p.currency, 0, Decimal(0), (in_flight or {}).get(p.currency, Decimal(0)), balances.get(p.currency)
+            ),
+        )
         cp.rows += 1
         cp.total += p.amount
         plan.rows.add(result.row)
@@ -154,8 +163,16 @@ class NewBatch:
         return {r.row for r in self.rows if r.state is RowState.HELD}
 
 
-def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report, *, env_id: str,
-                  label: str, pay_again: dict[int, str] | None = None) -> NewBatch:
+def prepare_batch(
+    ledger: Ledger,
+    batch_id: str,
+    sheet: RawSheet,
+    report: Report,
+    *,
+    env_id: str,
+    label: str,
+    pay_again: dict[int, str] | None = None,
+) -> NewBatch:
     """Decide every row of a new batch against every other batch of the environment.
 
     A payee already paid, or being paid, for this label is not paid again (a repeat), unless the
@@ -170,8 +187,10 @@ def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report
     cells = {r.row: r.cells for r in sheet.rows}
     pay_again = pay_again or {}
     for result in report.rows:
-        problems = [{"column": p.column, "value": p.value, "message": p.message, "severity": p.severity}
-                    for p in result.problems]
+        problems = [
+            {"column": p.column, "value": p.value, "message": p.message, "severity": p.severity}
+            for p in result.problems
+        ]
         if not result.valid or result.payout is None:
             new.rows.append(NewRow(result.row, RowState.INVALID, None, cells[result.row], problems))
             continue
@@ -181,15 +200,29 @@ def prepare_batch(ledger: Ledger, batch_id: str, sheet: RawSheet, report: Report
             if holder.live and result.row not in pay_again:
                 repeat = _repeat(result.row, p.amount, p.currency, holder, label)
                 new.repeats.append(repeat)
-                problems.append({"column": "amount" if repeat.edited_amount else "", "value": "",
-                                 "severity": "error", "message": repeat.sentence})
+                problems.append(
+                    {
+                        "column": "amount" if repeat.edited_amount else "",
+                        "value": "",
+                        "severity": "error",
+                        "message": repeat.sentence,
+                    }
+                )
                 state = RowState.BLOCKED
                 break
             if holder.state is RowState.READY and not holder.ever_sent:
-                changed = "" if holder.amount == p.amount else (
-                    f"; the amount changed from {holder.currency} {holder.amount:,} to {p.currency} {p.amount:,}")
-                new.supersede.append((holder.batch_id, holder.row,
-                                      f"replaced by batch {batch_id} row {result.row}: the file was run again"))
+                changed = (
+                    ""
+                    if holder.amount == p.amount
+                    else (f"; the amount changed from {holder.currency} {holder.amount:,} to {p.currency} {p.amount:,}")
+                )
+                new.supersede.append(
+                    (
+                        holder.batch_id,
+                        holder.row,
+                        f"replaced by batch {batch_id} row {result.row}: the file was run again",
+                    )
+                )
                 note = f"replaces row {holder.row} of batch {holder.batch_id}, never sent{changed}"
         held = [p for p in result.problems if p.severity == "held"]
         if state is RowState.READY and held:
@@ -211,10 +244,16 @@ def _repeat(row: int, amount: Decimal, currency: str, holder: Holder, label: str
     labelled = f"label {label!r}" if label else "no --label"
     if holder.amount is not None and holder.amount != amount:
         verb = "was already paid" if holder.state is RowState.SUCCEEDED else "is already being paid"
-        return Repeat(row, holder.batch_id, holder.row, (
-            f"this payee {verb} {holder.currency} {holder.amount:,} in {where} ({labelled}); the file now says "
-            f"{currency} {amount:,}. An edited amount is never paid on top: to pay more, use a new --label"),
-            edited_amount=True)
+        return Repeat(
+            row,
+            holder.batch_id,
+            holder.row,
+            (
+                f"this payee {verb} {holder.currency} {holder.amount:,} in {where} ({labelled}); the file now says "
+                f"{currency} {amount:,}. An edited amount is never paid on top: to pay more, use a new --label"
+            ),
+            edited_amount=True,
+        )
     if holder.state is RowState.SUCCEEDED:
         text = f"already paid {currency} {amount:,} to this payee in {where} ({labelled}); not paid again"
     else:
@@ -222,13 +261,23 @@ def _repeat(row: int, amount: Decimal, currency: str, holder: Holder, label: str
     return Repeat(row, holder.batch_id, holder.row, text)
 
 
-def persist_batch(ledger: Ledger, new: NewBatch, sheet: RawSheet, *, fingerprint: str,
-                  options: dict[str, Any], who: str) -> None:
+def persist_batch(
+    ledger: Ledger, new: NewBatch, sheet: RawSheet, *, fingerprint: str, options: dict[str, Any], who: str
+) -> None:
     """Store the batch, its rows and claims, and take over what it replaces, in one transaction;
     then record the operator's overrides."""
-    ledger.create_batch(new.batch_id, env_id=new.env_id, fingerprint=fingerprint, label=new.label,
-                        source=str(Path(sheet.path)), options=options, headers=sheet.headers, rows=new.rows,
-                        supersede=new.supersede, replaces=new.replaces)
+    ledger.create_batch(
+        new.batch_id,
+        env_id=new.env_id,
+        fingerprint=fingerprint,
+        label=new.label,
+        source=str(Path(sheet.path)),
+        options=options,
+        headers=sheet.headers,
+        rows=new.rows,
+        supersede=new.supersede,
+        replaces=new.replaces,
+    )
     for row, why in new.overrides.items():
         ledger.record_override(new.env_id, new.batch_id, row, who=who, why=why)
     crash.point("after_batch_persisted")

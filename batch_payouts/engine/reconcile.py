@@ -42,13 +42,21 @@ class Reading:
     poll: PollTimes
 
 
-async def compare(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads: Limiter | None = None,
-                  clock: Callable[[], float] = time.time, poll: PollTimes = PollTimes()) -> Comparison:
+async def compare(
+    ledger: Ledger,
+    client: KotaniClient,
+    batch_id: str,
+    *,
+    reads: Limiter | None = None,
+    clock: Callable[[], float] = time.time,
+    poll: PollTimes = PollTimes(),
+) -> Comparison:
     """Rows paid but not recorded, rows recorded but unknown to the provider, status differences.
     Fresh reads of single payouts wait for the ``reads`` allowance."""
     prefix = f"{batch_id}-"
-    provider = {item.reference_id: item async for item in client.iter_withdrawals()
-                if item.reference_id.startswith(prefix)}
+    provider = {
+        item.reference_id: item async for item in client.iter_withdrawals() if item.reference_id.startswith(prefix)
+    }
     result = Comparison()
     for row in ledger.rows(batch_id):
         if row.reference is None:
@@ -59,8 +67,9 @@ async def compare(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads:
                 result.recorded_unknown.append(f"row {row.row} ({row.reference}, {row.state.value})")
             continue
         if row.state not in SENT_STATES:
-            result.paid_not_recorded.append(f"row {row.row} ({row.reference}: {item.status} at Kotani, "
-                                            f"{row.state.value} here)")
+            result.paid_not_recorded.append(
+                f"row {row.row} ({row.reference}: {item.status} at Kotani, {row.state.value} here)"
+            )
             continue
         if state_for_status(item.status) is not row.state and row.state is not RowState.SUBMITTED:
             await _correct(ledger, client, row, result, Reading(reads, clock, poll))
@@ -86,24 +95,38 @@ async def _correct(ledger: Ledger, client: KotaniClient, row: RowRecord, result:
     if now.state is row.state:
         result.status_differs.append(f"row {row.row}: {status.status} at Kotani, {row.state.value} here")
     else:
-        result.corrected.append(f"row {row.row}: {row.provider_status} became {status.status} at Kotani; "
-                                f"{row.state.value} -> {now.state.value} here")
+        result.corrected.append(
+            f"row {row.row}: {row.provider_status} became {status.status} at Kotani; "
+            f"{row.state.value} -> {now.state.value} here"
+        )
 
 
-async def refresh_origins(ledger: Ledger, client: KotaniClient, batch_id: str, *, reads: Limiter | None = None,
-                          clock: Callable[[], float] = time.time, poll: PollTimes = PollTimes()) -> None:
+async def refresh_origins(
+    ledger: Ledger,
+    client: KotaniClient,
+    batch_id: str,
+    *,
+    reads: Limiter | None = None,
+    clock: Callable[[], float] = time.time,
+    poll: PollTimes = PollTimes(),
+) -> None:
     """Fresh reads of the other attempts at what this batch paid: earlier attempts of its retried
     rows, and other batches' rows of the same obligations that failed or are still in flight, so
     that a payee paid twice is seen from this batch too."""
-    earlier = [e for row in ledger.retried_successes(batch_id) for e in ledger.earlier_attempts(row)
-               if e.state is not RowState.REJECTED]
+    earlier = [
+        e
+        for row in ledger.retried_successes(batch_id)
+        for e in ledger.earlier_attempts(row)
+        if e.state is not RowState.REJECTED
+    ]
     for other in [*ledger.unsettled_elsewhere(batch_id), *earlier]:
         if other.reference is None:
             continue
         try:
             status = await read_status(client, other, reads)
             if status is not None:  # "not found" decides nothing here: that row's own run reads it again
-                apply_read(ledger, ledger.row(other.batch_id, other.row), status, clock(), poll.interval,
-                           poll.max_interval)
+                apply_read(
+                    ledger, ledger.row(other.batch_id, other.row), status, clock(), poll.interval, poll.max_interval
+                )
         except errors.BatchPayoutsError:
             continue  # a failed read, or the row moved on meanwhile: its own run reads it again

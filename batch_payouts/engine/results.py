@@ -34,6 +34,7 @@ _PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 # -- where and who: the one place to change when the ledger records environments -------------------
 
+
 def identity_of(ledger: Ledger, batch: BatchRecord) -> Identity:
     """LIVE or SANDBOX, host, account, wallets, who ran and who approved ``batch``.
 
@@ -45,8 +46,9 @@ def identity_of(ledger: Ledger, batch: BatchRecord) -> Identity:
     env = ledger.environment(batch.env_id) if batch.env_id else None
     wallets = options.get("wallets")
     return Identity(
-        environment=env.kind if env else str(options.get("environment") or default.environment).upper()
-        .replace("UNKNOWN", default.environment),
+        environment=env.kind
+        if env
+        else str(options.get("environment") or default.environment).upper().replace("UNKNOWN", default.environment),
         host=env.host if env else str(options.get("host") or default.host),
         account=env.account if env else str(options.get("account") or default.account),
         wallets={str(k): str(v) for k, v in wallets.items()} if isinstance(wallets, dict) else {},
@@ -62,6 +64,7 @@ def _who(ledger: Ledger, batch: BatchRecord, actions: tuple[str, ...]) -> str:
 
 
 # -- rows -------------------------------------------------------------------------------------------
+
 
 def _utc(ts: float | None) -> dt.datetime | None:
     if ts is None:
@@ -140,8 +143,10 @@ def batch_totals(ledger: Ledger, batch_id: str) -> list[CurrencyTotals]:
     """The per-currency totals of a batch (what ``totals(batch_lines(...))`` gives): the rows with a
     payout counted and grouped by the ledger, only the rows without one read one by one."""
     batch = ledger.batch(batch_id)
-    tallies = [Tally(g.currency, STATE_WORDS[g.state], g.amount, g.fee, g.received, g.count, g.unreported)
-               for g in ledger.money_groups(batch_id)]
+    tallies = [
+        Tally(g.currency, STATE_WORDS[g.state], g.amount, g.fee, g.received, g.count, g.unreported)
+        for g in ledger.money_groups(batch_id)
+    ]
     loose = ledger.rows_without_payout(batch_id)
     if loose:
         by_country = country_currencies(ledger, batch)
@@ -163,16 +168,33 @@ def line_for(batch: BatchRecord, row: RowRecord, by_country: dict[str, str] | No
         name = canon.get("name", "")
     word = STATE_WORDS[row.state]
     return Line(
-        row=row.row, cells=dict(row.cells), state=row.state, word=word,
-        reason=reason(row.state, error=row.error, note=row.note, problems=row.problems,
-                      provider_status=row.provider_status),
-        what_to_do=what_to_do(row.state, note=row.note), name=name, amount=amount, amount_text=amount_text,
-        currency=currency, fee=row.fee, received=row.recipient_amount, paid_to=paid_to(p, canon),
-        reference_id=row.reference or "", provider_reference=row.reference_number or "",
-        receipt=row.telco_receipt or "", provider_id=row.provider_id or "",
-        provider_status=row.provider_status or "", batch=row.batch_id, attempt=row.attempt,
-        sent_at=_utc(row.submitting_at or row.submitted_at), final_at=_utc(row.completed_at),
-        batches=(row.batch_id,), name_check=name_check_columns(row))
+        row=row.row,
+        cells=dict(row.cells),
+        state=row.state,
+        word=word,
+        reason=reason(
+            row.state, error=row.error, note=row.note, problems=row.problems, provider_status=row.provider_status
+        ),
+        what_to_do=what_to_do(row.state, note=row.note),
+        name=name,
+        amount=amount,
+        amount_text=amount_text,
+        currency=currency,
+        fee=row.fee,
+        received=row.recipient_amount,
+        paid_to=paid_to(p, canon),
+        reference_id=row.reference or "",
+        provider_reference=row.reference_number or "",
+        receipt=row.telco_receipt or "",
+        provider_id=row.provider_id or "",
+        provider_status=row.provider_status or "",
+        batch=row.batch_id,
+        attempt=row.attempt,
+        sent_at=_utc(row.submitting_at or row.submitted_at),
+        final_at=_utc(row.completed_at),
+        batches=(row.batch_id,),
+        name_check=name_check_columns(row),
+    )
 
 
 def batch_lines(ledger: Ledger, batch_id: str) -> list[Line]:
@@ -183,6 +205,7 @@ def batch_lines(ledger: Ledger, batch_id: str) -> list[Line]:
 
 
 # -- the final outcome across retries ---------------------------------------------------------------
+
 
 def root_batch(ledger: Ledger, batch_id: str) -> str:
     """The first batch of a chain of retries (``batch_id`` itself when it is not a retry)."""
@@ -209,8 +232,11 @@ def final_lines(ledger: Ledger, batch_id: str) -> list[Line]:
         if len(paid) > 1:
             refs = ", ".join(a.reference or "" for a in paid)
             why = f"PAID TWICE: attempts {refs} were all paid; recover the money from the recipient"
-        out.append(dataclasses.replace(line, cells=dict(first.cells), reason=why,
-                            batches=tuple(dict.fromkeys(a.batch_id for a in attempts))))
+        out.append(
+            dataclasses.replace(
+                line, cells=dict(first.cells), reason=why, batches=tuple(dict.fromkeys(a.batch_id for a in attempts))
+            )
+        )
     return out
 
 
@@ -224,6 +250,7 @@ def _chain(ledger: Ledger, root: str) -> list[str]:
 
 
 # -- the cover --------------------------------------------------------------------------------------
+
 
 def source_digest(batch: BatchRecord) -> str:
     """SHA-256 of the source file, when the file at the batch's path is still the one it was made
@@ -241,21 +268,32 @@ def source_digest(batch: BatchRecord) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def make_cover(ledger: Ledger, batch_id: str, *, batches: tuple[str, ...] | None = None,
-               title: str = "Payout results") -> Cover:
+def make_cover(
+    ledger: Ledger, batch_id: str, *, batches: tuple[str, ...] | None = None, title: str = "Payout results"
+) -> Cover:
     """The cover of a batch (or of a chain of ``batches``), its times asked of the ledger."""
     batch = ledger.batch(batch_id)
     chain = batches or (batch_id,)
     first_sent, last_answer = ledger.first_sent_last_answer(chain)
     return Cover(
-        identity=identity_of(ledger, batch), batch=batch.id, label=batch.label, source=batch.source,
-        source_sha256=source_digest(batch), batches=chain, retry_of=batch.parent,
-        created_at=_utc(batch.created_at), first_sent_at=_utc(first_sent), last_answer_at=_utc(last_answer),
-        written_at=_utc(ledger.clock()) or dt.datetime(1970, 1, 1), tool_version=__version__,
-        title=title)
+        identity=identity_of(ledger, batch),
+        batch=batch.id,
+        label=batch.label,
+        source=batch.source,
+        source_sha256=source_digest(batch),
+        batches=chain,
+        retry_of=batch.parent,
+        created_at=_utc(batch.created_at),
+        first_sent_at=_utc(first_sent),
+        last_answer_at=_utc(last_answer),
+        written_at=_utc(ledger.clock()) or dt.datetime(1970, 1, 1),
+        tool_version=__version__,
+        title=title,
+    )
 
 
 # -- files ------------------------------------------------------------------------------------------
+
 
 def _write(path: Path, cover: Cover, headers: list[str], lines: list[Line], *, final: bool) -> Path:
     crash.point("while_writing_results")
@@ -279,12 +317,16 @@ def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
             yield line_for(batch, row, by_country)
 
     if path.suffix.lower() == ".xlsx":
-        sheets = layout.streamed_workbook(make_cover(ledger, batch_id), batch.headers, lines(), lines(unpaid=True),
-                                          batch_totals(ledger, batch_id))
+        sheets = layout.streamed_workbook(
+            make_cover(ledger, batch_id), batch.headers, lines(), lines(unpaid=True), batch_totals(ledger, batch_id)
+        )
         write_xlsx(path, sheets)
     else:
-        write_csv(path, layout.table_headers(batch.headers, layout.RESULT_COLUMNS),
-                  layout.table_rows(batch.headers, lines(), layout.RESULT_COLUMNS))
+        write_csv(
+            path,
+            layout.table_headers(batch.headers, layout.RESULT_COLUMNS),
+            layout.table_rows(batch.headers, lines(), layout.RESULT_COLUMNS),
+        )
     return path
 
 
@@ -293,8 +335,7 @@ def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
     (``batch_id`` may be the first batch or any retry of it); CSV or XLSX by suffix."""
     root = root_batch(ledger, batch_id)
     lines = final_lines(ledger, root)
-    cover = make_cover(ledger, root, batches=tuple(_chain(ledger, root)),
-                       title="Final outcome across retries")
+    cover = make_cover(ledger, root, batches=tuple(_chain(ledger, root)), title="Final outcome across retries")
     return _write(path, cover, ledger.batch(root).headers, lines, final=True)
 
 
@@ -332,4 +373,3 @@ def default_final_path(source: str) -> Path:
 
 def default_summary_path(source: str) -> Path:
     return Path(source).with_name(f"{Path(source).stem}.summary.pdf")
-

@@ -17,8 +17,18 @@ from batch_payouts.ledger import Ledger, NewRow, RowRecord
 from batch_payouts.model import LIVE_STATES, RETRYABLE_STATES, RowState
 from batch_payouts.validate import Rules, validate_rows
 
-EDITABLE = ("name", "phone", "network", "bank_code", "bank_name", "account_number", "till_number",
-            "paybill_number", "account_reference", "narration")
+EDITABLE = (
+    "name",
+    "phone",
+    "network",
+    "bank_code",
+    "bank_name",
+    "account_number",
+    "till_number",
+    "paybill_number",
+    "account_reference",
+    "narration",
+)
 
 
 @dataclass
@@ -37,8 +47,15 @@ def retry_batch_id(parent: str, ledger: Ledger) -> str:
     return "r" + hashlib.sha256(f"{parent}/retry/{n}".encode()).hexdigest()[:11]
 
 
-def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, cooloff: float,
-               selection: list[dict[str, str]] | None = None) -> RetryPlan:
+def plan_retry(
+    ledger: Ledger,
+    parent: str,
+    catalog: Catalog,
+    *,
+    now: float,
+    cooloff: float,
+    selection: list[dict[str, str]] | None = None,
+) -> RetryPlan:
     """Which rows of ``parent`` to pay again, with any corrections from a results file."""
     batch = ledger.batch(parent)
     mapping: dict[str, str] = batch.options.get("mapping", {})
@@ -59,21 +76,28 @@ def plan_retry(ledger: Ledger, parent: str, catalog: Catalog, *, now: float, coo
             marked = (cells.get("status") or cells.get("result_status") or "").strip().lower()
             if original.state in LIVE_STATES:
                 if marked in ("failed", "rejected"):
-                    plan.refused.append(f"row {number}: marked {marked} in the file but "
-                                        f"{original.state.value} in the ledger; not paid again")
+                    plan.refused.append(
+                        f"row {number}: marked {marked} in the file but "
+                        f"{original.state.value} in the ledger; not paid again"
+                    )
                 continue
             if original.state in RETRYABLE_STATES:
                 chosen[original.row] = _apply_edits(original, cells, mapping, plan)
     for number, cells in sorted(chosen.items()):
         original = originals[number]
-        elsewhere = None if ledger.override_of(original.batch_id, original.row) else \
-            _paid_elsewhere(ledger, batch.env_id, original)
+        elsewhere = (
+            None
+            if ledger.override_of(original.batch_id, original.row)
+            else _paid_elsewhere(ledger, batch.env_id, original)
+        )
         if elsewhere:
             plan.refused.append(f"row {number}: {elsewhere}; not paid again")
             continue
         if original.completed_at is not None and now - original.completed_at < cooloff:
-            plan.waiting.append(f"row {number}: failed {now - original.completed_at:.0f} s ago; "
-                                f"retry after the {cooloff:.0f} s cool-off")
+            plan.waiting.append(
+                f"row {number}: failed {now - original.completed_at:.0f} s ago; "
+                f"retry after the {cooloff:.0f} s cool-off"
+            )
             continue
         plan.rows.append((original, cells))
     _revalidate(plan, mapping, catalog)
@@ -91,8 +115,9 @@ def _latest_attempts(ledger: Ledger, parent: str, plan: RetryPlan) -> tuple[dict
     for number, later in sorted(ledger.later_attempts(parent).items()):
         live = [r for r in later if r.state not in RETRYABLE_STATES]
         if live:
-            plan.refused.append(f"row {number}: already retried in batch {live[0].batch_id} "
-                                f"({live[0].state.value}); not paid again")
+            plan.refused.append(
+                f"row {number}: already retried in batch {live[0].batch_id} ({live[0].state.value}); not paid again"
+            )
             latest.pop(number, None)
             retried.add(number)
         elif number in latest:
@@ -119,8 +144,9 @@ def _row_number(cells: dict[str, str]) -> int | None:
     return None
 
 
-def _apply_edits(original: RowRecord, cells: dict[str, str], mapping: dict[str, str],
-                 plan: RetryPlan) -> dict[str, str]:
+def _apply_edits(
+    original: RowRecord, cells: dict[str, str], mapping: dict[str, str], plan: RetryPlan
+) -> dict[str, str]:
     """The original cells with the team's corrections to payee fields; never amounts."""
     out = dict(original.cells)
     for canon, header in mapping.items():
@@ -128,11 +154,13 @@ def _apply_edits(original: RowRecord, cells: dict[str, str], mapping: dict[str, 
             continue
         if canon in EDITABLE:
             out[header] = cells[header]
-            plan.corrections.append(f"row {original.row}: {header} {original.cells.get(header, '')!r} "
-                                    f"-> {cells[header]!r}")
+            plan.corrections.append(
+                f"row {original.row}: {header} {original.cells.get(header, '')!r} -> {cells[header]!r}"
+            )
         else:
-            plan.corrections.append(f"row {original.row}: the change to {header} is ignored "
-                                    "(amounts and currencies come from the ledger)")
+            plan.corrections.append(
+                f"row {original.row}: the change to {header} is ignored (amounts and currencies come from the ledger)"
+            )
     return out
 
 
@@ -144,8 +172,9 @@ def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> N
     for original, cells in plan.rows:
         result = by_row[original.row]
         if not result.valid or result.payout is None or original.payout is None:
-            plan.invalid.append(f"row {original.row}: " + "; ".join(
-                p.message for p in result.problems if p.severity == "error"))
+            plan.invalid.append(
+                f"row {original.row}: " + "; ".join(p.message for p in result.problems if p.severity == "error")
+            )
             continue
         if (result.payout.amount, result.payout.currency) != (original.payout.amount, original.payout.currency):
             plan.invalid.append(f"row {original.row}: amount differs from the ledger; not paid")
@@ -169,11 +198,28 @@ def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: li
         if payout is not None and original.payout is not None and payout.payee() != original.payout.payee():
             discriminator = f"ref:{payout.reference.strip()}" if payout.reference else "n:1"
             keys.append(obligation_key(parent.label, payout.payee(), payout.currency, discriminator))
-        rows.append(NewRow(original.row, RowState.READY, payout, cells, [], tuple(keys),
-                           origin=(original.batch_id, original.row, original.attempt + 1)))
-    ledger.create_batch(plan.batch_id, env_id=parent.env_id, fingerprint=parent.fingerprint, label=parent.label,
-                        source=parent.source, options=parent.options, headers=headers, rows=rows,
-                        parent=plan.parent)
+        rows.append(
+            NewRow(
+                original.row,
+                RowState.READY,
+                payout,
+                cells,
+                [],
+                tuple(keys),
+                origin=(original.batch_id, original.row, original.attempt + 1),
+            )
+        )
+    ledger.create_batch(
+        plan.batch_id,
+        env_id=parent.env_id,
+        fingerprint=parent.fingerprint,
+        label=parent.label,
+        source=parent.source,
+        options=parent.options,
+        headers=headers,
+        rows=rows,
+        parent=plan.parent,
+    )
     _carry_overrides(ledger, plan)
 
 
@@ -185,5 +231,10 @@ def _carry_overrides(ledger: Ledger, plan: RetryPlan) -> None:
     for original, _ in plan.rows:
         decided = ledger.override_of(original.batch_id, original.row)
         if decided is not None:
-            ledger.record_override(env_id, plan.batch_id, original.row, who=decided["who"],
-                                   why=f"{decided['why']} (decided for batch {original.batch_id} row {original.row})")
+            ledger.record_override(
+                env_id,
+                plan.batch_id,
+                original.row,
+                who=decided["who"],
+                why=f"{decided['why']} (decided for batch {original.batch_id} row {original.row})",
+            )

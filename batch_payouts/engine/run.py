@@ -17,6 +17,7 @@ from batch_payouts.engine.provider_status import read_status
 from batch_payouts.engine.reconcile import PollTimes, refresh_origins
 from batch_payouts.engine.submit import Context, RunStopped
 from batch_payouts.engine.verify_stage import VerifyStage
+from batch_payouts.kotani import wire
 from batch_payouts.ledger import RowRecord
 from batch_payouts.model import IN_FLIGHT_STATES, RowState, StatusClass, classify
 
@@ -42,8 +43,9 @@ class RunResult:
             return 1
         if self.timed_out and self.pending:
             return 4
-        bad = sum(self.counts.get(s, 0) for s in ("failed", "rejected", "invalid", "blocked",
-                                                   "needs_review", "ready", "held"))
+        bad = sum(
+            self.counts.get(s, 0) for s in ("failed", "rejected", "invalid", "blocked", "needs_review", "ready", "held")
+        )
         return 3 if bad else 0
 
 
@@ -61,22 +63,39 @@ async def run_batch(
     try:
         for row in ctx.ledger.rows(batch_id, RowState.SUBMITTING):
             # Whoever held these died between committing and hearing back: only a read can tell.
-            ctx.ledger.move(batch_id, row.row, RowState.UNKNOWN, next_check=ctx.clock(),
-                            note="the previous run stopped while sending")
+            ctx.ledger.move(
+                batch_id,
+                row.row,
+                RowState.UNKNOWN,
+                next_check=ctx.clock(),
+                note="the previous run stopped while sending",
+            )
         await submit.discover_wallets(ctx)
         stage = VerifyStage(ctx, batch_id, sleep=sleep) if ctx.settings.verify else None
         result = await _loop(ctx, batch_id, owner, wait_timeout, progress, sleep, stage)
-        await refresh_origins(ctx.ledger, ctx.client, batch_id, reads=ctx.reads, clock=ctx.clock,
-                              poll=PollTimes(ctx.settings.poll_interval, ctx.settings.poll_max_interval))
+        await refresh_origins(
+            ctx.ledger,
+            ctx.client,
+            batch_id,
+            reads=ctx.reads,
+            clock=ctx.clock,
+            poll=PollTimes(ctx.settings.poll_interval, ctx.settings.poll_max_interval),
+        )
         return result
     finally:
         with contextlib.suppress(Exception):
             ctx.ledger.release_lease(batch_id, owner)
 
 
-async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
-                progress: Progress | None, sleep: Callable[[float], Awaitable[None]],
-                stage: VerifyStage | None = None) -> RunResult:
+async def _loop(
+    ctx: Context,
+    batch_id: str,
+    owner: str,
+    wait_timeout: float,
+    progress: Progress | None,
+    sleep: Callable[[float], Awaitable[None]],
+    stage: VerifyStage | None = None,
+) -> RunResult:
     """Each tick asks the ledger only for the rows due now (by index), never for the whole batch.
     With a verification ``stage``, only rows it found payable in this run are sent."""
     started = ctx.clock()
@@ -111,10 +130,14 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                 break
             skip = active | ctx.run.gave_up
             if len(active) < room:
-                for row in ctx.ledger.ready_to_send(batch_id, now, skip_rows=skip,
-                                                    skip_currencies=list(ctx.run.paused_currencies),
-                                                    limit=room - len(active),
-                                                    verified_in=stage.run_id if stage else None):
+                for row in ctx.ledger.ready_to_send(
+                    batch_id,
+                    now,
+                    skip_rows=skip,
+                    skip_currencies=list(ctx.run.paused_currencies),
+                    limit=room - len(active),
+                    verified_in=stage.run_id if stage else None,
+                ):
                     active.add(row.row)
                     tg.start_soon(guarded, row, _bind(pay_checked, ctx, row), paying)
             for row in ctx.ledger.due_checks(batch_id, now, poll=ctx.settings.poll, limit=room + len(active)):
@@ -129,8 +152,9 @@ async def _loop(ctx: Context, batch_id: str, owner: str, wait_timeout: float,
                 progress(ctx.ledger.counts(batch_id))
                 last_progress = now
             idle = not active and not (stage and stage.busy)
-            if idle and not ctx.ledger.still_open(batch_id, skip_rows=ctx.run.gave_up,
-                                                  skip_currencies=list(ctx.run.paused_currencies)):
+            if idle and not ctx.ledger.still_open(
+                batch_id, skip_rows=ctx.run.gave_up, skip_currencies=list(ctx.run.paused_currencies)
+            ):
                 break
             if now - started > wait_timeout:
                 timed_out = True
@@ -152,29 +176,44 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
         except (errors.NoAnswer, errors.ServerError, errors.RateLimited, errors.UnexpectedResponse):
             return  # cannot confirm now: try again on the next pass
         if status is not None:
-            settle.apply_read(ctx.ledger, earlier, status, ctx.clock(), ctx.settings.poll_interval,
-                              ctx.settings.poll_max_interval)
+            settle.apply_read(
+                ctx.ledger, earlier, status, ctx.clock(), ctx.settings.poll_interval, ctx.settings.poll_max_interval
+            )
         failed_before = earlier.state is RowState.REJECTED and status is None
         if not failed_before and (status is None or classify(status.status) is not StatusClass.FAILURE):
             seen = status.status if status else "not found"
-            ctx.ledger.move(row.batch_id, row.row, RowState.REJECTED, completed_at=ctx.clock(),
-                            error=f"not re-sent: the earlier attempt {earlier.reference} is {seen} at Kotani")
+            ctx.ledger.move(
+                row.batch_id,
+                row.row,
+                RowState.REJECTED,
+                completed_at=ctx.clock(),
+                error=f"not re-sent: the earlier attempt {earlier.reference} is {seen} at Kotani",
+            )
             return
     await submit.pay(ctx, row)
 
 
-def _bind(fn: Callable[[Context, RowRecord], Awaitable[None]], ctx: Context,
-          row: RowRecord) -> Callable[[], Awaitable[None]]:
+def _bind(
+    fn: Callable[[Context, RowRecord], Awaitable[None]], ctx: Context, row: RowRecord
+) -> Callable[[], Awaitable[None]]:
     async def job() -> None:
         await fn(ctx, row)
+
     return job
 
 
 def _bind_reconcile(ctx: Context, row: RowRecord) -> Callable[[], Awaitable[None]]:
-    def apply(current: RowRecord, status: object) -> None:
-        settle.apply_read(ctx.ledger, current, status, ctx.clock(),  # type: ignore[arg-type]
-                          ctx.settings.poll_interval, ctx.settings.poll_max_interval)
+    def apply(current: RowRecord, status: wire.WithdrawalStatus) -> None:
+        settle.apply_read(
+            ctx.ledger,
+            current,
+            status,
+            ctx.clock(),
+            ctx.settings.poll_interval,
+            ctx.settings.poll_max_interval,
+        )
 
     async def job() -> None:
         await submit.reconcile(ctx, row, apply)
+
     return job

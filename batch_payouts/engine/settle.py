@@ -48,8 +48,9 @@ def outcome_fields(status: wire.WithdrawalStatus | dict[str, Any]) -> RowFields:
     return fields
 
 
-def apply_read(ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, now: float,
-               poll_interval: float, poll_max: float) -> None:
+def apply_read(
+    ledger: Ledger, row: RowRecord, status: wire.WithdrawalStatus, now: float, poll_interval: float, poll_max: float
+) -> None:
     """Apply a fresh status read: authoritative, including corrections of terminal states."""
     target = state_for_status(status.status)
     fields = outcome_fields(status)
@@ -85,11 +86,11 @@ async def poll_row(ctx: Context, row: RowRecord) -> None:
         # Created, yet not visible: look again later, backing off; never resend a submitted row.
         # A confirming read keeps its flag, so that webhook-only runs read it again too.
         wait = min(ctx.settings.poll_interval * (2 ** min(current.checks, 6)), ctx.settings.poll_max_interval)
-        ctx.ledger.update(row.batch_id, row.row, expect=current.state, checks=current.checks + 1,
-                          next_check=ctx.clock() + wait)
+        ctx.ledger.update(
+            row.batch_id, row.row, expect=current.state, checks=current.checks + 1, next_check=ctx.clock() + wait
+        )
         return
-    apply_read(ctx.ledger, current, status, ctx.clock(), ctx.settings.poll_interval,
-               ctx.settings.poll_max_interval)
+    apply_read(ctx.ledger, current, status, ctx.clock(), ctx.settings.poll_interval, ctx.settings.poll_max_interval)
 
 
 def apply_webhook(ledger: Ledger, event: webhooks.WebhookEvent, *, verified: bool, now: float) -> str:
@@ -157,19 +158,37 @@ class Receiver:
         now = self.clock()
         if self.secrets:
             if not webhooks.verify(raw, signature, self.secrets):
-                self.ledger.record_event(reference=None, status=None, mode="signed", verified=False,
-                                         outcome="refused: bad or missing signature", body=_preview(raw))
+                self.ledger.record_event(
+                    reference=None,
+                    status=None,
+                    mode="signed",
+                    verified=False,
+                    outcome="refused: bad or missing signature",
+                    body=_preview(raw),
+                )
                 return JSONResponse({"message": "invalid signature"}, status_code=401)
             crash.point("inside_receiver_after_verify")
         try:
             event = webhooks.parse_event(raw)
         except webhooks.MalformedWebhook as exc:
-            self.ledger.record_event(reference=None, status=None, mode="?", verified=bool(self.secrets),
-                                     outcome=f"refused: {exc}", body=_preview(raw))
+            self.ledger.record_event(
+                reference=None,
+                status=None,
+                mode="?",
+                verified=bool(self.secrets),
+                outcome=f"refused: {exc}",
+                body=_preview(raw),
+            )
             return JSONResponse({"message": str(exc)}, status_code=400)
         outcome = apply_webhook(self.ledger, event, verified=bool(self.secrets), now=now)
-        self.ledger.record_event(reference=event.reference_id, status=event.status, mode=event.mode,
-                                 verified=bool(self.secrets), outcome=outcome, body=event.data)
+        self.ledger.record_event(
+            reference=event.reference_id,
+            status=event.status,
+            mode=event.mode,
+            verified=bool(self.secrets),
+            outcome=outcome,
+            body=event.data,
+        )
         return JSONResponse({"received": True})
 
 

@@ -101,8 +101,10 @@ class Context:
         answer; this also covers a caller without one); a wait too long to sit out stops the run."""
         wait = exc.retry_after if exc.retry_after is not None else 5.0
         if limiter.holds.too_long(wait):
-            raise self.run.stop(f"Kotani asked us to wait {wait:.0f} s before sending more "
-                                f"({limiter.name}); the batch is paused, resume it later")
+            raise self.run.stop(
+                f"Kotani asked us to wait {wait:.0f} s before sending more "
+                f"({limiter.name}); the batch is paused, resume it later"
+            )
         limiter.pause(wait)
 
 
@@ -115,7 +117,7 @@ def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
     """Try a READY row again later: exponential backoff with jitter, within a per-run budget."""
     tries = ctx.run.tries.get(row.row, 0) + 1
     ctx.run.tries[row.row] = tries
-    delay = min(2.0 ** tries, 60.0) * random.uniform(0.5, 1.5)
+    delay = min(2.0**tries, 60.0) * random.uniform(0.5, 1.5)
     note = f"not sent yet ({reason}); try {tries} of {ctx.settings.send_budget}"
     if tries >= ctx.settings.send_budget:
         ctx.run.gave_up.add(row.row)
@@ -137,6 +139,7 @@ async def discover_wallets(ctx: Context) -> None:
 
 # -- customers ---------------------------------------------------------------------------------
 
+
 async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
     """The provider's customer key for this payee in this environment: cache, look-up by phone,
     or create. A key is only ever one the provider returned for this exact phone. Its reads are
@@ -152,8 +155,9 @@ async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
     except errors.NotFound:
         crash.point("after_customer_lookup")
         await ctx.reads.acquire(urgent=True)
-        body = wire.CreateCustomer(phone_number=payout.phone, country_code=payout.country,
-                                   network=payout.network, account_name=payout.name)
+        body = wire.CreateCustomer(
+            phone_number=payout.phone, country_code=payout.country, network=payout.network, account_name=payout.name
+        )
         try:
             key = _for_this_phone(await ctx.client.create_customer(body), payout)
         except errors.BadRequest:
@@ -170,12 +174,14 @@ def _for_this_phone(customer: wire.Customer, payout: MobileMoneyPayout) -> str:
     theirs = "".join(ch for ch in (customer.phone_number or "") if ch.isdigit())
     ours = "".join(ch for ch in payout.phone if ch.isdigit())
     if theirs and theirs != ours:
-        raise errors.BadRequest(400, f"the provider's customer record for {payout.phone} is for another "
-                                     "phone number; not paid")
+        raise errors.BadRequest(
+            400, f"the provider's customer record for {payout.phone} is for another phone number; not paid"
+        )
     return customer.customer_key
 
 
 # -- withdrawals -------------------------------------------------------------------------------
+
 
 def _wallet(ctx: Context, currency: str) -> str:
     try:
@@ -188,27 +194,55 @@ def build_request(ctx: Context, row: RowRecord, customer_key: str | None) -> wir
     """The withdrawal body for this row attempt, with its deterministic reference."""
     p, ref, cb = row.payout, str(row.reference), ctx.settings.callback_url
     if isinstance(p, MobileMoneyPayout):
-        return wire.MobileMoneyWithdrawal(customer_key=str(customer_key), amount=p.amount,
-                                          wallet_id=_wallet(ctx, p.currency), reference_id=ref,
-                                          callback_url=cb, network=p.network)
+        return wire.MobileMoneyWithdrawal(
+            customer_key=str(customer_key),
+            amount=p.amount,
+            wallet_id=_wallet(ctx, p.currency),
+            reference_id=ref,
+            callback_url=cb,
+            network=p.network,
+        )
     if isinstance(p, TillPayout):
         return wire.LipaNaMpesaWithdrawal(
-            amount=p.amount, wallet_id=_wallet(ctx, p.currency), reference_id=ref, callback_url=cb,
+            amount=p.amount,
+            wallet_id=_wallet(ctx, p.currency),
+            reference_id=ref,
+            callback_url=cb,
             details=wire.LipaNaMpesaDetails(
-                business_shortcode=p.till_number, account_reference=p.account_reference,
-                transaction_desc=p.narration, phone_number=p.phone))
+                business_shortcode=p.till_number,
+                account_reference=p.account_reference,
+                transaction_desc=p.narration,
+                phone_number=p.phone,
+            ),
+        )
     if isinstance(p, PaybillPayout):
         return wire.PaybillWithdrawal(
-            amount=p.amount, wallet_id=_wallet(ctx, p.currency), reference_id=ref, callback_url=cb,
-            details=wire.PaybillDetails(paybill_number=p.paybill_number,
-                                               account_number=p.account_reference,
-                                               phone_number=p.phone, remarks=p.narration))
+            amount=p.amount,
+            wallet_id=_wallet(ctx, p.currency),
+            reference_id=ref,
+            callback_url=cb,
+            details=wire.PaybillDetails(
+                paybill_number=p.paybill_number,
+                account_number=p.account_reference,
+                phone_number=p.phone,
+                remarks=p.narration,
+            ),
+        )
     if isinstance(p, BankPayout):
         return wire.BankWithdrawal(
-            currency=p.currency, amount=p.amount, reference_id=ref, callback_url=cb,
-            details=wire.BankDetails(name=p.name, bank_code=p.bank_code,
-                                         account_number=p.account_number, country=p.country,
-                                         bank_name=p.bank_name, phone_number=p.phone))
+            currency=p.currency,
+            amount=p.amount,
+            reference_id=ref,
+            callback_url=cb,
+            details=wire.BankDetails(
+                name=p.name,
+                bank_code=p.bank_code,
+                account_number=p.account_number,
+                country=p.country,
+                bank_name=p.bank_name,
+                phone_number=p.phone,
+            ),
+        )
     raise errors.LedgerError(f"row {row.row} has no payout to send")
 
 
@@ -276,9 +310,15 @@ async def send(ctx: Context, row: RowRecord, body: wire.WithdrawalRequest) -> No
         ctx.ledger.move(b, n, RowState.REJECTED, error=exc.message, completed_at=ctx.clock())
         return
     crash.point("after_response_before_commit")
-    ctx.ledger.move(b, n, RowState.SUBMITTED, provider_id=created.id or None,
-                    reference_number=created.reference_number, submitted_at=ctx.clock(),
-                    next_check=ctx.clock() + ctx.settings.poll_interval)
+    ctx.ledger.move(
+        b,
+        n,
+        RowState.SUBMITTED,
+        provider_id=created.id or None,
+        reference_number=created.reference_number,
+        submitted_at=ctx.clock(),
+        next_check=ctx.clock() + ctx.settings.poll_interval,
+    )
 
 
 def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
@@ -291,12 +331,18 @@ def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
         return False
     ctx.run.refreshed_customers.add(row.row)
     ctx.ledger.forget_customer(ctx.env_id, p.phone, p.country, p.network)
-    ctx.ledger.move(row.batch_id, row.row, RowState.READY, next_check=ctx.clock(),
-                    note="the provider did not know the cached customer; looked up again")
+    ctx.ledger.move(
+        row.batch_id,
+        row.row,
+        RowState.READY,
+        next_check=ctx.clock(),
+        note="the provider did not know the cached customer; looked up again",
+    )
     return True
 
 
 # -- reconciliation ----------------------------------------------------------------------------
+
 
 async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wire.WithdrawalStatus], None]) -> None:
     """Resolve an UNKNOWN row by asking the provider, never by guessing."""
@@ -314,9 +360,16 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         return
     crash.point("inside_reconcile_after_read")
     if status is not None:
-        found = ctx.ledger.move_if(row.batch_id, row.row, RowState.UNKNOWN, RowState.SUBMITTED,
-                                   provider_id=status.id, not_found_at=None, checks=0,
-                                   submitted_at=row.submitted_at or now)
+        found = ctx.ledger.move_if(
+            row.batch_id,
+            row.row,
+            RowState.UNKNOWN,
+            RowState.SUBMITTED,
+            provider_id=status.id,
+            not_found_at=None,
+            checks=0,
+            submitted_at=row.submitted_at or now,
+        )
         if found is not None:  # else a webhook listener settled it meanwhile
             apply(found, status)
         return
@@ -330,9 +383,22 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
     believe_at = max(first, sent_at) + ctx.grace
     if now >= believe_at and first < now:
         # Not found from first to last, a grace period apart, long after the lost request could have landed.
-        ctx.ledger.move_if(row.batch_id, row.row, RowState.UNKNOWN, RowState.READY, not_found_at=None, checks=0,
-                           note="not found at the provider twice; resent with the same reference")
+        ctx.ledger.move_if(
+            row.batch_id,
+            row.row,
+            RowState.UNKNOWN,
+            RowState.READY,
+            not_found_at=None,
+            checks=0,
+            note="not found at the provider twice; resent with the same reference",
+        )
         return
     # Look again soon, backing off: a payout that shows up ends the wait at once.
-    ctx.ledger.update(row.batch_id, row.row, expect=RowState.UNKNOWN, not_found_at=first, checks=row.checks + 1,
-                      next_check=min(now + soon(row.checks), believe_at))
+    ctx.ledger.update(
+        row.batch_id,
+        row.row,
+        expect=RowState.UNKNOWN,
+        not_found_at=first,
+        checks=row.checks + 1,
+        next_check=min(now + soon(row.checks), believe_at),
+    )

@@ -36,17 +36,28 @@ def with_policy(settings: Settings, policy: Policy) -> Settings:
     """``settings`` with the policy's ``[verify]`` section (enabled, allow_unverified, reuse_days,
     tries, our_threshold)."""
     v = policy.verify
-    return replace(settings, verify=v.enabled, allow_unverified=v.allow_unverified, verify_reuse_days=v.reuse_days,
-                   verify_tries=v.tries, verify_threshold=v.our_threshold)
+    return replace(
+        settings,
+        verify=v.enabled,
+        allow_unverified=v.allow_unverified,
+        verify_reuse_days=v.reuse_days,
+        verify_tries=v.tries,
+        verify_threshold=v.our_threshold,
+    )
 
 
 def verify_settings(ctx: Context) -> VerifySettings:
     """The look-up settings of a run: its environment, the engine settings, and one request slot
     fewer than the run's concurrency, so that a payment never waits for a slot behind look-ups."""
     s = ctx.settings
-    return VerifySettings(ctx.env_id, allow_unverified=s.allow_unverified, max_age_seconds=s.verify_reuse_days * DAY,
-                          tries=s.verify_tries, our_threshold=s.verify_threshold,
-                          concurrency=max(1, s.concurrency - 1))
+    return VerifySettings(
+        ctx.env_id,
+        allow_unverified=s.allow_unverified,
+        max_age_seconds=s.verify_reuse_days * DAY,
+        tries=s.verify_tries,
+        our_threshold=s.verify_threshold,
+        concurrency=max(1, s.concurrency - 1),
+    )
 
 
 class VerifyStage:
@@ -81,8 +92,16 @@ class VerifyStage:
         by_number = {r.row: r for r in rows}
         payouts = [r.payout for r in rows if r.payout is not None]
         ctx = self.ctx
-        async with verify_rows(ctx.client, ctx.reads, payouts, LedgerLookupCache(ctx.ledger), verify_settings(ctx),
-                               clock=ctx.clock, sleep=self.sleep, slots=slots) as verdicts:
+        async with verify_rows(
+            ctx.client,
+            ctx.reads,
+            payouts,
+            LedgerLookupCache(ctx.ledger),
+            verify_settings(ctx),
+            clock=ctx.clock,
+            sleep=self.sleep,
+            slots=slots,
+        ) as verdicts:
             async for verdict in verdicts:
                 self.record(by_number[verdict.row], verdict)
 

@@ -109,9 +109,7 @@ def _message(body: Any) -> str:
     return "no message"
 
 
-def retry_after_seconds(
-    body: Any, headers: Mapping[str, str], now: Callable[[], float] = time.time
-) -> float | None:
+def retry_after_seconds(body: Any, headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from ``data.retryAfter``, else a ``Retry-After`` header (seconds or date)."""
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, dict) and data.get("retryAfter") is not None:
@@ -207,19 +205,25 @@ class KotaniClient:
         self.max_connections = max_connections
         self._slots = anyio.Semaphore(max_connections)
         # a given transport is one pool (a test's); else pools of POOL_SIZE that together hold max_connections
-        sizes = [max_connections] if transport is not None else \
-            [min(POOL_SIZE, max_connections - start) for start in range(0, max_connections, POOL_SIZE)]
+        sizes = (
+            [max_connections]
+            if transport is not None
+            else [min(POOL_SIZE, max_connections - start) for start in range(0, max_connections, POOL_SIZE)]
+        )
         tls = _tls_context()
-        self._pools = [httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            transport=transport,
-            verify=tls,
-            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-            headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
-            # every connection a pool may open is kept alive: with httpx's default of 20 kept
-            # alive, a concurrency of 64 closed and reopened connections all the time
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        ) for size in sizes]
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=base_url.rstrip("/"),
+                transport=transport,
+                verify=tls,
+                timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+                headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
+                # every connection a pool may open is kept alive: with httpx's default of 20 kept
+                # alive, a concurrency of 64 closed and reopened connections all the time
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            )
+            for size in sizes
+        ]
         self._busy = [0] * len(self._pools)  # requests in flight per pool
         self._sizes = sizes
 
@@ -239,8 +243,13 @@ class KotaniClient:
     # -- transport -------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, body: wire._Request | None = None,
-        params: Mapping[str, str | int] | None = None, idempotent: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: wire._Request | None = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotent: bool = False,
     ) -> Any:
         """Send a request after any 429 hold of its class; GETs (and POSTs that only read,
         ``idempotent``) are sent again after a 429."""
@@ -273,7 +282,11 @@ class KotaniClient:
             await self._sleep(wait)
 
     async def _send(
-        self, method: str, path: str, *, body: wire._Request | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: wire._Request | None = None,
         params: Mapping[str, str | int] | None = None,
     ) -> Any:
         """Send one request within the attempt deadline; return the parsed JSON of a 2xx."""
@@ -313,8 +326,14 @@ class KotaniClient:
             self._busy[index] -= 1
 
     def _record(
-        self, method: str, path: str, status: int | None, started: float,
-        body: wire._Request | None, parsed: Any, error: str | None,
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        body: wire._Request | None,
+        parsed: Any,
+        error: str | None,
     ) -> None:
         if self._on_call is None:
             return
@@ -331,7 +350,8 @@ class KotaniClient:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"]) or "data"
             raise errors.UnexpectedResponse(
-                200, f"unreadable answer: {where}: {problem['msg']}", method=method, path=path) from None
+                200, f"unreadable answer: {where}: {problem['msg']}", method=method, path=path
+            ) from None
 
     # -- wallets ---------------------------------------------------------------------
 
@@ -374,9 +394,7 @@ class KotaniClient:
         path = f"/api/v3/withdraw/v2/bank/status/{_seg(reference_id)}"
         return await self._data("GET", path, wire.WithdrawalStatus)
 
-    async def list_withdrawals(
-        self, page: int = 1, per_page: int = 100, **filters: str
-    ) -> wire.TransactionsPage:
+    async def list_withdrawals(self, page: int = 1, per_page: int = 100, **filters: str) -> wire.TransactionsPage:
         params: dict[str, str | int] = {"page": page, "per_page": per_page, **filters}
         parsed = await self._call("GET", "/api/v3/withdraw/transactions", params=params)
         # The envelope around {data, meta} is undocumented: accept it bare or wrapped.
@@ -385,12 +403,14 @@ class KotaniClient:
         try:
             return wire.TransactionsPage.model_validate(parsed)
         except ValidationError as exc:
-            raise errors.UnexpectedResponse(200, f"unreadable withdrawals list: {exc.errors()[0]['msg']}",
-                                            method="GET", path="/api/v3/withdraw/transactions") from None
+            raise errors.UnexpectedResponse(
+                200,
+                f"unreadable withdrawals list: {exc.errors()[0]['msg']}",
+                method="GET",
+                path="/api/v3/withdraw/transactions",
+            ) from None
 
-    async def iter_withdrawals(
-        self, per_page: int = 100, **filters: str
-    ) -> AsyncIterator[wire.TransactionItem]:
+    async def iter_withdrawals(self, per_page: int = 100, **filters: str) -> AsyncIterator[wire.TransactionItem]:
         page = 1
         while True:
             result = await self.list_withdrawals(page, per_page, **filters)
@@ -406,16 +426,16 @@ class KotaniClient:
         """Supported banks; falls back to the deprecated endpoint when the current one is absent."""
         banks = TypeAdapter(list[wire.Bank])
         try:
-            return await self._data(
-                "GET", "/api/v3/customer/support/banks", banks, params={"currency": currency}
-            )
+            return await self._data("GET", "/api/v3/customer/support/banks", banks, params={"currency": currency})
         except errors.NotFound:
             path = f"/api/v3/withdraw/v2/bank/supporting-banks/{_seg(currency)}"
             return await self._data("GET", path, banks)
 
     async def list_countries(self, service_type: str = "WITHDRAW") -> list[wire.Country]:
         return await self._data(
-            "GET", "/api/v3/customer/support/countries", TypeAdapter(list[wire.Country]),
+            "GET",
+            "/api/v3/customer/support/countries",
+            TypeAdapter(list[wire.Country]),
             params={"serviceType": service_type},
         )
 
@@ -428,13 +448,15 @@ class KotaniClient:
 
     async def validate_mobile_money(self, body: wire.ValidateMobileMoney) -> wire.AccountValidation:
         """Whose phone, till or paybill account this is, and how well ``accountName`` matches it."""
-        return await self._data("POST", "/api/v3/customer/validate/mobile-money", wire.AccountValidation,
-                                body=body, idempotent=True)
+        return await self._data(
+            "POST", "/api/v3/customer/validate/mobile-money", wire.AccountValidation, body=body, idempotent=True
+        )
 
     async def validate_bank(self, body: wire.ValidateBank) -> wire.AccountValidation:
         """Whose bank account this is, and how well ``accountName`` matches it."""
-        return await self._data("POST", "/api/v3/customer/validate/bank", wire.AccountValidation,
-                                body=body, idempotent=True)
+        return await self._data(
+            "POST", "/api/v3/customer/validate/bank", wire.AccountValidation, body=body, idempotent=True
+        )
 
 
 def _seg(value: str) -> str:
@@ -456,4 +478,3 @@ def _parse_json(content: bytes) -> Any:
         return json.loads(content, parse_float=Decimal)
     except ValueError:
         return {"message": content[:200].decode("utf-8", "replace")}
-

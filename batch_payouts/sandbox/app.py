@@ -32,10 +32,17 @@ Handler = Callable[[Request], Awaitable[Any]]
 class SandboxResponse(Response):
     """A JSON response that can misbehave: drop mid-body, hang, or drip byte by byte."""
 
-    def __init__(self, status: int, payload: Any, *, headers: dict[str, str] | None = None,
-                 fault: Fault = None, hang_seconds: float = 0.0, drip_delay: float = 0.0) -> None:
-        super().__init__(compact_json(payload).encode("utf-8"), status, headers,
-                         media_type="application/json")
+    def __init__(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        fault: Fault = None,
+        hang_seconds: float = 0.0,
+        drip_delay: float = 0.0,
+    ) -> None:
+        super().__init__(compact_json(payload).encode("utf-8"), status, headers, media_type="application/json")
         self.fault = fault
         self.hang_seconds = hang_seconds
         self.drip_delay = drip_delay
@@ -46,16 +53,13 @@ class SandboxResponse(Response):
             return
         if self.fault == "hang":
             await asyncio.sleep(self.hang_seconds)
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if self.fault == "drop":
-            await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2],
-                        "more_body": True})
+            await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
             raise ConnectionAbortedError("sandbox dropped the connection on purpose")
         if self.fault == "drip":
             for i in range(len(self.body)):
-                await send({"type": "http.response.body", "body": self.body[i : i + 1],
-                            "more_body": True})
+                await send({"type": "http.response.body", "body": self.body[i : i + 1], "more_body": True})
                 await asyncio.sleep(self.drip_delay)
         await send({"type": "http.response.body", "body": b"" if self.fault == "drip" else self.body})
 
@@ -66,8 +70,12 @@ def ok(message: str, data: Any, status: int = 200) -> SandboxResponse:
 
 def refusal(exc: Refusal) -> SandboxResponse:
     if exc.status == 429:
-        body: dict[str, Any] = {"statusCode": 429, "message": exc.message,
-                                "error": "Too Many Requests", "data": exc.data}
+        body: dict[str, Any] = {
+            "statusCode": 429,
+            "message": exc.message,
+            "error": "Too Many Requests",
+            "data": exc.data,
+        }
     else:
         body = {"success": False, "message": exc.message, "error_code": exc.status, "data": exc.data}
     return SandboxResponse(exc.status, body, headers=exc.headers)
@@ -76,8 +84,7 @@ def refusal(exc: Refusal) -> SandboxResponse:
 class Sandbox:
     """The app plus its state and webhook courier."""
 
-    def __init__(self, state: SandboxState, *, deliver_webhooks: bool = True,
-                 tick_interval: float = 0.05) -> None:
+    def __init__(self, state: SandboxState, *, deliver_webhooks: bool = True, tick_interval: float = 0.05) -> None:
         self.state = state
         self.deliver_webhooks = deliver_webhooks
         self.tick_interval = tick_interval
@@ -110,8 +117,7 @@ class Sandbox:
         for delivery in due:
             status: int | None
             try:
-                response = await http.post(delivery["url"], content=delivery["body"],
-                                           headers=delivery["headers"])
+                response = await http.post(delivery["url"], content=delivery["body"], headers=delivery["headers"])
                 status = response.status_code
             except httpx.HTTPError:
                 status = None
@@ -119,9 +125,7 @@ class Sandbox:
                 self.state.delivery_result(delivery, status)
         return len(due)
 
-    def _guard(
-        self, klass: Literal["money", "reads", "none"], fn: Handler
-    ) -> Handler:
+    def _guard(self, klass: Literal["money", "reads", "none"], fn: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             st = self.state
             arrived = st.arrival()  # before the simulated latency: when the client had sent it
@@ -130,7 +134,7 @@ class Sandbox:
             auth = request.headers.get("authorization", "")
             if not auth.startswith("Bearer "):
                 return refusal(Refusal(401, "Unauthorized"))
-            if auth[len("Bearer "):].strip() != st.api_key:
+            if auth[len("Bearer ") :].strip() != st.api_key:
                 return refusal(Refusal(401, "Invalid API Key"))
             try:
                 with st.lock:
@@ -143,6 +147,7 @@ class Sandbox:
             if isinstance(result, SandboxResponse):
                 return result
             return ok("OK", result)
+
         return endpoint
 
     def _after_fault(self, response: SandboxResponse) -> SandboxResponse:
@@ -185,29 +190,27 @@ class Sandbox:
             Route("/api/v3/withdraw/v2/bank/supporting-banks/{currency}", g("reads", self.banks)),
             Route("/api/v3/customer/support/countries", g("reads", self.countries)),
             Route("/api/v3/customer/support/networks/{cc}", g("reads", self.networks)),
-            Route("/api/v3/customer/validate/mobile-money", g("reads", self.validate_mobile_money),
-                  methods=["POST"]),
+            Route("/api/v3/customer/validate/mobile-money", g("reads", self.validate_mobile_money), methods=["POST"]),
             Route("/api/v3/customer/validate/bank", g("reads", self.validate_bank), methods=["POST"]),
             Route("/__sandbox__/ledger", g("none", self.ledger)),
             Route("/__sandbox__/knobs", g("none", self.set_knobs), methods=["POST"]),
             Route("/__sandbox__/clock", g("none", self.advance_clock), methods=["POST"]),
         ]
         for kind in ("mobile-money", "lipa-na-mpesa", "paybill", "v2/bank"):
-            r.append(Route(f"/api/v3/withdraw/{kind}", g("money", self._withdraw(kind)),
-                           methods=["POST"]))
+            r.append(Route(f"/api/v3/withdraw/{kind}", g("money", self._withdraw(kind)), methods=["POST"]))
         return r
 
     async def health(self, request: Request) -> Response:
         return SandboxResponse(200, {"status": "ok", "info": {}, "error": {}, "details": {}})
 
     async def wallets(self, request: Request) -> Any:
-        return ok("Fiat wallet has been successfully retrieved.",
-                  [w.view() for w in self.state.wallets.values()])
+        return ok("Fiat wallet has been successfully retrieved.", [w.view() for w in self.state.wallets.values()])
 
     async def wallet(self, request: Request) -> Any:
         with self.state.lock:
-            return ok("The wallet has been successfully retrieved.",
-                      self.state.wallet_by_id(request.path_params["id"]).view())
+            return ok(
+                "The wallet has been successfully retrieved.", self.state.wallet_by_id(request.path_params["id"]).view()
+            )
 
     async def wallet_by_currency(self, request: Request) -> Any:
         wallet = self.state.wallets.get(request.path_params["currency"].upper())
@@ -236,17 +239,23 @@ class Sandbox:
 
     def _withdraw(self, kind: str) -> Handler:
         name = kind.replace("v2/", "")
-        message = {"mobile-money": "Withdrawal has been successfully created.",
-                   "lipa-na-mpesa": "Lipa na M-Pesa withdrawal has been successfully created.",
-                   "paybill": "Paybill withdrawal has been successfully created.",
-                   "bank": "Withdrawal has been successfully created."}[name]
+        message = {
+            "mobile-money": "Withdrawal has been successfully created.",
+            "lipa-na-mpesa": "Lipa na M-Pesa withdrawal has been successfully created.",
+            "paybill": "Paybill withdrawal has been successfully created.",
+            "bank": "Withdrawal has been successfully created.",
+        }[name]
 
         async def create(request: Request) -> Any:
             body = await _json_body(request)
             st = self.state
             with st.lock:
-                seen: dict[str, Any] = {"kind": name, "reference": body.get("referenceId"),
-                                        "at": st.clock.now(), "outcome": "refused"}
+                seen: dict[str, Any] = {
+                    "kind": name,
+                    "reference": body.get("referenceId"),
+                    "at": st.clock.now(),
+                    "outcome": "refused",
+                }
                 st.posts.append(seen)
                 if st.rng.random() < st.knobs.p_5xx_before:
                     seen["outcome"] = "500 before recording"
@@ -257,10 +266,14 @@ class Sandbox:
                     seen["outcome"] = f"{exc.status} {exc.message}"
                     raise
                 seen["outcome"] = "parked" if payout.parked else "recorded"
-            data = {"id": payout.id, "referenceId": payout.reference,
-                    "referenceNumber": payout.reference_number,
-                    "message": "Withdrawal request sent successfully"}
+            data = {
+                "id": payout.id,
+                "referenceId": payout.reference,
+                "referenceNumber": payout.reference_number,
+                "message": "Withdrawal request sent successfully",
+            }
             return self._after_fault(ok(message, data, st.knobs.create_status))
+
         return create
 
     async def status(self, request: Request) -> Any:
@@ -276,41 +289,67 @@ class Sandbox:
         per_page = min(100, max(1, int(q.get("per_page", "20"))))
         with self.state.lock:
             now = self.state.clock.now()
-            items = [p for p in self.state.payouts
-                     if now >= p.created_at + self.state.knobs.visibility_delay
-                     and (not q.get("status") or p.status == q["status"])
-                     and (not q.get("currency") or p.currency == q["currency"])]
+            items = [
+                p
+                for p in self.state.payouts
+                if now >= p.created_at + self.state.knobs.visibility_delay
+                and (not q.get("status") or p.status == q["status"])
+                and (not q.get("currency") or p.currency == q["currency"])
+            ]
             chunk = items[(page - 1) * per_page : page * per_page]
             data = [_list_item(self.state.status_view(p), p.currency) for p in chunk]
         total_pages = max(1, -(-len(items) // per_page))
-        return SandboxResponse(200, {"success": True, "message": "Transactions retrieved",
-                                     "data": data, "meta": {"total": len(items), "page": page,
-                                     "per_page": per_page, "total_pages": total_pages}})
+        return SandboxResponse(
+            200,
+            {
+                "success": True,
+                "message": "Transactions retrieved",
+                "data": data,
+                "meta": {"total": len(items), "page": page, "per_page": per_page, "total_pages": total_pages},
+            },
+        )
 
     async def banks(self, request: Request) -> Any:
         if self.state.knobs.legacy_banks_only and "currency" not in request.path_params:
             raise Refusal(404, "Cannot GET /api/v3/customer/support/banks")
         currency = (request.path_params.get("currency") or request.query_params.get("currency", "")).upper()
         search = request.query_params.get("search", "").lower()
-        rows = [{"code": code, "name": name, "currency": cur}
-                for cur, banks in seed.BANKS.items() if not currency or cur == currency
-                for code, name in banks if search in name.lower()]
+        rows = [
+            {"code": code, "name": name, "currency": cur}
+            for cur, banks in seed.BANKS.items()
+            if not currency or cur == currency
+            for code, name in banks
+            if search in name.lower()
+        ]
         return ok("Banks retrieved successfully", rows)
 
     async def countries(self, request: Request) -> Any:
-        rows = [{"countryCode": c.code, "name": c.name, "iso3Code": c.iso3, "currency": c.currency,
-                 "serviceType": request.query_params.get("serviceType", "WITHDRAW"),
-                 "isActive": True, "isEnabled": True, "requiresNetwork": c.network_required,
-                 "requiresAccountName": False, "supportedNetworks": list(c.networks),
-                 "availableNetworks": list(c.networks)} for c in seed.COUNTRIES]
+        rows = [
+            {
+                "countryCode": c.code,
+                "name": c.name,
+                "iso3Code": c.iso3,
+                "currency": c.currency,
+                "serviceType": request.query_params.get("serviceType", "WITHDRAW"),
+                "isActive": True,
+                "isEnabled": True,
+                "requiresNetwork": c.network_required,
+                "requiresAccountName": False,
+                "supportedNetworks": list(c.networks),
+                "availableNetworks": list(c.networks),
+            }
+            for c in seed.COUNTRIES
+        ]
         return ok("Countries retrieved successfully", rows)
 
     async def networks(self, request: Request) -> Any:
         country = seed.country(request.path_params["cc"])
         if country is None:
             raise Refusal(404, "Country not supported")
-        return ok("Networks retrieved successfully", {"countryCode": country.code,
-                  "networks": list(country.networks), "isRequired": country.network_required})
+        return ok(
+            "Networks retrieved successfully",
+            {"countryCode": country.code, "networks": list(country.networks), "isRequired": country.network_required},
+        )
 
     async def validate_mobile_money(self, request: Request) -> Any:
         body = await _json_body(request)
@@ -345,11 +384,18 @@ class Sandbox:
 
 
 def _list_item(view: dict[str, Any], currency: str) -> dict[str, Any]:
-    item = {"id": view["id"], "reference_id": view["referenceId"],
-            "reference_number": view["referenceNumber"], "status": view["status"],
-            "amount": view["amount"], "transaction_amount": view["transactionAmount"],
-            "transaction_cost": view["transactionCost"], "customer_key": view["customerKey"],
-            "currency": currency, "created_at": view["created_at"]}
+    item = {
+        "id": view["id"],
+        "reference_id": view["referenceId"],
+        "reference_number": view["referenceNumber"],
+        "status": view["status"],
+        "amount": view["amount"],
+        "transaction_amount": view["transactionAmount"],
+        "transaction_cost": view["transactionCost"],
+        "customer_key": view["customerKey"],
+        "currency": currency,
+        "created_at": view["created_at"],
+    }
     if "telcoId" in view:
         item["telco_id"] = view["telcoId"]
     if "completed_at" in view:

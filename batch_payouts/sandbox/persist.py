@@ -84,9 +84,14 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
     """The head of the books: everything but customers and payouts, as JSON-ready data."""
     with state.lock:
         return {
-            "format": FORMAT, "api_key": state.api_key, "integrator": state.integrator,
-            "now": state.clock.now(), "epoch": state.clock.epoch, "saved_at": time.time(),
-            "rng": _encode(state.rng.getstate()), "next_number": state._next_number,
+            "format": FORMAT,
+            "api_key": state.api_key,
+            "integrator": state.integrator,
+            "now": state.clock.now(),
+            "epoch": state.clock.epoch,
+            "saved_at": time.time(),
+            "rng": _encode(state.rng.getstate()),
+            "next_number": state._next_number,
             "wallets": [_encode(dataclasses.asdict(w)) for w in state.wallets.values()],
             "unsettled": len(state.unsettled),
         }

@@ -31,33 +31,83 @@ COUNTRIES: tuple[CountrySeed, ...] = (
 )
 
 WALLET_CURRENCIES: tuple[str, ...] = (
-    "KES", "UGX", "GHS", "TZS", "RWF", "ZMW", "XOF", "XAF", "ZAR", "USD", "MWK", "CDF",
+    "KES",
+    "UGX",
+    "GHS",
+    "TZS",
+    "RWF",
+    "ZMW",
+    "XOF",
+    "XAF",
+    "ZAR",
+    "USD",
+    "MWK",
+    "CDF",
 )
 
 # (code, name) per currency. Kenyan codes are the CBK bank codes; South African codes are
 # universal branch codes. The provider's own list is runtime data.
 BANKS: dict[str, tuple[tuple[str, str], ...]] = {
     "KES": (
-        ("01", "KCB"), ("68", "Equity Bank"), ("11", "Co-operative Bank"), ("03", "ABSA Kenya"),
-        ("07", "NCBA Bank"), ("31", "Stanbic Bank Kenya"), ("02", "Standard Chartered Kenya"),
-        ("63", "Diamond Trust Bank"), ("70", "Family Bank"), ("66", "Sidian Bank"),
-        ("10", "Prime Bank"), ("72", "Gulf African Bank"), ("43", "Ecobank Kenya"),
-        ("57", "I&M Bank"), ("19", "Bank of Africa Kenya"), ("23", "Consolidated Bank"),
-        ("54", "Victoria Commercial Bank"), ("55", "Guardian Bank"), ("76", "UBA Kenya"),
-        ("51", "Kingdom Bank"), ("16", "Citibank Kenya"),
+        ("01", "KCB"),
+        ("68", "Equity Bank"),
+        ("11", "Co-operative Bank"),
+        ("03", "ABSA Kenya"),
+        ("07", "NCBA Bank"),
+        ("31", "Stanbic Bank Kenya"),
+        ("02", "Standard Chartered Kenya"),
+        ("63", "Diamond Trust Bank"),
+        ("70", "Family Bank"),
+        ("66", "Sidian Bank"),
+        ("10", "Prime Bank"),
+        ("72", "Gulf African Bank"),
+        ("43", "Ecobank Kenya"),
+        ("57", "I&M Bank"),
+        ("19", "Bank of Africa Kenya"),
+        ("23", "Consolidated Bank"),
+        ("54", "Victoria Commercial Bank"),
+        ("55", "Guardian Bank"),
+        ("76", "UBA Kenya"),
+        ("51", "Kingdom Bank"),
+        ("16", "Citibank Kenya"),
     ),
     "ZAR": (
-        ("632005", "ABSA"), ("250655", "FNB"), ("470010", "Capitec"), ("198765", "Nedbank"),
-        ("051001", "Standard"), ("580105", "Investec"), ("430000", "AfricanBank"),
-        ("462005", "Bidvest"), ("679000", "DiscoveryBank"), ("678910", "Tyme"),
+        ("632005", "ABSA"),
+        ("250655", "FNB"),
+        ("470010", "Capitec"),
+        ("198765", "Nedbank"),
+        ("051001", "Standard"),
+        ("580105", "Investec"),
+        ("430000", "AfricanBank"),
+        ("462005", "Bidvest"),
+        ("679000", "DiscoveryBank"),
+        ("678910", "Tyme"),
     ),
 }
 
-NETWORK_ENUM: frozenset[str] = frozenset({
-    "MTN", "AIRTEL", "VODAFONE", "TIGO", "YAS", "ORANGE", "NOT_SUPPORTED", "ZAMTEL", "MPESA",
-    "CHECKOUT", "BKTRX", "CRDTRX", "MOOV", "TMONEY", "FREE", "EXPRESSO", "HALOPESA", "VODACOM",
-    "WAVE",
-})
+NETWORK_ENUM: frozenset[str] = frozenset(
+    {
+        "MTN",
+        "AIRTEL",
+        "VODAFONE",
+        "TIGO",
+        "YAS",
+        "ORANGE",
+        "NOT_SUPPORTED",
+        "ZAMTEL",
+        "MPESA",
+        "CHECKOUT",
+        "BKTRX",
+        "CRDTRX",
+        "MOOV",
+        "TMONEY",
+        "FREE",
+        "EXPRESSO",
+        "HALOPESA",
+        "VODACOM",
+        "WAVE",
+    }
+)
 
 
 def country(code: str) -> CountrySeed | None:
@@ -127,8 +177,18 @@ SHORTCODE_LOOKUPS: dict[str, LookupSeed] = {  # tills and paybills, by shortcode
 }
 
 CALLING_CODES: dict[str, str] = {
-    "254": "KE", "256": "UG", "255": "TZ", "233": "GH", "260": "ZM", "250": "RW", "265": "MW",
-    "237": "CM", "225": "CI", "221": "SN", "243": "CD", "27": "ZA",
+    "254": "KE",
+    "256": "UG",
+    "255": "TZ",
+    "233": "GH",
+    "260": "ZM",
+    "250": "RW",
+    "265": "MW",
+    "237": "CM",
+    "225": "CI",
+    "221": "SN",
+    "243": "CD",
+    "27": "ZA",
 }
 
 

@@ -27,7 +27,10 @@ class RunningSandbox:
 
 @contextlib.contextmanager
 def serve_in_thread(
-    state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0,
+    state: SandboxState | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
     deliver_webhooks: bool = True,
 ) -> Iterator[RunningSandbox]:
     """Serve a sandbox on a loopback port in a daemon thread until the block ends."""
@@ -36,8 +39,9 @@ def serve_in_thread(
         yield RunningSandbox(url, sandbox)
 
 
-def serve_forever(state: SandboxState, *, host: str, port: int, log_level: str = "info",
-                  announce: Callable[[str], None] | None = None) -> None:
+def serve_forever(
+    state: SandboxState, *, host: str, port: int, log_level: str = "info", announce: Callable[[str], None] | None = None
+) -> None:
     """Serve in the foreground until interrupted. Once it accepts connections, ``announce`` is told
     the URL bound (default: a line on stderr), so ``port=0`` is usable: the real port is printed."""
     serve.forever(Sandbox(state).app, host=host, port=port, log_level=log_level, announce=announce or say_listening)

@@ -99,8 +99,9 @@ class SandboxClock:
 class Refusal(Exception):
     """An HTTP error answer of the sandbox."""
 
-    def __init__(self, status: int, message: str, data: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, data: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         self.status = status
         self.message = message
         self.data = data or {}
@@ -118,10 +119,17 @@ class Wallet:
     integrator: str = ""
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "name": f"{self.currency} payouts", "type": "fiat",
-                "currency": self.currency, "country": self.country or "",
-                "integrator": self.integrator, "status": "active", "balance": self.balance,
-                "deposit_balance": self.deposit_balance}
+        return {
+            "id": self.id,
+            "name": f"{self.currency} payouts",
+            "type": "fiat",
+            "currency": self.currency,
+            "country": self.country or "",
+            "integrator": self.integrator,
+            "status": "active",
+            "balance": self.balance,
+            "deposit_balance": self.deposit_balance,
+        }
 
 
 @dataclass
@@ -236,8 +244,7 @@ class SandboxState:
             raise self._too_many(k.retry_after, klass)
         if not k.rate_limits:
             return
-        limits = ([(60.0, k.money_per_minute), (5.0, k.money_burst)] if klass == "money"
-                  else [(5.0, k.reads_per_5s)])
+        limits = [(60.0, k.money_per_minute), (5.0, k.money_burst)] if klass == "money" else [(5.0, k.reads_per_5s)]
         log = self.windows.setdefault(klass, deque())
         longest = max(w for w, _ in limits)
         while log and log[0] <= now - longest:
@@ -300,17 +307,22 @@ class SandboxState:
         if existing and mode == "reject":
             raise Refusal(400, "Customer with this phone number already exists")
         key = "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(20))
-        customer = {"id": _hex_id(self.rng), "customer_key": key, "phone_number": phone,
-                    "country_code": country.code, "network": network or "NOT_SUPPORTED",
-                    "account_name": body.get("account_name") or "", "integrator": self.integrator}
+        customer = {
+            "id": _hex_id(self.rng),
+            "customer_key": key,
+            "phone_number": phone,
+            "country_code": country.code,
+            "network": network or "NOT_SUPPORTED",
+            "account_name": body.get("account_name") or "",
+            "integrator": self.integrator,
+        }
         self.customers[key] = customer
         self.changed()
         return customer
 
     def customer_by_phone(self, phone: str) -> dict[str, Any] | None:
         digits = phone.strip().lstrip("+")
-        return next((c for c in self.customers.values()
-                     if c["phone_number"].lstrip("+") == digits), None)
+        return next((c for c in self.customers.values() if c["phone_number"].lstrip("+") == digits), None)
 
     # -- withdrawals ------------------------------------------------------------------
 
@@ -324,20 +336,26 @@ class SandboxState:
         """Validate, debit and record one payout, or raise a Refusal having changed nothing."""
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int | Decimal) or amount <= 0:
-            raise Refusal(400, "Validation failed: amount must be a positive number",
-                          {"errors": ["amount must be a positive number"]})
+            raise Refusal(
+                400,
+                "Validation failed: amount must be a positive number",
+                {"errors": ["amount must be a positive number"]},
+            )
         amount = Decimal(amount)
         wallet, payee, customer_key = self._route(kind, body)
         if amount != quantize(amount, wallet.currency):
-            raise Refusal(400, f"Validation failed: too many decimals for {wallet.currency}",
-                          {"errors": [f"amount has too many decimals for {wallet.currency}"]})
+            raise Refusal(
+                400,
+                f"Validation failed: too many decimals for {wallet.currency}",
+                {"errors": [f"amount has too many decimals for {wallet.currency}"]},
+            )
         reference = str(body.get("referenceId") or "")
         if not reference:
             if kind == "bank":
-                raise Refusal(400, "Validation failed: referenceId is required",
-                              {"errors": ["referenceId is required"]})
-            reference = "".join(self.rng.choice(string.ascii_uppercase + string.digits)
-                                for _ in range(8))
+                raise Refusal(
+                    400, "Validation failed: referenceId is required", {"errors": ["referenceId is required"]}
+                )
+            reference = "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(8))
         parked = False
         if reference in self.by_reference:
             mode = self.knobs.duplicate_mode
@@ -351,10 +369,19 @@ class SandboxState:
         now = self.clock.now()
         self._next_number += 1
         payout = Payout(
-            id=_hex_id(self.rng), reference=reference, reference_number=self._next_number,
-            kind=kind, payee=payee, amount=amount, currency=wallet.currency, wallet_id=wallet.id,
-            customer_key=customer_key, fee=fee, debit=Decimal(0) if parked else debit,
-            created_at=now, callback_url=body.get("callbackUrl"),
+            id=_hex_id(self.rng),
+            reference=reference,
+            reference_number=self._next_number,
+            kind=kind,
+            payee=payee,
+            amount=amount,
+            currency=wallet.currency,
+            wallet_id=wallet.id,
+            customer_key=customer_key,
+            fee=fee,
+            debit=Decimal(0) if parked else debit,
+            created_at=now,
+            callback_url=body.get("callbackUrl"),
             schedule=[] if parked else self._schedule(reference, payee, now),
             parked=parked,
         )
@@ -393,20 +420,25 @@ class SandboxState:
         if kind == "lipa-na-mpesa":
             details = body.get("lipaNaMpesaDetails") or {}
             if not details.get("businessShortcode"):
-                raise Refusal(400, "Validation failed: businessShortcode is required",
-                              {"errors": ["lipaNaMpesaDetails.businessShortcode is required"]})
+                raise Refusal(
+                    400,
+                    "Validation failed: businessShortcode is required",
+                    {"errors": ["lipaNaMpesaDetails.businessShortcode is required"]},
+                )
             return wallet, str(details.get("phoneNumber") or details["businessShortcode"]), ""
         details = body.get("paybillDetails") or {}
-        missing = [f"paybillDetails.{f} is required" for f in ("paybillNumber", "accountNumber")
-                   if not details.get(f)]
+        missing = [f"paybillDetails.{f} is required" for f in ("paybillNumber", "accountNumber") if not details.get(f)]
         if missing:
             raise Refusal(400, "Validation failed: " + "; ".join(missing), {"errors": missing})
         payee = str(details.get("phoneNumber") or details["accountNumber"])
         return wallet, payee, ""
 
     def _route_bank(self, body: dict[str, Any], details: dict[str, Any]) -> tuple[Wallet, str, str]:
-        missing = [f"bankDetails.{f} is required" for f in ("name", "bankCode", "accountNumber", "country")
-                   if not details.get(f)]
+        missing = [
+            f"bankDetails.{f} is required"
+            for f in ("name", "bankCode", "accountNumber", "country")
+            if not details.get(f)
+        ]
         currency = str(body.get("currency") or "")
         if not currency:
             missing.append("currency is required")
@@ -416,8 +448,11 @@ class SandboxState:
         if country is None or country.code not in ("KE", "ZA"):
             raise Refusal(400, "Bank payouts are only available for Kenya and South Africa")
         if country.code == "ZA" and not details.get("bankName"):
-            raise Refusal(400, "Validation failed: bankDetails.bankName is required for ZA",
-                          {"errors": ["bankDetails.bankName is required for South Africa"]})
+            raise Refusal(
+                400,
+                "Validation failed: bankDetails.bankName is required for ZA",
+                {"errors": ["bankDetails.bankName is required for South Africa"]},
+            )
         codes = {code for code, _ in seed.BANKS.get(currency, ())}
         if str(details["bankCode"]) not in codes:
             raise Refusal(400, f"Bank code {details['bankCode']} is not supported for {currency}")
@@ -435,8 +470,7 @@ class SandboxState:
         if script:
             return [(now + at, status, "scripted") for at, status in script]
         ending = "".join(ch for ch in payee if ch.isdigit())[-9:]
-        steps = [(now + 0.2 * k.settle_seconds, "INITIATED", ""),
-                 (now + 0.4 * k.settle_seconds, "IN_PROGRESS", "")]
+        steps = [(now + 0.2 * k.settle_seconds, "INITIATED", ""), (now + 0.4 * k.settle_seconds, "IN_PROGRESS", "")]
         if ending in _OUTCOMES:
             status, message, _code = _OUTCOMES[ending]
             return [*steps, (now + k.settle_seconds, status, message)]
@@ -462,7 +496,7 @@ class SandboxState:
     def schedule_status(self, payout: Payout, at: float, status: str, error: str = "") -> None:
         """Have the provider move (or correct) ``payout`` to ``status`` at sandbox time ``at``."""
         payout.schedule.append((at, status, error))
-        payout.schedule[payout.applied:] = sorted(payout.schedule[payout.applied:], key=lambda s: s[0])
+        payout.schedule[payout.applied :] = sorted(payout.schedule[payout.applied :], key=lambda s: s[0])
         self.unsettled[payout.id] = payout
 
     def _apply(self, payout: Payout, at: float, status: str, error: str) -> None:
@@ -492,13 +526,22 @@ class SandboxState:
     def status_view(self, payout: Payout) -> dict[str, Any]:
         recipient = payout.amount - payout.fee if self.knobs.fee_mode == "recipient" else payout.amount
         view: dict[str, Any] = {
-            "id": payout.id, "amount": payout.amount, "walletId": payout.wallet_id,
-            "referenceId": payout.reference, "currency": payout.currency,
-            "status": payout.status, "referenceNumber": payout.reference_number,
-            "created_at": self.clock.iso(payout.created_at), "transactionCost": payout.fee,
-            "transactionAmount": recipient, "customerKey": payout.customer_key,
-            "integratorFeeAmount": 0, "integratorFee": 0, "integratorCommissionType": "NONE",
-            "errorMessage": payout.error, "transactionError": payout.error,
+            "id": payout.id,
+            "amount": payout.amount,
+            "walletId": payout.wallet_id,
+            "referenceId": payout.reference,
+            "currency": payout.currency,
+            "status": payout.status,
+            "referenceNumber": payout.reference_number,
+            "created_at": self.clock.iso(payout.created_at),
+            "transactionCost": payout.fee,
+            "transactionAmount": recipient,
+            "customerKey": payout.customer_key,
+            "integratorFeeAmount": 0,
+            "integratorFee": 0,
+            "integratorCommissionType": "NONE",
+            "errorMessage": payout.error,
+            "transactionError": payout.error,
         }
         if payout.callback_url:
             view["callbackUrl"] = payout.callback_url
@@ -520,15 +563,24 @@ class SandboxState:
         if self.webhook_secret:
             secret = k.webhook_rotated_secret or self.webhook_secret
             body, sig = signed_body(WITHDRAWAL_EVENT, data, secret)
-            headers = {"Content-Type": "application/json", "X-Kotani-Event": WITHDRAWAL_EVENT,
-                       "X-Kotani-Integrator": self.integrator}
+            headers = {
+                "Content-Type": "application/json",
+                "X-Kotani-Event": WITHDRAWAL_EVENT,
+                "X-Kotani-Integrator": self.integrator,
+            }
             if not k.webhook_unsigned:
                 headers["X-Kotani-Signature"] = sig
         else:
             body, headers = compact_json(data).encode(), {"Content-Type": "application/json"}
         delivery: dict[str, Any] = {
-            "url": url, "body": body, "headers": headers, "reference": payout.reference,
-            "status": payout.status, "due": at + k.webhook_delay, "attempt": 0}
+            "url": url,
+            "body": body,
+            "headers": headers,
+            "reference": payout.reference,
+            "status": payout.status,
+            "due": at + k.webhook_delay,
+            "attempt": 0,
+        }
         if self.rng.random() < k.webhook_drop:
             self.webhooks_sent.append({**_public(delivery), "outcome": "dropped"})
             return
@@ -552,24 +604,38 @@ class SandboxState:
     def delivery_result(self, delivery: dict[str, Any], status: int | None) -> None:
         """Record a delivery; schedule a redelivery with backoff after a non-2xx."""
         ok = status is not None and 200 <= status < 300
-        record = {**_public(delivery), "http_status": status,
-                  "outcome": "delivered" if ok else "refused", "_delivery": delivery}
+        record = {
+            **_public(delivery),
+            "http_status": status,
+            "outcome": "delivered" if ok else "refused",
+            "_delivery": delivery,
+        }
         self.webhooks_sent.append(record)
         if not ok and delivery["attempt"] < 12:
             backoff = min(2.0 ** delivery["attempt"], 7200.0)
-            self.outbox.append({**delivery, "attempt": delivery["attempt"] + 1,
-                                "due": self.clock.now() + backoff})
+            self.outbox.append({**delivery, "attempt": delivery["attempt"] + 1, "due": self.clock.now() + backoff})
 
     # -- the sandbox's own ledger ---------------------------------------------------------
 
     def ledger(self) -> dict[str, Any]:
         return {
-            "payouts": [{
-                "reference": p.reference, "id": p.id, "kind": p.kind, "payee": p.payee,
-                "amount": p.amount, "currency": p.currency, "debit": p.debit, "fee": p.fee,
-                "status": p.status, "parked": p.parked, "executed": not p.parked,
-                "history": p.history,
-            } for p in self.payouts],
+            "payouts": [
+                {
+                    "reference": p.reference,
+                    "id": p.id,
+                    "kind": p.kind,
+                    "payee": p.payee,
+                    "amount": p.amount,
+                    "currency": p.currency,
+                    "debit": p.debit,
+                    "fee": p.fee,
+                    "status": p.status,
+                    "parked": p.parked,
+                    "executed": not p.parked,
+                    "history": p.history,
+                }
+                for p in self.payouts
+            ],
             "posts": self.posts,
             "webhooks": [{k: v for k, v in w.items() if k != "_delivery"} for w in self.webhooks_sent],
             "wallets": [w.view() for w in self.wallets.values()],
@@ -585,27 +651,45 @@ class SandboxState:
         kind = str(body.get("accountType") or "mobile_money")
         expected = _optional_text(body.get("accountName"))
         if kind not in ("mobile_money", "paybill", "till"):
-            raise Refusal(400, "Validation failed: accountType must be one of mobile_money, paybill, till",
-                          {"errors": ["accountType must be one of mobile_money, paybill, till"]})
+            raise Refusal(
+                400,
+                "Validation failed: accountType must be one of mobile_money, paybill, till",
+                {"errors": ["accountType must be one of mobile_money, paybill, till"]},
+            )
         if kind in ("paybill", "till"):
             return self._validate_shortcode(kind, body, expected)
         phone = str(body.get("phoneNumber") or "").strip()
         if not phone:
-            raise Refusal(400, "Validation failed: phoneNumber is required",
-                          {"errors": ["phoneNumber is required unless accountType is paybill or till"]})
+            raise Refusal(
+                400,
+                "Validation failed: phoneNumber is required",
+                {"errors": ["phoneNumber is required unless accountType is paybill or till"]},
+            )
         found = seed.country_of_phone(phone) if phone.startswith("+") and phone[1:].isdigit() else None
         if found is None or not 9 <= len(phone) <= 16:
-            return {"isValid": False, "isSupported": False, "accountType": kind,
-                    "requiresInternationalization": not phone.startswith("+"),
-                    "message": "Phone number is not valid; send it in international format, e.g. +254712345678"}
+            return {
+                "isValid": False,
+                "isSupported": False,
+                "accountType": kind,
+                "requiresInternationalization": not phone.startswith("+"),
+                "message": "Phone number is not valid; send it in international format, e.g. +254712345678",
+            }
         country, calling = found
-        national = phone[1 + len(calling):]
+        national = phone[1 + len(calling) :]
         network = body.get("network") or (country.networks[0] if country.networks else "NOT_SUPPORTED")
         data: dict[str, Any] = {
-            "isValid": True, "isSupported": bool(country.networks), "accountType": kind,
-            "requiresInternationalization": False, "countryCode": country.code, "countryName": country.name,
-            "callingCode": f"+{calling}", "internationalNumber": phone, "nationalNumber": "0" + national,
-            "currency": country.currency, "network": network}
+            "isValid": True,
+            "isSupported": bool(country.networks),
+            "accountType": kind,
+            "requiresInternationalization": False,
+            "countryCode": country.code,
+            "countryName": country.name,
+            "callingCode": f"+{calling}",
+            "internationalNumber": phone,
+            "nationalNumber": "0" + national,
+            "currency": country.currency,
+            "network": network,
+        }
         ending = "".join(ch for ch in phone if ch.isdigit())[-9:]
         customer = self.customer_by_phone(phone)
         registered = (customer or {}).get("account_name") or None
@@ -615,13 +699,20 @@ class SandboxState:
     def _validate_shortcode(self, kind: str, body: dict[str, Any], expected: str | None) -> dict[str, Any]:
         code = str(body.get("shortCode") or "").strip()
         if not code:
-            raise Refusal(400, "Validation failed: shortCode is required",
-                          {"errors": ["shortCode is required when accountType is paybill or till"]})
+            raise Refusal(
+                400,
+                "Validation failed: shortCode is required",
+                {"errors": ["shortCode is required when accountType is paybill or till"]},
+            )
         country = seed.country(str(body.get("countryCode") or "KE"))
-        data: dict[str, Any] = {"isValid": code.isdigit() and 5 <= len(code) <= 8,
-                                "isSupported": country is not None and country.code == "KE",
-                                "accountType": kind, "countryCode": country.code if country else "",
-                                "currency": "KES", "network": "MPESA"}
+        data: dict[str, Any] = {
+            "isValid": code.isdigit() and 5 <= len(code) <= 8,
+            "isSupported": country is not None and country.code == "KE",
+            "accountType": kind,
+            "countryCode": country.code if country else "",
+            "currency": "KES",
+            "network": "MPESA",
+        }
         if not data["isValid"]:
             return {**data, "message": "A shortcode has 5 to 8 digits"}
         look = seed.SHORTCODE_LOOKUPS.get(code) or seed.LookupSeed("MATCHED")
@@ -636,9 +727,12 @@ class SandboxState:
         number, code = str(body["accountNumber"]).strip(), str(body["bankCode"]).strip()
         expected = _optional_text(body.get("accountName"))
         country = seed.country(str(body["countryCode"]))
-        data: dict[str, Any] = {"isValid": number.isdigit() and 6 <= len(number) <= 16,
-                                "isSupported": country is not None and country.code in ("KE", "ZA"),
-                                "accountType": "bank", "countryCode": country.code if country else ""}
+        data: dict[str, Any] = {
+            "isValid": number.isdigit() and 6 <= len(number) <= 16,
+            "isSupported": country is not None and country.code in ("KE", "ZA"),
+            "accountType": "bank",
+            "countryCode": country.code if country else "",
+        }
         if country is None or not data["isSupported"]:
             return {**data, "message": "Bank accounts can be validated in Kenya and South Africa only"}
         data["currency"] = country.currency
@@ -668,8 +762,13 @@ class SandboxState:
             score = _name_score(expected, real)
             threshold = self.knobs.name_match_threshold
             out["matchScore"] = score
-            out["nameMatch"] = {"provided": expected, "score": score, "matched": score >= threshold,
-                                "threshold": threshold, "masked": look.masked}
+            out["nameMatch"] = {
+                "provided": expected,
+                "score": score,
+                "matched": score >= threshold,
+                "threshold": threshold,
+                "masked": look.masked,
+            }
         return out
 
 
@@ -680,18 +779,24 @@ def _optional_text(value: Any) -> str | None:
 
 def _name_score(expected: str, registered: str) -> int:
     """0-100: how alike two names are, words in any order (the sandbox's own rough measure)."""
+
     def words(name: str) -> str:
         plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
         return " ".join(sorted(re.findall(r"[a-z]+", plain)))
+
     return round(difflib.SequenceMatcher(None, words(expected), words(registered)).ratio() * 100)
 
 
 def _mask(name: str) -> str:
-    """"JANE MARY DOE" -> "J*** M*** D**": the first letter of each word."""
+    """ "JANE MARY DOE" -> "J*** M*** D**": the first letter of each word."""
     return " ".join(word[0] + "*" * (len(word) - 1) for word in name.split())
 
 
 def _public(delivery: dict[str, Any]) -> dict[str, Any]:
-    return {"url": delivery["url"], "reference": delivery["reference"], "status": delivery["status"],
-            "attempt": delivery["attempt"], "replay": delivery.get("replay", False)}
-
+    return {
+        "url": delivery["url"],
+        "reference": delivery["reference"],
+        "status": delivery["status"],
+        "attempt": delivery["attempt"],
+        "replay": delivery.get("replay", False),
+    }

@@ -59,12 +59,29 @@ class _Page:
         self.pdf.set_font(self.family, "B" if bold else "", size)
         self.pdf.set_text_color(*colour)
 
-    def cell(self, width: float, value: str, *, align: str = "L", border: str = "", fill: bool = False,
-             last: bool = False, height: float = LINE_H) -> None:
+    def cell(
+        self,
+        width: float,
+        value: str,
+        *,
+        align: str = "L",
+        border: str = "",
+        fill: bool = False,
+        last: bool = False,
+        height: float = LINE_H,
+    ) -> None:
         room = width or self.pdf.w - self.pdf.r_margin - self.pdf.get_x()
         text = self.fit(self.text(value), room - 1.5)
-        self.pdf.cell(width, height, text, border=border, align=align, fill=fill,
-                      new_x=XPos.LMARGIN if last else XPos.RIGHT, new_y=YPos.NEXT if last else YPos.TOP)
+        self.pdf.cell(
+            width,
+            height,
+            text,
+            border=border,
+            align=align,
+            fill=fill,
+            new_x=XPos.LMARGIN if last else XPos.RIGHT,
+            new_y=YPos.NEXT if last else YPos.TOP,
+        )
 
     def fit(self, text: str, width: float) -> str:
         """``text`` cut with an ellipsis to fit ``width`` mm in the current font."""
@@ -75,8 +92,16 @@ class _Page:
             text = text[:-1]
         return text + ellipsis
 
-    def row(self, widths: Sequence[float], values: Sequence[str], aligns: str, *, bold: bool = False,
-            fill: bool = False, size: float = 8.5) -> None:
+    def row(
+        self,
+        widths: Sequence[float],
+        values: Sequence[str],
+        aligns: str,
+        *,
+        bold: bool = False,
+        fill: bool = False,
+        size: float = 8.5,
+    ) -> None:
         self.font(size, bold=bold)
         for i, (width, value) in enumerate(zip(widths, values, strict=True)):
             self.cell(width, value, align=aligns[i], border="B", fill=fill, last=i == len(widths) - 1)
@@ -97,11 +122,20 @@ def _banner(page: _Page, cover: Cover) -> None:
 def _facts(page: _Page, cover: Cover) -> None:
     who = cover.identity
     wallets = "; ".join(f"{c}: {w}" for c, w in sorted(who.wallets.items())) or "unknown"
-    left = [("Batch", cover.batch + (f" (retry of {cover.retry_of})" if cover.retry_of else "")),
-            ("Label", cover.label or "(none)"), ("Source file", cover.source),
-            ("SHA-256", cover.source_sha256), ("Wallets", wallets)]
-    right = [("Run by", who.ran_by), ("Approved by", who.approved_by), ("Batch created", when(cover.created_at)),
-             ("First payout sent", when(cover.first_sent_at)), ("Last answer", when(cover.last_answer_at))]
+    left = [
+        ("Batch", cover.batch + (f" (retry of {cover.retry_of})" if cover.retry_of else "")),
+        ("Label", cover.label or "(none)"),
+        ("Source file", cover.source),
+        ("SHA-256", cover.source_sha256),
+        ("Wallets", wallets),
+    ]
+    right = [
+        ("Run by", who.ran_by),
+        ("Approved by", who.approved_by),
+        ("Batch created", when(cover.created_at)),
+        ("First payout sent", when(cover.first_sent_at)),
+        ("Last answer", when(cover.last_answer_at)),
+    ]
     for (lk, lv), (rk, rv) in zip(left, right, strict=True):
         page.font(8.5, bold=True)
         page.cell(28, lk)
@@ -125,8 +159,13 @@ def _totals(page: _Page, all_totals: list[CurrencyTotals]) -> None:
     page.row(widths, headers, aligns, bold=True, fill=True)
     for t in all_totals:
         counts = [str(t.in_file.rows), *(str(t.by_word[w].rows) for w in ORDER), "", "", ""]
-        amounts = [money(t.in_file.amount, t.currency), *(money(t.by_word[w].amount, t.currency) for w in ORDER),
-                   money(t.fees, t.currency), money(t.debited, t.currency), money(t.received, t.currency)]
+        amounts = [
+            money(t.in_file.amount, t.currency),
+            *(money(t.by_word[w].amount, t.currency) for w in ORDER),
+            money(t.fees, t.currency),
+            money(t.debited, t.currency),
+            money(t.received, t.currency),
+        ]
         page.row(widths, [t.label, "rows", *counts], aligns, bold=False)
         page.row(widths, ["", "amount", *amounts], aligns)
     page.font(7.5, colour=GREY)
@@ -146,26 +185,36 @@ def _problems(page: _Page, lines: list[Line]) -> None:
     widths = [12.0, 44.0, 42.0, 30.0, 38.0, 111.0]
     aligns = "RLLRLL"
     page.pdf.set_fill_color(221, 228, 238)
-    page.row(widths, ["Row", "Name", "Phone or account", "Amount", "Status", "Reason"], aligns, bold=True, fill=True,
-             size=8)
+    page.row(
+        widths, ["Row", "Name", "Phone or account", "Amount", "Status", "Reason"], aligns, bold=True, fill=True, size=8
+    )
     room = int((PAGE_BOTTOM - page.pdf.get_y() - LINE_H) // LINE_H)
     shown = rows if len(rows) <= room else rows[: max(room - 1, 0)]
     for line in shown:
-        amount = (f"{money(line.amount, line.currency)} {line.currency}".strip() if line.amount is not None
-                  else f"{line.amount_text} (unreadable)")
-        page.row(widths, [str(line.row), line.name, line.paid_to, amount, str(line.word), line.reason], aligns,
-                 size=8)
+        amount = (
+            f"{money(line.amount, line.currency)} {line.currency}".strip()
+            if line.amount is not None
+            else f"{line.amount_text} (unreadable)"
+        )
+        page.row(widths, [str(line.row), line.name, line.paid_to, amount, str(line.word), line.reason], aligns, size=8)
     if len(shown) < len(rows):
         page.font(8, bold=True)
-        page.cell(0, f"… and {len(rows) - len(shown)} more rows not paid: see the Problems sheet of the results "
-                     "workbook.", last=True)
+        page.cell(
+            0,
+            f"… and {len(rows) - len(shown)} more rows not paid: see the Problems sheet of the results workbook.",
+            last=True,
+        )
 
 
 def _footer(page: _Page, cover: Cover) -> None:
     page.pdf.set_y(PAGE_BOTTOM + 1)
     page.font(7.5, colour=GREY)
-    page.cell(0, f"Written {when(cover.written_at)} by batch-payouts {cover.tool_version}. Words used: "
-                 "docs/vocabulary.md.", last=True, height=4)
+    page.cell(
+        0,
+        f"Written {when(cover.written_at)} by batch-payouts {cover.tool_version}. Words used: docs/vocabulary.md.",
+        last=True,
+        height=4,
+    )
 
 
 def summary_pdf(cover: Cover, lines: list[Line]) -> bytes:

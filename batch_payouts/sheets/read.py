@@ -44,7 +44,6 @@ class RawSheet:
     hidden_rows: frozenset[int] = frozenset()  # sheet row numbers of data rows hidden in Excel
 
 
-
 def read_sheet(
     path: str | Path,
     *,
@@ -64,8 +63,10 @@ def read_sheet(
     except OSError as exc:
         raise InputFileError(str(p), f"cannot be read ({exc.strerror or exc})") from None
     if size > lim.max_file_bytes:
-        raise InputFileError(str(p), f"the file is {size // (1024 * 1024)} MiB, more than the "
-                             f"{lim.max_file_bytes // (1024 * 1024)} MiB limit")
+        raise InputFileError(
+            str(p),
+            f"the file is {size // (1024 * 1024)} MiB, more than the {lim.max_file_bytes // (1024 * 1024)} MiB limit",
+        )
     if size == 0:
         raise InputFileError(str(p), "the file is empty")
     kind = sniff(p, head, forced_encoding=encoding)
@@ -83,12 +84,18 @@ def read_sheet(
     return read
 
 
-def _from_grid(path: str, kind: str, grid: Sequence[Sequence[str]], formulas: dict[tuple[int, int], str],
-               notes: list[str], explicit: dict[str, str], lim: Limits) -> RawSheet:
+def _from_grid(
+    path: str,
+    kind: str,
+    grid: Sequence[Sequence[str]],
+    formulas: dict[tuple[int, int], str],
+    notes: list[str],
+    explicit: dict[str, str],
+    lim: Limits,
+) -> RawSheet:
     header_index = _find_header(grid, explicit)
     if header_index is None:
-        raise InputFileError(path, "no header row found: name the columns, e.g. "
-                             "name, phone, amount, currency, country")
+        raise InputFileError(path, "no header row found: name the columns, e.g. name, phone, amount, currency, country")
     headers = _unique_headers(list(grid[header_index]))
     mapping = columns.map_headers(headers, explicit)
     missing = [c for c in columns.REQUIRED if c not in mapping]
@@ -104,14 +111,17 @@ def _from_grid(path: str, kind: str, grid: Sequence[Sequence[str]], formulas: di
         if not "".join(cells).strip():
             continue
         if len(cells) < width:
-            cells = (*cells, *padding[len(cells):])
+            cells = (*cells, *padding[len(cells) :])
         rows.append(RawRow(index + 1, dict(zip(headers, cells, strict=False))))
     if not rows:
         raise InputFileError(path, "no data rows under the header")
     if len(rows) > lim.max_rows:
         raise InputFileError(path, f"the file has more than {lim.max_rows} rows, the limit (see --max-rows)")
-    formula_cells = {(r + 1, headers[c]): text for (r, c), text in sorted(formulas.items())
-                     if r > header_index and c < width and "".join(grid[r]).strip()}
+    formula_cells = {
+        (r + 1, headers[c]): text
+        for (r, c), text in sorted(formulas.items())
+        if r > header_index and c < width and "".join(grid[r]).strip()
+    }
     return RawSheet(path, kind, headers, mapping, rows, notes, formula_cells)
 
 
@@ -136,12 +146,13 @@ def _unique_headers(cells: list[str]) -> list[str]:
         else:
             seen[name] = 1
         out.append(name)
-    while out and out[-1].startswith("column_") and all(not c.strip() for c in cells[len(out) - 1:]):
+    while out and out[-1].startswith("column_") and all(not c.strip() for c in cells[len(out) - 1 :]):
         out.pop()
     return out
 
 
 # -- CSV ---------------------------------------------------------------------------------------
+
 
 def decode(data: bytes, encoding: str | None) -> tuple[str, str]:
     """Text and the encoding used: forced, else BOM, else UTF-8, else Windows-1252."""
@@ -151,7 +162,7 @@ def decode(data: bytes, encoding: str | None) -> tuple[str, str]:
         except (LookupError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot be decoded as {encoding} ({exc})") from None
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16"), "utf-16"
     try:
@@ -173,8 +184,9 @@ def detect_delimiter(text: str) -> str:
     return best
 
 
-def _csv_grid(path: Path, encoding: str | None, delimiter: str | None,
-              lim: Limits) -> tuple[list[tuple[str, ...]], list[str]]:
+def _csv_grid(
+    path: Path, encoding: str | None, delimiter: str | None, lim: Limits
+) -> tuple[list[tuple[str, ...]], list[str]]:
     """The cells of a CSV file as text, and notes about how it was read."""
     data = path.read_bytes()
     try:
@@ -184,25 +196,33 @@ def _csv_grid(path: Path, encoding: str | None, delimiter: str | None,
     notes = []
     if used == "cp1252" and not encoding:
         lost = text.count("\ufffd")
-        notes.append("the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, or "
-                     "pass --encoding" + (f"; {lost} bytes could not be read and show as \ufffd" if lost else ""))
+        notes.append(
+            "the file is not UTF-8; it was read as Windows-1252 (cp1252): check accented names, or "
+            "pass --encoding" + (f"; {lost} bytes could not be read and show as \ufffd" if lost else "")
+        )
     if "\x00" in text:
-        raise InputFileError(str(path), "not a spreadsheet: the text contains NUL bytes "
-                             "(wrong --encoding?)")
+        raise InputFileError(str(path), "not a spreadsheet: the text contains NUL bytes (wrong --encoding?)")
     try:
         delim = delimiter or detect_delimiter(text)
         if delim in ("\\t", "tab"):
             delim = "\t"
         head_rows = _first_records(text, delim)
     except csv.Error as exc:
-        raise InputFileError(str(path), f"not a readable CSV file: {exc} (a cell longer than "
-                             f"{csv.field_size_limit()} characters is refused)") from None
+        raise InputFileError(
+            str(path),
+            f"not a readable CSV file: {exc} (a cell longer than {csv.field_size_limit()} characters is refused)",
+        ) from None
     width = max((len(r) for r in head_rows), default=1)
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")), has_header=False, separator=delim,
-            schema={f"c{i}": pl.String for i in range(width)}, truncate_ragged_lines=True,
-            quote_char='"', n_rows=lim.max_rows + HEADER_SEARCH_ROWS + 1, missing_columns="insert",
+            io.BytesIO(text.encode("utf-8")),
+            has_header=False,
+            separator=delim,
+            schema={f"c{i}": pl.String for i in range(width)},
+            truncate_ragged_lines=True,
+            quote_char='"',
+            n_rows=lim.max_rows + HEADER_SEARCH_ROWS + 1,
+            missing_columns="insert",
         )
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise InputFileError(str(path), f"not a readable CSV file ({exc})") from None

@@ -20,18 +20,59 @@ from batch_payouts.sheets.write import write_csv, write_xlsx
 from batch_payouts.sheets.xlsx import ListCheck, SheetSpec
 
 EXAMPLES: list[dict[str, str]] = [
-    {"name": "Akinyi Odera", "phone": "+254711000101", "country": "KE", "network": "MPESA",
-     "amount": "1500", "currency": "KES", "method": "mobile_money", "reference": "EXAMPLE-1",
-     "narration": "November stipend"},
-    {"name": "Kofi Mensah", "phone": "+233241000101", "country": "GH", "network": "MTN",
-     "amount": "350.50", "currency": "GHS", "method": "mobile_money", "reference": "EXAMPLE-2",
-     "narration": "Ghana needs the network"},
-    {"name": "Mama Mboga Stores", "country": "KE", "amount": "2500", "currency": "KES", "method": "till",
-     "till_number": "5123456", "reference": "EXAMPLE-3", "narration": "Supplies"},
-    {"name": "Kisumu Water", "country": "KE", "amount": "3200", "currency": "KES", "method": "paybill",
-     "paybill_number": "400222", "account_reference": "ACC-0042", "reference": "EXAMPLE-4"},
-    {"name": "Lindiwe Dube", "country": "ZA", "amount": "1250.50", "currency": "ZAR", "method": "bank",
-     "bank_code": "250655", "bank_name": "FNB", "account_number": "62000000099", "reference": "EXAMPLE-5"},
+    {
+        "name": "Akinyi Odera",
+        "phone": "+254711000101",
+        "country": "KE",
+        "network": "MPESA",
+        "amount": "1500",
+        "currency": "KES",
+        "method": "mobile_money",
+        "reference": "EXAMPLE-1",
+        "narration": "November stipend",
+    },
+    {
+        "name": "Kofi Mensah",
+        "phone": "+233241000101",
+        "country": "GH",
+        "network": "MTN",
+        "amount": "350.50",
+        "currency": "GHS",
+        "method": "mobile_money",
+        "reference": "EXAMPLE-2",
+        "narration": "Ghana needs the network",
+    },
+    {
+        "name": "Mama Mboga Stores",
+        "country": "KE",
+        "amount": "2500",
+        "currency": "KES",
+        "method": "till",
+        "till_number": "5123456",
+        "reference": "EXAMPLE-3",
+        "narration": "Supplies",
+    },
+    {
+        "name": "Kisumu Water",
+        "country": "KE",
+        "amount": "3200",
+        "currency": "KES",
+        "method": "paybill",
+        "paybill_number": "400222",
+        "account_reference": "ACC-0042",
+        "reference": "EXAMPLE-4",
+    },
+    {
+        "name": "Lindiwe Dube",
+        "country": "ZA",
+        "amount": "1250.50",
+        "currency": "ZAR",
+        "method": "bank",
+        "bank_code": "250655",
+        "bank_name": "FNB",
+        "account_number": "62000000099",
+        "reference": "EXAMPLE-5",
+    },
 ]
 INSTRUCTIONS = [
     ["name", "The recipient's full name (required)."],
@@ -49,14 +90,32 @@ INSTRUCTIONS = [
     ["account_reference", "The account number at the paybill."],
     ["reference", "Your own id for the row (optional, must be unique)."],
     ["narration", "A note carried to the results (optional)."],
-    ["", "Fill the Payouts sheet. The Examples sheet shows one row per method; example rows pasted into "
-         "the Payouts sheet are refused, never paid."],
+    [
+        "",
+        "Fill the Payouts sheet. The Examples sheet shows one row per method; example rows pasted into "
+        "the Payouts sheet are refused, never paid.",
+    ],
     ["", "Keep the phone and number columns formatted as text so that leading zeros survive."],
 ]
 TEXT_COLUMNS = {"phone", "bank_code", "account_number", "till_number", "paybill_number", "account_reference"}
 COUNTRIES = ("KE", "UG", "TZ", "GH", "ZM", "RW", "MW", "CM", "CI", "SN", "CD", "ZA")
-NETWORKS = ("MPESA", "AIRTEL", "MTN", "VODAFONE", "TIGO", "VODACOM", "YAS", "HALOPESA", "ZAMTEL", "ORANGE",
-            "MOOV", "WAVE", "FREE", "EXPRESSO", "TMONEY")
+NETWORKS = (
+    "MPESA",
+    "AIRTEL",
+    "MTN",
+    "VODAFONE",
+    "TIGO",
+    "VODACOM",
+    "YAS",
+    "HALOPESA",
+    "ZAMTEL",
+    "ORANGE",
+    "MOOV",
+    "WAVE",
+    "FREE",
+    "EXPRESSO",
+    "TMONEY",
+)
 TEMPLATE_ROWS = 1000  # rows of the Payouts sheet that carry the drop-downs and text formats
 
 
@@ -75,11 +134,20 @@ def _checks() -> list[ListCheck]:
 def template_sheets() -> list[SheetSpec]:
     examples = [[example.get(c, "") for c in CANONICAL] for example in EXAMPLES]
     return [
-        SheetSpec("Payouts", list(CANONICAL), [], TEXT_COLUMNS, blank_text_rows=TEMPLATE_ROWS, table_header=True,
-                  checks=_checks(), printable=True),
+        SheetSpec(
+            "Payouts",
+            list(CANONICAL),
+            [],
+            TEXT_COLUMNS,
+            blank_text_rows=TEMPLATE_ROWS,
+            table_header=True,
+            checks=_checks(),
+            printable=True,
+        ),
         SheetSpec("Examples", list(CANONICAL), examples, TEXT_COLUMNS, table_header=True, printable=True),
-        SheetSpec("Instructions", ["column", "what to put in it"], INSTRUCTIONS, table_header=True,
-                  widths={1: 20.0, 2: 100.0}),
+        SheetSpec(
+            "Instructions", ["column", "what to put in it"], INSTRUCTIONS, table_header=True, widths={1: 20.0, 2: 100.0}
+        ),
     ]
 
 
@@ -94,6 +162,7 @@ def write_template(path: Path, *, force: bool = False) -> None:
 
 
 # -- recognising example rows -------------------------------------------------------------------------
+
 
 def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
@@ -110,8 +179,14 @@ def example_fingerprint(cells: Mapping[str, str]) -> tuple[str, str, str]:
     """(name, payee, amount) of a row keyed by canonical column names, normalised so that what a
     spreadsheet does to a pasted row (case, spaces, a lost "+", "1,500.00") does not matter."""
     phone = _digits(cells.get("phone", ""))[-9:]
-    payee = phone or next((_digits(cells.get(c, "")) for c in ("till_number", "paybill_number", "account_number")
-                           if _digits(cells.get(c, ""))), "")
+    payee = phone or next(
+        (
+            _digits(cells.get(c, ""))
+            for c in ("till_number", "paybill_number", "account_number")
+            if _digits(cells.get(c, ""))
+        ),
+        "",
+    )
     return squash(cells.get("name", "")), payee, _amount_key(cells.get("amount", ""))
 
 

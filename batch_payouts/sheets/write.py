@@ -103,9 +103,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 def safe_sheet(spec: SheetSpec) -> SheetSpec:
     """``spec`` with every header and cell made formula-safe (numbers and dates kept as they are);
     the rows are made safe as they are written."""
-    return dataclasses.replace(spec, headers=[escape_cell(h) for h in spec.headers],
-                               rows=([_safe(v) for v in row] for row in spec.rows),
-                               text_columns={escape_cell(h) for h in spec.text_columns})
+    return dataclasses.replace(
+        spec,
+        headers=[escape_cell(h) for h in spec.headers],
+        rows=([_safe(v) for v in row] for row in spec.rows),
+        text_columns={escape_cell(h) for h in spec.text_columns},
+    )
 
 
 def write_xlsx(path: Path, sheets: list[SheetSpec]) -> None:
@@ -125,13 +128,21 @@ def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> 
             writer.writerow([_csv_text(_safe(v)) for v in row])
 
 
-def write_table(path: Path, headers: list[str], rows: Sequence[Sequence[Any]],
-                *, text_columns: set[str] | None = None, extra: list[SheetSpec] | None = None,
-                title: str = "Results", blank_text_rows: int = 0) -> None:
+def write_table(
+    path: Path,
+    headers: list[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    text_columns: set[str] | None = None,
+    extra: list[SheetSpec] | None = None,
+    title: str = "Results",
+    blank_text_rows: int = 0,
+) -> None:
     """Write one table (plus extra sheets in XLSX) to ``.csv`` or ``.xlsx`` by suffix."""
     if path.suffix.lower() == ".xlsx":
-        first = SheetSpec(title, headers, rows, text_columns or set(), blank_text_rows=blank_text_rows,
-                          table_header=True)
+        first = SheetSpec(
+            title, headers, rows, text_columns or set(), blank_text_rows=blank_text_rows, table_header=True
+        )
         write_xlsx(path, [first, *(extra or [])])
         return
     write_csv(path, headers, rows)

@@ -61,6 +61,7 @@ def cell_text(value: Any) -> str:
 
 # -- what a cell means, by openpyxl's rules (used by ``xlsx_read.py``) --------------------------
 
+
 def builtin_format(number_format: int) -> str | None:
     """The format code of one of Excel's built-in number formats, if it is one."""
     code = builtin_format_code(number_format)
@@ -219,10 +220,18 @@ def _write_sheet(ws: Any, spec: SheetSpec) -> None:
         if height:
             ws.row_dimensions[r + 1 + offset].height = height
         # a row of one line needs no alignment but the wrapped column's: top and bottom are the same
-        ws.append([looks.cell(v, text=c in text_idx, number_format=formats[c] if c < len(formats) else None,
-                              bold=r in spec.bold_rows,
-                              align=_WRAP if c + 1 in spec.wrap else _TOP if spec.wrap and height else None)
-                   for c, v in enumerate(cells)])
+        ws.append(
+            [
+                looks.cell(
+                    v,
+                    text=c in text_idx,
+                    number_format=formats[c] if c < len(formats) else None,
+                    bold=r in spec.bold_rows,
+                    align=_WRAP if c + 1 in spec.wrap else _TOP if spec.wrap and height else None,
+                )
+                for c, v in enumerate(cells)
+            ]
+        )
         count += 1
     for _ in range(spec.blank_text_rows):
         ws.append([looks.cell(None, text=True) if c in text_idx else None for c in range(len(spec.headers))])
@@ -238,8 +247,16 @@ class _Looks:
         self.ws = ws
         self.styles: dict[tuple[Any, ...], Any] = {}
 
-    def cell(self, value: Any, *, header: bool = False, text: bool = False, number_format: str | None = None,
-             bold: bool = False, align: Alignment | None = None) -> Any:
+    def cell(
+        self,
+        value: Any,
+        *,
+        header: bool = False,
+        text: bool = False,
+        number_format: str | None = None,
+        bold: bool = False,
+        align: Alignment | None = None,
+    ) -> Any:
         dated = isinstance(value, dt.datetime | dt.date)
         fmt = "@" if text else number_format or (DATE_FORMAT if dated else None)
         look = (fmt, header, bold or header, id(align) if align is not None else None)
@@ -317,9 +334,14 @@ def _chart(ws: Any, spec: ChartSpec) -> None:
 
 def _list_check(ws: Any, check: ListCheck) -> None:
     letter = get_column_letter(check.column)
-    rule = DataValidation(type="list", formula1='"' + ",".join(check.options) + '"', allow_blank=True,
-                          errorStyle="stop" if check.strict else "warning", showErrorMessage=True,
-                          showInputMessage=bool(check.prompt))
+    rule = DataValidation(
+        type="list",
+        formula1='"' + ",".join(check.options) + '"',
+        allow_blank=True,
+        errorStyle="stop" if check.strict else "warning",
+        showErrorMessage=True,
+        showInputMessage=bool(check.prompt),
+    )
     rule.error = "Pick a value from the list." if check.strict else "Not in the list; keep it only if you are sure."
     rule.errorTitle = "Check this cell"
     rule.prompt = check.prompt

@@ -31,9 +31,13 @@ class _Refused(Exception):
     """An XML part declared a DTD or an entity."""
 
 
-def _parser(start: Callable[[str, dict[str, str]], None] | None = None,
-            end: Callable[[str], None] | None = None,
-            text: Callable[[str], None] | None = None, *, namespaces: bool = True) -> Any:
+def _parser(
+    start: Callable[[str, dict[str, str]], None] | None = None,
+    end: Callable[[str], None] | None = None,
+    text: Callable[[str], None] | None = None,
+    *,
+    namespaces: bool = True,
+) -> Any:
     """An expat parser that refuses DTDs, entities and external references."""
     parser = expat.ParserCreate(namespace_separator="}") if namespaces else expat.ParserCreate()
     parser.buffer_text = True
@@ -61,13 +65,17 @@ def _parse(archive: zipfile.ZipFile, part: str, parser: Any, path: Path) -> None
     except KeyError:
         raise InputFileError(str(path), f"not a readable workbook (part {part} is missing)") from None
     except _Refused:
-        raise InputFileError(str(path), f"part {part} declares a DTD (XML entities can expand without bound "
-                             "or read other files); refused as unsafe") from None
+        raise InputFileError(
+            str(path),
+            f"part {part} declares a DTD (XML entities can expand without bound "
+            "or read other files); refused as unsafe",
+        ) from None
     except expat.ExpatError as exc:
         raise InputFileError(str(path), f"not a readable workbook (part {part}: {exc})") from None
 
 
 # -- the workbook's own parts ---------------------------------------------------------------------
+
 
 @dataclass
 class Book:
@@ -86,8 +94,11 @@ def _relationships(archive: zipfile.ZipFile, part: str, path: Path) -> dict[str,
     def start(name: str, attrs: dict[str, str]) -> None:
         if name == RELS + "Relationship" and attrs.get("TargetMode") != "External":
             target = attrs.get("Target", "")
-            where = target[1:] if target.startswith("/") else posixpath.normpath(
-                posixpath.join(posixpath.dirname(part), target))
+            where = (
+                target[1:]
+                if target.startswith("/")
+                else posixpath.normpath(posixpath.join(posixpath.dirname(part), target))
+            )
             found[attrs.get("Id", "")] = (attrs.get("Type", ""), where)
 
     rels = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
@@ -121,8 +132,17 @@ def read_book(archive: zipfile.ZipFile, path: Path) -> Book:
 # Element names in the two big parts (sheet, shared strings), read without namespace processing
 # for speed: a prefix such as ``x:c`` is set aside, the local name decides.
 ROW, CELL, VALUE, FORMULA, INLINE, TEXT, RUN_PHONETIC, MERGE, STRING_ITEM, OTHER = range(10)
-_LOCAL_NAMES = {"row": ROW, "c": CELL, "v": VALUE, "f": FORMULA, "is": INLINE, "t": TEXT,
-                "rPh": RUN_PHONETIC, "mergeCell": MERGE, "si": STRING_ITEM}
+_LOCAL_NAMES = {
+    "row": ROW,
+    "c": CELL,
+    "v": VALUE,
+    "f": FORMULA,
+    "is": INLINE,
+    "t": TEXT,
+    "rPh": RUN_PHONETIC,
+    "mergeCell": MERGE,
+    "si": STRING_ITEM,
+}
 
 
 class _Names(dict[str, int]):
@@ -220,6 +240,7 @@ def _int(text: str | None) -> int:
 
 
 # -- the sheet -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Sheet:
@@ -365,8 +386,10 @@ class _SheetReader:
                 return xlsx.cell_text(xlsx.iso_date(raw))
         except (ValueError, IndexError):
             where = f"cell {self.ref}" if self.ref else f"row {self.row_number}"
-            raise InputFileError(str(self.path), f"not a readable workbook ({where} holds {raw[:40]!r}, "
-                                 f"which is not a valid value of type {kind!r})") from None
+            raise InputFileError(
+                str(self.path),
+                f"not a readable workbook ({where} holds {raw[:40]!r}, which is not a valid value of type {kind!r})",
+            ) from None
         return xlsx.cell_text(raw)  # "str", "e" and unknown types: the text as written
 
     def _formula(self) -> str | None:
@@ -409,6 +432,7 @@ def read_sheet_part(archive: zipfile.ZipFile, part: str, book: Book, max_rows: i
 
 # -- the entry point -------------------------------------------------------------------------------
 
+
 def read_grid(
     path: Path, sheet: str | None, max_rows: int
 ) -> tuple[list[list[str]], dict[tuple[int, int], str], list[str], list[int]]:
@@ -436,8 +460,7 @@ def read_grid(
         found = read_sheet_part(archive, part, book, max_rows, path)
     notes += _layout_notes(found.hidden, found.merged, len(found.grid))
     if found.formulas:
-        notes.append(f"{len(found.formulas)} cells hold formulas; their saved values were used, "
-                     "nothing was calculated")
+        notes.append(f"{len(found.formulas)} cells hold formulas; their saved values were used, nothing was calculated")
     return found.grid, found.formulas, notes, [r for r in found.hidden if 1 < r <= len(found.grid)]
 
 
@@ -447,11 +470,14 @@ def _layout_notes(hidden: list[int], merged: list[str], rows: int) -> list[str]:
     notes = []
     if hidden:
         shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
-        notes.append(f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and are held, "
-                     "not paid, unless hidden rows are included (--include-hidden); unhide them to check them")
+        notes.append(
+            f"{len(hidden)} rows are hidden in the sheet (rows {shown}); they were read and are held, "
+            "not paid, unless hidden rows are included (--include-hidden); unhide them to check them"
+        )
     if merged:
         shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
-        notes.append(f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
-                     "its value, the others were read as empty")
+        notes.append(
+            f"{len(merged)} merged cell ranges ({shown}): only the first cell of each holds "
+            "its value, the others were read as empty"
+        )
     return notes
-

@@ -20,23 +20,52 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "correct horse battery"
-FILE = ("name,phone,country,amount,currency,reference\n"
-        "Amina Njeri,+254712300001,KE,1500,KES,INV-1001\n"
-        "Grace Wanjiru,+254700000030,KE,2300,KES,INV-1002\n"
-        "Brian Otieno,+254700000010,KE,1800,KES,INV-1003\n"
-        "Joseph Kamau,+254712300004,KE,950,KES,INV-1004\n")
+FILE = (
+    "name,phone,country,amount,currency,reference\n"
+    "Amina Njeri,+254712300001,KE,1500,KES,INV-1001\n"
+    "Grace Wanjiru,+254700000030,KE,2300,KES,INV-1002\n"
+    "Brian Otieno,+254700000010,KE,1800,KES,INV-1003\n"
+    "Joseph Kamau,+254712300004,KE,950,KES,INV-1004\n"
+)
 
 
 def serve(state: Path) -> tuple[subprocess.Popen[bytes], str]:
     for name, role in (("amina", "maker"), ("brian", "approver")):
-        subprocess.run([sys.executable, "-m", "batch_payouts", "users", "add", name, "--role", role, "--password-stdin",
-                        "--state", str(state)], input=(PASSWORD + "\n").encode(), check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batch_payouts",
+                "users",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+                "--state",
+                str(state),
+            ],
+            input=(PASSWORD + "\n").encode(),
+            check=True,
+            capture_output=True,
+        )
     log = state.with_name("serve.log")
-    proc = subprocess.Popen([sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0", "--state",
-                             str(state)], stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_payouts", "serve", "--sandbox", "--port", "0", "--state", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if found := re.search(r"Console listening on (http://\S+)", log.read_text()):
