@@ -50,6 +50,22 @@ def sandbox_catalog() -> Catalog:
 
 # -- real processes: the sandbox and the tool, as a user would run them ----------------------------
 
+# Command-line options that make a run against a loopback sandbox quick: allowances far above the
+# provider's, a short visibility lag, attempt deadline and poll interval; no prompt, no progress.
+FAST = [
+    "--yes",
+    "--quiet",
+    "--reads-rate",
+    "2000/5",
+    "--rate",
+    "3000/60,500/5",
+    "--visibility-lag",
+    "0.5",
+    "--attempt-timeout",
+    "2",
+    "--poll-interval",
+    "0.2",
+]
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 _LISTENING = re.compile(rb"Kotani sandbox listening on (http://\S+)")
 

@@ -22,23 +22,9 @@ from batch_payouts.cli import main
 from batch_payouts.environment import environment
 from batch_payouts.ledger import Ledger
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
-from tests.support import results_file
+from tests.support import FAST, results_file
 
 KEY = "truth-key-5b1"
-FAST = [
-    "--yes",
-    "--quiet",
-    "--reads-rate",
-    "2000/5",
-    "--rate",
-    "3000/60,500/5",
-    "--visibility-lag",
-    "0.5",
-    "--attempt-timeout",
-    "2",
-    "--poll-interval",
-    "0.2",
-]
 HEADER = "name,phone,country,amount,currency"
 
 

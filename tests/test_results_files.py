@@ -29,22 +29,9 @@ from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from batch_payouts.sheets.report import Line, totals
 from batch_payouts.vocabulary import STATE_WORDS
+from tests.support import FAST
 
 KEY = "results-key-5d1"
-FAST = [
-    "--yes",
-    "--quiet",
-    "--reads-rate",
-    "2000/5",
-    "--rate",
-    "3000/60,500/5",
-    "--visibility-lag",
-    "0.5",
-    "--attempt-timeout",
-    "2",
-    "--poll-interval",
-    "0.2",
-]
 HEADER = "name,phone,country,network,amount,currency\n"
 EARLIER = "Earlier Pay,+254712000301,KE,,100,KES\n"
 # Row number in the file -> (cells, the word the row must end with).

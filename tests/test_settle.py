@@ -23,26 +23,12 @@ from batch_payouts.model import RowState
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.figures import record
 from tests.hooks import reporting_to
-from tests.support import results_file
+from tests.support import FAST, results_file
 
 pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and reports its figures
 
 KEY = "settle-key-2a9"
 SECRET = "whsec-settle-77"
-FAST = [
-    "--yes",
-    "--quiet",
-    "--reads-rate",
-    "2000/5",
-    "--rate",
-    "3000/60,500/5",
-    "--visibility-lag",
-    "0.5",
-    "--attempt-timeout",
-    "2",
-    "--poll-interval",
-    "0.2",
-]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
