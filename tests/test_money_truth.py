@@ -146,6 +146,7 @@ def test_3_a_retried_correction_is_not_paid_again_by_the_corrected_master_file(t
     assert paid(state) == Counter({"+254712999001": 1, "+254712300002": 1})
 
 
+@pytest.mark.campaign  # the send-time claim's guard test (bench/reliability.py, broken builds)
 def test_only_the_claim_at_the_moment_of_sending_stops_a_resumed_batch(tmp_path: Path) -> None:
     """A payee's payment fails; an edited copy of the file is run and stopped before it sends anything
     (its row for that payee is rightly ready: the earlier attempt failed); the original is retried and
