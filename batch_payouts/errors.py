@@ -71,6 +71,16 @@ class InputFileError(BatchPayoutsError):
         super().__init__(f"{path}: {cause}")
 
 
+class MissingColumns(InputFileError):
+    """The file reads, but no column was recognised for each of ``missing``; ``headers`` are the
+    file's own column names, so that a person can say which holds what."""
+
+    def __init__(self, path: str, missing: list[str], headers: list[str]) -> None:
+        self.missing = missing
+        self.headers = headers
+        super().__init__(path, "required columns missing: " + ", ".join(missing))
+
+
 class ConfigError(BatchPayoutsError):
     """A setting is missing or unsafe."""
 

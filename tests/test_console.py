@@ -562,3 +562,18 @@ def test_the_review_shows_estimated_fees_and_rows_the_guardrails_hold(workspace:
     assert "Estimated fees" in review and ("about KES" in review or "unknown" in review)
     assert "Rows to look at" in review and "duplicate" in review
     assert review.count("will be paid") == 2 and review.count("will not be paid") == 1
+
+
+def test_a_file_whose_amount_column_is_not_recognised_is_mapped_in_its_review(workspace: Workspace) -> None:
+    unusual = "name,phone,country,Stipend due,currency\nAmina Njeri,+254712300001,KE,100,KES\n"
+    maker = signed_in(workspace, "amina")
+    draft = uploaded(workspace, unusual, maker=maker)
+    page = maker.get(draft)
+    assert "required columns missing: amount: choose below which column of the file holds amount" in page
+    assert '<option value="Stipend due">Stipend due</option>' in page and "Submit for approval" not in page
+
+    assert maker.post(f"{draft}/mapping", {"map_amount": "Stipend due"}) == (303, draft)
+
+    page = maker.get(draft)
+    assert '<option value="Stipend due" selected>Stipend due</option>' in page and "will be paid" in page
+    assert maker.post(f"{draft}/submit")[0] == 303

@@ -21,6 +21,7 @@ from batch_payouts.app import results as app_results
 from batch_payouts.app import retry as app_retry
 from batch_payouts.app import status as facts
 from batch_payouts.app.approvals import Stage
+from batch_payouts.app.drafts import Draft
 from batch_payouts.app.files import FileOptions
 from batch_payouts.app.notify import Notifier
 from batch_payouts.app.people import Action, Person, Throttle, require
@@ -264,7 +265,10 @@ class Workspace:
                 name, f"is larger than the {self.options.max_file_bytes // (1024 * 1024)} MB limit for uploads"
             )
         draft = drafts.save(self.uploads, name, content, maker=person.name, label=label.strip())
-        files.load(draft.path, self._file_options(draft))
+        try:
+            files.load(draft.path, self._file_options(draft))
+        except errors.MissingColumns:
+            return Uploaded(None, draft=draft.token)  # its review asks which column holds what
         with self.acting(person.name) as session:
             existing = payouts.batch_id_for(session, draft.path, draft.label)
             if session.ledger.has_batch(existing):
@@ -291,7 +295,10 @@ class Workspace:
         require(person, Action.READ)
         draft = drafts.read(self.uploads, token)
         options = self._file_options(draft)
-        sheet = files.load(draft.path, options)
+        try:
+            sheet = files.load(draft.path, options)
+        except errors.MissingColumns as exc:
+            return self._to_map(draft, exc)
         with self.acting(person.name) as session:
             report = files.check(session, sheet, options)
             planned = payouts.plan_batch(
@@ -362,6 +369,29 @@ class Workspace:
             screen.to_check if screen else 0,
         )
 
+    def _to_map(self, draft: Draft, missing: errors.MissingColumns) -> DraftView:
+        """The review of a file whose required columns were not all recognised: no rows yet, the
+        file's own column names, and what to choose."""
+        note = (
+            f"{missing.cause}: choose below which column of the file holds "
+            f"{' and '.join(missing.missing)}, then save the mapping"
+        )
+        return DraftView(
+            draft.token,
+            draft.name,
+            draft.label,
+            draft.file,
+            draft.maker,
+            missing.headers,
+            dict(draft.mapping),
+            list(CANONICAL),
+            [],
+            [],
+            "",
+            [note],
+            draft.batch_id,
+        )
+
     def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
         """A person's column mapping for a draft (canonical column -> header; empty: automatic),
         kept only when the file reads with it."""
@@ -370,7 +400,10 @@ class Workspace:
         if draft.batch_id is not None:
             raise errors.WrongStage(draft.batch_id, "submitted", "its column mapping can no longer change")
         chosen = {canon: header for canon, header in mapping.items() if header}
-        headers = files.load(draft.path, self._file_options(draft)).headers
+        try:
+            headers = files.load(draft.path, self._file_options(draft)).headers
+        except errors.MissingColumns as exc:
+            headers = exc.headers
         for canon, header in chosen.items():
             if canon not in CANONICAL:
                 raise errors.BadValue(f"{canon!r} is not a column batch-payouts knows", "mapping")

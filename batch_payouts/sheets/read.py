@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from batch_payouts.errors import InputFileError
+from batch_payouts.errors import InputFileError, MissingColumns
 from batch_payouts.sheets import columns
 from batch_payouts.sheets.guard import Limits, scan_workbook, sniff
 
@@ -102,7 +102,7 @@ def _from_grid(
     if "country" not in mapping and "currency" not in mapping:
         missing.append("country or currency")
     if missing:
-        raise InputFileError(path, "required columns missing: " + ", ".join(missing))
+        raise MissingColumns(path, missing, headers)
     width = len(headers)
     padding = ("",) * width
     rows: list[RawRow] = []
