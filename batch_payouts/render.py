@@ -427,6 +427,8 @@ def reconciled(done: Reconciled) -> None:
         err.print(f"paid at Kotani but not recorded as sent here: {line}", markup=False)
     for line in found.recorded_unknown:
         err.print(f"recorded as sent here but unknown to Kotani: {line}", markup=False)
+    for line in found.sent_not_confirmed:
+        err.print(f"sent, its answer not yet recorded here (resume the batch to record it): {line}", markup=False)
     for line in found.status_differs:
         out.print(f"status differs: {line}", markup=False)
     for line in found.corrected:

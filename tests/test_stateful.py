@@ -361,3 +361,20 @@ def test_a_webhook_settling_a_row_mid_reconcile_is_kept() -> None:
         assert [p.reference for p in machine.state.payouts].count("bS-2-1") == 1
     finally:
         machine.teardown()
+
+
+def test_reconcile_calls_a_row_sent_but_not_yet_heard_back_what_it_is() -> None:
+    """A process died after sending row 2 and before recording the answer: the provider holds the
+    payout, the ledger says unknown. Reconcile says so ("sent, not yet recorded"), not "paid but not
+    recorded as sent", and leaves the row to its batch's resume."""
+    from batch_payouts.engine.reconcile import compare
+
+    machine = PayoutMachine()
+    try:
+        machine.submit_then_crash_before_the_answer_is_recorded(2)
+        machine.time_passes(10.0)
+        found = machine.engine(lambda ctx: compare(ctx.ledger, ctx.client, "bS"))
+        assert found.paid_not_recorded == [] and len(found.sent_not_confirmed) == 1
+        assert found.sent_not_confirmed[0].startswith("row 2 (bS-2-1: ") and machine.row(2).state is RowState.UNKNOWN
+    finally:
+        machine.teardown()

@@ -34,5 +34,5 @@ def reconcile(session: Session, batch_id: str) -> Reconciled:
         )
 
     found = session.call(go)
-    disagree = bool(found.paid_not_recorded or found.recorded_unknown or found.corrected)
+    disagree = bool(found.paid_not_recorded or found.recorded_unknown or found.corrected or found.sent_not_confirmed)
     return Reconciled(batch_id, found, facts.verdict(session.ledger, batch_id, 3 if disagree else 0))

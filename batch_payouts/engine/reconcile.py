@@ -11,7 +11,7 @@ from batch_payouts.engine.provider_status import read_status
 from batch_payouts.engine.settle import apply_read
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import Ledger, RowRecord
-from batch_payouts.model import SENT_STATES, RowState, state_for_status
+from batch_payouts.model import IN_FLIGHT_STATES, SENT_STATES, RowState, state_for_status
 from batch_payouts.ratelimit import Limiter
 
 
@@ -22,6 +22,7 @@ class Comparison:
 
     matched: int = 0
     paid_not_recorded: list[str] = field(default_factory=list)
+    sent_not_confirmed: list[str] = field(default_factory=list)  # in flight here, found at the provider
     recorded_unknown: list[str] = field(default_factory=list)
     status_differs: list[str] = field(default_factory=list)
     corrected: list[str] = field(default_factory=list)
@@ -65,6 +66,9 @@ async def compare(
         if item is None:
             if row.state in SENT_STATES:
                 result.recorded_unknown.append(f"row {row.row} ({row.reference}, {row.state.value})")
+            continue
+        if row.state in IN_FLIGHT_STATES:  # a run stopped before it heard back: its resume records it
+            result.sent_not_confirmed.append(f"row {row.row} ({row.reference}: {item.status} at Kotani)")
             continue
         if row.state not in SENT_STATES:
             result.paid_not_recorded.append(
