@@ -480,7 +480,7 @@ def test_every_name_lookup_test_account_is_documented() -> None:
         assert f"| `{number}` |" in doc, number
 
 
-def test_a_request_is_early_only_when_sent_after_the_429_was_answered_and_before_its_wait() -> None:
+def test_a_request_is_early_only_when_sent_after_the_429_could_be_read_and_before_its_wait() -> None:
     from batch_payouts.sandbox import Knobs as _Knobs
     from batch_payouts.sandbox import SandboxClock as _Clock
     from batch_payouts.sandbox import SandboxState as _State
@@ -491,8 +491,10 @@ def test_a_request_is_early_only_when_sent_after_the_429_was_answered_and_before
         state.check_rate("reads", state.arrival())
     state.knobs.p_429 = 0.0
     state.check_rate("reads", on_its_way)
+    state.check_rate("reads", state.arrival())  # sent at once, while the answer could not be read yet
     assert state.early_requests["reads"] == 0
-    state.check_rate("reads", state.arrival())  # sent after the answer, inside the advertised wait
+    state.clock.advance(0.1)
+    state.check_rate("reads", state.arrival())  # sent after the answer was read, inside the advertised wait
     assert state.early_requests == {"money": 0, "reads": 1}
     state.check_rate("money", state.arrival())  # another class is not held
     state.clock.advance(11)

@@ -30,6 +30,9 @@ from batch_payouts.sandbox import seed
 FAILURE = {"FAILED", "DECLINED", "CANCELLED", "EXPIRED", "REVERSED", "TRANSACTION_RETRY_FAILED"}
 SUCCESS = {"SUCCESSFUL", "TRANSACTION_RETRY_SUCCESSFUL"}
 DIGITS = {"KES": 0, "UGX": 0, "TZS": 0, "RWF": 0, "XOF": 0, "XAF": 0, "MWK": 0}
+# Wall seconds a client needs to read a 429 once it is answered: a request that reaches the sandbox
+# sooner was on its way (or sent while the answer was unread) and is not counted as early.
+ANSWER_READ_SECONDS = 0.05
 
 
 class Knobs(BaseModel):
@@ -214,8 +217,9 @@ class SandboxState:
         self.rate_limited: dict[str, int] = {"money": 0, "reads": 0}
         # a request of a class that arrives before the wait its last 429 advertised has passed
         self.hold_until: dict[str, float] = {}
-        # class -> (arrival order when a 429 was answered, sandbox time its wait ends)
-        self.holds: dict[str, list[tuple[int, float]]] = {}
+        # class -> (arrival order when a 429 was answered, sandbox time a client could have read it,
+        # sandbox time its wait ends)
+        self.holds: dict[str, list[tuple[int, float, float]]] = {}
         self._arrivals = itertools.count()
         self.early_requests: dict[str, int] = {"money": 0, "reads": 0}
         self._next_number = 80412000
@@ -261,9 +265,9 @@ class SandboxState:
         """Whether a request that arrived at ``arrived`` fell inside a wait it could have known of."""
         holds = self.holds.get(klass, [])
         horizon = self.clock.now() - 600.0  # no request takes ten sandbox minutes to be checked
-        holds[:] = [(last, end) for last, end in holds if end > horizon]
+        holds[:] = [(last, known, end) for last, known, end in holds if end > horizon]
         at, order = arrived
-        return any(order > last and at < end for last, end in holds)
+        return any(order > last and known <= at < end for last, known, end in holds)
 
     def _too_many(self, wait: float, klass: str) -> Refusal:
         style = self.knobs.rate_limit_style
@@ -271,8 +275,10 @@ class SandboxState:
         if style != "none":  # what we advertise, in sandbox seconds, is what a client must honour
             now = self.clock.now()
             self.hold_until[klass] = max(self.hold_until.get(klass, 0.0), now + seconds)
-            # requests that arrive from now on were sent after this answer could be known
-            self.holds.setdefault(klass, []).append((next(self._arrivals), now + seconds))
+            # requests that arrive once the answer could have been read were sent knowing of it
+            # (a request already on its way, or sent while the answer was still unread, was not)
+            known = now + ANSWER_READ_SECONDS * self.clock.speed
+            self.holds.setdefault(klass, []).append((next(self._arrivals), known, now + seconds))
         data: dict[str, Any] = {"retryAfter": seconds} if style == "body" else {}
         headers: dict[str, str] = {}
         if style == "header_seconds":
