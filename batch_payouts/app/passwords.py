@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -23,7 +25,11 @@ def password_matches(stored_hash: str, password: str) -> bool:
 
 def spend_time_like_a_check(password: str) -> None:
     """Do the work of one check, so that an unknown name takes as long to refuse as a wrong password."""
-    password_matches(_DUMMY, password)
+    password_matches(_dummy(), password)
 
 
-_DUMMY = _HASHER.hash("not a password anyone uses")
+@functools.cache
+def _dummy() -> str:
+    """A hash to check unknown names against, made once, when first needed (it takes as long as
+    hashing a password: made at import it slowed every command's start)."""
+    return _HASHER.hash("not a password anyone uses")
