@@ -3,8 +3,6 @@ reads run together within the provider's burst allowance."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import anyio
 
 from batch_payouts import errors
@@ -65,14 +63,14 @@ async def fetch_catalog(client: KotaniClient, *, parallel: int = CATALOG_PARALLE
     return Catalog(infos, bank_map)
 
 
-async def fetch_catalog_and_balances(client: KotaniClient) -> tuple[Catalog, dict[str, Decimal]]:
-    """The catalog and the wallets' balances (currency -> major units), read at the same time: the
-    wallets read goes out with the countries list instead of after every catalog read."""
-    found: dict[str, Decimal] = {}
+async def fetch_catalog_and_wallets(client: KotaniClient) -> tuple[Catalog, list[wire.Wallet]]:
+    """The catalog and the account's wallets, read at the same time: the wallets read goes out with
+    the countries list instead of after every catalog read."""
+    found: list[wire.Wallet] = []
     catalogs: list[Catalog] = []
 
     async def wallets() -> None:
-        found.update({w.currency.upper(): w.balance for w in await client.list_wallets()})
+        found.extend(await client.list_wallets())
 
     async def catalog() -> None:
         catalogs.append(await fetch_catalog(client))

@@ -333,6 +333,7 @@ def plan(file: Path, label: str, no_name_check: bool, **kw: Any) -> None:
         options = file_args(kw)
         sheet = files.load(file, options)
         with connect(kw) as conn:
+            conn.prefetch()
             conn.environment()
             report = files.check(conn, sheet, options)
             checks = None
@@ -506,6 +507,7 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
         app_results.check_path(args.results_path, file)
         sheet = files.load(file, options)
         with connect(kw, attempt_timeout=args.attempt_timeout) as conn:
+            conn.prefetch()
             conn.environment()
             report = files.check(conn, sheet, options)
             render.report(report, sheet, first=10)

@@ -95,7 +95,8 @@ class Limiter:
         self._margin = margin
         self._sent: deque[float] = deque()
         self._busy = False  # a request holds the turn (waiting for room, or taking it)
-        self._turns: list[tuple[int, int, asyncio.Future[None]]] = []  # (0 urgent / 1 not, arrival, waiter)
+        # (0 urgent / 1 not, steps left to its payment, arrival, waiter)
+        self._turns: list[tuple[int, int, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
         self.waited = 0.0
 
@@ -127,10 +128,11 @@ class Limiter:
                 wait = max(wait, inside[len(inside) - window.limit] + span - now)
         return max(0.0, wait)
 
-    async def acquire(self, *, urgent: bool = False) -> None:
+    async def acquire(self, *, urgent: bool = False, steps_left: int = 0) -> None:
         """Wait for the turn and for room, then take it. An ``urgent`` request gets the turn before
-        every waiting request that is not; among equals, first come first served."""
-        await self._take_turn(urgent)
+        every waiting request that is not, and among urgent ones the request whose payment is the
+        fewest ``steps_left`` (requests) from leaving goes first; among equals, first come first served."""
+        await self._take_turn(urgent, steps_left)
         try:
             while (wait := self.delay()) > 0:
                 self.waited += wait
@@ -139,12 +141,12 @@ class Limiter:
         finally:
             self._pass_turn()
 
-    async def _take_turn(self, urgent: bool) -> None:
+    async def _take_turn(self, urgent: bool, steps_left: int) -> None:
         if not self._busy and not self._turns:
             self._busy = True
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (0 if urgent else 1, next(self._arrivals), waiter)
+        entry = (0 if urgent else 1, steps_left if urgent else 0, next(self._arrivals), waiter)
         heapq.heappush(self._turns, entry)
         try:
             await waiter
@@ -159,7 +161,7 @@ class Limiter:
     def _pass_turn(self) -> None:
         """The turn to the first waiting request (urgent ones first), or free."""
         while self._turns:
-            _, _, waiter = heapq.heappop(self._turns)
+            *_, waiter = heapq.heappop(self._turns)
             if not waiter.done():
                 waiter.set_result(None)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -95,6 +96,19 @@ def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> Non
     assert rows["NOV-022"]["status"] == "paid"
     assert rows["NOV-019"]["result_amount"] == "1250.50" and rows["NOV-019"]["department"] == "Finance"
     assert sum(r["status"] == "paid" for r in rows.values()) == 18
+
+
+def test_run_reads_the_wallets_once_together_with_the_catalog(runner: CliRunner, tmp_path: Path) -> None:
+    """The first payout waits for as few round trips as can be: the wallets (balances, wallet ids)
+    are read with the countries list, once for the whole command, not again before each check."""
+    state = tmp_path / "l.db"
+    invoke(runner, "run", str(SAMPLES / "payouts.csv"), "--sandbox", "--yes", "--quiet", "--state", str(state))
+    with sqlite3.connect(state) as db:
+        calls = db.execute("SELECT path, at - duration FROM audit ORDER BY id").fetchall()
+    wallets = [started for path, started in calls if path.endswith("/wallet/fiat")]
+    networks = [started for path, started in calls if "/support/networks/" in path]
+    assert len(wallets) == 1, calls
+    assert wallets[0] < min(networks), "the wallets read goes out with the countries list"
 
 
 def test_run_twice_continues_the_same_batch_and_pays_nothing_more(runner: CliRunner, tmp_path: Path) -> None:

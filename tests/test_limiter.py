@@ -22,12 +22,15 @@ def fresh() -> VirtualTime:
     return VirtualTime(0.0, SandboxClock(speed=0.0))
 
 
-def requests(time: VirtualTime, gate: Limiter, asks: list[tuple[str, bool]]) -> list[tuple[str, float]]:
-    """Each (name, urgent) asks in this order, all before any time passes; (name, when it got room)."""
+def requests(
+    time: VirtualTime, gate: Limiter, asks: list[tuple[str, bool]], steps: dict[str, int] | None = None
+) -> list[tuple[str, float]]:
+    """Each (name, urgent) asks in this order, all before any time passes, ``steps`` left to its
+    payment (default 0); (name, when it got room)."""
     got: list[tuple[str, float]] = []
 
     async def ask(name: str, urgent: bool) -> None:
-        await gate.acquire(urgent=urgent)
+        await gate.acquire(urgent=urgent, steps_left=(steps or {}).get(name, 0))
         got.append((name, time.now))
 
     async def main() -> None:
@@ -52,6 +55,28 @@ def test_an_urgent_request_goes_before_the_others_waiting() -> None:
         ("look-up 3", 15.0),
         ("look-up 4", 20.0),
     ], "look-up 2 already held the turn; the customer read goes next"
+
+
+def test_among_urgent_reads_the_payment_nearest_to_leaving_goes_first() -> None:
+    """Row 3's customer look-up asked first, but row 2's customer creation is the last read before
+    row 2's payout: it goes first, so a payment is not held back by the ones that follow it."""
+    time = fresh()
+    gate = limiter(time, Window(1, 5.0))
+    asks = [
+        ("look-up 4", False),
+        ("look-up 5", False),
+        ("row 3 look-up", True),
+        ("row 2 creation", True),
+        ("look-up 6", False),
+    ]
+    got = requests(time, gate, asks, steps={"row 3 look-up": 2, "row 2 creation": 1})
+    assert got == [
+        ("look-up 4", 0.0),
+        ("look-up 5", 5.0),
+        ("row 2 creation", 10.0),
+        ("row 3 look-up", 15.0),
+        ("look-up 6", 20.0),
+    ], "look-up 5 already held the turn; then the creation, one step from its payout"
 
 
 def test_equals_are_served_in_order_of_arrival() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -422,3 +423,33 @@ def test_the_first_payout_waits_for_its_own_lookup_only(sandbox: RunningSandbox,
     assert first.created_at - started <= unchecked + window, (first.created_at - started, unchecked)
     assert first.created_at - own_lookup <= 2 * window, "its customer record: a look-up and a creation"
     assert max(x["at"] for x in sandbox.state.lookups) - own_lookup >= 29 * window, "the look-ups took their time"
+
+
+def test_a_row_found_payable_a_slot_come_free_or_a_stop_wakes_the_run_loop_at_once(
+    sandbox: RunningSandbox, ledger: Ledger
+) -> None:
+    """The loop looks for work on its tick, and at once when a check finds a row payable, a
+    payment's slot comes free or the run is stopped: with a 30-s tick and one slot, five payees are
+    checked and paid one after another, and the run stopped, in far less than one tick."""
+    new_batch(ledger, "bW", [person(n, f"+2547140{n:05d}", f"Person {n}") for n in range(2, 7)])
+    settings = dataclasses.replace(Settings(), concurrency=1, tick=30.0)
+
+    async def go() -> RunResult:
+        async with KotaniClient(sandbox.base_url, ApiKey(API_KEY)) as client:
+            money = Limiter(OPEN_WINDOW, margin=0, klass="money")
+            ctx = Context(ledger, client, money, Limiter(OPEN_WINDOW, margin=0, klass="reads"), settings, env_id="e1")
+
+            async def stop_once_all_are_paid() -> None:
+                while len(paid_references(sandbox)) < 5:
+                    await anyio.sleep(0.01)
+                ctx.run.stop("all five were paid")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_once_all_are_paid)
+                result = await run_batch(ctx, "bW", wait_timeout=3600)
+            return result
+
+    started = time.monotonic()
+    result = anyio.run(go)
+    assert result.stopped == "all five were paid" and len(paid_references(sandbox)) == 5
+    assert time.monotonic() - started < 15.0, "not one tick of 30 s was waited"

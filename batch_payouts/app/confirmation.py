@@ -15,7 +15,6 @@ from batch_payouts.app.session import Session
 from batch_payouts.environment import Environment
 from batch_payouts.fees import FeeEstimate, estimate
 from batch_payouts.guardrails import Rule, money
-from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.kotani.wire import Wallet
 from batch_payouts.policy import Policy
 from batch_payouts.validate import Problem, Report, RowResult
@@ -109,11 +108,8 @@ def confirmation(
 def _wallets(session: Session, chosen: Mapping[str, str]) -> dict[str, Wallet]:
     """The wallet paying each currency: the one chosen (``--wallet``), else the account's first."""
 
-    async def fetch(client: KotaniClient) -> list[Wallet]:
-        return await client.list_wallets()
-
     found: dict[str, Wallet] = {}
-    every = session.call(fetch)
+    every = session.wallets()
     for wallet in every:
         found.setdefault(wallet.currency.upper(), wallet)
     for cur, wallet_id in chosen.items():

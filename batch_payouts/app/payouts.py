@@ -23,7 +23,7 @@ from batch_payouts.engine import results as results_mod
 from batch_payouts.engine.plan import NewBatch, Plan
 from batch_payouts.engine.run import RunResult
 from batch_payouts.engine.run import run_batch as engine_run
-from batch_payouts.engine.submit import Context, Settings
+from batch_payouts.engine.submit import Context, RunState, Settings, wallet_ids
 from batch_payouts.engine.verify_stage import OTHER_HOLD, accept_held, hold_of, with_policy
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import BatchRecord, Ledger
@@ -402,8 +402,9 @@ def run_batch(
     session.ledger.record_action(batch_id, actor or operator(), stages.RUN_STARTED)
     settings = settings_for(session, options)
     money = Limiter(options.money_rate, klass=MONEY, holds=session.holds)
-    reads = session.reads_limiter(options.reads_rate)
     env_id = session.environment().id
+    wallets = wallet_ids(session.wallets())  # read a moment ago by the checks before the run, or now
+    reads = session.reads_limiter(options.reads_rate)
     total = sum(session.ledger.counts(batch_id).values())
     amounts = AmountsByState(session.ledger, batch_id, every=total / 5_000)  # 20 s at 100,000 rows
     with contextlib.ExitStack() as stack:
@@ -433,7 +434,8 @@ def run_batch(
             stack.enter_context(receiving(session.ledger.path, host, port, session.secrets[1:]))
 
         async def go(client: KotaniClient) -> RunResult:
-            ctx = Context(session.ledger, client, money, reads, settings, env_id=env_id, clock=session.clock)
+            run = RunState(wallets)
+            ctx = Context(session.ledger, client, money, reads, settings, env_id=env_id, clock=session.clock, run=run)
             return await engine_run(ctx, batch_id, wait_timeout=options.wait_timeout, progress=heard)
 
         return session.call(go)

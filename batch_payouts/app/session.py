@@ -18,10 +18,11 @@ from batch_payouts import environment as envs
 from batch_payouts import errors
 from batch_payouts.app.keys import KeyOptions, resolve_key, webhook_secrets
 from batch_payouts.catalog import Catalog
-from batch_payouts.catalog_reads import fetch_catalog
+from batch_payouts.catalog_reads import fetch_catalog, fetch_catalog_and_wallets
 from batch_payouts.concurrency import first_error
 from batch_payouts.environment import Environment
 from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts, request_class
+from batch_payouts.kotani.wire import Wallet
 from batch_payouts.ledger import BatchRecord, Ledger, default_path
 from batch_payouts.ratelimit import READS, READS_DEFAULT, READS_MARGIN, Holds, Limiter, Window
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 READS_KEPT = 1000  # send times of the latest reads a session remembers (more than any window holds)
+WALLETS_FRESH = 30.0  # seconds a wallets read answers again (one command's checks, not a day's run)
+CATALOG_FRESH = 600.0  # seconds the catalog read answers again (a console stays up for days)
 __all__ = ["DEFAULT_BASE_URL", "Session", "SessionOptions", "batch_in", "open_session", "sandbox_books"]
 
 
@@ -65,6 +68,8 @@ class Session:
     read_times: deque[float] = field(default_factory=lambda: deque(maxlen=READS_KEPT))  # monotonic s, reads sent
     actor: str | None = None  # the person whose actions the API calls serve (the console), for the audit trail
     _env: Environment | None = None
+    _catalog: tuple[float, Catalog] | None = None  # monotonic s when read, what was read
+    _wallets: tuple[float, list[Wallet]] | None = None  # monotonic s when read, what was read
 
     @property
     def is_sandbox(self) -> bool:
@@ -114,11 +119,8 @@ class Session:
             if self.sandbox is not None:
                 env = envs.environment(envs.BUILT_IN_SANDBOX_URL, self.sandbox.state.integrator, built_in_sandbox=True)
             else:
-
-                async def integrators(client: KotaniClient) -> list[str | None]:
-                    return [w.integrator for w in await client.list_wallets()]
-
-                account = envs.account_from(self.call(integrators), self.key.reveal(), self.ledger.salt())
+                integrators = [w.integrator for w in self.wallets()]
+                account = envs.account_from(integrators, self.key.reveal(), self.ledger.salt())
                 env = envs.environment(self.base_url, account)
             self.ledger.register_environment(env)
             self._env = env
@@ -130,17 +132,39 @@ class Session:
         """The batch, if it belongs to this session's environment; else WrongEnvironment naming both."""
         return batch_in(self.ledger, batch_id, self.environment())
 
+    def prefetch(self) -> None:
+        """Read the catalog and the wallets together (one wave of reads instead of one after another),
+        for the checks a command is about to make: environment, file, balances."""
+        if self._fresh(self._catalog, CATALOG_FRESH) and self._fresh(self._wallets, WALLETS_FRESH):
+            return
+        catalog, wallets = self.call(fetch_catalog_and_wallets)
+        now = time.monotonic()
+        self._catalog, self._wallets = (now, catalog), (now, wallets)
+
     def catalog(self) -> Catalog:
-        """What the provider can pay where: countries, networks, banks."""
-        return self.call(fetch_catalog)
+        """What the provider can pay where: countries, networks, banks (read again after
+        :data:`CATALOG_FRESH` seconds)."""
+        if self._catalog is None or not self._fresh(self._catalog, CATALOG_FRESH):
+            self._catalog = (time.monotonic(), self.call(fetch_catalog))
+        return self._catalog[1]
+
+    def wallets(self) -> list[Wallet]:
+        """The account's wallets and their balances, as read at most :data:`WALLETS_FRESH` seconds ago."""
+        if self._wallets is None or not self._fresh(self._wallets, WALLETS_FRESH):
+
+            async def fetch(client: KotaniClient) -> list[Wallet]:
+                return await client.list_wallets()
+
+            self._wallets = (time.monotonic(), self.call(fetch))
+        return self._wallets[1]
 
     def balances(self) -> dict[str, Decimal]:
         """The payout balance per currency (major units)."""
+        return {w.currency.upper(): w.balance for w in self.wallets()}
 
-        async def fetch(client: KotaniClient) -> dict[str, Decimal]:
-            return {w.currency.upper(): w.balance for w in await client.list_wallets()}
-
-        return self.call(fetch)
+    @staticmethod
+    def _fresh(read: tuple[float, object] | None, seconds: float) -> bool:
+        return read is not None and time.monotonic() - read[0] < seconds
 
 
 def batch_in(ledger: Ledger, batch_id: str, env: Environment) -> BatchRecord:

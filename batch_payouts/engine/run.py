@@ -116,6 +116,7 @@ async def _loop(
             pass  # recorded in ctx.run.stopped by whoever stopped the run
         finally:
             active.discard(row.row)
+            ctx.run.wake()  # a slot came free
 
     timed_out = False
     async with anyio.create_task_group() as tg:
@@ -159,7 +160,7 @@ async def _loop(
             if now - started > wait_timeout:
                 timed_out = True
                 break
-            await sleep(ctx.settings.tick)
+            await ctx.run.wake.nap(ctx.settings.tick, sleep)
         tg.cancel_scope.cancel()
     counts = ctx.ledger.counts(batch_id)
     if progress:

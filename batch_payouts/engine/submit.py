@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from batch_payouts import crash, errors
 from batch_payouts.engine.provider_status import read_status
+from batch_payouts.engine.wake import Wake
 from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.ledger import Ledger, RowFields, RowRecord
@@ -71,11 +72,13 @@ class RunState:
     gave_up: set[int] = field(default_factory=set)  # rows out of tries for this run
     refreshed_customers: set[int] = field(default_factory=set)  # rows whose cached customer was looked up again
     stopped: str | None = None  # why the run stops, in a sentence
+    wake: Wake = field(default_factory=Wake)  # the run loop's wake-up call
 
     def stop(self, reason: str) -> RunStopped:
         """Stop the run for ``reason`` (the first reason wins); returns the error a step raises to unwind."""
         if self.stopped is None:
             self.stopped = reason
+        self.wake()
         return RunStopped(self.stopped)
 
 
@@ -129,11 +132,20 @@ def back_off(ctx: Context, row: RowRecord, reason: str, *, move: bool) -> None:
         ctx.ledger.update(row.batch_id, row.row, expect=RowState.READY, **fields)
 
 
+def wallet_ids(wallets: Iterable[wire.Wallet]) -> dict[str, str]:
+    """Currency -> the id of the account's first wallet in it."""
+    found: dict[str, str] = {}
+    for w in wallets:
+        found.setdefault(w.currency.upper(), w.id)
+    return found
+
+
 async def discover_wallets(ctx: Context) -> None:
-    """Wallet id per currency: ``--wallet`` overrides, then the wallets list."""
-    await ctx.reads.acquire()
-    for w in await ctx.client.list_wallets():
-        ctx.run.wallets.setdefault(w.currency.upper(), w.id)
+    """Wallet id per currency: ``--wallet`` overrides, then the wallets list (read now unless the
+    run was given it, read a moment ago)."""
+    if not ctx.run.wallets:
+        await ctx.reads.acquire()
+        ctx.run.wallets.update(wallet_ids(await ctx.client.list_wallets()))
     ctx.run.wallets.update({k.upper(): v for k, v in ctx.settings.wallets.items()})
 
 
@@ -147,21 +159,22 @@ async def ensure_customer(ctx: Context, payout: MobileMoneyPayout) -> str:
     cached = ctx.ledger.customer(ctx.env_id, payout.phone, payout.country, payout.network)
     if cached:
         return cached
-    await ctx.reads.acquire(urgent=True)
+    await ctx.reads.acquire(urgent=True, steps_left=2)  # the look-up, then perhaps the creation
     try:
         found = await ctx.client.get_customer_by_phone(payout.phone)
         crash.point("after_customer_lookup")
         key = _for_this_phone(found, payout)
     except errors.NotFound:
         crash.point("after_customer_lookup")
-        await ctx.reads.acquire(urgent=True)
+        await ctx.reads.acquire(urgent=True, steps_left=1)
         body = wire.CreateCustomer(
             phone_number=payout.phone, country_code=payout.country, network=payout.network, account_name=payout.name
         )
         try:
             key = _for_this_phone(await ctx.client.create_customer(body), payout)
         except errors.BadRequest:
-            await ctx.reads.acquire(urgent=True)  # perhaps created meanwhile: look once more before giving up
+            # perhaps created meanwhile: look once more before giving up
+            await ctx.reads.acquire(urgent=True, steps_left=1)
             key = _for_this_phone(await ctx.client.get_customer_by_phone(payout.phone), payout)
         crash.point("after_customer_post")
     ctx.ledger.remember_customer(ctx.env_id, payout.phone, payout.country, payout.network, key)

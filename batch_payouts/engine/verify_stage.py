@@ -129,6 +129,8 @@ class VerifyStage:
             fields["note"] = verdict.sentence
         with contextlib.suppress(errors.IllegalTransition):  # moved on between the two reads: leave it
             ledger.move(b, n, to, **fields)
+            if to is RowState.READY:
+                self.ctx.run.wake()  # the loop pays it now, not on its next tick
 
 
 def accepted(ledger: Ledger, row: RowRecord, verdict: Verdict) -> Verdict:
