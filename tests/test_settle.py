@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from batch_payouts.cli import main
 from batch_payouts.engine import receiver_server
-from batch_payouts.engine.settle import Receiver
+from batch_payouts.engine.receiver import Receiver
 from batch_payouts.kotani import webhooks
 from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import RowState

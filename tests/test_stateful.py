@@ -25,8 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import retry, run, settle, submit
+from batch_payouts.engine.receiver import Receiver
 from batch_payouts.engine.results import STATUS_WORDS, write_results
-from batch_payouts.engine.settle import Receiver
 from batch_payouts.engine.submit import Context, RunState, Settings
 from batch_payouts.kotani import webhooks
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts

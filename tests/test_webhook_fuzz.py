@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_payouts.engine.settle import Receiver
+from batch_payouts.engine.receiver import Receiver
 from batch_payouts.kotani import webhooks
 from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState

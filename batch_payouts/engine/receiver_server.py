@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from batch_payouts import serve
-from batch_payouts.engine.settle import Receiver
+from batch_payouts.engine.receiver import Receiver
 from batch_payouts.ledger import Ledger
 
 
