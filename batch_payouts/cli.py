@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import confirmation, files, namecheck, notify, payouts, people, sandbox_server, serving
+from batch_payouts.app import confirmation, files, namecheck, notify, payouts, people, sandbox_server
 from batch_payouts.app import options as opts
 from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
@@ -36,7 +36,6 @@ from batch_payouts.app.files import FileOptions
 from batch_payouts.app.keys import KeyOptions
 from batch_payouts.app.sandbox_server import SandboxServerOptions
 from batch_payouts.app.session import DEFAULT_BASE_URL, Session, SessionOptions, open_session
-from batch_payouts.app.workspace import WorkspaceOptions
 
 
 @dataclass
@@ -878,7 +877,9 @@ def serve(
     **kw: Any,
 ) -> None:
     """Serve the web console: upload, review, approve with a second person, watch, download, retry."""
-    from batch_payouts import console
+    from batch_payouts import console  # the console's libraries load only for this command
+    from batch_payouts.app import serving
+    from batch_payouts.app.workspace import WorkspaceOptions
 
     with user_errors():
         listen = serving.listen_from(host, port, tls_cert, tls_key, insecure_http, render.warning)
