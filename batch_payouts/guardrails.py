@@ -174,7 +174,7 @@ class _Check:
     def duplicates(self) -> None:
         allow = self.policy.duplicates.allow
         first_copy: dict[tuple[tuple[str, str], ...], int] = {}
-        by_payee: dict[tuple[str, str], list[RowResult]] = defaultdict(list)
+        by_payee: dict[tuple[str, str], dict[Decimal, RowResult]] = {}  # each amount's first row, in file order
         for r in self.rows:
             key = tuple(sorted((k, v) for k, v in r.cells.items() if v))
             if key in first_copy:
@@ -183,10 +183,10 @@ class _Check:
             first_copy[key] = r.row
             if r.payout is None:
                 continue
-            group = by_payee[(r.payout.payee(), r.payout.currency)]
-            if group:
-                self._same_payee(r, group, allow)
-            group.append(r)
+            earlier = by_payee.setdefault((r.payout.payee(), r.payout.currency), {})
+            if earlier:
+                self._same_payee(r, earlier, allow)
+            earlier.setdefault(r.payout.amount, r)
 
     def _exact_copy(self, r: RowResult, first: int, allow: bool) -> None:
         r.problems = [p for p in r.problems if p.message != f"exact duplicate of row {first}"]
@@ -214,13 +214,14 @@ class _Check:
                 ),
             )
 
-    def _same_payee(self, r: RowResult, earlier: list[RowResult], allow: bool) -> None:
+    def _same_payee(self, r: RowResult, earlier: dict[Decimal, RowResult], allow: bool) -> None:
+        """``earlier``: the first earlier row of this payee paying each amount (in file order)."""
         assert r.payout is not None
         said = [p for p in r.problems if p.message.startswith("the same payee is also paid in row ")]
         r.problems = [p for p in r.problems if p not in said]
         strict = any(p.severity == "error" for p in said)
         pay = money(r.payout.amount, r.payout.currency)
-        same = next((e for e in earlier if e.payout is not None and e.payout.amount == r.payout.amount), None)
+        same = earlier.get(r.payout.amount)
         if same is not None and allow:
             self.add(
                 r,
@@ -264,7 +265,7 @@ class _Check:
                 ),
             )
         else:
-            other = earlier[0]
+            other = next(iter(earlier.values()))  # the payee's first row
             assert other.payout is not None
             self.add(
                 r,
@@ -335,12 +336,13 @@ class _Check:
         for r in payable:
             assert r.payout is not None
             amounts[r.payout.currency].append(r.payout.amount)
+        medians = {cur: statistics.median(found) for cur, found in amounts.items() if len(found) >= rules.min_rows}
         for r in payable:
             assert r.payout is not None
             cur, amount = r.payout.currency, r.payout.amount
             same_currency = amounts[cur]
-            if rules.file_multiple and len(same_currency) >= rules.min_rows:
-                median = statistics.median(same_currency)
+            if rules.file_multiple and cur in medians:
+                median = medians[cur]
                 if amount > rules.file_multiple * median:
                     self.add(
                         r,

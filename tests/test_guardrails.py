@@ -248,6 +248,16 @@ def test_the_same_payee_with_another_amount_is_a_warning(tmp_path: Path, catalog
     assert valid(guarded) == [2, 3]
 
 
+def test_a_payees_third_row_is_compared_with_the_first_row_of_its_amount(tmp_path: Path, catalog: Catalog) -> None:
+    """The same payee paid 2,000, then 2,500, then 2,500 again: the third row repeats the second
+    (same amount), and the second differs from the first."""
+    rows = [person(1), person(1, amount="2500", reference="NOV-901"), person(1, amount="2500", reference="")]
+    _, _, guarded = check(write_csv(tmp_path / "p.csv", rows), catalog)
+    assert [(row, action) for row, action, _ in said(guarded, Rule.SAME_PAYEE)] == [(3, Action.WARN)]
+    assert [(row, action) for row, action, _ in said(guarded, Rule.REPEATED_PAYMENT)] == [(4, Action.HOLD)]
+    assert "by the same method as row 3: held" in said(guarded, Rule.REPEATED_PAYMENT)[0][2]
+
+
 # -- amounts -----------------------------------------------------------------------------------------
 
 
