@@ -143,6 +143,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX actions_batch ON actions(batch_id, id);
     ALTER TABLE audit ADD COLUMN actor TEXT;
     """,
+    # 5: a batch's rows of one state in row order, so the run loop's "next rows to send" reads the
+    # first few ready rows instead of sorting every ready row of a large batch on each pass.
+    """
+    CREATE INDEX rows_ready ON rows(batch_id, state, row);
+    """,
 )
 
 
@@ -863,7 +868,8 @@ class Ledger:
         rows = self.db.execute(
             "SELECT * FROM rows WHERE rowid IN ("
             "SELECT rowid FROM rows WHERE batch_id = ? AND state IN (?, 'unknown') AND next_check <= ?"
-            " UNION ALL SELECT rowid FROM rows WHERE batch_id = ? AND confirm = 1 AND next_check <= ?)"
+            " UNION ALL SELECT rowid FROM rows INDEXED BY rows_confirm"
+            " WHERE batch_id = ? AND confirm = 1 AND next_check <= ?)"
             " ORDER BY next_check LIMIT ?",
             (batch_id, polled, now, batch_id, now, limit),
         )
@@ -881,7 +887,9 @@ class Ledger:
     ) -> list[RowRecord]:
         """READY rows due now (by row number), leaving out ``skip_rows`` and paused currencies.
         With ``verified_in`` (a run id), only rows whose payee that run checked, or that were sent before."""
-        sql = "SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check <= ? AND payout IS NOT NULL"
+        # "+next_check": walk the rows_ready index in row order and stop at ``limit``; searching
+        # rows_due by time would sort every ready row of the batch first (40 ms at 100,000 rows)
+        sql = "SELECT * FROM rows WHERE batch_id = ? AND state = 'ready' AND +next_check <= ? AND payout IS NOT NULL"
         args: list[Any] = [batch_id, now]
         if verified_in is not None:
             sql += " AND (verify_run = ? OR submitting_at IS NOT NULL)"
