@@ -111,7 +111,7 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
     return dataclasses.replace(
         spec,
         headers=[escape_cell(h) for h in spec.headers],
-        rows=([_safe(v) for v in row] for row in spec.rows),
+        rows=([escape_cell(v) if type(v) is str else _safe(v) for v in row] for row in spec.rows),
         text_columns={escape_cell(h) for h in spec.text_columns},
     )
 

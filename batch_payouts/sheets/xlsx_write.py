@@ -215,9 +215,11 @@ def _write_rows(
 
 
 def _write_row(ws: Any, r: int, cells: Sequence[Any], look: _RowLook) -> None:
-    """One row of cells. This is the inner loop: the usual cells (plain text, an amount, a time)
-    are written here, any other by :func:`_write_cell`."""
-    write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
+    """One row of cells. This is the inner loop: the usual cells (plain text, an amount, a whole
+    number, a time) are written here, any other by :func:`_write_cell`. It calls XlsxWriter's cell
+    writers without the decorator of the public ones, which only reads "A1"-style addresses (this
+    loop gives row and column numbers) and cost ~5 % of writing 100,000 rows."""
+    write_string, write_number, write_datetime = ws._write_string, ws._write_number, ws._write_datetime
     plain = look.plain
     for c, value in enumerate(cells):
         kind = type(value)
@@ -229,6 +231,10 @@ def _write_row(ws: Any, r: int, cells: Sequence[Any], look: _RowLook) -> None:
             number = _float_of(value)
             if number is not None:
                 write_number(r, c, number, plain[c])
+                continue
+        elif kind is int:
+            if -_EXACT_INT < value < _EXACT_INT:
+                write_number(r, c, value, plain[c])
                 continue
         elif kind is dt.datetime:
             write_datetime(r, c, value, look.dated[c])
