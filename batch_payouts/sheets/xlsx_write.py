@@ -48,8 +48,7 @@ _EXACT_INT = 10**15  # an int below this in size has at most 15 digits: 16 signi
 # What XlsxWriter escapes itself, as Excel does: a control character (not tab or line feed), and
 # text that is already such an escape (its "_" becomes "_x005F_").
 _escape_like_xlsxwriter: Callable[[str], str] = XMLwriter._escape_control_characters
-# What a reader (``cell_text``) turns back into one character, and what must be written that way.
-_ESCAPE = re.compile(r"_x[0-9A-Fa-f]{4}_")
+# What cannot stand in the file as it is, and a "_" that would start an escape a reader undoes.
 _UNWRITABLE = "\x00-\x08\x0b-\x1f\ufffe\uffff\ud800-\udfff"
 _ESCAPED_HERE = re.compile(rf"[{_UNWRITABLE}]|_(?=x[0-9A-Fa-f]{{4}}[_{_UNWRITABLE}])")
 _ESCAPE_START = re.compile(r"(?=_x[0-9A-Fa-f]{4}_)")
@@ -191,10 +190,9 @@ def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks) -> None:
         _write_row(ws, 0, spec.headers, header)
     sheet_looks = _SheetLooks(looks, spec)
     count = _write_rows(ws, spec, sheet_looks, widths, itertools.chain(first, rows), offset)
-    text = looks.format("@")
     for r in range(offset + count, offset + count + spec.blank_text_rows):
         for c in sorted(sheet_looks.text_at):
-            ws.write_blank(r, c, None, text)
+            ws.write_blank(r, c, None, looks.format("@"))
     _finish(ws, spec, count, looks.book)
 
 
@@ -218,7 +216,7 @@ def _write_row(ws: Any, r: int, cells: Sequence[Any], look: _RowLook) -> None:
     """One row of cells. This is the inner loop: the usual cells (plain text, an amount, a whole
     number, a time) are written here, any other by :func:`_write_cell`. It calls XlsxWriter's cell
     writers without the decorator of the public ones, which only reads "A1"-style addresses (this
-    loop gives row and column numbers) and cost ~5 % of writing 100,000 rows."""
+    loop gives row and column numbers) and cost a few per cent of the time."""
     write_string, write_number, write_datetime = ws._write_string, ws._write_number, ws._write_datetime
     plain = look.plain
     for c, value in enumerate(cells):
@@ -273,11 +271,13 @@ def _number(value: Decimal | int | float) -> int | float | None:
     return _float_of(Decimal(value))
 
 
-@lru_cache(maxsize=4096)
 def _float_of(value: Decimal) -> float | None:
     """The float that XlsxWriter writes (16 significant digits) and a reader takes back as ``value``."""
-    if not value.is_finite():
-        return None
+    return _finite_float_of(value) if value.is_finite() else None
+
+
+@lru_cache(maxsize=4096)  # amounts and fees repeat
+def _finite_float_of(value: Decimal) -> float | None:
     number = float(value)
     return number if _read_back(format(number, ".16G")) == value else None
 
@@ -302,13 +302,12 @@ def _write_text(ws: Any, r: int, c: int, text: str, fmt: Any, font: Any) -> None
     if not rich_looking and cell_text(_escape_like_xlsxwriter(text)) == text:
         ws.write_string(r, c, text, fmt)
         return
-    runs = _runs(_escaped(text))
     tokens: list[Any] = []
-    for run in runs:
+    for run in _runs(_escaped(text)):
         tokens += [font, run]
     if fmt is not None:
         tokens.append(fmt)
-    if ws.write_rich_string(r, c, *tokens) == -2:  # longer than a cell holds: cut, as XlsxWriter cuts
+    if ws.write_rich_string(r, c, *tokens) != 0:  # longer than a cell holds: cut, as XlsxWriter cuts
         ws.write_string(r, c, text, fmt)
 
 
@@ -321,10 +320,9 @@ def _escaped(text: str) -> str:
 
 
 def _runs(escaped: str) -> list[str]:
-    """``escaped`` cut just after the ``_`` of every escape, and at least in two."""
+    """``escaped`` cut just after the ``_`` of every escape, and in two runs at least (a rich text
+    has two or more)."""
     cuts = [m.start() + 1 for m in _ESCAPE_START.finditer(escaped)] or [1]
-    if len(escaped) < 2:
-        return [escaped]
     bounds = [0, *cuts, len(escaped)]
     return [escaped[a:b] for a, b in itertools.pairwise(bounds) if a < b]
 
