@@ -8,9 +8,11 @@ measured in between the commands, in the same run, and each figure is given as a
 `resume` is timed on a copy of the ledger and its sandbox books. The first resume writes the
 batch's results file, as the run that settled the batch did (printed, not counted); each resume
 after it finds the file up to date. `--compare TREE` times another checkout on its own copy (e.g. /work/main, the code before).
+`--only NAME` (repeatable) times only the commands named, e.g. `--only "results -o out.xlsx"`.
 
     python bench/fixture.py --rows 100000 --state /tmp/scale2/f100k/ledger.sqlite3
     python bench/commands_100k.py --state /tmp/scale2/f100k/ledger.sqlite3 [--runs 3] [--compare /work/main]
+    python bench/commands_100k.py --state /tmp/scale2/f100k/ledger.sqlite3 --only "results -o out.xlsx"
 """
 
 from __future__ import annotations
@@ -71,12 +73,14 @@ def commands(batch: str, state: Path, out: Path) -> dict[str, list[str]]:
     }
 
 
-def measure(label: str, tree: Path, ledger: Path, runs: int, folder: Path) -> None:
+def measure(label: str, tree: Path, ledger: Path, runs: int, folder: Path, only: list[str]) -> None:
     state = copy_ledger(ledger, folder / "ledger")
     batch, rows = only_batch(state)
     starts: list[float] = []
     print(f"[{label}] batch {batch}, {rows} rows")
     for name, args in commands(batch, state, folder).items():
+        if only and name not in only:
+            continue
         if name.startswith("resume"):
             took, mib, code = timed(args, tree)  # the results file a run leaves, written once (not counted)
             print(f"[{label}] {name:20} first, results file written: {took:6.2f} s, peak {mib:4.0f} MiB, exit {code}")
@@ -103,13 +107,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout to time the same way (e.g. main)")
     parser.add_argument("--compare-runs", type=int, default=1, help="runs of each command of the other checkout")
+    parser.add_argument("--only", action="append", choices=list(GOALS), default=[], help="time only this command")
     opts = parser.parse_args()
     trees = [("this tree", ROOT, opts.runs)] + (
         [("compare", opts.compare.resolve(), opts.compare_runs)] if opts.compare else []
     )
     with tempfile.TemporaryDirectory(dir=opts.state.parent) as tmp:
         for label, tree, runs in trees:
-            measure(label, tree, opts.state, runs, Path(tmp) / label.replace(" ", "-"))
+            measure(label, tree, opts.state, runs, Path(tmp) / label.replace(" ", "-"), opts.only)
     sys.stdout.flush()
 
 

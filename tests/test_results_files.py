@@ -179,7 +179,9 @@ def test_results_sheet_formats_dates_panes_filter_and_print_setup(scenario: Scen
     assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(headers))}{len(ROWS) + 1}"
     assert all(ws.cell(row=1, column=c).font.b for c in range(1, len(headers) + 1))
     assert ws.page_setup.orientation == "landscape"
-    assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+    # one page wide (a missing fitToWidth is 1, the file format's default), as many pages tall as it takes
+    assert (ws.page_setup.fitToWidth or 1, ws.page_setup.fitToHeight) == (1, 0)
+    assert ws.page_setup.paperSize == 9, "A4"
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert ws.print_title_rows == "$1:$1"
     kes, ghs = 2, 7  # sheet rows of file rows 2 (KES) and 7 (GHS): the file's rows, in order

@@ -48,7 +48,10 @@ def test_xlsx_template_offers_drop_downs_for_country_currency_method_and_network
         options = dv.formula1.strip('"').split(",")
         assert {"country": "KE", "currency": "KES", "method": "mobile_money", "network": "MPESA"}[name] in options
     assert found[f"{letters['method']}2:{letters['method']}1001"].formula1 == '"mobile_money,till,paybill,bank"'
-    assert found[f"{letters['method']}2:{letters['method']}1001"].errorStyle == "stop"
+    method = found[f"{letters['method']}2:{letters['method']}1001"]
+    # a list check without an errorStyle refuses other values: "stop" is the file format's default
+    assert (method.errorStyle or "stop") == "stop" and method.showErrorMessage
+    assert method.showInputMessage and method.prompt == "How to pay"
     assert found[f"{letters['country']}2:{letters['country']}1001"].errorStyle == "warning", "names are accepted"
 
 

@@ -86,9 +86,10 @@ def table_headers(inputs: list[str], columns: Sequence[str]) -> list[str]:
     return [*inputs, *(f"result_{c}" if c in inputs else c for c in columns)]
 
 
-def _value(line: Line, column: str) -> Any:
+def _values(line: Line) -> dict[str, Any]:
+    """Every outcome column of one line, worked out once for the row."""
     paid = line.word is Word.PAID
-    values: dict[str, Any] = {
+    return {
         "row": line.row,
         "status": str(line.word),
         "reason": line.reason,
@@ -110,25 +111,29 @@ def _value(line: Line, column: str) -> Any:
         "final_at_utc": line.final_at,
         **{c: line.name_check.get(c, "") for c in NAME_CHECK_COLUMNS},
     }
-    return values[column]
 
 
 def table_rows(inputs: list[str], lines: Iterable[Line], columns: Sequence[str]) -> Iterator[list[Any]]:
     """The table's rows, one per line, made as they are read."""
     for line in lines:
-        yield [line.cells.get(h, "") for h in inputs] + [_value(line, c) for c in columns]
+        values = _values(line)
+        yield [line.cells.get(h, "") for h in inputs] + [values[c] for c in columns]
 
 
 def money_formats(width: int, money_at: Sequence[int], currency_at: int) -> Callable[[Sequence[Any]], list[str | None]]:
     """The number formats of a row: the currency's (in column ``currency_at``, 0-based) on the
     money columns ``money_at``, none elsewhere."""
 
+    by_currency: dict[str, list[str | None]] = {}
+
     def of(cells: Sequence[Any]) -> list[str | None]:
-        formats: list[str | None] = [None] * width
-        fmt = number_format(str(cells[currency_at] or ""))
-        for i in money_at:
-            formats[i] = fmt
-        return formats
+        currency = str(cells[currency_at] or "")
+        formats = by_currency.get(currency)
+        if formats is None:
+            formats = by_currency[currency] = [None] * width
+            for i in money_at:
+                formats[i] = number_format(currency)
+        return list(formats)
 
     return of
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from batch_payouts.crash import broken
-from batch_payouts.sheets.xlsx import SheetSpec, write_workbook
+from batch_payouts.sheets.xlsx import SheetSpec
+from batch_payouts.sheets.xlsx_write import write_workbook
 
 _DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -50,9 +51,13 @@ def unescape_cell(text: str) -> str:
 
 
 def _safe(value: Any) -> Any:
+    if type(value) is str:  # the usual cell first
+        return escape_cell(value)
+    if value is None:
+        return ""
     if isinstance(value, Decimal | int | float | dt.datetime | dt.date) and not isinstance(value, bool):
         return value
-    return escape_cell("" if value is None else str(value))
+    return escape_cell(str(value))
 
 
 def _csv_text(value: Any) -> str:
@@ -106,7 +111,7 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
     return dataclasses.replace(
         spec,
         headers=[escape_cell(h) for h in spec.headers],
-        rows=([_safe(v) for v in row] for row in spec.rows),
+        rows=([escape_cell(v) if type(v) is str else _safe(v) for v in row] for row in spec.rows),
         text_columns={escape_cell(h) for h in spec.text_columns},
     )
 

@@ -1,0 +1,410 @@
+"""Write workbooks: the one module that uses XlsxWriter, in its constant-memory mode (each row goes
+to a scratch file as soon as the next one starts: memory does not grow with the rows).
+
+What a cell holds never changes on the way:
+
+* every text is written as a string (``write_string``, never ``write``; the options that turn
+  strings into numbers, formulas or links are off as well), so no text becomes a formula;
+* text reads back exactly as given, control characters included: XlsxWriter escapes them itself
+  (``_xHHHH_``, as Excel does), and the rare text its escaping would not give back exactly (text
+  that already looks like such an escape, or like rich-text XML) is written as runs of rich text
+  that it leaves alone (:func:`_write_text`);
+* a number is written as a number only when it reads back as the same value (XlsxWriter writes
+  a float with 16 significant digits); a Decimal, int or float that would lose a digit is written
+  as its text instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import math
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from xlsxwriter.exceptions import FileCreateError
+from xlsxwriter.xmlwriter import XMLwriter
+
+from batch_payouts.sheets.xlsx import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, ListCheck, SheetSpec, cell_text
+
+_OPTIONS = {
+    "constant_memory": True,
+    "strings_to_numbers": False,
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+}
+_HEADER_FILL = "#DDE4EE"
+_A4 = 9  # XlsxWriter's paper size code
+_CM = 96 / 2.54  # pixels in a centimetre (XlsxWriter sizes charts in pixels at 96 dpi)
+_EXACT_INT = 10**15  # an int below this in size has at most 15 digits: 16 significant digits keep it
+# What XlsxWriter escapes itself, as Excel does: a control character (not tab or line feed), and
+# text that is already such an escape (its "_" becomes "_x005F_").
+_escape_like_xlsxwriter: Callable[[str], str] = XMLwriter._escape_control_characters
+# What cannot stand in the file as it is, and a "_" that would start an escape a reader undoes.
+_UNWRITABLE = "\x00-\x08\x0b-\x1f\ufffe\uffff\ud800-\udfff"
+_ESCAPED_HERE = re.compile(rf"[{_UNWRITABLE}]|_(?=x[0-9A-Fa-f]{{4}}[_{_UNWRITABLE}])")
+_ESCAPE_START = re.compile(r"(?=_x[0-9A-Fa-f]{4}_)")
+
+
+def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
+    """Write ``sheets`` to ``path`` (the caller makes it atomic), streaming each sheet's rows to
+    the file as they come. XlsxWriter's scratch files live in a private folder removed at the end;
+    a failure to write the file is the ``OSError`` itself (a full disk, a missing folder)."""
+    with tempfile.TemporaryDirectory(prefix="batch-payouts-xlsx-") as scratch, path.open("wb") as out:
+        book = xlsxwriter.Workbook(out, {**_OPTIONS, "tmpdir": scratch})
+        try:
+            _write_sheets(book, sheets)
+            book.close()
+        except FileCreateError as exc:  # XlsxWriter wraps the OSError of writing the file
+            _close_scratch(book)
+            cause = exc.args[0] if exc.args else None
+            raise cause if isinstance(cause, OSError) else exc from None
+        except BaseException:
+            _close_scratch(book)
+            raise
+
+
+def _write_sheets(book: Any, sheets: list[SheetSpec]) -> None:
+    looks = _Looks(book)
+    active = next((i for i, spec in enumerate(sheets) if spec.active), 0)
+    for i, spec in enumerate(sheets):
+        ws = book.add_worksheet(spec.title[:31])
+        if i == active:
+            ws.activate()
+        _write_sheet(ws, spec, looks)
+
+
+def _close_scratch(book: Any) -> None:
+    """Close the sheets' scratch files after a failure (XlsxWriter closes them only on success)."""
+    for ws in book.worksheets():
+        with contextlib.suppress(Exception):
+            ws._opt_close()
+
+
+# -- looks -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RowLook:
+    """Per column, the format of a cell of this row (None: no look at all), the format of a date in
+    it (a date shows as a date unless its column says otherwise), and the font of rich-text runs."""
+
+    plain: list[Any]
+    dated: list[Any]
+    font: Any
+
+
+class _Looks:
+    """Formats of a workbook, each look (number format, bold, header fill, alignment) made once."""
+
+    def __init__(self, book: Any) -> None:
+        self.book = book
+        self.formats: dict[tuple[str | None, bool, bool, str | None], Any] = {}
+
+    def format(
+        self, number_format: str | None, *, header: bool = False, bold: bool = False, align: str | None = None
+    ) -> Any:
+        key = (number_format, header, bold or header, align)
+        if key == (None, False, False, None):
+            return None
+        if key not in self.formats:
+            props: dict[str, Any] = {}
+            if number_format:
+                props["num_format"] = number_format
+            if bold or header:
+                props["bold"] = True
+            if header:
+                props.update(pattern=1, bg_color=_HEADER_FILL)
+            if align == "wrap":
+                props.update(text_wrap=True, valign="top")
+            elif align == "top":
+                props["valign"] = "top"
+            self.formats[key] = self.book.add_format(props)
+        return self.formats[key]
+
+    def font(self, bold: bool) -> Any:
+        """The font of a rich-text run in a cell that is (or is not) bold."""
+        key = ("font", bold, False, None)
+        if key not in self.formats:
+            self.formats[key] = self.book.add_format({"bold": bold})
+        return self.formats[key]
+
+
+class _SheetLooks:
+    """The looks of one sheet's rows, worked out once per kind of row (its number formats, bold,
+    tall) instead of once per cell."""
+
+    def __init__(self, looks: _Looks, spec: SheetSpec) -> None:
+        self.looks = looks
+        self.text_at = frozenset(i for i, h in enumerate(spec.headers) if h in spec.text_columns)
+        self.wrap_at = frozenset(c - 1 for c in spec.wrap)
+        self.rows: dict[tuple[tuple[str | None, ...], bool, bool, int], _RowLook] = {}
+
+    def row(self, formats: Sequence[str | None], bold: bool, tall: bool, width: int) -> _RowLook:
+        key = (tuple(formats), bold, tall, width)
+        look = self.rows.get(key)
+        if look is None:
+            look = self.rows[key] = self._row(key[0], bold, tall, width)
+        return look
+
+    def _row(self, formats: tuple[str | None, ...], bold: bool, tall: bool, width: int) -> _RowLook:
+        plain, dated = [], []
+        for c in range(width):
+            fmt = "@" if c in self.text_at else formats[c] if c < len(formats) else None
+            # a row of one line needs no alignment but the wrapped column's: top and bottom are the same
+            align = "wrap" if c in self.wrap_at else "top" if self.wrap_at and tall else None
+            plain.append(self.looks.format(fmt, bold=bold, align=align))
+            dated.append(self.looks.format(fmt or DATE_FORMAT, bold=bold, align=align))
+        return _RowLook(plain, dated, self.looks.font(bold))
+
+
+# -- one sheet ---------------------------------------------------------------------------------------
+
+
+def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks) -> None:
+    offset = 1 if spec.headers else 0
+    rows = iter(spec.rows)
+    first = [list(row) for row in itertools.islice(rows, WIDTH_SAMPLE - offset)]
+    widths = _widths(spec, first)
+    for c, width in widths.items():
+        ws.set_column(c - 1, c - 1, width)
+    if spec.table_header and spec.headers:
+        ws.freeze_panes(1, 0)
+    if spec.printable:
+        ws.set_landscape()
+        ws.set_paper(_A4)
+        ws.fit_to_pages(1, 0)
+        if spec.headers:
+            ws.repeat_rows(0)
+    if spec.headers:
+        look = [looks.format(None, header=spec.table_header)] * len(spec.headers)
+        header = _RowLook(look, look, looks.font(spec.table_header))
+        _write_row(ws, 0, spec.headers, header)
+    sheet_looks = _SheetLooks(looks, spec)
+    count = _write_rows(ws, spec, sheet_looks, widths, itertools.chain(first, rows), offset)
+    for r in range(offset + count, offset + count + spec.blank_text_rows):
+        for c in sorted(sheet_looks.text_at):
+            ws.write_blank(r, c, None, looks.format("@"))
+    _finish(ws, spec, count, looks.book)
+
+
+def _write_rows(
+    ws: Any, spec: SheetSpec, looks: _SheetLooks, widths: dict[int, float], rows: Iterable[Sequence[Any]], offset: int
+) -> int:
+    """Write the data rows from sheet row ``offset`` (0-based) on; the number of rows written."""
+    count = 0
+    for i, cells in enumerate(rows):
+        formats = spec.formats[i] if spec.formats else spec.format_of(cells) if spec.format_of else ()
+        height = _wrapped_height(spec, widths, cells) if spec.wrap else None
+        if height:
+            ws.set_row(offset + i, height)
+        look = looks.row(formats, i in spec.bold_rows, bool(height), len(cells))
+        _write_row(ws, offset + i, cells, look)
+        count += 1
+    return count
+
+
+def _write_row(ws: Any, r: int, cells: Sequence[Any], look: _RowLook) -> None:
+    """One row of cells. This is the inner loop: the usual cells (plain text, an amount, a whole
+    number, a time) are written here, any other by :func:`_write_cell`. It calls XlsxWriter's cell
+    writers without the decorator of the public ones, which only reads "A1"-style addresses (this
+    loop gives row and column numbers) and cost a few per cent of the time."""
+    write_string, write_number, write_datetime = ws._write_string, ws._write_number, ws._write_datetime
+    plain = look.plain
+    for c, value in enumerate(cells):
+        kind = type(value)
+        if kind is str:
+            if value and "_x" not in value and not value.startswith("<r>"):
+                write_string(r, c, value, plain[c])
+                continue
+        elif kind is Decimal:
+            number = _float_of(value)
+            if number is not None:
+                write_number(r, c, number, plain[c])
+                continue
+        elif kind is int:
+            if -_EXACT_INT < value < _EXACT_INT:
+                write_number(r, c, value, plain[c])
+                continue
+        elif kind is dt.datetime:
+            write_datetime(r, c, value, look.dated[c])
+            continue
+        _write_cell(ws, r, c, value, look)
+
+
+def _write_cell(ws: Any, r: int, c: int, value: Any, look: _RowLook) -> None:
+    """One cell by the type of its value: numbers that keep every digit as numbers, dates as dates,
+    nothing as a blank cell with its look (or no cell), anything else as its text."""
+    fmt = look.plain[c]
+    if value is None or value == "":
+        if fmt is not None:
+            ws.write_blank(r, c, None, fmt)
+    elif isinstance(value, str | bool):  # True is no number here: it is written as its text
+        _write_text(ws, r, c, str(value), fmt, look.font)
+    elif isinstance(value, Decimal | int | float):
+        number = _number(value)
+        if number is None:
+            _write_text(ws, r, c, str(value), fmt, look.font)
+        else:
+            ws.write_number(r, c, number, fmt)
+    elif isinstance(value, dt.datetime | dt.date):
+        ws.write_datetime(r, c, value, look.dated[c])
+    else:
+        _write_cell(ws, r, c, str(value), look)
+
+
+def _number(value: Decimal | int | float) -> int | float | None:
+    """What XlsxWriter can write for ``value`` so that it reads back equal to it; None when there is
+    nothing (more digits than a float holds, or not finite): the value is then written as text."""
+    if type(value) is int:
+        return value if -_EXACT_INT < value < _EXACT_INT else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) and float(format(value, ".16G")) == value else None
+    return _float_of(Decimal(value))
+
+
+def _float_of(value: Decimal) -> float | None:
+    """The float that XlsxWriter writes (16 significant digits) and a reader takes back as ``value``."""
+    return _finite_float_of(value) if value.is_finite() else None
+
+
+@lru_cache(maxsize=4096)  # amounts and fees repeat
+def _finite_float_of(value: Decimal) -> float | None:
+    number = float(value)
+    return number if _read_back(format(number, ".16G")) == value else None
+
+
+def _read_back(shown: str) -> Decimal:
+    """The value a reader (openpyxl, ``xlsx_read``) takes from a number cell's text."""
+    number = float(shown) if "." in shown or "E" in shown or "e" in shown else int(shown)
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
+# -- text that XlsxWriter's own escaping would not give back ---------------------------------------------
+
+
+def _write_text(ws: Any, r: int, c: int, text: str, fmt: Any, font: Any) -> None:
+    """Write ``text`` so that it reads back exactly. XlsxWriter escapes control characters and text
+    that looks like an escape, but not every such text comes back (``"_x0041_x0042_"``: two
+    escapes sharing a ``_``), and it writes text that looks like rich-text XML (``<r>...</r>``)
+    as XML, unescaped. Those texts are written as rich text instead: the exact escaped text,
+    cut into runs where no run holds a whole escape, so that XlsxWriter changes none of them; a
+    reader joins the runs and undoes the escapes."""
+    rich_looking = text.startswith("<r>") and text.endswith("</r>")
+    if not rich_looking and cell_text(_escape_like_xlsxwriter(text)) == text:
+        ws.write_string(r, c, text, fmt)
+        return
+    tokens: list[Any] = []
+    for run in _runs(_escaped(text)):
+        tokens += [font, run]
+    if fmt is not None:
+        tokens.append(fmt)
+    if ws.write_rich_string(r, c, *tokens) != 0:  # longer than a cell holds: cut, as XlsxWriter cuts
+        ws.write_string(r, c, text, fmt)
+
+
+def _escaped(text: str) -> str:
+    """``text`` escaped the way ``cell_text`` undoes exactly: each character that cannot stand in
+    the file as it is becomes ``_xHHHH_``, and so does a ``_`` that would otherwise start one."""
+    escaped = _ESCAPED_HERE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+    assert cell_text(escaped) == text
+    return escaped
+
+
+def _runs(escaped: str) -> list[str]:
+    """``escaped`` cut just after the ``_`` of every escape, and in two runs at least (a rich text
+    has two or more)."""
+    cuts = [m.start() + 1 for m in _ESCAPE_START.finditer(escaped)] or [1]
+    bounds = [0, *cuts, len(escaped)]
+    return [escaped[a:b] for a, b in itertools.pairwise(bounds) if a < b]
+
+
+# -- around the rows ------------------------------------------------------------------------------------
+
+
+def _width(value: Any) -> int:
+    return len(str(value or ""))
+
+
+def _widths(spec: SheetSpec, first: list[list[Any]]) -> dict[int, float]:
+    """1-based column -> width: given, or from the longest text of the first rows (6 to 24)."""
+    sample = [spec.headers, *first] if spec.headers else first
+    columns = max([len(spec.headers), *(len(r) for r in first)], default=0)
+    out = {}
+    for c in range(1, columns + 1):
+        if spec.widths and c in spec.widths:
+            out[c] = spec.widths[c]
+        else:
+            longest = max([_width(r[c - 1]) for r in sample if c <= len(r)], default=0)
+            out[c] = float(max(6, min(24, longest + 2)))
+    return out
+
+
+def _wrapped_height(spec: SheetSpec, widths: dict[int, float], cells: Sequence[Any]) -> float | None:
+    """A row tall enough for its wrapped text (spreadsheets do not all measure it themselves)."""
+    lines = 1
+    for c in spec.wrap:
+        text = str(cells[c - 1] or "") if c <= len(cells) else ""
+        lines = max(lines, -(-len(text) // int(widths.get(c) or 10)) or 1)
+    return 15.0 * lines if lines > 1 else None
+
+
+def _finish(ws: Any, spec: SheetSpec, count: int, book: Any) -> None:
+    """What comes after the rows: the filter, the chart, drop-downs."""
+    if spec.table_header and spec.headers:
+        last = max(count, spec.blank_text_rows)
+        ws.autofilter(0, 0, last, len(spec.headers) - 1)
+    if spec.chart and count:
+        _chart(ws, spec.chart, book)
+    for check in spec.checks:
+        _list_check(ws, check)
+
+
+def _chart(ws: Any, spec: ChartSpec, book: Any) -> None:
+    """Horizontal bars (long category labels stay readable), the first category on top as in the table."""
+    chart = book.add_chart({"type": "bar"})
+    sheet = ws.get_name()
+    chart.add_series(
+        {
+            "name": [sheet, 0, spec.value_column - 1],
+            "categories": [sheet, 1, spec.category_column - 1, spec.last_row - 1, spec.category_column - 1],
+            "values": [sheet, 1, spec.value_column - 1, spec.last_row - 1, spec.value_column - 1],
+        }
+    )
+    chart.set_title({"name": spec.title})
+    chart.set_x_axis({"name": spec.y_title} if spec.y_title else {})  # a bar chart's values run across
+    chart.set_y_axis({"reverse": True})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": round(18 * _CM), "height": round(max(7.5, 0.9 * spec.last_row) * _CM)})
+    ws.insert_chart(spec.anchor, chart)
+
+
+_STRICT = "Pick a value from the list."
+_WARNING = "Not in the list; keep it only if you are sure."
+
+
+def _list_check(ws: Any, check: ListCheck) -> None:
+    """A drop-down on rows 2..``last_row`` of one column; a value not in the list is refused
+    (``strict``) or allowed after a warning."""
+    column = check.column - 1
+    options: dict[str, Any] = {
+        "validate": "list",
+        "source": list(check.options),
+        "ignore_blank": True,
+        "error_type": "stop" if check.strict else "warning",
+        "error_title": "Check this cell",
+        "error_message": _STRICT if check.strict else _WARNING,
+        "show_input": bool(check.prompt),
+    }
+    if check.prompt:
+        options["input_message"] = check.prompt
+    if ws.data_validation(1, column, check.last_row - 1, column, options) != 0:
+        raise ValueError(f"a drop-down XlsxWriter refused: {check}")
