@@ -60,7 +60,7 @@ def posts(sandbox: SandboxProcess) -> int:
 def measure(rows: int, window: float, name_check: bool, folder: Path) -> tuple[float, int, float, float]:
     """CPU share of one core, payouts made and resident MiB over ``window`` seconds of paying;
     and seconds from start to the first minute's allowance spent."""
-    with SandboxProcess(KEY, speed=1) as sandbox:
+    with SandboxProcess(KEY, speed=1, balances={"KES": "1000000000"}) as sandbox:
         data = payout_file(folder / f"p{rows}.csv", rows)
         args = [sys.executable, "-m", "batch_payouts", "run", str(data), "--base-url", sandbox.url]
         args += ["--state", str(folder / f"l{rows}.db"), "--yes", "--quiet", "--results", str(folder / "out.csv")]
