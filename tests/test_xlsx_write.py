@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts.sheets.xlsx import DATE_FORMAT, ListCheck, SheetSpec, cell_text
+from batch_payouts.sheets.spec import DATE_FORMAT, ListCheck, SheetSpec
+from batch_payouts.sheets.xlsx import cell_text
 from batch_payouts.sheets.xlsx_read import read_grid
 from batch_payouts.sheets.xlsx_write import write_workbook
 

@@ -14,7 +14,7 @@ from typing import Any
 from batch_payouts.model import minor_digits
 from batch_payouts.sheets.columns import canonical_for
 from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, problems, rows_text, totals, when
-from batch_payouts.sheets.xlsx import ChartSpec, SheetSpec
+from batch_payouts.sheets.spec import ChartSpec, SheetSpec
 from batch_payouts.vocabulary import ORDER, SHORT, Word
 
 # The check of the payee's account: payable / held / invalid and why, the name Kotani gave, the score, the sentence.

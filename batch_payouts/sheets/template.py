@@ -16,8 +16,8 @@ from pathlib import Path
 from batch_payouts.errors import OutputExists
 from batch_payouts.model import CURRENCY_DIGITS, Method
 from batch_payouts.sheets.columns import CANONICAL, squash
+from batch_payouts.sheets.spec import ListCheck, SheetSpec
 from batch_payouts.sheets.write import write_csv, write_xlsx
-from batch_payouts.sheets.xlsx import ListCheck, SheetSpec
 
 EXAMPLES: list[dict[str, str]] = [
     {

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_payouts.crash import broken
-from batch_payouts.sheets.xlsx import SheetSpec
-from batch_payouts.sheets.xlsx_write import write_workbook
+from batch_payouts.sheets.spec import SheetSpec
 
 _DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -119,6 +118,8 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
 def write_xlsx(path: Path, sheets: list[SheetSpec]) -> None:
     """Write ``sheets`` as one workbook, formula-safe, atomically, mode 0600; rows given as a
     generator are streamed to the file."""
+    from batch_payouts.sheets.xlsx_write import write_workbook  # the XLSX libraries load only to write one
+
     with atomic_file(path) as tmp:
         write_workbook(tmp, [safe_sheet(spec) for spec in sheets])
 

@@ -33,7 +33,8 @@ import xlsxwriter
 from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.xmlwriter import XMLwriter
 
-from batch_payouts.sheets.xlsx import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, ListCheck, SheetSpec, cell_text
+from batch_payouts.sheets.spec import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, ListCheck, SheetSpec
+from batch_payouts.sheets.xlsx import cell_text
 
 _OPTIONS = {
     "constant_memory": True,
