@@ -27,11 +27,11 @@ class Wake:
             self._event = event = anyio.Event()
             async with anyio.create_task_group() as naps:
 
-                async def until(waited: Awaitable[object]) -> None:
-                    await waited
+                async def until(waited: Callable[[], Awaitable[object]]) -> None:
+                    await waited()
                     naps.cancel_scope.cancel()
 
-                naps.start_soon(until, sleep(seconds))
-                naps.start_soon(until, event.wait())
+                naps.start_soon(until, lambda: sleep(seconds))
+                naps.start_soon(until, event.wait)
             self._event = None
         self._woken = False
