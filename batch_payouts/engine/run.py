@@ -177,7 +177,11 @@ async def pay_checked(ctx: Context, row: RowRecord) -> None:
         try:
             status = await read_status(ctx.client, earlier, ctx.reads)
         except (errors.NoAnswer, errors.ServerError, errors.RateLimited, errors.UnexpectedResponse):
-            return  # cannot confirm now: try again on the next pass
+            # cannot confirm now: try again after a status-read interval (a freed slot wakes the
+            # loop at once, which would otherwise ask again and again while the provider is down)
+            later = ctx.clock() + ctx.settings.poll_interval
+            ctx.ledger.update(row.batch_id, row.row, expect=RowState.READY, next_check=later)
+            return
         if status is not None:
             settle.apply_read(
                 ctx.ledger, earlier, status, ctx.clock(), ctx.settings.poll_interval, ctx.settings.poll_max_interval
