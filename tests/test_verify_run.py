@@ -17,7 +17,7 @@ import pytest
 
 from batch_payouts import errors
 from batch_payouts.engine.results import write_results
-from batch_payouts.engine.run import RunResult, run_batch
+from batch_payouts.engine.run import RunResult, pay_checked, run_batch
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.engine.verify_stage import accept_held, with_policy
 from batch_payouts.kotani.client import ApiKey, KotaniClient
@@ -453,3 +453,35 @@ def test_a_row_found_payable_a_slot_come_free_or_a_stop_wakes_the_run_loop_at_on
     result = anyio.run(go)
     assert result.stopped == "all five were paid" and len(paid_references(sandbox)) == 5
     assert time.monotonic() - started < 15.0, "not one tick of 30 s was waited"
+
+
+def test_a_retry_whose_earlier_attempt_cannot_be_read_waits_before_asking_again(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime
+) -> None:
+    """Before a retry pays, its earlier attempt is read ("terminal is not final"). While the
+    provider cannot answer, the retry sends nothing and is put off for a status-read interval; it
+    is not taken again by the next pass of the loop (a freed slot wakes the loop at once)."""
+    payee = person(2, "+254712000777", "Person 2")
+    new_batch(ledger, "b1", [payee], state=RowState.FAILED)
+    retry = NewRow(2, RowState.READY, payee, {"name": payee.name}, [], ("b1:2",), origin=("b1", 2, 1))
+    ledger.create_batch(
+        "b2", env_id="e1", fingerprint="b2", label="", source="b2.csv", options={}, headers=["name"], rows=[retry]
+    )
+    settings = dataclasses.replace(Settings(), poll_interval=7.0)
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    async def go() -> None:
+        nobody = "http://127.0.0.1:9"  # the provider cannot be reached: no answer to any read
+        async with KotaniClient(nobody, ApiKey(API_KEY), clock=fake.clock, sleep=no_wait) as client:
+            reads = Limiter(OPEN_WINDOW, margin=0, klass="reads")
+            money = Limiter(OPEN_WINDOW, margin=0, klass="money")
+            ctx = Context(ledger, client, money, reads, settings, env_id="e1", clock=fake.clock)
+            await pay_checked(ctx, ledger.row("b2", 2))
+
+    anyio.run(go)
+    after = ledger.row("b2", 2)
+    assert after.state is RowState.READY and after.next_check == fake.clock() + 7.0
+    assert ledger.ready_to_send("b2", fake.clock()) == [], "not taken again before the interval"
+    assert sandbox.state.ledger()["posts"] == []
