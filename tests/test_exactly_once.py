@@ -118,7 +118,9 @@ def check_campaign(result: dict[str, Any], *, kind: str) -> None:
 
 @pytest.mark.slow
 def test_the_same_campaign_against_a_build_without_reconciliation_pays_twice(tmp_path: Path) -> None:
-    result = campaign(tmp_path, rows=60, kills=5, seed=11, broken="reconciliation")
+    # 200 rows and 10 kills, like the campaign's own size: with 60 rows a faster run could pay
+    # everything between the 5 kills and never be caught resending (seen once in CI)
+    result = campaign(tmp_path, rows=200, kills=10, seed=11, broken="reconciliation")
     paid = executed_per_reference(result["sandbox"])
     record("unsafe_resends_in_broken_build", sum(n - 1 for n in paid.values()))
     assert max(paid.values()) > 1, "the kill test must catch a build that resends unknown rows blindly"
