@@ -167,6 +167,39 @@ class DraftView:
     attention: list[confirmation.Attention] = field(default_factory=list)
     to_check: int = 0  # rows whose payee the run checks with Kotani as it pays them
 
+    @classmethod
+    def of(
+        cls,
+        draft: Draft,
+        *,
+        headers: list[str],
+        mapping: dict[str, str],
+        notes: list[str],
+        rows: list[RowLine] | None = None,
+        plan: list[CurrencyLine] | None = None,
+        total: str = "",
+        attention: list[confirmation.Attention] | None = None,
+        to_check: int = 0,
+    ) -> DraftView:
+        """The view of ``draft``: what the draft itself says, with what its review found."""
+        return cls(
+            draft.token,
+            draft.name,
+            draft.label,
+            draft.file,
+            draft.maker,
+            headers,
+            mapping,
+            list(CANONICAL),
+            rows or [],
+            plan or [],
+            total,
+            notes,
+            draft.batch_id,
+            attention or [],
+            to_check,
+        )
+
 
 @dataclass(frozen=True)
 class Download:
@@ -351,22 +384,16 @@ class Workspace:
                     line.fees.debit_sentence if line else "",
                 )
             )
-        return DraftView(
-            draft.token,
-            draft.name,
-            draft.label,
-            draft.file,
-            draft.maker,
-            sheet.headers,
-            dict(sheet.mapping),
-            list(CANONICAL),
-            rows,
-            plan,
-            planned.plan.grand_total,
-            list(sheet.notes),
-            draft.batch_id,
-            screen.attention if screen else [],
-            screen.to_check if screen else 0,
+        return DraftView.of(
+            draft,
+            headers=sheet.headers,
+            mapping=dict(sheet.mapping),
+            notes=list(sheet.notes),
+            rows=rows,
+            plan=plan,
+            total=planned.plan.grand_total,
+            attention=screen.attention if screen else [],
+            to_check=screen.to_check if screen else 0,
         )
 
     def _to_map(self, draft: Draft, missing: errors.MissingColumns) -> DraftView:
@@ -376,21 +403,7 @@ class Workspace:
             f"{missing.cause}: choose below which column of the file holds "
             f"{' and '.join(missing.missing)}, then save the mapping"
         )
-        return DraftView(
-            draft.token,
-            draft.name,
-            draft.label,
-            draft.file,
-            draft.maker,
-            missing.headers,
-            dict(draft.mapping),
-            list(CANONICAL),
-            [],
-            [],
-            "",
-            [note],
-            draft.batch_id,
-        )
+        return DraftView.of(draft, headers=missing.headers, mapping=dict(draft.mapping), notes=[note])
 
     def remap(self, person: Person, token: str, mapping: dict[str, str]) -> None:
         """A person's column mapping for a draft (canonical column -> header; empty: automatic),
