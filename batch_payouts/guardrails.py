@@ -22,7 +22,7 @@ from enum import StrEnum
 from batch_payouts.policy import Policy
 from batch_payouts.sheets.read import RawSheet
 from batch_payouts.sheets.template import EXAMPLES
-from batch_payouts.validate import Problem, Report, RowResult, Severity
+from batch_payouts.validate import CopyKey, Problem, Report, RowResult, Severity
 
 # (payee key as ``Payout.payee()``, currency) -> amounts paid to that payee in earlier batches
 PayeeHistory = Mapping[tuple[str, str], Sequence[Decimal]]
@@ -99,7 +99,7 @@ class _Check:
     def __init__(
         self, report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory, accepted: Collection[int]
     ) -> None:
-        self.rows = [replace(r, problems=list(r.problems)) for r in report.rows]
+        self.rows = [r.copy() for r in report.rows]
         self.sheet = sheet
         self.policy = policy
         self.history = history
@@ -126,7 +126,10 @@ class _Check:
         if not self.policy.rows.refuse_template_examples:
             return
         examples = {_example_key(e): e["name"] for e in EXAMPLES}
+        names = {name for name, _, _ in examples}
         for r in self.rows:
+            if r.cells.get("name", "").strip().casefold() not in names:
+                continue  # the name alone tells most rows apart from the examples
             if _example_key(r.cells, r.normalised_phone) in examples:
                 self.add(
                     r,
@@ -173,10 +176,10 @@ class _Check:
 
     def duplicates(self) -> None:
         allow = self.policy.duplicates.allow
-        first_copy: dict[tuple[tuple[str, str], ...], int] = {}
+        first_copy: dict[CopyKey, int] = {}
         by_payee: dict[tuple[str, str], dict[Decimal, RowResult]] = {}  # each amount's first row, in file order
         for r in self.rows:
-            key = tuple(sorted((k, v) for k, v in r.cells.items() if v))
+            key = r.copy_key
             if key in first_copy:
                 self._exact_copy(r, first_copy[key], allow)
                 continue

@@ -63,9 +63,10 @@ def report(report: Report, sheet: RawSheet, first: int = 15) -> None:
         counts += f"; {len(held)} of the valid rows held, not paid until a person accepts them"
     out.print(counts)
     table = Table("currency", "method", "rows", "total", title="Valid rows")
-    for (cur, method), (count, total) in sorted(report.totals().items()):
+    totals = report.totals()
+    for (cur, method), (count, total) in sorted(totals.items()):
         table.add_row(cur, method, str(count), f"{total:,}")
-    if report.totals():
+    if totals:
         out.print(table)
     for hold in report.holds():
         out.print(f"  held: {hold}", markup=False, soft_wrap=True)

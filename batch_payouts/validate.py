@@ -50,10 +50,25 @@ class RowResult:
     payout: Payout | None = None
     problems: list[Problem] = field(default_factory=list)
     normalised_phone: str = ""
+    _copy_key: CopyKey | None = field(default=None, compare=False, repr=False)
 
     @property
     def valid(self) -> bool:
         return self.payout is not None and not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def copy_key(self) -> CopyKey:
+        """What two rows share when one is an exact copy of the other: their non-empty cells."""
+        if self._copy_key is None:
+            self._copy_key = tuple(sorted((k, v) for k, v in self.cells.items() if v))
+        return self._copy_key
+
+    def copy(self) -> RowResult:
+        """This result with a list of problems of its own (the cells and payout are shared)."""
+        return RowResult(self.row, self.cells, self.payout, list(self.problems), self.normalised_phone, self._copy_key)
+
+
+CopyKey = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -263,6 +278,16 @@ def parse_phone(text: str, country: CountryInfo) -> Phone:
         warnings.append("removed invisible or non-breaking spaces")
     if not raw:
         raise PhoneError("the phone number is empty")
+    if not odd_spaces:
+        canonical = _parse_international(raw, country)
+        if canonical is not None:
+            return canonical
+    return _parse_any(raw, country, warnings)
+
+
+def _parse_any(raw: str, country: CountryInfo, warnings: list[str]) -> Phone:
+    """:func:`parse_phone` of a cleaned, non-empty ``raw`` through phonenumbers' parse, repairs
+    reported in ``warnings``."""
     # the usual cell is plain digits: none of the repairs can apply to it
     compact = raw if _plain_digits(raw) else _compact_phone(raw, warnings)
     if compact.startswith("00"):
@@ -294,6 +319,122 @@ def parse_phone(text: str, country: CountryInfo) -> Phone:
     if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise PhoneError(f"this is not a {country.name} mobile number")
     return Phone(e164, tuple(warnings), number)
+
+
+def _parse_international(raw: str, country: CountryInfo) -> Phone | None:
+    """What :func:`parse_phone` says of ``+<calling code><number>`` (digits only, the number not
+    starting with 0) when the calling code is the country's own and no other region's, or None
+    for any other text. Exact: such a number is one that phonenumbers' parse reads without
+    stripping, extracting or repairing anything, so only its type remains to be looked up; the
+    costly parse is skipped (``tests/test_validate.py`` checks both agree)."""
+    calling = _calling_code(country.code)
+    if not (raw.startswith("+") and raw.startswith(calling, 1) and _sole_region(calling) == country.code):
+        return None
+    national = raw[1 + len(calling) :]
+    if not (national.isascii() and national.isdigit() and 2 <= len(national) <= 17) or national[0] == "0":
+        return None
+    if _national_prefix(country.code).match(national):
+        return None  # parse might read the start as a national prefix: leave it to parse
+    if len(national) == 9 and national in SANDBOX_ENDINGS:
+        return Phone(raw, ("this is a Kotani sandbox test number",), None)
+    kind = _number_types(country.code).kind(national)
+    if kind == PhoneNumberType.UNKNOWN:
+        raise PhoneError(f"this is not a valid {country.name} phone number")
+    if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise PhoneError(f"this is not a {country.name} mobile number")
+    return Phone(raw, (), phonenumbers.PhoneNumber(country_code=int(calling), national_number=int(national)))
+
+
+_SPECIAL_TYPES = (
+    ("premium_rate", PhoneNumberType.PREMIUM_RATE),
+    ("toll_free", PhoneNumberType.TOLL_FREE),
+    ("shared_cost", PhoneNumberType.SHARED_COST),
+    ("voip", PhoneNumberType.VOIP),
+    ("personal_number", PhoneNumberType.PERSONAL_NUMBER),
+    ("pager", PhoneNumberType.PAGER),
+    ("uan", PhoneNumberType.UAN),
+    ("voicemail", PhoneNumberType.VOICEMAIL),
+)
+
+
+@dataclass(frozen=True)
+class _Desc:
+    """One of phonenumbers' number descriptions (lengths and pattern), compiled once."""
+
+    lengths: frozenset[int]
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, desc: phonenumbers.PhoneNumberDesc | None) -> _Desc:
+        text = desc.national_number_pattern if desc is not None else None
+        lengths = frozenset(desc.possible_length or ()) if desc is not None else frozenset()
+        return cls(lengths, re.compile(text) if text else None)
+
+    def matches(self, national: str) -> bool:
+        if self.pattern is None or (self.lengths and len(national) not in self.lengths):
+            return False
+        return self.pattern.fullmatch(national) is not None
+
+
+@dataclass(frozen=True)
+class _NumberTypes:
+    """phonenumbers' ``number_type`` for one region's national numbers, with its metadata compiled
+    once: the same descriptions tried in the same order (phonenumbers recompiles or looks up each
+    pattern on every call, the largest cost of checking 100,000 numbers)."""
+
+    general: _Desc
+    special: tuple[tuple[_Desc, int], ...]
+    fixed_line: _Desc
+    mobile: _Desc
+    same_mobile_and_fixed_line: bool
+
+    def kind(self, national: str) -> int:
+        """A ``PhoneNumberType`` value."""
+        if not self.general.matches(national):
+            return PhoneNumberType.UNKNOWN
+        for desc, kind in self.special:
+            if desc.matches(national):
+                return kind
+        if self.fixed_line.matches(national):
+            if self.same_mobile_and_fixed_line or self.mobile.matches(national):
+                return PhoneNumberType.FIXED_LINE_OR_MOBILE
+            return PhoneNumberType.FIXED_LINE
+        if not self.same_mobile_and_fixed_line and self.mobile.matches(national):
+            return PhoneNumberType.MOBILE
+        return PhoneNumberType.UNKNOWN
+
+
+@cache
+def _number_types(region: str) -> _NumberTypes:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    assert metadata is not None, region  # _sole_region answers only for regions with metadata
+    return _NumberTypes(
+        general=_Desc.of(metadata.general_desc),
+        special=tuple((_Desc.of(getattr(metadata, name)), kind) for name, kind in _SPECIAL_TYPES),
+        fixed_line=_Desc.of(metadata.fixed_line),
+        mobile=_Desc.of(metadata.mobile),
+        same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
+    )
+
+
+@cache
+def _sole_region(calling: str) -> str | None:
+    """The one region that uses a calling code, or None when several share it (+1, +7, +44...)."""
+    regions = phonenumbers.region_codes_for_country_code(int(calling))
+    if len(regions) != 1 or phonenumbers.PhoneMetadata.metadata_for_region(regions[0]) is None:
+        return None
+    return str(regions[0])
+
+
+_NEVER = re.compile(r"(?!)")
+
+
+@cache
+def _national_prefix(region: str) -> re.Pattern[str]:
+    """What phonenumbers' parse may strip from the start of a national number as a national prefix."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+    return re.compile(prefix) if prefix else _NEVER
 
 
 def _plain_digits(text: str) -> bool:
@@ -704,11 +845,11 @@ def _plain_row(number: int, cells: dict[str, str], memo: _Memo, rules: Rules) ->
 
 
 def batch_checks(results: list[RowResult], rules: Rules) -> None:
-    first_seen: dict[tuple[tuple[str, str], ...], int] = {}
+    first_seen: dict[CopyKey, int] = {}
     payees: dict[tuple[str, str], int] = {}
     references: dict[str, int] = {}
     for r in results:
-        key = tuple(sorted((k, v) for k, v in r.cells.items() if v))
+        key = r.copy_key
         if key in first_seen:
             r.problems.append(Problem(r.row, "", "", f"exact duplicate of row {first_seen[key]}"))
             continue

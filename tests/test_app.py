@@ -189,3 +189,26 @@ def test_the_key_comes_from_the_front_ends_question_never_from_stdin(monkeypatch
     with pytest.raises(errors.ConfigError):
         keys.resolve_key(KeyOptions(), environ={})
     assert keys.webhook_secrets({"KOTANI_WEBHOOK_SECRET": "a,,b"}) == ("a", "b")
+
+
+def test_row_work_pauses_the_cycle_collector_and_resumes_it_even_after_an_error() -> None:
+    import gc
+
+    from batch_payouts.app.bulk import no_cycle_collection, row_work
+
+    seen: list[bool] = []
+
+    @row_work
+    def work(fail: bool) -> None:
+        seen.append(gc.isenabled())
+        with no_cycle_collection():  # nested: still paused after the inner block
+            pass
+        seen.append(gc.isenabled())
+        if fail:
+            raise ValueError("boom")
+
+    assert gc.isenabled()
+    work(False)
+    with pytest.raises(ValueError, match="boom"):
+        work(True)
+    assert seen == [False, False, False, False] and gc.isenabled()

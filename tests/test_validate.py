@@ -547,3 +547,54 @@ def test_validation_is_pure_it_cannot_reach_the_network() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+# -- the international-number lane gives the answer phonenumbers' parse gives -------------------------
+
+
+def _phone_outcome(parse: Any, raw: str, country: Any) -> tuple[str, ...] | None:
+    """What a phone parser says of ``raw``: its E.164, warnings and number, or its refusal; None
+    when it does not answer."""
+    from batch_payouts.validate import PhoneError
+
+    try:
+        phone = parse(raw, country)
+    except PhoneError as exc:
+        return ("error", str(exc))
+    return None if phone is None else ("ok", phone.e164, *phone.warnings, str(phone.number))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(["KE", "UG", "TZ", "GH", "ZM", "RW", "MW", "CM", "CI", "SN", "CD", "ZA"]),
+    st.sampled_from(["", "0", "00", "1", "2", "25", "254", "255", "7", "70", "71", "44", "7000000"]),
+    st.text("0123456789", min_size=0, max_size=16),
+)
+def test_an_international_number_read_without_parse_reads_as_parse_reads_it(
+    catalog: Catalog, region: str, prefix: str, digits: str
+) -> None:
+    """Every number the quick lane answers for is answered the same by phonenumbers' parse: the
+    same E.164, the same warnings, the same refusal, word for word."""
+    import phonenumbers
+
+    from batch_payouts.validate import _parse_any, _parse_international
+
+    country = catalog.country(region)
+    assert country is not None
+    own_code = str(phonenumbers.country_code_for_region(region))
+    for raw in (f"+{prefix}{digits}", f"+{own_code}{prefix}{digits}"):
+        quick = _phone_outcome(_parse_international, raw, country)
+        if quick is not None:
+            assert quick == _phone_outcome(lambda r, c: _parse_any(r, c, []), raw, country), raw
+
+
+def test_the_international_lane_answers_for_the_usual_numbers(catalog: Catalog) -> None:
+    from batch_payouts.validate import _parse_international
+
+    kenya, south_africa = catalog.country("KE"), catalog.country("ZA")
+    assert kenya is not None and south_africa is not None
+    assert _parse_international("+254712345678", kenya) is not None
+    assert _parse_international("+27821234567", south_africa) is not None
+    assert _parse_international("0712345678", kenya) is None  # national format: parse reads it
+    assert _parse_international("+2540712345678", kenya) is None  # a national prefix after the code
+    assert _parse_international("+12025550123", kenya) is None  # another country's code

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from batch_payouts import errors
+from batch_payouts.app.bulk import row_work
 from batch_payouts.app.session import Session
 from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
@@ -70,6 +71,7 @@ class FileOptions:
         return Limits(max_rows=self.max_rows, max_file_bytes=self.max_file_bytes)
 
 
+@row_work
 def load(path: Path, options: FileOptions) -> RawSheet:
     """The file's rows and headers, or InputFileError saying why it cannot be used."""
     return read_sheet(
@@ -82,6 +84,7 @@ def load(path: Path, options: FileOptions) -> RawSheet:
     )
 
 
+@row_work
 def check(session: Session, sheet: RawSheet, options: FileOptions) -> Report:
     """Every row checked against the provider's catalog (countries, networks, banks), then against
     the guardrails (each hold a problem of severity ``"held"``), with what this environment paid
@@ -92,6 +95,7 @@ def check(session: Session, sheet: RawSheet, options: FileOptions) -> Report:
     return guard(report, sheet, options.policy, history)
 
 
+@row_work
 def check_offline(sheet: RawSheet, options: FileOptions) -> Report:
     """As :func:`check` without an API key: against the catalog of the built-in sandbox (say
     :data:`OFFLINE_NOTE`), and without earlier payouts to compare amounts with."""
@@ -127,6 +131,7 @@ def validation_exit_code(report: Report) -> int:
     return 0 if len(report.valid_rows) == len(report.rows) and not report.holds() else 3
 
 
+@row_work
 def write_report(
     path: Path, sheet: RawSheet, report: Report, name_checks: Mapping[int, dict[str, str]] | None = None
 ) -> Path:

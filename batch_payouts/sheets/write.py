@@ -59,6 +59,16 @@ def _safe(value: Any) -> Any:
     return escape_cell(str(value))
 
 
+# First characters after which escape_cell returns text as it is (ASCII, not a formula start, not '):
+# checked inline so that the usual cell costs one set look-up, not three calls.
+_PLAIN_HEADS = frozenset(chr(c) for c in range(128)) - {*_DANGER, "'"}
+
+
+def _csv_cell(value: Any) -> str:
+    """One cell's CSV text, formula-safe."""
+    return _csv_text(_safe(value))
+
+
 def _csv_text(value: Any) -> str:
     if value is None:
         return ""
@@ -130,8 +140,10 @@ def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> 
     with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow([escape_cell(h) for h in headers])
-        for row in rows:
-            writer.writerow([_csv_text(_safe(v)) for v in row])
+        plain = _PLAIN_HEADS
+        writer.writerows(
+            [v if type(v) is str and (not v or v[0] in plain) else _csv_cell(v) for v in row] for row in rows
+        )
 
 
 def write_table(
