@@ -105,6 +105,7 @@ class _Check:
         self.history = history
         self.accepted = accepted
         self.findings: list[Guard] = []
+        self._payable: list[RowResult] | None = None  # forgotten when a finding makes a row invalid
 
     def add(self, result: RowResult, guard: Guard) -> None:
         if guard.action is Action.HOLD and guard.row in self.accepted:
@@ -113,12 +114,17 @@ class _Check:
             guard = replace(guard, value=result.cells.get(guard.column, ""))
         self.findings.append(guard)
         severity = _SEVERITY[guard.action]
+        if severity == "error":
+            self._payable = None
         result.problems.append(
             Problem(result.row, guard.column, guard.value, guard.message, severity, guard.rule.value)
         )
 
     def payable(self) -> list[RowResult]:
-        return [r for r in self.rows if r.valid]
+        """The rows still valid, in file order."""
+        if self._payable is None:
+            self._payable = [r for r in self.rows if r.valid]
+        return self._payable
 
     # -- rows that should not be in the file ---------------------------------------------------
 
@@ -340,27 +346,27 @@ class _Check:
             assert r.payout is not None
             amounts[r.payout.currency].append(r.payout.amount)
         medians = {cur: statistics.median(found) for cur, found in amounts.items() if len(found) >= rules.min_rows}
+        above = {cur: rules.file_multiple * median for cur, median in medians.items()} if rules.file_multiple else {}
         for r in payable:
             assert r.payout is not None
             cur, amount = r.payout.currency, r.payout.amount
             same_currency = amounts[cur]
-            if rules.file_multiple and cur in medians:
+            if cur in above and amount > above[cur]:
                 median = medians[cur]
-                if amount > rules.file_multiple * median:
-                    self.add(
-                        r,
-                        Guard(
-                            r.row,
-                            Rule.FILE_OUTLIER,
-                            Action.HOLD,
-                            f"pays {money(amount, cur)}, {_times(amount, median)} times the file's typical "
-                            f"{cur} amount (the median of its {len(same_currency)} {cur} rows is "
-                            f"{money(median, cur)}): held until you accept it",
-                            "accept the row, or outliers.file_multiple in the policy",
-                            "amount",
-                        ),
-                    )
-            earlier = self.history.get((r.payout.payee(), cur), ())
+                self.add(
+                    r,
+                    Guard(
+                        r.row,
+                        Rule.FILE_OUTLIER,
+                        Action.HOLD,
+                        f"pays {money(amount, cur)}, {_times(amount, median)} times the file's typical "
+                        f"{cur} amount (the median of its {len(same_currency)} {cur} rows is "
+                        f"{money(median, cur)}): held until you accept it",
+                        "accept the row, or outliers.file_multiple in the policy",
+                        "amount",
+                    ),
+                )
+            earlier = self.history.get((r.payout.payee(), cur), ()) if self.history else ()
             if rules.history_multiple and earlier:
                 most = max(earlier)
                 if amount > rules.history_multiple * most:

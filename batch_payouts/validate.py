@@ -54,7 +54,9 @@ class RowResult:
 
     @property
     def valid(self) -> bool:
-        return self.payout is not None and not any(p.severity == "error" for p in self.problems)
+        if self.payout is None:
+            return False
+        return not self.problems or all(p.severity != "error" for p in self.problems)
 
     @property
     def copy_key(self) -> CopyKey:
@@ -327,22 +329,22 @@ def _parse_international(raw: str, country: CountryInfo) -> Phone | None:
     for any other text. Exact: such a number is one that phonenumbers' parse reads without
     stripping, extracting or repairing anything, so only its type remains to be looked up; the
     costly parse is skipped (``tests/test_validate.py`` checks both agree)."""
-    calling = _calling_code(country.code)
-    if not (raw.startswith("+") and raw.startswith(calling, 1) and _sole_region(calling) == country.code):
+    region = _region(country.code)
+    if region is None or not raw.startswith(region.plus_code):
         return None
-    national = raw[1 + len(calling) :]
+    national = raw[len(region.plus_code) :]
     if not (national.isascii() and national.isdigit() and 2 <= len(national) <= 17) or national[0] == "0":
         return None
-    if _national_prefix(country.code).match(national):
+    if region.national_prefix is not None and region.national_prefix.match(national):
         return None  # parse might read the start as a national prefix: leave it to parse
     if len(national) == 9 and national in SANDBOX_ENDINGS:
         return Phone(raw, ("this is a Kotani sandbox test number",), None)
-    kind = _number_types(country.code).kind(national)
+    kind = region.kind(national)
     if kind == PhoneNumberType.UNKNOWN:
         raise PhoneError(f"this is not a valid {country.name} phone number")
     if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise PhoneError(f"this is not a {country.name} mobile number")
-    return Phone(raw, (), phonenumbers.PhoneNumber(country_code=int(calling), national_number=int(national)))
+    return Phone(raw, (), phonenumbers.PhoneNumber(country_code=region.calling_code, national_number=int(national)))
 
 
 _SPECIAL_TYPES = (
@@ -357,84 +359,86 @@ _SPECIAL_TYPES = (
 )
 
 
-@dataclass(frozen=True)
-class _Desc:
-    """One of phonenumbers' number descriptions (lengths and pattern), compiled once."""
+def _pattern_for(desc: phonenumbers.PhoneNumberDesc | None, length: int) -> str | None:
+    """The pattern a national number of ``length`` digits must match to be of ``desc``'s type, or
+    None when no such number is (phonenumbers' ``_is_number_matching_desc``)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    if desc.possible_length and length not in desc.possible_length:
+        return None
+    return desc.national_number_pattern
 
-    lengths: frozenset[int]
-    pattern: re.Pattern[str] | None
+
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern is not None else None
+
+
+@dataclass(frozen=True)
+class _TypesOfLength:
+    """phonenumbers' number descriptions for national numbers of one length, compiled once; the
+    special types (premium rate, toll free...) also as one pattern, since most numbers are none."""
+
+    general: re.Pattern[str] | None
+    any_special: re.Pattern[str] | None
+    special: tuple[tuple[re.Pattern[str], int], ...]
+    fixed_line: re.Pattern[str] | None
+    mobile: re.Pattern[str] | None
 
     @classmethod
-    def of(cls, desc: phonenumbers.PhoneNumberDesc | None) -> _Desc:
-        text = desc.national_number_pattern if desc is not None else None
-        lengths = frozenset(desc.possible_length or ()) if desc is not None else frozenset()
-        return cls(lengths, re.compile(text) if text else None)
+    def of(cls, metadata: phonenumbers.PhoneMetadata, length: int) -> _TypesOfLength:
+        special = [
+            (pattern, kind)
+            for name, kind in _SPECIAL_TYPES
+            if (pattern := _pattern_for(getattr(metadata, name), length)) is not None
+        ]
+        return cls(
+            general=_compiled(_pattern_for(metadata.general_desc, length)),
+            any_special=_compiled("|".join(f"(?:{p})" for p, _ in special) if special else None),
+            special=tuple((re.compile(p), kind) for p, kind in special),
+            fixed_line=_compiled(_pattern_for(metadata.fixed_line, length)),
+            mobile=_compiled(_pattern_for(metadata.mobile, length)),
+        )
 
-    def matches(self, national: str) -> bool:
-        if self.pattern is None or (self.lengths and len(national) not in self.lengths):
-            return False
-        return self.pattern.fullmatch(national) is not None
 
+@dataclass
+class _Region:
+    """What the international lane needs of one region: its calling code, the national prefix
+    phonenumbers' parse may strip, and ``number_type`` with the metadata compiled once (the same
+    descriptions tried in the same order; phonenumbers looks up each pattern on every call, the
+    largest cost of checking 100,000 numbers)."""
 
-@dataclass(frozen=True)
-class _NumberTypes:
-    """phonenumbers' ``number_type`` for one region's national numbers, with its metadata compiled
-    once: the same descriptions tried in the same order (phonenumbers recompiles or looks up each
-    pattern on every call, the largest cost of checking 100,000 numbers)."""
-
-    general: _Desc
-    special: tuple[tuple[_Desc, int], ...]
-    fixed_line: _Desc
-    mobile: _Desc
-    same_mobile_and_fixed_line: bool
+    metadata: phonenumbers.PhoneMetadata
+    calling_code: int
+    plus_code: str
+    national_prefix: re.Pattern[str] | None
+    by_length: dict[int, _TypesOfLength] = field(default_factory=dict)
 
     def kind(self, national: str) -> int:
-        """A ``PhoneNumberType`` value."""
-        if not self.general.matches(national):
+        """phonenumbers' ``number_type`` of a national number (a ``PhoneNumberType`` value)."""
+        types = self.by_length.get(len(national))
+        if types is None:
+            types = self.by_length[len(national)] = _TypesOfLength.of(self.metadata, len(national))
+        if types.general is None or not types.general.fullmatch(national):
             return PhoneNumberType.UNKNOWN
-        for desc, kind in self.special:
-            if desc.matches(national):
-                return kind
-        if self.fixed_line.matches(national):
-            if self.same_mobile_and_fixed_line or self.mobile.matches(national):
-                return PhoneNumberType.FIXED_LINE_OR_MOBILE
-            return PhoneNumberType.FIXED_LINE
-        if not self.same_mobile_and_fixed_line and self.mobile.matches(national):
-            return PhoneNumberType.MOBILE
-        return PhoneNumberType.UNKNOWN
+        if types.any_special is not None and types.any_special.fullmatch(national):
+            return next(kind for pattern, kind in types.special if pattern.fullmatch(national))
+        same = bool(self.metadata.same_mobile_and_fixed_line_pattern)
+        mobile = types.mobile is not None and types.mobile.fullmatch(national) is not None
+        if types.fixed_line is not None and types.fixed_line.fullmatch(national):
+            return PhoneNumberType.FIXED_LINE_OR_MOBILE if same or mobile else PhoneNumberType.FIXED_LINE
+        return PhoneNumberType.MOBILE if not same and mobile else PhoneNumberType.UNKNOWN
 
 
 @cache
-def _number_types(region: str) -> _NumberTypes:
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    assert metadata is not None, region  # _sole_region answers only for regions with metadata
-    return _NumberTypes(
-        general=_Desc.of(metadata.general_desc),
-        special=tuple((_Desc.of(getattr(metadata, name)), kind) for name, kind in _SPECIAL_TYPES),
-        fixed_line=_Desc.of(metadata.fixed_line),
-        mobile=_Desc.of(metadata.mobile),
-        same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
-    )
-
-
-@cache
-def _sole_region(calling: str) -> str | None:
-    """The one region that uses a calling code, or None when several share it (+1, +7, +44...)."""
-    regions = phonenumbers.region_codes_for_country_code(int(calling))
-    if len(regions) != 1 or phonenumbers.PhoneMetadata.metadata_for_region(regions[0]) is None:
+def _region(code: str) -> _Region | None:
+    """The international lane's view of an ISO-2 region, or None when its calling code is shared
+    with other regions (+1, +7, +44...) or phonenumbers has no metadata for it."""
+    calling = phonenumbers.country_code_for_region(code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(code)
+    if metadata is None or phonenumbers.region_codes_for_country_code(calling) != (code,):
         return None
-    return str(regions[0])
-
-
-_NEVER = re.compile(r"(?!)")
-
-
-@cache
-def _national_prefix(region: str) -> re.Pattern[str]:
-    """What phonenumbers' parse may strip from the start of a national number as a national prefix."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
-    return re.compile(prefix) if prefix else _NEVER
+    prefix = metadata.national_prefix_for_parsing
+    return _Region(metadata, calling, f"+{calling}", re.compile(prefix) if prefix else None)
 
 
 def _plain_digits(text: str) -> bool:

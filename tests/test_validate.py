@@ -11,7 +11,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from batch_payouts.catalog import Catalog
@@ -570,6 +570,10 @@ def _phone_outcome(parse: Any, raw: str, country: Any) -> tuple[str, ...] | None
     st.sampled_from(["", "0", "00", "1", "2", "25", "254", "255", "7", "70", "71", "44", "7000000"]),
     st.text("0123456789", min_size=0, max_size=16),
 )
+@example("CI", "", "0707123456")  # a number that keeps its leading 0 (phonenumbers' "Italian" zero)
+@example("KE", "0", "712345678")  # the national prefix written after the country code
+@example("KE", "", "900223456")  # premium rate: valid, not mobile
+@example("KE", "", "700000001")  # a sandbox test number
 def test_an_international_number_read_without_parse_reads_as_parse_reads_it(
     catalog: Catalog, region: str, prefix: str, digits: str
 ) -> None:

@@ -23,7 +23,7 @@ from batch_payouts.policy import Policy
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.sheets.read import RawSheet, read_sheet
-from batch_payouts.validate import Report, Rules
+from batch_payouts.validate import Problem, Report, Rules
 
 __all__ = [
     "OFFLINE_NOTE",
@@ -145,20 +145,22 @@ def write_report(
     rows = []
     for raw in sheet.rows:
         result = by_row[raw.row]
-        text = "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in result.problems)
-        checked = (name_checks or {}).get(raw.row, {})
-        rows.append(
-            [
-                *(raw.cells.get(h, "") for h in sheet.headers),
-                raw.row,
-                "yes" if result.valid else "no",
-                text,
-                result.normalised_phone,
-                *(checked.get(c, "") for c in extra),
-            ]
-        )
+        cells = raw.cells.get
+        row: list[object] = [cells(h, "") for h in sheet.headers]
+        row += (raw.row, "yes" if result.valid else "no", _problems_text(result.problems), result.normalised_phone)
+        if name_checks is not None:
+            checked = name_checks.get(raw.row, {})
+            row += (checked.get(c, "") for c in extra)
+        rows.append(row)
     write_table(path, headers, rows, text_columns={"normalised_phone", "registered_name"})
     return path
+
+
+def _problems_text(problems: list[Problem]) -> str:
+    """A row's problems in one cell: ``error: amount: the amount is empty; warning: ...``."""
+    if not problems:
+        return ""
+    return "; ".join(f"{p.severity}: {p.column + ': ' if p.column else ''}{p.message}" for p in problems)
 
 
 def write_template(path: Path, *, force: bool = False) -> Path:

@@ -140,9 +140,17 @@ def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> 
     with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         writer.writerow([escape_cell(h) for h in headers])
-        plain = _PLAIN_HEADS
+        plain, e164 = _PLAIN_HEADS, _E164.match
         writer.writerows(
-            [v if type(v) is str and (not v or v[0] in plain) else _csv_cell(v) for v in row] for row in rows
+            [
+                v
+                if type(v) is str and (not v or v[0] in plain or (v[0] == "+" and e164(v)))
+                else str(v)
+                if type(v) is int
+                else _csv_cell(v)
+                for v in row
+            ]
+            for row in rows
         )
 
 
