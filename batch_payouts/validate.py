@@ -520,6 +520,7 @@ class _Memo:
         self._currencies: dict[str, set[str]] = {}
         self._network_words: dict[str, str] = {}
         self._carriers: dict[str, str | None] = {}
+        self._plain_countries: dict[tuple[str, str, str], CountryInfo | None] = {}
 
     def method(self, raw: str) -> Method | None:
         try:
@@ -566,6 +567,37 @@ class _Memo:
         except KeyError:
             found = self._carriers[phone.e164] = carrier_network(phone)
             return found
+
+    def plain_country(self, method: str, country: str, currency: str) -> CountryInfo | None:
+        """The country of a row the quick lane may take: mobile money, its country written as its
+        code, a currency it is paid in; None for any other row."""
+        key = (method, country, currency)
+        try:
+            return self._plain_countries[key]
+        except KeyError:
+            found = self.country(country) if country else None
+            plain = (
+                self.method(method) is Method.MOBILE_MONEY
+                and found is not None
+                and country == found.code
+                and currency in self.currencies(found)
+            )
+            self._plain_countries[key] = found if plain else None
+            return self._plain_countries[key]
+
+    def plain_network(self, raw: str, country: CountryInfo, phone: Phone) -> str | Literal[False] | None:
+        """The network of a quick-lane row (None when not given and not needed), or False when the
+        row needs the full checks: a network Kotani does not pay there, one the number's prefix
+        contradicts, or none where one is needed."""
+        if not raw:
+            return False if country.network_required else None
+        network = self.network_word(raw)
+        prefix = self.carrier(phone)
+        if (country.networks and network not in country.networks) or (
+            prefix and prefix != network and prefix in country.networks
+        ):
+            return False
+        return network
 
     def phone(self, raw: str, country: CountryInfo) -> Phone | str:
         key = (raw, country.code)
@@ -800,33 +832,19 @@ def _plain_row(number: int, cells: dict[str, str], memo: _Memo, rules: Rules) ->
         if not value.isascii() or value != value.strip():
             return None
     get = cells.get
-    if memo.method(get("method", "")) is not Method.MOBILE_MONEY:
-        return None
-    raw_country, currency = get("country", ""), get("currency", "")
-    country = memo.country(raw_country) if raw_country else None
-    if country is None or raw_country != country.code or currency not in memo.currencies(country):
+    currency = get("currency", "")
+    country = memo.plain_country(get("method", ""), get("country", ""), currency)
+    name, raw_phone = get("name", ""), get("phone", "")
+    if country is None or not name or not raw_phone:
         return None
     amount = memo.amount(get("amount", ""), currency)
-    name, raw_phone, raw_network = get("name", ""), get("phone", ""), get("network", "")
-    if (
-        isinstance(amount, str)
-        or not name
-        or not raw_phone
-        or (rules.max_row_amount is not None and amount > rules.max_row_amount)
-    ):
+    if isinstance(amount, str) or (rules.max_row_amount is not None and amount > rules.max_row_amount):
         return None
     phone = memo.phone(raw_phone, country)
     if isinstance(phone, str) or phone.warnings:
         return None
-    network: str | None = None
-    if raw_network:
-        network = memo.network_word(raw_network)
-        prefix = memo.carrier(phone)
-        if (country.networks and network not in country.networks) or (
-            prefix and prefix != network and prefix in country.networks
-        ):
-            return None
-    elif country.network_required:
+    network = memo.plain_network(get("network", ""), country, phone)
+    if network is False:
         return None
     try:
         payout = _PAYOUT.validate_python(
