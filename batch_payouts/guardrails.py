@@ -105,7 +105,7 @@ class _Check:
         self.history = history
         self.accepted = accepted
         self.findings: list[Guard] = []
-        self._payable: list[RowResult] | None = None  # forgotten when a finding makes a row invalid
+        self._payable: list[RowResult] | None = None  # forgotten when a row's validity may change
 
     def add(self, result: RowResult, guard: Guard) -> None:
         if guard.action is Action.HOLD and guard.row in self.accepted:
@@ -119,6 +119,13 @@ class _Check:
         result.problems.append(
             Problem(result.row, guard.column, guard.value, guard.message, severity, guard.rule.value)
         )
+
+    def _drop(self, result: RowResult, said: list[Problem]) -> None:
+        """Take back what validation said of a row (a guardrail says it better); a row may become
+        payable again."""
+        if said:
+            result.problems = [p for p in result.problems if p not in said]
+            self._payable = None
 
     def payable(self) -> list[RowResult]:
         """The rows still valid, in file order."""
@@ -198,7 +205,7 @@ class _Check:
             earlier.setdefault(r.payout.amount, r)
 
     def _exact_copy(self, r: RowResult, first: int, allow: bool) -> None:
-        r.problems = [p for p in r.problems if p.message != f"exact duplicate of row {first}"]
+        self._drop(r, [p for p in r.problems if p.message == f"exact duplicate of row {first}"])
         if allow:
             self.add(
                 r,
@@ -227,7 +234,7 @@ class _Check:
         """``earlier``: the first earlier row of this payee paying each amount (in file order)."""
         assert r.payout is not None
         said = [p for p in r.problems if p.message.startswith("the same payee is also paid in row ")]
-        r.problems = [p for p in r.problems if p not in said]
+        self._drop(r, said)
         strict = any(p.severity == "error" for p in said)
         pay = money(r.payout.amount, r.payout.currency)
         same = earlier.get(r.payout.amount)
