@@ -21,7 +21,9 @@ T = TypeVar("T")
 
 @contextmanager
 def no_cycle_collection() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the block (nested blocks keep it paused)."""
+    """Pause Python's cyclic garbage collector for the block (nested blocks keep it paused). The
+    collector is the process's: blocks overlapping in threads (the console) may resume it while
+    another still runs, which costs that one speed, never memory for good."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
