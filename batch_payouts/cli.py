@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from batch_payouts import errors, render
-from batch_payouts.app import confirmation, files, namecheck, notify, payouts, people, sandbox_server
+from batch_payouts.app import bulk, confirmation, files, namecheck, notify, payouts, people, sandbox_server
 from batch_payouts.app import options as opts
 from batch_payouts.app import receiver as app_receiver
 from batch_payouts.app import reconcile as app_reconcile
@@ -279,7 +279,8 @@ def template(out_path: Path, force: bool) -> None:
 @api_options
 def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> None:
     """Check every row of FILE; nothing is paid. Without an API key, against the built-in sandbox's lists."""
-    with user_errors():
+    # A check of one file ends when the file is done (--verify waits on the provider: not then).
+    with user_errors(), contextlib.nullcontext() if verify else bulk.one_file_command():
         options = file_args(kw)
         sheet = files.load(file, options)
         checks = None

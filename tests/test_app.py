@@ -212,3 +212,18 @@ def test_row_work_pauses_the_cycle_collector_and_resumes_it_even_after_an_error(
     with pytest.raises(ValueError, match="boom"):
         work(True)
     assert seen == [False, False, False, False] and gc.isenabled()
+
+
+def test_a_one_file_command_freezes_what_it_built_and_resumes_the_collector() -> None:
+    import gc
+
+    from batch_payouts.app.bulk import one_file_command
+
+    before = gc.get_freeze_count()
+    try:
+        with one_file_command():
+            assert not gc.isenabled()
+            built = [[i] for i in range(1000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= before + len(built)
+    finally:
+        gc.unfreeze()
