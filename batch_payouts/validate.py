@@ -15,7 +15,7 @@ from functools import cache
 from typing import Literal
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, carrier
+from phonenumbers import PhoneNumberType
 from pydantic import TypeAdapter, ValidationError
 
 from batch_payouts.catalog import BANK_COUNTRIES, Catalog, CountryInfo
@@ -482,6 +482,8 @@ def carrier_network(phone: Phone) -> str | None:
     """The network the number's prefix belongs to, when the prefix tells."""
     if phone.number is None:
         return None
+    from phonenumbers import carrier  # its prefix tables load only when a row names a network
+
     name = carrier.name_for_number(phone.number, "en")
     return _NETWORK_WORDS.get(name.upper().replace(" ", "")) if name else None
 

@@ -189,6 +189,15 @@ def test_an_exact_copy_is_held_unless_duplicates_are_allowed(tmp_path: Path, cat
     assert [str(p) for p in report.rows[2].problems] == ["row 4: exact duplicate of row 2"], "input left unchanged"
 
 
+def test_guardrails_in_place_give_the_same_findings_on_the_reports_own_rows(tmp_path: Path, catalog: Catalog) -> None:
+    path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1), person(3, amount="900000")])
+    report, sheet, copied = check(path, catalog)
+    in_place = apply_guardrails(report, sheet, Policy(), in_place=True)
+    assert in_place.findings and in_place.findings == copied.findings
+    assert [r.problems for r in in_place.report.rows] == [r.problems for r in copied.report.rows]
+    assert in_place.report.rows == report.rows and in_place.report.rows[2] is report.rows[2]
+
+
 def test_the_same_payee_amount_and_method_twice_is_held_unless_allowed(tmp_path: Path, catalog: Catalog) -> None:
     path = write_csv(tmp_path / "p.csv", [person(1), person(2), person(1, reference="")])
     _, _, guarded = check(path, catalog)

@@ -103,8 +103,9 @@ def check_offline(sheet: RawSheet, options: FileOptions) -> Report:
 
 
 def guard(report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory) -> Report:
-    """``report`` with the guardrails' holds, refusals and warnings added."""
-    return apply_guardrails(report, sheet, policy, history=history).report
+    """``report`` with the guardrails' holds, refusals and warnings added (to its own rows: the
+    callers pass a report just made)."""
+    return apply_guardrails(report, sheet, policy, history=history, in_place=True).report
 
 
 def bundled_catalog() -> Catalog:
