@@ -518,6 +518,55 @@ def test_the_plain_row_lane_agrees_with_the_full_checks(catalog: Catalog, cells:
         )
 
 
+ANY_ROW = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in CELL_CHOICES.items()})
+QUICK_LANE_ROW = st.fixed_dictionaries(  # rows the quick lane takes, most of them
+    {
+        "name": st.sampled_from(["Wanjiru Kamau", "Otieno", "Achieng Odhiambo"]),
+        "phone": st.sampled_from(["+254712345678", "+254722000111", "+254733444555", "+254700000001"]),
+        "country": st.just("KE"),
+        "network": st.sampled_from(["", "MPESA", "AIRTEL"]),
+        "amount": st.sampled_from(["1500", "1,500", "250.50", "99"]),
+        "currency": st.just("KES"),
+        "method": st.sampled_from(["", "mobile_money"]),
+        "reference": st.sampled_from(["", "R-1", "R-2"]),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(QUICK_LANE_ROW, ANY_ROW), max_size=8))
+def test_a_list_of_rows_checked_together_gives_each_row_its_full_checks_answer(
+    catalog: Catalog, rows: list[dict[str, str]]
+) -> None:
+    """validate_each builds the quick lane's payouts in one pydantic call: every row still gets
+    what the full checks of that row alone would say, in file order."""
+    from batch_payouts.validate import _Memo, _Row, validate_each
+
+    numbered = [(n, dict(cells)) for n, cells in enumerate(rows, start=2)]
+    together = validate_each(numbered, catalog, Rules())
+    alone = [_Row(n, dict(cells), _Memo(catalog), Rules()).run() for n, cells in numbered]
+    assume(sum(r.valid for r in alone) >= 2)
+    assert [(r.row, r.cells, r.payout, r.problems, r.normalised_phone) for r in together] == [
+        (r.row, r.cells, r.payout, r.problems, r.normalised_phone) for r in alone
+    ]
+
+
+def test_a_quick_lane_row_pydantic_refuses_goes_to_the_full_checks_alone() -> None:
+    from batch_payouts.validate import _payouts
+
+    good = {
+        "row": 2,
+        "name": "Wanjiru Kamau",
+        "amount": Decimal(1500),
+        "currency": "KES",
+        "country": "KE",
+        "phone": "+254712345678",
+        "method": "mobile_money",
+    }
+    found = _payouts([good, {**good, "row": 3, "name": None}, {**good, "row": 4}])
+    assert [p.row if p is not None else None for p in found] == [2, None, 4]
+
+
 def test_a_plain_row_takes_the_quick_lane(catalog: Catalog) -> None:
     from batch_payouts.validate import _Memo, _plain_row
 
