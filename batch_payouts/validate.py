@@ -62,7 +62,7 @@ class RowResult:
     def copy_key(self) -> CopyKey:
         """What two rows share when one is an exact copy of the other: their non-empty cells."""
         if self._copy_key is None:
-            self._copy_key = frozenset([item for item in self.cells.items() if item[1]])
+            self._copy_key = tuple(sorted([item for item in self.cells.items() if item[1]]))
         return self._copy_key
 
     def copy(self) -> RowResult:
@@ -70,7 +70,7 @@ class RowResult:
         return RowResult(self.row, self.cells, self.payout, list(self.problems), self.normalised_phone, self._copy_key)
 
 
-CopyKey = frozenset[tuple[str, str]]
+CopyKey = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -821,8 +821,18 @@ def validate_rows(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rule
 
 def validate_each(rows: list[tuple[int, dict[str, str]]], catalog: Catalog, rules: Rules) -> list[RowResult]:
     """Row-by-row checks only (no batch checks): safe to run on chunks in parallel. The quick
-    lane's payouts are built by pydantic in one call for the whole list."""
+    lane's payouts are built by pydantic in one call per :data:`CHUNK` rows."""
     memo = _Memo(catalog)
+    out: list[RowResult] = []
+    for start in range(0, len(rows), CHUNK):
+        out += _validate_chunk(rows[start : start + CHUNK], memo, rules)
+    return out
+
+
+CHUNK = 2000  # rows whose payouts pydantic builds in one call: fewer calls, little memory held at once
+
+
+def _validate_chunk(rows: list[tuple[int, dict[str, str]]], memo: _Memo, rules: Rules) -> list[RowResult]:
     results: list[RowResult | None] = []
     quick: list[tuple[int, int, dict[str, str], dict[str, object]]] = []  # (index, row, cells, payout fields)
     for number, cells in rows:
