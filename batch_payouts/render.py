@@ -57,10 +57,8 @@ def report(report: Report, sheet: RawSheet, first: int = 15) -> None:
     valid, rows = len(report.valid_rows), len(report.rows)
     for line in sheet.notes:
         note(line)
-    problems = report.problems  # one pass over a 100,000-row report, not one per kind of problem
-    holds = [p for p in problems if p.severity == "held"]
-    errors = [p for p in problems if p.severity == "error"]
-    warnings = [p for p in problems if p.severity == "warning"]
+    found = report.by_severity()  # one pass over a 100,000-row report, not one per kind of problem
+    holds, errors, warnings = found["held"], found["error"], found["warning"]
     held = {p.row for p in holds}
     counts = f"{rows} rows: {valid} valid, {rows - valid} invalid, {len(warnings)} warnings"
     if held:

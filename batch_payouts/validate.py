@@ -94,15 +94,23 @@ class Report:
     def problems(self) -> list[Problem]:
         return [p for r in self.rows for p in r.problems]
 
+    def by_severity(self) -> dict[Severity, list[Problem]]:
+        """Errors, warnings and holds, each in row order, from one pass over the rows."""
+        out: dict[Severity, list[Problem]] = {"error": [], "warning": [], "held": []}
+        for r in self.rows:
+            for p in r.problems:
+                out[p.severity].append(p)
+        return out
+
     def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
+        return self.by_severity()["error"]
 
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
+        return self.by_severity()["warning"]
 
     def holds(self) -> list[Problem]:
         """Why valid rows will not be paid until a person accepts them (payroll guardrails)."""
-        return [p for p in self.problems if p.severity == "held"]
+        return self.by_severity()["held"]
 
     def held_rows(self) -> dict[int, list[Problem]]:
         """Valid rows held by a guardrail, with their reasons, by row number."""
@@ -311,16 +319,23 @@ def _parse_any(raw: str, country: CountryInfo, warnings: list[str]) -> Phone:
         raise PhoneError(
             f"this is a number of {region} (+{number.country_code}), but the row's country is {country.code}"
         )
-    national = str(number.national_number)
-    if str(number.country_code) == calling and len(national) == 9 and national in SANDBOX_ENDINGS:
-        warnings.append("this is a Kotani sandbox test number")
+    if str(number.country_code) == calling and str(number.national_number) in SANDBOX_ENDINGS:
+        warnings.append(SANDBOX_NUMBER)
         return Phone(e164, tuple(warnings), None)
-    kind = phonenumbers.number_type(number)
-    if kind is PhoneNumberType.UNKNOWN:  # number_type is UNKNOWN for an invalid number
+    _require_mobile(phonenumbers.number_type(number), country)
+    return Phone(e164, tuple(warnings), number)
+
+
+SANDBOX_NUMBER = "this is a Kotani sandbox test number"
+
+
+def _require_mobile(kind: int, country: CountryInfo) -> None:
+    """PhoneError unless ``kind`` (a ``PhoneNumberType`` value; UNKNOWN for an invalid number) is
+    one a mobile money payout can go to."""
+    if kind == PhoneNumberType.UNKNOWN:
         raise PhoneError(f"this is not a valid {country.name} phone number")
     if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise PhoneError(f"this is not a {country.name} mobile number")
-    return Phone(e164, tuple(warnings), number)
 
 
 def _parse_international(raw: str, country: CountryInfo) -> Phone | None:
@@ -337,13 +352,9 @@ def _parse_international(raw: str, country: CountryInfo) -> Phone | None:
         return None
     if region.national_prefix is not None and region.national_prefix.match(national):
         return None  # parse might read the start as a national prefix: leave it to parse
-    if len(national) == 9 and national in SANDBOX_ENDINGS:
-        return Phone(raw, ("this is a Kotani sandbox test number",), None)
-    kind = region.kind(national)
-    if kind == PhoneNumberType.UNKNOWN:
-        raise PhoneError(f"this is not a valid {country.name} phone number")
-    if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
-        raise PhoneError(f"this is not a {country.name} mobile number")
+    if national in SANDBOX_ENDINGS:
+        return Phone(raw, (SANDBOX_NUMBER,), None)
+    _require_mobile(region.kind(national), country)
     return Phone(raw, (), phonenumbers.PhoneNumber(country_code=region.calling_code, national_number=int(national)))
 
 

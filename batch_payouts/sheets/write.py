@@ -27,14 +27,16 @@ from batch_payouts.sheets.spec import SheetSpec
 _DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _E164 = re.compile(r"^\+\d{7,15}$")
+# First characters after which escape_cell returns text as it is (ASCII, not a formula start, not
+# '); write_csv checks them inline so that the usual cell costs one set look-up, not three calls.
+_PLAIN_HEADS = frozenset(chr(c) for c in range(128)) - {*_DANGER, "'"}
 
 
 def escape_cell(text: str) -> str:
     """Neutralise text a spreadsheet would execute; reversible with :func:`unescape_cell`."""
     if not text:
         return text
-    head = text[0]
-    if head.isascii() and head not in _DANGER and head != "'":
+    if text[0] in _PLAIN_HEADS:
         return text  # the usual cell: NFKC leaves an ASCII character as it is
     if _PLAIN_NUMBER.match(text) or _E164.match(text) or broken("output_escaping"):
         return text
@@ -57,11 +59,6 @@ def _safe(value: Any) -> Any:
     if isinstance(value, Decimal | int | float | dt.datetime | dt.date) and not isinstance(value, bool):
         return value
     return escape_cell(str(value))
-
-
-# First characters after which escape_cell returns text as it is (ASCII, not a formula start, not '):
-# checked inline so that the usual cell costs one set look-up, not three calls.
-_PLAIN_HEADS = frozenset(chr(c) for c in range(128)) - {*_DANGER, "'"}
 
 
 def _csv_cell(value: Any) -> str:
@@ -120,7 +117,7 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
     return dataclasses.replace(
         spec,
         headers=[escape_cell(h) for h in spec.headers],
-        rows=([escape_cell(v) if type(v) is str else _safe(v) for v in row] for row in spec.rows),
+        rows=([_safe(v) for v in row] for row in spec.rows),
         text_columns={escape_cell(h) for h in spec.text_columns},
     )
 
