@@ -401,12 +401,24 @@ class Ledger:
     """All persistent state. One connection; every write is one immediate transaction."""
 
     def __init__(
-        self, path: str | Path, *, clock: Callable[[], float] = time.time, secrets: tuple[str, ...] = ()
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        secrets: tuple[str, ...] = (),
+        read_only: bool = False,
     ) -> None:
+        """Open (or create and migrate) the ledger at ``path``. ``read_only``: a connection that
+        only reads a ledger another connection has opened, e.g. in a helper process writing part of
+        a results file; it never creates, migrates or writes (SQLite refuses any write)."""
         self.path = Path(path)
         self.clock = clock
         self.secrets = secrets
         self._audit_waiting: list[tuple[Any, ...]] = []  # API calls not yet written (see ``audit``)
+        if read_only:
+            self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            return
         if self.path.is_dir():
             raise LedgerError(
                 f"the ledger path {self.path} is a folder; point --state (or "
@@ -724,16 +736,24 @@ class Ledger:
             args += [s.value for s in states]
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
 
-    def stream_rows(self, batch_id: str, *, unpaid: bool = False) -> Iterator[RowRecord]:
-        """The batch's rows by number (``unpaid``: all but the succeeded ones), each decoded as it
-        is read: memory does not grow with the batch."""
-        sql = (
-            "SELECT * FROM rows WHERE batch_id = ? AND state != 'succeeded' ORDER BY row"
-            if unpaid
-            else "SELECT * FROM rows WHERE batch_id = ? ORDER BY row"
-        )
-        for r in self.db.execute(sql, (batch_id,)):
+    def stream_rows(
+        self, batch_id: str, *, unpaid: bool = False, rows: tuple[int, int | None] = (0, None)
+    ) -> Iterator[RowRecord]:
+        """The batch's rows by number (``unpaid``: all but the succeeded ones; ``rows``: only the
+        row numbers from the first up to, not including, the second, None for no end), each
+        decoded as it is read: memory does not grow with the batch."""
+        first, end = rows
+        sql = "SELECT * FROM rows WHERE batch_id = ? AND row >= ? AND row < ?"
+        if unpaid:
+            sql += " AND state != 'succeeded'"
+        for r in self.db.execute(sql + " ORDER BY row", (batch_id, first, end if end is not None else 2**62)):
             yield self._record(r)
+
+    def row_number_at(self, batch_id: str, position: int) -> int | None:
+        """The number of the batch's row at ``position`` (0-based) in row order; None past the end."""
+        sql = "SELECT row FROM rows WHERE batch_id = ? ORDER BY row LIMIT 1 OFFSET ?"
+        found = self.db.execute(sql, (batch_id, position)).fetchone()
+        return None if found is None else int(found[0])
 
     def first_sent_last_answer(self, batch_ids: Sequence[str]) -> tuple[float | None, float | None]:
         """When the first payout of these batches left (epoch seconds), and when the last final

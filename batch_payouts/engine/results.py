@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, BatchRecord, L
 from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
 from batch_payouts.sheets import layout
 from batch_payouts.sheets.report import Cover, CurrencyTotals, Identity, Line, Tally, totals_of
+from batch_payouts.sheets.spec import LaterRows
 from batch_payouts.sheets.write import write_csv, write_xlsx
 from batch_payouts.validate import AmountError, parse_amount
 from batch_payouts.vocabulary import ORDER, STATE_WORDS, reason, what_to_do
@@ -292,6 +294,29 @@ def make_cover(
     )
 
 
+def _split(ledger: Ledger, batch_id: str, split_from: int) -> tuple[int, int] | None:
+    """Where a long table is cut in two: the first row number of the later part, and how many
+    rows come before it; None for a table too short to be worth a helper process. A batch's rows
+    never change in number, so the two parts are read apart without losing or repeating one."""
+    count = sum(ledger.counts(batch_id).values())
+    if count < max(split_from, 2):
+        return None
+    before = max(1, int(count * _OWN_SHARE))
+    first_later = ledger.row_number_at(batch_id, before)
+    return None if first_later is None else (first_later, before)
+
+
+def _lines_from(path: Path, batch: BatchRecord, by_country: dict[str, str], first: int) -> Iterator[Line]:
+    """The lines of the batch's rows from row number ``first`` on, read through a read-only
+    connection of their own (this may run in a helper process)."""
+    reader = Ledger(path, read_only=True)
+    try:
+        for row in reader.stream_rows(batch.id, rows=(first, None)):
+            yield line_for(batch, row, by_country)
+    finally:
+        reader.close()
+
+
 # -- files ------------------------------------------------------------------------------------------
 
 
@@ -305,20 +330,36 @@ def _write(path: Path, cover: Cover, headers: list[str], lines: list[Line], *, f
     return path
 
 
-def write_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
+SPLIT_FROM = 20_000  # rows: a results workbook at least this long is written by two processes
+_OWN_SHARE = 0.5  # of the rows, written by this process
+
+
+def write_results(ledger: Ledger, batch_id: str, path: Path, *, split_from: int = SPLIT_FROM) -> Path:
     """Write the results file of one batch (CSV or XLSX by suffix) atomically, mode 0600. The
-    rows are streamed from the ledger to the file; the totals are counted by the ledger."""
+    rows are streamed from the ledger to the file; the totals are counted by the ledger. A
+    workbook of ``split_from`` rows or more has its table written in two parts at once: the rows
+    after a split row are read and written by a helper process (see ``sheets.spec.LaterRows``)."""
     crash.point("while_writing_results")
     batch = ledger.batch(batch_id)
     by_country = country_currencies(ledger, batch)
 
-    def lines(*, unpaid: bool = False) -> Iterator[Line]:
-        for row in ledger.stream_rows(batch_id, unpaid=unpaid):
+    def lines(*, unpaid: bool = False, rows: tuple[int, int | None] = (0, None)) -> Iterator[Line]:
+        for row in ledger.stream_rows(batch_id, unpaid=unpaid, rows=rows):
             yield line_for(batch, row, by_country)
 
     if path.suffix.lower() == ".xlsx":
+        split = _split(ledger, batch_id, split_from)
+        later = None
+        if split is not None:
+            first_later, before = split
+            later = LaterRows(before, functools.partial(_lines_from, ledger.path, batch, by_country, first_later))
         sheets = layout.streamed_workbook(
-            make_cover(ledger, batch_id), batch.headers, lines(), lines(unpaid=True), batch_totals(ledger, batch_id)
+            make_cover(ledger, batch_id),
+            batch.headers,
+            lines(rows=(0, split[0] if split else None)),
+            lines(unpaid=True),
+            batch_totals(ledger, batch_id),
+            later=later,
         )
         write_xlsx(path, sheets)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from batch_payouts.model import minor_digits
 from batch_payouts.sheets.columns import canonical_for
 from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, problems, rows_text, totals, when
-from batch_payouts.sheets.spec import ChartSpec, SheetSpec
+from batch_payouts.sheets.spec import ChartSpec, LaterRows, SheetSpec
 from batch_payouts.vocabulary import ORDER, SHORT, Word
 
 # The check of the payee's account: payable / held / invalid and why, the name Kotani gave, the score, the sentence.
@@ -138,7 +138,10 @@ def money_formats(width: int, money_at: Sequence[int], currency_at: int) -> Call
     return of
 
 
-def results_sheet(title: str, inputs: list[str], lines: Iterable[Line], columns: Sequence[str]) -> SheetSpec:
+def results_sheet(
+    title: str, inputs: list[str], lines: Iterable[Line], columns: Sequence[str], later: LaterRows[Line] | None = None
+) -> SheetSpec:
+    """The results table: a row per line (``later``: more lines after ``lines``, see :class:`LaterRows`)."""
     headers = table_headers(inputs, columns)
     first = len(inputs)
     money_at = [first + i for i, column in enumerate(columns) if column in MONEY_COLUMNS]
@@ -157,6 +160,7 @@ def results_sheet(title: str, inputs: list[str], lines: Iterable[Line], columns:
         printable=True,
         widths={reason_at: 40.0},
         wrap=frozenset({reason_at}),
+        later=later.then(lambda more: table_rows(inputs, more, columns)) if later else None,
     )
 
 
@@ -347,12 +351,14 @@ def streamed_workbook(
     all_totals: list[CurrencyTotals],
     *,
     final: bool = False,
+    later: LaterRows[Line] | None = None,
 ) -> list[SheetSpec]:
-    """:func:`workbook` from lines read as the file is written: every line, then the unpaid ones
-    (each iterable read once, in row order), and the totals counted beforehand."""
+    """:func:`workbook` from lines read as the file is written: every line (``lines``, then
+    ``later``'s), then the unpaid ones (each iterable read once, in row order), and the totals
+    counted beforehand."""
     table = (
-        results_sheet("Final outcome", inputs, lines, FINAL_COLUMNS)
+        results_sheet("Final outcome", inputs, lines, FINAL_COLUMNS, later)
         if final
-        else results_sheet("Results", inputs, lines, RESULT_COLUMNS)
+        else results_sheet("Results", inputs, lines, RESULT_COLUMNS, later)
     )
     return [table, cover_sheet(cover, all_totals), problems_sheet(unpaid), summary_sheet(all_totals)]

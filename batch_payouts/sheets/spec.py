@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T", covariant=True)
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,23 @@ class ListCheck:
     prompt: str = ""
 
 
+@dataclass(frozen=True)
+class LaterRows(Generic[T]):
+    """The rows that follow a sheet's ``rows``: ``rows`` holds ``after`` of them, then ``make()``
+    yields the rest. A long table is written by two processes at once: a helper process (a fork of
+    this one) calls ``make`` and writes those rows while this one writes ``rows``. So ``make`` must
+    open whatever it reads itself (never a connection or file this process has open), and it is
+    also called in this process when no helper can be made or the helper fails."""
+
+    after: int
+    make: Callable[[], Iterable[T]]
+
+    def then(self, step: Callable[[Iterable[T]], Iterable[U]]) -> LaterRows[U]:
+        """The same rows passed through ``step`` (applied where ``make`` runs)."""
+        make = self.make
+        return LaterRows(self.after, lambda: step(make()))
+
+
 @dataclass
 class SheetSpec:
     """One sheet to write: headers, rows of cells, which columns are forced to text, and how it
@@ -40,7 +60,8 @@ class SheetSpec:
 
     ``rows`` may be any iterable (a generator streams a large table to the file, read once);
     each row's number formats come from ``formats`` (a sequence, row by row) or ``format_of``
-    (a function of the row's cells)."""
+    (a function of the row's cells). ``later``: more rows after ``rows`` (see :class:`LaterRows`);
+    ``bold_rows`` and ``formats`` count them on from ``rows``."""
 
     title: str
     headers: list[str]
@@ -57,6 +78,7 @@ class SheetSpec:
     active: bool = False  # the sheet a spreadsheet opens on
     wrap: frozenset[int] = frozenset()  # 1-based columns whose text wraps inside the cell
     format_of: Callable[[Sequence[Any]], Sequence[str | None]] | None = None  # number formats of a row
+    later: LaterRows[Sequence[Any]] | None = None  # rows after ``rows``, which a helper process may write
 
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"

@@ -117,9 +117,14 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
     return dataclasses.replace(
         spec,
         headers=[escape_cell(h) for h in spec.headers],
-        rows=([_safe(v) for v in row] for row in spec.rows),
+        rows=_safe_rows(spec.rows),
         text_columns={escape_cell(h) for h in spec.text_columns},
+        later=spec.later.then(_safe_rows) if spec.later else None,
     )
+
+
+def _safe_rows(rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    return ([_safe(v) for v in row] for row in rows)
 
 
 def write_xlsx(path: Path, sheets: list[SheetSpec]) -> None:

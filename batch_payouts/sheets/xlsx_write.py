@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import itertools
 import math
+import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import xlsxwriter
 from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.xmlwriter import XMLwriter
 
+from batch_payouts.forked import Forked
 from batch_payouts.sheets.spec import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, ListCheck, SheetSpec
 from batch_payouts.sheets.xlsx import cell_text
 
@@ -62,7 +66,7 @@ def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
     with tempfile.TemporaryDirectory(prefix="batch-payouts-xlsx-") as scratch, path.open("wb") as out:
         book = xlsxwriter.Workbook(out, {**_OPTIONS, "tmpdir": scratch})
         try:
-            _write_sheets(book, sheets)
+            _write_sheets(book, sheets, scratch)
             book.close()
         except FileCreateError as exc:  # XlsxWriter wraps the OSError of writing the file
             _close_scratch(book)
@@ -73,14 +77,14 @@ def write_workbook(path: Path, sheets: list[SheetSpec]) -> None:
             raise
 
 
-def _write_sheets(book: Any, sheets: list[SheetSpec]) -> None:
+def _write_sheets(book: Any, sheets: list[SheetSpec], scratch: str) -> None:
     looks = _Looks(book)
     active = next((i for i, spec in enumerate(sheets) if spec.active), 0)
     for i, spec in enumerate(sheets):
         ws = book.add_worksheet(spec.title[:31])
         if i == active:
             ws.activate()
-        _write_sheet(ws, spec, looks)
+        _write_sheet(ws, spec, looks, scratch)
 
 
 def _close_scratch(book: Any) -> None:
@@ -138,6 +142,15 @@ class _Looks:
             self.formats[key] = self.book.add_format({"bold": bold})
         return self.formats[key]
 
+    def numbered(self) -> dict[int, tuple[str | None, bool, bool, str | None]]:
+        """The number (XF index) in the file of each cell look used so far, and that look's key."""
+        return {fmt.xf_index: key for key, fmt in self.formats.items() if key[0] != "font" and fmt.xf_index is not None}
+
+    def number_of(self, key: tuple[str | None, bool, bool, str | None]) -> int:
+        """The number in the file of the look ``key`` (given one if it has none yet)."""
+        number_format, header, bold, align = key
+        return int(self.format(number_format, header=header, bold=bold, align=align)._get_xf_index())
+
 
 class _SheetLooks:
     """The looks of one sheet's rows, worked out once per kind of row (its number formats, bold,
@@ -170,7 +183,7 @@ class _SheetLooks:
 # -- one sheet ---------------------------------------------------------------------------------------
 
 
-def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks) -> None:
+def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks, scratch: str) -> None:
     offset = 1 if spec.headers else 0
     rows = iter(spec.rows)
     first = [list(row) for row in itertools.islice(rows, WIDTH_SAMPLE - offset)]
@@ -190,7 +203,10 @@ def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks) -> None:
         header = _RowLook(look, look, looks.font(spec.table_header))
         _write_row(ws, 0, spec.headers, header)
     sheet_looks = _SheetLooks(looks, spec)
+    helper = _start_part(spec, widths, offset, scratch) if spec.later else None
     count = _write_rows(ws, spec, sheet_looks, widths, itertools.chain(first, rows), offset)
+    if spec.later:
+        count += _write_later(ws, spec, sheet_looks, widths, offset, count, helper)
     for r in range(offset + count, offset + count + spec.blank_text_rows):
         for c in sorted(sheet_looks.text_at):
             ws.write_blank(r, c, None, looks.format("@"))
@@ -198,11 +214,18 @@ def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks) -> None:
 
 
 def _write_rows(
-    ws: Any, spec: SheetSpec, looks: _SheetLooks, widths: dict[int, float], rows: Iterable[Sequence[Any]], offset: int
+    ws: Any,
+    spec: SheetSpec,
+    looks: _SheetLooks,
+    widths: dict[int, float],
+    rows: Iterable[Sequence[Any]],
+    offset: int,
+    start: int = 0,
 ) -> int:
-    """Write the data rows from sheet row ``offset`` (0-based) on; the number of rows written."""
+    """Write data rows ``start``, ``start + 1``... (0-based, as ``bold_rows`` counts them) at sheet
+    row ``offset + start`` on; the number of rows written."""
     count = 0
-    for i, cells in enumerate(rows):
+    for i, cells in enumerate(rows, start):
         formats = spec.formats[i] if spec.formats else spec.format_of(cells) if spec.format_of else ()
         height = _wrapped_height(spec, widths, cells) if spec.wrap else None
         if height:
@@ -211,6 +234,109 @@ def _write_rows(
         _write_row(ws, offset + i, cells, look)
         count += 1
     return count
+
+
+# -- a table written by two processes ------------------------------------------------------------------
+#
+# A helper process (a fork, see ``forked.py``) writes the rows of ``spec.later`` with XlsxWriter
+# into a sheet of its own workbook, never closed: XlsxWriter keeps a constant-memory sheet's rows
+# as XML in a scratch file, which the helper hands over. This process writes ``spec.rows`` at the
+# same time, then appends the helper's rows to its own sheet's scratch file. Cell looks are
+# numbered in each workbook in the order they are first used, so the helper also says which look
+# each of its numbers stands for; where a number differs here, the rows are renumbered on the way.
+# Whatever goes wrong with the helper, this process writes the later rows itself.
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What the helper wrote: its scratch file of row XML, how many rows, the first and last sheet
+    row and column it wrote to (0-based; None for no cell), and the look behind each XF number."""
+
+    path: str
+    count: int
+    corners: tuple[tuple[int, int], tuple[int, int]] | None
+    looks: dict[int, tuple[str | None, bool, bool, str | None]]
+
+
+def _start_part(spec: SheetSpec, widths: dict[int, float], offset: int, scratch: str) -> Forked[_Part] | None:
+    later = spec.later
+    assert later is not None
+    return Forked.start(lambda: _write_part(spec, widths, offset, later.after, later.make(), scratch))
+
+
+def _write_part(
+    spec: SheetSpec, widths: dict[int, float], offset: int, start: int, rows: Iterable[Sequence[Any]], scratch: str
+) -> _Part:
+    """In the helper: write data rows ``start``... to a sheet of a workbook of its own."""
+    book = xlsxwriter.Workbook(io.BytesIO(), {**_OPTIONS, "tmpdir": scratch})
+    ws = book.add_worksheet()
+    looks = _Looks(book)
+    count = _write_rows(ws, spec, _SheetLooks(looks, spec), widths, rows, offset, start)
+    ws._write_single_row()  # the last row still waiting
+    ws._opt_close()
+    corners = None
+    if ws.dim_rowmin is not None:
+        corners = ((ws.dim_rowmin, ws.dim_colmin), (ws.dim_rowmax, ws.dim_colmax))
+    return _Part(ws.row_data_filename, count, corners, looks.numbered())
+
+
+def _write_later(
+    ws: Any,
+    spec: SheetSpec,
+    looks: _SheetLooks,
+    widths: dict[int, float],
+    offset: int,
+    count: int,
+    helper: Forked[_Part] | None,
+) -> int:
+    """The rows of ``spec.later``, after the ``count`` rows written here: the helper's, or written
+    here when there is no helper, it failed, or ``spec.rows`` did not hold the rows it said."""
+    later = spec.later
+    assert later is not None
+    if helper is not None and count == later.after:
+        part = helper.result()
+        if part is not None:
+            _append_part(ws, looks.looks, part, offset + count)
+            return part.count
+    elif helper is not None:
+        helper.cancel()
+    return _write_rows(ws, spec, looks, widths, later.make(), offset, count)
+
+
+_CELL_LOOK = re.compile(r'(<c r="[A-Z]+[0-9]+" s=")([0-9]+)"')
+
+
+def _append_part(ws: Any, looks: _Looks, part: _Part, next_row: int) -> None:
+    """Append the helper's rows (from sheet row ``next_row``) to ``ws``'s scratch file."""
+    ws._write_single_row(next_row)  # this process's last row goes first
+    renumber = {theirs: looks.number_of(key) for theirs, key in part.looks.items()}
+    with open(part.path, encoding="utf-8") as rows:
+        if all(theirs == ours for theirs, ours in renumber.items()):
+            shutil.copyfileobj(rows, ws.row_data_fh, 1 << 20)
+        else:
+            for text in _whole_rows(rows):
+                ws.row_data_fh.write(_CELL_LOOK.sub(lambda m: f'{m[1]}{renumber.get(int(m[2]), m[2])}"', text))
+    os.unlink(part.path)
+    if part.corners:
+        for row, column in part.corners:
+            ws._check_dimensions(row, column)
+        ws.previous_row = part.corners[1][0]
+
+
+def _whole_rows(rows: TextIO, size: int = 1 << 20) -> Iterator[str]:
+    """The text of ``rows`` in pieces that each end with a whole row (no cell is cut in two)."""
+    rest = ""
+    while chunk := rows.read(size):
+        text = rest + chunk
+        cut = text.rfind("</row>")
+        if cut < 0:
+            rest = text
+            continue
+        cut += len("</row>")
+        yield text[:cut]
+        rest = text[cut:]
+    if rest:
+        yield rest
 
 
 def _write_row(ws: Any, r: int, cells: Sequence[Any], look: _RowLook) -> None:
