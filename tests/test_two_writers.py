@@ -5,11 +5,13 @@ helper fails, this process writes those rows itself. Each workbook is written by
 
 from __future__ import annotations
 
+import functools
+import io
+import operator
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from decimal import Decimal
@@ -19,8 +21,10 @@ from typing import Any
 import openpyxl
 import pytest
 
-from batch_payouts import forked
+from batch_payouts.engine import results
+from batch_payouts.helper import HelperProcess
 from batch_payouts.ledger import Ledger
+from batch_payouts.sheets import xlsx_write
 from batch_payouts.sheets.spec import LaterRows, SheetSpec
 from batch_payouts.sheets.xlsx_write import write_workbook
 from tests.test_large_batches import ROUTES, store
@@ -29,10 +33,13 @@ SCRIPT = Path(__file__).resolve().parent / "two_writers.py"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def written(tmp_path: Path, how: str, order: str = "same") -> Path:
-    out = tmp_path / f"{how}-{order}.xlsx"
-    subprocess.run([sys.executable, str(SCRIPT), how, order, str(out)], check=True, timeout=120)
-    return out
+def written(tmp_path: Path, how: str, order: str = "same", rows: int = 600) -> tuple[Path, str]:
+    """The workbook, and what the writing process printed."""
+    out = tmp_path / f"{how}-{order}-{rows}.xlsx"
+    command = [sys.executable, str(SCRIPT), how, order, str(rows), str(out)]
+    done = subprocess.run(command, check=True, timeout=120, cwd=ROOT, capture_output=True, text=True)
+    assert done.stderr == ""
+    return out, done.stdout
 
 
 def parts(path: Path) -> dict[str, bytes]:
@@ -52,46 +59,50 @@ def cells(path: Path) -> list[list[tuple[Any, ...]]]:
 
 
 def test_a_table_written_by_two_processes_is_the_workbook_one_process_writes(tmp_path: Path) -> None:
-    assert parts(written(tmp_path, "two")) == parts(written(tmp_path, "one"))
+    (two, said), (one, _) = written(tmp_path, "two"), written(tmp_path, "one")
+    assert said == "joined 300 rows\n", "the helper wrote the later half"
+    assert parts(two) == parts(one)
 
 
 def test_cells_of_the_helper_keep_their_looks_when_it_met_them_in_another_order(tmp_path: Path) -> None:
-    one, two = written(tmp_path, "one", "other"), written(tmp_path, "two", "other")
+    (two, said), (one, _) = written(tmp_path, "two", "other"), written(tmp_path, "one", "other")
+    assert said == "joined 300 rows\n"
     assert cells(two) == cells(one)
     with zipfile.ZipFile(two) as archive:
         assert b'<dimension ref="A1:F601"/>' in archive.read("xl/worksheets/sheet1.xml")
 
 
+def test_a_long_later_part_is_renumbered_piece_by_piece_without_cutting_a_cell(tmp_path: Path) -> None:
+    (two, said), (one, _) = written(tmp_path, "two", "other", 12_000), written(tmp_path, "one", "other", 12_000)
+    assert said == "joined 6000 rows\n"
+    assert parts(two)["xl/worksheets/sheet1.xml"] == parts(one)["xl/worksheets/sheet1.xml"]
+
+
 @pytest.mark.parametrize("how", ["helper-raises", "helper-killed"])
 def test_when_the_helper_fails_this_process_writes_its_rows(tmp_path: Path, how: str) -> None:
-    assert parts(written(tmp_path, how)) == parts(written(tmp_path, "one"))
+    (failed, said), (one, _) = written(tmp_path, how), written(tmp_path, "one")
+    assert said == "", "nothing of the helper's was used"
+    assert parts(failed) == parts(one)
 
 
-def test_when_the_first_part_is_short_the_rows_follow_it_with_no_gap(tmp_path: Path) -> None:
-    short, one = cells(written(tmp_path, "short")), cells(written(tmp_path, "one"))
+def test_when_the_first_part_is_short_the_later_rows_follow_it_with_no_gap(tmp_path: Path) -> None:
+    (short, said), (one, _) = written(tmp_path, "short"), written(tmp_path, "one")
+    assert said == "", "the helper's rows would have started one row too low"
     missing = 1 + 299  # the header, then the first part's last row, which it did not hold
-    values = [[cell[0] for cell in row[1:]] for row in short]
-    assert values == [[cell[0] for cell in row[1:]] for row in one[:missing] + one[missing + 1 :]]
+    values = [[cell[0] for cell in row[1:]] for row in cells(short)]
+    assert values == [[cell[0] for cell in row[1:]] for row in cells(one)[:missing] + cells(one)[missing + 1 :]]
 
 
-def test_with_more_than_one_thread_the_table_is_written_here_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_fork() -> int:
-        raise AssertionError("a fork with threads running")
+def test_when_the_helper_wrote_another_number_of_rows_than_said_its_part_is_not_used(tmp_path: Path) -> None:
+    (miscounted, said), (one, _) = written(tmp_path, "miscounted"), written(tmp_path, "one")
+    assert said == ""
+    assert [row[1:] for row in cells(miscounted)] == [row[1:] for row in cells(one)[:-1]]
 
-    monkeypatch.setattr(os, "fork", no_fork)
-    waiting = threading.Event()
-    other = threading.Thread(target=waiting.wait)
-    other.start()
-    try:
-        assert not forked.can_fork()
-        rows = [[f"row {i}"] for i in range(10)]
-        later = LaterRows(4, lambda: iter(rows[4:]))
-        write_workbook(tmp_path / "t.xlsx", [SheetSpec("Results", ["h"], rows[:4], later=later)])
-    finally:
-        waiting.set()
-        other.join()
+
+def test_rows_that_cannot_be_sent_to_a_helper_are_written_here(tmp_path: Path) -> None:
+    rows = [[f"row {i}"] for i in range(10)]
+    later = LaterRows(4, 6, lambda: iter(rows[4:]))  # a lambda does not pickle
+    write_workbook(tmp_path / "t.xlsx", [SheetSpec("Results", ["h"], rows[:4], later=later)])
     ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["Results"]
     assert [c.value for (c,) in ws.iter_rows()] == ["h", *(f"row {i}" for i in range(10))]
 
@@ -99,43 +110,36 @@ def test_with_more_than_one_thread_the_table_is_written_here_alone(
 # -- the helper process ----------------------------------------------------------------------------------
 
 
-HELPER_RESULTS = """
-import os
-from batch_payouts.forked import Forked
-helper = Forked.start(lambda: {"rows": 3, "parent": os.getppid()})
-print(helper.result() == {"rows": 3, "parent": os.getpid()})
-def fails():
-    raise RuntimeError("in the helper")
-print(Forked.start(fails).result())
-"""
-
-
-def test_a_helper_gives_back_what_its_function_returned_or_none_when_it_failed_and_prints_nothing() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", HELPER_RESULTS], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert (done.stdout, done.stderr) == ("True\nNone\n", "")
+def test_a_helper_gives_back_what_its_job_returned_or_none_when_it_failed(capfd: pytest.CaptureFixture[str]) -> None:
+    adding = HelperProcess.start(functools.partial(operator.add, 40, 2))
+    assert adding is not None and adding.result() == 42
+    failing = HelperProcess.start(functools.partial(int, "not a number"))
+    assert failing is not None and failing.result() is None
+    assert HelperProcess.start(lambda: 1) is None, "a job that does not pickle starts no helper"
+    assert capfd.readouterr() == ("", ""), "a helper never prints"
 
 
 HELPER_OUTLIVES_NOTHING = """
-import os, sys, time
-from batch_payouts.forked import Forked
-helper = Forked.start(lambda: time.sleep(60))
-print(helper.pid, flush=True)
+import functools, time
+from batch_payouts.helper import HelperProcess
+helper = HelperProcess.start(functools.partial(time.sleep, 60))
+print(helper._process.pid, flush=True)
 time.sleep(60)
 """
 
 
-def test_a_helper_dies_with_the_process_that_made_it() -> None:
-    with subprocess.Popen([sys.executable, "-c", HELPER_OUTLIVES_NOTHING], stdout=subprocess.PIPE, text=True) as parent:
+def test_a_helper_dies_with_the_process_that_started_it() -> None:
+    command = [sys.executable, "-c", HELPER_OUTLIVES_NOTHING]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as parent:
         assert parent.stdout is not None
         helper = int(parent.stdout.readline())
+        time.sleep(0.5)  # the helper has set itself to die with its parent by then
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
     deadline = time.monotonic() + 10
     while _alive(helper) and time.monotonic() < deadline:
         time.sleep(0.05)  # the kernel's kill of an orphan takes a moment, not a fixed time
-    assert not _alive(helper), "the helper outlived the process that made it"
+    assert not _alive(helper), "the helper outlived the process that started it"
 
 
 def _alive(pid: int) -> bool:
@@ -149,34 +153,34 @@ def _alive(pid: int) -> bool:
 
 # -- a results file from the ledger ----------------------------------------------------------------------
 
-RESULTS_IN_A_PROCESS = """
-import sys
-from pathlib import Path
-from batch_payouts.engine import results
-from batch_payouts.ledger import Ledger
-ledger = Ledger(Path(sys.argv[1]))
-results.write_results(ledger, "b1", Path(sys.argv[2]), split_from=int(sys.argv[3]))
-"""
 
+def test_a_results_workbook_read_in_two_parts_is_the_one_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    joined: list[int] = []
+    append = xlsx_write._append_part
 
-def test_a_results_workbook_read_in_two_parts_is_the_one_read_whole(tmp_path: Path) -> None:
-    ledger_path = tmp_path / "ledger.sqlite3"
-    with Ledger(ledger_path) as ledger:
-        kinds: list[dict[str, object]] = [
-            {"state": state, "currency": currency, "amount": amount, "fee": None, "received": "amount"}
-            for state in ROUTES
-            for currency in ("KES", "UGX", "GHS")
-            for amount in (Decimal("100.50"), Decimal(7))
-        ]
+    def spy(ws: Any, looks: Any, part: Any, next_row: int) -> None:
+        joined.append(part.count)
+        append(ws, looks, part, next_row)
+
+    monkeypatch.setattr(xlsx_write, "_append_part", spy)
+    kinds: list[dict[str, object]] = [
+        {"state": state, "currency": currency, "amount": amount, "fee": None, "received": "amount"}
+        for state in ROUTES
+        for currency in ("KES", "UGX", "GHS")
+        for amount in (Decimal("100.50"), Decimal(7))
+    ]
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
         store(ledger, "b1", [*kinds, {"country": "ZZ", "currency": "", "amount": "abc"}] * 4)
-    out: dict[str, Path] = {}
-    for name, split_from in (("whole", 10**9), ("parts", 2)):
-        out[name] = tmp_path / f"{name}.xlsx"
-        command = [sys.executable, "-c", RESULTS_IN_A_PROCESS, str(ledger_path), str(out[name]), str(split_from)]
-        subprocess.run(command, check=True, timeout=120, cwd=ROOT)
-    whole, two = parts(out["whole"]), parts(out["parts"])
+        results.write_results(ledger, "b1", tmp_path / "whole.xlsx", split_from=10**9)
+        assert joined == []
+        results.write_results(ledger, "b1", tmp_path / "parts.xlsx", split_from=2)
+    rows = (len(kinds) + 1) * 4
+    assert joined == [rows - rows // 2], "the helper wrote the later half"
+    whole, two = parts(tmp_path / "whole.xlsx"), parts(tmp_path / "parts.xlsx")
     assert two["xl/worksheets/sheet1.xml"] == whole["xl/worksheets/sheet1.xml"]
-    assert openpyxl.load_workbook(out["parts"])["Results"].max_row == 1 + len(kinds) * 4 + 4
+    assert openpyxl.load_workbook(tmp_path / "parts.xlsx")["Results"].max_row == 1 + rows
 
 
 def test_the_later_rows_are_read_through_a_connection_that_cannot_write(tmp_path: Path) -> None:
@@ -191,3 +195,29 @@ def test_the_later_rows_are_read_through_a_connection_that_cannot_write(tmp_path
                 reader.db.execute("DELETE FROM rows")
         finally:
             reader.close()
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
+def test_the_helpers_rows_are_read_in_pieces_of_whole_rows(size: int) -> None:
+    rows = "".join(f'<row r="{r}"><c r="A{r}" s="{r % 3}"><v>{r}</v></c></row>' for r in range(2, 60))
+    pieces = list(xlsx_write._whole_rows(io.StringIO(rows), size))
+    assert "".join(pieces) == rows
+    assert all(piece.endswith("</row>") for piece in pieces)
+
+
+def test_a_helper_is_stopped_when_waiting_for_it_is_interrupted() -> None:
+    helper = HelperProcess.start(functools.partial(time.sleep, 60))
+    assert helper is not None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise TimeoutError("interrupted")  # as Ctrl-C's KeyboardInterrupt would be, while waiting
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(TimeoutError):
+            helper.result()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert helper._process.returncode == -signal.SIGKILL, "stopped and reaped, not left running"

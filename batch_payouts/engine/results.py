@@ -294,21 +294,26 @@ def make_cover(
     )
 
 
-def _split(ledger: Ledger, batch_id: str, split_from: int) -> tuple[int, int] | None:
-    """Where a long table is cut in two: the first row number of the later part, and how many
-    rows come before it; None for a table too short to be worth a helper process. A batch's rows
-    never change in number, so the two parts are read apart without losing or repeating one."""
-    count = sum(ledger.counts(batch_id).values())
+def _later_part(
+    ledger: Ledger, batch: BatchRecord, by_country: dict[str, str], split_from: int
+) -> tuple[int | None, LaterRows[Line] | None]:
+    """Where a long table is cut in two: the first row number of the later part (None: no cut),
+    and the later part's lines. A batch's rows never change in number, so the two parts are read
+    apart without losing or repeating a row (and the writer checks the counts)."""
+    count = sum(ledger.counts(batch.id).values())
     if count < max(split_from, 2):
-        return None
+        return None, None
     before = max(1, int(count * _OWN_SHARE))
-    first_later = ledger.row_number_at(batch_id, before)
-    return None if first_later is None else (first_later, before)
+    first_later = ledger.row_number_at(batch.id, before)
+    if first_later is None:
+        return None, None
+    make = functools.partial(_lines_from, ledger.path, batch, by_country, first_later)
+    return first_later, LaterRows(before, count - before, make)
 
 
 def _lines_from(path: Path, batch: BatchRecord, by_country: dict[str, str], first: int) -> Iterator[Line]:
     """The lines of the batch's rows from row number ``first`` on, read through a read-only
-    connection of their own (this may run in a helper process)."""
+    connection of their own (this runs in a helper process)."""
     reader = Ledger(path, read_only=True)
     try:
         for row in reader.stream_rows(batch.id, rows=(first, None)):
@@ -348,15 +353,11 @@ def write_results(ledger: Ledger, batch_id: str, path: Path, *, split_from: int 
             yield line_for(batch, row, by_country)
 
     if path.suffix.lower() == ".xlsx":
-        split = _split(ledger, batch_id, split_from)
-        later = None
-        if split is not None:
-            first_later, before = split
-            later = LaterRows(before, functools.partial(_lines_from, ledger.path, batch, by_country, first_later))
+        end, later = _later_part(ledger, batch, by_country, split_from)
         sheets = layout.streamed_workbook(
             make_cover(ledger, batch_id),
             batch.headers,
-            lines(rows=(0, split[0] if split else None)),
+            lines(rows=(0, end)),
             lines(unpaid=True),
             batch_totals(ledger, batch_id),
             later=later,

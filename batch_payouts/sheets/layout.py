@@ -7,7 +7,9 @@ column whose name the input already uses is written as ``result_<name>``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -120,22 +122,24 @@ def table_rows(inputs: list[str], lines: Iterable[Line], columns: Sequence[str])
         yield [line.cells.get(h, "") for h in inputs] + [values[c] for c in columns]
 
 
-def money_formats(width: int, money_at: Sequence[int], currency_at: int) -> Callable[[Sequence[Any]], list[str | None]]:
+@dataclass
+class MoneyFormats:
     """The number formats of a row: the currency's (in column ``currency_at``, 0-based) on the
-    money columns ``money_at``, none elsewhere."""
+    money columns ``money_at``, none elsewhere; each currency's worked out once."""
 
-    by_currency: dict[str, list[str | None]] = {}
+    width: int
+    money_at: Sequence[int]
+    currency_at: int
+    _by_currency: dict[str, list[str | None]] = field(default_factory=dict)
 
-    def of(cells: Sequence[Any]) -> list[str | None]:
-        currency = str(cells[currency_at] or "")
-        formats = by_currency.get(currency)
+    def __call__(self, cells: Sequence[Any]) -> list[str | None]:
+        currency = str(cells[self.currency_at] or "")
+        formats = self._by_currency.get(currency)
         if formats is None:
-            formats = by_currency[currency] = [None] * width
-            for i in money_at:
+            formats = self._by_currency[currency] = [None] * self.width
+            for i in self.money_at:
                 formats[i] = number_format(currency)
         return list(formats)
-
-    return of
 
 
 def results_sheet(
@@ -145,7 +149,7 @@ def results_sheet(
     headers = table_headers(inputs, columns)
     first = len(inputs)
     money_at = [first + i for i, column in enumerate(columns) if column in MONEY_COLUMNS]
-    formats = money_formats(len(headers), money_at, first + list(columns).index("currency"))
+    formats = MoneyFormats(len(headers), money_at, first + list(columns).index("currency"))
     renamed = dict(zip(columns, headers[first:], strict=True))
     text = {renamed[c] for c in TEXT_COLUMNS if c in renamed}
     text |= {h for h in inputs if canonical_for(h) in _PAYEE_COLUMNS}
@@ -160,7 +164,7 @@ def results_sheet(
         printable=True,
         widths={reason_at: 40.0},
         wrap=frozenset({reason_at}),
-        later=later.then(lambda more: table_rows(inputs, more, columns)) if later else None,
+        later=later.then(functools.partial(table_rows, inputs, columns=columns)) if later else None,
     )
 
 
@@ -293,7 +297,7 @@ def problems_sheet(unpaid: Iterable[Line]) -> SheetSpec:
         PROBLEM_HEADERS,
         _problem_rows(unpaid),
         {"Phone or account"},
-        format_of=money_formats(4, [3], 4),
+        format_of=MoneyFormats(4, [3], 4),
         table_header=True,
         printable=True,
         widths=widths,

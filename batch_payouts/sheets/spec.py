@@ -38,19 +38,27 @@ class ListCheck:
 
 @dataclass(frozen=True)
 class LaterRows(Generic[T]):
-    """The rows that follow a sheet's ``rows``: ``rows`` holds ``after`` of them, then ``make()``
-    yields the rest. A long table is written by two processes at once: a helper process (a fork of
-    this one) calls ``make`` and writes those rows while this one writes ``rows``. So ``make`` must
-    open whatever it reads itself (never a connection or file this process has open), and it is
-    also called in this process when no helper can be made or the helper fails."""
+    """The rows that follow a sheet's ``rows``: ``rows`` holds ``after`` of them, then ``rows()``
+    here yields the ``count`` others (``make()`` passed through each of ``steps``). A long table
+    is written by two processes at once: a helper process (a fresh one, see ``helper.py``) makes
+    and writes these rows while this one writes the sheet's ``rows``. So ``make`` and ``steps``
+    must pickle (module-level functions, or ``functools.partial`` of them) and ``make`` opens
+    whatever it reads itself. When no helper can be had, or it fails, this process calls them."""
 
     after: int
-    make: Callable[[], Iterable[T]]
+    count: int
+    make: Callable[[], Iterable[Any]]
+    steps: tuple[Callable[[Iterable[Any]], Iterable[Any]], ...] = ()
 
     def then(self, step: Callable[[Iterable[T]], Iterable[U]]) -> LaterRows[U]:
-        """The same rows passed through ``step`` (applied where ``make`` runs)."""
-        make = self.make
-        return LaterRows(self.after, lambda: step(make()))
+        """The same rows passed through ``step`` too (a picklable function of the rows)."""
+        return LaterRows(self.after, self.count, self.make, (*self.steps, step))
+
+    def rows(self) -> Iterable[T]:
+        rows = self.make()
+        for step in self.steps:
+            rows = step(rows)
+        return rows
 
 
 @dataclass

@@ -119,7 +119,7 @@ def safe_sheet(spec: SheetSpec) -> SheetSpec:
         headers=[escape_cell(h) for h in spec.headers],
         rows=_safe_rows(spec.rows),
         text_columns={escape_cell(h) for h in spec.text_columns},
-        later=spec.later.then(_safe_rows) if spec.later else None,
+        later=spec.later.then(_safe_rows) if spec.later else None,  # a module-level step: it pickles
     )
 
 

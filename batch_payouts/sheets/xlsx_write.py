@@ -17,7 +17,9 @@ What a cell holds never changes on the way:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import io
 import itertools
 import math
@@ -36,8 +38,8 @@ import xlsxwriter
 from xlsxwriter.exceptions import FileCreateError
 from xlsxwriter.xmlwriter import XMLwriter
 
-from batch_payouts.forked import Forked
-from batch_payouts.sheets.spec import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, ListCheck, SheetSpec
+from batch_payouts.helper import HelperProcess
+from batch_payouts.sheets.spec import DATE_FORMAT, WIDTH_SAMPLE, ChartSpec, LaterRows, ListCheck, SheetSpec
 from batch_payouts.sheets.xlsx import cell_text
 
 _OPTIONS = {
@@ -204,9 +206,14 @@ def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks, scratch: str) -> None:
         _write_row(ws, 0, spec.headers, header)
     sheet_looks = _SheetLooks(looks, spec)
     helper = _start_part(spec, widths, offset, scratch) if spec.later else None
-    count = _write_rows(ws, spec, sheet_looks, widths, itertools.chain(first, rows), offset)
-    if spec.later:
-        count += _write_later(ws, spec, sheet_looks, widths, offset, count, helper)
+    try:
+        count = _write_rows(ws, spec, sheet_looks, widths, itertools.chain(first, rows), offset)
+        if spec.later:
+            count += _write_later(ws, spec, sheet_looks, widths, offset, count, helper)
+    except BaseException:
+        if helper is not None:
+            helper.cancel()
+        raise
     for r in range(offset + count, offset + count + spec.blank_text_rows):
         for c in sorted(sheet_looks.text_at):
             ws.write_blank(r, c, None, looks.format("@"))
@@ -238,13 +245,14 @@ def _write_rows(
 
 # -- a table written by two processes ------------------------------------------------------------------
 #
-# A helper process (a fork, see ``forked.py``) writes the rows of ``spec.later`` with XlsxWriter
-# into a sheet of its own workbook, never closed: XlsxWriter keeps a constant-memory sheet's rows
-# as XML in a scratch file, which the helper hands over. This process writes ``spec.rows`` at the
-# same time, then appends the helper's rows to its own sheet's scratch file. Cell looks are
-# numbered in each workbook in the order they are first used, so the helper also says which look
-# each of its numbers stands for; where a number differs here, the rows are renumbered on the way.
-# Whatever goes wrong with the helper, this process writes the later rows itself.
+# A helper process (``helper.py``) writes the rows of ``spec.later`` with XlsxWriter into a sheet
+# of a workbook of its own, never closed: XlsxWriter keeps a constant-memory sheet's rows as XML
+# in a scratch file, which the helper hands over. This process writes ``spec.rows`` meanwhile,
+# then appends the helper's rows to its own sheet's scratch file. Cell looks are numbered in each
+# workbook in the order they are first used, so the helper also says which look each of its
+# numbers stands for, and its rows are renumbered on the way. Whatever goes wrong with the helper
+# (it cannot start, fails, is killed, or wrote another number of rows than ``later.count``), this
+# process writes the later rows itself.
 
 
 @dataclass(frozen=True)
@@ -258,20 +266,21 @@ class _Part:
     looks: dict[int, tuple[str | None, bool, bool, str | None]]
 
 
-def _start_part(spec: SheetSpec, widths: dict[int, float], offset: int, scratch: str) -> Forked[_Part] | None:
+def _start_part(spec: SheetSpec, widths: dict[int, float], offset: int, scratch: str) -> HelperProcess[_Part] | None:
     later = spec.later
     assert later is not None
-    return Forked.start(lambda: _write_part(spec, widths, offset, later.after, later.make(), scratch))
+    alone = dataclasses.replace(spec, rows=(), later=None)  # what the helper needs of the sheet
+    return HelperProcess.start(functools.partial(_write_part, alone, later, widths, offset, scratch))
 
 
 def _write_part(
-    spec: SheetSpec, widths: dict[int, float], offset: int, start: int, rows: Iterable[Sequence[Any]], scratch: str
+    spec: SheetSpec, later: LaterRows[Sequence[Any]], widths: dict[int, float], offset: int, scratch: str
 ) -> _Part:
-    """In the helper: write data rows ``start``... to a sheet of a workbook of its own."""
+    """In the helper: write data rows ``later.after``... to a sheet of a workbook of its own."""
     book = xlsxwriter.Workbook(io.BytesIO(), {**_OPTIONS, "tmpdir": scratch})
     ws = book.add_worksheet()
     looks = _Looks(book)
-    count = _write_rows(ws, spec, _SheetLooks(looks, spec), widths, rows, offset, start)
+    count = _write_rows(ws, spec, _SheetLooks(looks, spec), widths, later.rows(), offset, later.after)
     ws._write_single_row()  # the last row still waiting
     ws._opt_close()
     corners = None
@@ -287,20 +296,20 @@ def _write_later(
     widths: dict[int, float],
     offset: int,
     count: int,
-    helper: Forked[_Part] | None,
+    helper: HelperProcess[_Part] | None,
 ) -> int:
     """The rows of ``spec.later``, after the ``count`` rows written here: the helper's, or written
-    here when there is no helper, it failed, or ``spec.rows`` did not hold the rows it said."""
+    here when there is no helper, it failed, or either part did not hold the rows it said."""
     later = spec.later
     assert later is not None
     if helper is not None and count == later.after:
         part = helper.result()
-        if part is not None:
+        if part is not None and part.count == later.count:
             _append_part(ws, looks.looks, part, offset + count)
             return part.count
     elif helper is not None:
         helper.cancel()
-    return _write_rows(ws, spec, looks, widths, later.make(), offset, count)
+    return _write_rows(ws, spec, looks, widths, later.rows(), offset, count)
 
 
 _CELL_LOOK = re.compile(r'(<c r="[A-Z]+[0-9]+" s=")([0-9]+)"')
