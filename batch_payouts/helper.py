@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -54,6 +55,7 @@ class HelperProcess(Generic[T]):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                env=_same_code(),
             )
         except OSError:
             return None
@@ -93,6 +95,14 @@ class HelperProcess(Generic[T]):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def _same_code() -> dict[str, str]:
+    """This environment, with the folder this package was imported from first on the helper's
+    import path: the helper runs the very code this process runs."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _send(stream: IO[bytes] | None, data: bytes) -> None:

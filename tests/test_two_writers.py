@@ -6,6 +6,7 @@ helper fails, this process writes those rows itself. Each workbook is written by
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import operator
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+import batch_payouts
 from batch_payouts.engine import results
 from batch_payouts.helper import HelperProcess
 from batch_payouts.ledger import Ledger
@@ -221,3 +223,12 @@ def test_a_helper_is_stopped_when_waiting_for_it_is_interrupted() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert helper._process.returncode == -signal.SIGKILL, "stopped and reaped, not left running"
+
+
+def test_a_helper_runs_the_code_of_the_process_that_started_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # wherever the tool is run from
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    helper = HelperProcess.start(functools.partial(importlib.util.find_spec, "batch_payouts"))
+    assert helper is not None
+    found = helper.result()
+    assert found is not None and found.origin == batch_payouts.__file__
