@@ -1,6 +1,6 @@
 """Run a job in a fresh helper process, to use a second core for a long piece of work.
 
-The helper is a new Python process (``python -m batch_payouts.helper``), not a fork: it inherits
+The helper is a new Python process (this Python, this package, see :func:`_command`), not a fork: it inherits
 no open database connection, lock, thread or buffered output of this one, so it is safe from any
 process (the command line, the console's server). The job is a picklable callable (a module-level
 function, or a ``functools.partial`` of one, with picklable arguments); it goes to the helper on
@@ -13,7 +13,7 @@ in any way (an exception, a kill, a result that does not pickle).
 
 The helper never prints (its error output goes nowhere), runs in a session of its own (Ctrl-C at
 the terminal reaches this process alone, which stops the helper), and dies with this process
-(Linux: the kernel kills it; elsewhere it ends when it next finds its parent gone).
+(Linux: the kernel kills it; elsewhere it ends when it cannot send its result).
 """
 
 from __future__ import annotations
@@ -44,27 +44,27 @@ class HelperProcess(Generic[T]):
     def start(cls, job: Callable[[], T]) -> HelperProcess[T] | None:
         """Start a helper running ``job``; None when it cannot be started here."""
         try:
-            data = pickle.dumps(job)
+            data = pickle.dumps((sys.path, job))
         except Exception:
             return None
-        command = [sys.executable, "-m", "batch_payouts.helper", str(os.getpid())]
         try:
             process = subprocess.Popen(  # noqa: S603 - this Python, this package, no user input
-                command,
+                _command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
-                env=_same_code(),
             )
-        except OSError:
+        except Exception:  # no usable Python to start (none, or not found)
             return None
         helper = cls(process)
         try:
             _send(process.stdin, data)
-        except OSError:
+        except BaseException as exc:  # a broken pipe gives no helper; anything else is raised on
             helper.cancel()
-            return None
+            if isinstance(exc, OSError):
+                return None
+            raise
         return helper
 
     def result(self) -> T | None:
@@ -97,12 +97,18 @@ class HelperProcess(Generic[T]):
                     stream.close()
 
 
-def _same_code() -> dict[str, str]:
-    """This environment, with the folder this package was imported from first on the helper's
-    import path: the helper runs the very code this process runs."""
+# The helper's start: its import path is the package's folder alone until it has this process's
+# (``-P``: not the working directory, where any file could stand in for a module).
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from batch_payouts.helper import _main; _main(int(sys.argv[2]))"
+
+
+def _command() -> list[str]:
+    """This Python with this process's interpreter options (``-E``, ``-s``, ``-I``...), starting
+    the helper from the folder this package was imported from: it runs the very code this
+    process runs, and finds every module the way this process does (its ``sys.path``)."""
     package_root = str(Path(__file__).resolve().parent.parent)
-    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]  # what multiprocessing passes on
+    return [sys.executable, *flags, "-P", "-c", _BOOT, package_root, str(os.getpid())]
 
 
 def _send(stream: IO[bytes] | None, data: bytes) -> None:
@@ -126,14 +132,11 @@ def _main(parent: int) -> None:  # pragma: no cover - runs in the helper
     _die_with(parent)
     outcome: tuple[str, Any]
     try:
-        job = pickle.load(sys.stdin.buffer)  # noqa: S301 - from our own parent, through a private pipe
+        path, job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent, private pipe
+        sys.path[:] = path
         outcome = ("ok", job())
         data = pickle.dumps(outcome)
     except BaseException:
         data = pickle.dumps(("failed", None))
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-if __name__ == "__main__":  # pragma: no cover - the helper process
-    _main(int(sys.argv[1]))

@@ -26,6 +26,7 @@ import batch_payouts
 from batch_payouts.engine import results
 from batch_payouts.helper import HelperProcess
 from batch_payouts.ledger import Ledger
+from batch_payouts.model import SETTLED_STATES
 from batch_payouts.sheets import xlsx_write
 from batch_payouts.sheets.spec import LaterRows, SheetSpec
 from batch_payouts.sheets.xlsx_write import write_workbook
@@ -170,6 +171,7 @@ def test_a_results_workbook_read_in_two_parts_is_the_one_read_whole(
     kinds: list[dict[str, object]] = [
         {"state": state, "currency": currency, "amount": amount, "fee": None, "received": "amount"}
         for state in ROUTES
+        if state in SETTLED_STATES
         for currency in ("KES", "UGX", "GHS")
         for amount in (Decimal("100.50"), Decimal(7))
     ]
@@ -183,6 +185,21 @@ def test_a_results_workbook_read_in_two_parts_is_the_one_read_whole(
     whole, two = parts(tmp_path / "whole.xlsx"), parts(tmp_path / "parts.xlsx")
     assert two["xl/worksheets/sheet1.xml"] == whole["xl/worksheets/sheet1.xml"]
     assert openpyxl.load_workbook(tmp_path / "parts.xlsx")["Results"].max_row == 1 + rows
+
+
+def test_a_batch_that_may_still_change_is_read_whole_in_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(xlsx_write, "_start_part", lambda *args: started.append(args))
+    rows: list[dict[str, object]] = [
+        {"state": state, "currency": "KES", "amount": Decimal(5), "fee": None, "received": "none"} for state in ROUTES
+    ]
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        store(ledger, "b1", rows * 3)
+        results.write_results(ledger, "b1", tmp_path / "running.xlsx", split_from=2)
+    assert started == [], "rows ready or in flight: no second read a moment later"
+    assert openpyxl.load_workbook(tmp_path / "running.xlsx")["Results"].max_row == 1 + len(rows) * 3
 
 
 def test_the_later_rows_are_read_through_a_connection_that_cannot_write(tmp_path: Path) -> None:
@@ -226,7 +243,11 @@ def test_a_helper_is_stopped_when_waiting_for_it_is_interrupted() -> None:
 
 
 def test_a_helper_runs_the_code_of_the_process_that_started_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # wherever the tool is run from
+    decoy = tmp_path / "batch_payouts"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('another copy of the package ran')\n")
+    (tmp_path / "functools.py").write_text("raise SystemExit('a file of the working folder ran')\n")
+    monkeypatch.chdir(tmp_path)  # wherever the tool is run from, whatever stands there
     monkeypatch.delenv("PYTHONPATH", raising=False)
     helper = HelperProcess.start(functools.partial(importlib.util.find_spec, "batch_payouts"))
     assert helper is not None

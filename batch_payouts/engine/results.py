@@ -21,7 +21,15 @@ from batch_payouts import __version__, crash
 from batch_payouts.engine.plan import batch_key
 from batch_payouts.engine.verify_stage import name_check_columns
 from batch_payouts.ledger import ACCEPTED, APPROVED, RUN_STARTED, BatchRecord, Ledger, RowRecord
-from batch_payouts.model import BankPayout, MobileMoneyPayout, PaybillPayout, Payout, RowState, TillPayout
+from batch_payouts.model import (
+    SETTLED_STATES,
+    BankPayout,
+    MobileMoneyPayout,
+    PaybillPayout,
+    Payout,
+    RowState,
+    TillPayout,
+)
 from batch_payouts.sheets import layout
 from batch_payouts.sheets.report import Cover, CurrencyTotals, Identity, Line, Tally, totals_of
 from batch_payouts.sheets.spec import LaterRows
@@ -298,10 +306,13 @@ def _later_part(
     ledger: Ledger, batch: BatchRecord, by_country: dict[str, str], split_from: int
 ) -> tuple[int | None, LaterRows[Line] | None]:
     """Where a long table is cut in two: the first row number of the later part (None: no cut),
-    and the later part's lines. A batch's rows never change in number, so the two parts are read
-    apart without losing or repeating a row (and the writer checks the counts)."""
-    count = sum(ledger.counts(batch.id).values())
-    if count < max(split_from, 2):
+    and the later part's lines. The two parts are read a moment apart, by two connections: only
+    a settled batch is cut (no row left that a run may still change), so both read the same
+    rows; and a batch's rows never change in number, so none is lost or repeated (the writer
+    checks the counts too). A batch still running is read whole, in one read."""
+    counts = ledger.counts(batch.id)
+    count = sum(counts.values())
+    if count < max(split_from, 2) or any(RowState(state) not in SETTLED_STATES for state in counts):
         return None, None
     before = max(1, int(count * _OWN_SHARE))
     first_later = ledger.row_number_at(batch.id, before)
