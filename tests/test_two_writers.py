@@ -253,3 +253,30 @@ def test_a_helper_runs_the_code_of_the_process_that_started_it(tmp_path: Path, m
     assert helper is not None
     found = helper.result()
     assert found is not None and found.origin == batch_payouts.__file__
+
+
+def test_ctrl_c_while_both_write_stops_both_and_leaves_no_scratch_files(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    command = [sys.executable, str(SCRIPT), "two", "same", "100000", str(tmp_path / "t.xlsx")]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as writer:
+        helper = _first_child(writer.pid)
+        os.killpg(writer.pid, signal.SIGINT)  # what Ctrl-C at a terminal sends: the whole foreground group
+        _, errors = writer.communicate(timeout=30)
+    assert writer.returncode != 0 and errors.count("KeyboardInterrupt") == 1, "only this process was interrupted"
+    assert not _alive(helper), "the helper was stopped"
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "t.xlsx").exists()
+
+
+def _first_child(pid: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            found = children.read().split()
+        if found:
+            return int(found[0])
+        time.sleep(0.05)  # the helper starts once the first rows are read
+    raise AssertionError("no helper was started")
