@@ -593,12 +593,13 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def drive(conn: Session, batch_id: str, args: RunArgs) -> payouts.RunResult:
-    """Run the batch with a progress bar; SIGTERM stops it like Ctrl-C (resumable)."""
+    """Run the batch with a progress bar (none with --quiet: the run then sums no amounts for it);
+    SIGTERM stops it like Ctrl-C (resumable)."""
     with render.progress_bar(quiet=args.quiet) as show:
         RUNNING.ledger, RUNNING.batch_id = conn.ledger.path, batch_id
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            return payouts.run_batch(conn, batch_id, args.options, progress=show)
+            return payouts.run_batch(conn, batch_id, args.options, progress=None if args.quiet else show)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

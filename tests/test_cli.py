@@ -98,6 +98,22 @@ def test_run_the_sample_on_the_sandbox(runner: CliRunner, tmp_path: Path) -> Non
     assert sum(r["status"] == "paid" for r in rows.values()) == 18
 
 
+def test_a_quiet_run_sums_no_amounts_for_a_progress_bar_nobody_sees(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summing a batch's amounts reads every row (100,000 of them, in a large batch)."""
+    from batch_payouts.ledger import Ledger
+
+    sums: list[str] = []
+    totals = Ledger.totals
+    monkeypatch.setattr(Ledger, "totals", lambda self, batch_id: sums.append(batch_id) or totals(self, batch_id))
+    state = str(tmp_path / "l.db")
+    code, _, _ = invoke(runner, "run", str(SAMPLES / "payouts.csv"), "--sandbox", "--yes", "--quiet", "--state", state)
+    assert code == 3 and sums == []
+    invoke(runner, "run", str(SAMPLES / "payouts.csv"), "--sandbox", "--yes", "--state", str(tmp_path / "other.db"))
+    assert sums, "a run that shows its progress sums the amounts it shows"
+
+
 def test_run_reads_the_wallets_once_together_with_the_catalog(runner: CliRunner, tmp_path: Path) -> None:
     """The first payout waits for as few round trips as can be: the wallets (balances, wallet ids)
     are read with the countries list, once for the whole command, not again before each check."""
