@@ -12,6 +12,9 @@ What a cell holds never changes on the way:
 * a number is written as a number only when it reads back as the same value (XlsxWriter writes
   a float with 16 significant digits); a Decimal, int or float that would lose a digit is written
   as its text instead.
+
+A long table (a sheet with ``later`` rows) is written by two processes at once: see "a table
+written by two processes" below.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import itertools
 import math
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -319,12 +321,9 @@ def _append_part(ws: Any, looks: _Looks, part: _Part, next_row: int) -> None:
     """Append the helper's rows (from sheet row ``next_row``) to ``ws``'s scratch file."""
     ws._write_single_row(next_row)  # this process's last row goes first
     renumber = {theirs: looks.number_of(key) for theirs, key in part.looks.items()}
-    with open(part.path, encoding="utf-8") as rows:
-        if all(theirs == ours for theirs, ours in renumber.items()):
-            shutil.copyfileobj(rows, ws.row_data_fh, 1 << 20)
-        else:
-            for text in _whole_rows(rows):
-                ws.row_data_fh.write(_CELL_LOOK.sub(lambda m: f'{m[1]}{renumber.get(int(m[2]), m[2])}"', text))
+    with open(part.path, encoding="utf-8") as rows:  # renumbered even where they agree (with a header, never)
+        for text in _whole_rows(rows):
+            ws.row_data_fh.write(_CELL_LOOK.sub(lambda m: f'{m[1]}{renumber.get(int(m[2]), m[2])}"', text))
     os.unlink(part.path)
     if part.corners:
         for row, column in part.corners:
