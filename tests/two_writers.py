@@ -1,5 +1,5 @@
-"""Write one workbook with a long table, in a process of its own (a fork is only made from a process
-with a single thread, which a test run is not), for ``tests/test_two_writers.py``:
+"""Write one workbook with a long table, in a process of its own as the command line does (and
+where a Ctrl-C can be sent to it alone), for ``tests/test_two_writers.py``:
 
     python tests/two_writers.py HOW ORDER ROWS OUT.xlsx
 
