@@ -322,13 +322,25 @@ def _later_part(
     return first_later, LaterRows(before, count - before, make)
 
 
+def _lines(
+    ledger: Ledger,
+    batch: BatchRecord,
+    by_country: dict[str, str],
+    *,
+    unpaid: bool = False,
+    rows: tuple[int, int | None] = (0, None),
+) -> Iterator[Line]:
+    """The lines of the batch's rows (``unpaid`` and ``rows`` as ``Ledger.stream_rows`` takes them)."""
+    for row in ledger.stream_rows(batch.id, unpaid=unpaid, rows=rows):
+        yield line_for(batch, row, by_country)
+
+
 def _lines_from(path: Path, batch: BatchRecord, by_country: dict[str, str], first: int) -> Iterator[Line]:
     """The lines of the batch's rows from row number ``first`` on, read through a read-only
     connection of their own (this runs in a helper process)."""
     reader = Ledger(path, read_only=True)
     try:
-        for row in reader.stream_rows(batch.id, rows=(first, None)):
-            yield line_for(batch, row, by_country)
+        yield from _lines(reader, batch, by_country, rows=(first, None))
     finally:
         reader.close()
 
@@ -352,24 +364,21 @@ _OWN_SHARE = 0.5  # of the rows, written by this process
 
 def write_results(ledger: Ledger, batch_id: str, path: Path, *, split_from: int = SPLIT_FROM) -> Path:
     """Write the results file of one batch (CSV or XLSX by suffix) atomically, mode 0600. The
-    rows are streamed from the ledger to the file; the totals are counted by the ledger. A
-    workbook of ``split_from`` rows or more has its table written in two parts at once: the rows
-    after a split row are read and written by a helper process (see ``sheets.spec.LaterRows``)."""
+    rows are streamed from the ledger to the file; the totals are counted by the ledger. The
+    workbook of a settled batch of ``split_from`` rows or more has its table written in two parts
+    at once: the rows after a split row are read and written by a helper process (see
+    ``sheets.spec.LaterRows``)."""
     crash.point("while_writing_results")
     batch = ledger.batch(batch_id)
     by_country = country_currencies(ledger, batch)
-
-    def lines(*, unpaid: bool = False, rows: tuple[int, int | None] = (0, None)) -> Iterator[Line]:
-        for row in ledger.stream_rows(batch_id, unpaid=unpaid, rows=rows):
-            yield line_for(batch, row, by_country)
 
     if path.suffix.lower() == ".xlsx":
         end, later = _later_part(ledger, batch, by_country, split_from)
         sheets = layout.streamed_workbook(
             make_cover(ledger, batch_id),
             batch.headers,
-            lines(rows=(0, end)),
-            lines(unpaid=True),
+            _lines(ledger, batch, by_country, rows=(0, end)),
+            _lines(ledger, batch, by_country, unpaid=True),
             batch_totals(ledger, batch_id),
             later=later,
         )
@@ -378,7 +387,7 @@ def write_results(ledger: Ledger, batch_id: str, path: Path, *, split_from: int 
         write_csv(
             path,
             layout.table_headers(batch.headers, layout.RESULT_COLUMNS),
-            layout.table_rows(batch.headers, lines(), layout.RESULT_COLUMNS),
+            layout.table_rows(batch.headers, _lines(ledger, batch, by_country), layout.RESULT_COLUMNS),
         )
     return path
 
