@@ -1,10 +1,10 @@
-"""Hook points for the kill tests and the broken-build tests: inert in the shipped package.
+"""Named moments for the kill tests: inert in the shipped package.
 
 ``point(name)`` calls ``on_point`` when a test has installed one (the crash-point tests install a
-hook that SIGKILLs the process on a chosen pass); ``broken(guard)`` is true only for a guard a
-test has put in ``removed_guards`` (to show that the guard's own test fails without it). Nothing
-in the package sets either, and no environment variable does: the tests inject them, in-process
-with monkeypatch and in real processes through ``tests/launch.py``.
+hook that SIGKILLs the process on a chosen pass). Nothing in the package sets it, and no
+environment variable does: the tests install it, in-process with monkeypatch and in real processes
+through ``tests/launch.py``. (The broken builds that show each money-safety guard's test failing
+without it live in the tests alone: ``tests/hooks.py`` replaces the guard's function.)
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ POINTS = (
     "inside_receiver_after_verify",
     "while_writing_results",
 )
-GUARDS = ("reconciliation", "grace", "constant_time_compare", "output_escaping", "zip_cap", "send_time_claim")
 
 on_point: Callable[[str], None] | None = None
-removed_guards: frozenset[str] = frozenset()
 
 
 def point(name: str) -> None:
@@ -35,8 +33,3 @@ def point(name: str) -> None:
     hook = on_point
     if hook is not None:
         hook(name)
-
-
-def broken(guard: str) -> bool:
-    """True only when a test removed ``guard`` to see its test fail; never in normal use."""
-    return guard in removed_guards

@@ -28,7 +28,7 @@ from typing import Any, TypedDict, Unpack
 
 from pydantic import TypeAdapter
 
-from batch_payouts import crash, errors
+from batch_payouts import errors
 from batch_payouts.environment import Environment
 from batch_payouts.errors import BatchLocked, BatchNotFound, IllegalTransition, LedgerError
 from batch_payouts.model import IN_FLIGHT_STATES, LIVE_STATES, SENT_STATES, Payout, RowState, can_move
@@ -347,6 +347,12 @@ class Holder:
     def live(self) -> bool:
         """Paid, being paid, or perhaps paid: a second attempt would risk paying twice."""
         return self.state in LIVE_STATES or (self.state is RowState.READY and self.ever_sent)
+
+
+def blocks_sending(live: Sequence[Holder], overridden: bool) -> bool:
+    """The send-time claim: a row is not sent while another row of its environment that pays the
+    same obligation is ``live`` (paid, being paid or perhaps paid), unless a person overrode it."""
+    return bool(live) and not overridden
 
 
 class RowFields(TypedDict, total=False):
@@ -1098,7 +1104,7 @@ class Ledger:
                 is not None
             )
             live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
-            if live and not overridden and not crash.broken("send_time_claim"):
+            if blocks_sending(live, overridden):
                 first = live[0]
                 self._update(
                     db,

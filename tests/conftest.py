@@ -10,9 +10,10 @@ import httpx
 import pytest
 from starlette.responses import Response
 
-from batch_payouts import crash, serve
+from batch_payouts import serve
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts
 from batch_payouts.sandbox import RunningSandbox, Sandbox, SandboxClock, SandboxState
+from tests import hooks
 
 API_KEY = "canary-key-7c1e"
 WEBHOOK_SECRET = "canary-secret-93fa"
@@ -24,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--without-guard",
         action="append",
         default=[],
-        choices=crash.GUARDS,
+        choices=hooks.GUARDS,
         metavar="GUARD",
         help="run against a build without this money-safety guard, to see its test fail "
         "(bench/reliability.py); also passed to processes started through tests/launch.py",
@@ -37,7 +38,7 @@ def build_without_guards(request: pytest.FixtureRequest) -> Iterator[None]:
     the same build); none in a normal run."""
     with pytest.MonkeyPatch.context() as patch:
         if removed := request.config.getoption("--without-guard"):
-            patch.setattr(crash, "removed_guards", frozenset(removed))
+            hooks.remove_guards(removed, patch.setattr)
         yield
 
 

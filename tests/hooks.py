@@ -1,21 +1,30 @@
-"""The test-only hooks of ``batch_payouts.crash``, and the switches that install them.
+"""The test-only hooks: the kill tests' crash hook and the broken builds, and the switches that
+install them.
 
-The shipped package only holds inert hook points; these are installed by the tests: in-process
-through the ``--without-guard`` pytest option (tests/conftest.py) and in real processes by
-``tests/launch.py`` from the variables below, which only that launcher reads.
+The shipped package only holds inert crash points (``batch_payouts.crash``) and, for each
+money-safety guard, a function that does the guard's work. A broken build replaces that function
+with an unsafe one (:data:`REMOVALS`), to show that the guard's own test fails without it. These
+are installed by the tests: in-process through the ``--without-guard`` pytest option
+(tests/conftest.py) and in real processes by ``tests/launch.py`` from the variables below, which
+only that launcher reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import operator
 import os
 import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from batch_payouts import crash
+from batch_payouts.engine.submit import Context
+from batch_payouts.ledger import RowRecord
+from batch_payouts.model import RowState
 
 CRASH_VAR = "PAYOUTS_TEST_CRASH"  # point:n[,point:n]: SIGKILL on the n-th pass of that point
 BROKEN_VAR = "PAYOUTS_TEST_BROKEN"  # guard[,guard]: a build without these safety guards
@@ -35,11 +44,49 @@ def crash_targets(spec: str) -> dict[str, int]:
     return targets
 
 
+async def _resend_without_asking(ctx: Context, row: RowRecord, apply: object) -> None:
+    """The build without reconciliation: an UNKNOWN row is sent again without asking the provider."""
+    ctx.ledger.move(row.batch_id, row.row, RowState.READY)
+
+
+def _believe_first_not_found(ctx: Context, row: RowRecord, now: float) -> None:
+    """The build without the grace period: one "not found" is believed at once."""
+    ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None)
+
+
+def _nothing_inflated(*args: object) -> int:
+    """The build without the zip cap: no member is inflated and counted before it is read."""
+    return 0
+
+
+# guard -> (module, function, the unsafe function that replaces it in the broken build)
+REMOVALS: dict[str, tuple[str, str, Callable[..., object]]] = {
+    "reconciliation": ("batch_payouts.engine.submit", "reconcile", _resend_without_asking),
+    "grace": ("batch_payouts.engine.submit", "not_found", _believe_first_not_found),
+    "constant_time_compare": ("batch_payouts.kotani.webhooks", "same_signature", operator.eq),
+    "output_escaping": ("batch_payouts.sheets.write", "_number_or_phone", lambda text: True),
+    "zip_cap": ("batch_payouts.sheets.guard", "_inflate_counting", _nothing_inflated),
+    "send_time_claim": ("batch_payouts.ledger", "blocks_sending", lambda live, overridden: False),
+}
+GUARDS = tuple(REMOVALS)
+removed: frozenset[str] = frozenset()  # the guards this process runs without
+
+
 def guards(spec: str) -> frozenset[str]:
     named = frozenset(filter(None, (g.strip() for g in spec.split(","))))
-    if unknown := named - set(crash.GUARDS):
+    if unknown := named - set(GUARDS):
         raise SystemExit(f"tests/launch.py: no guard {sorted(unknown)}")
     return named
+
+
+def remove_guards(names: Iterable[str], assign: Callable[[object, str, object], None] = setattr) -> None:
+    """Make this process the build without the guards ``names``: each guard's function replaced by
+    its unsafe one through ``assign`` (``setattr``, or a monkeypatch's, undone after the tests)."""
+    named = frozenset(names)
+    for name in sorted(named):
+        module, function, unsafe = REMOVALS[name]
+        assign(importlib.import_module(module), function, unsafe)
+    assign(sys.modules[__name__], "removed", named)
 
 
 def killer(targets: Mapping[str, int]) -> Callable[[str], None]:
@@ -89,6 +136,6 @@ def install_from(environ: Mapping[str, str]) -> None:
     """Install the hooks the launcher's environment asks for."""
     if targets := crash_targets(environ.get(CRASH_VAR, "")):
         crash.on_point = killer(targets)
-    crash.removed_guards = guards(environ.get(BROKEN_VAR, ""))
+    remove_guards(guards(environ.get(BROKEN_VAR, "")))
     if relay := environ.get(RECEIVER_VAR):
         announce_receiver(relay)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batch_payouts import crash, serve
+from batch_payouts import serve
 from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.kotani.client import ApiKey, KotaniClient
@@ -248,7 +248,7 @@ def tool_env(api_key: str, base_url: str, **extra: str) -> dict[str, str]:
 
 def without_guards_env() -> dict[str, str]:
     """tests/launch.py's variable for the guards ``--without-guard`` removed in this test run, if any."""
-    return {hooks.BROKEN_VAR: ",".join(sorted(crash.removed_guards))} if crash.removed_guards else {}
+    return {hooks.BROKEN_VAR: ",".join(sorted(hooks.removed))} if hooks.removed else {}
 
 
 def payout_file(path: Path, rows: int, *, start: int = 0, currency_mix: bool = False) -> Path:

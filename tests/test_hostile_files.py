@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from batch_payouts import crash
 from batch_payouts.cli import main
+from tests import hooks
 from tests.figures import record
 from tests.hostile import generate
 
@@ -24,11 +24,12 @@ pytestmark = pytest.mark.campaign  # bench/reliability.py runs this file and rep
 
 CHILD = r"""
 import json, resource, sys, time
-from batch_payouts import crash
 from batch_payouts.errors import InputFileError
 from batch_payouts.sheets.guard import Limits
 from batch_payouts.sheets.read import read_sheet
-crash.removed_guards = frozenset(sys.argv[2:])  # a build without these guards (pytest --without-guard)
+sys.path.insert(0, sys.argv[2])
+from tests.hooks import remove_guards
+remove_guards(sys.argv[3:])  # a build without these guards (pytest --without-guard)
 started = time.perf_counter()
 try:
     sheet = read_sheet(sys.argv[1], limits=Limits(max_rows=200, max_file_bytes=8 * 1024 * 1024))
@@ -40,6 +41,7 @@ outcome["seconds"] = time.perf_counter() - started
 outcome["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(outcome))
 """
+ROOT = Path(__file__).resolve().parent.parent
 AS_CAP = 2048 * 1024 * 1024  # address space (polars reserves much it never touches); RSS is checked below
 
 
@@ -50,7 +52,7 @@ def _cap() -> None:
 def read_in_child(path: Path) -> dict[str, Any]:
     """One file read by a fresh process under the memory cap; what it found, its time and its peak."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), *sorted(crash.removed_guards)],
+        [sys.executable, "-c", CHILD, str(path), str(ROOT), *sorted(hooks.removed)],
         capture_output=True,
         text=True,
         timeout=30,

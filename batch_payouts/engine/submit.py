@@ -360,9 +360,6 @@ def _stale_customer(ctx: Context, row: RowRecord, exc: errors.ApiError) -> bool:
 async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wire.WithdrawalStatus], None]) -> None:
     """Resolve an UNKNOWN row by asking the provider, never by guessing."""
     now = ctx.clock()
-    if crash.broken("reconciliation"):  # the deliberately unsafe build of the kill test
-        ctx.ledger.move(row.batch_id, row.row, RowState.READY)
-        return
     try:
         status = await read_status(ctx.client, row, ctx.reads)
     except errors.RateLimited as exc:
@@ -386,11 +383,15 @@ async def reconcile(ctx: Context, row: RowRecord, apply: Callable[[RowRecord, wi
         if found is not None:  # else a webhook listener settled it meanwhile
             apply(found, status)
         return
+    not_found(ctx, row, now)
+
+
+def not_found(ctx: Context, row: RowRecord, now: float) -> None:
+    """The provider does not know an UNKNOWN row's payout (``now`` in seconds): it is sent again
+    only once "not found" has held from a first answer to one a grace period later, both long
+    after the lost request could have landed; until then it is asked again, backing off."""
     sent_at = row.submitting_at or row.updated_at
     first = row.not_found_at
-    if crash.broken("grace"):  # the deliberately unsafe build: one "not found" is believed at once
-        ctx.ledger.move(row.batch_id, row.row, RowState.READY, not_found_at=None)
-        return
     if first is None or first < sent_at:
         first = now
     believe_at = max(first, sent_at) + ctx.grace
