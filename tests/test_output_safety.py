@@ -15,11 +15,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_payouts.cli import main
 from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
 from batch_payouts.sheets.read import read_sheet
-from batch_payouts.sheets.write import escape_cell, unescape_cell
+from batch_payouts.sheets.write import escape_cell, unescape_cell, write_csv, write_csv_columns
 from tests.figures import record
 from tests.support import SandboxProcess, tool_command, tool_env
 
@@ -54,6 +56,29 @@ def test_escaping_round_trips_exactly() -> None:
     for text in [*PAYLOADS, "", "'", "''", "-", "+254712345678", "-1500", "1500.50"]:
         assert unescape_cell(escape_cell(text)) == text
     assert escape_cell("+254712345678") == "+254712345678" and escape_cell("-1500") == "-1500"
+
+
+# cells a spreadsheet or a CSV writer treats specially, and text around them
+CELL_TEXT = st.text(
+    st.sampled_from([*"=+-@'\t\r\n\x00\",; .0123456789aZé", "＝", "＋", "﹣", "\u00a0", "\u2028", "👍"]),
+    max_size=8,
+) | st.sampled_from(["+254712345678", "-1500", "1500.50", "-1500\n", "+2547123\n", "=1+1", ""])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.lists(CELL_TEXT, min_size=2, max_size=2), max_size=6),
+    numbers=st.lists(st.integers(-(2**40), 2**40), min_size=6, max_size=6),
+    headers=st.lists(CELL_TEXT, min_size=3, max_size=3),
+)
+def test_a_table_written_as_columns_is_byte_for_byte_the_table_written_as_rows(
+    tmp_path_factory: pytest.TempPathFactory, texts: list[list[str]], numbers: list[int], headers: list[str]
+) -> None:
+    folder = tmp_path_factory.mktemp("columns")
+    rows = [[first, number, second] for (first, second), number in zip(texts, numbers, strict=False)]
+    write_csv(folder / "rows.csv", headers, rows)
+    write_csv_columns(folder / "columns.csv", headers, [list(column) for column in zip(*rows)] or [[], [], []])
+    assert (folder / "columns.csv").read_bytes() == (folder / "rows.csv").read_bytes()
 
 
 def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp_path: Path) -> None:

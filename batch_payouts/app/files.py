@@ -138,22 +138,24 @@ def write_report(
 ) -> Path:
     """Every row with its problems and normalised phone, as CSV or XLSX by suffix; with
     ``name_checks`` (row -> the name-check columns), each row's verdict, registered name and score too."""
-    from batch_payouts.sheets.write import write_table
+    from batch_payouts.sheets.write import write_columns
 
     by_row = {r.row: r for r in report.rows}
+    raws = sheet.rows
+    results = [by_row[raw.row] for raw in raws]
     extra = list(NAME_CHECK_COLUMNS) if name_checks is not None else []
     headers = [*sheet.headers, "row", "valid", "problems", "normalised_phone", *extra]
-    rows = []
-    for raw in sheet.rows:
-        result = by_row[raw.row]
-        cells = raw.cells.get
-        row: list[object] = [cells(h, "") for h in sheet.headers]
-        row += (raw.row, "yes" if result.valid else "no", _problems_text(result.problems), result.normalised_phone)
-        if name_checks is not None:
-            checked = name_checks.get(raw.row, {})
-            row += (checked.get(c, "") for c in extra)
-        rows.append(row)
-    write_table(path, headers, rows, text_columns={"normalised_phone", "registered_name"})
+    columns: list[list[str] | list[int]] = [[raw.cells.get(h, "") for raw in raws] for h in sheet.headers]
+    columns += [
+        [raw.row for raw in raws],
+        ["yes" if r.valid else "no" for r in results],
+        [_problems_text(r.problems) for r in results],
+        [r.normalised_phone for r in results],
+    ]
+    if name_checks is not None:
+        checked = [name_checks.get(raw.row, {}) for raw in raws]
+        columns += [[c.get(column, "") for c in checked] for column in extra]
+    write_columns(path, headers, columns, text_columns={"normalised_phone", "registered_name"})
     return path
 
 

@@ -1,4 +1,4 @@
-"""Read a payout spreadsheet (CSV with polars, XLSX through ``xlsx_read.py``) as text rows.
+"""Read a payout spreadsheet (CSV with polars through ``frames.py``, XLSX through ``xlsx_read.py``) as text rows.
 
 Every cell comes back as text and every row keeps its sheet row number, so each problem can be
 shown where the finance team will look for it. The header row is found even below title lines.
@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from batch_payouts.errors import InputFileError, MissingColumns
-from batch_payouts.sheets import columns
+from batch_payouts.sheets import columns, frames
 from batch_payouts.sheets.guard import Limits, scan_workbook, sniff
 
 HEADER_SEARCH_ROWS = 30
@@ -214,19 +212,10 @@ def _csv_grid(
         ) from None
     width = max((len(r) for r in head_rows), default=1)
     try:
-        frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            has_header=False,
-            separator=delim,
-            schema={f"c{i}": pl.String for i in range(width)},
-            truncate_ragged_lines=True,
-            quote_char='"',
-            n_rows=lim.max_rows + HEADER_SEARCH_ROWS + 1,
-            missing_columns="insert",
-        )
-    except (pl.exceptions.PolarsError, ValueError) as exc:
+        grid = frames.csv_grid(text, delimiter=delim, width=width, max_rows=lim.max_rows + HEADER_SEARCH_ROWS + 1)
+    except frames.CsvError as exc:
         raise InputFileError(str(path), f"not a readable CSV file ({exc})") from None
-    return frame.fill_null("").rows(), notes
+    return grid, notes
 
 
 def _first_records(text: str, delim: str) -> list[list[str]]:

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime as dt
 import errno
+import io
 import os
 import re
 import tempfile
@@ -21,7 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from batch_payouts.crash import broken
 from batch_payouts.sheets.spec import SheetSpec
 
 _DANGER = ("=", "+", "-", "@", "\t", "\r", "\n", "\x00")
@@ -30,6 +30,10 @@ _E164 = re.compile(r"^\+\d{7,15}$")
 # First characters after which escape_cell returns text as it is (ASCII, not a formula start, not
 # '); write_csv checks them inline so that the usual cell costs one set look-up, not three calls.
 _PLAIN_HEADS = frozenset(chr(c) for c in range(128)) - {*_DANGER, "'"}
+# The cells escape_cell returns as they are, in the terms polars searches with (Rust regex; "\z" is
+# the very end, where Python's "$" also allows a last newline): empty, a first character of
+# _PLAIN_HEADS, an E.164 number, a plain number. Only the other cells are passed to escape_cell.
+_KEPT_AS_IS = r"\A(?:\z|[^=+\-@\t\r\n\x00'\x{80}-\x{10FFFF}]|\+[0-9]{7,15}\z|[+-]?[0-9]+(?:\.[0-9]+)?\z)"
 
 
 def escape_cell(text: str) -> str:
@@ -38,12 +42,17 @@ def escape_cell(text: str) -> str:
         return text
     if text[0] in _PLAIN_HEADS:
         return text  # the usual cell: NFKC leaves an ASCII character as it is
-    if _PLAIN_NUMBER.match(text) or _E164.match(text) or broken("output_escaping"):
+    if _number_or_phone(text):
         return text
     first = unicodedata.normalize("NFKC", text[0])[:1]
     if first in _DANGER or text[0] in _DANGER or text[0] == "'":
         return "'" + text
     return text
+
+
+def _number_or_phone(text: str) -> bool:
+    """A plain number or an E.164 phone number: kept as it is, though it starts with + or -."""
+    return bool(_PLAIN_NUMBER.match(text) or _E164.match(text))
 
 
 def unescape_cell(text: str) -> str:
@@ -154,6 +163,30 @@ def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> 
             ]
             for row in rows
         )
+
+
+def write_csv_columns(path: Path, headers: list[str], columns: Sequence[Sequence[str] | Sequence[int]]) -> None:
+    """As :func:`write_csv`, byte for byte, for a table given as columns (each all text or all whole
+    numbers): the cells are written by compiled code, and only those that may need escaping are
+    looked at one by one."""
+    from batch_payouts.sheets import frames  # polars loads only to write such a table
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\r\n").writerow([escape_cell(h) for h in headers])
+    with atomic_file(path) as tmp, tmp.open("wb") as fh:
+        fh.write(header.getvalue().encode("utf-8-sig"))
+        frames.write_csv_columns(fh, columns, keep=_KEPT_AS_IS, change=escape_cell)
+
+
+def write_columns(
+    path: Path, headers: list[str], columns: Sequence[Sequence[str] | Sequence[int]], *, text_columns: set[str]
+) -> None:
+    """Write one table given as columns (each all text or all whole numbers) to ``.csv`` or
+    ``.xlsx`` by suffix."""
+    if path.suffix.lower() == ".xlsx":
+        write_table(path, headers, list(zip(*columns, strict=True)), text_columns=text_columns)
+        return
+    write_csv_columns(path, headers, columns)
 
 
 def write_table(
