@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache
+from itertools import chain
 from typing import Literal
 
 import phonenumbers
@@ -43,7 +44,7 @@ class Problem:
         return f"{where}: {self.message}{seen}"
 
 
-@dataclass
+@dataclass(slots=True)  # one per row: no per-object dict
 class RowResult:
     row: int
     cells: dict[str, str]  # canonical column -> cleaned text
@@ -60,9 +61,10 @@ class RowResult:
 
     @property
     def copy_key(self) -> CopyKey:
-        """What two rows share when one is an exact copy of the other: their non-empty cells."""
+        """What two rows share when one is an exact copy of the other: their non-empty cells, as
+        column, text, column, text... in column order (one tuple a row, not one per cell)."""
         if self._copy_key is None:
-            self._copy_key = tuple(sorted([item for item in self.cells.items() if item[1]]))
+            self._copy_key = tuple(chain.from_iterable(sorted([item for item in self.cells.items() if item[1]])))
         return self._copy_key
 
     def copy(self) -> RowResult:
@@ -70,7 +72,7 @@ class RowResult:
         return RowResult(self.row, self.cells, self.payout, list(self.problems), self.normalised_phone, self._copy_key)
 
 
-CopyKey = tuple[tuple[str, str], ...]
+CopyKey = tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from batch_payouts.cli import main
 from batch_payouts.sandbox import SandboxClock, SandboxState, serve_in_thread
+from batch_payouts.sheets import frames
 from batch_payouts.sheets.read import read_sheet
 from batch_payouts.sheets.write import escape_cell, unescape_cell, write_csv, write_csv_columns
 from tests.figures import record
@@ -79,6 +80,20 @@ def test_a_table_written_as_columns_is_byte_for_byte_the_table_written_as_rows(
     write_csv(folder / "rows.csv", headers, rows)
     write_csv_columns(folder / "columns.csv", headers, [list(column) for column in zip(*rows)] or [[], [], []])
     assert (folder / "columns.csv").read_bytes() == (folder / "rows.csv").read_bytes()
+
+
+def test_a_table_longer_than_one_chunk_is_written_whole_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames, "WRITE_CHUNK", 2)
+    rows = [[f"=row {i}", i, "" if i % 3 else "+254712345678"] for i in range(7)]
+    write_csv(tmp_path / "rows.csv", ["a", "b", "c"], rows)
+    write_csv_columns(tmp_path / "columns.csv", ["a", "b", "c"], [list(column) for column in zip(*rows)])
+    assert (tmp_path / "columns.csv").read_bytes() == (tmp_path / "rows.csv").read_bytes()
+    assert (tmp_path / "columns.csv").read_text(encoding="utf-8-sig").splitlines()[1:3] == [
+        "'=row 0,0,+254712345678",
+        "'=row 1,1,",
+    ]
 
 
 def test_no_executable_cell_in_any_output_and_retry_reads_back_the_originals(tmp_path: Path) -> None:

@@ -33,7 +33,20 @@ def csv_grid(text: str, *, delimiter: str, width: int, max_rows: int) -> list[tu
         )
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise CsvError(str(exc)) from None
-    return frame.fill_null("").rows()
+    return list(zip(*(_texts(column) for column in frame.fill_null("").get_columns()), strict=True))
+
+
+def _texts(column: pl.Series) -> list[str]:
+    """The cells of ``column`` as Python text, a value that repeats (a country, a currency, a
+    method, a department) as one shared object: on a large file most cells repeat."""
+    values: list[str] = column.to_list()
+    if column.n_unique() > len(values) // 2:
+        return values
+    shared: dict[str, str] = {}
+    return [shared.setdefault(value, value) for value in values]
+
+
+WRITE_CHUNK = 20_000  # rows put in one frame and written at once
 
 
 def write_csv_columns(
@@ -47,8 +60,14 @@ def write_csv_columns(
     ``out`` as UTF-8 CSV lines ending in CRLF, quoted only where needed, as the csv module writes
     them. A text cell that the regular expression ``keep`` matches (Rust syntax, searched) is
     written as it is; any other is written as ``change`` returns it, called in Python."""
-    frame = pl.DataFrame({f"c{i}": _series(column, keep, change) for i, column in enumerate(columns)})
-    frame.write_csv(out, include_header=False, line_terminator="\r\n", null_value="", quote_style="necessary")
+    rows = len(columns[0]) if columns else 0
+    for start in range(0, rows, WRITE_CHUNK):  # a chunk at a time: the frame's copy of the text stays small
+        chunk = {
+            f"c{i}": _series(column[start : start + WRITE_CHUNK], keep, change) for i, column in enumerate(columns)
+        }
+        pl.DataFrame(chunk).write_csv(
+            out, include_header=False, line_terminator="\r\n", null_value="", quote_style="necessary"
+        )
 
 
 def _series(column: Sequence[str] | Sequence[int], keep: str, change: Callable[[str], str]) -> pl.Series:
