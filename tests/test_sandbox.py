@@ -291,6 +291,33 @@ def test_visibility_delay_hides_a_new_payout_from_status(
     assert status(http, "v-1").status_code == 200
 
 
+def test_the_withdrawals_list_pages_visible_payouts_in_creation_order(
+    http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock
+) -> None:
+    sandbox.state.knobs.visibility_delay = 3
+    for i in range(5):
+        pay(http, f"+25471200008{i}", f"list-{i}")
+        clock.advance(1)
+
+    def page(number: int, **filters: str) -> dict[str, Any]:
+        got = body(http.get("/api/v3/withdraw/transactions", params={"page": number, "per_page": 2, **filters}))
+        return {"refs": [item["reference_id"] for item in got["data"]], **got["meta"]}
+
+    # at 5 s the payouts made at 0, 1 and 2 s are visible, a delay of 3 s after each was made
+    assert page(1) == {"refs": ["list-0", "list-1"], "total": 3, "page": 1, "per_page": 2, "total_pages": 2}
+    assert page(2)["refs"] == ["list-2"] and page(3)["refs"] == []
+    assert page(1, currency="KES")["refs"] == ["list-0", "list-1"] and page(1, currency="KES")["total"] == 3
+    clock.advance(2)
+    assert page(3) == {"refs": ["list-4"], "total": 5, "page": 3, "per_page": 2, "total_pages": 3}
+
+
+def test_the_sandbox_clock_never_goes_back(http: httpx.Client, clock: SandboxClock) -> None:
+    with pytest.raises(ValueError, match="only goes forward"):
+        clock.advance(-1)
+    refused = http.post("/__sandbox__/clock", json={"seconds": -5})
+    assert refused.status_code == 400 and "only goes forward" in refused.json()["message"]
+
+
 def test_scripted_histories_and_unknown_statuses(
     http: httpx.Client, sandbox: RunningSandbox, clock: SandboxClock
 ) -> None:

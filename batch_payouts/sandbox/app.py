@@ -7,6 +7,7 @@ ledger and let tests and demos turn knobs and move the clock.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -287,15 +288,20 @@ class Sandbox:
         q = request.query_params
         page = max(1, int(q.get("page", "1")))
         per_page = min(100, max(1, int(q.get("per_page", "20"))))
+        status, currency = q.get("status"), q.get("currency")
         with self.state.lock:
-            now = self.state.clock.now()
-            items = [
-                p
-                for p in self.state.payouts
-                if now >= p.created_at + self.state.knobs.visibility_delay
-                and (not q.get("status") or p.status == q["status"])
-                and (not q.get("currency") or p.currency == q["currency"])
-            ]
+            now, delay = self.state.clock.now(), self.state.knobs.visibility_delay
+            payouts = self.state.payouts
+            if status or currency:
+                items = [
+                    p
+                    for p in payouts
+                    if now >= p.created_at + delay
+                    and (not status or p.status == status)
+                    and (not currency or p.currency == currency)
+                ]
+            else:  # payouts are kept in the order they were created in, so the visible ones come first
+                items = payouts[: bisect.bisect_right(payouts, now, key=lambda p: p.created_at + delay)]
             chunk = items[(page - 1) * per_page : page * per_page]
             data = [_list_item(self.state.status_view(p), p.currency) for p in chunk]
         total_pages = max(1, -(-len(items) // per_page))
@@ -377,8 +383,11 @@ class Sandbox:
 
     async def advance_clock(self, request: Request) -> Any:
         body = await _json_body(request)
+        seconds = float(body.get("seconds", 0))
+        if not seconds >= 0:
+            raise Refusal(400, "Validation failed: seconds must be 0 or more (the clock only goes forward)")
         with self.state.lock:
-            self.state.clock.advance(float(body.get("seconds", 0)))
+            self.state.clock.advance(seconds)
             self.state.tick()
             return ok("clock advanced", {"now": self.state.clock.now()})
 

@@ -91,6 +91,10 @@ class SandboxClock:
         return (self._source() - self._start) * self.speed + self._offset
 
     def advance(self, seconds: float) -> None:
+        """Move sandbox time ``seconds`` forward; it never goes back (ValueError), so payouts are
+        created, and listed, in the order of their creation times."""
+        if seconds < 0:
+            raise ValueError("the sandbox's clock only goes forward")
         self._offset += seconds
 
     def iso(self, t: float) -> str:
