@@ -755,6 +755,12 @@ class Ledger:
         for r in self.db.execute(sql + " ORDER BY row", (batch_id, first, end if end is not None else 2**62)):
             yield self._record(r)
 
+    def references(self, batch_id: str) -> list[tuple[int, str, RowState]]:
+        """(row number, reference, state) of each row of the batch that has a reference, by row
+        number: what a comparison with the provider's list needs, without decoding the rows."""
+        sql = "SELECT row, reference, state FROM rows WHERE batch_id = ? AND reference IS NOT NULL ORDER BY row"
+        return [(number, reference, RowState(state)) for number, reference, state in self.db.execute(sql, (batch_id,))]
+
     def row_number_at(self, batch_id: str, position: int) -> int | None:
         """The number of the batch's row at ``position`` (0-based) in row order; None past the end."""
         sql = "SELECT row FROM rows WHERE batch_id = ? ORDER BY row LIMIT 1 OFFSET ?"

@@ -78,7 +78,9 @@ def test_a_table_written_as_columns_is_byte_for_byte_the_table_written_as_rows(
     folder = tmp_path_factory.mktemp("columns")
     rows = [[first, number, second] for (first, second), number in zip(texts, numbers, strict=False)]
     write_csv(folder / "rows.csv", headers, rows)
-    write_csv_columns(folder / "columns.csv", headers, [list(column) for column in zip(*rows)] or [[], [], []])
+    write_csv_columns(
+        folder / "columns.csv", headers, [list(column) for column in zip(*rows, strict=True)] or [[], [], []]
+    )
     assert (folder / "columns.csv").read_bytes() == (folder / "rows.csv").read_bytes()
 
 
@@ -88,7 +90,7 @@ def test_a_table_longer_than_one_chunk_is_written_whole_and_in_order(
     monkeypatch.setattr(frames, "WRITE_CHUNK", 2)
     rows = [[f"=row {i}", i, "" if i % 3 else "+254712345678"] for i in range(7)]
     write_csv(tmp_path / "rows.csv", ["a", "b", "c"], rows)
-    write_csv_columns(tmp_path / "columns.csv", ["a", "b", "c"], [list(column) for column in zip(*rows)])
+    write_csv_columns(tmp_path / "columns.csv", ["a", "b", "c"], [list(column) for column in zip(*rows, strict=True)])
     assert (tmp_path / "columns.csv").read_bytes() == (tmp_path / "rows.csv").read_bytes()
     assert (tmp_path / "columns.csv").read_text(encoding="utf-8-sig").splitlines()[1:3] == [
         "'=row 0,0,+254712345678",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -376,5 +377,42 @@ def test_reconcile_calls_a_row_sent_but_not_yet_heard_back_what_it_is() -> None:
         found = machine.engine(lambda ctx: compare(ctx.ledger, ctx.client, "bS"))
         assert found.paid_not_recorded == [] and len(found.sent_not_confirmed) == 1
         assert found.sent_not_confirmed[0].startswith("row 2 (bS-2-1: ") and machine.row(2).state is RowState.UNKNOWN
+    finally:
+        machine.teardown()
+
+
+def test_reconcile_names_each_kind_of_disagreement_with_the_provider() -> None:
+    """Row 2 agrees. Row 3 is recorded as paid, but the provider has no such payout. Row 4 was
+    cancelled, then the provider turned it into a payment: a fresh read corrects it here. Row 5
+    failed at the provider, yet is ready here (never sent). And the provider holds a payout of this
+    batch that has no row."""
+    from batch_payouts.engine.reconcile import compare
+
+    machine = PayoutMachine()
+    try:
+        for n in ROWS:
+            machine.submit(n)
+        for _ in range(4):
+            machine.advance(30.0)
+            machine.poll_and_reconcile()
+        done, failed = RowState.SUCCEEDED, RowState.FAILED
+        assert [machine.row(n).state for n in ROWS] == [done, done, failed, failed]  # FIRST_ATTEMPTS_THAT_FAIL
+        with machine.state.lock:
+            books = machine.state
+            books.payouts.remove(books.by_reference.pop("bS-3-1"))
+            copy = dataclasses.replace(books.by_reference["bS-2-1"], reference="bS-9-1")
+            books.payouts.append(copy)
+            books.by_reference["bS-9-1"] = copy
+        machine.ledger.db.execute("UPDATE rows SET state = 'ready' WHERE batch_id = 'bS' AND row = 5")
+        found = machine.engine(lambda ctx: compare(ctx.ledger, ctx.client, "bS"))
+        assert found.matched == 2
+        assert found.recorded_unknown == ["row 3 (bS-3-1, succeeded)"]
+        assert found.corrected == ["row 4: CANCELLED became SUCCESSFUL at Kotani; failed -> succeeded here"]
+        assert found.paid_not_recorded == [
+            "row 5 (bS-5-1: FAILED at Kotani, ready here)",
+            "bS-9-1 (SUCCESSFUL at Kotani, no such row here)",
+        ]
+        assert found.status_differs == [] and found.sent_not_confirmed == []
+        assert machine.row(4).state is RowState.SUCCEEDED
     finally:
         machine.teardown()

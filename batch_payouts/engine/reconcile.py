@@ -55,31 +55,30 @@ async def compare(
     """Rows paid but not recorded, rows recorded but unknown to the provider, status differences.
     Fresh reads of single payouts wait for the ``reads`` allowance."""
     prefix = f"{batch_id}-"
-    provider = {
-        item.reference_id: item async for item in client.iter_withdrawals() if item.reference_id.startswith(prefix)
+    provider = {  # reference -> status: what is compared (the whole items of 100,000 rows are not kept)
+        item.reference_id: item.status
+        async for item in client.iter_withdrawals()
+        if item.reference_id.startswith(prefix)
     }
     result = Comparison()
-    for row in ledger.rows(batch_id):
-        if row.reference is None:
+    for number, reference, state in ledger.references(batch_id):
+        status = provider.pop(reference, None)
+        if status is None:
+            if state in SENT_STATES:
+                result.recorded_unknown.append(f"row {number} ({reference}, {state.value})")
             continue
-        item = provider.pop(row.reference, None)
-        if item is None:
-            if row.state in SENT_STATES:
-                result.recorded_unknown.append(f"row {row.row} ({row.reference}, {row.state.value})")
+        if state in IN_FLIGHT_STATES:  # a run stopped before it heard back: its resume records it
+            result.sent_not_confirmed.append(f"row {number} ({reference}: {status} at Kotani)")
             continue
-        if row.state in IN_FLIGHT_STATES:  # a run stopped before it heard back: its resume records it
-            result.sent_not_confirmed.append(f"row {row.row} ({row.reference}: {item.status} at Kotani)")
+        if state not in SENT_STATES:
+            result.paid_not_recorded.append(f"row {number} ({reference}: {status} at Kotani, {state.value} here)")
             continue
-        if row.state not in SENT_STATES:
-            result.paid_not_recorded.append(
-                f"row {row.row} ({row.reference}: {item.status} at Kotani, {row.state.value} here)"
-            )
-            continue
-        if state_for_status(item.status) is not row.state and row.state is not RowState.SUBMITTED:
+        if state_for_status(status) is not state and state is not RowState.SUBMITTED:
+            row = ledger.row(batch_id, number)  # read whole only where the list disagrees
             await _correct(ledger, client, row, result, Reading(reads, clock, poll))
         result.matched += 1
-    for reference, item in provider.items():
-        result.paid_not_recorded.append(f"{reference} ({item.status} at Kotani, no such row here)")
+    for reference, status in provider.items():
+        result.paid_not_recorded.append(f"{reference} ({status} at Kotani, no such row here)")
     await refresh_origins(ledger, client, batch_id, reads=reads, clock=clock, poll=poll)
     return result
 
