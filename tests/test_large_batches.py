@@ -3,6 +3,8 @@ asked of the ledger (counted, summed and grouped there) and gives what reading e
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from batch_payouts.cli import main
 from batch_payouts.engine import results
 from batch_payouts.ledger import Ledger, NewRow
 from batch_payouts.model import MobileMoneyPayout, RowState
+from batch_payouts.sandbox import persist
 from batch_payouts.sandbox.persist import held
+from batch_payouts.sandbox.state import SandboxState
 from batch_payouts.sheets.report import totals
 
 MAPPING = {"name": "name", "phone": "phone", "country": "country", "amount": "amount", "currency": "currency"}
@@ -186,6 +190,65 @@ def test_the_sandbox_reads_its_payouts_only_when_a_command_uses_them(tmp_path: P
         assert "payouts" not in vars(state)
     with held(books, speed=1.0) as state:
         assert state.by_reference["r-1"].status == "SUCCESSFUL" and len(state.customers) == 1
+
+
+def books_with_payouts(state: SandboxState, count: int) -> None:
+    """``count`` payouts to new customers, settled."""
+    for i in range(count):
+        key = state.create_customer({"phone_number": f"+2547123456{i:02d}", "country_code": "KE"})["customer_key"]
+        body = {"customer_key": key, "amount": 100 + i, "referenceId": f"r-{i}", "walletId": state.wallets["KES"].id}
+        state.create_withdrawal("mobile-money", body)
+    state.clock.advance(3600)
+    state.tick()
+
+
+def what_the_books_hold(state: SandboxState) -> tuple[object, ...]:
+    references = {ref: state.payouts.index(p) for ref, p in state.by_reference.items()}
+    return state.customers, [dataclasses.asdict(p) for p in state.payouts], references
+
+
+def test_the_sandbox_books_keep_customers_and_payouts_a_line_each_and_read_them_back_whole(tmp_path: Path) -> None:
+    books = tmp_path / "l.db.sandbox.json"
+    with held(books, speed=1.0) as state:
+        books_with_payouts(state, 3)
+        kept = what_the_books_hold(state)
+    [rest] = tmp_path.glob("l.db.sandbox.json.*.rest")
+    lines = [json.loads(line) for line in rest.read_text(encoding="utf-8").splitlines()]
+    assert [line[0] for line in lines] == ["customer"] * 3 + ["payout"] * 3 + ["reference"] * 3
+    assert json.loads(books.read_text())["format"] == 3
+    with held(books, speed=1.0) as state:
+        assert what_the_books_hold(state) == kept
+        first, second = state.payouts[0], state.payouts[1]
+        assert first.status == "SUCCESSFUL" and first.status is second.status  # one object for equal texts
+
+
+def test_sandbox_books_of_format_2_are_read_and_written_anew_once_their_payouts_are_read(tmp_path: Path) -> None:
+    books = tmp_path / "l.db.sandbox.json"
+    state = SandboxState(api_key="sandbox-old")
+    books_with_payouts(state, 2)
+    kept = what_the_books_hold(state)
+    old_rest = persist.rest_path(books, 1)
+    position = {id(p): i for i, p in enumerate(state.payouts)}
+    old_rest.write_text(  # as session 7's code wrote them: one JSON value
+        json.dumps(
+            {
+                "customers": persist._encode(state.customers),
+                "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
+                "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
+            }
+        )
+    )
+    books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
+    with held(books, speed=1.0) as loaded:
+        assert loaded.wallets["KES"].balance == state.wallets["KES"].balance  # the payouts not read
+    assert old_rest.exists() and json.loads(books.read_text())["rest_format"] == 2
+    with held(books, speed=1.0) as loaded:
+        assert what_the_books_hold(loaded) == kept
+    assert not old_rest.exists()
+    with held(books, speed=1.0) as loaded:
+        assert what_the_books_hold(loaded) == kept
+    head = json.loads(books.read_text())
+    assert (head["format"], head["rest_format"]) == (3, 3)
 
 
 def test_the_run_loop_finds_rows_due_for_a_read_by_index_not_by_reading_the_batch(tmp_path: Path) -> None:

@@ -4,6 +4,10 @@
 customers and balances. The books are JSON files beside the ledger, written atomically: a head
 (clock, wallets, counters) naming a file of customers and payouts, read only when a command uses
 them; one command at a time holds them (an exclusive lock on a sibling ``.lock`` file).
+
+That file has one customer, payout or reference a line (JSON lines), written and read a line at a
+time: the books of 100,000 payouts are never one JSON text in memory, nor a tree of its values
+beside the objects made from it, and equal texts and amounts are shared as one object.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from batch_payouts.sandbox.state import Payout, SandboxClock, SandboxState, Wallet
 
-FORMAT = 2  # 1: one file; 2: a head, and the customers and payouts in a file it names
+FORMAT = 3  # 1: one file; 2: a head, and the customers and payouts in a JSON file it names; 3: ... in JSON lines
 SAVE_EVERY = 2.0  # seconds of real time between saves while a command runs, at the least
 
 
@@ -43,15 +47,20 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, shared: dict[Any, Any] | None = None) -> Any:
+    """``value`` as :func:`_encode` found it; with ``shared``, equal texts and amounts are one
+    object (the memo of one load: statuses, currencies and keys repeat in every payout)."""
     if isinstance(value, dict):
         if set(value) == {"$dec"}:
-            return Decimal(value["$dec"])
+            amount = Decimal(value["$dec"])
+            return amount if shared is None else shared.setdefault(("$dec", value["$dec"]), amount)
         if set(value) == {"$tuple"}:
-            return tuple(_decode(v) for v in value["$tuple"])
-        return {k: _decode(v) for k, v in value.items()}
+            return tuple(_decode(v, shared) for v in value["$tuple"])
+        return {_decode(k, shared): _decode(v, shared) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, shared) for v in value]
+    if shared is not None and isinstance(value, str):
+        return shared.setdefault(value, value)
     return value
 
 
@@ -97,27 +106,47 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         }
 
 
-def snapshot_rest(state: SandboxState) -> dict[str, Any]:
-    """The customers and payouts, as JSON-ready data."""
+def rest_lines(state: SandboxState) -> Iterator[str]:
+    """The customers, payouts and references to payouts, a JSON line each (the books of format 3)."""
     with state.lock:
+        for key, customer in state.customers.items():
+            yield json.dumps(["customer", key, _encode(customer)])
+        for payout in state.payouts:
+            yield json.dumps(["payout", _encode(dataclasses.asdict(payout))])
         position = {id(p): i for i, p in enumerate(state.payouts)}  # list.index would make saving O(payouts²)
-        return {
-            "customers": _encode(state.customers),
-            "payouts": [_encode(dataclasses.asdict(p)) for p in state.payouts],
-            "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
-        }
+        for ref, payout in state.by_reference.items():
+            yield json.dumps(["reference", ref, position[id(payout)]])
 
 
 def _put_rest(state: SandboxState, data: dict[str, Any]) -> None:
+    """Customers and payouts from one JSON value (books of formats 1 and 2)."""
     state.customers = _decode(data["customers"])
     state.payouts = [Payout(**_decode(p)) for p in data["payouts"]]
     state.by_reference = {ref: state.payouts[i] for ref, i in data["references"].items()}
 
 
+def _put_rest_lines(state: SandboxState, path: Path) -> None:
+    """Customers and payouts from a file of JSON lines (books of format 3), a line at a time."""
+    customers: dict[str, dict[str, Any]] = {}
+    payouts: list[Payout] = []
+    references: dict[str, Payout] = {}
+    shared: dict[Any, Any] = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            kind, *value = json.loads(line)
+            if kind == "customer":
+                customers[shared.setdefault(value[0], value[0])] = _decode(value[1], shared)
+            elif kind == "payout":
+                payouts.append(Payout(**_decode(value[0], shared)))
+            else:
+                references[shared.setdefault(value[0], value[0])] = payouts[value[1]]
+    state.customers, state.payouts, state.by_reference = customers, payouts, references
+
+
 def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> SandboxState:
     """A sandbox with the saved books, its clock going on from where it stopped. The customers and
-    payouts are in ``data`` (books of format 1) or in the file ``rest``, read at once when payouts
-    are still to settle, else when first used."""
+    payouts are in ``data`` (books of format 1) or in the file ``rest`` (one JSON value in format
+    2, JSON lines in format 3), read at once when payouts are still to settle, else when first used."""
     clock = SandboxClock(speed=speed)
     elapsed = max(0.0, time.time() - float(data["saved_at"])) * speed
     clock.advance(float(data["now"]) + elapsed)
@@ -132,7 +161,10 @@ def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> 
     else:
         for name in HEAVY:
             delattr(state, name)
-        state._read_rest = lambda books: _put_rest(books, json.loads(rest.read_text(encoding="utf-8")))
+        if _rest_format(data) >= 3:
+            state._read_rest = lambda books: _put_rest_lines(books, rest)
+        else:
+            state._read_rest = lambda books: _put_rest(books, json.loads(rest.read_text(encoding="utf-8")))
         if data.get("unsettled"):
             state.payouts  # noqa: B018 - read now: the payouts still to settle are ticked from the start
     state.unsettled = {p.id: p for p in state.payouts if p.applied < len(p.schedule)} if _rest_read(state) else {}
@@ -159,22 +191,38 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _write_lines(path: Path, lines: Iterator[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def save(state: SandboxState, path: Path) -> None:
     """Write the books atomically, mode 0600: the customers and payouts to a new file of their own
     (unless they were never read, so unchanged), then the head naming it, renamed over the old head
     (so the books on disk are the old or the new, whole); older files of customers and payouts go."""
     old = _head(path)
     generation = int(old.get("rest", 0)) if old else 0
-    if not _rest_read(state) and old and "rest" in old:
-        head = {**snapshot(state), "rest": generation}
+    if not _rest_read(state) and old and "rest" in old:  # kept as it is, in the format it was written in
+        head = {**snapshot(state), "rest": generation, "rest_format": _rest_format(old)}
     else:
         generation += 1
-        _write_json(rest_path(path, generation), snapshot_rest(state))
-        head = {**snapshot(state), "rest": generation}
+        _write_lines(rest_path(path, generation), rest_lines(state))
+        head = {**snapshot(state), "rest": generation, "rest_format": FORMAT}
     _write_json(path, head)
     for stale in path.parent.glob(f"{path.name}.*.rest"):
         if stale != rest_path(path, generation):
             stale.unlink(missing_ok=True)
+
+
+def _rest_format(head: dict[str, Any]) -> int:
+    """The format the file of customers and payouts a head names was written in."""
+    return int(head.get("rest_format", head.get("format", 1)))
 
 
 def _head(path: Path) -> dict[str, Any] | None:
@@ -185,12 +233,14 @@ def _head(path: Path) -> dict[str, Any] | None:
 
 
 def load(path: Path, *, speed: float) -> tuple[SandboxState, int]:
-    """The books at ``path`` and their format, or a new sandbox (format 0) when there are none."""
+    """The books at ``path`` and their format (the older of the head's and of its file of customers
+    and payouts), or a new sandbox (format 0) when there are none."""
     head = _head(path)
     if head is None:
         return fresh(speed=speed), 0
     rest = rest_path(path, int(head["rest"])) if "rest" in head else None
-    return restore(head, speed=speed, rest=rest), int(head.get("format", 1))
+    oldest = min(int(head.get("format", 1)), _rest_format(head))  # books of an older format are saved anew
+    return restore(head, speed=speed, rest=rest), oldest
 
 
 @contextlib.contextmanager
