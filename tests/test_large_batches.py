@@ -281,3 +281,27 @@ def test_the_run_loop_reads_the_next_rows_to_send_in_row_order_without_sorting_t
     [asked] = [sql for sql in statements if sql.startswith("SELECT")]
     plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
     assert "rows_ready" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_batchs_money_is_summed_from_indexes_without_parsing_a_payout(tmp_path: Path) -> None:
+    """status, resume and results group a batch's money by state, currency, amount, fee and amount
+    received: from an index of exactly those values, never by reading every row's payout."""
+    ledger = Ledger(tmp_path / "l.db")
+    paid = {"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    invalid = {"country": "KE", "amount": "abc", "currency": "KES"}
+    store(ledger, "b1", [paid, {**paid, "amount": Decimal("250.50")}, invalid, {**paid, "currency": "UGX"}, invalid])
+    assert ledger.totals("b1") == [
+        (RowState.INVALID, "", 2, Decimal(0)),
+        (RowState.SUCCEEDED, "KES", 2, Decimal("350.50")),
+        (RowState.SUCCEEDED, "UGX", 1, Decimal(100)),
+    ]
+    assert sum(group.count for group in ledger.money_groups("b1")) == 3
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    ledger.totals("b1")
+    ledger.money_groups("b1")
+    ledger.db.set_trace_callback(None)
+    for asked in [sql for sql in statements if sql.startswith("SELECT")]:
+        plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
+        assert "rows_money" in plan, plan
+        assert "SCAN rows" not in plan, plan
