@@ -251,6 +251,41 @@ def test_sandbox_books_of_format_2_are_read_and_written_anew_once_their_payouts_
     assert (head["format"], head["rest_format"]) == (3, 3)
 
 
+def test_sandbox_books_are_read_by_what_their_file_holds_not_by_what_the_head_says(tmp_path: Path) -> None:
+    """An older version of the tool rewrites the head as format 2 and keeps the file of payouts it
+    did not read, which is JSON lines: the books are still read whole."""
+    books = tmp_path / "l.db.sandbox.json"
+    with held(books, speed=1.0) as state:
+        books_with_payouts(state, 2)
+        kept = what_the_books_hold(state)
+    head = json.loads(books.read_text())
+    books.write_text(json.dumps({key: value for key, value in head.items() if key != "rest_format"} | {"format": 2}))
+    with held(books, speed=1.0) as state:
+        assert what_the_books_hold(state) == kept
+
+
+def test_old_books_with_payouts_out_of_time_order_are_listed_in_time_order(tmp_path: Path) -> None:
+    """Books of a version whose sandbox clock could go back: sorted by creation time once read."""
+    books = tmp_path / "l.db.sandbox.json"
+    state = SandboxState(api_key="sandbox-old")
+    books_with_payouts(state, 3)
+    state.payouts[0].created_at = state.payouts[2].created_at + 1  # made "after" the last one
+    position = {id(p): i for i, p in enumerate(state.payouts)}
+    persist.rest_path(books, 1).write_text(
+        json.dumps(
+            {
+                "customers": persist._encode(state.customers),
+                "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
+                "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
+            }
+        )
+    )
+    books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
+    with held(books, speed=1.0) as loaded:
+        assert [p.reference for p in loaded.payouts] == ["r-1", "r-2", "r-0"]
+        assert {ref: p.reference for ref, p in loaded.by_reference.items()} == {f"r-{i}": f"r-{i}" for i in range(3)}
+
+
 def test_the_run_loop_finds_rows_due_for_a_read_by_index_not_by_reading_the_batch(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
     paid = {"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}

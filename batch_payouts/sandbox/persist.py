@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import json
 import os
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         }
 
 
-def rest_lines(state: SandboxState) -> Iterator[str]:
+def rest_lines(state: SandboxState) -> Generator[str, None, None]:
     """The customers, payouts and references to payouts, a JSON line each (the books of format 3)."""
     with state.lock:
         for key, customer in state.customers.items():
@@ -121,8 +122,30 @@ def rest_lines(state: SandboxState) -> Iterator[str]:
 def _put_rest(state: SandboxState, data: dict[str, Any]) -> None:
     """Customers and payouts from one JSON value (books of formats 1 and 2)."""
     state.customers = _decode(data["customers"])
-    state.payouts = [Payout(**_decode(p)) for p in data["payouts"]]
-    state.by_reference = {ref: state.payouts[i] for ref, i in data["references"].items()}
+    payouts = [Payout(**_decode(p)) for p in data["payouts"]]
+    state.by_reference = {ref: payouts[i] for ref, i in data["references"].items()}
+    state.payouts = _in_creation_order(payouts)
+
+
+def _in_creation_order(payouts: list[Payout]) -> list[Payout]:
+    """``payouts`` ordered by creation time, as this sandbox keeps them (its list of withdrawals
+    finds the visible ones by bisection); books whose clock an older version moved back are
+    sorted once, ties kept in the order they were saved in."""
+    if all(a.created_at <= b.created_at for a, b in itertools.pairwise(payouts)):
+        return payouts
+    return sorted(payouts, key=lambda p: p.created_at)
+
+
+def _read_rest(state: SandboxState, path: Path) -> None:
+    """Customers and payouts from the file ``path``, in whichever format it was written: one JSON
+    value (an object: format 2) or JSON lines (format 3). Told apart by the file itself, not by the
+    head, which another version of this tool may have rewritten."""
+    with path.open(encoding="utf-8") as fh:
+        first = fh.read(64).lstrip()[:1]
+    if first == "{":
+        _put_rest(state, json.loads(path.read_text(encoding="utf-8")))
+    else:
+        _put_rest_lines(state, path)
 
 
 def _put_rest_lines(state: SandboxState, path: Path) -> None:
@@ -140,7 +163,8 @@ def _put_rest_lines(state: SandboxState, path: Path) -> None:
                 payouts.append(Payout(**_decode(value[0], shared)))
             else:
                 references[shared.setdefault(value[0], value[0])] = payouts[value[1]]
-    state.customers, state.payouts, state.by_reference = customers, payouts, references
+    state.customers, state.by_reference = customers, references
+    state.payouts = _in_creation_order(payouts)
 
 
 def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> SandboxState:
@@ -161,10 +185,7 @@ def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> 
     else:
         for name in HEAVY:
             delattr(state, name)
-        if _rest_format(data) >= 3:
-            state._read_rest = lambda books: _put_rest_lines(books, rest)
-        else:
-            state._read_rest = lambda books: _put_rest(books, json.loads(rest.read_text(encoding="utf-8")))
+        state._read_rest = lambda books: _read_rest(books, rest)
         if data.get("unsettled"):
             state.payouts  # noqa: B018 - read now: the payouts still to settle are ticked from the start
     state.unsettled = {p.id: p for p in state.payouts if p.applied < len(p.schedule)} if _rest_read(state) else {}
@@ -191,10 +212,12 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _write_lines(path: Path, lines: Iterator[str]) -> None:
+def _write_lines(path: Path, lines: Generator[str, None, None]) -> None:
+    """Write ``lines`` to ``path`` atomically, mode 0600; the generator is closed however this ends
+    (it may hold the sandbox's lock while paused)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with contextlib.closing(lines), os.fdopen(fd, "w", encoding="utf-8") as fh:
         for line in lines:
             fh.write(line + "\n")
         fh.flush()

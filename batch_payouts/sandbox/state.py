@@ -93,7 +93,7 @@ class SandboxClock:
     def advance(self, seconds: float) -> None:
         """Move sandbox time ``seconds`` forward; it never goes back (ValueError), so payouts are
         created, and listed, in the order of their creation times."""
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too
             raise ValueError("the sandbox's clock only goes forward")
         self._offset += seconds
 

@@ -56,9 +56,10 @@ def write_csv_columns(
     keep: str,
     change: Callable[[str], str],
 ) -> None:
-    """Write the rows of ``columns`` (each all text or all whole numbers, all of one length) to
-    ``out`` as UTF-8 CSV lines ending in CRLF, quoted only where needed, as the csv module writes
-    them. A text cell that the regular expression ``keep`` matches (Rust syntax, searched) is
+    """Write the rows of ``columns`` (two or more, all of one length, each all text or all whole
+    numbers: a column's first cell decides which) to ``out`` as UTF-8 CSV lines ending in CRLF,
+    quoted only where needed, as the csv module writes them (which quotes the empty cell of a
+    one-column row: not done here). A text cell that the regular expression ``keep`` matches (Rust syntax, searched) is
     written as it is; any other is written as ``change`` returns it, called in Python."""
     rows = len(columns[0]) if columns else 0
     for start in range(0, rows, WRITE_CHUNK):  # a chunk at a time: the frame's copy of the text stays small

@@ -166,9 +166,9 @@ def write_csv(path: Path, headers: list[str], rows: Iterable[Sequence[Any]]) -> 
 
 
 def write_csv_columns(path: Path, headers: list[str], columns: Sequence[Sequence[str] | Sequence[int]]) -> None:
-    """As :func:`write_csv`, byte for byte, for a table given as columns (each all text or all whole
-    numbers): the cells are written by compiled code, and only those that may need escaping are
-    looked at one by one."""
+    """As :func:`write_csv`, byte for byte, for a table given as columns (two or more, each all text
+    or all whole numbers): the cells are written by compiled code, and only those that may need
+    escaping are looked at one by one."""
     from batch_payouts.sheets import frames  # polars loads only to write such a table
 
     header = io.StringIO()
