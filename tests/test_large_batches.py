@@ -222,23 +222,27 @@ def test_the_sandbox_books_keep_customers_and_payouts_a_line_each_and_read_them_
         assert first.status == "SUCCESSFUL" and first.status is second.status  # one object for equal texts
 
 
+def save_as_format_2(state: SandboxState, books: Path) -> Path:
+    """``state``'s books as session 7's code wrote them (customers and payouts as one JSON value);
+    the file of customers and payouts."""
+    rest = persist.rest_path(books, 1)
+    position = {id(p): i for i, p in enumerate(state.payouts)}
+    everything = {
+        "customers": persist._encode(state.customers),
+        "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
+        "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
+    }
+    rest.write_text(json.dumps(everything))
+    books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
+    return rest
+
+
 def test_sandbox_books_of_format_2_are_read_and_written_anew_once_their_payouts_are_read(tmp_path: Path) -> None:
     books = tmp_path / "l.db.sandbox.json"
     state = SandboxState(api_key="sandbox-old")
     books_with_payouts(state, 2)
     kept = what_the_books_hold(state)
-    old_rest = persist.rest_path(books, 1)
-    position = {id(p): i for i, p in enumerate(state.payouts)}
-    old_rest.write_text(  # as session 7's code wrote them: one JSON value
-        json.dumps(
-            {
-                "customers": persist._encode(state.customers),
-                "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
-                "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
-            }
-        )
-    )
-    books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
+    old_rest = save_as_format_2(state, books)
     with held(books, speed=1.0) as loaded:
         assert loaded.wallets["KES"].balance == state.wallets["KES"].balance  # the payouts not read
     assert old_rest.exists() and json.loads(books.read_text())["rest_format"] == 2
@@ -270,17 +274,7 @@ def test_old_books_with_payouts_out_of_time_order_are_listed_in_time_order(tmp_p
     state = SandboxState(api_key="sandbox-old")
     books_with_payouts(state, 3)
     state.payouts[0].created_at = state.payouts[2].created_at + 1  # made "after" the last one
-    position = {id(p): i for i, p in enumerate(state.payouts)}
-    persist.rest_path(books, 1).write_text(
-        json.dumps(
-            {
-                "customers": persist._encode(state.customers),
-                "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
-                "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
-            }
-        )
-    )
-    books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
+    save_as_format_2(state, books)
     with held(books, speed=1.0) as loaded:
         assert [p.reference for p in loaded.payouts] == ["r-1", "r-2", "r-0"]
         assert {ref: p.reference for ref, p in loaded.by_reference.items()} == {f"r-{i}": f"r-{i}" for i in range(3)}
