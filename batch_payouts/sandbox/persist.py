@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from batch_payouts.sandbox.state import Payout, SandboxClock, SandboxState, Wallet
 
@@ -202,27 +202,29 @@ def rest_path(path: Path, generation: int) -> Path:
     return path.with_name(f"{path.name}.{generation}.rest")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _private_file(path: Path) -> Iterator[IO[str]]:
+    """A text file to write that replaces ``path`` whole once written and synced (mode 0600)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
+        yield fh
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with _private_file(path) as fh:
+        json.dump(data, fh)
 
 
 def _write_lines(path: Path, lines: Generator[str, None, None]) -> None:
-    """Write ``lines`` to ``path`` atomically, mode 0600; the generator is closed however this ends
-    (it may hold the sandbox's lock while paused)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with contextlib.closing(lines), os.fdopen(fd, "w", encoding="utf-8") as fh:
+    """Write ``lines`` to ``path`` as :func:`_private_file` does; the generator is closed however
+    this ends (it may hold the sandbox's lock while paused)."""
+    with contextlib.closing(lines), _private_file(path) as fh:
         for line in lines:
             fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def save(state: SandboxState, path: Path) -> None:
