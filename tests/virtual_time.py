@@ -20,7 +20,9 @@ YIELDS = 50  # turns given to every other task before the clock may jump
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """Real HTTP, counting the requests whose answer has not come back yet."""
+    """Real HTTP, counting the requests whose answer has not come back yet. An answer has come
+    back once its body has: the headers alone may arrive first, and the clock must not jump while
+    the body is still on its way."""
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -29,7 +31,14 @@ class CountingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.in_flight += 1
         try:
-            return await self.inner.handle_async_request(request)
+            response = await self.inner.handle_async_request(request)
+            try:
+                body = b"".join([chunk async for chunk in response.aiter_raw()])
+            finally:
+                await response.aclose()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=body, extensions=response.extensions
+            )
         finally:
             self.in_flight -= 1
 
