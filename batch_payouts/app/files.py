@@ -17,7 +17,7 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.guardrails import PayeeHistory, apply_guardrails
-from batch_payouts.kotani.client import ApiKey, KotaniClient
+from batch_payouts.kotani.client import IN_PROCESS_URL, ApiKey, KotaniClient, in_process
 from batch_payouts.kotani.wire import Bank
 from batch_payouts.policy import Policy
 from batch_payouts.sheets.guard import Limits
@@ -110,15 +110,16 @@ def guard(report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory
 
 def bundled_catalog() -> Catalog:
     """The countries, currencies, networks and banks of the built-in sandbox, read the way the live
-    catalog is read (from a sandbox served on a loopback port for the moment)."""
-    from batch_payouts.sandbox import SandboxState, serve_in_thread
+    catalog is read: over HTTP, from a sandbox answering in this process (no port, no thread)."""
+    from batch_payouts.sandbox import Sandbox, SandboxState
 
-    async def fetch(url: str) -> Catalog:
-        async with KotaniClient(url, ApiKey("offline")) as client:
+    sandbox = Sandbox(SandboxState(api_key="offline"), deliver_webhooks=False)
+
+    async def fetch() -> Catalog:
+        async with KotaniClient(IN_PROCESS_URL, ApiKey("offline"), transport=in_process(sandbox.app)) as client:
             return await fetch_catalog(client)
 
-    with serve_in_thread(SandboxState(api_key="offline"), deliver_webhooks=False) as sandbox:
-        return anyio.run(fetch, sandbox.base_url)
+    return anyio.run(fetch)
 
 
 def require_valid_rows(report: Report) -> None:

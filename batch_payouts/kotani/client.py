@@ -210,7 +210,7 @@ class KotaniClient:
             if transport is not None
             else [min(POOL_SIZE, max_connections - start) for start in range(0, max_connections, POOL_SIZE)]
         )
-        tls = _tls_context()
+        tls = _tls_context() if transport is None else True  # a given transport brings its own TLS
         self._pools = [
             httpx.AsyncClient(
                 base_url=base_url.rstrip("/"),
@@ -462,6 +462,15 @@ class KotaniClient:
 def _seg(value: str) -> str:
     """One percent-encoded path segment (``+`` becomes ``%2B``)."""
     return quote(value, safe="")
+
+
+IN_PROCESS_URL = "http://in-process.invalid"  # the base URL of a client whose transport is :func:`in_process`
+
+
+def in_process(app: Any) -> httpx.AsyncBaseTransport:
+    """A transport handing each request to the ASGI ``app`` in this process: no socket, no thread
+    (the built-in sandbox's catalog, read without serving it on a port)."""
+    return httpx.ASGITransport(app=app)
 
 
 @functools.cache
