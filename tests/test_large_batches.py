@@ -255,6 +255,79 @@ def test_sandbox_books_of_format_2_are_read_and_written_anew_once_their_payouts_
     assert (head["format"], head["rest_format"]) == (3, 3)
 
 
+def save_as_format_1(state: SandboxState, books: Path, *, rest_first: bool = False) -> None:
+    """``state``'s books as the code before session 4 wrote them: one JSON object, the head's keys
+    first (``rest_first``: after the customers, payouts and references, as a hand-edited file may)."""
+    position = {id(p): i for i, p in enumerate(state.payouts)}
+    head = {**persist.snapshot(state), "format": 1}
+    del head["unsettled"]  # format 1 did not keep it
+    rest = {
+        "customers": persist._encode(state.customers),
+        "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
+        "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
+    }
+    books.write_text(json.dumps(rest | head if rest_first else head | rest))
+
+
+@pytest.mark.parametrize("whole_head", [persist.WHOLE_HEAD, 0], ids=["small file", "streamed"])
+@pytest.mark.parametrize("rest_first", [False, True], ids=["head first", "head last"])
+def test_sandbox_books_of_format_1_are_read_a_payout_at_a_time_and_written_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_head: int, rest_first: bool
+) -> None:
+    """Books of one JSON object give back every customer, payout and reference, whether the file is
+    small enough to read whole or streamed, and whatever the order of its keys; then format 3."""
+    monkeypatch.setattr(persist, "WHOLE_HEAD", whole_head)
+    books = tmp_path / "l.db.sandbox.json"
+    state = SandboxState(api_key="sandbox-old")
+    books_with_payouts(state, 3)
+    kept = what_the_books_hold(state)
+    save_as_format_1(state, books, rest_first=rest_first)
+    with held(books, speed=1.0) as loaded:
+        assert loaded.api_key == "sandbox-old" and loaded.wallets["KES"].balance == state.wallets["KES"].balance
+        assert loaded.rng.getstate() == state.rng.getstate() and what_the_books_hold(loaded) == kept
+        first, second = loaded.payouts[0], loaded.payouts[1]
+        assert first.status == "SUCCESSFUL" and first.status is second.status  # one object for equal texts
+    head = json.loads(books.read_text())
+    assert (head["format"], head["rest_format"]) == (3, 3) and "payouts" not in head
+    with held(books, speed=1.0) as loaded:
+        assert what_the_books_hold(loaded) == kept
+
+
+def _peak_bytes_reading(books: Path) -> int:
+    """Peak memory Python allocated (tracemalloc) while a command reads the books' payouts."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        state, _ = persist.load(books, speed=1.0)
+        assert len(state.payouts) > 0
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_sandbox_books_of_one_json_object_take_no_more_memory_to_read_than_json_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Books of formats 1 and 2 are streamed, never parsed as one value: at their peak they hold
+    about what books of format 3 hold (parsed whole, they held over twice as much)."""
+    monkeypatch.setattr(persist, "WHOLE_HEAD", 0)  # format 1's head streamed too, as from a large file
+    state = SandboxState(api_key="sandbox-old")
+    books_with_payouts(state, 400)
+    lines = tmp_path / "three" / "l.db.sandbox.json"
+    lines.parent.mkdir()
+    persist.save(state, lines)
+    two = tmp_path / "two" / "l.db.sandbox.json"
+    two.parent.mkdir()
+    save_as_format_2(state, two)
+    one = tmp_path / "one" / "l.db.sandbox.json"
+    one.parent.mkdir()
+    save_as_format_1(state, one)
+    floor = _peak_bytes_reading(lines)
+    assert _peak_bytes_reading(two) < 1.3 * floor
+    assert _peak_bytes_reading(one) < 1.3 * floor
+
+
 def test_sandbox_books_are_read_by_what_their_file_holds_not_by_what_the_head_says(tmp_path: Path) -> None:
     """An older version of the tool rewrites the head as format 2 and keeps the file of payouts it
     did not read, which is JSON lines: the books are still read whole."""

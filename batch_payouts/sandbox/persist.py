@@ -119,11 +119,32 @@ def rest_lines(state: SandboxState) -> Generator[str, None, None]:
             yield json.dumps(["reference", ref, position[id(payout)]])
 
 
-def _put_rest(state: SandboxState, data: dict[str, Any]) -> None:
-    """Customers and payouts from one JSON value (books of formats 1 and 2)."""
-    state.customers = _decode(data["customers"])
-    payouts = [Payout(**_decode(p)) for p in data["payouts"]]
-    state.by_reference = {ref: payouts[i] for ref, i in data["references"].items()}
+STREAM_BUFFER = 16 * 1024  # bytes read at a time; what they hold is built before any is handed on
+
+
+def _put_rest_streamed(state: SandboxState, path: Path) -> None:
+    """Customers and payouts from one JSON object (books of formats 1 and 2), a customer, a payout
+    and a reference at a time: the object is never held whole (for 100,000 payouts that took
+    over a GiB). Format 1 keeps them in the head's own file, under the same keys."""
+    import ijson  # only books written before format 3 need it
+
+    shared: dict[Any, Any] = {}
+    with path.open("rb") as fh:
+        customers = {
+            shared.setdefault(key, key): _decode(value, shared)
+            for key, value in ijson.kvitems(fh, "customers", use_float=True, buf_size=STREAM_BUFFER)
+        }
+        fh.seek(0)
+        payouts = [
+            Payout(**_decode(p, shared))
+            for p in ijson.items(fh, "payouts.item", use_float=True, buf_size=STREAM_BUFFER)
+        ]
+        fh.seek(0)
+        references = {
+            shared.setdefault(ref, ref): payouts[i]
+            for ref, i in ijson.kvitems(fh, "references", buf_size=STREAM_BUFFER)
+        }
+    state.customers, state.by_reference = customers, references
     state.payouts = _in_creation_order(payouts)
 
 
@@ -143,7 +164,7 @@ def _read_rest(state: SandboxState, path: Path) -> None:
     with path.open(encoding="utf-8") as fh:
         first = fh.read(64).lstrip()[:1]
     if first == "{":
-        _put_rest(state, json.loads(path.read_text(encoding="utf-8")))
+        _put_rest_streamed(state, path)
     else:
         _put_rest_lines(state, path)
 
@@ -167,10 +188,10 @@ def _put_rest_lines(state: SandboxState, path: Path) -> None:
     state.payouts = _in_creation_order(payouts)
 
 
-def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> SandboxState:
+def restore(data: dict[str, Any], *, speed: float, rest: Path) -> SandboxState:
     """A sandbox with the saved books, its clock going on from where it stopped. The customers and
-    payouts are in ``data`` (books of format 1) or in the file ``rest`` (one JSON value in format
-    2, JSON lines in format 3), read at once when payouts are still to settle, else when first used."""
+    payouts are in the file ``rest`` (the head's own in format 1, one JSON object in format 2, JSON
+    lines in format 3), read at once when payouts may still be to settle, else when first used."""
     clock = SandboxClock(speed=speed)
     elapsed = max(0.0, time.time() - float(data["saved_at"])) * speed
     clock.advance(float(data["now"]) + elapsed)
@@ -180,14 +201,11 @@ def restore(data: dict[str, Any], *, speed: float, rest: Path | None = None) -> 
     state.rng.setstate(_decode(data["rng"]))
     state._next_number = int(data["next_number"])
     state.wallets = {w["currency"]: Wallet(**_decode(w)) for w in data["wallets"]}
-    if rest is None:
-        _put_rest(state, data)
-    else:
-        for name in HEAVY:
-            delattr(state, name)
-        state._read_rest = lambda books: _read_rest(books, rest)
-        if data.get("unsettled"):
-            state.payouts  # noqa: B018 - read now: the payouts still to settle are ticked from the start
+    for name in HEAVY:
+        delattr(state, name)
+    state._read_rest = lambda books: _read_rest(books, rest)
+    if data.get("unsettled", True):  # format 1 does not say: read it now
+        state.payouts  # noqa: B018 - read now: the payouts still to settle are ticked from the start
     state.unsettled = {p.id: p for p in state.payouts if p.applied < len(p.schedule)} if _rest_read(state) else {}
     return state
 
@@ -250,11 +268,54 @@ def _rest_format(head: dict[str, Any]) -> int:
     return int(head.get("rest_format", head.get("format", 1)))
 
 
+REST_KEYS = frozenset({"customers", "payouts", "references"})  # what format 1 keeps in the head's file
+FORMAT_1_HEAD = frozenset(
+    {"format", "api_key", "integrator", "now", "epoch", "saved_at", "rng", "next_number", "wallets"}
+)
+WHOLE_HEAD = 1 << 20  # bytes: a head file this large is of format 1, with many payouts in it
+
+
 def _head(path: Path) -> dict[str, Any] | None:
+    """The head of the books at ``path``, without the customers, payouts and references to payouts
+    that books of format 1 keep in the same file (a large one is read as a stream, not whole)."""
     if not path.exists():
         return None
+    if path.stat().st_size > WHOLE_HEAD:
+        return _streamed_head(path)
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    return {key: value for key, value in data.items() if key not in REST_KEYS}
+
+
+def _streamed_head(path: Path) -> dict[str, Any]:
+    """:func:`_head` of a large file, its other values skipped as they stream by. Format 1 wrote
+    its head first: once every key of it is read, the rest of the file is not."""
+    import ijson  # only books written before format 3 need it
+
+    head: dict[str, Any] = {}
+    with path.open("rb") as fh:
+        events = ijson.parse(fh, use_float=True, buf_size=STREAM_BUFFER)
+        for prefix, event, key in events:
+            if prefix or event != "map_key":
+                continue
+            if key not in REST_KEYS:
+                head[key] = _one_value(events, ijson.ObjectBuilder())
+            elif head.keys() >= FORMAT_1_HEAD:
+                break
+            else:
+                _one_value(events, None)
+    return head
+
+
+def _one_value(events: Iterator[tuple[str, str, Any]], builder: Any) -> Any:
+    """The next JSON value of a stream of ijson ``events``, built by ``builder`` (None: skipped)."""
+    depth = 0
+    for _, event, value in events:
+        if builder is not None:
+            builder.event(event, value)
+        depth += (event in ("start_map", "start_array")) - (event in ("end_map", "end_array"))
+        if depth == 0:
+            break
+    return builder.value if builder is not None else None
 
 
 def load(path: Path, *, speed: float) -> tuple[SandboxState, int]:
@@ -263,7 +324,7 @@ def load(path: Path, *, speed: float) -> tuple[SandboxState, int]:
     head = _head(path)
     if head is None:
         return fresh(speed=speed), 0
-    rest = rest_path(path, int(head["rest"])) if "rest" in head else None
+    rest = rest_path(path, int(head["rest"])) if "rest" in head else path  # format 1: one file
     oldest = min(int(head.get("format", 1)), _rest_format(head))  # books of an older format are saved anew
     return restore(head, speed=speed, rest=rest), oldest
 
