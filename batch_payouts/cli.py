@@ -539,15 +539,12 @@ def run(file: Path, label: str, pay_again: str | None, reason: str | None, **kw:
                 render.confirmation(confirmation.confirmation(conn, prepared, report, args.options, options.policy))
                 confirm(prepared.plan, args.yes)
             payouts.create_batch(conn, prepared, sheet)
-            render.batch_started(prepared.batch_id)
-            accept(conn, prepared.batch_id, args)
-            result = drive(conn, prepared.batch_id, args)
-            finish(
-                conn,
-                prepared.batch_id,
-                result,
-                args.results_path or app_results.default_path(str(file), prepared.batch_id),
-            )
+            batch_id = prepared.batch_id
+            del sheet, report, prepared  # the file's rows are in the ledger: not held for the whole run
+            render.batch_started(batch_id)
+            accept(conn, batch_id, args)
+            result = drive(conn, batch_id, args)
+            finish(conn, batch_id, result, args.results_path or app_results.default_path(str(file), batch_id))
 
 
 @main.command()

@@ -1219,16 +1219,17 @@ class Ledger:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO lookups VALUES (?,?,?,?,?)", (env_id, payee, name, answer, checked_at))
 
-    def rows_to_verify(self, batch_id: str, run: str) -> list[RowRecord]:
+    def rows_to_verify(self, batch_id: str, run: str, *, after: int = 0, limit: int = -1) -> list[RowRecord]:
         """Rows whose payee run ``run`` has not checked yet: READY rows never sent, and rows HELD by
-        an earlier check (asked again: a timeout may have passed, an account may be active again)."""
+        an earlier check (asked again: a timeout may have passed, an account may be active again).
+        In row order, the first ``limit`` (-1: all) of those numbered above ``after``."""
         return [
             self._record(r)
             for r in self.db.execute(
-                "SELECT * FROM rows WHERE batch_id = ? AND payout IS NOT NULL AND verify_run IS NOT ?"
+                "SELECT * FROM rows WHERE batch_id = ? AND row > ? AND payout IS NOT NULL AND verify_run IS NOT ?"
                 " AND ((state = 'ready' AND submitting_at IS NULL) OR (state = 'held' AND name_check IS NOT NULL))"
-                " ORDER BY row",
-                (batch_id, run),
+                " ORDER BY row LIMIT ?",
+                (batch_id, after, run, limit),
             )
         ]
 

@@ -16,12 +16,13 @@ import anyio
 import pytest
 
 from batch_payouts import errors
+from batch_payouts.engine import verify_stage
 from batch_payouts.engine.results import write_results
 from batch_payouts.engine.run import RunResult, pay_checked, run_batch
 from batch_payouts.engine.submit import Context, Settings
 from batch_payouts.engine.verify_stage import accept_held, with_policy
 from batch_payouts.kotani.client import ApiKey, KotaniClient
-from batch_payouts.ledger import MIGRATIONS, Ledger, NewRow
+from batch_payouts.ledger import MIGRATIONS, Ledger, NewRow, RowRecord
 from batch_payouts.model import MobileMoneyPayout, RowState
 from batch_payouts.policy import parse_policy
 from batch_payouts.ratelimit import Limiter, Window
@@ -335,6 +336,29 @@ def test_the_first_payout_leaves_before_the_last_lookup(
     assert len(sandbox.state.lookups) == 60 and len(sandbox.state.payouts) == 60
     assert last_lookup >= 29 * 5.0, "60 look-ups at two per 5 s take about 150 s"
     assert first_payout < last_lookup / 2
+
+
+def test_payees_are_looked_up_a_page_of_rows_at_a_time_each_row_once(
+    sandbox: RunningSandbox, ledger: Ledger, fake: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 100,000-row batch is never read whole to look its payees up: the stage reads a page of
+    rows from the ledger, looks them up, then the next; every verdict is still given and acted on,
+    and no payee is looked up twice."""
+    monkeypatch.setattr(verify_stage, "VERIFY_PAGE", 2)
+    pages: list[int] = []
+    read_page = ledger.rows_to_verify
+
+    def counted(batch_id: str, run: str, *, after: int = 0, limit: int = -1) -> list[RowRecord]:
+        rows = read_page(batch_id, run, after=after, limit=limit)
+        pages.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(ledger, "rows_to_verify", counted)
+    new_batch(ledger, "bV", MIXED)
+    run(sandbox, ledger, fake, "bV")
+    assert paid_references(sandbox) == ["bV-2-1", "bV-3-1", "bV-7-1"]
+    assert sorted(looked_up(sandbox)) == sorted({f"phone:{p.phone}" for p in MIXED})
+    assert max(pages) == 2 and pages[:4] == [2, 2, 2, 0]  # then passes for rows accepted meanwhile
 
 
 # -- verification off ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.verify import Decision, Verdict, accept, result_columns, verdict_from_json, verdict_to_json
 
 RECHECK_EVERY = 5.0  # seconds between looks for rows accepted during the run, once the first pass is done
+VERIFY_PAGE = 500  # rows read from the ledger at a time to look up: a 100,000-row batch is never held whole
 OTHER_HOLD = "held"  # what an acceptance names when the row was held for another reason (a guardrail)
 
 
@@ -75,8 +76,8 @@ class VerifyStage:
         the next pass, within ``RECHECK_EVERY`` seconds), until the run ends and cancels it.
         ``slots``: the run's request slots (``--concurrency``), shared with payment."""
         while True:
-            rows = self.ctx.ledger.rows_to_verify(self.batch_id, self.run_id)
-            if rows:
+            after = 0
+            while rows := self.ctx.ledger.rows_to_verify(self.batch_id, self.run_id, after=after, limit=VERIFY_PAGE):
                 self.busy = True
                 try:
                     await self.check(rows, slots)
@@ -84,6 +85,7 @@ class VerifyStage:
                     self.ctx.run.stop(f"the payees could not be checked: {exc}")
                     self.busy = False
                     return
+                after = rows[-1].row
             self.busy = False
             await self.sleep(max(self.ctx.settings.tick, RECHECK_EVERY))
 
