@@ -224,16 +224,18 @@ def ask_key() -> str:
 
 
 def connect(
-    kw: dict[str, Any], *, attempt_timeout: float = 30.0, may_ask: bool = True
+    kw: dict[str, Any], *, attempt_timeout: float = 30.0, may_ask: bool = True, only_reads: bool = False
 ) -> contextlib.AbstractContextManager[Session]:
     """The session of a command that talks to the provider (the real API or the built-in sandbox);
-    ``may_ask``: a person at a terminal is asked for the key when no other source has it."""
+    ``may_ask``: a person at a terminal is asked for the key when no other source has it;
+    ``only_reads``: the command pays nothing, so the built-in sandbox need not be served on a port."""
     options = SessionOptions(
         state_path=kw.pop("state_path"),
         sandbox=kw.pop("sandbox"),
         base_url=kw.pop("base_url"),
         key=KeyOptions(kw.pop("api_key_arg"), kw.pop("api_key_file")),
         attempt_timeout=attempt_timeout,
+        serve_sandbox=not only_reads,
     )
     return open_session(
         options,
@@ -285,7 +287,7 @@ def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> N
         sheet = files.load(file, options)
         checks = None
         try:
-            with connect(kw, may_ask=verify) as conn:  # only --verify asks a person for the key
+            with connect(kw, may_ask=verify, only_reads=True) as conn:  # only --verify asks a person for the key
                 report = files.check(conn, sheet, options)
                 if verify:
                     checks = namecheck.check_names(conn, report, options.policy)

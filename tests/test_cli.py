@@ -40,6 +40,28 @@ def test_validate_a_clean_file_exits_0(runner: CliRunner, tmp_path: Path) -> Non
     assert "22 rows: 22 valid, 0 invalid" in out
 
 
+def test_validate_reads_the_built_in_sandbox_in_process_without_serving_it_on_a_port(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate pays nothing: its catalog, wallets and name checks are asked of the built-in sandbox
+    answering in this process (starting and stopping a server took a third of a second). Its calls
+    are in the audit trail as any other."""
+    from batch_payouts import serve
+
+    def no_port(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validate served the sandbox on a port")
+
+    monkeypatch.setattr(serve, "in_thread", no_port)
+    state = tmp_path / "l.db"
+    code, out, _ = invoke(
+        runner, "validate", str(SAMPLES / "payouts.csv"), "--sandbox", "--verify", "--state", str(state)
+    )
+    assert code == 0 and "22 rows: 22 valid, 0 invalid" in out
+    with sqlite3.connect(state) as db:
+        paths = {path for (path,) in db.execute("SELECT path FROM audit")}
+    assert {"/api/v3/customer/support/countries", "/api/v3/customer/validate/mobile-money"} <= paths
+
+
 def test_validate_a_messy_file_exits_3_and_writes_the_full_report(runner: CliRunner, tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
     code, out, _ = invoke(

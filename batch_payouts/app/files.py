@@ -17,7 +17,7 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog
 from batch_payouts.engine import plan as planning
 from batch_payouts.guardrails import PayeeHistory, apply_guardrails
-from batch_payouts.kotani.client import IN_PROCESS_URL, ApiKey, KotaniClient, in_process
+from batch_payouts.kotani.client import ApiKey, KotaniClient, in_process
 from batch_payouts.kotani.wire import Bank
 from batch_payouts.policy import Policy
 from batch_payouts.sheets.guard import Limits
@@ -111,12 +111,14 @@ def guard(report: Report, sheet: RawSheet, policy: Policy, history: PayeeHistory
 def bundled_catalog() -> Catalog:
     """The countries, currencies, networks and banks of the built-in sandbox, read the way the live
     catalog is read: over HTTP, from a sandbox answering in this process (no port, no thread)."""
-    from batch_payouts.sandbox import Sandbox, SandboxState
+    from batch_payouts.sandbox import SandboxState, answering_in_process
 
-    sandbox = Sandbox(SandboxState(api_key="offline"), deliver_webhooks=False)
+    sandbox = answering_in_process(SandboxState(api_key="offline"))
 
     async def fetch() -> Catalog:
-        async with KotaniClient(IN_PROCESS_URL, ApiKey("offline"), transport=in_process(sandbox.app)) as client:
+        async with KotaniClient(
+            sandbox.base_url, ApiKey("offline"), transport=in_process(sandbox.sandbox.app)
+        ) as client:
             return await fetch_catalog(client)
 
     return anyio.run(fetch)

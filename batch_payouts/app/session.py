@@ -21,7 +21,15 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.catalog_reads import fetch_catalog, fetch_catalog_and_wallets
 from batch_payouts.concurrency import first_error
 from batch_payouts.environment import Environment
-from batch_payouts.kotani.client import DEFAULT_BASE_URL, ApiKey, CallRecord, KotaniClient, Timeouts, request_class
+from batch_payouts.kotani.client import (
+    DEFAULT_BASE_URL,
+    ApiKey,
+    CallRecord,
+    KotaniClient,
+    Timeouts,
+    in_process,
+    request_class,
+)
 from batch_payouts.kotani.wire import Wallet
 from batch_payouts.ledger import BatchRecord, Ledger, default_path
 from batch_payouts.ratelimit import READS, READS_DEFAULT, READS_MARGIN, Holds, Limiter, Window
@@ -49,6 +57,7 @@ class SessionOptions:
     key: KeyOptions = field(default_factory=KeyOptions)
     attempt_timeout: float = 30.0
     sandbox_speed: float = 20.0
+    serve_sandbox: bool = True  # False: the built-in sandbox answers in this process (commands that only read)
 
 
 @dataclass
@@ -94,9 +103,11 @@ class Session:
             )
 
         async def go() -> T:
+            served = self.sandbox is None or self.sandbox.served
             async with KotaniClient(
                 self.base_url,
                 self.key,
+                transport=None if served else in_process(self.sandbox.sandbox.app),  # type: ignore[union-attr]
                 on_call=audit,
                 holds=self.holds,
                 timeouts=Timeouts(attempt=self.attempt_timeout),
@@ -205,7 +216,7 @@ def open_session(
             key = resolve_key(options.key, ask=ask_key, warn=warn)
         ledger = stack.enter_context(contextlib.closing(Ledger(state_path)))
         if options.sandbox:
-            from batch_payouts.sandbox import serve_in_thread
+            from batch_payouts.sandbox import answering_in_process, serve_in_thread
             from batch_payouts.sandbox.persist import SandboxBusy, held
 
             try:
@@ -216,7 +227,9 @@ def open_session(
                     "wait for it to finish, then try again"
                 ) from None
             key = ApiKey(state.api_key)
-            sandbox = stack.enter_context(serve_in_thread(state))
+            sandbox = (
+                stack.enter_context(serve_in_thread(state)) if options.serve_sandbox else answering_in_process(state)
+            )
             base_url = sandbox.base_url
         secrets = (key.reveal(), *webhook_secrets())
         ledger.secrets = secrets

@@ -464,9 +464,6 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-IN_PROCESS_URL = "http://in-process.invalid"  # the base URL of a client whose transport is :func:`in_process`
-
-
 def in_process(app: Any) -> httpx.AsyncBaseTransport:
     """A transport handing each request to the ASGI ``app`` in this process: no socket, no thread
     (the built-in sandbox's catalog, read without serving it on a port)."""
