@@ -6,8 +6,9 @@ amount as a Decimal. Each `validate` is a separate process (`--sandbox`, `--repo
 from start to exit, with its peak RSS. This machine's speed drifts by a quarter from one minute to
 the next, so the floor is timed right before and right after every command, and each command's time
 is divided by the mean of those two floors; of `--runs` rounds (3), the best and the median ratio are
-printed. `--compare TREE` also times
-another checkout (e.g. main).
+printed. The same ratio in CPU seconds (the command's user + system time against the floor's) is
+printed beside it: on a shared machine it moves far less than the wall clock, though polars' reader
+threads count in it. `--compare TREE` also times another checkout (e.g. main).
 Run:
     python bench/validate_100k.py [--rows N] [--runs 3] [--compare /work/main]
 """
@@ -124,9 +125,9 @@ def write_wide_csv(path: Path, data: list[list[object]]) -> None:
 FILES = (("big.csv", 1.5), ("big.xlsx", 4.0), ("wide.csv", 1.5))
 
 
-def floor(path: Path) -> float:
-    """csv.reader + phonenumbers (parse, is_valid_number) + Decimal, every row."""
-    started = time.perf_counter()
+def floor(path: Path) -> tuple[float, float]:
+    """csv.reader + phonenumbers (parse, is_valid_number) + Decimal, every row: (wall, CPU) seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         next(reader)
@@ -134,19 +135,21 @@ def floor(path: Path) -> float:
             number = phonenumbers.parse(cells[1], "KE")
             phonenumbers.is_valid_number(number)
             Decimal(cells[3].replace(",", ""))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 CHILD = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
-    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
-    "done.returncode, repr(done.stderr[-300:]))"
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(time.perf_counter() - t, use.ru_maxrss / 1024, done.returncode, use.ru_utime + use.ru_stime, "
+    "repr(done.stderr[-300:]))"
 )
 
 
-def timed(args: list[str], tree: Path) -> tuple[float, float, int]:
-    """Seconds and peak RSS (MiB) of one process, measured by a fresh parent of its own."""
+def timed(args: list[str], tree: Path) -> tuple[float, float, int, float]:
+    """Seconds, peak RSS (MiB), exit code and CPU seconds of one process, measured by a fresh parent
+    of its own."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, sys.executable, "-m", "batch_payouts", *args],
@@ -155,8 +158,8 @@ def timed(args: list[str], tree: Path) -> tuple[float, float, int]:
         env=env,
         cwd=tree,
         check=True,
-    ).stdout.split(maxsplit=3)
-    return float(out[0]), float(out[1]), int(out[2])
+    ).stdout.split(maxsplit=4)
+    return float(out[0]), float(out[1]), int(out[2]), float(out[3])
 
 
 def main() -> None:
@@ -178,8 +181,8 @@ def main() -> None:
         before = floor(folder / "big.csv")
         for _ in range(opts.runs):
             for label, tree in trees:
-                start_s, _, _ = timed(["--version"], tree)
-                ratios.setdefault((label, "start-up"), []).append((start_s / before, start_s, before, 0))
+                start_s, _, _, _ = timed(["--version"], tree)
+                ratios.setdefault((label, "start-up"), []).append((start_s / before[0], start_s, before[0], 0))
                 for kind, _goal in FILES:
                     command = [
                         "validate",
@@ -190,11 +193,13 @@ def main() -> None:
                         "--report",
                         str(folder / f"report-{kind}.csv"),  # a CSV report for every file
                     ]
-                    seconds, mib, code = timed(command, tree)
+                    seconds, mib, code, cpu = timed(command, tree)
                     after = floor(folder / "big.csv")
-                    floor_s = (before + after) / 2  # the machine's speed on either side of the command
+                    floor_s = (before[0] + after[0]) / 2  # the machine's speed on either side of the command
+                    floor_cpu = (before[1] + after[1]) / 2
                     before = after
                     ratios.setdefault((label, kind), []).append((seconds / floor_s, seconds, floor_s, code))
+                    ratios.setdefault((label, kind + " cpu"), []).append((cpu / floor_cpu, cpu, floor_cpu, code))
                     ratios.setdefault((label, kind + " MiB"), []).append((mib, mib, floor_s, code))
         for label, _tree in trees:
             start = min(ratios[(label, "start-up")])
@@ -202,11 +207,13 @@ def main() -> None:
             for kind, goal in FILES:
                 found = sorted(ratios[(label, kind)])
                 best, median = found[0], statistics.median(r[0] for r in found)
+                cpu = statistics.median(r[0] for r in ratios[(label, kind + " cpu")])
                 mib = max(r[0] for r in ratios[(label, kind + " MiB")])
                 verdict = "ok" if best[0] <= goal and mib < 500 else "over"
                 print(
                     f"[{label}] validate {kind:9} (report written): best {best[0]:4.2f}x floor "
-                    f"({best[1]:.2f} s against {best[2]:.2f} s), median {median:4.2f}x (goal <= {goal}x); "
+                    f"({best[1]:.2f} s against {best[2]:.2f} s), median {median:4.2f}x (goal <= {goal}x), "
+                    f"CPU median {cpu:4.2f}x; "
                     f"peak {mib:4.0f} MiB (goal < 500); exit {best[3]}: {verdict}"
                 )
 
