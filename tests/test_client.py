@@ -407,3 +407,21 @@ async def test_reads_that_fail_together_surface_as_one_of_our_errors() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(refused)
             group.start_soon(refused)
+
+
+async def test_an_app_asked_in_process_answers_its_own_crash_as_a_500_not_an_exception() -> None:
+    """The built-in sandbox asked in process (``validate``) fails as a served one would: the
+    client sees a 500 and says so in its own words; no traceback of the app reaches the user."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from batch_payouts.kotani.client import in_process
+
+    async def broken(request: object) -> None:
+        raise RuntimeError("the app itself failed")
+
+    app = Starlette(routes=[Route("/api/v3/wallet/fiat", broken)])
+    async with KotaniClient("http://in-process.invalid", ApiKey(API_KEY), transport=in_process(app)) as client:
+        with pytest.raises(errors.ServerError) as caught:
+            await client.list_wallets()
+    assert caught.value.status == 500

@@ -293,6 +293,28 @@ def test_sandbox_books_of_format_1_are_read_a_payout_at_a_time_and_written_anew(
         assert what_the_books_hold(loaded) == kept
 
 
+@pytest.mark.parametrize("whole_head", [persist.WHOLE_HEAD, 0], ids=["small file", "streamed"])
+@pytest.mark.parametrize("value", ["Infinity", "NaN", str(2**70)])
+def test_old_sandbox_books_holding_a_value_the_stream_reader_refuses_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_head: int, value: str
+) -> None:
+    """A test knob can put an infinite settling time or a huge number into a payout's schedule;
+    the json module writes and reads those, ijson does not: such books are read whole, as before."""
+    monkeypatch.setattr(persist, "WHOLE_HEAD", whole_head)
+    for fmt, save in (("one", save_as_format_1), ("two", save_as_format_2)):
+        books = tmp_path / fmt / "l.db.sandbox.json"
+        books.parent.mkdir()
+        state = SandboxState(api_key="sandbox-old")
+        books_with_payouts(state, 2)
+        state.payouts[0].reference_number = -1  # a stand-in, written as ``value`` below
+        save(state, books)
+        holder = books if fmt == "one" else persist.rest_path(books, 1)
+        holder.write_text(holder.read_text().replace('"reference_number": -1', f'"reference_number": {value}'))
+        with held(books, speed=1.0) as loaded:
+            assert [p.reference for p in loaded.payouts] == ["r-0", "r-1"], fmt
+            assert str(loaded.payouts[0].reference_number) == str(json.loads(value)), fmt
+
+
 def _peak_bytes_reading(books: Path) -> int:
     """Peak memory Python allocated (tracemalloc) while a command reads the books' payouts."""
     import tracemalloc

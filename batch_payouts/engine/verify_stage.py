@@ -29,7 +29,9 @@ from batch_payouts.sheets.layout import NAME_CHECK_COLUMNS
 from batch_payouts.verify import Decision, Verdict, accept, result_columns, verdict_from_json, verdict_to_json
 
 RECHECK_EVERY = 5.0  # seconds between looks for rows accepted during the run, once the first pass is done
-VERIFY_PAGE = 500  # rows read from the ledger at a time to look up: a 100,000-row batch is never held whole
+# rows read from the ledger at a time to look up: a 100,000-row batch is never held whole (a few MiB
+# a page), and a page waits for its slowest look-up before the next starts (50 such waits in 100k)
+VERIFY_PAGE = 2000
 OTHER_HOLD = "held"  # what an acceptance names when the row was held for another reason (a guardrail)
 
 

@@ -466,8 +466,9 @@ def _seg(value: str) -> str:
 
 def in_process(app: Any) -> httpx.AsyncBaseTransport:
     """A transport handing each request to the ASGI ``app`` in this process: no socket, no thread
-    (the built-in sandbox's catalog, read without serving it on a port)."""
-    return httpx.ASGITransport(app=app)
+    (the built-in sandbox, asked without serving it on a port). An error inside the app is its 500
+    answer, as a served app's would be, not an exception raised here."""
+    return httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
 
 @functools.cache

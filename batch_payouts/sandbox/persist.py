@@ -125,8 +125,23 @@ STREAM_BUFFER = 16 * 1024  # bytes read at a time; what they hold is built befor
 def _put_rest_streamed(state: SandboxState, path: Path) -> None:
     """Customers and payouts from one JSON object (books of formats 1 and 2), a customer, a payout
     and a reference at a time: the object is never held whole (for 100,000 payouts that took
-    over a GiB). Format 1 keeps them in the head's own file, under the same keys."""
+    over a GiB). Format 1 keeps them in the head's own file, under the same keys. A file holding a
+    value ijson does not read is read whole, as before."""
     import ijson  # only books written before format 3 need it
+
+    try:
+        customers, payouts, references = _streamed_rest(path)
+    except ijson.JSONError:
+        _put_rest_whole(state, json.loads(path.read_text(encoding="utf-8")))
+        return
+    state.customers, state.by_reference = customers, references
+    state.payouts = _in_creation_order(payouts)
+
+
+def _streamed_rest(path: Path) -> tuple[dict[str, Any], list[Payout], dict[str, Payout]]:
+    """The customers, payouts and references of one JSON object, a value at a time, equal texts
+    and amounts shared."""
+    import ijson
 
     shared: dict[Any, Any] = {}
     with path.open("rb") as fh:
@@ -144,7 +159,16 @@ def _put_rest_streamed(state: SandboxState, path: Path) -> None:
             shared.setdefault(ref, ref): payouts[i]
             for ref, i in ijson.kvitems(fh, "references", buf_size=STREAM_BUFFER)
         }
-    state.customers, state.by_reference = customers, references
+    return customers, payouts, references
+
+
+def _put_rest_whole(state: SandboxState, data: dict[str, Any]) -> None:
+    """Customers and payouts from one JSON object read whole: books of format 1 or 2 holding a value
+    ijson does not read (NaN, an infinity, an integer beyond 64 bits: only a test knob puts one
+    there), at the cost in memory of holding that object."""
+    state.customers = _decode(data["customers"])
+    payouts = [Payout(**_decode(p)) for p in data["payouts"]]
+    state.by_reference = {ref: payouts[i] for ref, i in data["references"].items()}
     state.payouts = _in_creation_order(payouts)
 
 
@@ -281,28 +305,34 @@ def _head(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     if path.stat().st_size > WHOLE_HEAD:
-        return _streamed_head(path)
+        head = _streamed_head(path)
+        if head is not None:
+            return head
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return {key: value for key, value in data.items() if key not in REST_KEYS}
 
 
-def _streamed_head(path: Path) -> dict[str, Any]:
+def _streamed_head(path: Path) -> dict[str, Any] | None:
     """:func:`_head` of a large file, its other values skipped as they stream by. Format 1 wrote
-    its head first: once every key of it is read, the rest of the file is not."""
+    its head first: once every key of it is read, the rest of the file is not. None when the
+    file holds a value ijson does not read (it is then read whole)."""
     import ijson  # only books written before format 3 need it
 
     head: dict[str, Any] = {}
-    with path.open("rb") as fh:
-        events = ijson.parse(fh, use_float=True, buf_size=STREAM_BUFFER)
-        for prefix, event, key in events:
-            if prefix or event != "map_key":
-                continue
-            if key not in REST_KEYS:
-                head[key] = _one_value(events, ijson.ObjectBuilder())
-            elif head.keys() >= FORMAT_1_HEAD:
-                break
-            else:
-                _one_value(events, None)
+    try:
+        with path.open("rb") as fh:
+            events = ijson.parse(fh, use_float=True, buf_size=STREAM_BUFFER)
+            for prefix, event, key in events:
+                if prefix or event != "map_key":
+                    continue
+                if key not in REST_KEYS:
+                    head[key] = _one_value(events, ijson.ObjectBuilder())
+                elif head.keys() >= FORMAT_1_HEAD:
+                    break
+                else:
+                    _one_value(events, None)
+    except ijson.JSONError:
+        return None
     return head
 
 
