@@ -340,7 +340,7 @@ def plan(file: Path, label: str, no_name_check: bool, **kw: Any) -> None:
             report = files.check(conn, sheet, options)
             checks = None
             if options.policy.verify.enabled and not no_name_check:
-                checks = namecheck.check_names(conn, report, options.policy)
+                checks = namecheck.check_names_for_plan(conn, report, options.policy)
             planned = payouts.plan_batch(
                 conn,
                 payouts.batch_id_for(conn, file, label),

@@ -7,6 +7,7 @@ The only module that uses rich. Nothing here decides anything: it shows the type
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -86,6 +87,15 @@ def name_checks(checks: NameChecks) -> None:
     """How the payees' names compare (a count of each outcome), then one line for every row whose
     name is not plainly a match: held, invalid, or paid with a note."""
     verdicts = list(checks.verdicts.values())
+    if checks.deferred:
+        out.print(
+            f"name check: {checks.deferred} payees not asked now: at Kotani's reads allowance that takes about "
+            f"{_duration(checks.deferred_seconds)}. run asks about each payee as it pays it (a name that "
+            "differs holds its row, unpaid); validate --verify asks about them all first.",
+            markup=False,
+        )
+        if not verdicts:
+            return
     matched = sum(v.finding is Finding.NAME_MATCHES and v.decision is Decision.PAY for v in verdicts)
     held = sum(v.decision is Decision.HOLD for v in verdicts)
     invalid = sum(v.decision is Decision.REFUSE for v in verdicts)
@@ -98,6 +108,17 @@ def name_checks(checks: NameChecks) -> None:
     for verdict in sorted(verdicts, key=lambda v: v.row):
         if verdict.finding is not Finding.NAME_MATCHES or verdict.decision is not Decision.PAY:
             out.print(f"  {_VERDICT_WORD[verdict.decision]}: row {verdict.row}: {verdict.sentence}", markup=False)
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``4 min``, ``1 h 23 min``: a wait in words, rounded up."""
+    whole = max(1, math.ceil(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = math.ceil(whole / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
 
 
 def written(what: str, path: Path) -> None:

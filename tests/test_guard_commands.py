@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -444,6 +445,29 @@ def test_plan_shows_the_verdicts_and_leaves_held_rows_out_of_its_totals(runner: 
         runner, "plan", str(payees(tmp_path)), "--sandbox", "--state", str(tmp_path / "l.db"), "--no-name-check"
     )
     assert not any(line.startswith("name check") for line in out)
+
+
+def test_plan_leaves_more_payees_than_the_reads_allowance_checks_quickly_to_the_run_and_says_so(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 payees take over an hour to ask at Kotani's reads allowance: plan does not wait on
+    them in silence. Past ``ASK_FIRST_WITHIN`` seconds of asking, it asks nothing, says how long
+    asking would take and who asks instead, and plans every row (none is held by a name)."""
+    from batch_payouts.app import namecheck
+
+    monkeypatch.setattr(namecheck, "ASK_FIRST_WITHIN", 0.2)  # 6 payees at 20 reads a second: 0.3 s
+    state = tmp_path / "l.db"
+    code, out, _ = invoke(runner, "plan", str(payees(tmp_path)), "--sandbox", "--state", str(state))
+    assert code == 0, out
+    assert [line for line in out if line.startswith("name check")] == [
+        "name check: 6 payees not asked now: at Kotani's reads allowance that takes about 1 s. run asks "
+        "about each payee as it pays it (a name that differs holds its row, unpaid); validate --verify asks "
+        "about them all first."
+    ]
+    plan = out[out.index("Plan") :]
+    assert any([c.strip() for c in line.split("│")[1:4]] == ["KES", "6", "10,500"] for line in plan), plan
+    with sqlite3.connect(state) as db:
+        assert not db.execute("SELECT 1 FROM audit WHERE path LIKE '%/validate/%'").fetchall()
 
 
 # -- the confirmation screen ------------------------------------------------------------------------------

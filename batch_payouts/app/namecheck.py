@@ -15,7 +15,16 @@ from batch_payouts.ratelimit import READS_DEFAULT, Window
 from batch_payouts.validate import Report
 from batch_payouts.verify import Decision, Finding, Verdict, result_columns
 
-__all__ = ["Decision", "Finding", "NameChecks", "Verdict", "check_names", "known_names", "report_columns"]
+__all__ = [
+    "Decision",
+    "Finding",
+    "NameChecks",
+    "Verdict",
+    "check_names",
+    "check_names_for_plan",
+    "known_names",
+    "report_columns",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,8 @@ class NameChecks:
 
     verdicts: dict[int, Verdict]
     asked: bool
+    deferred: int = 0  # payees not asked now, too many for the reads allowance: the run asks as it pays
+    deferred_seconds: float = 0.0  # how long asking them would have taken at the reads allowance
 
     def of(self, *decisions: Decision) -> list[Verdict]:
         """Verdicts with one of ``decisions``, by row."""
@@ -50,6 +61,29 @@ def check_names(
         )
 
     return NameChecks(session.call(ask) if payouts else {}, asked=True)
+
+
+ASK_FIRST_WITHIN = 120.0  # seconds: plan asks about the payees first only if the reads allowance lets it in this time
+
+
+def check_names_for_plan(
+    session: Session,
+    report: Report,
+    policy: Policy,
+    *,
+    reads_rate: tuple[Window, ...] = READS_DEFAULT,
+    within: float | None = None,
+) -> NameChecks:
+    """:func:`check_names` when the payees without a kept answer can be asked within ``within``
+    seconds (default :data:`ASK_FIRST_WITHIN`) at the reads allowance; else the kept answers only,
+    with how many payees were left for the run, which asks about each as it pays it (100,000
+    payees take over an hour to ask)."""
+    known = known_names(session, report, policy)
+    payees = {r.payout.payee() for r in report.valid_rows if r.payout is not None and r.row not in known.verdicts}
+    seconds = len(payees) / min(w.limit / w.seconds for w in reads_rate)
+    if seconds <= (ASK_FIRST_WITHIN if within is None else within):
+        return check_names(session, report, policy, reads_rate=reads_rate)
+    return NameChecks(known.verdicts, asked=False, deferred=len(payees), deferred_seconds=seconds)
 
 
 def known_names(session: Session, report: Report, policy: Policy, rows: set[int] | None = None) -> NameChecks:
