@@ -290,6 +290,9 @@ def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> N
             with connect(kw, may_ask=verify, only_reads=True) as conn:  # only --verify asks a person for the key
                 report = files.check(conn, sheet, options)
                 if verify:
+                    payees, seconds = namecheck.time_to_ask(conn, report, options.policy)
+                    if seconds > namecheck.ASK_FIRST_WITHIN:
+                        render.asking_names(payees, seconds)
                     checks = namecheck.check_names(conn, report, options.policy)
         except errors.NoApiKey:
             if verify:

@@ -110,6 +110,15 @@ def name_checks(checks: NameChecks) -> None:
             out.print(f"  {_VERDICT_WORD[verdict.decision]}: row {verdict.row}: {verdict.sentence}", markup=False)
 
 
+def asking_names(payees: int, seconds: float) -> None:
+    """Before a long wait on look-ups: how many payees and about how long (``validate --verify``)."""
+    out.print(
+        f"asking Kotani whose account each of {payees} payees is: about {_duration(seconds)} at its reads "
+        "allowance (nothing is printed meanwhile; Ctrl-C stops, answers so far are kept)",
+        markup=False,
+    )
+
+
 def _duration(seconds: float) -> str:
     """``45 s``, ``4 min``, ``1 h 23 min``: a wait in words, rounded up."""
     whole = max(1, math.ceil(seconds))

@@ -470,6 +470,29 @@ def test_plan_leaves_more_payees_than_the_reads_allowance_checks_quickly_to_the_
         assert not db.execute("SELECT 1 FROM audit WHERE path LIKE '%/validate/%'").fetchall()
 
 
+def test_validate_verify_says_how_long_asking_about_many_payees_takes_before_it_starts(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate --verify asks about every payee however many there are (100,000: over an hour at
+    the reads allowance), and first says so; a short wait gets no such line."""
+    from batch_payouts.app import namecheck
+
+    state = str(tmp_path / "l.db")
+    code, out, _ = invoke(runner, "validate", str(payees(tmp_path)), "--verify", "--sandbox", "--state", state)
+    assert code == 3 and not any(line.startswith("asking Kotani") for line in out)
+    monkeypatch.setattr(namecheck, "ASK_FIRST_WITHIN", 0.2)
+    code, out, _ = invoke(runner, "validate", str(payees(tmp_path)), "--verify", "--sandbox", "--state", state)
+    assert code == 3 and not any(line.startswith("asking Kotani") for line in out)  # all kept from the first
+    code, out, _ = invoke(
+        runner, "validate", str(payees(tmp_path)), "--verify", "--sandbox", "--state", str(tmp_path / "new.db")
+    )
+    assert code == 3
+    assert [line for line in out if line.startswith("asking Kotani")] == [
+        "asking Kotani whose account each of 6 payees is: about 1 s at its reads allowance (nothing is "
+        "printed meanwhile; Ctrl-C stops, answers so far are kept)"
+    ]
+
+
 # -- the confirmation screen ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "check_names_for_plan",
     "known_names",
     "report_columns",
+    "time_to_ask",
 ]
 
 
@@ -79,11 +80,23 @@ def check_names_for_plan(
     with how many payees were left for the run, which asks about each as it pays it (100,000
     payees take over an hour to ask)."""
     known = known_names(session, report, policy)
-    payees = {r.payout.payee() for r in report.valid_rows if r.payout is not None and r.row not in known.verdicts}
-    seconds = len(payees) / min(w.limit / w.seconds for w in reads_rate)
+    payees, seconds = _to_ask(report, known, reads_rate)
     if seconds <= (ASK_FIRST_WITHIN if within is None else within):
         return check_names(session, report, policy, reads_rate=reads_rate)
-    return NameChecks(known.verdicts, asked=False, deferred=len(payees), deferred_seconds=seconds)
+    return NameChecks(known.verdicts, asked=False, deferred=payees, deferred_seconds=seconds)
+
+
+def time_to_ask(
+    session: Session, report: Report, policy: Policy, *, reads_rate: tuple[Window, ...] = READS_DEFAULT
+) -> tuple[int, float]:
+    """How many payees of the valid rows have no kept answer, and the seconds asking about them
+    takes at the reads allowance ``reads_rate`` (told to the person before a long wait)."""
+    return _to_ask(report, known_names(session, report, policy), reads_rate)
+
+
+def _to_ask(report: Report, known: NameChecks, reads_rate: tuple[Window, ...]) -> tuple[int, float]:
+    payees = {r.payout.payee() for r in report.valid_rows if r.payout is not None and r.row not in known.verdicts}
+    return len(payees), len(payees) / min(w.limit / w.seconds for w in reads_rate)
 
 
 def known_names(session: Session, report: Report, policy: Policy, rows: set[int] | None = None) -> NameChecks:
