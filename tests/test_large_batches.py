@@ -222,17 +222,21 @@ def test_the_sandbox_books_keep_customers_and_payouts_a_line_each_and_read_them_
         assert first.status == "SUCCESSFUL" and first.status is second.status  # one object for equal texts
 
 
-def save_as_format_2(state: SandboxState, books: Path) -> Path:
-    """``state``'s books as session 7's code wrote them (customers and payouts as one JSON value);
-    the file of customers and payouts."""
-    rest = persist.rest_path(books, 1)
+def one_object(state: SandboxState) -> dict[str, object]:
+    """``state``'s customers, payouts and references to payouts as the books before format 3 kept them."""
     position = {id(p): i for i, p in enumerate(state.payouts)}
-    everything = {
+    return {
         "customers": persist._encode(state.customers),
         "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
         "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
     }
-    rest.write_text(json.dumps(everything))
+
+
+def save_as_format_2(state: SandboxState, books: Path) -> Path:
+    """``state``'s books as session 7's code wrote them (customers and payouts as one JSON value);
+    the file of customers and payouts."""
+    rest = persist.rest_path(books, 1)
+    rest.write_text(json.dumps(one_object(state)))
     books.write_text(json.dumps({**persist.snapshot(state), "format": 2, "rest": 1}))
     return rest
 
@@ -258,14 +262,9 @@ def test_sandbox_books_of_format_2_are_read_and_written_anew_once_their_payouts_
 def save_as_format_1(state: SandboxState, books: Path, *, rest_first: bool = False) -> None:
     """``state``'s books as the code before session 4 wrote them: one JSON object, the head's keys
     first (``rest_first``: after the customers, payouts and references, as a hand-edited file may)."""
-    position = {id(p): i for i, p in enumerate(state.payouts)}
     head = {**persist.snapshot(state), "format": 1}
     del head["unsettled"]  # format 1 did not keep it
-    rest = {
-        "customers": persist._encode(state.customers),
-        "payouts": [persist._encode(dataclasses.asdict(p)) for p in state.payouts],
-        "references": {ref: position[id(p)] for ref, p in state.by_reference.items()},
-    }
+    rest = one_object(state)
     books.write_text(json.dumps(rest | head if rest_first else head | rest))
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -103,11 +103,10 @@ class Session:
             )
 
         async def go() -> T:
-            served = self.sandbox is None or self.sandbox.served
             async with KotaniClient(
                 self.base_url,
                 self.key,
-                transport=None if served else in_process(self.sandbox.sandbox.app),  # type: ignore[union-attr]
+                transport=self._transport(),
                 on_call=audit,
                 holds=self.holds,
                 timeouts=Timeouts(attempt=self.attempt_timeout),
@@ -116,6 +115,13 @@ class Session:
 
         with first_error():  # concurrent steps failed: report the first cause as itself
             return anyio.run(go)
+
+    def _transport(self) -> Any:
+        """The built-in sandbox's app in process when it is not served; None (the client's own
+        connections) for the real API or a served sandbox."""
+        if self.sandbox is None or self.sandbox.served:
+            return None
+        return in_process(self.sandbox.sandbox.app)
 
     def reads_limiter(self, rate: tuple[Window, ...] = READS_DEFAULT) -> Limiter:
         """A limiter of the reads allowance ``rate`` that counts the reads this session already sent

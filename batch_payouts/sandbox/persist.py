@@ -130,12 +130,9 @@ def _put_rest_streamed(state: SandboxState, path: Path) -> None:
     import ijson  # only books written before format 3 need it
 
     try:
-        customers, payouts, references = _streamed_rest(path)
+        _install(state, *_streamed_rest(path))
     except ijson.JSONError:
         _put_rest_whole(state, json.loads(path.read_text(encoding="utf-8")))
-        return
-    state.customers, state.by_reference = customers, references
-    state.payouts = _in_creation_order(payouts)
 
 
 def _streamed_rest(path: Path) -> tuple[dict[str, Any], list[Payout], dict[str, Payout]]:
@@ -166,9 +163,15 @@ def _put_rest_whole(state: SandboxState, data: dict[str, Any]) -> None:
     """Customers and payouts from one JSON object read whole: books of format 1 or 2 holding a value
     ijson does not read (NaN, an infinity, an integer beyond 64 bits: only a test knob puts one
     there), at the cost in memory of holding that object."""
-    state.customers = _decode(data["customers"])
     payouts = [Payout(**_decode(p)) for p in data["payouts"]]
-    state.by_reference = {ref: payouts[i] for ref, i in data["references"].items()}
+    _install(state, _decode(data["customers"]), payouts, {ref: payouts[i] for ref, i in data["references"].items()})
+
+
+def _install(
+    state: SandboxState, customers: dict[str, Any], payouts: list[Payout], references: dict[str, Payout]
+) -> None:
+    """Put what was read of the books into ``state``, payouts in creation order."""
+    state.customers, state.by_reference = customers, references
     state.payouts = _in_creation_order(payouts)
 
 
@@ -208,8 +211,7 @@ def _put_rest_lines(state: SandboxState, path: Path) -> None:
                 payouts.append(Payout(**_decode(value[0], shared)))
             else:
                 references[shared.setdefault(value[0], value[0])] = payouts[value[1]]
-    state.customers, state.by_reference = customers, references
-    state.payouts = _in_creation_order(payouts)
+    _install(state, customers, payouts, references)
 
 
 def restore(data: dict[str, Any], *, speed: float, rest: Path) -> SandboxState:
