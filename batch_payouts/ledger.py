@@ -918,6 +918,23 @@ class Ledger:
         )
         return [self._record(r) for r in rows]
 
+    def next_due(self, batch_id: str, after: float, *, poll: bool = True) -> float | None:
+        """The earliest time later than ``after`` at which a row of the batch falls due: a status
+        read (as in :meth:`due_checks`) or a READY row's next try. None when nothing is scheduled."""
+        polled = "submitted" if poll else "unknown"
+        # one search of the rows_due index per state (SQLite's MIN over an index range reads one
+        # entry), and the few rows asked to confirm: O(log rows) whatever the batch's size
+        found = self.db.execute(
+            "SELECT MIN(t) FROM ("
+            " SELECT MIN(next_check) AS t FROM rows WHERE batch_id = ? AND state = ? AND next_check > ?"
+            " UNION ALL SELECT MIN(next_check) FROM rows WHERE batch_id = ? AND state = 'unknown' AND next_check > ?"
+            " UNION ALL SELECT MIN(next_check) FROM rows WHERE batch_id = ? AND state = 'ready' AND next_check > ?"
+            " UNION ALL SELECT MIN(next_check) FROM rows INDEXED BY rows_confirm"
+            " WHERE batch_id = ? AND confirm = 1 AND next_check > ?)",
+            (batch_id, polled, after, batch_id, after, batch_id, after, batch_id, after),
+        ).fetchone()
+        return None if found is None or found[0] is None else float(found[0])
+
     def ready_to_send(
         self,
         batch_id: str,

@@ -107,6 +107,25 @@ def test_a_file_is_paid_through_the_use_cases_from_a_worker_thread_without_a_ter
     assert progress and progress[-1].rows == 2 and progress[-1].settled == 2 and progress[-1].to_send == 0
 
 
+def test_a_run_nobody_watches_never_counts_its_rows_while_it_pays(tmp_path: Path) -> None:
+    """Counting a batch's rows by state reads every row (20 ms at 100,000 rows). A run with no
+    progress listener and no events file counts them once before the loop and once after, never
+    on its passes."""
+    data = payout_file(tmp_path / "pay.csv")
+    with open_session(SessionOptions(state_path=tmp_path / "l.db", sandbox=True, attempt_timeout=2.0)) as session:
+        sheet = files.load(data, FileOptions())
+        report = files.check(session, sheet, FileOptions())
+        planned = payouts.prepare_run(session, data, sheet, report, label="", pay_again={}, strict=False)
+        assert not isinstance(planned, payouts.AlreadyPaid)
+        payouts.create_batch(session, planned, sheet, who="test")
+        statements: list[str] = []
+        session.ledger.db.set_trace_callback(statements.append)
+        result = payouts.run_batch(session, planned.batch_id, FAST, progress=None)
+        session.ledger.db.set_trace_callback(None)
+    counted = [sql for sql in statements if "COUNT(*)" in sql and "GROUP BY state" in sql]
+    assert result.exit_code == 0 and len(counted) <= 3, f"counted {len(counted)} times"
+
+
 def test_the_same_file_again_is_already_paid_and_overrides_belong_to_a_new_batch(tmp_path: Path) -> None:
     data = payout_file(tmp_path / "pay.csv")
     first = pay(tmp_path / "l.db", data, [], [])

@@ -390,6 +390,32 @@ def test_the_run_loop_finds_rows_due_for_a_read_by_index_not_by_reading_the_batc
     assert "rows_due" in plan and "rows_confirm" in plan  # two index searches, never a pass over the batch
 
 
+def test_the_run_loop_learns_when_the_next_row_falls_due_from_one_index_search_per_state(tmp_path: Path) -> None:
+    """Between passes the loop sleeps until the next status read, confirmation or retry falls due:
+    the earliest time later than now, found without a pass over the batch."""
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"state": RowState.SUBMITTED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    paid, ready = {**row, "state": RowState.SUCCEEDED}, {**row, "state": RowState.READY}
+    store(ledger, "b1", [row, row, paid, ready, paid])
+    ledger.update("b1", 2, next_check=50.0)  # a status read due already: not "next"
+    ledger.update("b1", 3, next_check=300.0)  # the next status read
+    ledger.update("b1", 5, expect=RowState.READY, next_check=200.0)  # a retry backing off
+    ledger.update("b1", 4, confirm=1, next_check=250.0)  # a settled row a webhook asked to confirm
+    ledger.update("b1", 6, next_check=150.0)  # settled, not asked to confirm: nothing to do
+    assert ledger.next_due("b1", 100.0) == 200.0
+    ledger.update("b1", 5, expect=RowState.READY, next_check=400.0)
+    assert ledger.next_due("b1", 100.0) == 250.0
+    assert ledger.next_due("b1", 100.0, poll=False) == 250.0, "without polling, submitted rows are not read"
+    assert ledger.next_due("b1", 1000.0) is None
+    statements: list[str] = []
+    ledger.db.set_trace_callback(statements.append)
+    ledger.next_due("b1", 100.0)
+    ledger.db.set_trace_callback(None)
+    [asked] = [sql for sql in statements if sql.startswith("SELECT")]
+    plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
+    assert "SCAN rows" not in plan and plan.count("rows_due") == 3, plan
+
+
 def test_the_run_loop_reads_the_next_rows_to_send_in_row_order_without_sorting_the_batch(tmp_path: Path) -> None:
     """The first few ready rows come from walking an index in row order; a batch of 100,000 ready
     rows is never sorted on a pass of the loop (that took 40 ms a pass, on every pass)."""

@@ -509,3 +509,42 @@ def test_a_retry_whose_earlier_attempt_cannot_be_read_waits_before_asking_again(
     assert after.state is RowState.READY and after.next_check == fake.clock() + 7.0
     assert ledger.ready_to_send("b2", fake.clock()) == [], "not taken again before the interval"
     assert sandbox.state.ledger()["posts"] == []
+
+
+def test_while_nothing_falls_due_the_run_loop_sleeps_until_something_does(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A run waiting a minute for a retry's time looks at the ledger twice a second at most, not
+    on every tick, and still sends the row on the tick it falls due; then it sleeps until the
+    payout's status read is due."""
+    time = VirtualTime(START, sandbox.state.clock)
+    ledger = Ledger(tmp_path / "ledger.db", clock=time.clock)
+    new_batch(ledger, "bN", [person(2, "+254712000888", "Person 2")])
+    ledger.update("bN", 2, expect=RowState.READY, next_check=START + 60.0)  # backing off a minute
+    settings = dataclasses.replace(Settings(), verify=False, poll_interval=5.0, tick=0.1, idle_tick=0.5)
+    naps: list[tuple[float, float]] = []  # (when, seconds) of the loop's naps
+
+    async def loop_sleep(seconds: float) -> None:
+        naps.append((time.clock(), seconds))
+        await time.sleep(seconds)
+
+    async def go() -> RunResult:
+        async with (
+            KotaniClient(
+                sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock, sleep=time.sleep
+            ) as client,
+            time.running(),
+        ):
+            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
+            reads = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
+            ctx = Context(ledger, client, money, reads, settings, env_id="e1", clock=time.clock)
+            return await run_batch(ctx, "bN", wait_timeout=3600, sleep=loop_sleep)
+
+    result = anyio.run(go)
+    row = ledger.row("bN", 2)
+    assert result.counts == {"succeeded": 1} and row.submitted_at is not None
+    assert START + 60.0 <= row.submitted_at < START + 60.0 + settings.tick, "sent on the tick it fell due"
+    waiting = [when for when, _ in naps if when < START + 60.0]
+    assert len(waiting) <= 60 / settings.idle_tick + 2, f"{len(waiting)} passes in a minute of waiting"
+    assert row.completed_at is not None
+    assert row.completed_at - row.submitted_at == pytest.approx(5.0, abs=settings.tick), "read when it fell due"

@@ -436,7 +436,10 @@ def run_batch(
         async def go(client: KotaniClient) -> RunResult:
             run = RunState(wallets)
             ctx = Context(session.ledger, client, money, reads, settings, env_id=env_id, clock=session.clock, run=run)
-            return await engine_run(ctx, batch_id, wait_timeout=options.wait_timeout, progress=heard)
+            listened = progress is not None or events is not None  # counting a batch is O(rows): only when heard
+            return await engine_run(
+                ctx, batch_id, wait_timeout=options.wait_timeout, progress=heard if listened else None
+            )
 
         return session.call(go)
 

@@ -97,7 +97,8 @@ async def _loop(
     sleep: Callable[[float], Awaitable[None]],
     stage: VerifyStage | None = None,
 ) -> RunResult:
-    """Each tick asks the ledger only for the rows due now (by index), never for the whole batch.
+    """Each pass asks the ledger only for the rows due now (by index), never for the whole batch,
+    then sleeps until the next row falls due or something wakes it (``_nap``).
     With a verification ``stage``, only rows it found payable in this run are sent."""
     started = ctx.clock()
     last_renew = started
@@ -162,13 +163,22 @@ async def _loop(
             if now - started > wait_timeout:
                 timed_out = True
                 break
-            await ctx.run.wake.nap(ctx.settings.tick, sleep)
+            await ctx.run.wake.nap(_nap(ctx, batch_id, now), sleep)
         tg.cancel_scope.cancel()
     counts = ctx.ledger.counts(batch_id)
     if progress:
         progress(counts)
     pending = sum(counts.get(s.value, 0) for s in IN_FLIGHT_STATES)
     return RunResult(counts, pending, dict(ctx.run.paused_currencies), ctx.run.stopped, timed_out)
+
+
+def _nap(ctx: Context, batch_id: str, now: float) -> float:
+    """Seconds the loop may sleep: until the next row falls due, at least a tick and at most an
+    idle tick. Rows due already but not taken this pass need no tick: a freed slot, a payee found
+    payable or a stop wakes the loop (``Wake``)."""
+    longest = max(ctx.settings.tick, ctx.settings.idle_tick)
+    due = ctx.ledger.next_due(batch_id, now, poll=ctx.settings.poll)
+    return longest if due is None else min(longest, max(ctx.settings.tick, due - now))
 
 
 async def pay_checked(ctx: Context, row: RowRecord) -> None:

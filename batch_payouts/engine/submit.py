@@ -43,7 +43,8 @@ class Settings:
     callback_url: str | None = None
     wallets: dict[str, str] = field(default_factory=dict)
     send_budget: int = 8  # tries per row and run after failures that never reached the provider
-    tick: float = 0.1
+    tick: float = 0.1  # the run loop's shortest nap
+    idle_tick: float = 0.5  # and its longest, when no row falls due sooner (lease, timeout, progress)
     poll: bool = True
     # Confirmation of payee (docs/confirmation-of-payee.md): check each payee's account before paying it.
     verify: bool = True
