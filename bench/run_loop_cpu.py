@@ -9,7 +9,9 @@ the sandbox received meanwhile and the tool's resident memory. The window pays a
 second whatever the batch size, so the difference between the two sizes is what the batch's size
 costs the loop. Then the run is stopped like Ctrl-C (SIGTERM).
 
-    python bench/run_loop_cpu.py [--rows 100000] [--small 150] [--window 60] [--name-check]
+`--compare TREE` measures another checkout the same way, after this one, in the same run.
+
+    python bench/run_loop_cpu.py [--rows 100000] [--small 150] [--window 60] [--name-check] [--compare TREE]
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def posts(sandbox: SandboxProcess) -> int:
     return len(sandbox.ledger()["posts"])
 
 
-def measure(rows: int, window: float, name_check: bool, folder: Path) -> tuple[float, int, float, float]:
+def measure(tree: Path, rows: int, window: float, name_check: bool, folder: Path) -> tuple[float, int, float, float]:
     """CPU share of one core, payouts made and resident MiB over ``window`` seconds of paying;
     and seconds from start to the first minute's allowance spent."""
     with SandboxProcess(KEY, speed=1, balances={"KES": "1000000000"}) as sandbox:
@@ -67,9 +69,9 @@ def measure(rows: int, window: float, name_check: bool, folder: Path) -> tuple[f
         if not name_check:
             args.append("--no-name-check")
         assert rows > STEADY, "the batch must outlast the first minute"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KOTANI_API_KEY": KEY}
+        env = {**os.environ, "PYTHONPATH": str(tree), "KOTANI_API_KEY": KEY}
         started = time.monotonic()
-        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(args, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             while posts(sandbox) < STEADY:
                 if proc.poll() is not None:
@@ -92,21 +94,25 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=150)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--name-check", action="store_true", help="check each payee's name too (look-ups)")
+    parser.add_argument("--compare", type=Path, help="another checkout to measure the same way")
     opts = parser.parse_args()
+    trees = [("this tree", ROOT)] + ([("compare", opts.compare.resolve())] if opts.compare else [])
     with tempfile.TemporaryDirectory() as tmp:
-        found = {}
-        for rows in (opts.small, opts.rows):
-            share, paid, rss, ready = measure(rows, opts.window, opts.name_check, Path(tmp))
-            found[rows] = share
+        for label, tree in trees:
+            found = {}
+            for rows in (opts.small, opts.rows):
+                share, paid, rss, ready = measure(tree, rows, opts.window, opts.name_check, Path(tmp))
+                found[rows] = share
+                print(
+                    f"[{label}] {rows:>7} rows: {share * 100:5.2f} % of a core over {opts.window:.0f} s of paying "
+                    f"({paid} payouts, {share * opts.window / max(paid, 1) * 1000:4.1f} ms of CPU each; "
+                    f"allowance spent {ready:5.1f} s after start), resident {rss:6.1f} MiB"
+                )
+            extra = (found[opts.rows] - found[opts.small]) * 100
             print(
-                f"{rows:>7} rows: {share * 100:5.2f} % of a core over {opts.window:.0f} s of paying "
-                f"({paid} payouts; allowance spent {ready:5.1f} s after start), resident {rss:6.1f} MiB"
+                f"[{label}] what {opts.rows:,} rows cost beyond {opts.small}: {extra:+.2f} % of a core; "
+                f"goal < 2 % of a core at {opts.rows:,} rows: {'met' if found[opts.rows] < 0.02 else 'not met'}"
             )
-        extra = (found[opts.rows] - found[opts.small]) * 100
-        print(
-            f"what {opts.rows:,} rows cost beyond {opts.small}: {extra:+.2f} % of a core; "
-            f"goal < 2 % of a core at {opts.rows:,} rows: {'met' if found[opts.rows] < 0.02 else 'not met'}"
-        )
 
 
 if __name__ == "__main__":
