@@ -82,12 +82,12 @@ def measure(label: str, tree: Path, ledger: Path, runs: int, folder: Path, only:
         if only and name not in only:
             continue
         if name.startswith("resume"):
-            took, mib, code = timed(args, tree)  # the results file a run leaves, written once (not counted)
+            took, mib, code, _ = timed(args, tree)  # the results file a run leaves, written once (not counted)
             print(f"[{label}] {name:20} first, results file written: {took:6.2f} s, peak {mib:4.0f} MiB, exit {code}")
         seconds, peaks = [], []
         for _ in range(runs):
             starts.append(timed(["--version"], tree)[0])
-            took, mib, code = timed(args, tree)
+            took, mib, code, _ = timed(args, tree)
             seconds.append(took)
             peaks.append(mib)
         start = statistics.median(starts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from batch_payouts.cli import main
@@ -388,6 +388,76 @@ def test_the_run_loop_finds_rows_due_for_a_read_by_index_not_by_reading_the_batc
     [asked] = [sql for sql in statements if sql.startswith("SELECT")]
     plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
     assert "rows_due" in plan and "rows_confirm" in plan  # two index searches, never a pass over the batch
+
+
+# What every claim of a batch, probed one by one, says (the queries before migration 7): the
+# reference the queries over shared keys must agree with.
+REFERENCE_PAID_TWICE = (
+    "SELECT DISTINCT a.row, o.batch_id, o.row FROM claims a"
+    " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
+    " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
+    " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state = 'succeeded'"
+    " WHERE a.batch_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = a.batch_id AND v.row = a.row)"
+    " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
+)
+REFERENCE_UNSETTLED_ELSEWHERE = (
+    "SELECT DISTINCT o.batch_id, o.row FROM claims a"
+    " JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
+    " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND b.batch_id != a.batch_id"
+    " JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state IN ('failed', 'submitted', 'unknown')"
+    " WHERE a.batch_id = ?"
+)
+claimed_row = st.tuples(
+    st.lists(st.sampled_from("pqrstu"), min_size=0, max_size=2, unique=True),  # its obligation keys
+    st.sampled_from(["succeeded", "failed", "submitted", "unknown", "ready", "blocked"]),
+    st.booleans(),  # an operator override
+)
+batch_spec = st.tuples(st.sampled_from(["e1", "e2", ""]), st.lists(claimed_row, min_size=1, max_size=4))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(batch_spec, min_size=1, max_size=5), adopt=st.booleans(), migrate=st.booleans())
+@example(  # a batch from before environments pays what a batch of the environment it joins paid
+    batches=[("", [(["p"], "succeeded", False)]), ("e1", [(["p"], "succeeded", False)])], adopt=True, migrate=False
+)
+def test_who_paid_twice_is_found_among_shared_keys_as_every_claim_would_say(
+    tmp_path_factory: pytest.TempPathFactory,
+    batches: list[tuple[str, list[tuple[list[str], str, bool]]]],
+    adopt: bool,
+    migrate: bool,
+) -> None:
+    """paid_twice and unsettled_elsewhere look only at obligation keys claimed more than once
+    (kept as batches are made, adopted into an environment, or by the migration that brought
+    them to an older ledger) and find exactly what probing every claim of the batch finds."""
+    path = tmp_path_factory.mktemp("shared") / "l.db"
+    ledger = Ledger(path)
+    for number, (env_id, rows) in enumerate(batches):
+        new = [NewRow(n, RowState.READY, None, {}, [], tuple(keys)) for n, (keys, _, _) in enumerate(rows, start=2)]
+        ledger.create_batch(
+            f"b{number}", env_id=env_id, fingerprint="f", label="", source="s.csv", options={}, headers=[], rows=new
+        )
+        with ledger.transaction() as db:
+            for n, (_, state, _) in enumerate(rows, start=2):
+                db.execute("UPDATE rows SET state = ? WHERE batch_id = ? AND row = ?", (state, f"b{number}", n))
+        for n, (_, _, overridden) in enumerate(rows, start=2):
+            if overridden:
+                ledger.record_override(env_id, f"b{number}", n, who="test", why="test")
+    if adopt:  # batches made before environments existed join the first environment that uses them
+        for number, (env_id, _) in enumerate(batches):
+            if env_id == "":
+                ledger.adopt(f"b{number}", "e1")
+    if migrate:  # an older ledger: its shared keys are found by migration 7
+        with ledger.transaction() as db:
+            db.execute("DROP TABLE shared_claims")
+            db.execute("PRAGMA user_version = 6")
+        ledger = Ledger(path)
+    for number in range(len(batches)):
+        batch = f"b{number}"
+        pairs = {(mine.row, other.batch_id, other.row) for mine, other in ledger.paid_twice(batch)}
+        assert pairs == {tuple(r) for r in ledger.db.execute(REFERENCE_PAID_TWICE, (batch,))}
+        elsewhere = {(r.batch_id, r.row) for r in ledger.unsettled_elsewhere(batch)}
+        assert elsewhere == {tuple(r) for r in ledger.db.execute(REFERENCE_UNSETTLED_ELSEWHERE, (batch,))}
 
 
 def test_the_run_loop_learns_when_the_next_row_falls_due_from_one_index_search_per_state(tmp_path: Path) -> None:
