@@ -8,7 +8,7 @@ import csv
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -409,21 +409,32 @@ def run_in_virtual_time(
     time = VirtualTime(START, sandbox.state.clock)
     settings = dataclasses.replace(Settings(), poll_interval=1.0, concurrency=concurrency, verify=verify)
     started = sandbox.state.clock.now()
-
-    async def go() -> RunResult:
-        async with (
-            KotaniClient(
-                sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock, sleep=time.sleep
-            ) as client,
-            time.running(),
-        ):
-            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
-            budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
-            ctx = Context(ledger, client, money, budget, settings, env_id="e1", clock=time.clock)
-            return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=time.sleep)
-
-    assert anyio.run(go).exit_code == 0
+    assert anyio.run(lambda: virtual_run(time, sandbox, ledger, batch_id, settings, reads=reads)).exit_code == 0
     return started
+
+
+async def virtual_run(
+    time: VirtualTime,
+    sandbox: RunningSandbox,
+    ledger: Ledger,
+    batch_id: str,
+    settings: Settings,
+    *,
+    reads: tuple[Window, ...] = OPEN_WINDOW,
+    loop_sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> RunResult:
+    """``run_batch`` on virtual time against the sandbox, payouts unlimited, reads within ``reads``;
+    the run loop naps with ``loop_sleep`` (default: the virtual clock's)."""
+    async with (
+        KotaniClient(
+            sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock, sleep=time.sleep
+        ) as client,
+        time.running(),
+    ):
+        money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
+        budget = Limiter(reads, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
+        ctx = Context(ledger, client, money, budget, settings, env_id="e1", clock=time.clock)
+        return await run_batch(ctx, batch_id, wait_timeout=3600, sleep=loop_sleep or time.sleep)
 
 
 def test_the_first_payout_waits_for_its_own_lookup_only(sandbox: RunningSandbox, ledger: Ledger) -> None:
@@ -528,19 +539,7 @@ def test_while_nothing_falls_due_the_run_loop_sleeps_until_something_does(
         naps.append((time.clock(), seconds))
         await time.sleep(seconds)
 
-    async def go() -> RunResult:
-        async with (
-            KotaniClient(
-                sandbox.base_url, ApiKey(API_KEY), transport=time.transport, clock=time.clock, sleep=time.sleep
-            ) as client,
-            time.running(),
-        ):
-            money = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="money")
-            reads = Limiter(OPEN_WINDOW, clock=time.clock, sleep=time.sleep, margin=0, klass="reads")
-            ctx = Context(ledger, client, money, reads, settings, env_id="e1", clock=time.clock)
-            return await run_batch(ctx, "bN", wait_timeout=3600, sleep=loop_sleep)
-
-    result = anyio.run(go)
+    result = anyio.run(lambda: virtual_run(time, sandbox, ledger, "bN", settings, loop_sleep=loop_sleep))
     row = ledger.row("bN", 2)
     assert result.counts == {"succeeded": 1} and row.submitted_at is not None
     assert START + 60.0 <= row.submitted_at < START + 60.0 + settings.tick, "sent on the tick it fell due"
