@@ -168,15 +168,24 @@ MIGRATIONS: tuple[str, ...] = (
         env_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (env_id, key)
     ) WITHOUT ROWID;
     INSERT OR IGNORE INTO shared_claims SELECT env_id, key FROM claims GROUP BY env_id, key HAVING COUNT(*) > 1;
+    INSERT OR REPLACE INTO meta VALUES ('shared_claims_rowid', (SELECT COALESCE(MAX(rowid), 0) FROM claims));
     """,
 )
 
-# Records the keys a batch's claims share with any other claim (another row of it, or of another
-# batch): the upkeep of shared_claims (migration 7), run after the batch's claims are written.
+# The upkeep of shared_claims (migration 7): the keys that claims share with any other claim
+# (another row of the batch, or of another batch). _SHARE_NEW_CLAIMS_SQL looks at the claims
+# written since the list was last kept (meta "shared_claims_rowid"): a new batch's, and any an
+# older version of the tool wrote without keeping the list. _SHARE_CLAIMS_SQL looks at one
+# batch's claims, after adopt gave them an environment.
 _SHARE_CLAIMS_SQL = (
     "INSERT OR IGNORE INTO shared_claims SELECT DISTINCT a.env_id, a.key FROM claims a"
     " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
     " WHERE a.batch_id = ?"
+)
+_SHARE_NEW_CLAIMS_SQL = (
+    "INSERT OR IGNORE INTO shared_claims SELECT DISTINCT a.env_id, a.key FROM claims a"
+    " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
+    " WHERE a.rowid > ?"
 )
 
 
@@ -450,6 +459,7 @@ class Ledger:
         self.clock = clock
         self.secrets = secrets
         self._audit_waiting: list[tuple[Any, ...]] = []  # API calls not yet written (see ``audit``)
+        self.read_only = read_only
         if read_only:
             self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
             self.db.row_factory = sqlite3.Row
@@ -469,6 +479,7 @@ class Ledger:
         try:
             self._configure()
             self._migrate()
+            self._keep_shared_claims()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise LedgerError(
@@ -500,6 +511,13 @@ class Ledger:
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            self.db.close()
+            raise LedgerError(
+                f"the ledger at {self.path} was written by a newer version of batch-payouts (ledger "
+                f"version {version}; this version knows {len(MIGRATIONS)}). Nothing was changed. "
+                "Use the newer version with this ledger"
+            )
         for number, script in enumerate(MIGRATIONS, start=1):
             if version < number:
                 with self.transaction() as db:
@@ -510,6 +528,27 @@ class Ledger:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.chmod(f"{self.path}{suffix}", 0o600)
+
+    def _claims_not_shared_since(self) -> int | None:
+        """The last claim (rowid) shared_claims was kept for, when claims were written after it."""
+        kept = self.db.execute("SELECT value FROM meta WHERE name = 'shared_claims_rowid'").fetchone()
+        last = int(kept[0]) if kept else 0
+        top = self.db.execute("SELECT MAX(rowid) FROM claims").fetchone()[0]
+        return last if top is not None and top > last else None
+
+    def _keep_shared_claims(self) -> None:
+        """List the shared keys of claims written since the list was last kept, here or by another
+        process (an older version of the tool writes claims without keeping it)."""
+        if not self.read_only and self._claims_not_shared_since() is not None:
+            with self.transaction() as db:
+                self._share_new_claims(db)
+
+    def _share_new_claims(self, db: sqlite3.Connection) -> None:
+        """Keep shared_claims for every claim written since it was last kept (inside a write)."""
+        last = self._claims_not_shared_since()
+        if last is not None:
+            db.execute(_SHARE_NEW_CLAIMS_SQL, (last,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('shared_claims_rowid', (SELECT MAX(rowid) FROM claims))")
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -618,7 +657,7 @@ class Ledger:
                 )
                 for key in new.keys:
                     db.execute("INSERT OR IGNORE INTO claims VALUES (?,?,?,?)", (env_id, key, batch_id, new.row))
-            db.execute(_SHARE_CLAIMS_SQL, (batch_id,))
+            self._share_new_claims(db)
             for other, number, note in supersede:
                 db.execute(
                     "UPDATE rows SET state = 'blocked', note = ?, updated_at = ? WHERE batch_id = ?"
@@ -1074,6 +1113,7 @@ class Ledger:
         """Rows of other batches that pay an obligation this batch paid and whose outcome a fresh
         read may still change: failed ones (the provider may yet turn one into a payment: "terminal
         is not final") and ones in flight (their run may have stopped before it heard they were paid)."""
+        self._keep_shared_claims()
         # CROSS joins keep this order: the batch's shared keys first, never every claim of the batch
         return [
             self._record(r)
@@ -1200,6 +1240,7 @@ class Ledger:
     def paid_twice(self, batch_id: str) -> list[tuple[RowRecord, RowRecord]]:
         """(row of this batch, another paid row) pairs that paid the same obligation twice, in
         any batch of the environment, unless an operator override covers either of them."""
+        self._keep_shared_claims()
         # CROSS joins keep this order: the batch's shared keys first, never every claim of the batch
         pairs = self.db.execute(
             "SELECT DISTINCT a.row, o.batch_id, o.row FROM batches t"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import nullcontext
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
@@ -417,26 +419,49 @@ batch_spec = st.tuples(st.sampled_from(["e1", "e2", ""]), st.lists(claimed_row, 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches=st.lists(batch_spec, min_size=1, max_size=5), adopt=st.booleans(), migrate=st.booleans())
+@given(
+    batches=st.lists(batch_spec, min_size=1, max_size=5),
+    adopt=st.booleans(),
+    migrate=st.booleans(),
+    old_tool=st.booleans(),
+    reopen=st.booleans(),
+)
 @example(  # a batch from before environments pays what a batch of the environment it joins paid
-    batches=[("", [(["p"], "succeeded", False)]), ("e1", [(["p"], "succeeded", False)])], adopt=True, migrate=False
+    batches=[("", [(["p"], "succeeded", False)]), ("e1", [(["p"], "succeeded", False)])],
+    adopt=True,
+    migrate=False,
+    old_tool=False,
+    reopen=False,
+)
+@example(  # an older version of the tool, which does not keep the list, pays an obligation again
+    batches=[("e1", [(["p"], "succeeded", False)]), ("e1", [(["p"], "succeeded", False)])],
+    adopt=False,
+    migrate=False,
+    old_tool=True,
+    reopen=False,
 )
 def test_who_paid_twice_is_found_among_shared_keys_as_every_claim_would_say(
     tmp_path_factory: pytest.TempPathFactory,
     batches: list[tuple[str, list[tuple[list[str], str, bool]]]],
     adopt: bool,
     migrate: bool,
+    old_tool: bool,
+    reopen: bool,
 ) -> None:
     """paid_twice and unsettled_elsewhere look only at obligation keys claimed more than once
-    (kept as batches are made, adopted into an environment, or by the migration that brought
-    them to an older ledger) and find exactly what probing every claim of the batch finds."""
+    (kept as batches are made, adopted into an environment, by the migration that brought them
+    to an older ledger, or once an older version of the tool has written claims: when the ledger
+    is next opened, or asked by a process that had it open) and find exactly what probing every
+    claim of the batch finds."""
     path = tmp_path_factory.mktemp("shared") / "l.db"
     ledger = Ledger(path)
     for number, (env_id, rows) in enumerate(batches):
         new = [NewRow(n, RowState.READY, None, {}, [], tuple(keys)) for n, (keys, _, _) in enumerate(rows, start=2)]
-        ledger.create_batch(
-            f"b{number}", env_id=env_id, fingerprint="f", label="", source="s.csv", options={}, headers=[], rows=new
-        )
+        older = old_tool and number == len(batches) - 1  # the last batch, made by an older version
+        with mock.patch.object(Ledger, "_share_new_claims", lambda self, db: None) if older else nullcontext():
+            ledger.create_batch(
+                f"b{number}", env_id=env_id, fingerprint="f", label="", source="s.csv", options={}, headers=[], rows=new
+            )
         with ledger.transaction() as db:
             for n, (_, state, _) in enumerate(rows, start=2):
                 db.execute("UPDATE rows SET state = ? WHERE batch_id = ? AND row = ?", (state, f"b{number}", n))
@@ -450,8 +475,10 @@ def test_who_paid_twice_is_found_among_shared_keys_as_every_claim_would_say(
     if migrate:  # an older ledger: its shared keys are found by migration 7
         with ledger.transaction() as db:
             db.execute("DROP TABLE shared_claims")
+            db.execute("DELETE FROM meta WHERE name = 'shared_claims_rowid'")
             db.execute("PRAGMA user_version = 6")
-        ledger = Ledger(path)
+    if migrate or reopen:
+        ledger = Ledger(path)  # opened again, as by the next command
     for number in range(len(batches)):
         batch = f"b{number}"
         pairs = {(mine.row, other.batch_id, other.row) for mine, other in ledger.paid_twice(batch)}

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from batch_payouts.cli import main
 from batch_payouts.environment import environment
-from batch_payouts.ledger import Ledger
+from batch_payouts.ledger import MIGRATIONS, Ledger
 from batch_payouts.sandbox import Knobs, SandboxClock, SandboxState, serve_in_thread
 from tests.support import FAST, results_file
 
@@ -532,6 +532,24 @@ def test_a_ledger_that_is_a_folder_or_damaged_is_a_sentence(tmp_path: Path) -> N
     bad.write_bytes(b"this is not a database at all" * 100)
     code, out = cli("status", "--state", str(bad))
     assert code == 1 and "cannot be read" in out and "Traceback" not in out
+
+
+def test_a_ledger_written_by_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    """An older version would write claims without the upkeep a newer one relies on (the shared
+    claims of migration 7): it refuses the ledger instead, and changes nothing."""
+    path = tmp_path / "l.db"
+    Ledger(path).db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    before = list(sqlite3.connect(path).iterdump())
+    code, out = cli("status", "--state", str(path))
+    assert code == 1 and out.strip() == (
+        f"error: the ledger at {path} was written by a newer version of batch-payouts (ledger version "
+        f"{len(MIGRATIONS) + 1}; this version knows {len(MIGRATIONS)}). Nothing was changed. "
+        "Use the newer version with this ledger"
+    )
+    after = sqlite3.connect(path)
+    assert (
+        list(after.iterdump()) == before and after.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
+    )
 
 
 # -- 9. webhook-only runs: a confirming read that comes too early is read again ----------------
