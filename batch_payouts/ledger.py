@@ -162,7 +162,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 7: the obligation keys claimed by more than one row (of one batch or of two). Who paid an
     # obligation twice, and which other batch may still pay one, is looked for among these keys
     # alone, not by probing every claim of a 100,000-row batch (0.25 s each, on every status and
-    # resume). Kept by create_batch and adopt, the only writers of claims; never too few keys.
+    # resume). Kept by create_batch and adopt, the only writers of claims, and for claims an
+    # older version wrote, on opening the ledger and before each search; never too few keys.
     """
     CREATE TABLE shared_claims (
         env_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (env_id, key)
@@ -173,20 +174,16 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 # The upkeep of shared_claims (migration 7): the keys that claims share with any other claim
-# (another row of the batch, or of another batch). _SHARE_NEW_CLAIMS_SQL looks at the claims
-# written since the list was last kept (meta "shared_claims_rowid"): a new batch's, and any an
-# older version of the tool wrote without keeping the list. _SHARE_CLAIMS_SQL looks at one
-# batch's claims, after adopt gave them an environment.
-_SHARE_CLAIMS_SQL = (
+# (another row of the batch, or of another batch), among the claims the WHERE clause names:
+# _SHARE_NEW_CLAIMS_SQL, those written since the list was last kept (meta "shared_claims_rowid"):
+# a new batch's, and any an older version of the tool wrote without keeping the list;
+# _SHARE_CLAIMS_SQL, one batch's, after adopt gave them an environment.
+_SHARED_KEYS_SQL = (
     "INSERT OR IGNORE INTO shared_claims SELECT DISTINCT a.env_id, a.key FROM claims a"
     " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
-    " WHERE a.batch_id = ?"
 )
-_SHARE_NEW_CLAIMS_SQL = (
-    "INSERT OR IGNORE INTO shared_claims SELECT DISTINCT a.env_id, a.key FROM claims a"
-    " JOIN claims b ON b.env_id = a.env_id AND b.key = a.key AND NOT (b.batch_id = a.batch_id AND b.row = a.row)"
-    " WHERE a.rowid > ?"
-)
+_SHARE_CLAIMS_SQL = _SHARED_KEYS_SQL + " WHERE a.batch_id = ?"
+_SHARE_NEW_CLAIMS_SQL = _SHARED_KEYS_SQL + " WHERE a.rowid > ?"
 
 
 # A row's payee as ``Payout.payee()`` spells it, from its stored payout.

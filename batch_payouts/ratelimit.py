@@ -169,7 +169,12 @@ class Limiter:
 
     def rate_per_minute(self) -> float:
         """The sustained allowance of the tightest window, per minute."""
-        return min(w.limit * 60.0 / w.seconds for w in self.windows)
+        return sustained_per_second(self.windows) * 60.0
+
+
+def sustained_per_second(windows: tuple[Window, ...]) -> float:
+    """Requests per second the tightest of ``windows`` lets through over time."""
+    return min(w.limit / w.seconds for w in windows)
 
 
 def parse_rate(text: str) -> tuple[Window, ...]:

@@ -11,7 +11,7 @@ from batch_payouts.app.session import Session
 from batch_payouts.kotani.client import KotaniClient
 from batch_payouts.lookup import LedgerLookupCache, cached_verdicts, settings_from, verify_all
 from batch_payouts.policy import Policy
-from batch_payouts.ratelimit import READS_DEFAULT, Window
+from batch_payouts.ratelimit import READS_DEFAULT, Window, sustained_per_second
 from batch_payouts.validate import Report
 from batch_payouts.verify import Decision, Finding, Verdict, result_columns
 
@@ -96,7 +96,7 @@ def time_to_ask(
 
 def _to_ask(report: Report, known: NameChecks, reads_rate: tuple[Window, ...]) -> tuple[int, float]:
     payees = {r.payout.payee() for r in report.valid_rows if r.payout is not None and r.row not in known.verdicts}
-    return len(payees), len(payees) / min(w.limit / w.seconds for w in reads_rate)
+    return len(payees), len(payees) / sustained_per_second(reads_rate)
 
 
 def known_names(session: Session, report: Report, policy: Policy, rows: set[int] | None = None) -> NameChecks:
