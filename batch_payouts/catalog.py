@@ -14,6 +14,9 @@ from batch_payouts import countries
 # Where USD mobile money is documented (docs/provider.md, "Countries, networks, banks").
 USD_COUNTRIES = frozenset({"ZM", "CD"})
 BANK_COUNTRIES = {"KE": "KES", "ZA": "ZAR"}
+# The countries the provider is known to pay out to (docs/provider.md): their networks are read
+# alongside the countries list instead of after it. The list the provider gives is what counts.
+EXPECTED_COUNTRIES = ("KE", "UG", "TZ", "GH", "ZM", "RW", "MW", "CM", "CI", "SN", "CD", "ZA")
 
 
 @dataclass(frozen=True)

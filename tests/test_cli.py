@@ -143,20 +143,23 @@ def two_countries_file(folder: Path) -> str:
     return str(path)
 
 
-def test_run_reads_the_wallets_once_together_with_the_catalog(runner: CliRunner, tmp_path: Path) -> None:
-    """The first payout waits for as few round trips as can be: the wallets (balances, wallet ids)
-    are read with the countries list, once for the whole command, not again before each check."""
+def test_run_reads_the_wallets_and_the_whole_catalog_in_one_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+    """The first payout waits for as few round trips as can be: the wallets (balances, wallet ids),
+    the bank lists and the networks of the countries the tool expects are read with the countries
+    list, before its answer is in, and once for the whole command, not again before each check."""
     state = tmp_path / "l.db"
     code, _, _ = invoke(
         runner, "run", two_countries_file(tmp_path), "--sandbox", "--yes", "--quiet", "--state", str(state)
     )
     assert code == 0
     with sqlite3.connect(state) as db:
-        calls = db.execute("SELECT path, at - duration FROM audit ORDER BY id").fetchall()
-    wallets = [started for path, started in calls if path.endswith("/wallet/fiat")]
-    networks = [started for path, started in calls if "/support/networks/" in path]
+        calls = db.execute("SELECT path, at - duration, at FROM audit ORDER BY id").fetchall()
+    [(_, _, listed)] = [call for call in calls if call[0].endswith("/support/countries")]
+    wallets = [started for path, started, _ in calls if path.endswith("/wallet/fiat")]
+    together = [started for path, started, _ in calls if "/support/networks/" in path or "/support/banks" in path]
     assert len(wallets) == 1, calls
-    assert wallets[0] < min(networks), "the wallets read goes out with the countries list"
+    assert len(together) == 12 + 2, "every country's networks and both bank lists, once"
+    assert max([*wallets, *together]) < listed, "all sent before the countries list came back"
 
 
 def test_run_twice_continues_the_same_batch_and_pays_nothing_more(runner: CliRunner, tmp_path: Path) -> None:

@@ -362,12 +362,53 @@ async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet
         catalog = await fetch_catalog(client, parallel=4)
     state.check_rate = original  # type: ignore[method-assign]
     assert set(catalog.countries) >= {"KE", "UG", "GH", "ZA"} and catalog.banks["KES"] and catalog.banks["ZAR"]
-    assert transport.most == 4, "after the countries list, four reads at a time"
+    assert transport.most == 4, "four reads at a time, the countries list among the first"
     assert 7.0 in fake.slept, "the reads not yet sent waited out the advertised 7 s"
     # A read that passed the hold before the 429 reached the client cannot be called back: at most
     # the other three of the wave; every read started after the client heard the 429 waited.
     assert state.early_requests["money"] == 0 and state.early_requests["reads"] <= 3
     assert len(checked) == 1 + 12 + 2 + 1, "every read once, and the refused one once more"
+
+
+class FirstAnswerLost(httpx.AsyncBaseTransport):
+    """The real transport, but the first answer to a request on ``path`` becomes a 500 (the
+    request itself reached the sandbox). Records the path of every request, in order."""
+
+    def __init__(self, path: str) -> None:
+        self.inner, self.path, self.paths = httpx.AsyncHTTPTransport(), path, list[str]()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        response = await self.inner.handle_async_request(request)
+        if request.url.path == self.path and self.paths.count(self.path) == 1:
+            await response.aread()
+            return httpx.Response(500, json={"success": False, "message": "lost on the way"})
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_networks_read_ahead_of_the_countries_list_are_only_kept_for_listed_countries(
+    sandbox: RunningSandbox,
+) -> None:
+    """The networks of the countries the tool expects go out with the countries list; the list
+    decides: a listed country not expected (or whose read ahead failed) is read after it, and what
+    was read of a country it does not name is dropped."""
+    from batch_payouts.catalog_reads import fetch_catalog
+    from batch_payouts.sandbox.seed import COUNTRIES
+
+    transport = FirstAnswerLost("/api/v3/customer/support/networks/UG")
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
+        catalog = await fetch_catalog(client, expected=("KE", "UG", "XX"))
+    networks = [p.rsplit("/", 1)[1] for p in transport.paths if "/support/networks/" in p]
+    listed = transport.paths.index("/api/v3/customer/support/countries")
+    assert networks[:3] == ["KE", "UG", "XX"] and transport.paths.index("/api/v3/customer/support/banks") < 5
+    assert sorted(networks[3:]) == sorted({c.code for c in COUNTRIES} - {"KE"}), "UG again, the rest once"
+    assert listed == 0 and networks.count("UG") == 2
+    assert {code: info.networks for code, info in catalog.countries.items()} == {
+        c.code: c.networks for c in COUNTRIES
+    }, "every listed country with its networks; nothing of XX"
 
 
 async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: RunningSandbox) -> None:
@@ -425,3 +466,15 @@ async def test_an_app_asked_in_process_answers_its_own_crash_as_a_500_not_an_exc
         with pytest.raises(errors.ServerError) as caught:
             await client.list_wallets()
     assert caught.value.status == 500
+
+
+def test_a_plain_http_address_gets_a_tls_context_that_trusts_no_certificate() -> None:
+    """TLS is never used towards a plain-HTTP address (a local sandbox), so its pools skip reading
+    the system's certificates; the context they get would refuse every certificate if it were."""
+    import ssl
+
+    from batch_payouts.kotani.client import _tls_context
+
+    local, real = _tls_context("http://127.0.0.1:8000"), _tls_context("https://api.kotanipay.com")
+    assert local.verify_mode == real.verify_mode == ssl.CERT_REQUIRED and local.check_hostname
+    assert local.cert_store_stats()["x509_ca"] == 0 and real.cert_store_stats()["x509_ca"] > 0

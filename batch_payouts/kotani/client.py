@@ -193,7 +193,6 @@ class KotaniClient:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
-        t = self.timeouts
         self._key = api_key
         self._on_call = on_call
         self._clock = clock
@@ -210,25 +209,33 @@ class KotaniClient:
             if transport is not None
             else [min(POOL_SIZE, max_connections - start) for start in range(0, max_connections, POOL_SIZE)]
         )
-        tls = _tls_context() if transport is None else True  # a given transport brings its own TLS
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=base_url.rstrip("/"),
-                transport=transport,
-                verify=tls,
+        self._base_url = base_url.rstrip("/")
+        self._transport = transport
+        self._sizes = sizes
+        # a pool is made when a request first needs it (a pool costs a millisecond or more to make,
+        # and a command that sends a handful of requests needs two or three of them)
+        self._pools: list[httpx.AsyncClient | None] = [None] * len(sizes)
+        self._busy = [0] * len(sizes)  # requests in flight per pool
+
+    def _pool(self, index: int) -> httpx.AsyncClient:
+        pool = self._pools[index]
+        if pool is None:
+            t, size = self.timeouts, self._sizes[index]
+            pool = self._pools[index] = httpx.AsyncClient(
+                base_url=self._base_url,
+                transport=self._transport,
+                # a given transport brings its own TLS
+                verify=True if self._transport is not None else _tls_context(self._base_url),
                 timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
                 headers={"Accept": "application/json", "User-Agent": f"batch-payouts/{__version__}"},
                 # every connection a pool may open is kept alive: with httpx's default of 20 kept
                 # alive, a concurrency of 64 closed and reopened connections all the time
                 limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             )
-            for size in sizes
-        ]
-        self._busy = [0] * len(self._pools)  # requests in flight per pool
-        self._sizes = sizes
+        return pool
 
     def __repr__(self) -> str:
-        return f"KotaniClient({str(self._pools[0].base_url)!r})"
+        return f"KotaniClient({self._base_url!r})"
 
     async def __aenter__(self) -> KotaniClient:
         return self
@@ -238,7 +245,8 @@ class KotaniClient:
 
     async def aclose(self) -> None:
         for pool in self._pools:
-            await pool.aclose()
+            if pool is not None:
+                await pool.aclose()
 
     # -- transport -------------------------------------------------------------------
 
@@ -321,7 +329,7 @@ class KotaniClient:
         index = max(range(len(self._pools)), key=lambda i: self._sizes[i] - self._busy[i])
         self._busy[index] += 1
         try:
-            yield self._pools[index]
+            yield self._pool(index)
         finally:
             self._busy[index] -= 1
 
@@ -472,9 +480,13 @@ def in_process(app: Any) -> httpx.AsyncBaseTransport:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One certificate-checking TLS context for every pool of the process (making one reads the
-    system's certificates: tens of milliseconds each)."""
+def _tls_context(base_url: str) -> ssl.SSLContext:
+    """One TLS context for every pool of the process that talks to ``base_url``: one that checks
+    certificates against the system's (making it reads them: tens of milliseconds), except for a
+    plain-HTTP address (a local sandbox), where TLS is never used: one that trusts no certificate,
+    so that if it ever were, every certificate would be refused."""
+    if httpx.URL(base_url).scheme == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return httpx.create_ssl_context()
 
 
