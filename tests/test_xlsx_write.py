@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from batch_payouts.sheets import xlsx_write
 from batch_payouts.sheets.spec import DATE_FORMAT, ListCheck, SheetSpec
 from batch_payouts.sheets.xlsx import cell_text
 from batch_payouts.sheets.xlsx_read import read_grid
@@ -234,3 +235,84 @@ def test_rows_stream_to_the_file_in_order(tmp_path: Path) -> None:
     assert grid[1:] == [[str(n), f"row {n}"] for n in range(count)]
     with zipfile.ZipFile(path) as archive:
         assert "xl/sharedStrings.xml" not in archive.namelist(), "text is written inline, row by row"
+
+
+# -- rows written directly: the XML XlsxWriter itself writes ----------------------------------------------
+
+USUAL_CELLS = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="\ufffe\uffff_")),
+    st.sampled_from(["", " lead", "trail ", "\u3000wide", "a & b < c > d", "line\nbreak", "\ttab", "x" * 16_383]),
+    st.none(),
+    decimals(15),
+    st.integers(-(10**15) + 1, 10**15 - 1),
+    st.datetimes(dt.datetime(1900, 3, 1), dt.datetime(9999, 12, 31)),
+)
+CELLS = st.one_of(USUAL_CELLS, TEXTS, decimals(18), st.integers(), st.booleans(), st.floats(), st.just("x" * 16_384))
+ROWS = st.lists(st.one_of(st.lists(USUAL_CELLS, max_size=5), st.lists(CELLS, max_size=5)), min_size=1, max_size=10)
+LOOKS = st.sampled_from([None, MONEY, "0", "@", DATE_FORMAT])
+
+
+@_SETTINGS
+@given(
+    rows=ROWS,
+    looks=st.lists(LOOKS, min_size=5, max_size=5),
+    bold=st.frozensets(st.integers(0, 9)),
+    wrap=st.booleans(),
+)
+@example(rows=[["plain", Decimal("12.50"), 7, dt.datetime(2026, 11, 30, 21, 0), None, ""], [" lead", "trail ", "<&>"]], looks=[None] * 5, bold=frozenset(), wrap=False)  # fmt: skip
+def test_rows_written_directly_are_the_xml_xlsxwriter_writes_cell_by_cell(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[list[Any]],
+    looks: list[str | None],
+    bold: frozenset[int],
+    wrap: bool,
+) -> None:
+    """Any mix of usual rows (written directly), unusual ones and tall ones (written by XlsxWriter)
+    gives a workbook equal, part for part, to the one XlsxWriter writes alone."""
+    folder = tmp_path_factory.mktemp("direct")
+
+    def workbook(name: str) -> dict[str, bytes]:
+        spec = SheetSpec(
+            "Sheet",
+            ["a", "b", "c", "d", "e"],
+            rows,
+            text_columns={"e"},
+            formats=[looks] * len(rows),
+            bold_rows=bold,
+            table_header=True,
+            wrap=frozenset({2}) if wrap else frozenset(),
+            widths={2: 8.0},
+            blank_text_rows=2,
+        )
+        write_workbook(folder / name, [spec])
+        with zipfile.ZipFile(folder / name) as archive:
+            return {n: archive.read(n) for n in archive.namelist() if n != "docProps/core.xml"}
+
+    direct = xlsx_write._DirectRows.write
+    used: list[bool] = []
+
+    def counted(self: Any, *args: Any) -> bool:
+        used.append(direct(self, *args))
+        return used[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(xlsx_write._DirectRows, "write", counted)
+        mixed = workbook("mixed.xlsx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(xlsx_write._DirectRows, "write", lambda self, *args: False)
+        alone = workbook("alone.xlsx")
+    assert mixed == alone
+    if not wrap:  # (a tall row goes XlsxWriter's way)
+        assert used.count(True) == len([r for r in rows if all(map(_usual, r))]), "each usual row went directly"
+
+
+def _usual(value: Any) -> bool:
+    """What the direct way writes (a long text or one XlsxWriter escapes goes the other way)."""
+    if isinstance(value, str):
+        escaped = any((ord(ch) < 32 and ch not in "\t\n") or ch in "\ufffe\uffff" for ch in value)
+        return len(value) <= 16_383 and not value.startswith("<r>") and not escaped and "_x" not in value
+    if type(value) is int:
+        return abs(value) < 10**15
+    if type(value) is Decimal:
+        return xlsx_write._float_of(value) is not None
+    return value is None or type(value) is dt.datetime
