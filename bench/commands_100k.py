@@ -9,10 +9,13 @@ measured in between the commands, in the same run, and each figure is given as a
 batch's results file, as the run that settled the batch did (printed, not counted); each resume
 after it finds the file up to date. `--compare TREE` times another checkout on its own copy (e.g. /work/main, the code before).
 `--only NAME` (repeatable) times only the commands named, e.g. `--only "results -o out.xlsx"`.
+Each tree's bytecode is removed first (every start compiles the package, as on this machine, which
+sets PYTHONDONTWRITEBYTECODE=1); `--compiled` compiles it instead (a user's machine after the
+first run, or any wheel installed by pip).
 
-    python bench/fixture.py --rows 100000 --state /tmp/scale2/f100k/ledger.sqlite3
-    python bench/commands_100k.py --state /tmp/scale2/f100k/ledger.sqlite3 [--runs 3] [--compare /work/main]
-    python bench/commands_100k.py --state /tmp/scale2/f100k/ledger.sqlite3 --only "results -o out.xlsx"
+    python bench/scale.py --rows 100000 --state /tmp/scale/ledger.sqlite3
+    python bench/commands_100k.py --state /tmp/scale/ledger.sqlite3 [--runs 3] [--compare /work/main]
+    python bench/commands_100k.py --state /tmp/scale/ledger.sqlite3 --only "results -o out.xlsx"
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from validate_100k import timed
+from validate_100k import set_bytecode, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 GOALS = {
@@ -108,12 +111,17 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another checkout to time the same way (e.g. main)")
     parser.add_argument("--compare-runs", type=int, default=1, help="runs of each command of the other checkout")
     parser.add_argument("--only", action="append", choices=list(GOALS), default=[], help="time only this command")
+    parser.add_argument(
+        "--compiled", action="store_true", help="compile each tree's bytecode first (default: remove it: cold starts)"
+    )
     opts = parser.parse_args()
     trees = [("this tree", ROOT, opts.runs)] + (
         [("compare", opts.compare.resolve(), opts.compare_runs)] if opts.compare else []
     )
     with tempfile.TemporaryDirectory(dir=opts.state.parent) as tmp:
         for label, tree, runs in trees:
+            set_bytecode(tree, compiled=opts.compiled)
+            print(f"[{label}] bytecode {'compiled' if opts.compiled else 'removed (cold starts)'}")
             measure(label, tree, opts.state, runs, Path(tmp) / label.replace(" ", "-"), opts.only)
     sys.stdout.flush()
 

@@ -9,7 +9,8 @@ payout itself (3 x latency; a mobile-money payee new to the account also needs i
 up and created first, and a country the tool does not expect costs one more catalog round trip).
 Both are measured with the package's bytecode compiled first (`compileall`), as after any first
 run on a user's machine: this machine sets PYTHONDONTWRITEBYTECODE=1, so without it every start
-compiles the package's 19,000 lines again (about 0.3 s). `--cold` measures without compiling.
+compiles the package's 19,000 lines again (about 0.3 s). `--cold` removes the package's bytecode
+first and measures without it.
 `--compare TREE` times another checkout the same way. Run:
     python bench/first_payout.py [--latency 0.1] [--compare /work/main]
 """
@@ -28,6 +29,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the repository, for tests.support
+
+from validate_100k import set_bytecode  # noqa: E402
 
 from tests.support import SandboxProcess  # noqa: E402
 
@@ -83,13 +86,6 @@ def startup(tree: Path) -> float:
     return time.perf_counter() - started
 
 
-def compile_package(tree: Path) -> None:
-    """Write the package's bytecode, as Python does on a first run where caching is on."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(tree / "batch_payouts")], check=True, stdout=subprocess.DEVNULL
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.1)
@@ -100,8 +96,7 @@ def main() -> None:
     trees = [("this tree", ROOT)] + ([("compare", opts.compare.resolve())] if opts.compare else [])
     with tempfile.TemporaryDirectory() as tmp:
         for label, tree in trees:
-            if not opts.cold:
-                compile_package(tree)
+            set_bytecode(tree, compiled=not opts.cold)
             start = min(startup(tree) for _ in range(opts.runs))
             best = min(once(tree, opts.latency, Path(tmp)) for _ in range(opts.runs))
             floor = start + SEQUENTIAL_ROUND_TRIPS * opts.latency

@@ -19,6 +19,7 @@ import argparse
 import csv
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,18 @@ CHILD = (
     "print(time.perf_counter() - t, use.ru_maxrss / 1024, done.returncode, use.ru_utime + use.ru_stime, "
     "repr(done.stderr[-300:]))"
 )
+
+
+def set_bytecode(tree: Path, *, compiled: bool) -> None:
+    """Write the package's bytecode (``compiled``: as Python does on a user's first run, or as pip
+    does when it installs a wheel), or remove it (cold: every start compiles the package, as on
+    this machine, which sets PYTHONDONTWRITEBYTECODE=1)."""
+    package = tree / "batch_payouts"
+    if compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True, stdout=subprocess.DEVNULL)
+    else:
+        for cache in package.rglob("__pycache__"):
+            shutil.rmtree(cache)
 
 
 def timed(args: list[str], tree: Path) -> tuple[float, float, int, float]:
