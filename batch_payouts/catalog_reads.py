@@ -48,9 +48,9 @@ async def fetch_catalog(
             try:
                 found = await client.networks(code)
             except errors.NotFound:
-                nets[code] = None
+                nets[code.upper()] = None
                 return
-        nets[code] = (tuple(n.upper() for n in found.networks), found.is_required)
+        nets[code.upper()] = (tuple(n.upper() for n in found.networks), found.is_required)
 
     async def networks_ahead(code: str) -> None:
         """A read ahead of the list: if it fails, the country is read again once it is listed."""
@@ -71,13 +71,14 @@ async def fetch_catalog(
     with first_error():
         async with anyio.create_task_group() as group:
             for country in listed:
-                if country.country_code not in nets:
+                if country.country_code.upper() not in nets:  # (codes compared whatever their case)
                     group.start_soon(networks_of, country.country_code)
     infos: dict[str, CountryInfo] = {}
     for country in listed:
-        networks, required = nets[country.country_code] or (tuple(country.supported_networks), country.requires_network)
-        infos[country.country_code.upper()] = CountryInfo(
-            code=country.country_code.upper(),
+        code = country.country_code.upper()
+        networks, required = nets[code] or (tuple(country.supported_networks), country.requires_network)
+        infos[code] = CountryInfo(
+            code=code,
             name=country.name,
             currency=country.currency.upper(),
             networks=networks,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 
 from batch_payouts import errors
+from batch_payouts.catalog import EXPECTED_COUNTRIES, Catalog
 from batch_payouts.kotani import wire
 from batch_payouts.kotani.client import ApiKey, KotaniClient, Timeouts, error_for
 from batch_payouts.ratelimit import Holds
@@ -370,23 +374,42 @@ async def test_the_catalog_is_read_in_parallel_and_a_429_holds_the_reads_not_yet
     assert len(checked) == 1 + 12 + 2 + 1, "every read once, and the refused one once more"
 
 
-class FirstAnswerLost(httpx.AsyncBaseTransport):
-    """The real transport, but the first answer to a request on ``path`` becomes a 500 (the
-    request itself reached the sandbox). Records the path of every request, in order."""
+class Rewriting(httpx.AsyncBaseTransport):
+    """The real transport (every request reaches the sandbox), but ``rewrite`` may replace the
+    answer: it gets the request, the answer's JSON and how many requests were sent on that path
+    so far, and returns (status, JSON) or None to keep the answer. Records every path, in order."""
 
-    def __init__(self, path: str) -> None:
-        self.inner, self.path, self.paths = httpx.AsyncHTTPTransport(), path, list[str]()
+    def __init__(self, rewrite: Callable[[httpx.Request, Any, int], tuple[int, Any] | None]) -> None:
+        self.inner, self.rewrite, self.paths = httpx.AsyncHTTPTransport(), rewrite, list[str]()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.paths.append(request.url.path)
         response = await self.inner.handle_async_request(request)
-        if request.url.path == self.path and self.paths.count(self.path) == 1:
-            await response.aread()
-            return httpx.Response(500, json={"success": False, "message": "lost on the way"})
-        return response
+        body = json.loads(await response.aread())
+        changed = self.rewrite(request, body, self.paths.count(request.url.path))
+        return response if changed is None else httpx.Response(changed[0], json=changed[1])
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    def networks_read(self) -> list[str]:
+        return [p.rsplit("/", 1)[1] for p in self.paths if "/support/networks/" in p]
+
+
+COUNTRIES_PATH = "/api/v3/customer/support/countries"
+
+
+async def read_catalog(sandbox: RunningSandbox, transport: Rewriting, expected: tuple[str, ...]) -> Catalog:
+    from batch_payouts.catalog_reads import fetch_catalog
+
+    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
+        return await fetch_catalog(client, expected=expected)
+
+
+def seeded_networks() -> dict[str, tuple[str, ...]]:
+    from batch_payouts.sandbox.seed import COUNTRIES
+
+    return {c.code: c.networks for c in COUNTRIES}
 
 
 async def test_networks_read_ahead_of_the_countries_list_are_only_kept_for_listed_countries(
@@ -395,20 +418,75 @@ async def test_networks_read_ahead_of_the_countries_list_are_only_kept_for_liste
     """The networks of the countries the tool expects go out with the countries list; the list
     decides: a listed country not expected (or whose read ahead failed) is read after it, and what
     was read of a country it does not name is dropped."""
-    from batch_payouts.catalog_reads import fetch_catalog
-    from batch_payouts.sandbox.seed import COUNTRIES
 
-    transport = FirstAnswerLost("/api/v3/customer/support/networks/UG")
-    async with KotaniClient(sandbox.base_url, ApiKey(API_KEY), transport=transport) as client:
-        catalog = await fetch_catalog(client, expected=("KE", "UG", "XX"))
-    networks = [p.rsplit("/", 1)[1] for p in transport.paths if "/support/networks/" in p]
-    listed = transport.paths.index("/api/v3/customer/support/countries")
-    assert networks[:3] == ["KE", "UG", "XX"] and transport.paths.index("/api/v3/customer/support/banks") < 5
-    assert sorted(networks[3:]) == sorted({c.code for c in COUNTRIES} - {"KE"}), "UG again, the rest once"
-    assert listed == 0 and networks.count("UG") == 2
+    def first_ug_answer_lost(request: httpx.Request, body: Any, sent: int) -> tuple[int, Any] | None:
+        if request.url.path.endswith("/networks/UG") and sent == 1:
+            return 500, {"success": False, "message": "lost on the way"}
+        return None
+
+    transport = Rewriting(first_ug_answer_lost)
+    catalog = await read_catalog(sandbox, transport, ("KE", "UG", "XX"))
+    networks = transport.networks_read()
+    assert transport.paths[0] == COUNTRIES_PATH and networks[:3] == ["KE", "UG", "XX"]
+    assert sorted(networks[3:]) == sorted(seeded_networks().keys() - {"KE"}), "UG again, the rest once"
+    assert {code: info.networks for code, info in catalog.countries.items()} == seeded_networks(), "nothing of XX"
+
+
+async def test_a_country_read_ahead_but_not_listed_is_dropped_and_codes_match_whatever_their_case(
+    sandbox: RunningSandbox,
+) -> None:
+    """The provider lists its countries in lower case and leaves Tanzania out: every listed country
+    is still read once (read ahead as "KE", listed as "ke"), and Tanzania's networks, read ahead
+    successfully, are not in the catalog."""
+
+    def lower_case_without_tz(request: httpx.Request, body: Any, sent: int) -> tuple[int, Any] | None:
+        if request.url.path != COUNTRIES_PATH:
+            return None
+        listed = [{**c, "countryCode": c["countryCode"].lower()} for c in body["data"] if c["countryCode"] != "TZ"]
+        return 200, {**body, "data": listed}
+
+    transport = Rewriting(lower_case_without_tz)
+    catalog = await read_catalog(sandbox, transport, EXPECTED_COUNTRIES)
+    assert sorted(transport.networks_read()) == sorted(EXPECTED_COUNTRIES), "each expected country once"
     assert {code: info.networks for code, info in catalog.countries.items()} == {
-        c.code: c.networks for c in COUNTRIES
-    }, "every listed country with its networks; nothing of XX"
+        code: networks for code, networks in seeded_networks().items() if code != "TZ"
+    }
+
+
+async def test_a_listed_country_whose_networks_are_not_found_keeps_the_lists_networks(
+    sandbox: RunningSandbox,
+) -> None:
+    """A 404 on a country's networks read ahead means what it meant after the list: the networks
+    the countries list gives are used, and the country is not read again."""
+
+    def ug_not_found(request: httpx.Request, body: Any, sent: int) -> tuple[int, Any] | None:
+        if request.url.path.endswith("/networks/UG"):
+            return 404, {"success": False, "message": "Country not supported"}
+        if request.url.path == COUNTRIES_PATH:  # the list names other networks than the endpoint
+            return 200, {**body, "data": [{**c, "supportedNetworks": ["LISTED"]} for c in body["data"]]}
+        return None
+
+    transport = Rewriting(ug_not_found)
+    catalog = await read_catalog(sandbox, transport, EXPECTED_COUNTRIES)
+    assert transport.networks_read().count("UG") == 1
+    assert catalog.countries["UG"].networks == ("LISTED",) and catalog.countries["KE"].networks == ("MPESA", "AIRTEL")
+
+
+async def test_a_country_whose_networks_cannot_be_read_after_the_list_fails_the_catalog(
+    sandbox: RunningSandbox,
+) -> None:
+    """Read ahead or not, a listed country's networks must be read: when the read after the list
+    fails too, the catalog fails with that error (nothing is guessed)."""
+
+    def ug_always_fails(request: httpx.Request, body: Any, sent: int) -> tuple[int, Any] | None:
+        if request.url.path.endswith("/networks/UG"):
+            return 500, {"success": False, "message": "down"}
+        return None
+
+    transport = Rewriting(ug_always_fails)
+    with pytest.raises(errors.ServerError):
+        await read_catalog(sandbox, transport, EXPECTED_COUNTRIES)
+    assert transport.networks_read().count("UG") == 2
 
 
 async def test_the_pool_keeps_as_many_connections_as_it_may_open(sandbox: RunningSandbox) -> None:
@@ -478,3 +556,12 @@ def test_a_plain_http_address_gets_a_tls_context_that_trusts_no_certificate() ->
     local, real = _tls_context("http://127.0.0.1:8000"), _tls_context("https://api.kotanipay.com")
     assert local.verify_mode == real.verify_mode == ssl.CERT_REQUIRED and local.check_hostname
     assert local.cert_store_stats()["x509_ca"] == 0 and real.cert_store_stats()["x509_ca"] > 0
+
+
+async def test_a_closed_client_makes_no_new_connection_pool(sandbox: RunningSandbox) -> None:
+    """Pools are made when first needed; once the client is closed none is made (a request then
+    fails as httpx's own closed client fails it), so no pool is left open behind a closed client."""
+    client = KotaniClient(sandbox.base_url, ApiKey(API_KEY))
+    await client.aclose()  # before any pool was made
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await client.list_wallets()

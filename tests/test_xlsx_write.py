@@ -6,6 +6,7 @@ tool's own reader."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zipfile
 from decimal import Decimal
@@ -258,17 +259,21 @@ LOOKS = st.sampled_from([None, MONEY, "0", "@", DATE_FORMAT])
     looks=st.lists(LOOKS, min_size=5, max_size=5),
     bold=st.frozensets(st.integers(0, 9)),
     wrap=st.booleans(),
+    blank=st.integers(0, 2),
 )
-@example(rows=[["plain", Decimal("12.50"), 7, dt.datetime(2026, 11, 30, 21, 0), None, ""], [" lead", "trail ", "<&>"]], looks=[None] * 5, bold=frozenset(), wrap=False)  # fmt: skip
+@example(rows=[["plain", Decimal("12.50"), 7, dt.datetime(2026, 11, 30, 21, 0), None, ""], [" lead", "trail ", "<&>"]], looks=[None] * 5, bold=frozenset(), wrap=False, blank=2)  # fmt: skip
+@example(rows=[["a", Decimal("1.5")]], looks=[None, MONEY, None, None, None], bold=frozenset({0}), wrap=False, blank=0)  # fmt: skip
 def test_rows_written_directly_are_the_xml_xlsxwriter_writes_cell_by_cell(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[list[Any]],
     looks: list[str | None],
     bold: frozenset[int],
     wrap: bool,
+    blank: int,
 ) -> None:
     """Any mix of usual rows (written directly), unusual ones and tall ones (written by XlsxWriter)
-    gives a workbook equal, part for part, to the one XlsxWriter writes alone."""
+    gives a workbook equal, part for part, to the one XlsxWriter writes alone (two sheets: looks
+    are numbered in the same order across sheets too)."""
     folder = tmp_path_factory.mktemp("direct")
 
     def workbook(name: str) -> dict[str, bytes]:
@@ -282,9 +287,11 @@ def test_rows_written_directly_are_the_xml_xlsxwriter_writes_cell_by_cell(
             table_header=True,
             wrap=frozenset({2}) if wrap else frozenset(),
             widths={2: 8.0},
-            blank_text_rows=2,
+            blank_text_rows=blank,
         )
-        write_workbook(folder / name, [spec])
+        write_workbook(
+            folder / name, [spec, dataclasses.replace(spec, title="Second", rows=rows[::-1], bold_rows=frozenset())]
+        )
         with zipfile.ZipFile(folder / name) as archive:
             return {n: archive.read(n) for n in archive.namelist() if n != "docProps/core.xml"}
 
@@ -303,7 +310,7 @@ def test_rows_written_directly_are_the_xml_xlsxwriter_writes_cell_by_cell(
         alone = workbook("alone.xlsx")
     assert mixed == alone
     if not wrap:  # (a tall row goes XlsxWriter's way)
-        assert used.count(True) == len([r for r in rows if all(map(_usual, r))]), "each usual row went directly"
+        assert used.count(True) == 2 * len([r for r in rows if all(map(_usual, r))]), "each usual row went directly"
 
 
 def _usual(value: Any) -> bool:
@@ -316,3 +323,16 @@ def _usual(value: Any) -> bool:
     if type(value) is Decimal:
         return xlsx_write._float_of(value) is not None
     return value is None or type(value) is dt.datetime
+
+
+def test_a_row_past_a_sheets_last_row_is_left_to_xlsxwriter(tmp_path: Path) -> None:
+    """Excel's sheets end at row 1,048,576: a row after it is not written directly (XlsxWriter
+    refuses its cells, as it always did), never as a row the file format does not allow."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(tmp_path / "x.xlsx"), {"constant_memory": True})
+    ws = book.add_worksheet()
+    look = xlsx_write._RowLook([None], [None], None)
+    assert xlsx_write._DirectRows(ws).write(1_048_575, ["last"], look)
+    assert not xlsx_write._DirectRows(ws).write(1_048_576, ["past"], look)
+    book.close()

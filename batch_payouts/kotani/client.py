@@ -216,10 +216,13 @@ class KotaniClient:
         # and a command that sends a handful of requests needs two or three of them)
         self._pools: list[httpx.AsyncClient | None] = [None] * len(sizes)
         self._busy = [0] * len(sizes)  # requests in flight per pool
+        self._closed = False
 
     def _pool(self, index: int) -> httpx.AsyncClient:
         pool = self._pools[index]
         if pool is None:
+            if self._closed:  # as a closed httpx client refuses a request
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
             t, size = self.timeouts, self._sizes[index]
             pool = self._pools[index] = httpx.AsyncClient(
                 base_url=self._base_url,
@@ -244,6 +247,7 @@ class KotaniClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._closed = True
         for pool in self._pools:
             if pool is not None:
                 await pool.aclose()

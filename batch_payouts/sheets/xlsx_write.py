@@ -223,6 +223,9 @@ def _write_sheet(ws: Any, spec: SheetSpec, looks: _Looks, scratch: str) -> None:
     for r in range(offset + count, offset + count + spec.blank_text_rows):
         for c in sorted(sheet_looks.text_at):
             ws.write_blank(r, c, None, looks.format("@"))
+    # the row still waiting is written now, not when the file is put together (after the later
+    # sheets' rows): cell looks are numbered in the order the sheets use them, direct rows or not
+    ws._write_single_row(ws.previous_row + 1)
     _finish(ws, spec, count, looks.book)
 
 
@@ -321,6 +324,8 @@ class _DirectRows:
             if first < 0:
                 first = c
             last = c
+        if r >= self.ws.xls_rowmax:  # past a sheet's last row: XlsxWriter's way (it refuses the cells)
+            return False
         self._put(r, first, last, parts)
         return True
 
