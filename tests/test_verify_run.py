@@ -547,3 +547,20 @@ def test_while_nothing_falls_due_the_run_loop_sleeps_until_something_does(
     assert len(waiting) <= 60 / settings.idle_tick + 2, f"{len(waiting)} passes in a minute of waiting"
     assert row.completed_at is not None
     assert row.completed_at - row.submitted_at == pytest.approx(5.0, abs=settings.tick), "read when it fell due"
+
+
+def test_a_run_with_nothing_left_to_pay_ends_once_the_payee_check_has_nothing_to_ask(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """Resuming a settled batch: the payee check's first pass finds nothing to ask and wakes the
+    loop, which ends the run at once, not after an idle nap (half a second on every resume)."""
+    time = VirtualTime(START, sandbox.state.clock)
+    ledger = Ledger(tmp_path / "ledger.db", clock=time.clock)
+    new_batch(ledger, "bS", [person(2, "+254712000889", "Person 2")])
+    settings = dataclasses.replace(Settings(), verify=True, tick=0.1, idle_tick=0.5)
+    first = anyio.run(lambda: virtual_run(time, sandbox, ledger, "bS", settings))
+    assert first.counts == {"succeeded": 1}
+    resumed_at = time.clock()
+    again = anyio.run(lambda: virtual_run(time, sandbox, ledger, "bS", settings))
+    assert again.counts == {"succeeded": 1}
+    assert time.clock() - resumed_at < settings.tick, "ended on its first passes, without an idle nap"

@@ -89,6 +89,7 @@ class VerifyStage:
                     return
                 after = rows[-1].row
             self.busy = False
+            self.ctx.run.wake()  # a loop waiting for this pass to end (nothing else to do) ends now
             await self.sleep(max(self.ctx.settings.tick, RECHECK_EVERY))
 
     async def check(self, rows: Sequence[RowRecord], slots: anyio.Semaphore | None = None) -> None:
