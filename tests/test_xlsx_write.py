@@ -146,7 +146,7 @@ def test_longer_amounts_are_numbers_only_when_every_digit_survives_else_their_te
 
 def test_what_a_float_cannot_hold_is_written_as_text(tmp_path: Path) -> None:
     values = [Decimal("12345678901234567.89"), Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), 10**15, -(10**20)]
-    values += [0.1 + 0.2, 7, True]
+    values += [0.1 + 0.2, 7, True, Decimal("1E+400"), Decimal("-1" + "0" * 309)]  # (past a float's range)
     got = read_amounts(write_cells(tmp_path / "n.xlsx", values))
     assert got == [
         "12345678901234567.89",
@@ -158,6 +158,8 @@ def test_what_a_float_cannot_hold_is_written_as_text(tmp_path: Path) -> None:
         "0.30000000000000004",
         7,
         "True",
+        "1E+400",
+        "-1" + "0" * 309,
     ]
 
 

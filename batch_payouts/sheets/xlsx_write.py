@@ -512,8 +512,8 @@ def _float_of(value: Decimal) -> float | None:
 
 @lru_cache(maxsize=4096)  # amounts and fees repeat
 def _finite_float_of(value: Decimal) -> float | None:
-    number = float(value)
-    return number if _read_back(format(number, ".16G")) == value else None
+    number = float(value)  # infinite when the value is past a float's range (1E+400)
+    return number if math.isfinite(number) and _read_back(format(number, ".16G")) == value else None
 
 
 def _read_back(shown: str) -> Decimal:
