@@ -636,11 +636,11 @@ def retry(source: str, cooloff: float, **kw: Any) -> None:
                 sys.exit(verdict.exit_code)
             confirm(planned.totals, args.yes)
             batch_id = app_retry.create_retry(conn, planned)
-            render.retry_started(batch_id, planned.parent.id)
+            parent = planned.parent
+            del planned  # the rows to pay are in the ledger: not held for the whole run
+            render.retry_started(batch_id, parent.id)
             result = drive(conn, batch_id, args)
-            finish(
-                conn, batch_id, result, args.results_path or app_results.default_path(planned.parent.source, batch_id)
-            )
+            finish(conn, batch_id, result, args.results_path or app_results.default_path(parent.source, batch_id))
 
 
 @main.command()

@@ -828,6 +828,10 @@ class Ledger:
         sql = "SELECT row, reference, state FROM rows WHERE batch_id = ? AND reference IS NOT NULL ORDER BY row"
         return [(number, reference, RowState(state)) for number, reference, state in self.db.execute(sql, (batch_id,))]
 
+    def row_numbers(self, batch_id: str) -> set[int]:
+        """The numbers of the batch's rows (read from the index: no row is decoded)."""
+        return {int(n) for (n,) in self.db.execute("SELECT row FROM rows WHERE batch_id = ?", (batch_id,))}
+
     def row_number_at(self, batch_id: str, position: int) -> int | None:
         """The number of the batch's row at ``position`` (0-based) in row order; None past the end."""
         sql = "SELECT row FROM rows WHERE batch_id = ? ORDER BY row LIMIT 1 OFFSET ?"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from contextlib import nullcontext
 from decimal import Decimal
 from pathlib import Path
@@ -551,3 +552,33 @@ def test_a_batchs_money_is_summed_from_indexes_without_parsing_a_payout(tmp_path
         plan = " ".join(r[3] for r in ledger.db.execute("EXPLAIN QUERY PLAN " + asked))
         assert "rows_money" in plan, plan
         assert "SCAN rows" not in plan, plan
+
+
+def test_a_retry_decodes_only_the_rows_it_may_pay_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning a retry read and decoded every row of the batch (hundreds of MiB at 100,000 rows):
+    it now decodes the failed rows only, and of a results file's other rows only those the file
+    marks failed (to refuse them by name); a row number the batch has not is still named."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    store(ledger, "b1", [{**row, "state": RowState.SUCCEEDED}] * 8 + [{**row, "state": RowState.FAILED}] * 2)
+    decoded: list[int] = []
+    record = Ledger._record
+    monkeypatch.setattr(Ledger, "_record", lambda self, r: decoded.append(r["row"]) or record(self, r))
+    catalog, now = sandbox_catalog(), time.time() + 3600
+
+    plan = retry_mod.plan_retry(ledger, "b1", catalog, now=now, cooloff=0)
+    assert [o.row for o, _ in plan.rows] == [10, 11] and sorted(decoded) == [10, 11]
+
+    decoded.clear()
+    selection = [{"row": str(n), "status": "paid"} for n in range(2, 12)]
+    selection[0]["status"] = "failed"  # row 2: paid in the ledger, marked failed in the file
+    selection.append({"row": "99", "status": "failed"})
+    plan = retry_mod.plan_retry(ledger, "b1", catalog, now=now, cooloff=0, selection=selection)
+    assert [o.row for o, _ in plan.rows] == [10, 11] and sorted(set(decoded)) == [2, 10, 11]
+    assert plan.refused == [
+        "row 2: marked failed in the file but succeeded in the ledger; not paid again",
+        "a row of the file (99) is not in batch b1",
+    ]

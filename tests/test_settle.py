@@ -374,6 +374,7 @@ def test_a_results_file_edited_to_mark_paid_rows_failed_and_change_amounts_pays_
             r["amount"] = "99999"
         failed_row = next(r for r in rows if r["row"] == "3")
         failed_row["phone"] = "+254712999001"  # the team fixed the number
+        rows.append({**rows[0], "row": "99"})  # a row the batch has not
         edited = tmp_path / "edited.csv"
         with edited.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -384,6 +385,7 @@ def test_a_results_file_edited_to_mark_paid_rows_failed_and_change_amounts_pays_
             "retry", str(edited), "--cooloff", "0", "--base-url", sb.base_url, "--state", str(tmp_path / "l.db"), *FAST
         )
     assert "refused: row 2: marked failed in the file but succeeded in the ledger; not paid again" in out
+    assert "refused: a row of the file (99) is not in batch" in out
     assert "correction: row 3: phone '+254700000011' -> '+254712999001'" in out
     assert "correction: row 3: the change to amount is ignored (amounts and currencies come from the ledger)" in out
     new = state.ledger()["payouts"][before:]

@@ -3,6 +3,7 @@ selects rows and carries corrections to payee fields), as a new batch of new att
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from batch_payouts.engine import retry as retry_mod
 from batch_payouts.engine.plan import CurrencyPlan, Plan
 from batch_payouts.engine.retry import RetryPlan
 from batch_payouts.ledger import BatchRecord
-from batch_payouts.sheets.read import read_sheet
+from batch_payouts.sheets.read import RawRow, read_sheet
 from batch_payouts.sheets.write import unescape_cell
 
 __all__ = ["PlannedRetry", "RetryPlan", "create_retry", "nothing_to_retry", "plan_retry"]
@@ -39,13 +40,17 @@ class PlannedRetry:
 def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry:
     """The rows of a batch (``source``: its id, or its results file) to pay again: failed at
     least ``cooloff`` seconds ago, not paid or being paid by any other batch."""
-    selection = None
+    sheet = read_sheet(Path(source)) if Path(source).exists() else None
     parent = source
-    if Path(source).exists():
-        sheet = read_sheet(Path(source))
-        selection = [{h: unescape_cell(v) for h, v in r.cells.items()} for r in sheet.rows]
-        parent = batch_of_results(selection)
+    if sheet is not None:
+        parent = batch_of_results(
+            unescape_cell(r.cells.get("reference_id") or r.cells.get("result_reference_id") or "") for r in sheet.rows
+        )
     batch = session.batch_here(parent)
+    selection = None
+    if sheet is not None:
+        selection = _selected(sheet.rows, batch)
+        del sheet
     catalog = session.catalog()
     plan = retry_mod.plan_retry(
         session.ledger, parent, catalog, now=session.clock(), cooloff=cooloff, selection=selection
@@ -53,9 +58,20 @@ def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry
     return PlannedRetry(batch, plan, _totals(plan), catalog)
 
 
-def batch_of_results(selection: list[dict[str, str]]) -> str:
-    """The batch a results file belongs to, from its references."""
-    refs = {(r.get("reference_id") or r.get("result_reference_id") or "").strip() for r in selection}
+# What a retry reads of a results row, besides the batch's own columns (edits to payee fields)
+_READ_OF_A_RESULT = frozenset({"row", "result_row", "status", "result_status"})
+
+
+def _selected(rows: Iterable[RawRow], batch: BatchRecord) -> list[dict[str, str]]:
+    """The rows of a results file, each cut to what a retry reads of it (row number, status, the
+    batch's own columns), unescaped: a file of 100,000 rows is not held twice whole."""
+    keep = _READ_OF_A_RESULT | set(batch.options.get("mapping", {}).values())
+    return [{h: unescape_cell(v) for h, v in r.cells.items() if h in keep} for r in rows]
+
+
+def batch_of_results(references: Iterable[str]) -> str:
+    """The batch a results file belongs to, from its rows' references."""
+    refs = {ref.strip() for ref in references}
     batches = {ref.rsplit("-", 2)[0] for ref in refs if ref.count("-") >= 2}
     if len(batches) != 1:
         raise errors.InputFileError(

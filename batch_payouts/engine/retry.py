@@ -8,11 +8,13 @@ references and verdicts come from the ledger and the provider.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
 from batch_payouts.catalog import Catalog
 from batch_payouts.engine.plan import obligation_key
+from batch_payouts.errors import LedgerError
 from batch_payouts.ledger import Ledger, NewRow, RowRecord
 from batch_payouts.model import LIVE_STATES, RETRYABLE_STATES, RowState
 from batch_payouts.validate import Rules, validate_rows
@@ -60,20 +62,23 @@ def plan_retry(
     batch = ledger.batch(parent)
     mapping: dict[str, str] = batch.options.get("mapping", {})
     plan = RetryPlan(parent, retry_batch_id(parent, ledger))
-    originals, retried = _latest_attempts(ledger, parent, plan)
+    marked_failed = {_row_number(cells) for cells in selection or () if _marked(cells) in ("failed", "rejected")}
+    originals, retried = _latest_attempts(ledger, parent, plan, also={n for n in marked_failed if n is not None})
     chosen: dict[int, dict[str, str]] = {}
     if selection is None:
         chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE_STATES}
     else:
+        numbers = ledger.row_numbers(parent)
         for cells in selection:
             number = _row_number(cells)
             if number in retried:
                 continue  # already refused: a later attempt is paid or still under way
             original = originals.get(number) if number is not None else None
             if original is None:
-                plan.refused.append(f"a row of the file ({number}) is not in batch {parent}")
-                continue
-            marked = (cells.get("status") or cells.get("result_status") or "").strip().lower()
+                if number not in numbers:
+                    plan.refused.append(f"a row of the file ({number}) is not in batch {parent}")
+                continue  # (neither failed nor marked failed: nothing to do)
+            marked = _marked(cells)
             if original.state in LIVE_STATES:
                 if marked in ("failed", "rejected"):
                     plan.refused.append(
@@ -104,15 +109,24 @@ def plan_retry(
     return plan
 
 
-def _latest_attempts(ledger: Ledger, parent: str, plan: RetryPlan) -> tuple[dict[int, RowRecord], set[int]]:
-    """Row number -> its latest attempt (the row in ``parent`` or in a retry batch below it), and
-    the rows refused because a later attempt is paid or still under way.
+def _latest_attempts(
+    ledger: Ledger, parent: str, plan: RetryPlan, *, also: set[int]
+) -> tuple[dict[int, RowRecord], set[int]]:
+    """Row number -> its latest attempt (the row in ``parent`` or in a retry batch below it), for
+    the rows a retry may pick (failed in ``parent``, or with later attempts) and the rows ``also``
+    (marked failed in a results file); and the rows refused because a later attempt is paid or
+    still under way. No other row is read (at 100,000 rows, the whole batch decoded at once took
+    hundreds of MiB).
 
     A row already retried is only retried again when every later attempt definitively failed;
     otherwise running ``retry`` twice on one results file would pay it twice."""
-    latest = {r.row: r for r in ledger.rows(parent)}
+    later_attempts = ledger.later_attempts(parent)
+    latest = {r.row: r for r in ledger.rows(parent, *RETRYABLE_STATES)}
+    for number in sorted((later_attempts.keys() | also) - latest.keys()):
+        with contextlib.suppress(LedgerError):  # a number the file gives that the batch has not
+            latest[number] = ledger.row(parent, number)
     retried: set[int] = set()
-    for number, later in sorted(ledger.later_attempts(parent).items()):
+    for number, later in sorted(later_attempts.items()):
         live = [r for r in later if r.state not in RETRYABLE_STATES]
         if live:
             plan.refused.append(
@@ -134,6 +148,11 @@ def _paid_elsewhere(ledger: Ledger, env_id: str, original: RowRecord) -> str | N
                 return f"batch {holder.batch_id} row {holder.row} already paid this payee"
             return f"batch {holder.batch_id} row {holder.row} is already paying this payee ({holder.state.value})"
     return None
+
+
+def _marked(cells: dict[str, str]) -> str:
+    """The status a results file gives a row, in lower case ("" for none)."""
+    return (cells.get("status") or cells.get("result_status") or "").strip().lower()
 
 
 def _row_number(cells: dict[str, str]) -> int | None:
