@@ -828,9 +828,22 @@ class Ledger:
         sql = "SELECT row, reference, state FROM rows WHERE batch_id = ? AND reference IS NOT NULL ORDER BY row"
         return [(number, reference, RowState(state)) for number, reference, state in self.db.execute(sql, (batch_id,))]
 
-    def row_numbers(self, batch_id: str) -> set[int]:
-        """The numbers of the batch's rows (read from the index: no row is decoded)."""
-        return {int(n) for (n,) in self.db.execute("SELECT row FROM rows WHERE batch_id = ?", (batch_id,))}
+    def row_numbers(self, batch_id: str, *states: RowState) -> set[int]:
+        """The numbers of the batch's rows (in ``states``, if given); no row is decoded."""
+        sql, args = "SELECT row FROM rows WHERE batch_id = ?", [batch_id]
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        return {int(n) for (n,) in self.db.execute(sql, args)}
+
+    def descendants(self, batch_id: str) -> list[str]:
+        """The retry batches made from ``batch_id``, and from those, and so on."""
+        found, todo = [], self.children(batch_id)
+        while todo:
+            child = todo.pop()
+            found.append(child)
+            todo += self.children(child)
+        return found
 
     def row_number_at(self, batch_id: str, position: int) -> int | None:
         """The number of the batch's row at ``position`` (0-based) in row order; None past the end."""
@@ -868,10 +881,7 @@ class Ledger:
     def later_attempts(self, batch_id: str) -> dict[int, list[RowRecord]]:
         """Row number -> the rows of every retry batch descended from ``batch_id``."""
         found: dict[int, list[RowRecord]] = {}
-        todo = self.children(batch_id)
-        while todo:
-            child = todo.pop()
-            todo += self.children(child)
+        for child in self.descendants(batch_id):
             for r in self.rows(child):
                 found.setdefault(r.row, []).append(r)
         return found

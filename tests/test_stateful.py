@@ -319,7 +319,7 @@ class PayoutMachine(RuleBasedStateMachine):
                 earlier = self.state.by_reference.get(str(self.ledger.row(row.origin_batch, row.origin_row).reference))
                 if earlier is None or earlier.parked:
                     continue  # the earlier attempt never reached the provider
-                failed_before = [h for h in earlier.history if h["status"] in FAILURE and h["at"] <= again.created_at]
+                failed_before = [(at, s) for at, s in earlier.history if s in FAILURE and at <= again.created_at]
                 assert failed_before, f"row {row.row} was paid again while its earlier attempt had not failed"
 
     @invariant()

@@ -3,7 +3,7 @@ selects rows and carries corrections to payee fields), as a new batch of new att
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -62,11 +62,11 @@ def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry
 _READ_OF_A_RESULT = frozenset({"row", "result_row", "status", "result_status"})
 
 
-def _selected(rows: Iterable[RawRow], batch: BatchRecord) -> list[dict[str, str]]:
+def _selected(rows: Iterable[RawRow], batch: BatchRecord) -> Iterator[dict[str, str]]:
     """The rows of a results file, each cut to what a retry reads of it (row number, status, the
-    batch's own columns), unescaped: a file of 100,000 rows is not held twice whole."""
+    batch's own columns), unescaped, one at a time: a file of 100,000 rows is not held twice."""
     keep = _READ_OF_A_RESULT | set(batch.options.get("mapping", {}).values())
-    return [{h: unescape_cell(v) for h, v in r.cells.items() if h in keep} for r in rows]
+    return ({h: unescape_cell(v) for h, v in r.cells.items() if h in keep} for r in rows)
 
 
 def batch_of_results(references: Iterable[str]) -> str:

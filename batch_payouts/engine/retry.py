@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from batch_payouts.catalog import Catalog
@@ -56,12 +57,15 @@ def plan_retry(
     *,
     now: float,
     cooloff: float,
-    selection: list[dict[str, str]] | None = None,
+    selection: Iterable[dict[str, str]] | None = None,
 ) -> RetryPlan:
-    """Which rows of ``parent`` to pay again, with any corrections from a results file."""
+    """Which rows of ``parent`` to pay again, with any corrections from the rows of a results file
+    (``selection``, read once)."""
     batch = ledger.batch(parent)
     mapping: dict[str, str] = batch.options.get("mapping", {})
     plan = RetryPlan(parent, retry_batch_id(parent, ledger))
+    if selection is not None:
+        selection = _worth_reading(ledger, parent, selection)
     marked_failed = {_row_number(cells) for cells in selection or () if _marked(cells) in ("failed", "rejected")}
     originals, retried = _latest_attempts(ledger, parent, plan, also={n for n in marked_failed if n is not None})
     chosen: dict[int, dict[str, str]] = {}
@@ -107,6 +111,25 @@ def plan_retry(
         plan.rows.append((original, cells))
     _revalidate(plan, mapping, catalog)
     return plan
+
+
+def _worth_reading(ledger: Ledger, parent: str, selection: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows of a results file a retry acts on: those of rows failed in ``parent`` or with later
+    attempts, those the file marks failed, and those that are not rows of ``parent`` (named as
+    such). The rest (paid, or never sent) are passed over as they are read: a results file of
+    100,000 paid rows is not held whole."""
+    numbers = ledger.row_numbers(parent)
+    acted_on = ledger.row_numbers(parent, *RETRYABLE_STATES)
+    for child in ledger.descendants(parent):
+        acted_on |= ledger.row_numbers(child)
+    return [
+        cells
+        for cells in selection
+        if (number := _row_number(cells)) is None
+        or number not in numbers
+        or number in acted_on
+        or _marked(cells) in ("failed", "rejected")
+    ]
 
 
 def _latest_attempts(

@@ -160,8 +160,13 @@ class Payout:
     error: str = ""
     credited: bool = False
     completed_at: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[tuple[float, str]] = field(default_factory=list)  # (time, status): a tuple, not a dict
     parked: bool = False
+
+    def __post_init__(self) -> None:
+        # books written before history entries were tuples keep them as {"at", "status"}
+        if self.history and isinstance(self.history[0], dict):
+            self.history = [(h["at"], h["status"]) for h in self.history]
 
 
 _OUTCOMES: dict[str, tuple[str, str, str]] = {
@@ -396,7 +401,7 @@ class SandboxState:
             parked=parked,
         )
         payout.status = "DUPLICATE_PENDING" if parked else "PENDING"
-        payout.history.append({"at": now, "status": payout.status})
+        payout.history.append((now, payout.status))
         if not parked:
             wallet.balance -= debit
         self.payouts.append(payout)
@@ -512,7 +517,7 @@ class SandboxState:
     def _apply(self, payout: Payout, at: float, status: str, error: str) -> None:
         payout.status = status
         payout.error = error if status not in SUCCESS else ""
-        payout.history.append({"at": at, "status": status})
+        payout.history.append((at, status))
         wallet = self.wallets[payout.currency]
         if status in FAILURE and not payout.credited:
             wallet.balance += payout.debit
@@ -642,7 +647,7 @@ class SandboxState:
                     "status": p.status,
                     "parked": p.parked,
                     "executed": not p.parked,
-                    "history": p.history,
+                    "history": [{"at": at, "status": status} for at, status in p.history],
                 }
                 for p in self.payouts
             ],
