@@ -396,7 +396,7 @@ def progress_bar(
         transient=False,
     )
     task: list[TaskID] = []
-    last = [-PLAIN_EVERY]
+    last, printed = [-PLAIN_EVERY], [""]
 
     def show(p: RunProgress) -> None:
         line = progress_line(p)
@@ -406,9 +406,12 @@ def progress_bar(
                 task.append(bar.add_task(line, total=p.rows))
             bar.update(task[0], total=p.rows, completed=p.settled, description=line)
         elif not quiet and (clock() - last[0] >= PLAIN_EVERY or p.settled == p.rows):
-            last[0] = clock()
             money = "".join(f" · {a}" for a in amount_lines(p, width=10_000))
-            err.print(f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}{money}", markup=False, soft_wrap=True)
+            text = f"batch {p.batch_id}: {p.settled}/{p.rows} settled · {line}{money}"
+            if p.settled == p.rows and text == printed[0]:
+                return  # the end of the run, told once
+            last[0], printed[0] = clock(), text
+            err.print(text, markup=False, soft_wrap=True)
 
     with bar:
         yield show

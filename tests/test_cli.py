@@ -313,11 +313,15 @@ def test_progress_shows_amounts_per_currency_in_finance_words_cut_to_the_width()
         "ZAR paid 99.99",
     ]
     assert render.amount_lines(p, width=40) == ["KES paid 2,500,000.50 · failed 700", "ZAR paid 99.99"]
+    done = RunProgress("b", {"succeeded": 7}, 7, 7, 0, 0.0, (("succeeded", "KES", Decimal(700)),))
     with render.err.capture() as captured, render.progress_bar(quiet=False) as show:
         show(p)
+        show(done)
+        show(done)  # the loop's last pass and the run's end report the same: told once
     assert captured.get() == (
         "batch b: 4/7 settled · paid 3 · failed 1 · waiting 1 · not sent 2 · ETA 0:02 · "
         "KES paid 2,500,000.50 · failed 700 · waiting 305 · not sent 1,200 · ZAR paid 99.99\n"
+        "batch b: 7/7 settled · paid 7 · all sent · KES paid 700\n"
     )
 
 
