@@ -44,7 +44,8 @@ def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry
     parent = source
     if sheet is not None:
         parent = batch_of_results(
-            unescape_cell(r.cells.get("reference_id") or r.cells.get("result_reference_id") or "") for r in sheet.rows
+            unescape_cell(r.cells.get("reference_id") or "") or unescape_cell(r.cells.get("result_reference_id") or "")
+            for r in sheet.rows
         )
     batch = session.batch_here(parent)
     selection = None
