@@ -577,3 +577,20 @@ def test_a_file_whose_amount_column_is_not_recognised_is_mapped_in_its_review(wo
     page = maker.get(draft)
     assert '<option value="Stipend due" selected>Stipend due</option>' in page and "will be paid" in page
     assert maker.post(f"{draft}/submit")[0] == 303
+
+
+def test_a_drafts_page_works_out_which_rows_will_be_paid_once_not_once_per_row(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page of a draft told each row whether it will be paid by making the set of payable rows
+    again for every row: a 100,000-row upload never rendered (ten billion steps). It is made once
+    for the page (and once by the plan behind it)."""
+    from batch_payouts.engine.plan import NewBatch
+
+    made: list[int] = []
+    sendable = NewBatch.sendable.fget
+    assert sendable is not None
+    monkeypatch.setattr(NewBatch, "sendable", property(lambda self: made.append(1) or sendable(self)))
+    rows = "".join(f"P{n},+2547120{n:05d},KE,{100 + n},KES\n" for n in range(40))
+    page = signed_in(workspace, "amina").get(uploaded(workspace, "name,phone,country,amount,currency\n" + rows))
+    assert page.count("will be paid") == 40 and len(made) <= 2

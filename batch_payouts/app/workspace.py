@@ -346,6 +346,7 @@ class Workspace:
         for repeat in planned.new.repeats if planned.new else []:
             repeats.setdefault(repeat.row, []).append(repeat.sentence)
         by_row = {r.row: r for r in report.rows}
+        sendable = planned.new.sendable if planned.new is not None else set()  # (a set made once, not per row)
         rows = []
         for raw in sheet.rows:
             result = by_row[raw.row]
@@ -353,7 +354,7 @@ class Workspace:
                 (p.severity, (f"{p.column}: " if p.column else "") + p.message) for p in result.problems
             ]
             problems += [("error", sentence) for sentence in repeats.get(raw.row, [])]
-            will_pay = planned.new is not None and raw.row in planned.new.sendable
+            will_pay = raw.row in sendable
             rows.append(
                 RowLine(
                     raw.row,
