@@ -51,7 +51,6 @@ def plan_retry(session: Session, source: str, *, cooloff: float) -> PlannedRetry
     selection = None
     if sheet is not None:
         selection = _selected(sheet.rows, batch)
-        del sheet
     catalog = session.catalog()
     plan = retry_mod.plan_retry(
         session.ledger, parent, catalog, now=session.clock(), cooloff=cooloff, selection=selection

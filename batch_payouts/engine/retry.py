@@ -64,15 +64,15 @@ def plan_retry(
     batch = ledger.batch(parent)
     mapping: dict[str, str] = batch.options.get("mapping", {})
     plan = RetryPlan(parent, retry_batch_id(parent, ledger))
+    numbers = ledger.row_numbers(parent) if selection is not None else set()
     if selection is not None:
-        selection = _worth_reading(ledger, parent, selection)
-    marked_failed = {_row_number(cells) for cells in selection or () if _marked(cells) in ("failed", "rejected")}
+        selection = _worth_reading(ledger, parent, selection, numbers)
+    marked_failed = {_row_number(cells) for cells in selection or () if _marked(cells) in MARKED_FAILED}
     originals, retried = _latest_attempts(ledger, parent, plan, also={n for n in marked_failed if n is not None})
     chosen: dict[int, dict[str, str]] = {}
     if selection is None:
         chosen = {n: dict(r.cells) for n, r in originals.items() if r.state in RETRYABLE_STATES}
     else:
-        numbers = ledger.row_numbers(parent)
         for cells in selection:
             number = _row_number(cells)
             if number in retried:
@@ -84,7 +84,7 @@ def plan_retry(
                 continue  # (neither failed nor marked failed: nothing to do)
             marked = _marked(cells)
             if original.state in LIVE_STATES:
-                if marked in ("failed", "rejected"):
+                if marked in MARKED_FAILED:
                     plan.refused.append(
                         f"row {number}: marked {marked} in the file but "
                         f"{original.state.value} in the ledger; not paid again"
@@ -113,12 +113,13 @@ def plan_retry(
     return plan
 
 
-def _worth_reading(ledger: Ledger, parent: str, selection: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+def _worth_reading(
+    ledger: Ledger, parent: str, selection: Iterable[dict[str, str]], numbers: set[int]
+) -> list[dict[str, str]]:
     """The rows of a results file a retry acts on: those of rows failed in ``parent`` or with later
     attempts, those the file marks failed, and those that are not rows of ``parent`` (named as
     such). The rest (paid, or never sent) are passed over as they are read: a results file of
-    100,000 paid rows is not held whole."""
-    numbers = ledger.row_numbers(parent)
+    100,000 paid rows is not held whole. ``numbers``: the row numbers of ``parent``."""
     acted_on = ledger.row_numbers(parent, *RETRYABLE_STATES)
     for child in ledger.descendants(parent):
         acted_on |= ledger.row_numbers(child)
@@ -128,7 +129,7 @@ def _worth_reading(ledger: Ledger, parent: str, selection: Iterable[dict[str, st
         if (number := _row_number(cells)) is None
         or number not in numbers
         or number in acted_on
-        or _marked(cells) in ("failed", "rejected")
+        or _marked(cells) in MARKED_FAILED
     ]
 
 
@@ -171,6 +172,9 @@ def _paid_elsewhere(ledger: Ledger, env_id: str, original: RowRecord) -> str | N
                 return f"batch {holder.batch_id} row {holder.row} already paid this payee"
             return f"batch {holder.batch_id} row {holder.row} is already paying this payee ({holder.state.value})"
     return None
+
+
+MARKED_FAILED = ("failed", "rejected")  # statuses a results file gives a row it asks to pay again
 
 
 def _marked(cells: dict[str, str]) -> str:
