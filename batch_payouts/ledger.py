@@ -809,6 +809,24 @@ class Ledger:
             args += [s.value for s in states]
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
 
+    def page_of_rows(
+        self, batch_id: str, states: Collection[RowState] = (), *, offset: int = 0, limit: int = 100
+    ) -> list[RowRecord]:
+        """One page of the batch's rows by number (only those in ``states``, if given): ``limit``
+        rows from the ``offset``-th (0-based); only those are decoded."""
+        sql, args = "SELECT * FROM rows WHERE batch_id = ?", [batch_id]
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        return [
+            self._record(r) for r in self.db.execute(sql + " ORDER BY row LIMIT ? OFFSET ?", [*args, limit, offset])
+        ]
+
+    def latest_rows(self, batch_id: str, limit: int) -> list[RowRecord]:
+        """The ``limit`` rows of the batch changed last, newest first; only those are decoded."""
+        sql = "SELECT * FROM rows WHERE batch_id = ? ORDER BY updated_at DESC, row LIMIT ?"
+        return [self._record(r) for r in self.db.execute(sql, (batch_id, limit))]
+
     def stream_rows(
         self, batch_id: str, *, unpaid: bool = False, rows: tuple[int, int | None] = (0, None)
     ) -> Iterator[RowRecord]:

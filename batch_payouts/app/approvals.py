@@ -53,16 +53,12 @@ def people_of(actions: Iterable[ActionRecord]) -> People:
 
 
 def to_pay(ledger: Ledger, batch_id: str) -> Plan:
-    """What approving the batch lets leave: rows READY to send, per currency (major units)."""
+    """What approving the batch lets leave: rows READY to send, per currency (major units),
+    counted and summed by the ledger."""
     plan = Plan()
-    for r in ledger.rows(batch_id, RowState.READY):
-        if r.payout is None:
-            continue
-        cp = plan.currencies.setdefault(
-            r.payout.currency, CurrencyPlan(r.payout.currency, 0, Decimal(0), Decimal(0), None)
-        )
-        cp.rows += 1
-        cp.total += r.payout.amount
+    for state, currency, rows, total in ledger.totals(batch_id):
+        if state is RowState.READY and currency:
+            plan.currencies[currency] = CurrencyPlan(currency, rows, total, Decimal(0), None)
     return plan
 
 
@@ -71,8 +67,11 @@ def stage_of(ledger: Ledger, batch_id: str, *, running: bool) -> Stage:
     in flight; else the latest of submitted / approved (or a held row accepted) decides."""
     if running:
         return Stage.RUNNING
-    rows = ledger.rows(batch_id)
-    if not any(r.state in OPEN or (r.state is RowState.READY and r.payout is not None) for r in rows):
+    left = any(
+        rows and (state in OPEN or (state is RowState.READY and currency))
+        for state, currency, rows, _ in ledger.totals(batch_id)
+    )
+    if not left:
         return Stage.FINISHED
     latest = latest_decision(ledger, batch_id)
     if latest in (APPROVED, ACCEPTED):

@@ -180,7 +180,7 @@ def plan_batch(
     money = session.balances()
     if session.ledger.has_batch(batch_id):
         to_send, in_flight = planning.open_rows(session.ledger, batch_id)
-        to_send |= {r.row for r in session.ledger.rows(batch_id, RowState.HELD) if r.row in accepted}
+        to_send |= session.ledger.row_numbers(batch_id, RowState.HELD) & set(accepted)
         to_send -= set(held_by_check)
         return Planned(
             batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None, continuing

@@ -37,6 +37,15 @@ from batch_payouts.vocabulary import Word, word_for
 
 UPLOADABLE = (".csv", ".xlsx")
 RECENT_EVENTS = 8
+ROWS_PER_PAGE = 100  # rows of a table on one page
+SETTLED_WORDS = frozenset({Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT, Word.HELD})
+DRAFT_FILTERS = ("all", "problems")  # a draft's rows: every one, or those not paid or with a problem
+ROW_FILTERS: dict[str, frozenset[RowState]] = {  # the filters of a batch's rows: the states each shows
+    "all": frozenset(),
+    "failed": frozenset(s for s in RowState if word_for(s) is Word.FAILED),
+    "held": frozenset(s for s in RowState if word_for(s) is Word.HELD),
+    "paid": frozenset(s for s in RowState if word_for(s) is Word.PAID),
+}
 LIVE_RETRY_COOLOFF = 600.0  # seconds a failed row stays failed before a LIVE retry may pay it again
 
 
@@ -115,6 +124,31 @@ class ProgressView:
 
 
 @dataclass(frozen=True)
+class RowPages:
+    """Where a table of ``total`` rows is: page ``page`` of ``pages`` (1-based, at least 1),
+    starting at the ``offset``-th row (0-based)."""
+
+    total: int
+    page: int
+    pages: int
+
+    @classmethod
+    def of(cls, total: int, page: int) -> RowPages:
+        """``page`` of a table of ``total`` rows, brought within its pages."""
+        pages = max(1, -(-total // ROWS_PER_PAGE))
+        return cls(total, min(max(page, 1), pages), pages)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * ROWS_PER_PAGE
+
+    @property
+    def last(self) -> int:
+        """The number (1-based) of the page's last row in the table."""
+        return min(self.total, self.page * ROWS_PER_PAGE)
+
+
+@dataclass(frozen=True)
 class BatchView:
     batch_id: str
     name: str
@@ -134,6 +168,9 @@ class BatchView:
     parent: str | None
     children: list[str]
     progress: ProgressView
+    show: str = "all"  # the filter of ``rows``
+    shown: dict[str, int] = field(default_factory=dict)  # rows under each filter
+    pages: RowPages = field(default_factory=lambda: RowPages(0, 1, 1))  # where ``rows`` are
 
 
 @dataclass(frozen=True)
@@ -166,6 +203,10 @@ class DraftView:
     batch_id: str | None
     attention: list[confirmation.Attention] = field(default_factory=list)
     to_check: int = 0  # rows whose payee the run checks with Kotani as it pays them
+    more_attention: int = 0  # rows to look at beyond ``attention``
+    show: str = "all"  # the filter of ``rows``: one of DRAFT_FILTERS
+    shown: dict[str, int] = field(default_factory=dict)  # rows under each filter
+    pages: RowPages = field(default_factory=lambda: RowPages(0, 1, 1))  # where ``rows`` are
 
     @classmethod
     def of(
@@ -179,7 +220,11 @@ class DraftView:
         plan: list[CurrencyLine] | None = None,
         total: str = "",
         attention: list[confirmation.Attention] | None = None,
+        more_attention: int = 0,
         to_check: int = 0,
+        show: str = "all",
+        shown: dict[str, int] | None = None,
+        pages: RowPages | None = None,
     ) -> DraftView:
         """The view of ``draft``: what the draft itself says, with what its review found."""
         return cls(
@@ -198,6 +243,10 @@ class DraftView:
             draft.batch_id,
             attention or [],
             to_check,
+            more_attention,
+            show,
+            shown or {},
+            pages or RowPages(0, 1, 1),
         )
 
 
@@ -269,7 +318,7 @@ class Workspace:
             for b in ledger.batches(limit, env_id=self.environment.id):
                 who = approvals.people_of(ledger.actions(b.id))
                 plan = approvals.to_pay(ledger, b.id)
-                totals = _all_totals(ledger.rows(b.id))
+                totals = _all_totals(ledger, b.id)
                 out.append(
                     BatchLine(
                         b.id,
@@ -322,9 +371,10 @@ class Workspace:
         require(person, Action.READ)
         return drafts.waiting(self.uploads)
 
-    def draft(self, person: Person, token: str) -> DraftView:
-        """The review of an uploaded file: every row with its problems, the column mapping, and the
-        plan per currency against the payout balance."""
+    def draft(self, person: Person, token: str, *, show: str = "all", page: int = 1) -> DraftView:
+        """The review of an uploaded file: the plan per currency against the payout balance, the
+        rows to look at (the first ``ROWS_PER_PAGE``), the column mapping, and one page (1-based) of
+        the rows with their problems under the filter ``show`` (one of ``DRAFT_FILTERS``)."""
         require(person, Action.READ)
         draft = drafts.read(self.uploads, token)
         options = self._file_options(draft)
@@ -347,8 +397,21 @@ class Workspace:
             repeats.setdefault(repeat.row, []).append(repeat.sentence)
         by_row = {r.row: r for r in report.rows}
         sendable = planned.new.sendable if planned.new is not None else set()  # (a set made once, not per row)
+        show = show if show in DRAFT_FILTERS else "all"
+        in_table = [
+            raw
+            for raw in sheet.rows
+            if show == "all" or raw.row not in sendable or by_row[raw.row].problems or raw.row in repeats
+        ]
+        shown = {"all": len(sheet.rows), "problems": 0}
+        shown[show] = len(in_table)
+        if show == "all":
+            shown["problems"] = sum(
+                1 for raw in sheet.rows if raw.row not in sendable or by_row[raw.row].problems or raw.row in repeats
+            )
+        pages = RowPages.of(len(in_table), page)
         rows = []
-        for raw in sheet.rows:
+        for raw in in_table[pages.offset : pages.offset + ROWS_PER_PAGE]:
             result = by_row[raw.row]
             problems: list[tuple[str, str]] = [
                 (p.severity, (f"{p.column}: " if p.column else "") + p.message) for p in result.problems
@@ -393,8 +456,12 @@ class Workspace:
             rows=rows,
             plan=plan,
             total=planned.plan.grand_total,
-            attention=screen.attention if screen else [],
+            attention=screen.attention[:ROWS_PER_PAGE] if screen else [],
+            more_attention=max(0, len(screen.attention) - ROWS_PER_PAGE) if screen else 0,
             to_check=screen.to_check if screen else 0,
+            show=show,
+            shown=shown,
+            pages=pages,
         )
 
     def _to_map(self, draft: Draft, missing: errors.MissingColumns) -> DraftView:
@@ -458,8 +525,13 @@ class Workspace:
 
     # -- one batch -------------------------------------------------------------------------------------
 
-    def batch(self, person: Person, batch_id: str, *, with_balances: bool = True) -> BatchView:
+    def batch(
+        self, person: Person, batch_id: str, *, show: str = "all", page: int = 1, with_balances: bool = True
+    ) -> BatchView:
+        """The batch's page: its facts, plan and progress, and one page (1-based, ``ROWS_PER_PAGE``
+        rows) of its rows under the filter ``show`` (one of ``ROW_FILTERS``; another: "all")."""
         require(person, Action.READ)
+        show = show if show in ROW_FILTERS else "all"
         with self.acting(person.name) as session:
             batch = session.batch_here(batch_id)
             ledger = session.ledger
@@ -482,7 +554,13 @@ class Workspace:
                 )
                 for c in sorted(plan.currencies.values(), key=lambda c: c.currency)
             ]
-            rows = [_row_line(r, batch.headers) for r in ledger.rows(batch_id)]
+            counts = ledger.counts(batch_id)
+            shown = _filter_counts(counts)
+            pages = RowPages.of(shown[show], page)
+            rows = [
+                _row_line(r, batch.headers)
+                for r in ledger.page_of_rows(batch_id, ROW_FILTERS[show], offset=pages.offset, limit=ROWS_PER_PAGE)
+            ]
             two = approvals.needs_second_person(session, self.options.policy, batch_id)
             return BatchView(
                 batch_id,
@@ -499,16 +577,20 @@ class Workspace:
                 lines,
                 plan.grand_total,
                 two,
-                self._offers(person, stage, rows, who, two),
+                self._offers(person, stage, counts, who, two),
                 batch.parent,
                 ledger.children(batch_id),
-                self._progress(ledger, batch_id, running),
+                self._progress(ledger, batch_id, running, counts),
+                show,
+                shown,
+                pages,
             )
 
     def _offers(
-        self, person: Person, stage: Stage, rows: list[RowLine], who: approvals.People, two: bool
+        self, person: Person, stage: Stage, counts: dict[str, int], who: approvals.People, two: bool
     ) -> frozenset[Action]:
-        """What this person may do to the batch now (the server checks again when they do it)."""
+        """What this person may do to the batch now (the server checks again when they do it);
+        ``counts``: the batch's rows per state."""
         offers = set()
         if stage is Stage.DRAFT and person.may(Action.SUBMIT):
             offers.add(Action.SUBMIT)
@@ -518,12 +600,12 @@ class Workspace:
             and not (two and person.name in who.makers)
         ):
             offers.add(Action.APPROVE)
-        if stage is Stage.FINISHED and person.may(Action.RETRY) and any(r.kind == "failed" for r in rows):
+        if stage is Stage.FINISHED and person.may(Action.RETRY) and _filter_counts(counts)["failed"]:
             offers.add(Action.RETRY)
         if (
             stage is not Stage.RUNNING
             and person.may(Action.ACCEPT_HELD)
-            and any(r.acceptable for r in rows)
+            and counts.get(RowState.HELD.value, 0)
             and not (two and person.name in who.makers)
         ):
             offers.add(Action.ACCEPT_HELD)
@@ -535,18 +617,20 @@ class Workspace:
             session.batch_here(batch_id)
             return self._progress(session.ledger, batch_id, self.runs.running(batch_id))
 
-    def _progress(self, ledger: Ledger, batch_id: str, running: bool) -> ProgressView:
+    def _progress(
+        self, ledger: Ledger, batch_id: str, running: bool, counts: dict[str, int] | None = None
+    ) -> ProgressView:
+        """Counted and summed by the ledger; only the latest rows are decoded (``counts``: the
+        batch's rows per state, when the caller has them)."""
         state = self.runs.state(batch_id)
-        rows = ledger.rows(batch_id)
-        recent = sorted(rows, key=lambda r: r.updated_at, reverse=True)[:RECENT_EVENTS]
+        counts = ledger.counts(batch_id) if counts is None else counts
+        recent = ledger.latest_rows(batch_id, RECENT_EVENTS)
         progress = state.progress if state else None
-        settled = sum(
-            1 for r in rows if word_for(r.state) in (Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT, Word.HELD)
-        )
+        settled = sum(n for s, n in counts.items() if word_for(RowState(s)) in SETTLED_WORDS)
         return ProgressView(
             running,
             facts.summary(ledger, batch_id),
-            len(rows),
+            sum(counts.values()),
             settled,
             progress.eta if progress and running else None,
             [(r.row, word_for(r.state).value, r.error or r.note or "") for r in recent],
@@ -700,12 +784,21 @@ def safe_filename(name: str) -> str:
     return base[:120]
 
 
-def _all_totals(rows: list[RowRecord]) -> str:
+def _all_totals(ledger: Ledger, batch_id: str) -> str:
+    """Every payout of the batch, whatever became of it, per currency: e.g. "KES 300"."""
     sums: dict[str, Decimal] = {}
-    for r in rows:
-        if r.payout is not None:
-            sums[r.payout.currency] = sums.get(r.payout.currency, Decimal(0)) + r.payout.amount
+    for _, currency, _, total in ledger.totals(batch_id):
+        if currency:
+            sums[currency] = sums.get(currency, Decimal(0)) + total
     return ", ".join(f"{c} {t}" for c, t in sorted(sums.items()))
+
+
+def _filter_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The rows under each filter of ``ROW_FILTERS``, from the rows per state."""
+    return {
+        name: sum(n for s, n in counts.items() if not states or RowState(s) in states)
+        for name, states in ROW_FILTERS.items()
+    }
 
 
 def _row_line(r: RowRecord, headers: list[str]) -> RowLine:

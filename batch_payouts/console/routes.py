@@ -20,14 +20,13 @@ from starlette.staticfiles import StaticFiles
 
 from batch_payouts import errors
 from batch_payouts.app.people import Action, Person
-from batch_payouts.app.workspace import Download, Workspace
+from batch_payouts.app.workspace import DRAFT_FILTERS, ROW_FILTERS, Download, Workspace
 from batch_payouts.console import progress
 from batch_payouts.console.auth import CSRF_FIELD, Sessions, Visit, csrf_ok, new_visit
 from batch_payouts.console.pages import HERE, SecurityHeaders, page
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
-FILTERS = ("all", "failed", "held", "paid")
 FORM_SLACK = 64 * 1024  # bytes a multipart body may add to the file it carries
 EXPIRED = "This form has expired or did not come from this console. Reload the page and try again."
 
@@ -176,8 +175,19 @@ class Console:
         return RedirectResponse(target, status_code=303)
 
     async def draft(self, request: Request, person: Person, visit: Visit) -> Response:
-        view = await run_in_threadpool(self.ws.draft, person, request.path_params["token"])
-        return page("draft.html", **self.context(request, person, visit, draft=view))
+        shown, number = request.query_params.get("show", "all"), request.query_params.get("page", "1")
+        view = await run_in_threadpool(
+            partial(
+                self.ws.draft,
+                person,
+                request.path_params["token"],
+                show=shown,
+                page=int(number) if number.isdigit() else 1,
+            )
+        )
+        return page(
+            "draft.html", **self.context(request, person, visit, draft=view, filters=DRAFT_FILTERS, shown=view.show)
+        )
 
     async def remap(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
         token = request.path_params["token"]
@@ -191,10 +201,11 @@ class Console:
 
     async def batch(self, request: Request, person: Person, visit: Visit) -> Response:
         batch_id = request.path_params["batch_id"]
-        view = await run_in_threadpool(self.ws.batch, person, batch_id)
         shown = request.query_params.get("show", "all")
-        shown = shown if shown in FILTERS else "all"
-        rows = [r for r in view.rows if shown == "all" or r.kind == shown]
+        number = request.query_params.get("page", "1")
+        view = await run_in_threadpool(
+            partial(self.ws.batch, person, batch_id, show=shown, page=int(number) if number.isdigit() else 1)
+        )
         return page(
             "batch.html",
             **self.context(
@@ -202,9 +213,9 @@ class Console:
                 person,
                 visit,
                 batch=view,
-                rows=rows,
-                shown=shown,
-                filters=FILTERS,
+                rows=view.rows,
+                shown=view.show,
+                filters=ROW_FILTERS,
                 note=request.query_params.get("note"),
             ),
         )

@@ -119,14 +119,13 @@ def make_plan(
 
 
 def open_rows(ledger: Ledger, batch_id: str) -> tuple[set[int], dict[str, Decimal]]:
-    """Rows of an existing batch still to send, and the money in flight per currency."""
-    rows = ledger.rows(batch_id)
-    to_send = {r.row for r in rows if r.state is RowState.READY}
+    """Rows of an existing batch still to send, and the money in flight per currency, asked of
+    the ledger (no row decoded)."""
     in_flight: dict[str, Decimal] = {}
-    for r in rows:
-        if r.payout and r.state in IN_FLIGHT_STATES:
-            in_flight[r.payout.currency] = in_flight.get(r.payout.currency, Decimal(0)) + r.payout.amount
-    return to_send, in_flight
+    for state, currency, _, total in ledger.totals(batch_id):
+        if currency and state in IN_FLIGHT_STATES:
+            in_flight[currency] = in_flight.get(currency, Decimal(0)) + total
+    return ledger.row_numbers(batch_id, RowState.READY), in_flight
 
 
 @dataclass

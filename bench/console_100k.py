@@ -1,0 +1,145 @@
+"""The web console with a 100,000-row file: each page and step a finance team uses, timed and
+measured, next to the tool's own start-up and `status` measured in the same run.
+
+Every step is its own process (the console's workspace opened on one ledger, as a restarted
+server would), signs in through the console's own pages with starlette's test client, then times
+one request: upload the file, open the draft's review page, submit the draft for approval, open
+the batch's page (first page of rows, then the "failed" filter), open the batches list, read the
+progress the live page streams. Each step's seconds count that request alone; its peak RSS is the
+whole process's (`getrusage` of a fresh parent), and the page's size is printed. The goals: each
+page ≤ 3x the tool's start-up (the goal `status` has), each step < 500 MiB.
+
+    python bench/console_100k.py [--rows 100000] [--folder /tmp/console100k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+STEPS = ("upload", "draft", "submit", "batch", "batch failed", "batches", "progress")
+PAGE_GOAL = 3.0  # times the tool's start-up, as for `status`
+MEMORY_GOAL = 500  # MiB
+
+
+def payout_file(path: Path, rows: int) -> Path:
+    lines = ["name,phone,country,amount,currency,reference"]
+    lines += [f"Person {i},+2547{10_000_000 + i:08d},KE,{100 + i % 900},KES,S-{i}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def step(name: str, folder: Path) -> dict[str, object]:
+    """One step in this process; what it measured."""
+    from starlette.testclient import TestClient
+
+    from batch_payouts.app import passwords, serving
+    from batch_payouts.app.session import SessionOptions
+    from batch_payouts.app.workspace import WorkspaceOptions
+    from batch_payouts.console import build_app
+
+    notes = folder / "notes.json"
+    known = json.loads(notes.read_text()) if notes.exists() else {}
+    options = SessionOptions(state_path=folder / "ledger.sqlite3", sandbox=True)
+    with serving.workspace(options, WorkspaceOptions()) as ws:
+        if name == "upload":
+            ws.session.sandbox.state.wallets["KES"].balance = Decimal(10**9)  # type: ignore[union-attr]
+            with ws.ledger() as ledger:
+                for who, role in (("amina", "maker"), ("brian", "approver")):
+                    if ledger.user(who) is None:
+                        hashed = passwords.hash_password(PASSWORD)
+                        ledger.add_user(who, role=role, password_hash=hashed, totp_secret=None)
+        client = TestClient(build_app(ws), follow_redirects=False)
+        csrf = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
+        signed = client.post("/login", data={"username": "amina", "password": PASSWORD, "csrf": csrf})
+        assert signed.status_code == 303, signed.text[:300]
+        csrf = CSRF.search(client.get("/batches").text).group(1)  # type: ignore[union-attr]
+        started = time.perf_counter()
+        if name == "upload":
+            content = (folder / "pay.csv").read_bytes()
+            answer = client.post(
+                "/upload", data={"csrf": csrf, "label": "bench"}, files={"file": ("pay.csv", content, "text/csv")}
+            )
+            known["draft"] = answer.headers["location"]
+        elif name == "draft":
+            answer = client.get(known["draft"])
+        elif name == "submit":
+            answer = client.post(f"{known['draft']}/submit", data={"csrf": csrf})
+            known["batch"] = answer.headers["location"]
+        elif name == "batch":
+            answer = client.get(known["batch"])
+        elif name == "batch failed":
+            answer = client.get(known["batch"] + "?show=failed")
+        elif name == "batches":
+            answer = client.get("/batches")
+        else:
+            person = ws.person("amina")
+            assert person is not None
+            answer = None
+            ws.progress(person, known["batch"].removeprefix("/batches/"))
+        seconds = time.perf_counter() - started
+    notes.write_text(json.dumps(known))
+    status = answer.status_code if answer is not None else 200
+    assert status in (200, 303), (name, status, answer.text[:500] if answer is not None else "")
+    return {
+        "seconds": seconds,
+        "bytes": len(answer.content) if answer is not None else 0,
+        "mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def in_child(args: list[str], *, check: bool = True) -> tuple[float, str]:
+    """Wall seconds of a fresh process and its output (``check``: it must exit 0)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, check=check).stdout
+    return time.perf_counter() - started, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        print(json.dumps(step(args.step, args.folder)))
+        return
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="console100k-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    payout_file(folder / "pay.csv", args.rows)
+    measured = {}
+    for name in STEPS:
+        _, out = in_child([sys.executable, __file__, "--folder", str(folder), "--step", name])
+        measured[name] = json.loads(out.splitlines()[-1])
+    start_up = min(in_child([sys.executable, "-m", "batch_payouts", "--version"])[0] for _ in range(3))
+    batch = json.loads((folder / "notes.json").read_text())["batch"].removeprefix("/batches/")
+    status, _ = in_child(
+        [sys.executable, "-m", "batch_payouts", "status", batch, "--state", str(folder / "ledger.sqlite3")], check=False
+    )  # (exit 3: the batch awaits approval)
+    print(f"{args.rows} rows; start-up (--version) {start_up:.2f} s; `status` of the batch {status:.2f} s")
+    print(f"{'step':<14} {'seconds':>8} {'x start-up':>10} {'page KB':>8} {'peak MiB':>9}  goal")
+    for name, m in measured.items():
+        seconds, mib = float(m["seconds"]), float(m["mib"])  # type: ignore[arg-type]
+        ratio = seconds / start_up
+        met = ratio <= PAGE_GOAL and mib < MEMORY_GOAL
+        print(
+            f"{name:<14} {seconds:>8.2f} {ratio:>9.1f}x {int(m['bytes']) / 1024:>8.0f} {mib:>9.0f}"  # type: ignore[call-overload]
+            f"  {'met' if met else 'over'} (≤ {PAGE_GOAL:.0f}x, < {MEMORY_GOAL} MiB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
