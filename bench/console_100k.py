@@ -1,13 +1,16 @@
 """The web console with a 100,000-row file: each page and step a finance team uses, timed and
-measured, next to the tool's own start-up and `status` measured in the same run.
+measured, next to the tool's own start-up and `validate` of the same file measured in the same run.
 
 Every step is its own process (the console's workspace opened on one ledger, as a restarted
 server would), signs in through the console's own pages with starlette's test client, then times
 one request: upload the file, open the draft's review page, submit the draft for approval, open
 the batch's page (first page of rows, then the "failed" filter), open the batches list, read the
 progress the live page streams. Each step's seconds count that request alone; its peak RSS is the
-whole process's (`getrusage` of a fresh parent), and the page's size is printed. The goals: each
-page ≤ 3x the tool's start-up (the goal `status` has), each step < 500 MiB.
+whole process's, and the page's size is printed. The goals (the issue sets none for the console;
+these are the command line's): a page that reads a batch ≤ 3x the tool's start-up (as `status`);
+the draft's review, which reads, checks and plans the whole file, ≤ 2x `validate --sandbox` of it
+(a whole process, start-up included); submitting, which also writes every row to the ledger,
+≤ 3x that; every step < 500 MiB.
 
     python bench/console_100k.py [--rows 100000] [--folder /tmp/console100k]
 """
@@ -30,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 STEPS = ("upload", "draft", "submit", "batch", "batch failed", "batches", "progress")
-PAGE_GOAL = 3.0  # times the tool's start-up, as for `status`
+GOALS = {"draft": ("validate", 2.0), "submit": ("validate", 3.0)}  # others: 3x start-up
 MEMORY_GOAL = 500  # MiB
 
 
@@ -125,19 +128,19 @@ def main() -> None:
         _, out = in_child([sys.executable, __file__, "--folder", str(folder), "--step", name])
         measured[name] = json.loads(out.splitlines()[-1])
     start_up = min(in_child([sys.executable, "-m", "batch_payouts", "--version"])[0] for _ in range(3))
-    batch = json.loads((folder / "notes.json").read_text())["batch"].removeprefix("/batches/")
-    status, _ = in_child(
-        [sys.executable, "-m", "batch_payouts", "status", batch, "--state", str(folder / "ledger.sqlite3")], check=False
-    )  # (exit 3: the batch awaits approval)
-    print(f"{args.rows} rows; start-up (--version) {start_up:.2f} s; `status` of the batch {status:.2f} s")
-    print(f"{'step':<14} {'seconds':>8} {'x start-up':>10} {'page KB':>8} {'peak MiB':>9}  goal")
+    check = [sys.executable, "-m", "batch_payouts", "validate", str(folder / "pay.csv"), "--sandbox"]
+    validate = min(in_child([*check, "--state", str(folder / f"v{n}.sqlite3")], check=False)[0] for n in range(2))
+    yardsticks = {"start-up": start_up, "validate": validate}
+    print(f"{args.rows} rows; start-up (--version) {start_up:.2f} s; validate --sandbox of the file {validate:.2f} s")
+    print(f"{'step':<14} {'seconds':>8} {'ratio':>17} {'page KB':>8} {'peak MiB':>9}  goal")
     for name, m in measured.items():
         seconds, mib = float(m["seconds"]), float(m["mib"])  # type: ignore[arg-type]
-        ratio = seconds / start_up
-        met = ratio <= PAGE_GOAL and mib < MEMORY_GOAL
+        against, goal = GOALS.get(name, ("start-up", 3.0))
+        ratio = seconds / yardsticks[against]
+        met = ratio <= goal and mib < MEMORY_GOAL
         print(
-            f"{name:<14} {seconds:>8.2f} {ratio:>9.1f}x {int(m['bytes']) / 1024:>8.0f} {mib:>9.0f}"  # type: ignore[call-overload]
-            f"  {'met' if met else 'over'} (≤ {PAGE_GOAL:.0f}x, < {MEMORY_GOAL} MiB)"
+            f"{name:<14} {seconds:>8.2f} {ratio:>5.1f}x {against:<10} {int(m['bytes']) / 1024:>8.0f} {mib:>9.0f}"  # type: ignore[call-overload]
+            f"  {'met' if met else 'over'} (≤ {goal:.0f}x {against}, < {MEMORY_GOAL} MiB)"
         )
 
 
