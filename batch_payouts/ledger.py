@@ -211,11 +211,12 @@ _FEES_PAID_SQL = (
 )
 
 _HOLDERS_SQL = (
-    "SELECT DISTINCT r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
+    "SELECT DISTINCT {key}r.batch_id, r.row, r.state, r.payout, r.submitting_at,"
     " EXISTS (SELECT 1 FROM overrides o WHERE o.batch_id = r.batch_id AND o.row = r.row) AS overridden"
     " FROM claims c JOIN rows r ON r.batch_id = c.batch_id AND r.row = c.row"
-    " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at"
+    " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at, r.batch_id, r.row"
 )
+_KEYS_PER_QUERY = 500  # obligation keys asked about in one statement
 
 
 @dataclass(frozen=True)
@@ -1160,31 +1161,25 @@ class Ledger:
         """Rows of any batch of ``env_id`` that claim one of ``keys`` (``exclude`` left out)."""
         return self._holders(self.db, env_id, keys, exclude)
 
+    def holders_by_key(self, env_id: str, keys: Collection[str]) -> dict[str, list[Holder]]:
+        """For each of ``keys`` claimed by a row of a batch of ``env_id``: those rows, in the order
+        :meth:`holders` gives them; a few statements for many keys, not one per key."""
+        found: dict[str, list[Holder]] = {}
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            chunk = wanted[start : start + _KEYS_PER_QUERY]
+            sql = _HOLDERS_SQL.replace("{marks}", ",".join("?" * len(chunk))).replace("{key}", "c.key, ")
+            for r in self.db.execute(sql, (env_id, *chunk)):
+                found.setdefault(r["key"], []).append(_holder(r))
+        return found
+
     def _holders(
         self, db: sqlite3.Connection, env_id: str, keys: Sequence[str], exclude: tuple[str, int] | None
     ) -> list[Holder]:
         if not keys:
             return []
-        marks = ",".join("?" * len(keys))
-        sql = _HOLDERS_SQL.replace("{marks}", marks)
-        found = db.execute(sql, (env_id, *keys))
-        out = []
-        for r in found:
-            if exclude is not None and (r["batch_id"], r["row"]) == exclude:
-                continue
-            payout = _PAYOUT.validate_json(r["payout"]) if r["payout"] else None
-            out.append(
-                Holder(
-                    r["batch_id"],
-                    r["row"],
-                    RowState(r["state"]),
-                    payout.amount if payout else None,
-                    payout.currency if payout else None,
-                    r["submitting_at"] is not None,
-                    bool(r["overridden"]),
-                )
-            )
-        return out
+        sql = _HOLDERS_SQL.replace("{marks}", ",".join("?" * len(keys))).replace("{key}", "")
+        return [_holder(r) for r in db.execute(sql, (env_id, *keys)) if (r["batch_id"], r["row"]) != exclude]
 
     def keys_of(self, batch_id: str, number: int) -> list[str]:
         return [
@@ -1589,6 +1584,20 @@ def _dead_here(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _holder(r: sqlite3.Row) -> Holder:
+    """A row found by ``_HOLDERS_SQL``."""
+    payout = _PAYOUT.validate_json(r["payout"]) if r["payout"] else None
+    return Holder(
+        r["batch_id"],
+        r["row"],
+        RowState(r["state"]),
+        payout.amount if payout else None,
+        payout.currency if payout else None,
+        r["submitting_at"] is not None,
+        bool(r["overridden"]),
+    )
 
 
 def _new_row_values(batch_id: str, new: NewRow, now: float) -> tuple[Any, ...]:

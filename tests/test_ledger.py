@@ -187,3 +187,40 @@ def test_the_commit_that_claims_a_row_for_sending_syncs_the_log_first(ledger: Le
     assert statements[:2] == ["PRAGMA synchronous = FULL", "BEGIN IMMEDIATE"]
     assert statements[-2:] == ["COMMIT", "PRAGMA synchronous = NORMAL"]
     assert ledger.row("b1", 2).state is RowState.SUBMITTING
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(  # batches: each row claims one key of a small pool, in a state
+        st.lists(st.tuples(st.integers(0, 7), st.sampled_from([RowState.READY, RowState.SUBMITTING])), max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(0, 1200),
+)
+def test_holders_of_many_keys_at_once_are_the_holders_of_each_key_asked_alone(
+    one_ledger: Ledger, batches: list[list[tuple[int, RowState]]], many: int
+) -> None:
+    """A new batch's rows are decided against every other batch's claims with a few statements
+    (500 keys each), not one per row: the holders of each key, and their order (the first live one
+    is the one a repeat names), are those of the key asked alone."""
+    led, run = one_ledger, next(BATCH_NUMBERS)
+    env = f"e{run}"
+    for number, rows in enumerate([*batches, [(1000 + n, RowState.READY) for n in range(many)]]):
+        batch = f"k{run}-{number}"
+        led.create_batch(
+            batch,
+            env_id=env,
+            fingerprint="f",
+            label="",
+            source="s",
+            options={},
+            headers=[],
+            rows=[NewRow(2 + i, RowState.READY, PAYOUT, {}, [], (f"key{k}",)) for i, (k, _) in enumerate(rows)],
+        )
+        for i, (_, state) in enumerate(rows):
+            if state is RowState.SUBMITTING:
+                led.move(batch, 2 + i, state)
+    keys = [f"key{k}" for k in (*range(8), *range(1000, 1000 + many), 99999)]
+    together = led.holders_by_key(env, keys)
+    assert {k: led.holders(env, [k]) for k in keys if led.holders(env, [k])} == together

@@ -185,6 +185,7 @@ def prepare_batch(
     new.replaces = [b.id for b in replaced]
     cells = {r.row: r.cells for r in sheet.rows}
     pay_again = pay_again or {}
+    holders = ledger.holders_by_key(env_id, keys.values())
     for result in report.rows:
         problems = [
             {"column": p.column, "value": p.value, "message": p.message, "severity": p.severity}
@@ -195,7 +196,7 @@ def prepare_batch(
             continue
         p, key = result.payout, keys[result.row]
         state, note = RowState.READY, None
-        for holder in ledger.holders(env_id, [key]):
+        for holder in holders.get(key, []):
             if holder.live and result.row not in pay_again:
                 repeat = _repeat(result.row, p.amount, p.currency, holder, label)
                 new.repeats.append(repeat)
