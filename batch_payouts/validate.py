@@ -164,6 +164,9 @@ _PLAIN_AMOUNT = re.compile(r"\d+(\.\d+)?")
 
 
 _SIMPLE_AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+MAX_WHOLE_DIGITS = 15  # an amount has fewer: the totals of a million rows stay exact in Decimal's 28 digits
+_TOO_LARGE = Decimal(10) ** MAX_WHOLE_DIGITS
+TOO_LARGE = f"the amount has more than {MAX_WHOLE_DIGITS} digits before the decimal point; no payout is that large"
 
 
 def _plain_amount(text: str, currency: str) -> Decimal | None:
@@ -177,7 +180,7 @@ def _plain_amount(text: str, currency: str) -> Decimal | None:
     value = Decimal(s.replace(",", ""))
     digits = minor_digits(currency) if currency else 2
     exponent = value.normalize().as_tuple().exponent
-    if value <= 0 or not isinstance(exponent, int) or -exponent > digits:
+    if value <= 0 or value >= _TOO_LARGE or not isinstance(exponent, int) or -exponent > digits:
         return None
     return value.quantize(Decimal(1).scaleb(-digits)) if digits else value.to_integral_value()
 
@@ -227,6 +230,8 @@ def parse_amount(text: str, currency: str) -> Decimal:
         raise AmountError("the amount is not a number") from None
     if value <= 0:
         raise AmountError("the amount must be more than zero")
+    if value >= _TOO_LARGE:
+        raise AmountError(TOO_LARGE)
     digits = minor_digits(currency) if currency else 2
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > digits:

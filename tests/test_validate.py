@@ -127,6 +127,16 @@ RULES = [
         "write the amount like 1500.50 (saw '1500,5')",
     ),
     (
+        row(amount="1" + "0" * 15),
+        "row 2, amount: the amount has more than 15 digits before the decimal point; no payout is that large "
+        "(saw '1000000000000000')",
+    ),
+    (
+        row(amount="1" + "0" * 400),
+        "row 2, amount: the amount has more than 15 digits before the decimal point; no payout is that large "
+        f"(saw '1{'0' * 400}')",
+    ),
+    (
         row(amount="1.5E+03"),
         "row 2, amount: the amount is in scientific notation; type the full number (saw '1.5E+03')",
     ),
@@ -257,6 +267,7 @@ def test_a_typed_network_that_disagrees_with_the_prefix_is_a_warning(tmp_path: P
         ("R 99.99", "ZAR", Decimal("99.99")),
         ("1.000.000", "UGX", Decimal(1000000)),
         ("  250 ", "GHS", Decimal("250.00")),
+        ("999,999,999,999,999.99", "ZAR", Decimal("999999999999999.99")),  # the largest amount read
     ],
 )
 def test_amounts_are_exact_decimals(text: str, currency: str, expected: Decimal) -> None:
