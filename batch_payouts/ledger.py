@@ -571,6 +571,18 @@ class Ledger:
             if durable:
                 self.db.execute("PRAGMA synchronous = NORMAL")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads in the block see one moment of the ledger (one read transaction), not each its own."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     def __enter__(self) -> Ledger:
         return self
 
@@ -610,7 +622,7 @@ class Ledger:
         batch now pays instead; they become BLOCKED (only if still never sent).
         ``replaces``: earlier batches of the same file and label that this one replaces.
         """
-        now = self.clock()
+        now, rows = self.clock(), list(rows)  # (read twice below: rows, then their claims)
         with self.transaction(durable=True) as db:
             if db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone():
                 raise errors.BatchExists(batch_id)

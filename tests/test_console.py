@@ -671,11 +671,12 @@ def test_a_drafts_rows_come_a_page_at_a_time_and_one_filter_shows_every_row_not_
 
     page = maker.get(draft)
     assert "250 rows: rows 1 to 100 shown, page 1 of 3" in page and row_headers(page)[:100] == list(range(2, 102))
-    assert '>With problems</a> <span class="count">(5)</span>' in page
+    assert '>To look at</a> <span class="count">(5)</span>' in page
     assert 'href="?show=all&amp;page=2" rel="next"' in page
 
     problems = maker.get(f"{draft}?show=problems")
-    assert "5 rows (with problems or not paid)</caption>" in problems and problems.count("will not be paid") == 5
+    assert "5 rows (to look at: not paid, a problem or a check)</caption>" in problems
+    assert problems.count("will not be paid") == 5
     assert [n for n in row_headers(problems) if n in (2, 52, 102, 152, 202)] == [2, 52, 102, 152, 202]
     assert maker.post(f"{draft}/submit")[0] == 303
 
@@ -687,4 +688,45 @@ def test_a_drafts_rows_to_look_at_are_listed_a_hundred_at_most_with_how_many_mor
     page = signed_in(workspace, "amina").get(uploaded(workspace, twice))
     table = page[page.index("Rows to look at") : page.index("Submit for approval")]
     assert table.count("<tr") == 1 + 100
-    assert "And 30 more rows to look at: see the rows below, filtered “With problems”." in table
+    assert "And 30 more rows to look at: see the rows below, filtered “To look at”." in table
+
+
+OTHER_NAME = '{"isValid":true,"isSupported":true,"accountType":"mobile_money","accountName":"Somebody Else Entirely"}'
+
+
+def test_every_row_to_look_at_is_under_its_filter_with_its_reason_beyond_the_first_hundred(
+    workspace: Workspace,
+) -> None:
+    """Past the first hundred rows to look at, a payee the payee check found under another name was
+    on no list: its row said only "will be paid"."""
+    maker = signed_in(workspace, "amina")
+    draft = uploaded(workspace, many_rows(250), maker=maker)
+    with workspace.ledger() as ledger:
+        for n in range(1, 250, 2):
+            payee, env = f"mobile_money:+2547120{n:05d}", workspace.environment.id
+            ledger.remember_lookup(env, payee, f"P{n}", OTHER_NAME, ledger.clock())
+    page = maker.get(draft)
+    assert "And 25 more rows to look at" in page and '>To look at</a> <span class="count">(125)</span>' in page
+    last = maker.get(f"{draft}?show=problems&page=2")
+    assert "125 rows (to look at: not paid, a problem or a check): rows 101 to 125 shown" in last
+    table = last[last.index('id="rows-h"') :]
+    assert row_headers(table)[-1] == 251 and table.count("The account holder is Somebody Else Entirely") == 25
+
+
+def test_a_clean_drafts_submit_button_stays_under_every_filter(workspace: Workspace) -> None:
+    maker = signed_in(workspace, "amina")
+    draft = uploaded(workspace, maker=maker)
+    problems = maker.get(f"{draft}?show=problems")
+    assert (
+        "0 rows (to look at: not paid, a problem or a check)" in problems
+        and ">Submit for approval</button>" in problems
+    )
+
+
+@pytest.mark.parametrize("number", ["%C2%B2", "9" * 4301, "-1", "0", "1e3", "%EF%BC%92"])
+def test_a_page_number_that_is_not_a_plain_number_shows_the_first_page(workspace: Workspace, number: str) -> None:
+    batch_id = submitted(workspace)
+    maker = signed_in(workspace, "amina")
+    for path in (f"/batches/{batch_id}?page={number}", f"{uploaded(workspace, maker=maker, label='x')}?page={number}"):
+        answer = maker.client.get(path)
+        assert answer.status_code == 200 and "2 rows" in answer.text, path

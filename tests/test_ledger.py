@@ -224,3 +224,34 @@ def test_holders_of_many_keys_at_once_are_the_holders_of_each_key_asked_alone(
     keys = [f"key{k}" for k in (*range(8), *range(1000, 1000 + many), 99999)]
     together = led.holders_by_key(env, keys)
     assert {k: led.holders(env, [k]) for k in keys if led.holders(env, [k])} == together
+
+
+def test_what_is_left_of_a_batch_is_read_at_one_moment_while_a_run_sends_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows still to send and the money in flight are two reads: a row another process sends
+    between them was in neither. Both now see one moment of the ledger."""
+    from batch_payouts.engine import plan as planning
+
+    led, run = Ledger(tmp_path / "l.db"), Ledger(tmp_path / "l.db")
+    rows = [NewRow(n, RowState.READY, PAYOUT.model_copy(update={"row": n}), {}, [], (f"k{n}",)) for n in (2, 3)]
+    led.create_batch("b", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[], rows=rows)
+    totals = Ledger.totals
+
+    def then_the_run_sends_row_2(self: Ledger, batch_id: str) -> list[tuple[RowState, str, int, Decimal]]:
+        found = totals(self, batch_id)
+        if self is led:
+            run.move(batch_id, 2, RowState.SUBMITTING)
+        return found
+
+    monkeypatch.setattr(Ledger, "totals", then_the_run_sends_row_2)
+    assert planning.open_rows(led, "b") == ({2, 3}, {})
+    monkeypatch.setattr(Ledger, "totals", totals)
+    assert planning.open_rows(led, "b") == ({3}, {"KES": Decimal(100)})
+
+
+def test_a_batch_made_from_an_iterator_of_rows_keeps_every_claim(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "l.db")
+    rows = (NewRow(n, RowState.READY, PAYOUT.model_copy(update={"row": n}), {}, [], (f"k{n}",)) for n in (2, 3))
+    led.create_batch("b", env_id="e", fingerprint="f", label="", source="s", options={}, headers=[], rows=rows)  # type: ignore[arg-type]
+    assert led.keys_of("b", 2) == ["k2"] and led.keys_of("b", 3) == ["k3"]

@@ -39,7 +39,8 @@ UPLOADABLE = (".csv", ".xlsx")
 RECENT_EVENTS = 8
 ROWS_PER_PAGE = 100  # rows of a table on one page
 SETTLED_WORDS = frozenset({Word.PAID, Word.FAILED, Word.INVALID, Word.REPEAT, Word.HELD})
-DRAFT_FILTERS = ("all", "problems")  # a draft's rows: every one, or those not paid or with a problem
+DRAFT_FILTERS = ("all", "problems")  # a draft's rows: every one, or those to look at (not paid, a problem, a check)
+_ATTENTION_SEVERITY = {"held": "held", "invalid": "error", "paid": "warning"}  # a row to look at, by its status
 ROW_FILTERS: dict[str, frozenset[RowState]] = {  # the filters of a batch's rows: the states each shows
     "all": frozenset(),
     "failed": frozenset(s for s in RowState if word_for(s) is Word.FAILED),
@@ -397,25 +398,27 @@ class Workspace:
             repeats.setdefault(repeat.row, []).append(repeat.sentence)
         by_row = {r.row: r for r in report.rows}
         sendable = planned.new.sendable if planned.new is not None else set()  # (a set made once, not per row)
+        look_at = {a.row: a for a in screen.attention} if screen else {}
         show = show if show in DRAFT_FILTERS else "all"
-        in_table = [
-            raw
-            for raw in sheet.rows
-            if show == "all" or raw.row not in sendable or by_row[raw.row].problems or raw.row in repeats
-        ]
-        shown = {"all": len(sheet.rows), "problems": 0}
-        shown[show] = len(in_table)
-        if show == "all":
-            shown["problems"] = sum(
-                1 for raw in sheet.rows if raw.row not in sendable or by_row[raw.row].problems or raw.row in repeats
-            )
+
+        def to_look_at(number: int) -> bool:
+            return number not in sendable or bool(by_row[number].problems) or number in repeats or number in look_at
+
+        problem_rows = [raw for raw in sheet.rows if to_look_at(raw.row)]
+        shown = {"all": len(sheet.rows), "problems": len(problem_rows)}
+        in_table = problem_rows if show == "problems" else sheet.rows
         pages = RowPages.of(len(in_table), page)
         rows = []
         for raw in in_table[pages.offset : pages.offset + ROWS_PER_PAGE]:
             result = by_row[raw.row]
+            attention = look_at.get(raw.row)
             problems: list[tuple[str, str]] = [
-                (p.severity, (f"{p.column}: " if p.column else "") + p.message) for p in result.problems
+                (p.severity, (f"{p.column}: " if p.column else "") + p.message)
+                for p in result.problems
+                if attention is None or not p.rule  # (a guardrail's sentence is in the reason below)
             ]
+            if attention is not None:
+                problems.append((_ATTENTION_SEVERITY.get(attention.status, "warning"), attention.reason))
             problems += [("error", sentence) for sentence in repeats.get(raw.row, [])]
             will_pay = raw.row in sendable
             rows.append(

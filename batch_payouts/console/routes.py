@@ -182,7 +182,7 @@ class Console:
                 person,
                 request.path_params["token"],
                 show=shown,
-                page=int(number) if number.isdigit() else 1,
+                page=page_number(number),
             )
         )
         return page(
@@ -203,9 +203,7 @@ class Console:
         batch_id = request.path_params["batch_id"]
         shown = request.query_params.get("show", "all")
         number = request.query_params.get("page", "1")
-        view = await run_in_threadpool(
-            partial(self.ws.batch, person, batch_id, show=shown, page=int(number) if number.isdigit() else 1)
-        )
+        view = await run_in_threadpool(partial(self.ws.batch, person, batch_id, show=shown, page=page_number(number)))
         return page(
             "batch.html",
             **self.context(
@@ -292,6 +290,11 @@ class Console:
     async def disable_person(self, request: Request, person: Person, visit: Visit, form: FormData) -> Response:
         await run_in_threadpool(self.ws.disable_person, person, str(form.get("name") or ""))
         return RedirectResponse("/people", status_code=303)
+
+
+def page_number(text: str) -> int:
+    """The page a query asks for: a plain number of up to nine digits, else the first."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 1
 
 
 def safe_next(target: str | None) -> str:

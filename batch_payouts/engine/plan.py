@@ -122,10 +122,11 @@ def open_rows(ledger: Ledger, batch_id: str) -> tuple[set[int], dict[str, Decima
     """Rows of an existing batch still to send, and the money in flight per currency, asked of
     the ledger (no row decoded)."""
     in_flight: dict[str, Decimal] = {}
-    for state, currency, _, total in ledger.totals(batch_id):
-        if currency and state in IN_FLIGHT_STATES:
-            in_flight[currency] = in_flight.get(currency, Decimal(0)) + total
-    return ledger.row_numbers(batch_id, RowState.READY), in_flight
+    with ledger.snapshot():  # (a row sent between two reads would be in neither)
+        for state, currency, _, total in ledger.totals(batch_id):
+            if currency and state in IN_FLIGHT_STATES:
+                in_flight[currency] = in_flight.get(currency, Decimal(0)) + total
+        return ledger.row_numbers(batch_id, RowState.READY), in_flight
 
 
 @dataclass
