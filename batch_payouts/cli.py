@@ -293,7 +293,8 @@ def validate(file: Path, report_path: Path | None, verify: bool, **kw: Any) -> N
                     payees, seconds = namecheck.time_to_ask(conn, report, options.policy)
                     if seconds > namecheck.ASK_FIRST_WITHIN:
                         render.asking_names(payees, seconds)
-                    checks = namecheck.check_names(conn, report, options.policy)
+                    with render.checks_progress() as heard:
+                        checks = namecheck.check_names(conn, report, options.policy, heard=heard)
         except errors.NoApiKey:
             if verify:
                 raise errors.UsageProblem(

@@ -248,12 +248,16 @@ async def verify_all(
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    heard: Callable[[int], None] | None = None,
 ) -> dict[int, Verdict]:
-    """Every verdict, by sheet row (for ``validate --verify`` and ``plan``)."""
+    """Every verdict, by sheet row (for ``validate --verify`` and ``plan``); ``heard`` is told how
+    many rows have their verdict, after each one."""
     out: dict[int, Verdict] = {}
     async with verify_rows(client, reads, payouts, cache, settings, clock=clock, sleep=sleep) as verdicts:
         async for verdict in verdicts:
             out[verdict.row] = verdict
+            if heard is not None:
+                heard(len(out))
     return out
 
 

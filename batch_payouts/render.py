@@ -114,9 +114,35 @@ def asking_names(payees: int, seconds: float) -> None:
     """Before a long wait on look-ups: how many payees and about how long (``validate --verify``)."""
     out.print(
         f"asking Kotani whose account each of {payees} payees is: about {_duration(seconds)} at its reads "
-        "allowance (nothing is printed meanwhile; Ctrl-C stops, answers so far are kept)",
+        "allowance (Ctrl-C stops; answers so far are kept)",
         markup=False,
     )
+
+
+@contextlib.contextmanager
+def checks_progress(*, clock: Callable[[], float] = time.monotonic) -> Iterator[Callable[[int, int], None]]:
+    """How far the payee checks are (``validate --verify``), on stderr: a bar on a terminal, else a
+    line every PLAIN_EVERY seconds and one at the end. Yields the listener of (rows checked, rows)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    live = err.is_terminal
+    bar = Progress(
+        TextColumn("payee checks"), BarColumn(bar_width=12), MofNCompleteColumn(), console=err, disable=not live
+    )
+    task: list[TaskID] = []
+    last = [clock()]
+
+    def heard(done: int, rows: int) -> None:
+        if live:
+            if not task:
+                task.append(bar.add_task("payee checks", total=rows))
+            bar.update(task[0], completed=done)
+        elif clock() - last[0] >= PLAIN_EVERY or done == rows:
+            last[0] = clock()
+            err.print(f"payee checks: {done:,} of {rows:,} rows", markup=False)
+
+    with bar:
+        yield heard
 
 
 def _duration(seconds: float) -> str:

@@ -361,3 +361,18 @@ def test_progress_fits_80_columns_in_finance_words_and_prints_plain_lines_when_p
     )
     assert lines[0] == f"batch b0123456789a: 101037/200010 settled · {line}"
     assert len(render.progress_line(RunProgress("b", {"succeeded": 1000, "ready": 10}, 1010, 1000, 10, 9.0))) <= 60
+
+
+def test_payee_checks_tell_how_far_they_are_when_piped_every_ten_seconds_and_at_the_end() -> None:
+    """`validate --verify` of 100,000 rows waits over an hour on the reads allowance; it printed
+    nothing meanwhile."""
+    from batch_payouts import render
+
+    now = [0.0]
+    with render.err.capture() as captured, render.checks_progress(clock=lambda: now[0]) as heard:
+        for done, at in ((1, 1.0), (900, 9.9), (1000, 10.0), (1500, 15.0), (2200, 20.5), (2500, 21.0)):
+            now[0] = at
+            heard(done, 2500)
+    assert captured.get() == (
+        "payee checks: 1,000 of 2,500 rows\npayee checks: 2,200 of 2,500 rows\npayee checks: 2,500 of 2,500 rows\n"
+    )

@@ -4,7 +4,7 @@ confirmation screen of ``run``, which asks nothing). Verdicts are by sheet row."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from batch_payouts.app.session import Session
@@ -49,16 +49,26 @@ class NameChecks:
 
 
 def check_names(
-    session: Session, report: Report, policy: Policy, *, reads_rate: tuple[Window, ...] = READS_DEFAULT
+    session: Session,
+    report: Report,
+    policy: Policy,
+    *,
+    reads_rate: tuple[Window, ...] = READS_DEFAULT,
+    heard: Callable[[int, int], None] | None = None,
 ) -> NameChecks:
     """Ask the provider about every valid row's account (each payee once; answers kept in the ledger
-    reused for the policy's ``reuse_days``), on the reads allowance ``reads_rate``."""
+    reused for the policy's ``reuse_days``), on the reads allowance ``reads_rate``. ``heard`` is
+    told (rows with a verdict, valid rows) as verdicts come."""
     payouts = [r.payout for r in report.valid_rows if r.payout is not None]
     settings = settings_from(policy, session.environment().id)
 
+    def told(done: int) -> None:
+        if heard is not None:
+            heard(done, len(payouts))
+
     async def ask(client: KotaniClient) -> dict[int, Verdict]:
         return await verify_all(
-            client, session.reads_limiter(reads_rate), payouts, LedgerLookupCache(session.ledger), settings
+            client, session.reads_limiter(reads_rate), payouts, LedgerLookupCache(session.ledger), settings, heard=told
         )
 
     return NameChecks(session.call(ask) if payouts else {}, asked=True)
