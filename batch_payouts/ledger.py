@@ -216,7 +216,7 @@ _HOLDERS_SQL = (
     " FROM claims c JOIN rows r ON r.batch_id = c.batch_id AND r.row = c.row"
     " WHERE c.env_id = ? AND c.key IN ({marks}) ORDER BY r.updated_at, r.batch_id, r.row"
 )
-_KEYS_PER_QUERY = 500  # obligation keys asked about in one statement
+_PER_STATEMENT = 500  # keys or row numbers asked about in one statement
 
 
 @dataclass(frozen=True)
@@ -820,6 +820,15 @@ class Ledger:
             self._record(r) for r in self.db.execute(sql + " ORDER BY row LIMIT ? OFFSET ?", [*args, limit, offset])
         ]
 
+    def rows_numbered(self, batch_id: str, numbers: Collection[int]) -> list[RowRecord]:
+        """The batch's rows of these numbers, by number; only those are decoded."""
+        wanted, out = sorted(set(numbers)), []
+        for start in range(0, len(wanted), _PER_STATEMENT):
+            chunk = wanted[start : start + _PER_STATEMENT]
+            sql = f"SELECT * FROM rows WHERE batch_id = ? AND row IN ({','.join('?' * len(chunk))}) ORDER BY row"  # noqa: S608
+            out += [self._record(r) for r in self.db.execute(sql, (batch_id, *chunk))]
+        return out
+
     def latest_rows(self, batch_id: str, limit: int) -> list[RowRecord]:
         """The ``limit`` rows of the batch changed last, newest first; only those are decoded."""
         sql = "SELECT * FROM rows WHERE batch_id = ? ORDER BY updated_at DESC, row LIMIT ?"
@@ -1178,8 +1187,8 @@ class Ledger:
         :meth:`holders` gives them; a few statements for many keys, not one per key."""
         found: dict[str, list[Holder]] = {}
         wanted = sorted(set(keys))
-        for start in range(0, len(wanted), _KEYS_PER_QUERY):
-            chunk = wanted[start : start + _KEYS_PER_QUERY]
+        for start in range(0, len(wanted), _PER_STATEMENT):
+            chunk = wanted[start : start + _PER_STATEMENT]
             sql = _HOLDERS_SQL.replace("{marks}", ",".join("?" * len(chunk))).replace("{key}", "c.key, ")
             for r in self.db.execute(sql, (env_id, *chunk)):
                 found.setdefault(r["key"], []).append(_holder(r))

@@ -246,3 +246,35 @@ def test_a_one_file_command_freezes_what_it_built_and_resumes_the_collector() ->
         assert gc.isenabled() and gc.get_freeze_count() >= before + len(built)
     finally:
         gc.unfreeze()
+
+
+def test_a_file_run_again_reads_only_the_rows_a_guardrail_may_now_hold_or_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running a file again brings its batch under this run's guardrails. It decoded every row
+    never sent (644 MiB at 100,000 rows left to send): it now reads only the rows held now or
+    held before, and decides the same."""
+    from batch_payouts.ledger import Ledger
+    from batch_payouts.policy import Policy
+
+    rows = "".join(f"P{n},+2547123{n:05d},KE,{100 + n},KES\n" for n in range(40))
+    data = tmp_path / "pay.csv"
+    data.write_text("name,phone,country,amount,currency\n" + rows + "P0,+254712300000,KE,100,KES\n")  # row 42: twice
+    allowing = FileOptions(policy=Policy().with_overrides(allow_duplicates=True))
+    with open_session(SessionOptions(state_path=tmp_path / "l.db", sandbox=True)) as session:
+        sheet = files.load(data, allowing)
+        planned = payouts.prepare_run(
+            session, data, sheet, files.check(session, sheet, allowing), label="", pay_again={}, strict=False
+        )
+        assert not isinstance(planned, payouts.AlreadyPaid)
+        payouts.create_batch(session, planned, sheet, who="test")
+        decoded: list[int] = []
+        record = Ledger._record
+        monkeypatch.setattr(Ledger, "_record", lambda self, r: decoded.append(r["row"]) or record(self, r))
+
+        holding = files.check(session, sheet, FileOptions())
+        assert payouts.guard_continued(session, planned.batch_id, holding) == ([42], [])
+        assert set(decoded) == {42}  # (and once more as it moves)
+        decoded.clear()
+        assert payouts.guard_continued(session, planned.batch_id, files.check(session, sheet, allowing)) == ([], [42])
+        assert set(decoded) == {42}  # (and once more, to record its acceptance)

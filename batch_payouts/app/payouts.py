@@ -206,7 +206,12 @@ def guard_continued(
     (default: the operator). Returns (rows held, rows released)."""
     ledger, held_now = session.ledger, report.held_rows()
     reheld, released = [], []
-    for row in ledger.rows(batch_id, RowState.READY, RowState.HELD):
+    # Only rows a hold may now start (ready, held now) or end (held) are read: at 100,000 rows
+    # left to send, not the whole batch.
+    maybe = (ledger.row_numbers(batch_id, RowState.READY) & held_now.keys()) | ledger.row_numbers(
+        batch_id, RowState.HELD
+    )
+    for row in ledger.rows_numbered(batch_id, maybe):
         if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
             continue  # sent before, or held by the payee check: not the guardrails' to decide
         note = planning.hold_note(held_now.get(row.row, []))
@@ -256,7 +261,7 @@ def prepare_run(
     stages.require_approved(session.ledger, batch_id)  # the same file made in the console
     reheld, released = guard_continued(session, batch_id, report)
     states = session.ledger.counts(batch_id)  # counted by the ledger: a 100k batch is not decoded
-    held = [r.row for r in session.ledger.rows(batch_id, RowState.HELD)]
+    held = sorted(session.ledger.row_numbers(batch_id, RowState.HELD))  # (by number; none decoded)
     if not any(states.get(s.value) for s in OPEN_STATES) and not set(held) & set(accepted):
         counts: dict[str, int] = {}
         for state, n in states.items():
