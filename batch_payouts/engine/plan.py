@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.ledger import Holder, Ledger, NewRow
 from batch_payouts.model import IN_FLIGHT_STATES, RowState
 from batch_payouts.sheets.read import RawSheet
-from batch_payouts.validate import Problem, Report, Rules, validate_rows
+from batch_payouts.validate import Problem, Report, RowResult, Rules, validate_rows
 
 
 def check_sheet(sheet: RawSheet, catalog: Catalog, rules: Rules | None = None) -> Report:
@@ -186,8 +187,7 @@ def prepare_batch(
     new.replaces = [b.id for b in replaced]
     cells = {r.row: r.cells for r in sheet.rows}
     pay_again = pay_again or {}
-    holders = ledger.holders_by_key(env_id, keys.values())
-    for result in report.rows:
+    for result, holders in _with_holders(ledger, env_id, report.rows, keys):
         problems = [
             {"column": p.column, "value": p.value, "message": p.message, "severity": p.severity}
             for p in result.problems
@@ -197,7 +197,7 @@ def prepare_batch(
             continue
         p, key = result.payout, keys[result.row]
         state, note = RowState.READY, None
-        for holder in holders.get(key, []):
+        for holder in holders:
             if holder.live and result.row not in pay_again:
                 repeat = _repeat(result.row, p.amount, p.currency, holder, label)
                 new.repeats.append(repeat)
@@ -232,6 +232,19 @@ def prepare_batch(
             new.overrides[result.row] = pay_again[result.row]
         new.rows.append(NewRow(result.row, state, p, cells[result.row], problems, (key,), note=note))
     return new
+
+
+def _with_holders(
+    ledger: Ledger, env_id: str, results: Sequence[RowResult], keys: dict[int, str], per: int = 500
+) -> Iterator[tuple[RowResult, list[Holder]]]:
+    """Each row with the rows of any batch of ``env_id`` that claim its obligation key (none for a
+    row without one), asked ``per`` rows at a time: a few statements, and memory that does not
+    grow with the batch."""
+    for start in range(0, len(results), per):
+        chunk = results[start : start + per]
+        found = ledger.holders_by_key(env_id, [keys[r.row] for r in chunk if r.row in keys])
+        for result in chunk:
+            yield result, found.get(keys[result.row], []) if result.row in keys else []
 
 
 def hold_note(held: list[Problem]) -> str:
