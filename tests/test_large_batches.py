@@ -644,3 +644,43 @@ def test_a_new_batch_is_decided_against_every_claim_whichever_chunk_its_rows_fal
     row_by_row = planning.prepare_batch(ledger, "b2", edited, report, env_id="e", label="m")
     assert in_chunks == row_by_row
     assert len(in_chunks.repeats) == 401 and len(in_chunks.supersede) == 802
+
+
+def decoding(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the ledger rows decoded from here on, in order."""
+    decoded: list[int] = []
+    record = Ledger._record
+    monkeypatch.setattr(Ledger, "_record", lambda self, r: decoded.append(r["row"]) or record(self, r))
+    return decoded
+
+
+def test_the_pdf_summary_reads_only_the_rows_not_paid_that_fit_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-page summary of a 100,000-row batch decoded every row (532 MiB): its totals are
+    counted by the ledger and only the first rows not paid, as many as the page holds, are read."""
+    import pypdf
+
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": Decimal(1), "received": "amount"}
+    store(ledger, "b1", [{**row, "state": RowState.SUCCEEDED}] * 50 + [{**row, "state": RowState.FAILED}] * 300)
+    decoded = decoding(monkeypatch)
+    pdf = results.write_summary_pdf(ledger, "b1", tmp_path / "s.pdf")
+    text = pypdf.PdfReader(pdf).pages[0].extract_text()
+    assert "Rows not paid: 300" in text and "more rows not paid: see the Problems sheet" in text
+    assert 0 < len(decoded) < 40 and min(decoded) == 52  # the first failed rows, none of the paid ones
+
+
+def test_the_final_outcome_across_retries_is_written_as_its_rows_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`results --final` of a 100,000-row batch held every row's line at once (502 MiB): the lines
+    are made as the file is written, the rows read in order, never all at once."""
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": Decimal(1), "received": "amount"}
+    store(ledger, "b1", [{**row, "state": RowState.SUCCEEDED}, {**row, "state": RowState.FAILED}] * 40)
+    lines = results.final_lines(ledger, "b1")
+    decoded = decoding(monkeypatch)
+    first = next(lines)
+    assert first.row == 2 and len(decoded) <= 2, "a line is made as its row is read"
+    assert [line.row for line in results.final_lines(ledger, "b1", only=[81, 3])] == [3, 81]

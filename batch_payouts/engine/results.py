@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from batch_payouts.sheets.report import Cover, CurrencyTotals, Identity, Line, T
 from batch_payouts.sheets.spec import LaterRows
 from batch_payouts.sheets.write import write_csv, write_xlsx
 from batch_payouts.validate import AmountError, parse_amount
-from batch_payouts.vocabulary import ORDER, STATE_WORDS, reason, what_to_do
+from batch_payouts.vocabulary import ORDER, STATE_WORDS, Word, reason, what_to_do
 
 # The word of each row state, as text (kept for callers that compare a results file with the ledger).
 STATUS_WORDS: dict[RowState, str] = {state: str(word) for state, word in STATE_WORDS.items()}
@@ -225,29 +225,38 @@ def root_batch(ledger: Ledger, batch_id: str) -> str:
     return batch.id
 
 
-def final_lines(ledger: Ledger, batch_id: str) -> list[Line]:
-    """One line per row of the original file: the attempt that decided it (a paid one if any, else
-    the latest) and every batch the row went through."""
+def final_lines(ledger: Ledger, batch_id: str, *, only: Collection[int] | None = None) -> Iterator[Line]:
+    """One line per row of the original file, in row order: the attempt that decided it (a paid
+    one if any, else the latest) and every batch the row went through. ``only``: just the rows of
+    these numbers. The rows are read as the lines are made: memory does not grow with the batch."""
     root = ledger.batch(root_batch(ledger, batch_id))
-    rows = ledger.rows(root.id)
     later = ledger.later_attempts(root.id)
-    by_country = _country_currencies(root, rows)
-    out = []
-    for first in rows:
+    by_country = country_currencies(ledger, root)
+    batches = {root.id: root}
+    for first in _rows_of(ledger, root.id, only):
         attempts = sorted([first, *later.get(first.row, [])], key=lambda a: a.attempt)
         paid = [a for a in attempts if a.state is RowState.SUCCEEDED]
         deciding = paid[0] if paid else attempts[-1]
-        line = line_for(ledger.batch(deciding.batch_id), deciding, by_country)
+        if deciding.batch_id not in batches:
+            batches[deciding.batch_id] = ledger.batch(deciding.batch_id)
+        line = line_for(batches[deciding.batch_id], deciding, by_country)
         why = line.reason
         if len(paid) > 1:
             refs = ", ".join(a.reference or "" for a in paid)
             why = f"PAID TWICE: attempts {refs} were all paid; recover the money from the recipient"
-        out.append(
-            dataclasses.replace(
-                line, cells=dict(first.cells), reason=why, batches=tuple(dict.fromkeys(a.batch_id for a in attempts))
-            )
+        yield dataclasses.replace(
+            line, cells=dict(first.cells), reason=why, batches=tuple(dict.fromkeys(a.batch_id for a in attempts))
         )
-    return out
+
+
+def _rows_of(ledger: Ledger, batch_id: str, only: Collection[int] | None, per: int = 500) -> Iterator[RowRecord]:
+    """The batch's rows by number (``only``: just these numbers, ``per`` at a time), decoded as read."""
+    if only is None:
+        yield from ledger.stream_rows(batch_id)
+        return
+    wanted = sorted(only)
+    for start in range(0, len(wanted), per):
+        yield from ledger.rows_numbered(batch_id, wanted[start : start + per])
 
 
 def _chain(ledger: Ledger, root: str) -> list[str]:
@@ -348,16 +357,6 @@ def _lines_from(path: Path, batch: BatchRecord, by_country: dict[str, str], firs
 # -- files ------------------------------------------------------------------------------------------
 
 
-def _write(path: Path, cover: Cover, headers: list[str], lines: list[Line], *, final: bool) -> Path:
-    crash.point("while_writing_results")
-    if path.suffix.lower() == ".xlsx":
-        write_xlsx(path, layout.workbook(cover, headers, lines, final=final))
-    else:
-        columns = layout.FINAL_COLUMNS if final else layout.RESULT_COLUMNS
-        write_csv(path, layout.table_headers(headers, columns), layout.table_rows(headers, lines, columns))
-    return path
-
-
 SPLIT_FROM = 20_000  # rows: a results workbook at least this long is written by two processes
 _OWN_SHARE = 0.5  # of the rows, written by this process
 
@@ -396,17 +395,47 @@ def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
     """Write one line per row of the original file with its final outcome across every retry
     (``batch_id`` may be the first batch or any retry of it); CSV or XLSX by suffix."""
     root = root_batch(ledger, batch_id)
-    lines = final_lines(ledger, root)
     cover = make_cover(ledger, root, batches=tuple(_chain(ledger, root)), title="Final outcome across retries")
-    return _write(path, cover, ledger.batch(root).headers, lines, final=True)
+    headers = ledger.batch(root).headers
+    crash.point("while_writing_results")
+    if path.suffix.lower() != ".xlsx":
+        write_csv(
+            path,
+            layout.table_headers(headers, layout.FINAL_COLUMNS),
+            layout.table_rows(headers, final_lines(ledger, root), layout.FINAL_COLUMNS),
+        )
+        return path
+    tallies, unpaid = [], []  # one pass for the totals and the rows not paid; the table is a second
+    for line in final_lines(ledger, root):
+        tallies.append(Tally.of(line))
+        if line.word is not Word.PAID:
+            unpaid.append(line.row)
+    sheets = layout.streamed_workbook(
+        cover,
+        headers,
+        final_lines(ledger, root),
+        final_lines(ledger, root, only=unpaid),
+        totals_of(tallies),
+        final=True,
+    )
+    write_xlsx(path, sheets)
+    return path
 
 
 def write_summary_pdf(ledger: Ledger, batch_id: str, path: Path) -> Path:
     """Write the one-page PDF summary of a batch (approval packs, audit files)."""
     from batch_payouts.sheets.pdf import write_summary
 
-    lines = batch_lines(ledger, batch_id)
-    write_summary(path, make_cover(ledger, batch_id, title="Payout summary"), lines)
+    batch = ledger.batch(batch_id)
+    counts = ledger.counts(batch_id)
+    unpaid = sum(counts.values()) - counts.get(RowState.SUCCEEDED.value, 0)
+    write_summary(
+        path,
+        make_cover(ledger, batch_id, title="Payout summary"),
+        batch_totals(ledger, batch_id),
+        unpaid,
+        _lines(ledger, batch, country_currencies(ledger, batch), unpaid=True),
+    )
     return path
 
 

@@ -9,14 +9,15 @@ Latin-1 shown as "?".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from batch_payouts.sheets.layout import cover_notes
-from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, money, problems, totals, when
+from batch_payouts.sheets.report import Cover, CurrencyTotals, Line, money, when
 from batch_payouts.sheets.write import atomic_write
 from batch_payouts.vocabulary import ORDER, SHORT
 
@@ -176,11 +177,11 @@ def _totals(page: _Page, all_totals: list[CurrencyTotals]) -> None:
     page.pdf.ln(2)
 
 
-def _problems(page: _Page, lines: list[Line]) -> None:
-    rows = problems(lines)
+def _problems(page: _Page, unpaid: int, unpaid_lines: Iterable[Line]) -> None:
+    """How many rows were not paid, and as many of ``unpaid_lines`` (in row order) as the page holds."""
     page.font(11, bold=True)
-    page.cell(0, f"Rows not paid: {len(rows)}" if rows else "Rows not paid: none", last=True, height=7)
-    if not rows:
+    page.cell(0, f"Rows not paid: {unpaid}" if unpaid else "Rows not paid: none", last=True, height=7)
+    if not unpaid:
         return
     widths = [12.0, 44.0, 42.0, 30.0, 38.0, 111.0]
     aligns = "RLLRLL"
@@ -189,7 +190,7 @@ def _problems(page: _Page, lines: list[Line]) -> None:
         widths, ["Row", "Name", "Phone or account", "Amount", "Status", "Reason"], aligns, bold=True, fill=True, size=8
     )
     room = int((PAGE_BOTTOM - page.pdf.get_y() - LINE_H) // LINE_H)
-    shown = rows if len(rows) <= room else rows[: max(room - 1, 0)]
+    shown = list(itertools.islice(unpaid_lines, room if unpaid <= room else max(room - 1, 0)))
     for line in shown:
         amount = (
             f"{money(line.amount, line.currency)} {line.currency}".strip()
@@ -197,11 +198,11 @@ def _problems(page: _Page, lines: list[Line]) -> None:
             else f"{line.amount_text} (unreadable)"
         )
         page.row(widths, [str(line.row), line.name, line.paid_to, amount, str(line.word), line.reason], aligns, size=8)
-    if len(shown) < len(rows):
+    if len(shown) < unpaid:
         page.font(8, bold=True)
         page.cell(
             0,
-            f"… and {len(rows) - len(shown)} more rows not paid: see the Problems sheet of the results workbook.",
+            f"… and {unpaid - len(shown)} more rows not paid: see the Problems sheet of the results workbook.",
             last=True,
         )
 
@@ -217,17 +218,20 @@ def _footer(page: _Page, cover: Cover) -> None:
     )
 
 
-def summary_pdf(cover: Cover, lines: list[Line]) -> bytes:
-    """The summary page as PDF bytes."""
+def summary_pdf(cover: Cover, all_totals: list[CurrencyTotals], unpaid: int, unpaid_lines: Iterable[Line]) -> bytes:
+    """The summary page as PDF bytes, from the totals counted beforehand, the number of rows not
+    paid, and those rows' lines in row order (only the first that fit the page are read)."""
     page = _Page()
     _banner(page, cover)
     _facts(page, cover)
-    _totals(page, totals(lines))
-    _problems(page, lines)
+    _totals(page, all_totals)
+    _problems(page, unpaid, unpaid_lines)
     _footer(page, cover)
     return bytes(page.pdf.output())
 
 
-def write_summary(path: Path, cover: Cover, lines: list[Line]) -> None:
-    """Write the summary page to ``path`` atomically, mode 0600."""
-    atomic_write(path, summary_pdf(cover, lines))
+def write_summary(
+    path: Path, cover: Cover, all_totals: list[CurrencyTotals], unpaid: int, unpaid_lines: Iterable[Line]
+) -> None:
+    """Write the summary page (:func:`summary_pdf`) to ``path`` atomically, mode 0600."""
+    atomic_write(path, summary_pdf(cover, all_totals, unpaid, unpaid_lines))
