@@ -165,7 +165,7 @@ _PLAIN_AMOUNT = re.compile(r"\d+(\.\d+)?")
 
 _SIMPLE_AMOUNT = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 MAX_WHOLE_DIGITS = 15  # an amount has fewer: the totals of a million rows stay exact in Decimal's 28 digits
-_TOO_LARGE = Decimal(10) ** MAX_WHOLE_DIGITS
+TOO_LARGE_AMOUNT = Decimal(10) ** MAX_WHOLE_DIGITS  # the smallest amount refused as too large
 TOO_LARGE = f"the amount has more than {MAX_WHOLE_DIGITS} digits before the decimal point; no payout is that large"
 
 
@@ -180,7 +180,7 @@ def _plain_amount(text: str, currency: str) -> Decimal | None:
     value = Decimal(s.replace(",", ""))
     digits = minor_digits(currency) if currency else 2
     exponent = value.normalize().as_tuple().exponent
-    if value <= 0 or value >= _TOO_LARGE or not isinstance(exponent, int) or -exponent > digits:
+    if value <= 0 or value >= TOO_LARGE_AMOUNT or not isinstance(exponent, int) or -exponent > digits:
         return None
     return value.quantize(Decimal(1).scaleb(-digits)) if digits else value.to_integral_value()
 
@@ -230,7 +230,7 @@ def parse_amount(text: str, currency: str) -> Decimal:
         raise AmountError("the amount is not a number") from None
     if value <= 0:
         raise AmountError("the amount must be more than zero")
-    if value >= _TOO_LARGE:
+    if value >= TOO_LARGE_AMOUNT:
         raise AmountError(TOO_LARGE)
     digits = minor_digits(currency) if currency else 2
     exponent = value.normalize().as_tuple().exponent

@@ -24,6 +24,7 @@ from batch_payouts.sandbox import persist
 from batch_payouts.sandbox.persist import held
 from batch_payouts.sandbox.state import SandboxState
 from batch_payouts.sheets.report import totals
+from batch_payouts.vocabulary import Word
 
 MAPPING = {"name": "name", "phone": "phone", "country": "country", "amount": "amount", "currency": "currency"}
 HEADERS = list(MAPPING.values())
@@ -684,3 +685,69 @@ def test_the_final_outcome_across_retries_is_written_as_its_rows_are_read(
     first = next(lines)
     assert first.row == 2 and len(decoded) <= 2, "a line is made as its row is read"
     assert [line.row for line in results.final_lines(ledger, "b1", only=[81, 3])] == [3, 81]
+
+
+def test_an_amount_too_large_to_pay_is_counted_unreadable_in_the_totals(tmp_path: Path) -> None:
+    """An amount of 41 digits is refused; summed into the invalid rows' total it printed it as
+    1.000000000000000000001000000E+40 (inexact). It is counted as an amount that cannot be read."""
+    from batch_payouts.engine import plan as planning
+    from batch_payouts.sheets.read import read_sheet
+    from tests.support import sandbox_catalog
+
+    data = tmp_path / "pay.csv"
+    data.write_text(
+        "name,phone,country,amount,currency\nA,+254712300001,KE,1" + "0" * 40 + ",KES\n"
+        "B,+254712300002,KE,1" + "0" * 19 + ",KES\nC,+254712300003,KE,999999999999999,KES\n"
+    )
+    sheet = read_sheet(data)
+    report = planning.check_sheet(sheet, sandbox_catalog())
+    ledger = Ledger(tmp_path / "l.db")
+    new = planning.prepare_batch(ledger, "b1", sheet, report, env_id="e", label="")
+    planning.persist_batch(ledger, new, sheet, fingerprint="b1", options={"mapping": dict(sheet.mapping)}, who="t")
+    [kes] = results.batch_totals(ledger, "b1")
+    invalid, ready = kes.by_word[Word.INVALID], kes.by_word[Word.NOT_SENT]
+    assert (invalid.rows, invalid.amount, kes.unreadable) == (2, Decimal(0), [2, 3])
+    assert (ready.rows, ready.amount) == (1, Decimal("999999999999999"))
+
+
+def test_the_final_outcome_and_the_pdf_summary_read_one_moment_while_a_retry_runs(tmp_path: Path) -> None:
+    """Written while a retry runs, their passes over the ledger (totals, table, rows not paid) read
+    different moments: a retry row paid in between was paid in the table, waiting in the totals,
+    and listed on the Problems sheet as paid. Each file now reads one moment."""
+    import openpyxl
+    import pypdf
+
+    ledger, run = Ledger(tmp_path / "l.db"), Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": Decimal(1), "received": "amount"}
+    store(ledger, "b0", [{**row, "state": RowState.SUCCEEDED}] * 2 + [{**row, "state": RowState.FAILED}] * 2)
+    originals = [ledger.row("b0", n) for n in (4, 5)]
+    retry = [
+        NewRow(r.row, RowState.READY, r.payout, r.cells, [], (f"k{r.row}",), origin=("b0", r.row, 2)) for r in originals
+    ]
+    ledger.create_batch(
+        "r1", env_id="e", fingerprint="f", label="", source="s.csv", options={"mapping": MAPPING}, headers=HEADERS,
+        rows=retry, parent="b0",
+    )  # fmt: skip
+    for number in (4, 5):
+        ledger.move("r1", number, RowState.SUBMITTING)
+        ledger.move("r1", number, RowState.SUBMITTED)
+    paying, cover, WAITING = iter([4, 5]), results.make_cover, str(Word.WAITING)  # noqa: N806
+
+    def the_run_pays_a_row_meanwhile(*args: object, **kwargs: object) -> object:
+        number = next(paying)
+        run.move("r1", number, RowState.SUCCEEDED, fee=Decimal(1), recipient_amount=Decimal(100))
+        return cover(*args, **kwargs)  # type: ignore[arg-type]
+
+    with mock.patch.object(results, "make_cover", the_run_pays_a_row_meanwhile):
+        results.write_final_results(ledger, "b0", tmp_path / "final.xlsx")
+        results.write_summary_pdf(ledger, "r1", tmp_path / "s.pdf")
+    book = openpyxl.load_workbook(tmp_path / "final.xlsx")
+    header, *table = book.worksheets[0].iter_rows(values_only=True)
+    status = header.index("status")
+    assert [r[status] for r in table] == ["paid", "paid", WAITING, WAITING]  # row 4 paid after the snapshot
+    problems = [r for r in book["Problems"].iter_rows(min_row=2, values_only=True) if r[0]]
+    assert [(r[0], r[5]) for r in problems] == [(4, WAITING), (5, WAITING)]
+    summary = {(r[1], r[2]): r[3] for r in book["Summary"].iter_rows(min_row=2, values_only=True) if r[0]}
+    assert (summary.get(("KES", "paid")), summary.get(("KES", WAITING))) == (2, 2), summary
+    text = pypdf.PdfReader(tmp_path / "s.pdf").pages[0].extract_text()
+    assert "Rows not paid: 1" in text and "more rows not paid" not in text  # row 4 paid before, 5 after

@@ -179,8 +179,9 @@ def plan_batch(
     ``held_by_check`` (the name check holds or refuses them) are left out of the totals."""
     money = session.balances()
     if session.ledger.has_batch(batch_id):
-        to_send, in_flight = planning.open_rows(session.ledger, batch_id)
-        to_send |= session.ledger.row_numbers(batch_id, RowState.HELD) & set(accepted)
+        with session.ledger.snapshot():
+            to_send, in_flight = planning.open_rows(session.ledger, batch_id)
+            to_send |= session.ledger.row_numbers(batch_id, RowState.HELD) & set(accepted)
         to_send -= set(held_by_check)
         return Planned(
             batch_id, planning.make_plan(report, money, sendable=to_send, in_flight=in_flight), None, continuing
@@ -208,10 +209,10 @@ def guard_continued(
     reheld, released = [], []
     # Only rows a hold may now start (ready, held now) or end (held) are read: at 100,000 rows
     # left to send, not the whole batch.
-    maybe = (ledger.row_numbers(batch_id, RowState.READY) & held_now.keys()) | ledger.row_numbers(
-        batch_id, RowState.HELD
-    )
-    for row in ledger.rows_numbered(batch_id, maybe):
+    with ledger.snapshot():  # (a row accepted between two reads would be in neither)
+        maybe = ledger.row_numbers(batch_id, RowState.READY) & held_now.keys()
+        rows = ledger.rows_numbered(batch_id, maybe | ledger.row_numbers(batch_id, RowState.HELD))
+    for row in rows:
         if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
             continue  # sent before, or held by the payee check: not the guardrails' to decide
         note = planning.hold_note(held_now.get(row.row, []))

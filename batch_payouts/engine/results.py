@@ -34,7 +34,7 @@ from batch_payouts.sheets import layout
 from batch_payouts.sheets.report import Cover, CurrencyTotals, Identity, Line, Tally, totals_of
 from batch_payouts.sheets.spec import LaterRows
 from batch_payouts.sheets.write import write_csv, write_xlsx
-from batch_payouts.validate import AmountError, parse_amount
+from batch_payouts.validate import TOO_LARGE_AMOUNT, AmountError, parse_amount
 from batch_payouts.vocabulary import ORDER, STATE_WORDS, Word, reason, what_to_do
 
 # The word of each row state, as text (kept for callers that compare a results file with the ledger).
@@ -109,9 +109,10 @@ def readable_amount(text: str, currency: str) -> Decimal | None:
     cleaned = text.strip()
     if _PLAIN_NUMBER.fullmatch(cleaned):
         try:
-            return Decimal(cleaned)
+            value = Decimal(cleaned)
         except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
             return None
+        return value if abs(value) < TOO_LARGE_AMOUNT else None  # (a total of it would not be exact)
     return None
 
 
@@ -394,7 +395,11 @@ def write_results(ledger: Ledger, batch_id: str, path: Path, *, split_from: int 
 def write_final_results(ledger: Ledger, batch_id: str, path: Path) -> Path:
     """Write one line per row of the original file with its final outcome across every retry
     (``batch_id`` may be the first batch or any retry of it); CSV or XLSX by suffix."""
-    root = root_batch(ledger, batch_id)
+    with ledger.snapshot():  # every pass reads the same moment, also while a retry runs
+        return _write_final_results(ledger, root_batch(ledger, batch_id), path)
+
+
+def _write_final_results(ledger: Ledger, root: str, path: Path) -> Path:
     cover = make_cover(ledger, root, batches=tuple(_chain(ledger, root)), title="Final outcome across retries")
     headers = ledger.batch(root).headers
     crash.point("while_writing_results")
@@ -426,16 +431,17 @@ def write_summary_pdf(ledger: Ledger, batch_id: str, path: Path) -> Path:
     """Write the one-page PDF summary of a batch (approval packs, audit files)."""
     from batch_payouts.sheets.pdf import write_summary
 
-    batch = ledger.batch(batch_id)
-    counts = ledger.counts(batch_id)
-    unpaid = sum(counts.values()) - counts.get(RowState.SUCCEEDED.value, 0)
-    write_summary(
-        path,
-        make_cover(ledger, batch_id, title="Payout summary"),
-        batch_totals(ledger, batch_id),
-        unpaid,
-        _lines(ledger, batch, country_currencies(ledger, batch), unpaid=True),
-    )
+    with ledger.snapshot():  # the count, the totals and the rows listed: one moment, also mid-run
+        batch = ledger.batch(batch_id)
+        counts = ledger.counts(batch_id)
+        unpaid = sum(counts.values()) - counts.get(RowState.SUCCEEDED.value, 0)
+        write_summary(
+            path,
+            make_cover(ledger, batch_id, title="Payout summary"),
+            batch_totals(ledger, batch_id),
+            unpaid,
+            _lines(ledger, batch, country_currencies(ledger, batch), unpaid=True),
+        )
     return path
 
 
