@@ -731,7 +731,7 @@ def test_the_final_outcome_and_the_pdf_summary_read_one_moment_while_a_retry_run
     for number in (4, 5):
         ledger.move("r1", number, RowState.SUBMITTING)
         ledger.move("r1", number, RowState.SUBMITTED)
-    paying, cover, WAITING = iter([4, 5]), results.make_cover, str(Word.WAITING)  # noqa: N806
+    paying, cover, waiting = iter([4, 5]), results.make_cover, str(Word.WAITING)
 
     def the_run_pays_a_row_meanwhile(*args: object, **kwargs: object) -> object:
         number = next(paying)
@@ -744,10 +744,10 @@ def test_the_final_outcome_and_the_pdf_summary_read_one_moment_while_a_retry_run
     book = openpyxl.load_workbook(tmp_path / "final.xlsx")
     header, *table = book.worksheets[0].iter_rows(values_only=True)
     status = header.index("status")
-    assert [r[status] for r in table] == ["paid", "paid", WAITING, WAITING]  # row 4 paid after the snapshot
+    assert [r[status] for r in table] == ["paid", "paid", waiting, waiting]  # row 4 paid after the snapshot
     problems = [r for r in book["Problems"].iter_rows(min_row=2, values_only=True) if r[0]]
-    assert [(r[0], r[5]) for r in problems] == [(4, WAITING), (5, WAITING)]
+    assert [(r[0], r[5]) for r in problems] == [(4, waiting), (5, waiting)]
     summary = {(r[1], r[2]): r[3] for r in book["Summary"].iter_rows(min_row=2, values_only=True) if r[0]}
-    assert (summary.get(("KES", "paid")), summary.get(("KES", WAITING))) == (2, 2), summary
+    assert (summary.get(("KES", "paid")), summary.get(("KES", waiting))) == (2, 2), summary
     text = pypdf.PdfReader(tmp_path / "s.pdf").pages[0].extract_text()
     assert "Rows not paid: 1" in text and "more rows not paid" not in text  # row 4 paid before, 5 after
