@@ -241,6 +241,9 @@ def final_lines(ledger: Ledger, batch_id: str, *, only: Collection[int] | None =
         if deciding.batch_id not in batches:
             batches[deciding.batch_id] = ledger.batch(deciding.batch_id)
         line = line_for(batches[deciding.batch_id], deciding, by_country)
+        if len(attempts) == 1:
+            yield line  # (its cells, reason and batches are the row's own already)
+            continue
         why = line.reason
         if len(paid) > 1:
             refs = ", ".join(a.reference or "" for a in paid)
@@ -248,6 +251,21 @@ def final_lines(ledger: Ledger, batch_id: str, *, only: Collection[int] | None =
         yield dataclasses.replace(
             line, cells=dict(first.cells), reason=why, batches=tuple(dict.fromkeys(a.batch_id for a in attempts))
         )
+
+
+def _final_totals(ledger: Ledger, root: str) -> tuple[list[CurrencyTotals], list[int]]:
+    """The totals of the final outcome across retries and the rows it leaves unpaid. Without a
+    retry, every row's final line is its own: counted by the ledger (:func:`batch_totals`);
+    else in one pass over the final lines."""
+    if not ledger.descendants(root):
+        unpaid = ledger.row_numbers(root) - ledger.row_numbers(root, RowState.SUCCEEDED)
+        return batch_totals(ledger, root), sorted(unpaid)
+    tallies, not_paid = [], []
+    for line in final_lines(ledger, root):
+        tallies.append(Tally.of(line))
+        if line.word is not Word.PAID:
+            not_paid.append(line.row)
+    return totals_of(tallies), not_paid
 
 
 def _rows_of(ledger: Ledger, batch_id: str, only: Collection[int] | None, per: int = 500) -> Iterator[RowRecord]:
@@ -410,18 +428,9 @@ def _write_final_results(ledger: Ledger, root: str, path: Path) -> Path:
             layout.table_rows(headers, final_lines(ledger, root), layout.FINAL_COLUMNS),
         )
         return path
-    tallies, unpaid = [], []  # one pass for the totals and the rows not paid; the table is a second
-    for line in final_lines(ledger, root):
-        tallies.append(Tally.of(line))
-        if line.word is not Word.PAID:
-            unpaid.append(line.row)
+    all_totals, unpaid = _final_totals(ledger, root)
     sheets = layout.streamed_workbook(
-        cover,
-        headers,
-        final_lines(ledger, root),
-        final_lines(ledger, root, only=unpaid),
-        totals_of(tallies),
-        final=True,
+        cover, headers, final_lines(ledger, root), final_lines(ledger, root, only=unpaid), all_totals, final=True
     )
     write_xlsx(path, sheets)
     return path
