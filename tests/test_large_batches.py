@@ -767,3 +767,35 @@ def test_the_final_outcome_of_a_batch_never_retried_is_counted_by_the_ledger(
     assert repr(all_totals) == repr(totals(lines))
     assert unpaid == [line.row for line in lines if line.word is not Word.PAID]
     ledger.close()
+
+
+def test_a_row_paid_again_on_purpose_is_not_planned_again_once_an_earlier_attempt_is_paid_after_all(
+    tmp_path: Path,
+) -> None:
+    """An override lets a row be paid although another batch paid its payee: once more, not once
+    per attempt. Its first attempt failed, its retry failed, then the provider corrected the first
+    attempt to paid: a retry planned a third attempt (the run found the payment and sent nothing,
+    but the plan and the total to approve counted it)."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    store(ledger, "b1", [{**row, "state": RowState.FAILED}])
+    ledger.record_override("e", "b1", 2, who="amina", why="bank returned it")
+    first = ledger.row("b1", 2)
+    again = NewRow(
+        2, RowState.READY, first.payout, first.cells, [], tuple(ledger.keys_of("b1", 2)), origin=("b1", 2, 2)
+    )
+    ledger.create_batch(
+        "r1", env_id="e", fingerprint="f", label="", source="s.csv", options={"mapping": MAPPING}, headers=HEADERS,
+        rows=[again], parent="b1",
+    )  # fmt: skip
+    ledger.record_override("e", "r1", 2, who="amina", why="bank returned it (decided for batch b1 row 2)")
+    for to in (RowState.SUBMITTING, RowState.SUBMITTED, RowState.FAILED):
+        ledger.move("r1", 2, to)
+    ledger.move("b1", 2, RowState.SUCCEEDED)  # the provider's correction of the first attempt
+
+    plan = retry_mod.plan_retry(ledger, "b1", sandbox_catalog(), now=time.time() + 3600, cooloff=0)
+    assert plan.rows == []
+    assert plan.refused == ["row 2: batch b1 row 2 (attempt 1) was paid after all; not paid again"]

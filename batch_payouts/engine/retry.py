@@ -95,7 +95,7 @@ def plan_retry(
     for number, cells in sorted(chosen.items()):
         original = originals[number]
         elsewhere = (
-            None
+            _paid_by_an_earlier_attempt(ledger, original)
             if ledger.override_of(original.batch_id, original.row)
             else _paid_elsewhere(ledger, batch.env_id, original)
         )
@@ -171,6 +171,19 @@ def _paid_elsewhere(ledger: Ledger, env_id: str, original: RowRecord) -> str | N
             if holder.state is RowState.SUCCEEDED:
                 return f"batch {holder.batch_id} row {holder.row} already paid this payee"
             return f"batch {holder.batch_id} row {holder.row} is already paying this payee ({holder.state.value})"
+    return None
+
+
+def _paid_by_an_earlier_attempt(ledger: Ledger, original: RowRecord) -> str | None:
+    """An earlier attempt of this very row that is paid (or being paid) after all: what a row paid
+    again on purpose (an override, which lets it pass other batches' payments) still may not pass;
+    the override chose to pay once more, not once per attempt."""
+    for earlier in ledger.earlier_attempts(original):
+        if earlier.state in LIVE_STATES:
+            where = f"batch {earlier.batch_id} row {earlier.row} (attempt {earlier.attempt})"
+            if earlier.state is RowState.SUCCEEDED:
+                return f"{where} was paid after all"
+            return f"{where} may still be paid ({earlier.state.value})"
     return None
 
 
