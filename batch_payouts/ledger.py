@@ -1232,8 +1232,9 @@ class Ledger:
                 is not None
             )
             live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
-            if blocks_sending(live, overridden):
-                first = live[0]
+            unexcused = self._not_excused(db, row["env_id"], batch_id, number, keys) if overridden else []
+            if blocks_sending(live, overridden) or unexcused:
+                first = (unexcused or live)[0]
                 self._update(
                     db,
                     batch_id,
@@ -1248,6 +1249,36 @@ class Ledger:
                 return first
             self._update(db, batch_id, number, {"state": RowState.SUBMITTING.value, "submitting_at": now})
         return None
+
+    def _not_excused(
+        self, db: sqlite3.Connection, env_id: str, batch_id: str, number: int, keys: Sequence[str]
+    ) -> list[Holder]:
+        """The live rows an override does not let this row pass: the override was decided for one
+        payment of one payee, so it passes other batches' payments of the payee its first attempt
+        claimed, never another attempt of this same row (a sibling retry, or an earlier attempt
+        paid after all) nor a payee its retry was corrected to."""
+        first = self._first_attempt(db, batch_id, number)
+        decided = {r[0] for r in db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?", first)}
+        sql = _HOLDERS_SQL.replace("{marks}", ",".join("?" * len(keys))).replace("{key}", "c.key, ")
+        out = []
+        for r in db.execute(sql, (env_id, *keys)):
+            holder = _holder(r)
+            if (holder.batch_id, holder.row) == (batch_id, number) or not holder.live:
+                continue
+            if r["key"] not in decided or self._first_attempt(db, holder.batch_id, holder.row) == first:
+                out.append(holder)
+        return out
+
+    def _first_attempt(self, db: sqlite3.Connection, batch_id: str, number: int) -> tuple[str, int]:
+        """(batch, row) of the first attempt of a row: its origins followed back to the start."""
+        at = (batch_id, number)
+        while True:
+            found = db.execute(
+                "SELECT origin_batch, origin_row FROM rows WHERE batch_id = ? AND row = ?", at
+            ).fetchone()
+            if found is None or found[0] is None or found[1] is None:
+                return at
+            at = (str(found[0]), int(found[1]))
 
     def record_override(self, env_id: str, batch_id: str, number: int, *, who: str, why: str) -> None:
         """An operator's decision to pay this row although its payee was paid or is being paid."""

@@ -798,4 +798,90 @@ def test_a_row_paid_again_on_purpose_is_not_planned_again_once_an_earlier_attemp
 
     plan = retry_mod.plan_retry(ledger, "b1", sandbox_catalog(), now=time.time() + 3600, cooloff=0)
     assert plan.rows == []
-    assert plan.refused == ["row 2: batch b1 row 2 (attempt 1) was paid after all; not paid again"]
+    assert plan.refused == ["row 2: batch b1 row 2 (attempt 1) was paid; not paid again"]
+
+
+def overridden_failed_row(tmp_path: Path) -> Ledger:
+    """A ledger whose batch b1 row 2 was paid again on purpose (an override) and failed; the row
+    claims its payee's obligation, as a run leaves it."""
+    from batch_payouts.engine.plan import obligation_key
+
+    ledger = Ledger(tmp_path / "l.db")
+    row = {"currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    store(ledger, "b1", [{**row, "state": RowState.FAILED}])
+    payee = ledger.row("b1", 2).payout
+    assert payee is not None
+    key = obligation_key("", payee.payee(), "KES", "n:1")
+    with ledger.transaction() as db:
+        db.execute("INSERT INTO claims VALUES ('e', ?, 'b1', 2)", (key,))
+    ledger.record_override("e", "b1", 2, who="amina", why="bank returned it")
+    return ledger
+
+
+def retried(ledger: Ledger, parent: str, settle_as: RowState, selection: list[dict[str, str]] | None = None) -> str:
+    """A retry of ``parent`` planned, stored, sent and settled as ``settle_as``; its id."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    plan = retry_mod.plan_retry(
+        ledger, parent, sandbox_catalog(), now=time.time() + 3600, cooloff=0, selection=selection
+    )
+    assert plan.rows, plan.refused
+    retry_mod.persist_retry(ledger, plan, sandbox_catalog(), HEADERS)
+    assert ledger.claim_for_sending(plan.batch_id, 2) is None
+    ledger.move(plan.batch_id, 2, RowState.SUBMITTED)
+    ledger.move(plan.batch_id, 2, settle_as)
+    return plan.batch_id
+
+
+def test_a_row_paid_again_on_purpose_is_paid_once_whichever_retry_is_retried_again(tmp_path: Path) -> None:
+    """Its first attempt failed; a retry of it failed; a second retry of the first batch (from the
+    failed retry's attempt) paid it. Retrying the failed retry again found no paid attempt (the
+    paid one is its sibling, not its ancestor nor its descendant), and the override let the send
+    pass the paid sibling's claim: paid twice. Planning refuses it, and sending refuses it too."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    ledger = overridden_failed_row(tmp_path)
+    r1 = retried(ledger, "b1", RowState.FAILED)
+    r2 = retried(ledger, "b1", RowState.SUCCEEDED)
+    plan = retry_mod.plan_retry(ledger, r1, sandbox_catalog(), now=time.time() + 3600, cooloff=0)
+    assert plan.rows == [] and plan.refused == [f"row 2: batch {r2} row 2 (attempt 3) was paid; not paid again"]
+
+    plan.rows = [(ledger.row(r1, 2), dict(ledger.row(r1, 2).cells))]  # planned anyway (an older version)
+    retry_mod.persist_retry(ledger, plan, sandbox_catalog(), HEADERS)
+    held_back = ledger.claim_for_sending(plan.batch_id, 2)
+    assert held_back is not None and (held_back.batch_id, held_back.row) == (r2, 2)
+    assert ledger.row(plan.batch_id, 2).state is RowState.BLOCKED
+
+
+def test_a_retry_corrected_to_a_payee_already_paid_is_refused_even_under_an_override(tmp_path: Path) -> None:
+    """The override was decided for the first payee; a retry whose phone the team corrected to a
+    payee another batch paid was planned, and sent past that batch's claim: paid twice."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    ledger = overridden_failed_row(tmp_path)
+    other = "+254712399999"
+    store(
+        ledger,
+        "x1",
+        [{"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}],
+    )
+    from batch_payouts.engine.plan import obligation_key
+
+    with ledger.transaction() as db:
+        db.execute(
+            "INSERT INTO claims VALUES ('e', ?, 'x1', 2)", (obligation_key("", f"mobile_money:{other}", "KES", "n:1"),)
+        )
+    cells = {**ledger.row("b1", 2).cells, "row": "2", "status": "failed", "phone": other}
+    plan = retry_mod.plan_retry(ledger, "b1", sandbox_catalog(), now=time.time() + 3600, cooloff=0, selection=[cells])
+    assert plan.rows == []
+    assert plan.refused == [
+        "row 2: the corrected payee is already paid or being paid in batch x1 row 2; not paid again"
+    ]
+
+    plan.rows = [(ledger.row("b1", 2), cells)]  # planned anyway (an older version)
+    retry_mod.persist_retry(ledger, plan, sandbox_catalog(), HEADERS)
+    held_back = ledger.claim_for_sending(plan.batch_id, 2)
+    assert held_back is not None and held_back.batch_id == "x1"

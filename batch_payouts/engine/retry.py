@@ -17,7 +17,7 @@ from batch_payouts.catalog import Catalog
 from batch_payouts.engine.plan import obligation_key
 from batch_payouts.errors import LedgerError
 from batch_payouts.ledger import Ledger, NewRow, RowRecord
-from batch_payouts.model import LIVE_STATES, RETRYABLE_STATES, RowState
+from batch_payouts.model import LIVE_STATES, RETRYABLE_STATES, Payout, RowState
 from batch_payouts.validate import Rules, validate_rows
 
 EDITABLE = (
@@ -95,7 +95,7 @@ def plan_retry(
     for number, cells in sorted(chosen.items()):
         original = originals[number]
         elsewhere = (
-            _paid_by_an_earlier_attempt(ledger, original)
+            _paid_by_another_attempt(ledger, original)
             if ledger.override_of(original.batch_id, original.row)
             else _paid_elsewhere(ledger, batch.env_id, original)
         )
@@ -109,8 +109,37 @@ def plan_retry(
             )
             continue
         plan.rows.append((original, cells))
-    _revalidate(plan, mapping, catalog)
+    corrected = _revalidate(plan, mapping, catalog)
+    _refuse_corrected_payees_paid_elsewhere(ledger, batch.env_id, batch.label, plan, corrected)
     return plan
+
+
+def _refuse_corrected_payees_paid_elsewhere(
+    ledger: Ledger, env_id: str, label: str, plan: RetryPlan, payouts: dict[int, Payout]
+) -> None:
+    """Refuse a row whose payee the results file corrected to one another batch pays or paid for
+    this label (an override, decided for the first payee, does not pass it)."""
+    keep = []
+    for original, cells in plan.rows:
+        payout = payouts[original.row]
+        key = corrected_key(label, original, payout)
+        live = [h for h in ledger.holders(env_id, [key]) if h.live] if key else []
+        if live:
+            plan.refused.append(
+                f"row {original.row}: the corrected payee is already paid or being paid in batch "
+                f"{live[0].batch_id} row {live[0].row}; not paid again"
+            )
+            continue
+        keep.append((original, cells))
+    plan.rows = keep
+
+
+def corrected_key(label: str, original: RowRecord, payout: Payout) -> str | None:
+    """The obligation of the payee a retry row was corrected to (None: the payee is unchanged)."""
+    if original.payout is None or payout.payee() == original.payout.payee():
+        return None
+    discriminator = f"ref:{payout.reference.strip()}" if payout.reference else "n:1"
+    return obligation_key(label, payout.payee(), payout.currency, discriminator)
 
 
 def _worth_reading(
@@ -174,16 +203,25 @@ def _paid_elsewhere(ledger: Ledger, env_id: str, original: RowRecord) -> str | N
     return None
 
 
-def _paid_by_an_earlier_attempt(ledger: Ledger, original: RowRecord) -> str | None:
-    """An earlier attempt of this very row that is paid (or being paid) after all: what a row paid
-    again on purpose (an override, which lets it pass other batches' payments) still may not pass;
-    the override chose to pay once more, not once per attempt."""
-    for earlier in ledger.earlier_attempts(original):
-        if earlier.state in LIVE_STATES:
-            where = f"batch {earlier.batch_id} row {earlier.row} (attempt {earlier.attempt})"
-            if earlier.state is RowState.SUCCEEDED:
-                return f"{where} was paid after all"
-            return f"{where} may still be paid ({earlier.state.value})"
+def _paid_by_another_attempt(ledger: Ledger, original: RowRecord) -> str | None:
+    """Another attempt of this very row (an earlier one, or one in any retry of its first
+    attempt's batch) that is paid, or may be: what a row paid again on purpose (an override, which
+    lets it pass other batches' payments) still may not pass; the override chose to pay once
+    more, not once per attempt."""
+    earlier = ledger.earlier_attempts(original)
+    first = earlier[-1] if earlier else original
+    others = list(earlier)
+    for batch_id in ledger.descendants(first.batch_id):
+        with contextlib.suppress(LedgerError):  # (a retry batch without this row)
+            attempt = ledger.row(batch_id, first.row)
+            if attempt.batch_id != original.batch_id:
+                others.append(attempt)
+    for attempt in others:
+        if attempt.state in LIVE_STATES:
+            where = f"batch {attempt.batch_id} row {attempt.row} (attempt {attempt.attempt})"
+            if attempt.state is RowState.SUCCEEDED:
+                return f"{where} was paid"
+            return f"{where} may still be paid ({attempt.state.value})"
     return None
 
 
@@ -223,8 +261,11 @@ def _apply_edits(
     return out
 
 
-def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> None:
+def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> dict[int, Payout]:
+    """Keep the rows whose corrected cells still make a valid payout of the same amount; their
+    payouts, by row."""
     keep: list[tuple[RowRecord, dict[str, str]]] = []
+    payouts: dict[int, Payout] = {}
     inputs = [(o.row, {c: cells.get(h, "") for c, h in mapping.items()}) for o, cells in plan.rows]
     report = validate_rows(inputs, catalog, Rules())
     by_row = {r.row: r for r in report.rows}
@@ -239,7 +280,9 @@ def _revalidate(plan: RetryPlan, mapping: dict[str, str], catalog: Catalog) -> N
             plan.invalid.append(f"row {original.row}: amount differs from the ledger; not paid")
             continue
         keep.append((original, cells))
+        payouts[original.row] = result.payout
     plan.rows = keep
+    return payouts
 
 
 def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: list[str]) -> None:
@@ -254,9 +297,9 @@ def persist_retry(ledger: Ledger, plan: RetryPlan, catalog: Catalog, headers: li
     for original, cells in plan.rows:
         payout = payouts[original.row]
         keys = list(ledger.keys_of(original.batch_id, original.row))
-        if payout is not None and original.payout is not None and payout.payee() != original.payout.payee():
-            discriminator = f"ref:{payout.reference.strip()}" if payout.reference else "n:1"
-            keys.append(obligation_key(parent.label, payout.payee(), payout.currency, discriminator))
+        added = corrected_key(parent.label, original, payout) if payout is not None else None
+        if added is not None:
+            keys.append(added)
         rows.append(
             NewRow(
                 original.row,
