@@ -385,10 +385,12 @@ class Holder:
         return self.state in LIVE_STATES or (self.state is RowState.READY and self.ever_sent)
 
 
-def blocks_sending(live: Sequence[Holder], overridden: bool) -> bool:
+def blocks_sending(live: Sequence[Holder], overridden: bool, not_excused: Sequence[Holder] = ()) -> bool:
     """The send-time claim: a row is not sent while another row of its environment that pays the
-    same obligation is ``live`` (paid, being paid or perhaps paid), unless a person overrode it."""
-    return bool(live) and not overridden
+    same obligation is ``live`` (paid, being paid or perhaps paid), unless a person overrode it;
+    an overridden row not while one of the live rows its override does not excuse is there
+    (another attempt of the same row, or a payee it was corrected to: ``Ledger._not_excused``)."""
+    return bool(not_excused) if overridden else bool(live)
 
 
 class RowFields(TypedDict, total=False):
@@ -1233,7 +1235,7 @@ class Ledger:
             )
             live = [h for h in self._holders(db, row["env_id"], keys, (batch_id, number)) if h.live]
             unexcused = self._not_excused(db, row["env_id"], batch_id, number, keys) if overridden else []
-            if blocks_sending(live, overridden) or unexcused:
+            if blocks_sending(live, overridden, unexcused):
                 first = (unexcused or live)[0]
                 self._update(
                     db,
@@ -1271,14 +1273,16 @@ class Ledger:
 
     def _first_attempt(self, db: sqlite3.Connection, batch_id: str, number: int) -> tuple[str, int]:
         """(batch, row) of the first attempt of a row: its origins followed back to the start."""
-        at = (batch_id, number)
-        while True:
+        at, seen = (batch_id, number), set()
+        while at not in seen:  # (origins always point back in time; a loop would end here)
+            seen.add(at)
             found = db.execute(
                 "SELECT origin_batch, origin_row FROM rows WHERE batch_id = ? AND row = ?", at
             ).fetchone()
             if found is None or found[0] is None or found[1] is None:
                 return at
             at = (str(found[0]), int(found[1]))
+        return at
 
     def record_override(self, env_id: str, batch_id: str, number: int, *, who: str, why: str) -> None:
         """An operator's decision to pay this row although its payee was paid or is being paid."""
@@ -1304,7 +1308,7 @@ class Ledger:
         self._keep_shared_claims()
         # CROSS joins keep this order: the batch's shared keys first, never every claim of the batch
         pairs = self.db.execute(
-            "SELECT DISTINCT a.row, o.batch_id, o.row FROM batches t"
+            "SELECT DISTINCT a.row, o.batch_id, o.row, a.key FROM batches t"
             " CROSS JOIN shared_claims s ON s.env_id = t.env_id"
             " CROSS JOIN claims a ON a.env_id = s.env_id AND a.key = s.key AND a.batch_id = t.id"
             " CROSS JOIN claims b ON b.env_id = a.env_id AND b.key = a.key"
@@ -1312,12 +1316,31 @@ class Ledger:
             " CROSS JOIN rows r ON r.batch_id = a.batch_id AND r.row = a.row AND r.state = 'succeeded'"
             " CROSS JOIN rows o ON o.batch_id = b.batch_id AND o.row = b.row AND o.state = 'succeeded'"
             " WHERE t.id = ?"
-            " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = a.batch_id AND v.row = a.row)"
-            " AND NOT EXISTS (SELECT 1 FROM overrides v WHERE v.batch_id = o.batch_id AND v.row = o.row)"
             " ORDER BY a.row",
             (batch_id,),
         ).fetchall()
-        return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in pairs]
+        found = dict.fromkeys(
+            (mine, other_batch, other)
+            for mine, other_batch, other, key in pairs
+            if not self._override_covers((batch_id, mine), (other_batch, other), key)
+        )
+        return [(self.row(batch_id, mine), self.row(other_batch, other)) for mine, other_batch, other in found]
+
+    def _override_covers(self, one: tuple[str, int], other: tuple[str, int], key: str) -> bool:
+        """Whether a person's override makes two paid rows sharing ``key`` one payment each, not a
+        payment twice: one of them is overridden, they are attempts of different first rows, and
+        the overridden row's first attempt claimed ``key`` (a payee it was decided for)."""
+        firsts = {at: self._first_attempt(self.db, *at) for at in (one, other)}
+        if firsts[one] == firsts[other]:
+            return False
+        for at in (one, other):
+            if self.db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?", at).fetchone():
+                claimed = self.db.execute(
+                    "SELECT 1 FROM claims WHERE batch_id = ? AND row = ? AND key = ?", (*firsts[at], key)
+                ).fetchone()
+                if claimed:
+                    return True
+        return False
 
     def paid_amounts(self, env_id: str, currencies: Collection[str]) -> dict[tuple[str, str], list[Decimal]]:
         """(payee as ``Payout.payee()``, currency) -> amounts paid (succeeded rows) in ``env_id``, in

@@ -885,3 +885,47 @@ def test_a_retry_corrected_to_a_payee_already_paid_is_refused_even_under_an_over
     retry_mod.persist_retry(ledger, plan, sandbox_catalog(), HEADERS)
     held_back = ledger.claim_for_sending(plan.batch_id, 2)
     assert held_back is not None and held_back.batch_id == "x1"
+
+
+def paid_elsewhere(ledger: Ledger, batch_id: str, phone: str) -> None:
+    """Another batch that paid the payee of ``phone`` (its claim written as a run writes it)."""
+    from batch_payouts.engine.plan import obligation_key
+
+    row = {"state": RowState.SUCCEEDED, "currency": "KES", "amount": Decimal(100), "fee": None, "received": "none"}
+    store(ledger, batch_id, [row])
+    key = obligation_key("", f"mobile_money:{phone}", "KES", "n:1")
+    with ledger.transaction() as db:
+        db.execute("INSERT INTO claims VALUES ('e', ?, ?, 2)", (key, batch_id))
+
+
+def test_paid_twice_is_reported_for_two_attempts_of_one_overridden_row_not_for_the_payment_it_decided(
+    tmp_path: Path,
+) -> None:
+    """PAID TWICE stayed silent on any pair with an overridden row: the override's own decision
+    (another batch paid the payee) is still not reported, two paid attempts of the same row are."""
+    ledger = overridden_failed_row(tmp_path)
+    payee = ledger.row("b1", 2).payout
+    assert payee is not None
+    paid_elsewhere(ledger, "a1", payee.phone)  # the payment the override was decided against
+    r1 = retried(ledger, "b1", RowState.SUCCEEDED)
+    assert ledger.paid_twice("b1") == [] and ledger.paid_twice(r1) == []
+    ledger.move("b1", 2, RowState.SUCCEEDED)  # the provider: the first attempt was paid after all
+    assert [(a.batch_id, b.batch_id) for a, b in ledger.paid_twice("b1")] == [("b1", r1)]
+    assert [(a.batch_id, b.batch_id) for a, b in ledger.paid_twice(r1)] == [(r1, "b1")]
+
+
+def test_a_retry_whose_payee_is_changed_back_to_the_one_the_override_was_for_is_paid(tmp_path: Path) -> None:
+    """A retry corrected to another phone failed; its retry, the phone changed back, was refused
+    as "the corrected payee is already paid": the very payment the override was decided against."""
+    from batch_payouts.engine import retry as retry_mod
+    from tests.support import sandbox_catalog
+
+    ledger = overridden_failed_row(tmp_path)
+    first = ledger.row("b1", 2)
+    assert first.payout is not None
+    paid_elsewhere(ledger, "a1", first.payout.phone)
+    changed = {**first.cells, "row": "2", "status": "failed", "phone": "+254712388888"}
+    r1 = retried(ledger, "b1", RowState.FAILED, selection=[changed])
+    back = {**changed, "phone": first.payout.phone}
+    plan = retry_mod.plan_retry(ledger, r1, sandbox_catalog(), now=time.time() + 3600, cooloff=0, selection=[back])
+    assert [o.row for o, _ in plan.rows] == [2] and plan.refused == []

@@ -123,6 +123,8 @@ def _refuse_corrected_payees_paid_elsewhere(
     for original, cells in plan.rows:
         payout = payouts[original.row]
         key = corrected_key(label, original, payout)
+        if key in ledger.keys_of(original.batch_id, original.row):
+            key = None  # a payee the row claims already (changed back): checked with its other claims
         live = [h for h in ledger.holders(env_id, [key]) if h.live] if key else []
         if live:
             plan.refused.append(
