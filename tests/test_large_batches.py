@@ -834,6 +834,7 @@ def retried(ledger: Ledger, parent: str, settle_as: RowState, selection: list[di
     return plan.batch_id
 
 
+@pytest.mark.campaign  # a test of the send-time claim's guard (bench/reliability.py, broken builds)
 def test_a_row_paid_again_on_purpose_is_paid_once_whichever_retry_is_retried_again(tmp_path: Path) -> None:
     """Its first attempt failed; a retry of it failed; a second retry of the first batch (from the
     failed retry's attempt) paid it. Retrying the failed retry again found no paid attempt (the
