@@ -802,11 +802,7 @@ class Ledger:
     # -- rows --------------------------------------------------------------------------------------
 
     def rows(self, batch_id: str, *states: RowState) -> list[RowRecord]:
-        sql = "SELECT * FROM rows WHERE batch_id = ?"
-        args: list[Any] = [batch_id]
-        if states:
-            sql += f" AND state IN ({','.join('?' * len(states))})"
-            args += [s.value for s in states]
+        sql, args = _of_batch("*", batch_id, states)
         return [self._record(r) for r in self.db.execute(sql + " ORDER BY row", args)]
 
     def page_of_rows(
@@ -814,22 +810,19 @@ class Ledger:
     ) -> list[RowRecord]:
         """One page of the batch's rows by number (only those in ``states``, if given): ``limit``
         rows from the ``offset``-th (0-based); only those are decoded."""
-        sql, args = "SELECT * FROM rows WHERE batch_id = ?", [batch_id]
-        if states:
-            sql += f" AND state IN ({','.join('?' * len(states))})"
-            args += [s.value for s in states]
+        sql, args = _of_batch("*", batch_id, states)
         return [
             self._record(r) for r in self.db.execute(sql + " ORDER BY row LIMIT ? OFFSET ?", [*args, limit, offset])
         ]
 
-    def rows_numbered(self, batch_id: str, numbers: Collection[int]) -> list[RowRecord]:
-        """The batch's rows of these numbers, by number; only those are decoded."""
-        wanted, out = sorted(set(numbers)), []
+    def rows_numbered(self, batch_id: str, numbers: Collection[int]) -> Iterator[RowRecord]:
+        """The batch's rows of these numbers, by number; only those are decoded, a few hundred at a
+        time (memory does not grow with ``numbers``)."""
+        wanted = sorted(set(numbers))
         for start in range(0, len(wanted), _PER_STATEMENT):
             chunk = wanted[start : start + _PER_STATEMENT]
             sql = f"SELECT * FROM rows WHERE batch_id = ? AND row IN ({','.join('?' * len(chunk))}) ORDER BY row"  # noqa: S608
-            out += [self._record(r) for r in self.db.execute(sql, (batch_id, *chunk))]
-        return out
+            yield from [self._record(r) for r in self.db.execute(sql, (batch_id, *chunk))]
 
     def latest_rows(self, batch_id: str, limit: int) -> list[RowRecord]:
         """The ``limit`` rows of the batch changed last, newest first; only those are decoded."""
@@ -857,10 +850,7 @@ class Ledger:
 
     def row_numbers(self, batch_id: str, *states: RowState) -> set[int]:
         """The numbers of the batch's rows (in ``states``, if given); no row is decoded."""
-        sql, args = "SELECT row FROM rows WHERE batch_id = ?", [batch_id]
-        if states:
-            sql += f" AND state IN ({','.join('?' * len(states))})"
-            args += [s.value for s in states]
+        sql, args = _of_batch("row", batch_id, states)
         return {int(n) for (n,) in self.db.execute(sql, args)}
 
     def descendants(self, batch_id: str) -> list[str]:
@@ -1259,17 +1249,24 @@ class Ledger:
         payment of one payee, so it passes other batches' payments of the payee its first attempt
         claimed, never another attempt of this same row (a sibling retry, or an earlier attempt
         paid after all) nor a payee its retry was corrected to."""
-        first = self._first_attempt(db, batch_id, number)
-        decided = {r[0] for r in db.execute("SELECT key FROM claims WHERE batch_id = ? AND row = ?", first)}
         sql = _HOLDERS_SQL.replace("{marks}", ",".join("?" * len(keys))).replace("{key}", "c.key, ")
         out = []
         for r in db.execute(sql, (env_id, *keys)):
             holder = _holder(r)
-            if (holder.batch_id, holder.row) == (batch_id, number) or not holder.live:
-                continue
-            if r["key"] not in decided or self._first_attempt(db, holder.batch_id, holder.row) == first:
+            at = (holder.batch_id, holder.row)
+            if at != (batch_id, number) and holder.live and not self._excuses(db, (batch_id, number), at, r["key"]):
                 out.append(holder)
         return out
+
+    def _excuses(self, db: sqlite3.Connection, overridden: tuple[str, int], other: tuple[str, int], key: str) -> bool:
+        """Whether the override of row ``overridden`` lets it pay alongside row ``other``, both
+        claiming ``key``: they are attempts of different first rows, and the first attempt of
+        ``overridden`` claimed ``key`` (a payee the override was decided for)."""
+        first = self._first_attempt(db, *overridden)
+        if first == self._first_attempt(db, *other):
+            return False
+        claimed = db.execute("SELECT 1 FROM claims WHERE batch_id = ? AND row = ? AND key = ?", (*first, key))
+        return claimed.fetchone() is not None
 
     def _first_attempt(self, db: sqlite3.Connection, batch_id: str, number: int) -> tuple[str, int]:
         """(batch, row) of the first attempt of a row: its origins followed back to the start."""
@@ -1330,17 +1327,11 @@ class Ledger:
         """Whether a person's override makes two paid rows sharing ``key`` one payment each, not a
         payment twice: one of them is overridden, they are attempts of different first rows, and
         the overridden row's first attempt claimed ``key`` (a payee it was decided for)."""
-        firsts = {at: self._first_attempt(self.db, *at) for at in (one, other)}
-        if firsts[one] == firsts[other]:
-            return False
-        for at in (one, other):
-            if self.db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?", at).fetchone():
-                claimed = self.db.execute(
-                    "SELECT 1 FROM claims WHERE batch_id = ? AND row = ? AND key = ?", (*firsts[at], key)
-                ).fetchone()
-                if claimed:
-                    return True
-        return False
+        return any(
+            self.db.execute("SELECT 1 FROM overrides WHERE batch_id = ? AND row = ?", at).fetchone() is not None
+            and self._excuses(self.db, at, against, key)
+            for at, against in ((one, other), (other, one))
+        )
 
     def paid_amounts(self, env_id: str, currencies: Collection[str]) -> dict[tuple[str, str], list[Decimal]]:
         """(payee as ``Payout.payee()``, currency) -> amounts paid (succeeded rows) in ``env_id``, in
@@ -1659,6 +1650,15 @@ def _dead_here(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _of_batch(columns: str, batch_id: str, states: Collection[RowState]) -> tuple[str, list[Any]]:
+    """``SELECT columns`` of the batch's rows (only those in ``states``, if any), and its arguments."""
+    sql, args = f"SELECT {columns} FROM rows WHERE batch_id = ?", [batch_id]  # noqa: S608
+    if states:
+        sql += f" AND state IN ({','.join('?' * len(states))})"
+        args += [s.value for s in states]
+    return sql, args
 
 
 def _holder(r: sqlite3.Row) -> Holder:

@@ -211,7 +211,7 @@ def guard_continued(
     # left to send, not the whole batch.
     with ledger.snapshot():  # (a row accepted between two reads would be in neither)
         maybe = ledger.row_numbers(batch_id, RowState.READY) & held_now.keys()
-        rows = ledger.rows_numbered(batch_id, maybe | ledger.row_numbers(batch_id, RowState.HELD))
+        rows = list(ledger.rows_numbered(batch_id, maybe | ledger.row_numbers(batch_id, RowState.HELD)))
     for row in rows:
         if row.submitting_at is not None or (row.state is RowState.HELD and hold_of(row)[0] != OTHER_HOLD):
             continue  # sent before, or held by the payee check: not the guardrails' to decide

@@ -268,14 +268,9 @@ def _final_totals(ledger: Ledger, root: str) -> tuple[list[CurrencyTotals], list
     return totals_of(tallies), not_paid
 
 
-def _rows_of(ledger: Ledger, batch_id: str, only: Collection[int] | None, per: int = 500) -> Iterator[RowRecord]:
-    """The batch's rows by number (``only``: just these numbers, ``per`` at a time), decoded as read."""
-    if only is None:
-        yield from ledger.stream_rows(batch_id)
-        return
-    wanted = sorted(only)
-    for start in range(0, len(wanted), per):
-        yield from ledger.rows_numbered(batch_id, wanted[start : start + per])
+def _rows_of(ledger: Ledger, batch_id: str, only: Collection[int] | None) -> Iterator[RowRecord]:
+    """The batch's rows by number (``only``: just these numbers), decoded as read."""
+    return ledger.stream_rows(batch_id) if only is None else ledger.rows_numbered(batch_id, only)
 
 
 def _chain(ledger: Ledger, root: str) -> list[str]:
